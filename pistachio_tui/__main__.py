@@ -1,0 +1,3 @@
+from pistachio_tui.cli import main
+
+raise SystemExit(main())
