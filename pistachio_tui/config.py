@@ -1,0 +1,198 @@
+"""Settings (TOML in the user config dir) and secrets (env vars or a 0600 file).
+
+The settings file is meant to be edited by hand, so a mistake in it must come
+back as a message naming the file and line, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import toml
+
+APP_NAME = "pistachio"
+SETTINGS_FILE = "settings.toml"
+SECRETS_FILE = "secrets.toml"
+#: Secrets Pistachio knows about; each is read from the env var of the same name first.
+SECRET_NAMES = ("RUNPOD_API_KEY", "HF_TOKEN")
+
+
+class ConfigError(Exception):
+    """The settings or secrets file cannot be used; the message says where and why."""
+
+
+@dataclass
+class ServerConfig:
+    """A ComfyUI server the user connects to."""
+
+    name: str
+    url: str
+    #: Extra HTTP headers, e.g. ``Authorization`` for a proxy in front of ComfyUI.
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.url = self.url.rstrip("/")
+
+
+@dataclass
+class Settings:
+    """Everything the user can configure, with the defaults a new user gets."""
+
+    servers: list[ServerConfig] = field(default_factory=list)
+    theme: str = "pistachio"
+    workflow_dirs: list[Path] = field(default_factory=list)
+    #: The ComfyUI folder when ComfyUI runs on this machine (models are written there).
+    comfy_dir: Path | None = None
+    gpu_interval: float = 1.0
+    idle_minutes: float = 30.0
+    auto_stop_idle: bool = False
+    path: Path = field(default_factory=lambda: config_dir() / SETTINGS_FILE)
+
+    def server(self, name_or_url: str) -> ServerConfig | None:
+        """The configured server with this name or URL, if any."""
+        wanted = name_or_url.rstrip("/")
+        for server in self.servers:
+            if wanted in (server.name, server.url):
+                return server
+        return None
+
+
+def config_dir() -> Path:
+    """The folder holding settings, secrets, user themes and saved state."""
+    override = os.environ.get("PISTACHIO_CONFIG_DIR")
+    if override:
+        return Path(override)
+    return Path(platformdirs.user_config_dir(APP_NAME))
+
+
+def state_dir() -> Path:
+    """Where resumable jobs (fix flow, batches) keep their journals."""
+    return config_dir() / "state"
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text ({exc.reason}); save it as UTF-8.") from None
+    except OSError as exc:
+        raise ConfigError(f"Cannot read {path}: {exc.strerror}.") from None
+    try:
+        return toml.loads(text)
+    except toml.TomlDecodeError as exc:
+        raise ConfigError(
+            f"{path}, line {exc.lineno}, column {exc.colno}: {exc.msg}. "
+            "Fix that line or delete the file to start from the defaults."
+        ) from None
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], path: Path, key: str) -> Any:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    # bool is an int subclass: `gpu_interval = true` must not pass as a number.
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        names = " or ".join(k.__name__ for k in kinds)
+        raise ConfigError(f"{path}: '{key}' must be a {names}, not {value!r}.")
+    return value
+
+
+def _parse_servers(raw: Any, path: Path) -> list[ServerConfig]:
+    servers = []
+    for i, entry in enumerate(_expect(raw, list, path, "servers")):
+        where = f"servers[{i}]"
+        _expect(entry, dict, path, where)
+        if "url" not in entry:
+            raise ConfigError(f"{path}: {where} has no 'url' (e.g. url = \"http://127.0.0.1:8188\").")
+        url = _expect(entry["url"], str, path, f"{where}.url")
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{path}: {where}.url must start with http:// or https://, not {url!r}.")
+        headers = _expect(entry.get("headers", {}), dict, path, f"{where}.headers")
+        servers.append(
+            ServerConfig(
+                name=_expect(entry.get("name", url), str, path, f"{where}.name"),
+                url=url,
+                headers={str(k): str(v) for k, v in headers.items()},
+            )
+        )
+    return servers
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read the settings file; a missing file gives the defaults."""
+    path = path or config_dir() / SETTINGS_FILE
+    if not path.exists():
+        return Settings(path=path)
+    data = _read_toml(path)
+    number = (int, float)
+    comfy_dir = data.get("comfy_dir")
+    return Settings(
+        servers=_parse_servers(data.get("servers", []), path),
+        theme=_expect(data.get("theme", "pistachio"), str, path, "theme"),
+        workflow_dirs=[
+            Path(_expect(p, str, path, "workflow_dirs")).expanduser()
+            for p in _expect(data.get("workflow_dirs", []), list, path, "workflow_dirs")
+        ],
+        comfy_dir=Path(_expect(comfy_dir, str, path, "comfy_dir")).expanduser() if comfy_dir else None,
+        gpu_interval=float(_expect(data.get("gpu_interval", 1.0), number, path, "gpu_interval")),
+        idle_minutes=float(_expect(data.get("idle_minutes", 30.0), number, path, "idle_minutes")),
+        auto_stop_idle=_expect(data.get("auto_stop_idle", False), bool, path, "auto_stop_idle"),
+        path=path,
+    )
+
+
+def save_settings(settings: Settings) -> None:
+    """Write the settings atomically, so a crash mid-write never leaves half a file."""
+    data: dict[str, Any] = {
+        "theme": settings.theme,
+        "gpu_interval": settings.gpu_interval,
+        "idle_minutes": settings.idle_minutes,
+        "auto_stop_idle": settings.auto_stop_idle,
+        "workflow_dirs": [str(p) for p in settings.workflow_dirs],
+        "servers": [
+            {"name": s.name, "url": s.url, **({"headers": s.headers} if s.headers else {})}
+            for s in settings.servers
+        ],
+    }
+    if settings.comfy_dir is not None:
+        data["comfy_dir"] = str(settings.comfy_dir)
+    settings.path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = settings.path.with_name(settings.path.name + ".tmp")
+    tmp.write_text(toml.dumps(data), encoding="utf-8")
+    tmp.replace(settings.path)
+
+
+def get_secret(name: str) -> str | None:
+    """A secret from its env var, else from ``secrets.toml`` in the config dir.
+
+    The file must not be readable by other users: a key that others can read is
+    refused rather than silently used, because a RunPod key spends money.
+    """
+    value = os.environ.get(name)
+    if value:
+        return value
+    path = config_dir() / SECRETS_FILE
+    if not path.exists():
+        return None
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(
+            f"{path} is readable by other users (mode {mode:o}); run: chmod 600 {path}"
+        )
+    value = _read_toml(path).get(name)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{path}: '{name}' must be a string.")
+    return value or None
+
+
+def mask_secret(value: str | None) -> str:
+    """A form of a secret that is safe to show: its prefix and last four characters."""
+    if not value:
+        return "(not set)"
+    if len(value) <= 8:
+        return "…" * 3
+    prefix = value.split("_", 1)[0] + "_" if "_" in value[:6] else value[:2]
+    return f"{prefix}…{value[-4:]}"

@@ -1,0 +1,95 @@
+import os
+import stat
+
+import pytest
+
+from pistachio_tui.config import (
+    ConfigError,
+    ServerConfig,
+    Settings,
+    config_dir,
+    get_secret,
+    load_settings,
+    mask_secret,
+    save_settings,
+)
+
+
+def test_missing_file_gives_defaults():
+    settings = load_settings()
+    assert settings.servers == []
+    assert settings.theme == "pistachio"
+    assert settings.path == config_dir() / "settings.toml"
+
+
+def test_round_trip(tmp_path):
+    path = tmp_path / "s.toml"
+    settings = Settings(
+        servers=[ServerConfig("pod", "https://abc-8188.proxy.runpod.net/", {"Authorization": "Bearer x"})],
+        theme="nord",
+        workflow_dirs=[tmp_path / "wf"],
+        comfy_dir=tmp_path / "ComfyUI",
+        gpu_interval=0.5,
+        path=path,
+    )
+    save_settings(settings)
+    loaded = load_settings(path)
+    assert loaded == settings
+    assert loaded.servers[0].url == "https://abc-8188.proxy.runpod.net"
+    assert loaded.server("pod") is loaded.servers[0]
+    assert loaded.server("https://abc-8188.proxy.runpod.net/") is loaded.servers[0]
+
+
+def test_broken_toml_names_the_line(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('theme = "x"\n[[servers]]\nurl = "http://a\n')
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert str(path) in str(err.value)
+    assert "line 3" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ('[[servers]]\nname = "x"\n', "has no 'url'"),
+        ('[[servers]]\nurl = "localhost:8188"\n', "must start with http"),
+        ("gpu_interval = true\n", "'gpu_interval' must be"),
+        ('servers = "x"\n', "'servers' must be a list"),
+    ],
+)
+def test_wrong_values_are_named(tmp_path, text, fragment):
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=fragment):
+        load_settings(path)
+
+
+def test_secret_from_env_wins(monkeypatch):
+    monkeypatch.setenv("RUNPOD_API_KEY", "rpa_FROMENV")
+    assert get_secret("RUNPOD_API_KEY") == "rpa_FROMENV"
+
+
+def test_secret_from_private_file():
+    path = config_dir() / "secrets.toml"
+    path.write_text('HF_TOKEN = "hf_abcdefgh1234"\n')
+    os.chmod(path, 0o600)
+    assert get_secret("HF_TOKEN") == "hf_abcdefgh1234"
+    assert get_secret("RUNPOD_API_KEY") is None
+
+
+def test_secret_file_readable_by_others_is_refused():
+    path = config_dir() / "secrets.toml"
+    path.write_text('HF_TOKEN = "hf_abcdefgh1234"\n')
+    os.chmod(path, 0o644)
+    with pytest.raises(ConfigError, match="chmod 600") as err:
+        get_secret("HF_TOKEN")
+    assert "hf_abcdefgh1234" not in str(err.value)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_mask_secret_hides_the_middle():
+    assert mask_secret(None) == "(not set)"
+    assert mask_secret("rpa_ABCDEFGHIJKL9f3a") == "rpa_…9f3a"
+    assert "SECRET" not in mask_secret("hf_SECRETSECRET1234")
+    assert mask_secret("short") == "………"
