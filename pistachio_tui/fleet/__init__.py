@@ -1,0 +1,1 @@
+"""One batch over many ComfyUI servers and RunPod serverless endpoints."""

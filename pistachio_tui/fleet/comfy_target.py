@@ -1,0 +1,93 @@
+"""A ComfyUI server as a batch target: jobs go through its own queue."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from pistachio_tui.comfy.client import ComfyClient
+from pistachio_tui.comfy.errors import ComfyError, PromptRejected
+from pistachio_tui.fleet.targets import Output, TargetFailed
+
+
+class ComfyTarget:
+    """A ComfyUI server: jobs go into its queue; outputs come back through /view."""
+
+    def __init__(self, client: ComfyClient, *, name: str | None = None, slots: int = 2,
+                 poll_interval: float = 0.25, unreachable_grace: float = 10.0) -> None:
+        self.client = client
+        self.name = name or client.base_url
+        self.slots = slots
+        self._poll = poll_interval
+        self._grace = unreachable_grace
+        self._submitted: set[str] = set()
+
+    async def check(self, node_types: set[str]) -> str | None:
+        try:
+            known = await self.client.object_info()
+        except ComfyError as exc:
+            return exc.message
+        missing = sorted(node_types - set(known))
+        return f"missing nodes: {', '.join(missing)}" if missing else None
+
+    async def run(self, prompt: dict[str, Any]) -> list[Output]:
+        try:
+            submitted = await self.client.submit(prompt)
+        except PromptRejected as exc:
+            # Every target would reject it the same way only if they are alike;
+            # a model missing here may exist elsewhere, so another target may try.
+            raise TargetFailed(f"rejected: {exc.message}") from None
+        except ComfyError as exc:
+            raise TargetFailed(exc.message) from None
+        prompt_id = submitted.prompt_id
+        self._submitted.add(prompt_id)
+        try:
+            entry = await self._wait(prompt_id)
+            if entry.status != "success":
+                raise TargetFailed(f"execution {entry.status}: {entry.error or 'no details'}", retry=False)
+            outputs = []
+            for out in entry.outputs:
+                if out.type != "output":
+                    continue
+                try:
+                    data = await self.client.view(out.filename, out.subfolder, out.type)
+                except ComfyError as exc:
+                    raise TargetFailed(f"cannot fetch {out.filename}: {exc.message}") from None
+                outputs.append(Output(out.filename, data))
+            return outputs
+        finally:
+            self._submitted.discard(prompt_id)
+
+    async def _wait(self, prompt_id: str):
+        """Poll until the prompt is in history; a restart that forgot it fails the job."""
+        down_since: float | None = None
+        while True:
+            try:
+                entry = (await self.client.history(prompt_id)).get(prompt_id)
+                if entry is not None and (entry.completed or entry.status in ("success", "error")):
+                    return entry
+                queue = await self.client.queue()
+                waiting = {item.prompt_id for item in queue.running + queue.pending}
+                if prompt_id not in waiting and entry is None:
+                    raise TargetFailed("the server lost the prompt (it restarted?)")
+                down_since = None
+            except ComfyError as exc:
+                now = time.monotonic()
+                down_since = down_since or now
+                if now - down_since > self._grace:
+                    raise TargetFailed(f"server gone: {exc.message}") from None
+            await asyncio.sleep(self._poll)
+
+    async def cancel(self) -> None:
+        ids = list(self._submitted)
+        if not ids:
+            return
+        try:
+            await self.client.delete(ids)
+            await self.client.interrupt()
+        except ComfyError:
+            pass  # a target that is gone has nothing left to cancel
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
