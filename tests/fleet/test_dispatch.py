@@ -105,3 +105,20 @@ async def test_all_targets_gone_strands_the_rest(tmp_path):
     assert len(result.records) == 2
     assert len(result.stranded) == 8
     assert json.loads((tmp_path / "manifest.json").read_text())["stranded"] == result.stranded
+
+
+async def test_contact_sheet_tiles_every_image(tmp_path):
+    from PIL import Image
+
+    from pistachio_tui.fleet.contact_sheet import make_contact_sheet
+    from tests.fleet.fake_serverless import PNG_1X1
+
+    class ImageTarget(FakeTarget):
+        async def run(self, prompt):
+            return [Output("a.png", PNG_1X1), Output("b.latent", b"not an image")]
+
+    result = await BatchRunner(jobs(5), [ImageTarget("a")], tmp_path, build).run()
+    sheet = make_contact_sheet(tmp_path, result.records, thumb=32)
+    with Image.open(sheet) as img:
+        assert img.size == (3 * 32, 2 * (32 + 14))
+    assert make_contact_sheet(tmp_path, [], thumb=32) is None
