@@ -1,0 +1,1 @@
+"""ComfyUI protocol: REST client, typed wire data, websocket events and prompt tracking."""

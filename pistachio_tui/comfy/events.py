@@ -1,0 +1,398 @@
+"""ComfyUI websocket messages as typed events, and a stream that survives disconnects.
+
+``parse_message`` turns one frame (JSON text or a binary preview) into an event.
+``EventStream`` yields events forever: when the socket drops it yields
+``Disconnected``, reconnects with exponential backoff, and after every
+reconnect yields ``Resynced`` with the queue and recent history fetched over
+REST, so a prompt that finished while the socket was down is not missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import struct
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from pistachio_tui.comfy.client import ComfyClient
+from pistachio_tui.comfy.errors import ComfyError
+from pistachio_tui.comfy.types import HistoryEntry, OutputFile, QueueState, parse_outputs
+
+#: Binary frame event types (ComfyUI ``server.py`` ``BinaryEventTypes``).
+PREVIEW_IMAGE = 1
+_IMAGE_TYPES = {1: "jpeg", 2: "png"}
+#: Largest frame accepted; previews are small, a huge frame means something is wrong.
+MAX_FRAME = 64 * 1024 * 1024
+
+
+def _seconds(data: dict[str, Any]) -> float | None:
+    stamp = data.get("timestamp")
+    return stamp / 1000 if isinstance(stamp, (int, float)) else None
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class Status:
+    """Queue size changed; the first one after connecting carries the session id."""
+
+    queue_remaining: int
+    sid: str | None = None
+
+
+@dataclass(frozen=True)
+class ExecutionStart:
+    """The server started a prompt (``timestamp`` in epoch seconds)."""
+
+    prompt_id: str
+    timestamp: float | None = None
+
+
+@dataclass(frozen=True)
+class ExecutionCached:
+    """Nodes of the prompt that will not run because their result is cached."""
+
+    prompt_id: str
+    nodes: list[str]
+    timestamp: float | None = None
+
+
+@dataclass(frozen=True)
+class Executing:
+    """A node started; ``node`` None marks the end of the prompt."""
+
+    prompt_id: str | None
+    node: str | None
+    display_node: str | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Step ``value`` of ``max`` of a node (a sampler's steps)."""
+
+    prompt_id: str | None
+    node: str | None
+    value: int
+    max: int
+
+
+@dataclass(frozen=True)
+class NodeProgress:
+    """One node's entry in ``progress_state``; ``state`` is "pending", "running" or "finished"."""
+
+    node_id: str
+    value: float
+    max: float
+    state: str
+    display_node_id: str | None = None
+    parent_node_id: str | None = None
+    real_node_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ProgressState:
+    """Progress of every node the server has touched so far in a prompt."""
+
+    prompt_id: str
+    nodes: dict[str, NodeProgress]
+
+
+@dataclass(frozen=True)
+class Executed:
+    """A node finished and produced UI output (images, text...)."""
+
+    prompt_id: str
+    node: str
+    display_node: str | None
+    output: dict[str, Any]
+
+    @property
+    def files(self) -> list[OutputFile]:
+        """The files in ``output``."""
+        return parse_outputs(self.node, self.output)
+
+
+@dataclass(frozen=True)
+class ExecutionSuccess:
+    """The prompt finished without error."""
+
+    prompt_id: str
+    timestamp: float | None = None
+
+
+@dataclass(frozen=True)
+class ExecutionError:
+    """A node raised; ``exception_message`` is what the node said."""
+
+    prompt_id: str
+    node_id: str
+    node_type: str
+    exception_message: str
+    exception_type: str
+    traceback: list[str]
+    executed: list[str] = field(default_factory=list)
+    current_outputs: list[str] = field(default_factory=list)
+    timestamp: float | None = None
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> ExecutionError:
+        """From an ``execution_error`` message (websocket or history)."""
+        return cls(
+            prompt_id=str(data["prompt_id"]),
+            node_id=str(data.get("node_id", "")),
+            node_type=str(data.get("node_type", "")),
+            # The server keeps the exception's trailing newline; nobody wants it.
+            exception_message=str(data.get("exception_message", "")).strip(),
+            exception_type=str(data.get("exception_type", "")),
+            traceback=[str(line) for line in data.get("traceback", [])],
+            executed=[str(n) for n in data.get("executed", [])],
+            current_outputs=[str(n) for n in data.get("current_outputs", [])],
+            timestamp=_seconds(data),
+        )
+
+
+@dataclass(frozen=True)
+class ExecutionInterrupted:
+    """The prompt was interrupted while ``node_id`` ran."""
+
+    prompt_id: str
+    node_id: str
+    node_type: str
+    executed: list[str]
+    timestamp: float | None = None
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> ExecutionInterrupted:
+        """From an ``execution_interrupted`` message (websocket or history)."""
+        return cls(
+            prompt_id=str(data["prompt_id"]),
+            node_id=str(data.get("node_id", "")),
+            node_type=str(data.get("node_type", "")),
+            executed=[str(n) for n in data.get("executed", [])],
+            timestamp=_seconds(data),
+        )
+
+
+@dataclass(frozen=True)
+class PreviewImage:
+    """A live preview frame; ``image_type`` is "jpeg" or "png"."""
+
+    image_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """A message this version does not understand (custom nodes, Manager ``cm-*`` events)."""
+
+    type: str
+    data: Any
+
+
+@dataclass(frozen=True)
+class Connected:
+    """The websocket is open; ``sid`` is the session id the server chose."""
+
+    sid: str
+
+
+@dataclass(frozen=True)
+class Disconnected:
+    """The websocket dropped (or could not open); the next attempt is in ``retry_in`` seconds."""
+
+    reason: str
+    retry_in: float
+
+
+@dataclass(frozen=True)
+class Resynced:
+    """After a reconnect: the queue now, and the newest finished prompts by id."""
+
+    queue: QueueState
+    finished: dict[str, HistoryEntry]
+
+
+Event = Union[
+    Status, ExecutionStart, ExecutionCached, Executing, Progress, ProgressState, Executed,
+    ExecutionSuccess, ExecutionError, ExecutionInterrupted, PreviewImage, Unknown,
+    Connected, Disconnected, Resynced,
+]
+
+
+def _node_progress(node_id: str, data: dict[str, Any]) -> NodeProgress:
+    return NodeProgress(
+        node_id=str(data.get("node_id", node_id)),
+        value=float(data.get("value", 0)),
+        max=float(data.get("max", 1)),
+        state=str(data.get("state", "")),
+        display_node_id=_opt_str(data.get("display_node_id")),
+        parent_node_id=_opt_str(data.get("parent_node_id")),
+        real_node_id=_opt_str(data.get("real_node_id")),
+    )
+
+
+_PARSERS: dict[str, Callable[[dict[str, Any]], Event]] = {
+    "status": lambda d: Status(int(d["status"]["exec_info"]["queue_remaining"]), _opt_str(d.get("sid"))),
+    "execution_start": lambda d: ExecutionStart(str(d["prompt_id"]), _seconds(d)),
+    "execution_cached": lambda d: ExecutionCached(str(d["prompt_id"]), [str(n) for n in d["nodes"]], _seconds(d)),
+    "executing": lambda d: Executing(_opt_str(d.get("prompt_id")), _opt_str(d.get("node")),
+                                     _opt_str(d.get("display_node"))),
+    "progress": lambda d: Progress(_opt_str(d.get("prompt_id")), _opt_str(d.get("node")),
+                                   int(d["value"]), int(d["max"])),
+    "progress_state": lambda d: ProgressState(
+        str(d["prompt_id"]), {str(k): _node_progress(str(k), v) for k, v in d["nodes"].items()}),
+    "executed": lambda d: Executed(str(d["prompt_id"]), str(d["node"]), _opt_str(d.get("display_node")),
+                                   dict(d.get("output") or {})),
+    "execution_success": lambda d: ExecutionSuccess(str(d["prompt_id"]), _seconds(d)),
+    "execution_error": ExecutionError.from_wire,
+    "execution_interrupted": ExecutionInterrupted.from_wire,
+}
+
+
+def parse_message(raw: str | bytes) -> Event:
+    """One websocket frame as an event; anything unexpected becomes ``Unknown``."""
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        return _parse_binary(bytes(raw))
+    try:
+        message = json.loads(raw)
+        kind, data = message["type"], message.get("data")
+    except (ValueError, TypeError, KeyError):
+        return Unknown("invalid", raw)
+    parser = _PARSERS.get(kind)
+    if parser is None or not isinstance(data, dict):
+        return Unknown(str(kind), data)
+    try:
+        return parser(data)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return Unknown(str(kind), data)
+
+
+def _parse_binary(frame: bytes) -> Event:
+    if len(frame) < 4:
+        return Unknown("binary", frame)
+    (event_type,) = struct.unpack(">I", frame[:4])
+    if event_type == PREVIEW_IMAGE and len(frame) >= 8:
+        (image_type,) = struct.unpack(">I", frame[4:8])
+        return PreviewImage(_IMAGE_TYPES.get(image_type, f"unknown-{image_type}"), frame[8:])
+    return Unknown(f"binary-{event_type}", frame[4:])
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Reconnect delays: ``initial * factor**attempt`` capped at ``cap``, spread by ±``jitter``."""
+
+    initial: float = 0.5
+    factor: float = 2.0
+    cap: float = 10.0
+    jitter: float = 0.2
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before reconnect attempt number ``attempt`` (0-based)."""
+        base = min(self.cap, self.initial * self.factor ** min(attempt, 32))
+        # Jitter keeps many clients from hammering a restarted server in lockstep.
+        return min(self.cap, base * (1 + self.jitter * (2 * random.random() - 1)))
+
+
+class EventStream:
+    """Events of one server's websocket, forever, across disconnects.
+
+    ``async for event in stream`` yields ``Connected`` after each (re)connect,
+    then, after a reconnect, ``Resynced``; ``Disconnected`` whenever the socket
+    drops or cannot open. ``await stream.close()`` ends the iteration.
+    """
+
+    def __init__(self, client: ComfyClient, *, backoff: Backoff | None = None, resync_items: int = 64,
+                 open_timeout: float = 10.0, ping_interval: float | None = 20.0) -> None:
+        self.client = client
+        self.backoff = backoff or Backoff()
+        self.resync_items = resync_items
+        self.open_timeout = open_timeout
+        self.ping_interval = ping_interval
+        self._closing = asyncio.Event()
+        self._ws: ClientConnection | None = None
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._events()
+
+    async def close(self) -> None:
+        """Stop: the current iteration ends after the socket closes."""
+        self._closing.set()
+        if self._ws is not None:
+            await self._ws.close()
+
+    async def _open(self) -> ClientConnection:
+        return await connect(
+            self.client.ws_url(),
+            additional_headers=self.client.headers,
+            open_timeout=self.open_timeout,
+            ping_interval=self.ping_interval,
+            max_size=MAX_FRAME,
+        )
+
+    async def _resync(self) -> Resynced:
+        queue, finished = await asyncio.gather(self.client.queue(),
+                                               self.client.history(max_items=self.resync_items))
+        return Resynced(queue, finished)
+
+    async def _events(self) -> AsyncIterator[Event]:
+        attempt = 0
+        reconnecting = False
+        while not self._closing.is_set():
+            try:
+                ws = await self._open()
+            except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
+                reason = self._reason(exc)
+            else:
+                self._ws = ws
+                try:
+                    first = parse_message(await asyncio.wait_for(ws.recv(), self.open_timeout))
+                    attempt = 0
+                    yield Connected(getattr(first, "sid", None) or self.client.client_id)
+                    if reconnecting:
+                        yield await self._resync()
+                    yield first
+                    async for raw in ws:
+                        yield parse_message(raw)
+                    reason = "the server closed the connection"
+                except ConnectionClosed as exc:
+                    reason = f"connection lost ({exc})"
+                except TimeoutError:
+                    reason = f"ComfyUI at {self.client.base_url} sent nothing after the websocket opened (timeout)"
+                except ComfyError as exc:
+                    reason = exc.message
+                finally:
+                    self._ws = None
+                    await ws.close()
+            if self._closing.is_set():
+                return
+            retry_in = self.backoff.delay(attempt)
+            attempt += 1
+            reconnecting = True
+            yield Disconnected(reason, retry_in)
+            try:
+                await asyncio.wait_for(self._closing.wait(), retry_in)
+            except TimeoutError:
+                pass
+
+    def _reason(self, exc: BaseException) -> str:
+        url = self.client.base_url
+        if isinstance(exc, InvalidStatus):
+            status = exc.response.status_code
+            if status in (401, 403):
+                return (f"ComfyUI at {url} answered {status}: this proxy needs an auth header; "
+                        "add one with the server's `headers` setting")
+            return f"ComfyUI at {url} refused the websocket ({status}) — is this a ComfyUI server?"
+        if isinstance(exc, ConnectionRefusedError):
+            return f"Cannot reach ComfyUI at {url} — is it running and listening on that port? (connection refused)"
+        if isinstance(exc, TimeoutError):
+            return f"ComfyUI at {url} did not accept the websocket within {self.open_timeout:g} s (timeout)"
+        return f"Cannot open the websocket of ComfyUI at {url} ({type(exc).__name__}: {exc})"

@@ -1,0 +1,301 @@
+"""Fold websocket events into the state of each tracked prompt.
+
+Overall progress of a prompt is
+
+    (nodes done + fraction of the current node's steps) / nodes to execute
+
+where the nodes to execute are those the outputs depend on (all nodes when the
+outputs are unknown) minus the cached ones. It never goes down, even when the
+server reports things in an unexpected order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pistachio_tui.comfy.events import (
+    Event,
+    Executed,
+    ExecutionCached,
+    ExecutionError,
+    ExecutionInterrupted,
+    ExecutionStart,
+    ExecutionSuccess,
+    Executing,
+    Progress,
+    ProgressState,
+    Resynced,
+)
+from pistachio_tui.comfy.types import HistoryEntry, OutputFile, QueueItem
+
+#: Statuses after which no event changes a prompt any more.
+FINAL = frozenset({"success", "error", "interrupted"})
+#: Weight of the newest step rate in the smoothed it/s.
+_RATE_SMOOTHING = 0.3
+
+
+@dataclass
+class PromptState:
+    """What is known about one prompt; ``fraction`` is 0..1 and never decreases."""
+
+    prompt_id: str
+    #: "queued", "running", "success", "error" or "interrupted".
+    status: str = "queued"
+    current_node: str | None = None
+    current_title: str | None = None
+    #: Steps of the current node (a sampler's steps); 0/0 when it reports none.
+    value: int = 0
+    max: int = 0
+    fraction: float = 0.0
+    it_per_s: float | None = None
+    eta_s: float | None = None
+    cached_nodes: list[str] = field(default_factory=list)
+    done_nodes: list[str] = field(default_factory=list)
+    outputs: list[OutputFile] = field(default_factory=list)
+    error: ExecutionError | None = None
+    interrupted: ExecutionInterrupted | None = None
+    #: Epoch seconds from the server's timestamps.
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        """True once the prompt succeeded, failed or was interrupted."""
+        return self.status in FINAL
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end, once both are known."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+
+def _links(inputs: dict[str, Any]) -> list[str]:
+    # A linked input is ``[source_node_id, output_index]``.
+    return [str(v[0]) for v in inputs.values()
+            if isinstance(v, list) and len(v) == 2 and isinstance(v[0], (str, int)) and isinstance(v[1], int)]
+
+
+def nodes_to_execute(prompt: dict[str, Any], outputs: list[str] | None) -> set[str]:
+    """Nodes the given output nodes depend on (themselves included); all nodes without outputs."""
+    if not outputs:
+        return set(prompt)
+    seen: set[str] = set()
+    todo = [o for o in outputs if o in prompt]
+    while todo:
+        node = todo.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        todo.extend(n for n in _links(prompt[node].get("inputs") or {}) if n in prompt and n not in seen)
+    return seen
+
+
+class _Tracked:
+    """Book-keeping behind one ``PromptState``."""
+
+    def __init__(self, state: PromptState, prompt: dict[str, Any], outputs: list[str] | None) -> None:
+        self.state = state
+        self.prompt = prompt
+        self.needed = nodes_to_execute(prompt, outputs)
+        self.cached: set[str] = set()
+        self.done: set[str] = set()
+        #: (node, step value, clock time) of the last step seen, for it/s.
+        self.last_step: tuple[str, int, float] | None = None
+
+    def title(self, node: str) -> str:
+        entry = self.prompt.get(node) or {}
+        return str((entry.get("_meta") or {}).get("title") or entry.get("class_type") or f"node {node}")
+
+    def mark_done(self, node: str) -> None:
+        if node not in self.done:
+            self.done.add(node)
+            self.state.done_nodes.append(node)
+
+    def update_fraction(self) -> None:
+        state = self.state
+        todo = self.needed - self.cached
+        if not todo:
+            value = 1.0 if state.status != "queued" else 0.0
+        else:
+            partial = 0.0
+            node = state.current_node
+            if node in todo and node not in self.done and state.max > 0:
+                partial = min(1.0, state.value / state.max)
+            value = (len(todo & self.done) + partial) / len(todo)
+        state.fraction = max(state.fraction, min(1.0, max(0.0, value)))
+
+
+class PromptTracker:
+    """Per-prompt state from websocket events; only tracked prompts are followed.
+
+    ``clock`` (monotonic seconds) times progress steps for it/s and ETA; tests
+    replaying a recorded trace pass the trace's own times. At most
+    ``max_finished`` finished prompts are kept (oldest dropped first).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, max_finished: int = 200) -> None:
+        self._clock = clock
+        self._max_finished = max_finished
+        self._prompts: OrderedDict[str, _Tracked] = OrderedDict()
+
+    def track(self, prompt_id: str, prompt: dict[str, Any], outputs_to_execute: list[str] | None = None
+              ) -> PromptState:
+        """Start following a prompt (API format) queued as ``prompt_id``."""
+        existing = self._prompts.get(prompt_id)
+        if existing is not None:
+            return existing.state
+        tracked = _Tracked(PromptState(prompt_id), prompt, outputs_to_execute)
+        self._prompts[prompt_id] = tracked
+        self._trim()
+        return tracked.state
+
+    def track_item(self, item: QueueItem) -> PromptState:
+        """Follow a prompt found in the server's queue."""
+        return self.track(item.prompt_id, item.prompt, item.outputs_to_execute)
+
+    def get(self, prompt_id: str) -> PromptState | None:
+        """The state of a tracked prompt."""
+        tracked = self._prompts.get(prompt_id)
+        return tracked.state if tracked else None
+
+    def states(self) -> list[PromptState]:
+        """Every tracked prompt, oldest first."""
+        return [t.state for t in self._prompts.values()]
+
+    def feed(self, event: Event) -> PromptState | None:
+        """Apply one event; returns the state it changed, if any."""
+        if isinstance(event, Resynced):
+            self._resync(event)
+            return None
+        prompt_id = getattr(event, "prompt_id", None)
+        tracked = self._prompts.get(prompt_id) if prompt_id else None
+        if tracked is None or tracked.state.finished:
+            # Events for a prompt that already ended are stale (e.g. buffered before a resync).
+            return None
+        self._apply(tracked, event)
+        tracked.update_fraction()
+        return tracked.state
+
+    def apply_history(self, entry: HistoryEntry) -> PromptState:
+        """Set a prompt's final state from its history entry (after a resync or when polling)."""
+        tracked = self._prompts.get(entry.prompt_id)
+        if tracked is None:
+            tracked = _Tracked(PromptState(entry.prompt_id), entry.prompt, entry.outputs_to_execute or None)
+            self._prompts[entry.prompt_id] = tracked
+        state = tracked.state
+        state.status = entry.outcome
+        tracked.cached = set(entry.cached_nodes)
+        state.cached_nodes = entry.cached_nodes
+        state.outputs = list(entry.outputs)
+        state.started_at = entry.started_at
+        state.finished_at = entry.finished_at
+        state.current_node = state.current_title = None
+        state.eta_s = None
+        if entry.error is not None and "prompt_id" in entry.error:
+            if state.status == "interrupted":
+                state.interrupted = ExecutionInterrupted.from_wire(entry.error)
+            else:
+                state.error = ExecutionError.from_wire(entry.error)
+        if state.status == "success":
+            state.fraction = 1.0
+        tracked.update_fraction()
+        self._trim()
+        return state
+
+    def _resync(self, event: Resynced) -> None:
+        running = {item.prompt_id for item in event.queue.running}
+        for prompt_id, tracked in self._prompts.items():
+            if tracked.state.finished:
+                continue
+            entry = event.finished.get(prompt_id)
+            if entry is not None:
+                self.apply_history(entry)
+            elif prompt_id in running and tracked.state.status == "queued":
+                tracked.state.status = "running"
+
+    def _apply(self, tracked: _Tracked, event: Event) -> None:
+        state = tracked.state
+        if isinstance(event, ExecutionStart):
+            state.status = "running"
+            state.started_at = event.timestamp
+        elif isinstance(event, ExecutionCached):
+            state.status = "running"
+            tracked.cached.update(event.nodes)
+            state.cached_nodes = sorted(tracked.cached, key=_node_order)
+        elif isinstance(event, Executing):
+            self._on_executing(tracked, event)
+        elif isinstance(event, Progress) and event.node is not None:
+            self._on_progress(tracked, event)
+        elif isinstance(event, ProgressState):
+            for node_id, node in event.nodes.items():
+                if node.state == "finished":
+                    tracked.mark_done(node_id)
+        elif isinstance(event, Executed):
+            tracked.mark_done(event.node)
+            state.outputs.extend(f for f in event.files if f not in state.outputs)
+        elif isinstance(event, ExecutionSuccess):
+            self._finish(state, "success", event.timestamp)
+            state.fraction = 1.0
+        elif isinstance(event, ExecutionError):
+            state.error = event
+            self._finish(state, "error", event.timestamp)
+        elif isinstance(event, ExecutionInterrupted):
+            state.interrupted = event
+            self._finish(state, "interrupted", event.timestamp)
+
+    def _on_executing(self, tracked: _Tracked, event: Executing) -> None:
+        state = tracked.state
+        if event.node is None:
+            # The end-of-prompt marker; servers that skip execution_success end here.
+            self._finish(state, "success", None)
+            state.fraction = 1.0
+            return
+        state.status = "running"
+        if state.current_node is not None and state.current_node != event.node:
+            tracked.mark_done(state.current_node)
+        state.current_node = event.node
+        state.current_title = tracked.title(event.node)
+        state.value = state.max = 0
+        state.eta_s = None
+        tracked.last_step = (event.node, 0, self._clock())
+
+    def _on_progress(self, tracked: _Tracked, event: Progress) -> None:
+        state = tracked.state
+        node = str(event.node)
+        now = self._clock()
+        if state.current_node != node:
+            state.current_node = node
+            state.current_title = tracked.title(node)
+        state.value, state.max = event.value, event.max
+        last = tracked.last_step
+        if last is not None and last[0] == node and event.value > last[1] and now > last[2]:
+            rate = (event.value - last[1]) / (now - last[2])
+            state.it_per_s = rate if state.it_per_s is None else (
+                _RATE_SMOOTHING * rate + (1 - _RATE_SMOOTHING) * state.it_per_s)
+        if last is None or last[0] != node or event.value != last[1]:
+            tracked.last_step = (node, event.value, now)
+        remaining = max(0, event.max - event.value)
+        state.eta_s = remaining / state.it_per_s if state.it_per_s else None
+
+    @staticmethod
+    def _finish(state: PromptState, status: str, timestamp: float | None) -> None:
+        state.status = status
+        state.finished_at = timestamp
+        state.eta_s = 0.0 if status == "success" else None
+        if status == "success":
+            state.current_node = state.current_title = None
+
+    def _trim(self) -> None:
+        finished = [pid for pid, t in self._prompts.items() if t.state.finished]
+        for prompt_id in finished[: max(0, len(finished) - self._max_finished)]:
+            del self._prompts[prompt_id]
+
+
+def _node_order(node_id: str) -> tuple[int, str]:
+    return (int(node_id), "") if node_id.isdigit() else (1 << 62, node_id)

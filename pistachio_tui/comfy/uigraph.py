@@ -1,0 +1,271 @@
+"""Typed view of a UI-format workflow (the web editor's ``nodes``/``links`` file).
+
+Parsing checks every field the converter and the analyser rely on and reports
+the first problem as a :class:`WorkflowError` with its JSON path, so nothing
+downstream has to guess about shapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pistachio_tui.comfy.workflow_error import WorkflowError
+
+#: Node ids the editor gives a subgraph's input and output panels.
+SUBGRAPH_INPUT_ID = "-10"
+SUBGRAPH_OUTPUT_ID = "-20"
+
+MODE_ALWAYS = 0
+MODE_NEVER = 2  # "muted"
+MODE_BYPASS = 4
+
+
+@dataclass
+class InputSlot:
+    name: str
+    type: str
+    link: int | None
+    widget: str | None = None
+
+
+@dataclass
+class OutputSlot:
+    name: str
+    type: str
+    links: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Node:
+    id: str
+    type: str
+    mode: int
+    title: str | None
+    inputs: list[InputSlot]
+    outputs: list[OutputSlot]
+    widgets_values: list[Any] | dict[str, Any] | None
+    properties: dict[str, Any]
+    path: str
+    raw: dict[str, Any]
+
+
+@dataclass
+class Link:
+    id: int
+    origin_id: str
+    origin_slot: int
+    target_id: str
+    target_slot: int
+    type: str
+
+
+@dataclass
+class SubgraphSlot:
+    name: str
+    type: str
+    link_ids: list[int]
+
+
+@dataclass
+class Graph:
+    """The root graph or one subgraph definition."""
+
+    nodes: dict[str, Node]
+    links: dict[int, Link]
+    path: str
+    id: str = ""
+    name: str = ""
+    inputs: list[SubgraphSlot] = field(default_factory=list)
+    outputs: list[SubgraphSlot] = field(default_factory=list)
+
+    def links_from(self, node_id: str, slot: int) -> list[Link]:
+        return [ln for ln in self.links.values() if ln.origin_id == node_id and ln.origin_slot == slot]
+
+
+@dataclass
+class UIWorkflow:
+    root: Graph
+    subgraphs: dict[str, Graph]
+    models: list[dict[str, Any]]
+    extra: dict[str, Any]
+
+    def all_nodes(self) -> list[Node]:
+        """Every node of the root graph and of every subgraph definition."""
+        nodes = list(self.root.nodes.values())
+        for graph in self.subgraphs.values():
+            nodes.extend(graph.nodes.values())
+        return nodes
+
+
+class _Reader:
+    """Small typed accessors that raise WorkflowError with the JSON path."""
+
+    def __init__(self, file: str | None) -> None:
+        self.file = file
+
+    def fail(self, path: str, message: str, expected: str = "") -> WorkflowError:
+        return WorkflowError(message, file=self.file, path=path, expected=expected)
+
+    def obj(self, value: Any, path: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(path, f"found {_kind(value)}", "an object")
+        return value
+
+    def arr(self, value: Any, path: str) -> list[Any]:
+        if not isinstance(value, list):
+            raise self.fail(path, f"found {_kind(value)}", "an array")
+        return value
+
+    def int_(self, value: Any, path: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            if isinstance(value, str) and value.lstrip("-").isdigit():
+                return int(value)
+            raise self.fail(path, f"found {_kind(value)}", "an integer")
+        return int(value)
+
+    def opt_int(self, value: Any, path: str) -> int | None:
+        return None if value is None else self.int_(value, path)
+
+    def node_id(self, value: Any, path: str) -> str:
+        if isinstance(value, bool) or not isinstance(value, (int, str)) or value == "":
+            if isinstance(value, float) and value == int(value):
+                return str(int(value))
+            raise self.fail(path, f"found {_kind(value)}", "a node id (integer or string)")
+        return str(value)
+
+    def str_(self, value: Any, path: str) -> str:
+        if not isinstance(value, str):
+            raise self.fail(path, f"found {_kind(value)}", "a string")
+        return value
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _slot_type(value: Any) -> str:
+    # Types are strings in practice; old files hold numbers for event slots.
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def _parse_link(r: _Reader, raw: Any, path: str) -> Link:
+    if isinstance(raw, list):
+        if len(raw) < 5:
+            raise r.fail(path, f"link has {len(raw)} fields", "[id, origin_id, origin_slot, target_id, target_slot, type]")
+        ident, origin, oslot, target, tslot = raw[:5]
+        ltype = raw[5] if len(raw) > 5 else ""
+        return Link(
+            r.int_(ident, f"{path}[0]"), r.node_id(origin, f"{path}[1]"), r.int_(oslot, f"{path}[2]"),
+            r.node_id(target, f"{path}[3]"), r.int_(tslot, f"{path}[4]"), _slot_type(ltype),
+        )
+    obj = r.obj(raw, path)
+    return Link(
+        r.int_(obj.get("id"), f"{path}.id"),
+        r.node_id(obj.get("origin_id"), f"{path}.origin_id"),
+        r.int_(obj.get("origin_slot"), f"{path}.origin_slot"),
+        r.node_id(obj.get("target_id"), f"{path}.target_id"),
+        r.int_(obj.get("target_slot"), f"{path}.target_slot"),
+        _slot_type(obj.get("type")),
+    )
+
+
+def _parse_node(r: _Reader, raw: Any, path: str) -> Node:
+    obj = r.obj(raw, path)
+    ident = r.node_id(obj.get("id"), f"{path}.id")
+    ntype = r.str_(obj.get("type"), f"{path}.type")
+    mode = obj.get("mode", 0)
+    mode = 0 if mode is None else r.int_(mode, f"{path}.mode")
+    title = obj.get("title")
+    if title is not None and not isinstance(title, str):
+        title = str(title)
+    inputs: list[InputSlot] = []
+    for i, slot in enumerate(r.arr(obj.get("inputs") or [], f"{path}.inputs")):
+        spath = f"{path}.inputs[{i}]"
+        s = r.obj(slot, spath)
+        widget = s.get("widget")
+        widget_name = widget.get("name") if isinstance(widget, dict) and isinstance(widget.get("name"), str) else None
+        inputs.append(InputSlot(
+            r.str_(s.get("name"), f"{spath}.name"), _slot_type(s.get("type")),
+            r.opt_int(s.get("link"), f"{spath}.link"), widget_name,
+        ))
+    outputs: list[OutputSlot] = []
+    for i, slot in enumerate(r.arr(obj.get("outputs") or [], f"{path}.outputs")):
+        spath = f"{path}.outputs[{i}]"
+        s = r.obj(slot, spath)
+        links = [r.int_(v, f"{spath}.links[{j}]") for j, v in enumerate(r.arr(s.get("links") or [], f"{spath}.links"))]
+        name = s.get("name")
+        outputs.append(OutputSlot(name if isinstance(name, str) else "", _slot_type(s.get("type")), links))
+    values = obj.get("widgets_values")
+    if values is not None and not isinstance(values, (list, dict)):
+        raise r.fail(f"{path}.widgets_values", f"found {_kind(values)}", "an array or an object")
+    props = obj.get("properties")
+    props = props if isinstance(props, dict) else {}
+    return Node(ident, ntype, mode, title, inputs, outputs, values, props, path, obj)
+
+
+def _parse_io(r: _Reader, raw: Any, path: str) -> list[SubgraphSlot]:
+    slots = []
+    for i, item in enumerate(r.arr(raw or [], path)):
+        spath = f"{path}[{i}]"
+        s = r.obj(item, spath)
+        ids = [r.int_(v, f"{spath}.linkIds[{j}]") for j, v in enumerate(r.arr(s.get("linkIds") or [], f"{spath}.linkIds"))]
+        name = s.get("name")
+        slots.append(SubgraphSlot(name if isinstance(name, str) else "", _slot_type(s.get("type")), ids))
+    return slots
+
+
+def _parse_graph(r: _Reader, obj: dict[str, Any], path: str) -> Graph:
+    nodes: dict[str, Node] = {}
+    for i, raw in enumerate(r.arr(obj.get("nodes"), f"{path}.nodes")):
+        node = _parse_node(r, raw, f"{path}.nodes[{i}]")
+        nodes[node.id] = node
+    links: dict[int, Link] = {}
+    raw_links = obj.get("links")
+    for i, raw in enumerate(r.arr(raw_links if raw_links is not None else [], f"{path}.links")):
+        if raw is None:  # deleted links are sometimes left as null holes
+            continue
+        link = _parse_link(r, raw, f"{path}.links[{i}]")
+        links[link.id] = link
+    return Graph(nodes, links, path)
+
+
+def parse_ui(data: Any, file: str | None = None) -> UIWorkflow:
+    """Parse a UI-format workflow dict; raise :class:`WorkflowError` on any bad shape."""
+    r = _Reader(file)
+    obj = r.obj(data, "$")
+    root = _parse_graph(r, obj, "$")
+    subgraphs: dict[str, Graph] = {}
+    definitions = obj.get("definitions")
+    if definitions is not None:
+        defs = r.obj(definitions, "$.definitions")
+        for i, raw in enumerate(r.arr(defs.get("subgraphs") or [], "$.definitions.subgraphs")):
+            path = f"$.definitions.subgraphs[{i}]"
+            sg = r.obj(raw, path)
+            graph = _parse_graph(r, sg, path)
+            graph.id = r.str_(sg.get("id"), f"{path}.id")
+            name = sg.get("name")
+            graph.name = name if isinstance(name, str) else graph.id
+            graph.inputs = _parse_io(r, sg.get("inputs"), f"{path}.inputs")
+            graph.outputs = _parse_io(r, sg.get("outputs"), f"{path}.outputs")
+            subgraphs[graph.id] = graph
+    models_raw = obj.get("models")
+    models = [m for m in models_raw if isinstance(m, dict)] if isinstance(models_raw, list) else []
+    extra = obj.get("extra") if isinstance(obj.get("extra"), dict) else {}
+    return UIWorkflow(root, subgraphs, models, extra)
