@@ -1,0 +1,174 @@
+"""What people want to know about a pod, derived from the API's data.
+
+Uptime, an estimate of the spend so far, the ComfyUI URL (RunPod's HTTP proxy,
+or loopback when Pistachio runs on the pod itself), the SSH command, and a
+probe that says whether ComfyUI answers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import httpx
+
+from pistachio_tui.runpod.models import Pod
+
+COMFY_PORT = 8188
+LOCAL_COMFY_URL = f"http://127.0.0.1:{COMFY_PORT}"
+DEFAULT_SSH_KEY = "~/.ssh/id_ed25519"
+
+
+def current_pod_id(environ: Mapping[str, str] | None = None) -> str | None:
+    """The id of the pod Pistachio runs on (RunPod sets ``RUNPOD_POD_ID`` in every pod)."""
+    value = (os.environ if environ is None else environ).get("RUNPOD_POD_ID", "").strip()
+    return value or None
+
+
+def default_comfy_url(environ: Mapping[str, str] | None = None) -> str | None:
+    """Loopback ComfyUI when running on a pod (no proxy hop, no proxy timeouts), else None."""
+    return LOCAL_COMFY_URL if current_pod_id(environ) else None
+
+
+def comfy_proxy_url(pod_id: str, port: int = COMFY_PORT) -> str:
+    """RunPod's HTTPS proxy URL for an HTTP port of a pod."""
+    return f"https://{pod_id}-{port}.proxy.runpod.net"
+
+
+def comfy_url(pod: Pod, this_pod_id: str | None = None, port: int = COMFY_PORT) -> str:
+    """Where to reach the pod's ComfyUI from here."""
+    if this_pod_id is not None and pod.id == this_pod_id:
+        return f"http://127.0.0.1:{port}"
+    return comfy_proxy_url(pod.id, port)
+
+
+def ssh_command(pod: Pod, key_path: str = DEFAULT_SSH_KEY) -> str | None:
+    """The SSH command for a pod: direct TCP when port 22 is public, else RunPod's SSH proxy.
+
+    The direct form supports scp/sftp; the proxy form is a terminal only.
+    None for a pod that is not running.
+    """
+    if not pod.is_running:
+        return None
+    if pod.runtime is not None:
+        for port in pod.runtime.ports:
+            if port.private_port == 22 and port.is_ip_public and port.type == "tcp" and port.ip:
+                return f"ssh root@{port.ip} -p {port.public_port} -i {key_path}"
+    if pod.pod_host_id:
+        return f"ssh {pod.pod_host_id}@ssh.runpod.io -i {key_path}"
+    return None
+
+
+def uptime_seconds(pod: Pod) -> int:
+    """Seconds since the container started (0 when it is not running)."""
+    return pod.runtime.uptime_seconds if pod.runtime is not None else 0
+
+
+def spend_estimate(pod: Pod) -> float:
+    """Dollars spent since the last start: $/h × uptime.
+
+    An estimate — uptime restarts with the container, and storage is billed
+    separately — so label it as such wherever it is shown.
+    """
+    return pod.cost_per_hr * uptime_seconds(pod) / 3600.0
+
+
+def format_duration(seconds: float) -> str:
+    """``"3d 04h"``, ``"2h 05m"``, ``"4m 09s"``, ``"12s"``."""
+    seconds = max(int(seconds), 0)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours:02d}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def sort_pods(pods: Iterable[Pod], this_pod_id: str | None = None) -> list[Pod]:
+    """This pod first, then running before stopped (they cost money), then by name."""
+    return sorted(pods, key=lambda p: (p.id != this_pod_id, not p.is_running, p.name.lower(), p.id))
+
+
+@dataclass(frozen=True)
+class PodSummary:
+    """One row of a pods table, for the CLI and the Pods screen alike."""
+
+    id: str
+    name: str
+    gpu: str
+    gpu_count: int
+    status: str
+    desired_status: str
+    uptime_seconds: int
+    cost_per_hr: float
+    #: $/h × uptime; an estimate (see ``spend_estimate``).
+    spend_estimate: float
+    gpu_util_percent: float | None
+    gpu_memory_percent: float | None
+    is_this_pod: bool
+    comfy_url: str
+    ssh: str | None
+
+    @property
+    def uptime(self) -> str:
+        return format_duration(self.uptime_seconds) if self.uptime_seconds else "—"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def summarize(pods: Iterable[Pod], this_pod_id: str | None = None) -> list[PodSummary]:
+    """Rows for a pods table, sorted with ``sort_pods``."""
+    rows = []
+    for pod in sort_pods(pods, this_pod_id):
+        runtime = pod.runtime
+        rows.append(PodSummary(
+            id=pod.id,
+            name=pod.name,
+            gpu=pod.gpu_display_name,
+            gpu_count=pod.gpu_count,
+            status=pod.status,
+            desired_status=pod.desired_status,
+            uptime_seconds=uptime_seconds(pod),
+            cost_per_hr=pod.cost_per_hr,
+            spend_estimate=spend_estimate(pod),
+            gpu_util_percent=runtime.gpu_util_percent if runtime else None,
+            gpu_memory_percent=runtime.gpu_memory_percent if runtime else None,
+            is_this_pod=pod.id == this_pod_id,
+            comfy_url=comfy_url(pod, this_pod_id),
+            ssh=ssh_command(pod),
+        ))
+    return rows
+
+
+async def probe_comfy(url: str, client: httpx.AsyncClient, timeout: float = 3.0) -> bool | str:
+    """``True`` when ComfyUI answers ``GET /system_stats`` at ``url``, else why not.
+
+    RunPod's proxy answers 502 while nothing listens on the port yet, which is
+    the usual state for a minute or two after a pod starts.
+    """
+    try:
+        response = await client.get(f"{url.rstrip('/')}/system_stats", timeout=timeout)
+    except httpx.TimeoutException:
+        return f"no answer within {timeout:g} s"
+    except httpx.HTTPError as exc:
+        return f"cannot connect ({type(exc).__name__})"
+    if response.status_code in (502, 503, 504):
+        return f"HTTP {response.status_code} from the proxy — ComfyUI is not listening yet"
+    if response.status_code in (401, 403):
+        return f"HTTP {response.status_code} — the server wants authentication"
+    if response.status_code != 200:
+        return f"HTTP {response.status_code}"
+    try:
+        body = response.json()
+    except ValueError:
+        return "answered, but not with ComfyUI's JSON"
+    if not isinstance(body, dict) or "system" not in body:
+        return "answered, but not like ComfyUI"
+    return True

@@ -1,0 +1,219 @@
+"""A fake RunPod GraphQL API on a loopback port, for the client, CLI and UI tests.
+
+It answers the operations in ``pistachio_tui.runpod.queries`` (it looks at which
+root fields and mutations the text asks for; it is not a GraphQL engine) from a
+mutable, wire-shaped pod list, so a test can change the world between polls.
+
+::
+
+    async with FakeRunPod() as fake:            # or: url = await fake.start(); ...; await fake.stop()
+        monkeypatch.setenv("RUNPOD_API_URL", fake.url)
+        monkeypatch.setenv("RUNPOD_API_KEY", fake.api_key)
+        fake.pods.append(make_pod("p3", "extra", gpu_util=0))
+        fake.rate_limited = 30                   # next requests answer 429, Retry-After: 30
+
+Switches (all off by default, settable at any time):
+``reject_key`` (401), ``graphql_errors`` (list of messages → 200 with ``errors[]``),
+``rate_limited`` (Retry-After seconds, or True for none → 429), ``server_error``
+(an HTTP status), ``delay`` (seconds before every answer).
+``requests`` records every call as ``{"operation", "root", "variables"}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from aiohttp import web
+
+DEFAULT_KEY = "rpa_FAKEKEY0123456789"
+
+_MUTATION = re.compile(r"\b(podResume|podStop|podTerminate)\s*\(")
+_INLINE_POD_ID = re.compile(r'podId:\s*"([^"]+)"')
+_INLINE_GPU_COUNT = re.compile(r"gpuCount:\s*(\d+)")
+_ACCOUNT_FIELDS = ("id", "clientBalance", "currentSpendPerHr", "spendLimit")
+
+
+def make_runtime(*, uptime: int = 3600, gpu_util: float | None = 0.0, memory_util: float | None = 0.0,
+                 gpu_count: int = 1, public_ip: str | None = "203.0.113.7", ssh_port: int = 40022) -> dict[str, Any]:
+    """A wire-shaped pod ``runtime`` with HTTP 8188 via the proxy and, if ``public_ip``, public SSH."""
+    ports = [{"ip": "100.65.0.2", "isIpPublic": False, "privatePort": 8188, "publicPort": 60188, "type": "http"}]
+    if public_ip:
+        ports.append({"ip": public_ip, "isIpPublic": True, "privatePort": 22, "publicPort": ssh_port, "type": "tcp"})
+    return {
+        "uptimeInSeconds": uptime,
+        "ports": ports,
+        "gpus": [{"id": f"GPU-{i}", "gpuUtilPercent": gpu_util, "memoryUtilPercent": memory_util}
+                 for i in range(gpu_count)],
+        "container": {"cpuPercent": 3, "memoryPercent": 12},
+    }
+
+
+def make_pod(pod_id: str, name: str, *, gpu: str = "NVIDIA GeForce RTX 4090", gpu_count: int = 1,
+             cost_per_hr: float = 0.69, running: bool = True, image: str = "runpod/comfyui:latest",
+             **runtime: Any) -> dict[str, Any]:
+    """A wire-shaped pod as ``myself { pods { … } }`` returns it; ``runtime`` → ``make_runtime``."""
+    return {
+        "id": pod_id,
+        "name": name,
+        "desiredStatus": "RUNNING" if running else "EXITED",
+        "imageName": image,
+        "costPerHr": cost_per_hr,
+        "gpuCount": gpu_count,
+        "podType": "RESERVED",
+        "machine": {"gpuDisplayName": gpu, "podHostId": f"{pod_id}-64410b1f"},
+        "runtime": make_runtime(gpu_count=gpu_count, **runtime) if running else None,
+    }
+
+
+def default_pods() -> list[dict[str, Any]]:
+    """Two running pods (one busy, one idle) and a stopped one."""
+    return [
+        make_pod("abc123xyz", "comfy-4090", gpu_util=87.0, memory_util=61.0, uptime=7380),
+        make_pod("def456uvw", "trainer-h100", gpu="NVIDIA H100 80GB HBM3", cost_per_hr=2.99,
+                 gpu_util=0.0, uptime=1800, public_ip=None),
+        make_pod("ghi789rst", "old-a40", gpu="NVIDIA A40", cost_per_hr=0.39, running=False),
+    ]
+
+
+def default_gpu_types() -> list[dict[str, Any]]:
+    """A few GPU types with prices shaped like RunPod's."""
+    def gpu(gpu_id: str, memory: int, on_demand: float | None, spot: float | None,
+            secure: bool = True, community: bool = True) -> dict[str, Any]:
+        return {
+            "id": gpu_id, "displayName": gpu_id.replace("NVIDIA ", "").replace("GeForce ", ""),
+            "memoryInGb": memory, "secureCloud": secure, "communityCloud": community,
+            "securePrice": on_demand, "communityPrice": on_demand, "secureSpotPrice": spot,
+            "communitySpotPrice": spot,
+            "lowestPrice": {"minimumBidPrice": spot, "uninterruptablePrice": on_demand},
+        }
+    return [
+        gpu("NVIDIA H100 80GB HBM3", 80, 2.99, 1.75),
+        gpu("NVIDIA GeForce RTX 4090", 24, 0.69, 0.35),
+        gpu("NVIDIA A40", 48, 0.39, None, community=False),
+        gpu("NVIDIA B200", 180, None, None, secure=False, community=False),
+    ]
+
+
+class FakeRunPod:
+    """The fake API. ``pods``/``gpu_types`` are wire dicts the test may edit freely."""
+
+    def __init__(self, *, api_key: str = DEFAULT_KEY, pods: list[dict[str, Any]] | None = None,
+                 gpu_types: list[dict[str, Any]] | None = None, balance: float = 25.0,
+                 spend_limit: float = 80.0) -> None:
+        self.api_key = api_key
+        self.pods = default_pods() if pods is None else pods
+        self.gpu_types = default_gpu_types() if gpu_types is None else gpu_types
+        self.balance = balance
+        self.spend_limit = spend_limit
+        #: None: the sum of the running pods' $/h, as RunPod computes it.
+        self.current_spend_per_hr: float | None = None
+        self.reject_key = False
+        self.graphql_errors: list[str] | None = None
+        self.rate_limited: float | bool = False
+        self.server_error: int | None = None
+        self.delay = 0.0
+        self.requests: list[dict[str, Any]] = []
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+        self._stopping = asyncio.Event()
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on ``host:port`` (0 = a free port); returns the GraphQL endpoint URL."""
+        self._stopping.clear()
+        app = web.Application()
+        app.router.add_post("/graphql", self._handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, shutdown_timeout=0.5)
+        await site.start()
+        bound = self._runner.addresses[0]
+        self.url = f"http://{bound[0]}:{bound[1]}/graphql"
+        return self.url
+
+    async def stop(self) -> None:
+        """Stop serving; slow answers still pending are cut short."""
+        self._stopping.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeRunPod:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def pod(self, pod_id: str) -> dict[str, Any] | None:
+        """The wire dict of a pod, None if there is none with that id."""
+        return next((p for p in self.pods if p["id"] == pod_id), None)
+
+    def operations(self) -> list[str]:
+        """The root field or mutation of every request so far, in order."""
+        return [r["root"] for r in self.requests]
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        query = body.get("query", "")
+        variables = body.get("variables") or {}
+        mutation = _MUTATION.search(query)
+        root = mutation.group(1) if mutation else ("gpuTypes" if "gpuTypes" in query else "myself")
+        self.requests.append({"operation": query, "root": root, "variables": variables})
+        if self.delay:
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.delay)
+            except asyncio.TimeoutError:
+                pass
+        if self.reject_key or request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return web.Response(status=401, text="Unauthorized")
+        if self.rate_limited is not False:
+            headers = {} if self.rate_limited is True else {"Retry-After": f"{self.rate_limited:g}"}
+            return web.json_response({"errors": [{"message": "Too many requests"}]}, status=429, headers=headers)
+        if self.server_error:
+            return web.Response(status=self.server_error, text="<html>upstream error</html>")
+        if self.graphql_errors:
+            return web.json_response({"data": None, "errors": [{"message": m} for m in self.graphql_errors]})
+        if mutation:
+            return self._mutate(root, query, variables)
+        if root == "gpuTypes":
+            return web.json_response({"data": {"gpuTypes": self.gpu_types}})
+        return web.json_response({"data": {"myself": self._myself(query)}})
+
+    def _myself(self, query: str) -> dict[str, Any]:
+        myself: dict[str, Any] = {}
+        if "clientBalance" in query:
+            spend = self.current_spend_per_hr
+            if spend is None:
+                spend = round(sum(p["costPerHr"] for p in self.pods if p["desiredStatus"] == "RUNNING"), 4)
+            account = {"id": "user_fake", "clientBalance": self.balance, "currentSpendPerHr": spend,
+                       "spendLimit": self.spend_limit}
+            myself.update({k: account[k] for k in _ACCOUNT_FIELDS})
+        if re.search(r"\bpods\b", query):
+            myself["pods"] = self.pods
+        return myself
+
+    def _mutate(self, root: str, query: str, variables: dict[str, Any]) -> web.Response:
+        args = variables.get("input") or {}
+        pod_id = args.get("podId")
+        if pod_id is None:
+            inline = _INLINE_POD_ID.search(query)
+            pod_id = inline.group(1) if inline else None
+        pod = self.pod(pod_id) if pod_id else None
+        if pod is None:
+            return web.json_response({"data": {root: None},
+                                      "errors": [{"message": f"Pod {pod_id} not found", "path": [root]}]})
+        if root == "podTerminate":
+            self.pods.remove(pod)
+            return web.json_response({"data": {"podTerminate": None}})
+        if root == "podStop":
+            pod.update(desiredStatus="EXITED", runtime=None)
+        else:
+            count = args.get("gpuCount")
+            if count is None:
+                inline = _INLINE_GPU_COUNT.search(query)
+                count = int(inline.group(1)) if inline else 1
+            pod.update(desiredStatus="RUNNING", gpuCount=count,
+                       runtime=make_runtime(uptime=0, gpu_count=count))
+        return web.json_response({"data": {root: {"id": pod["id"], "desiredStatus": pod["desiredStatus"]}}})
