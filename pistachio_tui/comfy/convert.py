@@ -1,0 +1,438 @@
+"""UI workflow → API prompt, the way the official web frontend (1.35.9) does it.
+
+The frontend flattens subgraphs into execution nodes whose ids join the path
+of subgraph instances (``"57:12"``), follows every input link through
+bypassed nodes (first input of a matching type), reroutes and subgraph
+boundaries to the real producing node, drops muted and virtual nodes, and
+names widget values by the widget list it builds from ``object_info``. Each
+rule here mirrors one of those steps; the oracle tests hold it to the
+frontend's exact output.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pistachio_tui.comfy.uigraph import (
+    MODE_BYPASS,
+    MODE_NEVER,
+    SUBGRAPH_INPUT_ID,
+    Graph,
+    InputSlot,
+    Node,
+    UIWorkflow,
+    parse_ui,
+)
+from pistachio_tui.comfy.widgets import WidgetSpec, widget_layout
+from pistachio_tui.comfy.workflow_error import WorkflowError
+
+#: Editor-only node types: they shape the graph but never reach the server.
+VIRTUAL_NODE_TYPES = frozenset({"Reroute", "PrimitiveNode", "Note", "MarkdownNote"})
+#: What the editor names the single widget of a node whose type it does not know.
+UNKNOWN_WIDGET = "UNKNOWN"
+
+
+@dataclass
+class ConversionResult:
+    """The API prompt plus what could not be converted faithfully."""
+
+    prompt: dict[str, dict[str, Any]]
+    unknown_types: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Resolved:
+    origin_id: str = ""
+    origin_slot: int = -1
+    widget_value: Any = None
+    is_widget: bool = False
+
+
+@dataclass
+class _Exec:
+    """One executable node: a node of some graph at one place in the subgraph nesting."""
+
+    exec_id: str
+    node: Node
+    graph: Graph
+    path: tuple[str, ...]
+    host: "_Exec | None"
+
+
+class _Recursion(Exception):
+    pass
+
+
+_COMMENTS = re.compile(r"/\*[\s\S]*?\*/|//[^\n\r\u2028\u2029]*")
+_ESCAPED_SYNTAX = re.compile(r"\\([{}|])")
+
+
+def process_dynamic_prompt(text: str, rng: random.Random) -> str:
+    """Strip C-style comments and pick one option of every ``{a|b}`` group.
+
+    Mirrors the frontend's dynamic-prompt serialisation, which runs on every
+    prompt widget flagged ``dynamicPrompts`` before the prompt is queued.
+    """
+    return _ESCAPED_SYNTAX.sub(r"\1", _expand_choices(_COMMENTS.sub("", text), rng))
+
+
+def _expand_choices(text: str, rng: random.Random) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        char = text[i]
+        i += 1
+        if char == "\\":
+            out.append("\\" + (text[i] if i < len(text) else "undefined"))
+            i += 1
+        elif char == "{":
+            options: list[str] = []
+            current: list[str] = []
+            depth = 0
+            while i < len(text):
+                c = text[i]
+                i += 1
+                if c == "\\":
+                    current.append("\\" + (text[i] if i < len(text) else "undefined"))
+                    i += 1
+                    continue
+                if c == "{":
+                    depth += 1
+                elif c == "}":
+                    if not depth:
+                        break
+                    depth -= 1
+                elif c == "|" and not depth:
+                    options.append("".join(current))
+                    current = []
+                    continue
+                current.append(c)
+            options.append("".join(current))
+            out.append(_expand_choices(_COMMENTS.sub("", rng.choice(options)), rng))
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def is_valid_connection(a: str, b: str) -> bool:
+    """The editor's slot type compatibility: ``*``/empty match anything, comma lists overlap."""
+    if a in ("", "*", "0") or b in ("", "*", "0") or a == b:
+        return True
+    a, b = a.lower(), b.lower()
+    if "," not in a and "," not in b:
+        return a == b
+    return any(x == y or x in ("", "*") or y in ("", "*") for x in a.split(",") for y in b.split(","))
+
+
+class _Converter:
+    def __init__(self, wf: UIWorkflow, object_info: dict[str, Any], rng: random.Random) -> None:
+        self.wf = wf
+        self.object_info = object_info
+        self.rng = rng
+        self.warnings: list[str] = []
+        self.unknown: list[str] = []
+        self.execs: dict[str, _Exec] = {}
+        self._widget_cache: dict[int, list[tuple[WidgetSpec, Any]]] = {}
+        self._overrides: dict[int, dict[str, Any]] = {}
+
+    # -- node kinds -------------------------------------------------------
+    def is_subgraph(self, node: Node) -> bool:
+        return node.type in self.wf.subgraphs
+
+    def node_def(self, node: Node) -> dict[str, Any] | None:
+        definition = self.object_info.get(node.type)
+        return definition if isinstance(definition, dict) else None
+
+    def is_virtual(self, node: Node) -> bool:
+        return self.is_subgraph(node) or (node.type in VIRTUAL_NODE_TYPES and self.node_def(node) is None)
+
+    # -- flattening -------------------------------------------------------
+    def expand(self, graph: Graph, path: tuple[str, ...], host: _Exec | None, depth: int = 0) -> None:
+        if depth > 32:
+            raise WorkflowError("subgraphs nest more than 32 levels deep (a subgraph contains itself?)", path=graph.path)
+        for node in graph.nodes.values():
+            exec_id = ":".join((*path, node.id))
+            dto = _Exec(exec_id, node, graph, path, host)
+            if self.is_subgraph(node):
+                self.expand(self.wf.subgraphs[node.type], (*path, node.id), dto, depth + 1)
+            self.execs[exec_id] = dto
+
+    # -- widgets ----------------------------------------------------------
+    def widgets(self, node: Node) -> list[tuple[WidgetSpec, Any]]:
+        """``(widget, value)`` pairs of a real node, values from ``widgets_values``."""
+        key = id(node)
+        cached = self._widget_cache.get(key)
+        if cached is not None:
+            return cached
+        definition = self.node_def(node)
+        result: list[tuple[WidgetSpec, Any]] = []
+        if definition is not None:
+            result = widget_layout(node.type, definition, node.widgets_values)
+        elif not self.is_virtual(node):
+            values = node.widgets_values
+            seq = list(values.values()) if isinstance(values, dict) else list(values or [])
+            if seq:
+                last = seq[-1]
+                result = [(WidgetSpec(UNKNOWN_WIDGET), "null" if last is None else last)]
+        overrides = self._overrides.get(key, {})
+        result = [(w, overrides.get(w.name, v)) for w, v in result]
+        self._widget_cache[key] = result
+        return result
+
+    def widget_value(self, node: Node, name: str) -> tuple[bool, Any]:
+        """Whether ``node`` has a widget ``name`` (promoted ones included) and its value."""
+        if self.is_subgraph(node):
+            return self.promoted_widget(node, name)
+        for widget, value in self.widgets(node):
+            if widget.name == name:
+                return True, value
+        return False, None
+
+    def promoted_widget(self, node: Node, input_name: str, depth: int = 0) -> tuple[bool, Any]:
+        """The widget a subgraph instance shows for its input ``input_name``, if any."""
+        if depth > 32:
+            return False, None
+        graph = self.wf.subgraphs[node.type]
+        promoted = [slot for slot in graph.inputs if self._inner_widget(graph, slot.link_ids, depth) is not None]
+        names = [slot.name for slot in promoted]
+        if input_name not in names:
+            return False, None
+        slot = promoted[names.index(input_name)]
+        found = self._saved_promoted_value(node, names, input_name)
+        if found is not None:
+            return True, found[0]
+        inner = self._inner_widget(graph, slot.link_ids, depth)
+        return True, inner[1] if inner else None
+
+    def _saved_promoted_value(self, node: Node, names: list[str], input_name: str) -> tuple[Any] | None:
+        values = node.widgets_values
+        if isinstance(values, dict):
+            return (values[input_name],) if input_name in values else None
+        values = list(values or [])
+        proxies = node.properties.get("proxyWidgets")
+        if isinstance(proxies, list) and proxies:
+            # Newer editors save values in proxy-widget order; "-1" marks the instance's own inputs.
+            for i, entry in enumerate(proxies):
+                if (isinstance(entry, list) and len(entry) == 2 and str(entry[0]) == "-1"
+                        and entry[1] == input_name and i < len(values)):
+                    return (values[i],)
+            return None
+        index = names.index(input_name)
+        return (values[index],) if index < len(values) else None
+
+    def _inner_widget(self, graph: Graph, link_ids: list[int], depth: int) -> tuple[bool, Any] | None:
+        for link_id in link_ids[:1]:
+            link = graph.links.get(link_id)
+            if link is None:
+                return None
+            target = graph.nodes.get(link.target_id)
+            if target is None or link.target_slot >= len(target.inputs):
+                return None
+            slot = target.inputs[link.target_slot]
+            name = slot.widget or slot.name
+            if self.is_subgraph(target):
+                found = self.promoted_widget(target, slot.name, depth + 1)
+            else:
+                if slot.widget is None and self.node_def(target) is None:
+                    return None
+                found = self.widget_value(target, name)
+            return found if found[0] else None
+        return None
+
+    def apply_primitives(self) -> None:
+        """Push every PrimitiveNode's value into the widgets it feeds (the editor's applyToGraph)."""
+        graphs = [self.wf.root, *self.wf.subgraphs.values()]
+        for graph in graphs:
+            for node in graph.nodes.values():
+                if node.type != "PrimitiveNode" or self.node_def(node) is not None:
+                    continue
+                values = node.widgets_values
+                seq = list(values.values()) if isinstance(values, dict) else list(values or [])
+                if not seq or not node.outputs:
+                    continue
+                for link_id in node.outputs[0].links:
+                    link = graph.links.get(link_id)
+                    target = graph.nodes.get(link.target_id) if link else None
+                    if target is None or link.target_slot >= len(target.inputs):
+                        continue
+                    widget_name = target.inputs[link.target_slot].widget
+                    if widget_name:
+                        self._overrides.setdefault(id(target), {})[widget_name] = seq[0]
+
+    # -- link resolution --------------------------------------------------
+    def resolve_input(self, dto: _Exec, slot: int, visited: set[str], type_: str | None = None) -> _Resolved | None:
+        key = f"{dto.graph.id}:{dto.node.id}[I]{slot}"
+        if key in visited:
+            raise _Recursion(f"circular link at node {dto.exec_id} input {slot}")
+        visited.add(key)
+        if slot < 0 or slot >= len(dto.node.inputs):
+            return None
+        inp = dto.node.inputs[slot]
+        if inp.link is None:
+            return None
+        link = dto.graph.links.get(inp.link)
+        if link is None:
+            self.warnings.append(f"node {dto.exec_id} input {inp.name!r}: link {inp.link} does not exist")
+            return None
+        host = dto.host
+        if host is not None and link.origin_id == SUBGRAPH_INPUT_ID:
+            return self._resolve_from_host(dto, host, link.origin_slot, visited)
+        origin = dto.graph.nodes.get(link.origin_id)
+        if origin is None:
+            self.warnings.append(f"node {dto.exec_id} input {inp.name!r}: source node {link.origin_id} does not exist")
+            return None
+        origin_dto = self.execs.get(":".join((*dto.path, origin.id)))
+        if origin_dto is None:
+            return None
+        return self.resolve_output(origin_dto, link.origin_slot, type_ or inp.type, visited)
+
+    def _resolve_from_host(self, dto: _Exec, host: _Exec, def_slot: int, visited: set[str]) -> _Resolved | None:
+        graph = self.wf.subgraphs[host.node.type]
+        if def_slot >= len(graph.inputs):
+            return None
+        name = graph.inputs[def_slot].name
+        index = _slot_index(host.node.inputs, name, def_slot)
+        if index is None or host.node.inputs[index].link is None:
+            has_widget, value = self.promoted_widget(host.node, name)
+            if not has_widget:
+                return None
+            return _Resolved(dto.exec_id, -1, value, True)
+        return self.resolve_input(host, index, visited)
+
+    def resolve_output(self, dto: _Exec, slot: int, type_: str, visited: set[str]) -> _Resolved | None:
+        key = f"{dto.graph.id}:{dto.node.id}[O]{slot}"
+        if key in visited:
+            raise _Recursion(f"circular link at node {dto.exec_id} output {slot}")
+        visited.add(key)
+        node = dto.node
+        if node.mode == MODE_BYPASS:
+            index = self._bypass_slot(node, slot, type_)
+            return None if index < 0 else self.resolve_input(dto, index, visited)
+        if self.is_subgraph(node):
+            return self._resolve_subgraph_output(dto, slot, type_, visited)
+        if self.is_virtual(node):
+            if slot < len(node.inputs):
+                return self.resolve_input(dto, slot, visited, type_)
+            return None
+        return _Resolved(dto.exec_id, slot)
+
+    def _bypass_slot(self, node: Node, slot: int, type_: str) -> int:
+        inputs = node.inputs
+        if type_ in ("*", ""):
+            return slot if len(inputs) > slot else 0
+        out_type = node.outputs[slot].type if slot < len(node.outputs) else ""
+        if slot < len(inputs):
+            opposite = inputs[slot].type
+            if is_valid_connection(opposite, out_type) and is_valid_connection(opposite, type_):
+                return slot
+        for i, inp in enumerate(inputs):
+            if inp.type == type_:
+                return i
+        for i, inp in enumerate(inputs):
+            if is_valid_connection(inp.type, out_type) and is_valid_connection(inp.type, type_):
+                return i
+        return -1
+
+    def _resolve_subgraph_output(self, dto: _Exec, slot: int, type_: str, visited: set[str]) -> _Resolved | None:
+        graph = self.wf.subgraphs[dto.node.type]
+        if slot >= len(graph.outputs) or not graph.outputs[slot].link_ids:
+            return None
+        link = graph.links.get(graph.outputs[slot].link_ids[0])
+        if link is None or link.origin_id == SUBGRAPH_INPUT_ID:
+            return None
+        inner = self.execs.get(":".join((*dto.path, dto.node.id, link.origin_id)))
+        if inner is None:
+            return None
+        return self.resolve_output(inner, link.origin_slot, type_, visited)
+
+    # -- the prompt -------------------------------------------------------
+    def title(self, node: Node) -> str | None:
+        if node.title is not None:
+            return node.title
+        definition = self.node_def(node)
+        if definition is None:
+            return None
+        return definition.get("display_name") or definition.get("name") or node.type
+
+    def node_inputs(self, dto: _Exec) -> dict[str, Any]:
+        inputs: dict[str, Any] = {}
+        for widget, value in self.widgets(dto.node):
+            if not widget.serialize:
+                continue
+            if widget.dynamic_prompts and isinstance(value, str):
+                value = process_dynamic_prompt(value, self.rng)
+            inputs[widget.name] = {"__value__": value} if isinstance(value, list) else value
+        for i, inp in enumerate(dto.node.inputs):
+            try:
+                resolved = self.resolve_input(dto, i, set())
+            except _Recursion as exc:
+                self.warnings.append(str(exc))
+                continue
+            if resolved is None:
+                continue
+            if resolved.is_widget:
+                value = resolved.widget_value
+                inputs[inp.name] = {"__value__": value} if isinstance(value, list) else value
+            else:
+                inputs[inp.name] = [resolved.origin_id, resolved.origin_slot]
+        return inputs
+
+    def run(self) -> ConversionResult:
+        self.apply_primitives()
+        self.expand(self.wf.root, (), None)
+        prompt: dict[str, dict[str, Any]] = {}
+        unknown: dict[str, None] = {}
+        for exec_id, dto in self.execs.items():
+            node = dto.node
+            if self.is_virtual(node) or node.mode in (MODE_NEVER, MODE_BYPASS):
+                continue
+            entry: dict[str, Any] = {"inputs": self.node_inputs(dto)}
+            if self.node_def(node) is not None:
+                entry["class_type"] = node.type
+            else:
+                unknown[node.type] = None
+            title = self.title(node)
+            entry["_meta"] = {"title": title} if title is not None else {}
+            prompt[exec_id] = entry
+        for entry in prompt.values():
+            inputs = entry["inputs"]
+            for name in [n for n, v in inputs.items() if _is_link(v) and v[0] not in prompt]:
+                del inputs[name]
+        return ConversionResult(prompt, list(unknown), self.warnings)
+
+
+def _is_link(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2
+
+
+def _slot_index(inputs: list[InputSlot], name: str, fallback: int) -> int | None:
+    for i, slot in enumerate(inputs):
+        if slot.name == name:
+            return i
+    return fallback if fallback < len(inputs) and inputs[fallback].name == name else None
+
+
+def ui_to_api(
+    workflow: UIWorkflow | dict[str, Any],
+    object_info: dict[str, Any],
+    *,
+    rng: random.Random | None = None,
+    file: str | None = None,
+) -> ConversionResult:
+    """Convert a UI workflow (parsed or raw dict) to the API prompt the frontend would queue.
+
+    ``rng`` picks the options of ``{a|b}`` dynamic prompts (random by default).
+    Unknown node types are kept without ``class_type`` (as the frontend does)
+    and listed in ``unknown_types``.
+    """
+    wf = workflow if isinstance(workflow, UIWorkflow) else parse_ui(workflow, file)
+    try:
+        return _Converter(wf, object_info, rng or random.Random()).run()
+    except WorkflowError as exc:
+        raise exc.with_file(file) from None
+    except (RecursionError, TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        raise WorkflowError(f"cannot convert this workflow: {exc}", file=file) from exc
