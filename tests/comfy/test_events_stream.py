@@ -1,0 +1,151 @@
+"""EventStream against a scripted local server: drops, backoff, resync, close, auth."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import struct
+
+import pytest
+
+from pistachio_tui.comfy.client import ComfyClient
+from pistachio_tui.comfy.events import (
+    Backoff,
+    Connected,
+    Disconnected,
+    EventStream,
+    PreviewImage,
+    Progress,
+    Resynced,
+    Status,
+)
+from pistachio_tui.comfy.tracker import PromptTracker
+from pistachio_tui.comfy.types import HistoryEntry
+from tests.comfy.fake_comfy import ScriptedComfy
+from tests.conftest import load_fixture
+
+FAST = Backoff(initial=0.01, factor=2, cap=0.05, jitter=0)
+SID = "5f91ddd5-5a8b-4fad-9eca-0868b3d152f4"
+
+
+def trace_messages(name: str) -> list[str]:
+    return [json.dumps(record["msg"]) for record in load_fixture(f"{name}.ws_trace")]
+
+
+async def collect_until(stream: EventStream, stop, limit: float = 10.0) -> list:
+    """Events until ``stop(event)`` is true; then close the stream and drain it."""
+    events = []
+    async with asyncio.timeout(limit):
+        async for event in stream:
+            events.append(event)
+            if stop(event):
+                await stream.close()
+    return events
+
+
+@pytest.fixture
+async def server_factory():
+    servers = []
+
+    async def make(*args, **kwargs) -> ScriptedComfy:
+        server = ScriptedComfy(*args, **kwargs)
+        await server.start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        await server.stop()
+
+
+async def test_drop_then_resync_reports_the_prompt_that_finished_meanwhile(server_factory):
+    history = load_fixture("success.history")
+    [(prompt_id, raw_entry)] = history.items()
+    entry = HistoryEntry.from_wire(prompt_id, raw_entry)
+    messages = trace_messages("success")
+    cut = next(i for i, m in enumerate(messages) if '"value": 5,' in m and '"progress"' in m)
+    hello = json.dumps({"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 0}}, "sid": SID}})
+    server = await server_factory([messages[: cut + 1], [hello]], history_after_drop=history)
+
+    async with ComfyClient(server.url, headers={"X-Proxy-Auth": "token"}) as client:
+        stream = EventStream(client, backoff=FAST)
+        tracker = PromptTracker()
+        tracker.track(prompt_id, entry.prompt, entry.outputs_to_execute)
+        events = await collect_until(stream, lambda e: isinstance(e, Resynced))
+        for event in events:
+            tracker.feed(event)
+            if isinstance(event, Disconnected):
+                mid = tracker.get(prompt_id)
+                assert mid.status == "running" and (mid.value, mid.max) == (5, 20)
+
+    kinds = [type(e) for e in events]
+    assert kinds[0] is Connected and events[0].sid == SID
+    assert kinds[1] is Status
+    drop = kinds.index(Disconnected)
+    assert kinds[drop - 1] is Progress and events[drop - 1].value == 5
+    assert kinds[drop + 1:drop + 3] == [Connected, Resynced]
+    assert events[drop].retry_in == pytest.approx(0.01)
+    assert "connection lost" in events[drop].reason
+    resynced = events[drop + 2]
+    assert resynced.queue.running == [] and prompt_id in resynced.finished
+
+    state = tracker.get(prompt_id)
+    assert state.status == "success" and state.fraction == 1.0
+    assert state.outputs == entry.outputs
+    assert [o.filename for o in state.outputs] == ["probe_00002_.png"]
+    assert state.finished_at == entry.finished_at
+    assert server.connections == 2
+    assert all(h.get("X-Proxy-Auth") == "token" for h in server.ws_headers)
+
+
+async def test_first_connect_without_drop_does_not_resync(server_factory):
+    preview = struct.pack(">II", 1, 2) + b"\x89PNG"
+    server = await server_factory([[trace_messages("cached")[0], preview]])
+    async with ComfyClient(server.url) as client:
+        stream = EventStream(client, backoff=FAST)
+        events = await collect_until(stream, lambda e: isinstance(e, PreviewImage))
+    assert [type(e) for e in events] == [Connected, Status, PreviewImage]
+    assert events[2] == PreviewImage("png", b"\x89PNG")
+
+
+async def test_unreachable_server_backs_off_and_close_ends_the_wait():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    async with ComfyClient(f"http://127.0.0.1:{port}") as client:
+        stream = EventStream(client, backoff=Backoff(initial=0.01, factor=2, cap=0.04, jitter=0))
+        seen: list[Disconnected] = []
+        async with asyncio.timeout(10):
+            async for event in stream:
+                assert isinstance(event, Disconnected)
+                seen.append(event)
+                if len(seen) == 4:
+                    break
+        assert [d.retry_in for d in seen] == pytest.approx([0.01, 0.02, 0.04, 0.04])
+        assert seen[0].reason == (f"Cannot reach ComfyUI at http://127.0.0.1:{port} — is it running and "
+                                  "listening on that port? (connection refused)")
+
+        slow = EventStream(client, backoff=Backoff(initial=60, cap=60, jitter=0))
+        async with asyncio.timeout(10):
+            async for event in slow:
+                assert isinstance(event, Disconnected) and event.retry_in == 60
+                await slow.close()
+        # Reaching this line means close() woke the 60 s backoff wait.
+
+
+async def test_proxy_auth_failure_on_the_websocket(server_factory):
+    server = await server_factory([[]], require_header="Authorization")
+    async with ComfyClient(server.url) as client:
+        stream = EventStream(client, backoff=FAST)
+        [event] = await collect_until(stream, lambda e: True)
+    assert isinstance(event, Disconnected)
+    assert "answered 401: this proxy needs an auth header" in event.reason
+
+
+def test_backoff_grows_caps_and_jitters():
+    backoff = Backoff(initial=0.5, factor=2, cap=10, jitter=0.2)
+    for attempt in range(12):
+        base = min(10, 0.5 * 2 ** attempt)
+        assert base * 0.8 <= backoff.delay(attempt) <= min(10, base * 1.2)
+    assert Backoff(jitter=0).delay(100) == 10
