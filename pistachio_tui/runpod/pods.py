@@ -61,6 +61,13 @@ def ssh_command(pod: Pod, key_path: str = DEFAULT_SSH_KEY) -> str | None:
     return None
 
 
+def short_gpu_name(name: str) -> str:
+    """``"NVIDIA GeForce RTX 4090"`` → ``"RTX 4090"``: the vendor prefix wastes table width."""
+    for prefix in ("NVIDIA ", "GeForce "):
+        name = name.removeprefix(prefix)
+    return name
+
+
 def uptime_seconds(pod: Pod) -> int:
     """Seconds since the container started (0 when it is not running)."""
     return pod.runtime.uptime_seconds if pod.runtime is not None else 0

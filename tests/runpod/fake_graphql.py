@@ -124,9 +124,9 @@ class FakeRunPod:
         self._stopping.clear()
         app = web.Application()
         app.router.add_post("/graphql", self._handle)
-        self._runner = web.AppRunner(app)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, shutdown_timeout=0.5)
+        site = web.TCPSite(self._runner, host, port)
         await site.start()
         bound = self._runner.addresses[0]
         self.url = f"http://{bound[0]}:{bound[1]}/graphql"
