@@ -1,0 +1,394 @@
+"""``pistachio status`` and ``pistachio run``: a ComfyUI server from the command line.
+
+::
+
+    pistachio status [--server URL|NAME] [--json]
+    pistachio run FILE [--server URL|NAME] [--json] [--timeout S]
+
+``run`` connects the websocket first, then queues the prompt, follows it
+(live progress on stderr) and prints the result on stdout. Exit codes: 0
+success, 1 execution error / interrupt / timeout, 2 prompt rejected or bad
+file, 3 server unreachable, 64 bad settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from pistachio_tui.cli import exit_codes
+
+if TYPE_CHECKING:
+    from pistachio_tui.comfy.client import ComfyClient
+    from pistachio_tui.comfy.errors import ComfyError
+    from pistachio_tui.comfy.tracker import PromptState
+    from pistachio_tui.comfy.types import ValidationReport
+
+DEFAULT_SERVER = "http://127.0.0.1:8188"
+#: Seconds between progress lines when stderr is not a terminal (CI logs stay short).
+PLAIN_PROGRESS_INTERVAL = 5.0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    server_help = f"server URL or configured name (default: the first configured server, else {DEFAULT_SERVER})"
+
+    status = subparsers.add_parser(
+        "status", help="a ComfyUI server's versions, devices, VRAM and queue",
+        description="Show a ComfyUI server's versions, devices with VRAM, and its queue.")
+    status.add_argument("--server", help=server_help)
+    status.add_argument("--json", action="store_true", help="print JSON on stdout")
+    status.set_defaults(func=status_command)
+
+    run = subparsers.add_parser(
+        "run", help="queue a prompt file on a ComfyUI server and follow it to the end",
+        description="Queue an API-format prompt, show live progress on stderr, print the result on stdout.")
+    run.add_argument("file", type=Path, help="prompt file (API format JSON)")
+    run.add_argument("--server", help=server_help)
+    run.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    run.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds (the prompt stays queued)")
+    run.set_defaults(func=run_command)
+
+
+class PromptFileError(Exception):
+    """The file cannot be used as a prompt; the message says why."""
+
+
+def load_prompt_file(path: Path) -> dict[str, Any]:
+    """The API-format prompt in ``path`` (``{node_id: {"class_type", "inputs"}}``).
+
+    A ``POST /prompt`` body (``{"prompt": {...}}``) is accepted too.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PromptFileError(f"Cannot read {path}: {exc.strerror or exc}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PromptFileError(f"{path} is not valid JSON ({exc})") from None
+    if isinstance(data, dict) and isinstance(data.get("prompt"), dict):
+        data = data["prompt"]
+    if isinstance(data, dict) and "nodes" in data and "links" in data:
+        raise PromptFileError(
+            f"{path} is a UI-format workflow; save it with \"Export (API)\" in ComfyUI and run that file")
+    if not isinstance(data, dict) or not data or not all(
+            isinstance(node, dict) and "class_type" in node for node in data.values()):
+        raise PromptFileError(f"{path} is not an API-format prompt: expected {{node_id: {{\"class_type\", \"inputs\"}}}}")
+    return data
+
+
+def resolve_server(args: argparse.Namespace) -> tuple[str, dict[str, str]]:
+    """URL and headers from ``--server`` (a URL or a configured name), else the first configured server."""
+    from pistachio_tui.config import load_settings
+
+    settings = load_settings(Path(args.config) if getattr(args, "config", None) else None)
+    wanted = getattr(args, "server", None)
+    if wanted:
+        server = settings.server(wanted)
+        if server is not None:
+            return server.url, dict(server.headers)
+        if "://" not in wanted:
+            wanted = f"http://{wanted}"
+        return wanted.rstrip("/"), {}
+    if settings.servers:
+        return settings.servers[0].url, dict(settings.servers[0].headers)
+    return DEFAULT_SERVER, {}
+
+
+def _error_exit(exc: ComfyError) -> int:
+    from pistachio_tui.comfy.errors import AuthRequired, PromptRejected, ServerUnreachable
+
+    if isinstance(exc, (ServerUnreachable, AuthRequired)):
+        return exit_codes.UNREACHABLE
+    if isinstance(exc, PromptRejected):
+        return exit_codes.REJECTED
+    return exit_codes.FAILED
+
+
+def _emit_json(payload: dict[str, Any]) -> None:
+    print(json.dumps(payload, indent=2, default=str))
+
+
+def _fail(exc: ComfyError, as_json: bool, url: str) -> int:
+    code = _error_exit(exc)
+    kind = "unreachable" if code == exit_codes.UNREACHABLE else "failed"
+    if as_json:
+        _emit_json({"server": url, "status": kind, "error": exc.message})
+    print(exc.message, file=sys.stderr)
+    return code
+
+
+def _settings_or_usage(args: argparse.Namespace) -> tuple[str, dict[str, str]] | int:
+    from pistachio_tui.config import ConfigError
+
+    try:
+        return resolve_server(args)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return exit_codes.USAGE
+
+
+# -- status ------------------------------------------------------------------
+
+async def status_command(args: argparse.Namespace) -> int:
+    """``pistachio status``."""
+    import asyncio
+
+    from pistachio_tui.comfy.client import ComfyClient
+    from pistachio_tui.comfy.errors import ComfyError
+
+    resolved = _settings_or_usage(args)
+    if isinstance(resolved, int):
+        return resolved
+    url, headers = resolved
+    async with ComfyClient(url, headers=headers) as client:
+        try:
+            stats, queue = await asyncio.gather(client.system_stats(), client.queue())
+        except ComfyError as exc:
+            return _fail(exc, args.json, url)
+    if args.json:
+        _emit_json({
+            "server": url,
+            "status": "ok",
+            "comfyui_version": stats.comfyui_version,
+            "python_version": stats.python_version,
+            "pytorch_version": stats.pytorch_version,
+            "os": stats.os,
+            "ram_total": stats.ram_total,
+            "ram_free": stats.ram_free,
+            "devices": [asdict(d) for d in stats.devices],
+            "queue": {"running": len(queue.running), "pending": len(queue.pending),
+                      "running_ids": [i.prompt_id for i in queue.running],
+                      "pending_ids": [i.prompt_id for i in queue.pending]},
+        })
+    else:
+        _print_status(url, stats, queue)
+    return exit_codes.OK
+
+
+def _gib(n: int) -> str:
+    return f"{n / 1024 ** 3:.1f} GiB"
+
+
+def _print_status(url: str, stats: Any, queue: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=sys.stdout, highlight=False)
+    python = stats.python_version.split(" ", 1)[0]
+    console.print(f"[bold]ComfyUI {stats.comfyui_version}[/] at {url}")
+    console.print(f"Python {python}, torch {stats.pytorch_version}, {stats.os}")
+    console.print(f"RAM {_gib(stats.ram_free)} free of {_gib(stats.ram_total)}")
+    table = Table("#", "device", "type", "VRAM free", "VRAM total", "torch free", "torch total")
+    for device in stats.devices:
+        table.add_row("" if device.index is None else str(device.index), device.name, device.type,
+                      _gib(device.vram_free), _gib(device.vram_total),
+                      _gib(device.torch_vram_free), _gib(device.torch_vram_total))
+    console.print(table)
+    console.print(f"Queue: {len(queue.running)} running, {len(queue.pending)} pending")
+
+
+# -- run -----------------------------------------------------------------------
+
+class ProgressLine:
+    """Live progress on a stream: one rewritten line on a terminal, a line every few seconds otherwise."""
+
+    def __init__(self, stream: TextIO, *, tty: bool | None = None, interval: float = PLAIN_PROGRESS_INTERVAL,
+                 clock=time.monotonic) -> None:
+        self.stream = stream
+        self.tty = stream.isatty() if tty is None else tty
+        self.interval = interval
+        self._clock = clock
+        self._last_plain: tuple[float, str | None] | None = None
+        self._drawn = False
+
+    def show(self, state: PromptState) -> None:
+        """Draw ``state`` (throttled when not a terminal, except when the node changes)."""
+        line = describe_progress(state)
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + line)
+            self._drawn = True
+        else:
+            now = self._clock()
+            last = self._last_plain
+            if last is not None and now - last[0] < self.interval and last[1] == state.current_node:
+                return
+            self._last_plain = (now, state.current_node)
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def note(self, message: str) -> None:
+        """A message on its own line (e.g. the websocket dropped)."""
+        self.end()
+        self.stream.write(message + "\n")
+        self.stream.flush()
+
+    def end(self) -> None:
+        """Leave the rewritten line behind before other output."""
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = False
+
+
+def describe_progress(state: PromptState) -> str:
+    """``" 42.0% Slow Steps 10/20 19.8 it/s ETA 0.5s"``."""
+    parts = [f"{state.fraction * 100:5.1f}%"]
+    if state.status == "queued":
+        parts.append("queued")
+    elif state.current_title:
+        parts.append(state.current_title)
+    if state.max:
+        parts.append(f"{state.value}/{state.max}")
+    if state.it_per_s:
+        parts.append(f"{state.it_per_s:.1f} it/s")
+    if state.eta_s:
+        parts.append(f"ETA {state.eta_s:.1f}s")
+    return " ".join(parts)
+
+
+class _Lost(Exception):
+    """The server no longer knows the prompt (it restarted while we were away)."""
+
+
+async def run_command(args: argparse.Namespace) -> int:
+    """``pistachio run``."""
+    import asyncio
+
+    from pistachio_tui.comfy.client import ComfyClient
+    from pistachio_tui.comfy.errors import ComfyError, PromptRejected
+
+    try:
+        prompt = load_prompt_file(args.file)
+    except PromptFileError as exc:
+        if args.json:
+            _emit_json({"status": "rejected", "error": str(exc)})
+        print(exc, file=sys.stderr)
+        return exit_codes.REJECTED
+    resolved = _settings_or_usage(args)
+    if isinstance(resolved, int):
+        return resolved
+    url, headers = resolved
+    progress = ProgressLine(sys.stderr)
+    submitted: list[str] = []
+    async with ComfyClient(url, headers=headers) as client:
+        try:
+            state = await asyncio.wait_for(_queue_and_follow(client, prompt, progress, submitted), args.timeout)
+        except PromptRejected as exc:
+            progress.end()
+            _print_rejection(url, exc.report, args.json)
+            return exit_codes.REJECTED
+        except ComfyError as exc:
+            progress.end()
+            return _fail(exc, args.json, url)
+        except (TimeoutError, _Lost) as exc:
+            progress.end()
+            prompt_id = submitted[0] if submitted else None
+            message = (f"Gave up after {args.timeout:g} s; the prompt {prompt_id} stays on the server"
+                       if isinstance(exc, TimeoutError) else str(exc))
+            if args.json:
+                _emit_json({"server": url, "prompt_id": prompt_id, "status": "timeout" if isinstance(
+                    exc, TimeoutError) else "lost", "error": message})
+            print(message, file=sys.stderr)
+            return exit_codes.FAILED
+    progress.end()
+    _print_result(url, state, args.json)
+    return exit_codes.OK if state.status == "success" else exit_codes.FAILED
+
+
+async def _queue_and_follow(client: ComfyClient, prompt: dict[str, Any], progress: ProgressLine,
+                            submitted: list[str]) -> PromptState:
+    """Connect the websocket, queue ``prompt``, and fold events until it ends."""
+    from pistachio_tui.comfy.errors import ServerUnreachable
+    from pistachio_tui.comfy.events import Disconnected, EventStream, Resynced
+    from pistachio_tui.comfy.tracker import PromptTracker
+
+    stream = EventStream(client)
+    events = aiter(stream)
+    try:
+        # Connect before submitting: a fast prompt can finish before a late socket opens.
+        first = await anext(events)
+        if isinstance(first, Disconnected):
+            await client.system_stats()  # raises the precise REST error if there is one
+            raise ServerUnreachable(first.reason)
+        result = await client.submit(prompt)
+        submitted.append(result.prompt_id)
+        tracker = PromptTracker()
+        state = tracker.track(result.prompt_id, prompt, await _outputs_to_execute(client, result.prompt_id))
+        progress.show(state)
+        async for event in events:
+            tracker.feed(event)
+            if isinstance(event, Disconnected):
+                progress.note(f"websocket lost ({event.reason}); reconnecting in {event.retry_in:.1f}s")
+            if state.finished:
+                return state
+            if isinstance(event, Resynced) and result.prompt_id not in event.queue.ids():
+                raise _Lost(f"ComfyUI at {client.base_url} no longer knows prompt {result.prompt_id} "
+                            "— did it restart? Queue it again.")
+            progress.show(state)
+        raise ServerUnreachable(f"The event stream of {client.base_url} ended unexpectedly")
+    finally:
+        await stream.close()
+        await events.aclose()
+
+
+async def _outputs_to_execute(client: ComfyClient, prompt_id: str) -> list[str] | None:
+    """The output nodes the server will run for the prompt, when it is still queued."""
+    from pistachio_tui.comfy.errors import ComfyError
+
+    try:
+        queue = await client.queue()
+    except ComfyError:
+        return None
+    for item in queue.running + queue.pending:
+        if item.prompt_id == prompt_id:
+            return item.outputs_to_execute
+    return None
+
+
+def _print_rejection(url: str, report: ValidationReport, as_json: bool) -> None:
+    if as_json:
+        _emit_json({"server": url, "status": "rejected", "error_type": report.error_type,
+                    "message": report.message, "details": report.details,
+                    "missing_node_types": report.missing_node_types(),
+                    "node_errors": [asdict(n) for n in report.node_errors]})
+        return
+    head, *lines = report.describe()
+    print(f"rejected: {head}")
+    for line in lines:
+        print(f"  {line}")
+    for name in report.missing_node_types():
+        print(f"  missing node type: {name}")
+
+
+def _print_result(url: str, state: PromptState, as_json: bool) -> None:
+    if as_json:
+        _emit_json({
+            "server": url,
+            "prompt_id": state.prompt_id,
+            "status": state.status,
+            "duration_s": state.duration,
+            "cached_nodes": state.cached_nodes,
+            "outputs": [asdict(o) for o in state.outputs],
+            "error": None if state.error is None else {
+                "node_id": state.error.node_id, "node_type": state.error.node_type,
+                "exception_type": state.error.exception_type,
+                "exception_message": state.error.exception_message,
+                "traceback": state.error.traceback},
+            "interrupted_at": None if state.interrupted is None else {
+                "node_id": state.interrupted.node_id, "node_type": state.interrupted.node_type},
+        })
+        return
+    took = f" in {state.duration:.1f}s" if state.duration is not None else ""
+    print(f"{state.status}: prompt {state.prompt_id}{took}")
+    if state.error is not None:
+        error = state.error
+        print(f"  node {error.node_id} ({error.node_type}) raised {error.exception_type}: {error.exception_message}")
+    if state.interrupted is not None:
+        print(f"  interrupted in node {state.interrupted.node_id} ({state.interrupted.node_type})")
+    for out in state.outputs:
+        folder = f"{out.type}/{out.subfolder + '/' if out.subfolder else ''}"
+        print(f"  node {out.node_id} {out.kind}: {folder}{out.filename}")

@@ -1,0 +1,231 @@
+"""``pistachio status`` and ``pistachio run`` against recorded runs replayed by a loopback server."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+
+import pytest
+
+from pistachio_tui.cli import build_parser, exit_codes
+from pistachio_tui.cli.comfy_commands import (
+    ProgressLine,
+    PromptFileError,
+    load_prompt_file,
+    resolve_server,
+)
+from pistachio_tui.comfy.tracker import PromptState
+from pistachio_tui.config import ServerConfig, Settings, save_settings
+from tests.cli.trace_server import TraceServer
+from tests.conftest import load_fixture
+
+
+@pytest.fixture
+async def trace_server():
+    servers = []
+
+    async def start(scenario: str) -> TraceServer:
+        server = TraceServer(scenario)
+        await server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.stop()
+
+
+def recorded_prompt(name: str) -> dict:
+    [entry] = load_fixture(f"{name}.history").values()
+    return entry["prompt"][2]
+
+
+def prompt_file(tmp_path, prompt: dict, name: str = "prompt.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(prompt))
+    return path
+
+
+async def cli(*argv: str) -> int:
+    args = build_parser().parse_args(list(argv))
+    return await args.func(args)
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+# -- status --------------------------------------------------------------------
+
+async def test_status_table(trace_server, capsys):
+    server = await trace_server("success")
+    assert await cli("status", "--server", server.url) == exit_codes.OK
+    out = capsys.readouterr().out
+    assert "ComfyUI 0.8.0" in out and server.url in out
+    assert "torch 2.14.1+cu130" in out
+    assert "cpu" in out and "22.0 GiB" in out
+    assert "Queue: 0 running, 0 pending" in out
+
+
+async def test_status_json(trace_server, capsys):
+    server = await trace_server("success")
+    assert await cli("status", "--server", server.url, "--json") == exit_codes.OK
+    data = json.loads(capsys.readouterr().out)
+    assert data["comfyui_version"] == "0.8.0"
+    assert data["devices"][0]["vram_total"] == 25276063744
+    assert data["queue"] == {"running": 0, "pending": 0, "running_ids": [], "pending_ids": []}
+
+
+async def test_status_unreachable(capsys):
+    url = closed_port_url()
+    assert await cli("status", "--server", url, "--json") == exit_codes.UNREACHABLE
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["status"] == "unreachable"
+    assert f"Cannot reach ComfyUI at {url}" in captured.err
+
+
+async def test_server_defaults_to_the_first_configured_one(tmp_path):
+    args = build_parser().parse_args(["status"])
+    assert resolve_server(args) == ("http://127.0.0.1:8188", {})
+    save_settings(Settings(servers=[ServerConfig("pod", "https://abc-8188.proxy.example", {"Authorization": "x"}),
+                                    ServerConfig("lan", "http://10.0.0.2:8188")]))
+    assert resolve_server(args) == ("https://abc-8188.proxy.example", {"Authorization": "x"})
+    by_name = build_parser().parse_args(["status", "--server", "lan"])
+    assert resolve_server(by_name) == ("http://10.0.0.2:8188", {})
+    bare = build_parser().parse_args(["status", "--server", "box:8188"])
+    assert resolve_server(bare) == ("http://box:8188", {})
+
+
+# -- run -----------------------------------------------------------------------
+
+async def test_run_success_json(trace_server, tmp_path, capsys):
+    server = await trace_server("success")
+    path = prompt_file(tmp_path, recorded_prompt("success"))
+    assert await cli("run", str(path), "--server", server.url, "--json") == exit_codes.OK
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert data["status"] == "success"
+    assert data["prompt_id"] == "09bcf2fc-d848-487a-9010-c6524bb0244f"
+    assert data["duration_s"] == pytest.approx(1.008)
+    assert [o["filename"] for o in data["outputs"]] == ["probe_00002_.png"]
+    assert data["error"] is None
+    assert server.submitted[0]["prompt"] == recorded_prompt("success")
+    # Not a terminal: plain progress lines, at least the first one and the node changes.
+    assert "Slow Steps" in captured.err
+
+
+async def test_run_success_human(trace_server, tmp_path, capsys):
+    server = await trace_server("cached")
+    path = prompt_file(tmp_path, {"prompt": recorded_prompt("cached")})
+    assert await cli("run", str(path), "--server", server.url) == exit_codes.OK
+    out = capsys.readouterr().out
+    assert out.startswith("success: prompt 0a383701-2ba5-46bd-9635-87c55bd206e4")
+    assert "node 3 images: output/probe_00002_.png" in out
+
+
+async def test_run_execution_error(trace_server, tmp_path, capsys):
+    server = await trace_server("exec_error")
+    path = prompt_file(tmp_path, recorded_prompt("exec_error"))
+    assert await cli("run", str(path), "--server", server.url) == exit_codes.FAILED
+    out = capsys.readouterr().out
+    assert "error: prompt 80d07428-f430-42f6-a977-e0790b880ca8" in out
+    assert "node 4 (Boom) raised RuntimeError: probe failure: boom" in out
+
+
+async def test_run_execution_error_json(trace_server, tmp_path, capsys):
+    server = await trace_server("exec_error")
+    path = prompt_file(tmp_path, recorded_prompt("exec_error"))
+    assert await cli("run", str(path), "--server", server.url, "--json") == exit_codes.FAILED
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert (error["node_id"], error["node_type"], error["exception_message"]) == ("4", "Boom", "probe failure: boom")
+
+
+async def test_run_interrupted(trace_server, tmp_path, capsys):
+    server = await trace_server("interrupted")
+    path = prompt_file(tmp_path, recorded_prompt("interrupted"))
+    assert await cli("run", str(path), "--server", server.url, "--json") == exit_codes.FAILED
+    data = json.loads(capsys.readouterr().out)
+    assert data["status"] == "interrupted"
+    assert data["interrupted_at"] == {"node_id": "2", "node_type": "SlowSteps"}
+
+
+async def test_run_rejected_prints_the_validation_report(trace_server, tmp_path, capsys):
+    server = await trace_server("validation_missing_model")
+    path = prompt_file(tmp_path, load_fixture("validation_missing_model")["request"])
+    assert await cli("run", str(path), "--server", server.url) == exit_codes.REJECTED
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "rejected: Prompt outputs failed validation"
+    assert ("node 4 (CheckpointLoaderSimple) input 'ckpt_name': Value not in list; "
+            "received 'sd_xl_base_1.0.safetensors'; allowed: (none on the server)") in out
+
+
+async def test_run_rejected_missing_node_json(trace_server, tmp_path, capsys):
+    server = await trace_server("validation_missing_node")
+    path = prompt_file(tmp_path, load_fixture("validation_missing_node")["request"])
+    assert await cli("run", str(path), "--server", server.url, "--json") == exit_codes.REJECTED
+    data = json.loads(capsys.readouterr().out)
+    assert data["status"] == "rejected" and data["missing_node_types"] == ["UltimateSDUpscale"]
+
+
+async def test_run_unreachable(tmp_path, capsys):
+    path = prompt_file(tmp_path, recorded_prompt("success"))
+    url = closed_port_url()
+    assert await cli("run", str(path), "--server", url) == exit_codes.UNREACHABLE
+    assert "is it running and listening on that port?" in capsys.readouterr().err
+
+
+async def test_run_timeout_leaves_the_prompt_queued(trace_server, tmp_path, capsys, monkeypatch):
+    server = await trace_server("success")
+    monkeypatch.setattr(TraceServer, "_replay", lambda self, ws: _never())
+    path = prompt_file(tmp_path, recorded_prompt("success"))
+    assert await cli("run", str(path), "--server", server.url, "--timeout", "0.3", "--json") == exit_codes.FAILED
+    data = json.loads(capsys.readouterr().out)
+    assert data["status"] == "timeout" and data["prompt_id"] == "09bcf2fc-d848-487a-9010-c6524bb0244f"
+
+
+async def _never() -> None:
+    return None
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("{not json", "is not valid JSON"),
+    ('{"nodes": [], "links": []}', "UI-format workflow"),
+    ('{"1": {"inputs": {}}}', "not an API-format prompt"),
+    ("[]", "not an API-format prompt"),
+])
+def test_bad_prompt_files(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(PromptFileError, match=message):
+        load_prompt_file(path)
+
+
+async def test_run_bad_file_is_rejected_before_any_network(tmp_path, capsys):
+    assert await cli("run", str(tmp_path / "missing.json"), "--server", closed_port_url()) == exit_codes.REJECTED
+    assert "Cannot read" in capsys.readouterr().err
+
+
+def test_progress_line_rewrites_on_a_terminal_and_throttles_otherwise():
+    state = PromptState("p", status="running", current_node="2", current_title="Slow Steps", value=10, max=20,
+                        fraction=0.5, it_per_s=20.0, eta_s=0.5)
+    tty = io.StringIO()
+    line = ProgressLine(tty, tty=True)
+    line.show(state)
+    line.show(state)
+    line.end()
+    assert tty.getvalue() == ("\r\x1b[2K 50.0% Slow Steps 10/20 20.0 it/s ETA 0.5s" * 2) + "\n"
+
+    now = [0.0]
+    plain = io.StringIO()
+    line = ProgressLine(plain, tty=False, interval=5, clock=lambda: now[0])
+    line.show(state)
+    now[0] = 1.0
+    line.show(state)
+    state.current_node, state.current_title = "3", "Save Image"
+    line.show(state)
+    now[0] = 7.0
+    line.show(state)
+    assert plain.getvalue().count("\n") == 3
