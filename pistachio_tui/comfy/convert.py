@@ -11,10 +11,11 @@ frontend's exact output.
 
 from __future__ import annotations
 
+import copy
 import random
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pistachio_tui.comfy.uigraph import (
     MODE_BYPASS,
@@ -28,6 +29,9 @@ from pistachio_tui.comfy.uigraph import (
 )
 from pistachio_tui.comfy.widgets import WidgetSpec, widget_layout
 from pistachio_tui.comfy.workflow_error import WorkflowError
+
+if TYPE_CHECKING:
+    from pistachio_tui.comfy.workflow import Workflow
 
 #: Editor-only node types: they shape the graph but never reach the server.
 VIRTUAL_NODE_TYPES = frozenset({"Reroute", "PrimitiveNode", "Note", "MarkdownNote"})
@@ -436,3 +440,15 @@ def ui_to_api(
         raise exc.with_file(file) from None
     except (RecursionError, TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
         raise WorkflowError(f"cannot convert this workflow: {exc}", file=file) from exc
+
+
+def to_api(workflow: "Workflow", object_info: dict[str, Any], *, rng: random.Random | None = None) -> ConversionResult:
+    """The API prompt of a loaded workflow: converted from its UI graph, or its own prompt.
+
+    For a UI workflow the graph is always converted (an image's embedded
+    prompt may be stale after edits); an API workflow is returned as a copy.
+    """
+    if workflow.format == "api" and workflow.api is not None:
+        unknown = sorted({n["class_type"] for n in workflow.api.values() if n.get("class_type") not in object_info})
+        return ConversionResult(copy.deepcopy(workflow.api), unknown, [])
+    return ui_to_api(workflow.graph, object_info, rng=rng, file=workflow.source)

@@ -1,0 +1,211 @@
+"""What a workflow needs from a server: node classes and model files.
+
+Model references come from two places: combo inputs whose value is a model
+file (the folder known from a table of loader nodes, else guessed from the
+input name), and the workflow's own ``models`` metadata (name, url,
+directory). Presence is checked against the server's per-folder lists when
+given, else against the option list ``object_info`` advertises for that input
+(which *is* the server's file list).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pistachio_tui.comfy.convert import VIRTUAL_NODE_TYPES, to_api
+from pistachio_tui.comfy.widgets import combo_values, ordered_inputs
+from pistachio_tui.comfy.workflow import Workflow
+
+#: (node class, input) → model folder, for the core loader nodes.
+LOADER_FOLDERS: dict[tuple[str, str], str] = {
+    **{(c, "ckpt_name"): "checkpoints" for c in (
+        "CheckpointLoaderSimple", "CheckpointLoader", "ImageOnlyCheckpointLoader", "unCLIPCheckpointLoader",
+        "CreateHookModelAsLora", "CreateHookModelAsLoraModelOnly", "LTXVAudioVAELoader", "LTXAVTextEncoderLoader",
+    )},
+    ("CheckpointLoader", "config_name"): "configs",
+    **{(c, "lora_name"): "loras" for c in ("LoraLoader", "LoraLoaderModelOnly", "CreateHookLora", "CreateHookLoraModelOnly")},
+    ("VAELoader", "vae_name"): "vae",
+    ("CLIPLoader", "clip_name"): "text_encoders",
+    **{("DualCLIPLoader", f"clip_name{i}"): "text_encoders" for i in (1, 2)},
+    **{("TripleCLIPLoader", f"clip_name{i}"): "text_encoders" for i in (1, 2, 3)},
+    **{("QuadrupleCLIPLoader", f"clip_name{i}"): "text_encoders" for i in (1, 2, 3, 4)},
+    ("UNETLoader", "unet_name"): "diffusion_models",
+    ("UpscaleModelLoader", "model_name"): "upscale_models",
+    ("LatentUpscaleModelLoader", "model_name"): "latent_upscale_models",
+    ("CLIPVisionLoader", "clip_name"): "clip_vision",
+    ("ControlNetLoader", "control_net_name"): "controlnet",
+    ("DiffControlNetLoader", "control_net_name"): "controlnet",
+    ("StyleModelLoader", "style_model_name"): "style_models",
+    ("GLIGENLoader", "gligen_name"): "gligen",
+    ("HypernetworkLoader", "hypernetwork_name"): "hypernetworks",
+    ("PhotoMakerLoader", "photomaker_model_name"): "photomaker",
+    ("ModelPatchLoader", "name"): "model_patches",
+    ("AudioEncoderLoader", "audio_encoder_name"): "audio_encoders",
+}
+#: Values some loaders offer that are built in, not files.
+_BUILTIN_VALUES = frozenset({"pixel_space", "taesd", "taesdxl", "taesd3", "taef1", "None", "none", ""})
+MODEL_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".onnx", ".pt2", ".pkl", ".yaml")
+#: Input-name fragments → folder, for model combos of nodes not in the table (first match wins).
+_NAME_HINTS = (
+    ("lora", "loras"), ("vae", "vae"), ("clip_vision", "clip_vision"), ("clip", "text_encoders"),
+    ("text_encoder", "text_encoders"), ("unet", "diffusion_models"), ("diffusion", "diffusion_models"),
+    ("ckpt", "checkpoints"), ("checkpoint", "checkpoints"), ("control_net", "controlnet"),
+    ("controlnet", "controlnet"), ("upscale", "upscale_models"), ("style_model", "style_models"),
+    ("gligen", "gligen"), ("hypernetwork", "hypernetworks"), ("photomaker", "photomaker"),
+    ("audio_encoder", "audio_encoders"), ("patch", "model_patches"),
+)
+#: Legacy folder names the server maps onto current ones.
+FOLDER_ALIASES = {"clip": "text_encoders", "unet": "diffusion_models", "t2i_adapter": "controlnet"}
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+@dataclass
+class ModelNeed:
+    """One model file the workflow uses: where it goes and whether the server has it."""
+
+    name: str
+    folder: str | None
+    node_id: str | None
+    input_name: str | None
+    url: str | None
+    present: bool | None
+    unsafe: bool
+
+
+@dataclass
+class Needs:
+    """Everything a workflow requires from a server."""
+
+    missing_nodes: list[str]
+    models: list[ModelNeed]
+    node_types: list[str]
+    unknown_widget_nodes: list[str] = field(default_factory=list)
+
+    @property
+    def missing_models(self) -> list[ModelNeed]:
+        return [m for m in self.models if m.present is False]
+
+
+def canonical_folder(folder: str | None) -> str | None:
+    return FOLDER_ALIASES.get(folder, folder) if folder else folder
+
+
+def is_unsafe_name(name: str) -> bool:
+    """Absolute paths, drive letters and ``..`` components: never write these under models/."""
+    if not name or name.startswith(("/", "\\", "~")) or _DRIVE.match(name) or "\x00" in name:
+        return True
+    return any(part == ".." for part in re.split(r"[\\/]", name))
+
+
+def looks_like_model_file(value: Any) -> bool:
+    return isinstance(value, str) and value.lower().endswith(MODEL_EXTENSIONS)
+
+
+def _folder_by_hint(input_name: str) -> str | None:
+    lowered = input_name.lower()
+    return next((folder for hint, folder in _NAME_HINTS if hint in lowered), None)
+
+
+def _same_file(a: str, b: str) -> bool:
+    return a.replace("\\", "/") == b.replace("\\", "/")
+
+
+class _Analyser:
+    def __init__(self, object_info: dict[str, Any], server_models: dict[str, list[str]] | None) -> None:
+        self.object_info = object_info
+        self.server_models = {canonical_folder(k): v for k, v in (server_models or {}).items()}
+
+    def options(self, class_type: str, input_name: str) -> list[Any] | None:
+        definition = self.object_info.get(class_type)
+        if not isinstance(definition, dict):
+            return None
+        for name, spec in ordered_inputs(definition):
+            if name == input_name:
+                return combo_values(spec)
+        return None
+
+    def presence(self, name: str, folder: str | None, options: list[Any] | None) -> bool | None:
+        listing = self.server_models.get(canonical_folder(folder)) if folder else None
+        if listing is None:
+            listing = options
+        if listing is None:
+            return None
+        return any(isinstance(v, str) and _same_file(v, name) for v in listing)
+
+    def from_prompt(self, prompt: dict[str, Any]) -> list[ModelNeed]:
+        needs = []
+        for node_id, node in prompt.items():
+            class_type = node.get("class_type")
+            if not isinstance(class_type, str):
+                continue
+            for input_name, value in (node.get("inputs") or {}).items():
+                if not isinstance(value, str) or value in _BUILTIN_VALUES:
+                    continue
+                folder = LOADER_FOLDERS.get((class_type, input_name))
+                options = self.options(class_type, input_name)
+                if folder is None:
+                    if options is None and class_type in self.object_info:
+                        continue  # a plain string input (prompt text), never a file reference
+                    if not looks_like_model_file(value):
+                        continue
+                    folder = _folder_by_hint(input_name)
+                needs.append(ModelNeed(value, folder, node_id, input_name, None,
+                                       self.presence(value, folder, options), is_unsafe_name(value)))
+        return needs
+
+    def from_unknown_nodes(self, workflow: Workflow) -> list[ModelNeed]:
+        """Model-looking widget values of nodes the server does not know (custom loaders)."""
+        needs = []
+        if workflow.ui is None:
+            return needs
+        graph = workflow.graph
+        for node in graph.all_nodes():
+            if node.type in self.object_info or node.type in VIRTUAL_NODE_TYPES or node.type in graph.subgraphs:
+                continue
+            values = node.widgets_values
+            seq = list(values.values()) if isinstance(values, dict) else list(values or [])
+            for value in seq:
+                if looks_like_model_file(value):
+                    needs.append(ModelNeed(value, None, node.id, None, None, None, is_unsafe_name(value)))
+        return needs
+
+
+def _merge_metadata(needs: list[ModelNeed], workflow: Workflow, analyser: _Analyser) -> list[ModelNeed]:
+    for ref in workflow.model_refs:
+        folder = ref.directory
+        matches = [n for n in needs if _same_file(n.name, ref.name)]
+        for need in matches:
+            need.url = need.url or ref.url
+            if need.folder is None:
+                need.folder = folder
+                need.present = analyser.presence(need.name, folder, None) if need.present is None else need.present
+        if not matches:
+            unsafe = is_unsafe_name(ref.name) or bool(folder and is_unsafe_name(folder))
+            needs.append(ModelNeed(ref.name, folder, ref.node_id, None, ref.url,
+                                   analyser.presence(ref.name, folder, None), unsafe))
+    for need in needs:
+        if need.folder and is_unsafe_name(need.folder):
+            need.unsafe = True
+    return needs
+
+
+def analyse(
+    workflow: Workflow,
+    object_info: dict[str, Any],
+    server_models: dict[str, list[str]] | None = None,
+) -> Needs:
+    """Missing node classes and every model the workflow references, with presence on the server."""
+    analyser = _Analyser(object_info, server_models)
+    if workflow.ui is not None:
+        graph = workflow.graph
+        types = {n.type for n in graph.all_nodes() if n.type not in graph.subgraphs}
+        types -= {t for t in VIRTUAL_NODE_TYPES if t not in object_info}
+    else:
+        types = {n["class_type"] for n in (workflow.api or {}).values()}
+    conversion = to_api(workflow, object_info)
+    needs = analyser.from_prompt(conversion.prompt) + analyser.from_unknown_nodes(workflow)
+    needs = _merge_metadata(needs, workflow, analyser)
+    missing = sorted(t for t in types if t not in object_info)
+    return Needs(missing, needs, sorted(types), sorted(conversion.unknown_types))
