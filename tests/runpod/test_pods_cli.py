@@ -1,0 +1,172 @@
+"""``pistachio pods …`` against the fake RunPod API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+
+import pytest
+
+from pistachio_tui.cli import exit_codes, pods_commands
+
+SECRET = "rpa_SECRET123"
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="pistachio")
+    pods_commands.register(parser.add_subparsers(dest="command"))
+    return parser.parse_args(["pods", *argv])
+
+
+async def run(*argv: str) -> int:
+    args = parse(*argv)
+    return await args.func(args)
+
+
+async def test_table_lists_pods_with_cost_and_account(runpod_env, capsys):
+    assert await run() == exit_codes.OK
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "ID", "GPU", "STATUS", "UPTIME", "$/H", "SPEND≈", "GPU%"]
+    assert "comfy-4090" in lines[1] and "1× RTX 4090" in lines[1] and "2h 03m" in lines[1]
+    assert "$0.690" in lines[1] and "$1.41" in lines[1] and "87%" in lines[1]
+    assert "trainer-h100" in lines[2]
+    assert "old-a40" in lines[3] and "stopped" in lines[3] and "—" in lines[3]
+    assert "Account: $3.680/h now · balance $25.00 (≈ 6.8 h left)" in out
+    assert "estimate" in err
+    assert "this pod" not in out
+
+
+async def test_this_pod_is_first_and_marked(runpod_env, capsys, monkeypatch):
+    monkeypatch.setenv("RUNPOD_POD_ID", "def456uvw")
+    assert await run("list") == exit_codes.OK
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("*") and "trainer-h100" in out[1]
+    assert "* = this pod (Pistachio runs on it)" in out
+
+
+async def test_json_listing(runpod_env, capsys, monkeypatch):
+    monkeypatch.setenv("RUNPOD_POD_ID", "abc123xyz")
+    assert await run("--json") == exit_codes.OK
+    data = json.loads(capsys.readouterr().out)
+    assert data["this_pod"] == "abc123xyz"
+    assert data["account"]["current_spend_per_hr"] == pytest.approx(3.68)
+    first = data["pods"][0]
+    assert first["id"] == "abc123xyz" and first["is_this_pod"] and first["comfy_url"] == "http://127.0.0.1:8188"
+    assert first["spend_estimate"] == pytest.approx(0.69 * 7380 / 3600)
+    assert first["ssh"] == "ssh root@203.0.113.7 -p 40022 -i ~/.ssh/id_ed25519"
+    assert {p["status"] for p in data["pods"]} == {"running", "stopped"}
+
+
+async def test_empty_account(runpod_env, capsys):
+    runpod_env.pods.clear()
+    assert await run() == exit_codes.OK
+    assert "No pods in this RunPod account." in capsys.readouterr().out
+
+
+async def test_stop_and_start(runpod_env, capsys):
+    assert await run("stop", "abc123xyz") == exit_codes.OK
+    assert runpod_env.pod("abc123xyz")["desiredStatus"] == "EXITED"
+    assert "comfy-4090 (abc123xyz): exited" in capsys.readouterr().out
+    assert await run("stop", "abc123xyz") == exit_codes.OK
+    assert "already stopped" in capsys.readouterr().out
+    assert await run("start", "abc123xyz") == exit_codes.OK
+    assert runpod_env.pod("abc123xyz")["desiredStatus"] == "RUNNING"
+    assert runpod_env.requests[-1]["variables"]["input"]["gpuCount"] == 1
+    assert await run("start", "abc123xyz") == exit_codes.OK
+    assert "already running" in capsys.readouterr().out
+
+
+async def test_start_with_more_gpus(runpod_env):
+    assert await run("start", "ghi789rst", "--gpus", "4") == exit_codes.OK
+    assert runpod_env.pod("ghi789rst")["gpuCount"] == 4
+
+
+async def test_unknown_pod_is_rejected(runpod_env, capsys):
+    assert await run("stop", "nope") == exit_codes.REJECTED
+    assert "No pod with id 'nope'" in capsys.readouterr().err
+
+
+async def test_terminate_refuses_without_the_exact_name(runpod_env, capsys):
+    assert await run("terminate", "ghi789rst", "--confirm", "old-A40") == exit_codes.USAGE
+    assert runpod_env.pod("ghi789rst") is not None
+    assert "podTerminate" not in runpod_env.operations()
+    assert "--confirm must be the pod's name exactly ('old-a40')" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse("terminate", "ghi789rst")
+
+
+async def test_terminate_with_the_name(runpod_env, capsys):
+    assert await run("terminate", "ghi789rst", "--confirm", "old-a40") == exit_codes.OK
+    assert runpod_env.pod("ghi789rst") is None
+    assert "old-a40 (ghi789rst): terminated" in capsys.readouterr().out
+
+
+async def test_gpu_price_table_and_json(runpod_env, capsys):
+    assert await run("gpus") == exit_codes.OK
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:2] == ["GPU", "VRAM"]
+    assert out[1].startswith("A40") and "$0.390" in out[1] and "secure" in out[1]
+    assert "RTX 4090" in out[2] and "$0.350" in out[2] and "secure+community" in out[2]
+    assert "unavailable" in out[4]
+    assert await run("gpus", "--json") == exit_codes.OK
+    data = json.loads(capsys.readouterr().out)
+    assert data[1] == {"id": "NVIDIA GeForce RTX 4090", "display_name": "RTX 4090", "memory_in_gb": 24,
+                       "on_demand_per_hr": 0.69, "spot_per_hr": 0.35, "secure_cloud": True,
+                       "community_cloud": True}
+
+
+async def test_unset_key_says_how_to_set_it(capsys, _isolated_config):
+    assert await run() == exit_codes.USAGE
+    err = capsys.readouterr().err
+    assert "RUNPOD_API_KEY" in err and "https://www.runpod.io/console/user/settings" in err
+    assert str(_isolated_config / "secrets.toml") in err
+
+
+async def test_key_from_the_secrets_file(fake_runpod, monkeypatch, _isolated_config, capsys):
+    monkeypatch.setenv("RUNPOD_API_URL", fake_runpod.url)
+    secrets = _isolated_config / "secrets.toml"
+    secrets.write_text(f'RUNPOD_API_KEY = "{fake_runpod.api_key}"\n')
+    os.chmod(secrets, 0o644)
+    assert await run() == exit_codes.USAGE
+    assert "chmod 600" in capsys.readouterr().err
+    os.chmod(secrets, 0o600)
+    assert await run() == exit_codes.OK
+
+
+async def test_rejected_key_is_a_usage_error_and_never_printed(fake_runpod, monkeypatch, capsys):
+    monkeypatch.setenv("RUNPOD_API_URL", fake_runpod.url)
+    monkeypatch.setenv("RUNPOD_API_KEY", SECRET)
+    assert await run() == exit_codes.USAGE
+    out, err = capsys.readouterr()
+    assert "RunPod rejected the API key" in err
+    assert "SECRET123" not in out + err
+
+
+async def test_unreachable_api(monkeypatch, capsys):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("RUNPOD_API_URL", f"http://127.0.0.1:{port}/graphql")
+    monkeypatch.setenv("RUNPOD_API_KEY", SECRET)
+    assert await run() == exit_codes.UNREACHABLE
+    err = capsys.readouterr().err
+    assert "Cannot reach the RunPod API" in err and "SECRET123" not in err
+
+
+async def test_rate_limited_and_refused(runpod_env, capsys):
+    runpod_env.rate_limited = 12
+    assert await run("gpus") == exit_codes.UNREACHABLE
+    assert "retry in 12 s" in capsys.readouterr().err
+    runpod_env.rate_limited = False
+    runpod_env.graphql_errors = ["Internal thing"]
+    assert await run() == exit_codes.REJECTED
+
+
+def test_registered_with_the_main_entry_point(capsys):
+    from pistachio_tui.cli import main
+
+    assert main(["pods"]) == exit_codes.USAGE
+    assert "RUNPOD_API_KEY" in capsys.readouterr().err
