@@ -382,13 +382,20 @@ def _print_result(url: str, state: PromptState, as_json: bool) -> None:
                 "node_id": state.interrupted.node_id, "node_type": state.interrupted.node_type},
         })
         return
-    took = f" in {state.duration:.1f}s" if state.duration is not None else ""
+    took = "" if state.duration is None else f" in {state.duration:.{2 if state.duration < 10 else 1}f}s"
     print(f"{state.status}: prompt {state.prompt_id}{took}")
     if state.error is not None:
         error = state.error
-        print(f"  node {error.node_id} ({error.node_type}) raised {error.exception_type}: {error.exception_message}")
+        print(f"  node {_node_label(state, error.node_id, error.node_type)} raised "
+              f"{error.exception_type}: {error.exception_message}")
     if state.interrupted is not None:
-        print(f"  interrupted in node {state.interrupted.node_id} ({state.interrupted.node_type})")
+        print(f"  interrupted in node {_node_label(state, state.interrupted.node_id, state.interrupted.node_type)}")
     for out in state.outputs:
         folder = f"{out.type}/{out.subfolder + '/' if out.subfolder else ''}"
         print(f"  node {out.node_id} {out.kind}: {folder}{out.filename}")
+
+
+def _node_label(state: PromptState, node_id: str, node_type: str) -> str:
+    """``4 (Boom)``, or ``4 "Explode here" (Boom)`` when the node has its own title."""
+    title = state.current_title if state.current_node == node_id else None
+    return f'{node_id} "{title}" ({node_type})' if title and title != node_type else f"{node_id} ({node_type})"

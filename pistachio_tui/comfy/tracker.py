@@ -262,7 +262,8 @@ class PromptTracker:
         state.current_node = event.node
         state.current_title = tracked.title(event.node)
         state.value = state.max = 0
-        state.eta_s = None
+        # A rate belongs to one node's steps; the next node's steps may be much slower or faster.
+        state.it_per_s = state.eta_s = None
         tracked.last_step = (event.node, 0, self._clock())
 
     def _on_progress(self, tracked: _Tracked, event: Progress) -> None:

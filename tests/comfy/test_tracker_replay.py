@@ -58,8 +58,8 @@ def test_success_ends_with_the_saved_image():
     assert state.duration == pytest.approx(1.008)
     assert state.error is None and state.cached_nodes == []
     assert state.done_nodes == ["1", "2", "3"]
-    # 20 steps of 0.05 s: the smoothed rate settles near 20 it/s.
-    assert state.it_per_s == pytest.approx(20, rel=0.1)
+    # The rate belonged to the sampler node; the save node that came after has no steps.
+    assert state.it_per_s is None
 
 
 def test_cached_run_has_every_node_cached():
@@ -89,6 +89,8 @@ def test_interrupted_stops_in_the_slow_node():
     assert state.current_title == "Slow Steps"
     assert (state.value, state.max) == (20, 400)
     assert state.fraction == pytest.approx((0 + 20 / 400) / 2)
+    # 0.05 s per step in the recorded run.
+    assert state.it_per_s == pytest.approx(20, rel=0.1)
     assert state.finished_at == entry.finished_at and state.error is None
 
 
