@@ -80,6 +80,9 @@ class ComfyClient:
                 "is it overloaded, or is a proxy or firewall holding the connection? (timeout)") from None
         except httpx.ConnectError as exc:
             raise ServerUnreachable(self._connect_failure(exc)) from None
+        except httpx.UnsupportedProtocol:
+            raise ServerUnreachable(
+                f"{self.base_url} is not a usable server URL — it must start with http:// or https://") from None
         except httpx.TransportError as exc:
             raise ServerUnreachable(
                 f"Lost the connection to ComfyUI at {self.base_url} — did it crash or restart? "

@@ -308,6 +308,7 @@ class EventStream:
     ``async for event in stream`` yields ``Connected`` after each (re)connect,
     then, after a reconnect, ``Resynced``; ``Disconnected`` whenever the socket
     drops or cannot open. ``await stream.close()`` ends the iteration.
+    Iterate a stream once; ``backoff`` is injectable so tests reconnect fast.
     """
 
     def __init__(self, client: ComfyClient, *, backoff: Backoff | None = None, resync_items: int = 64,

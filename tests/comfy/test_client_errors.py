@@ -44,6 +44,12 @@ async def test_transport_failures(exc, expected):
     assert expected in caught.value.message
 
 
+async def test_url_without_http_scheme():
+    async with ComfyClient("ftp://box:8188") as client:
+        with pytest.raises(ServerUnreachable, match="must start with http:// or https://"):
+            await client.queue()
+
+
 @pytest.mark.parametrize("status", [401, 403])
 async def test_proxy_auth(status):
     with respx.mock() as router:
