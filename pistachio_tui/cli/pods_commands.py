@@ -66,7 +66,7 @@ def _say(message: str) -> None:
 def _exit_code(exc: Exception) -> int:
     from pistachio_tui.runpod import errors
 
-    if isinstance(exc, (errors.ApiKeyMissing, errors.ApiKeyRejected)):
+    if isinstance(exc, (errors.ApiKeyMissing, errors.ApiKeyRejected, errors.ConfirmationMismatch)):
         return exit_codes.USAGE
     if isinstance(exc, (errors.RunPodUnreachable, errors.RateLimited, errors.RunPodServerError)):
         return exit_codes.UNREACHABLE
@@ -216,15 +216,8 @@ async def run_stop(args: argparse.Namespace) -> int:
 
 async def run_terminate(args: argparse.Namespace) -> int:
     async def action(client) -> int:
-        pod = await client.pod(args.pod_id)
-        expected = pod.name or pod.id
-        if args.confirm != expected:
-            _say(f"refusing to terminate {pod.id}: --confirm must be the pod's name exactly "
-                 f"({expected!r}); terminating deletes the pod and its volume for good")
-            return exit_codes.USAGE
-        _say(f"Terminating {pod.name} ({pod.id}) — its volume is deleted…")
-        await client.terminate_pod(pod.id)
-        print(f"{expected} ({pod.id}): terminated")
+        pod = await client.terminate_pod(args.pod_id, confirm_name=args.confirm)
+        print(f"{pod.name or pod.id} ({pod.id}): terminated — the pod and its volume are gone")
         return exit_codes.OK
 
     return await _with_client(action)

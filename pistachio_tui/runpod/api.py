@@ -27,6 +27,7 @@ from pistachio_tui.runpod.errors import (
     ApiKeyMissing,
     ApiKeyRejected,
     BadResponse,
+    ConfirmationMismatch,
     GraphQLError,
     PodNotFound,
     RateLimited,
@@ -209,9 +210,19 @@ class RunPodClient:
         data = await self.execute(queries.POD_STOP, {"input": {"podId": pod_id}})
         return self._desired_status(data, "podStop")
 
-    async def terminate_pod(self, pod_id: str) -> None:
-        """Delete a pod and its volume for good. Callers must confirm with the user first."""
-        await self.execute(queries.POD_TERMINATE, {"input": {"podId": pod_id}})
+    async def terminate_pod(self, pod_id: str, *, confirm_name: str) -> Pod:
+        """Delete a pod and its volume for good, only if ``confirm_name`` is its exact name.
+
+        The name must come from the user (typed, not copied by code): it is the
+        one guard against terminating the wrong pod. A pod without a name is
+        confirmed by its id. Returns the pod as it was.
+        """
+        pod = await self.pod(pod_id)
+        expected = pod.name or pod.id
+        if confirm_name != expected:
+            raise ConfirmationMismatch(pod.id, expected)
+        await self.execute(queries.POD_TERMINATE, {"input": {"podId": pod.id}})
+        return pod
 
     @staticmethod
     def _desired_status(data: dict[str, Any], field: str) -> str:

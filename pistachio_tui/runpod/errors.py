@@ -75,3 +75,15 @@ class PodNotFound(RunPodError):
     def __init__(self, pod_id: str) -> None:
         super().__init__(f"No pod with id {pod_id!r} in this RunPod account — `pistachio pods` lists them")
         self.pod_id = pod_id
+
+
+class ConfirmationMismatch(RunPodError):
+    """A terminate was asked for without typing the pod's exact name."""
+
+    def __init__(self, pod_id: str, expected: str) -> None:
+        super().__init__(
+            f"Refusing to terminate {pod_id}: the confirmation must be the pod's name exactly ({expected!r});"
+            " terminating deletes the pod and its volume for good"
+        )
+        self.pod_id = pod_id
+        self.expected = expected

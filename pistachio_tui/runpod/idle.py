@@ -115,6 +115,16 @@ class IdleGuard:
         """The guard's view of a pod, None when it has never been observed."""
         return self._pods.get(pod_id)
 
+    def pod_ids(self) -> list[str]:
+        """The pods the guard currently tracks."""
+        return list(self._pods)
+
+    def stop_failed(self, pod_id: str) -> None:
+        """The stop asked for could not be done; ask again on the next tick."""
+        state = self._pods.get(pod_id)
+        if state is not None:
+            state.stop_requested = False
+
     def _is_idle(self, sample: Sample) -> bool | None:
         if sample.gpu_util_percent is None:
             return None

@@ -179,3 +179,13 @@ async def probe_comfy(url: str, client: httpx.AsyncClient, timeout: float = 3.0)
     if not isinstance(body, dict) or "system" not in body:
         return "answered, but not like ComfyUI"
     return True
+
+
+async def comfy_queue_length(url: str, client: httpx.AsyncClient, timeout: float = 3.0) -> int | None:
+    """Prompts running or waiting on ComfyUI at ``url`` (``GET /prompt``), None if unknown."""
+    try:
+        response = await client.get(f"{url.rstrip('/')}/prompt", timeout=timeout)
+        remaining = response.json()["exec_info"]["queue_remaining"] if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None
+    return remaining if isinstance(remaining, int) and not isinstance(remaining, bool) else None

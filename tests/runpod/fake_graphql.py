@@ -14,6 +14,7 @@ mutable, wire-shaped pod list, so a test can change the world between polls.
 
 Switches (all off by default, settable at any time):
 ``reject_key`` (401), ``graphql_errors`` (list of messages → 200 with ``errors[]``),
+``mutation_errors`` (the same, for start/stop/terminate only),
 ``rate_limited`` (Retry-After seconds, or True for none → 429), ``server_error``
 (an HTTP status), ``delay`` (seconds before every answer).
 ``requests`` records every call as ``{"operation", "root", "variables"}``.
@@ -111,6 +112,7 @@ class FakeRunPod:
         self.current_spend_per_hr: float | None = None
         self.reject_key = False
         self.graphql_errors: list[str] | None = None
+        self.mutation_errors: list[str] | None = None
         self.rate_limited: float | bool = False
         self.server_error: int | None = None
         self.delay = 0.0
@@ -173,8 +175,9 @@ class FakeRunPod:
             return web.json_response({"errors": [{"message": "Too many requests"}]}, status=429, headers=headers)
         if self.server_error:
             return web.Response(status=self.server_error, text="<html>upstream error</html>")
-        if self.graphql_errors:
-            return web.json_response({"data": None, "errors": [{"message": m} for m in self.graphql_errors]})
+        errors = self.graphql_errors or (self.mutation_errors if mutation else None)
+        if errors:
+            return web.json_response({"data": None, "errors": [{"message": m} for m in errors]})
         if mutation:
             return self._mutate(root, query, variables)
         if root == "gpuTypes":

@@ -93,7 +93,7 @@ async def test_terminate_refuses_without_the_exact_name(runpod_env, capsys):
     assert await run("terminate", "ghi789rst", "--confirm", "old-A40") == exit_codes.USAGE
     assert runpod_env.pod("ghi789rst") is not None
     assert "podTerminate" not in runpod_env.operations()
-    assert "--confirm must be the pod's name exactly ('old-a40')" in capsys.readouterr().err
+    assert "the confirmation must be the pod's name exactly ('old-a40')" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         parse("terminate", "ghi789rst")
 

@@ -14,6 +14,7 @@ from pistachio_tui.runpod.errors import (
     ApiKeyMissing,
     ApiKeyRejected,
     BadResponse,
+    ConfirmationMismatch,
     GraphQLError,
     PodNotFound,
     RateLimited,
@@ -75,11 +76,24 @@ async def test_stop_then_start_with_gpu_count(runpod, fake_runpod):
     assert resume["variables"] == {"input": {"podId": "abc123xyz", "gpuCount": 2}}
 
 
-async def test_terminate_removes_the_pod(runpod, fake_runpod):
-    await runpod.terminate_pod("ghi789rst")
+async def test_terminate_only_with_the_exact_name(runpod, fake_runpod):
+    with pytest.raises(ConfirmationMismatch, match="'old-a40'"):
+        await runpod.terminate_pod("ghi789rst", confirm_name="old-a4")
+    assert fake_runpod.pod("ghi789rst") is not None
+    assert "podTerminate" not in fake_runpod.operations()
+    pod = await runpod.terminate_pod("ghi789rst", confirm_name="old-a40")
+    assert pod.name == "old-a40"
     assert fake_runpod.pod("ghi789rst") is None
     with pytest.raises(PodNotFound, match="ghi789rst"):
         await runpod.pod("ghi789rst")
+
+
+async def test_unnamed_pod_is_confirmed_by_its_id(runpod, fake_runpod):
+    fake_runpod.pods.append(make_pod("anon1", ""))
+    with pytest.raises(ConfirmationMismatch):
+        await runpod.terminate_pod("anon1", confirm_name="")
+    await runpod.terminate_pod("anon1", confirm_name="anon1")
+    assert fake_runpod.pod("anon1") is None
 
 
 async def test_mutation_on_unknown_pod_lists_the_graphql_error(runpod):
@@ -227,7 +241,7 @@ async def test_the_key_never_leaks(caplog):
                 default = getattr(fake, name)
                 setattr(fake, name, value)
                 for call in (client.pods, client.gpu_types, lambda: client.stop_pod("abc123xyz"),
-                             lambda: client.terminate_pod("zzz")):
+                             lambda: client.terminate_pod("abc123xyz", confirm_name="comfy-4090")):
                     with pytest.raises(RunPodError) as info:
                         await call()
                     seen += [str(info.value), repr(info.value), info.value.message,
