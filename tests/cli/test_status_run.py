@@ -229,3 +229,52 @@ def test_progress_line_rewrites_on_a_terminal_and_throttles_otherwise():
     now[0] = 7.0
     line.show(state)
     assert plain.getvalue().count("\n") == 3
+
+
+# -- end to end on the simulator -------------------------------------------------
+
+TXT2IMG = {
+    "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "v1-5-pruned-emaonly-fp16.safetensors"},
+          "_meta": {"title": "Load Checkpoint"}},
+    "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 512, "batch_size": 1}},
+    "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a pistachio", "clip": ["4", 1]}},
+    "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
+    "3": {"class_type": "KSampler", "_meta": {"title": "Sampler"},
+          "inputs": {"seed": 1, "steps": 6, "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal",
+                     "denoise": 1.0, "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0],
+                     "latent_image": ["5", 0]}},
+    "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+    "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "sim", "images": ["8", 0]}},
+}
+
+
+async def test_run_on_the_simulator(sim, tmp_path, capsys):
+    path = prompt_file(tmp_path, TXT2IMG)
+    assert await cli("run", str(path), "--server", sim.url, "--json") == exit_codes.OK
+    data = json.loads(capsys.readouterr().out)
+    assert data["status"] == "success"
+    [output] = data["outputs"]
+    assert output["node_id"] == "9" and output["filename"].startswith("sim") and output["type"] == "output"
+
+
+async def test_run_on_the_simulator_node_failure(sim, tmp_path, capsys):
+    sim.fail_class("VAEDecode", "out of memory")
+    path = prompt_file(tmp_path, TXT2IMG)
+    assert await cli("run", str(path), "--server", sim.url, "--json") == exit_codes.FAILED
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert (error["node_id"], error["node_type"], error["exception_message"]) == ("8", "VAEDecode", "out of memory")
+
+
+async def test_run_on_the_simulator_missing_model(sim, tmp_path, capsys):
+    prompt = json.loads(json.dumps(TXT2IMG))
+    prompt["4"]["inputs"]["ckpt_name"] = "sd_xl_base_1.0.safetensors"
+    path = prompt_file(tmp_path, prompt)
+    assert await cli("run", str(path), "--server", sim.url, "--json") == exit_codes.REJECTED
+    data = json.loads(capsys.readouterr().out)
+    [node] = data["node_errors"]
+    assert node["node_id"] == "4" and node["errors"][0]["type"] == "value_not_in_list"
+
+
+async def test_status_on_the_simulator(sim, capsys):
+    assert await cli("status", "--server", sim.url, "--json") == exit_codes.OK
+    assert json.loads(capsys.readouterr().out)["comfyui_version"] == "0.8.0"
