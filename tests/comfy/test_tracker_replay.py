@@ -177,3 +177,28 @@ def test_fraction_is_monotone_and_bounded_for_any_prefix(name, data):
         assert 0.0 <= fraction <= 1.0
         assert fraction >= previous
         previous = fraction
+
+
+NODE_IDS = st.sampled_from(["1", "2", "3", "4", "99"])
+PID = "80d07428-f430-42f6-a977-e0790b880ca8"
+ANY_EVENT = st.one_of(
+    st.builds(Executing, st.just(PID), st.one_of(st.none(), NODE_IDS)),
+    st.builds(Progress, st.just(PID), NODE_IDS, st.integers(0, 50), st.integers(0, 50)),
+    st.builds(ExecutionStart, st.just(PID), st.none()),
+    st.sampled_from([e for _, e in TRACE_EVENTS["exec_error"][1]]),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(events=st.lists(st.tuples(st.floats(0, 100), ANY_EVENT), max_size=40))
+def test_fraction_stays_monotone_and_bounded_for_events_in_any_order(events):
+    entry, _ = TRACE_EVENTS["exec_error"]
+    run = Replay(entry)
+    previous = 0.0
+    for t, event in events:
+        run.now = t
+        run.tracker.feed(event)
+        state = run.tracker.get(PID)
+        assert previous <= state.fraction <= 1.0
+        assert state.eta_s is None or state.eta_s >= 0
+        previous = state.fraction
