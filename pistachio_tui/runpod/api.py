@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://api.runpod.io/graphql"
 #: GraphQL error texts RunPod uses for a missing, wrong or read-only key.
-_AUTH_ERROR = re.compile(r"unauthori[sz]ed|unauthenticated|api key|forbidden|not authenticated", re.I)
+_AUTH_ERROR = re.compile(r"unauthori[sz]ed|unauthenticated|api key|forbidden|not authenticated|permission", re.I)
 _OPERATION = re.compile(r"^\s*(query|mutation)\s+(\w+)")
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from pistachio_tui.config import ServerConfig
 from pistachio_tui.runpod.models import Pod
 
 COMFY_PORT = 8188
@@ -128,6 +129,11 @@ class PodSummary:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def comfy_server(row: PodSummary) -> ServerConfig:
+    """The pod's ComfyUI as a server entry for the servers list."""
+    return ServerConfig(name=f"{row.name or row.id} (RunPod)", url=row.comfy_url)
 
 
 def summarize(pods: Iterable[Pod], this_pod_id: str | None = None) -> list[PodSummary]:

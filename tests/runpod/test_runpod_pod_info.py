@@ -10,6 +10,7 @@ from pistachio_tui.runpod.models import Pod
 from pistachio_tui.runpod.pods import (
     LOCAL_COMFY_URL,
     comfy_proxy_url,
+    comfy_server,
     comfy_url,
     current_pod_id,
     default_comfy_url,
@@ -78,6 +79,8 @@ def test_summary_rows():
     assert (busy.gpu_util_percent, busy.gpu_memory_percent, busy.uptime, busy.gpu_count) == (90, 50, "1m 00s", 2)
     assert off.uptime == "—" and off.gpu_util_percent is None and off.ssh is None
     assert off.to_json()["status"] == "stopped"
+    server = comfy_server(rows[1])
+    assert (server.name, server.url) == ("off (RunPod)", "https://b2-8188.proxy.runpod.net")
 
 
 def test_short_gpu_name():
