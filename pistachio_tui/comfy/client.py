@@ -124,16 +124,17 @@ class ComfyClient:
                 f"is the URL really a ComfyUI server? ({_snippet(response.text) or 'empty body'})") from None
 
     async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        """``GET path`` and decode JSON; any status but 200 is an error."""
+        """``GET path`` and decode JSON; any status outside 2xx is an error."""
         response = await self.request("GET", path, params=params)
-        if response.status_code != 200:
+        if not response.is_success:
             raise self._unexpected("GET", path, response)
         return self._decode("GET", path, response)
 
     async def post_json(self, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
         """``POST path`` with a JSON body; returns the decoded answer, or None when it is empty."""
+        # The Manager answers 201 to some queue calls, so any 2xx counts.
         response = await self.request("POST", path, json=json, params=params)
-        if response.status_code != 200:
+        if not response.is_success:
             raise self._unexpected("POST", path, response)
         return self._decode("POST", path, response) if response.content.strip() else None
 

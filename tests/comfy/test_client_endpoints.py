@@ -179,3 +179,11 @@ async def test_ws_url(base, expected):
 async def test_repr_hides_headers():
     async with ComfyClient(BASE, headers={"Authorization": "Bearer secret-token"}) as c:
         assert "secret" not in repr(c)
+
+
+async def test_post_json_accepts_any_2xx_and_empty_bodies(client, router):
+    start = load_fixture("manager_install_pack_offline")["start_status"]
+    router.post(BASE + "/v2/manager/queue/start").mock(return_value=httpx.Response(start))
+    router.post(BASE + "/v2/manager/queue/task").mock(return_value=json_response({"ok": True}))
+    assert await client.post_json("/v2/manager/queue/start") is None
+    assert await client.post_json("/v2/manager/queue/task", {"kind": "install"}) == {"ok": True}
