@@ -21,7 +21,7 @@ _WIDGET_TYPES = frozenset({
 #: Seeds get a "control after generate" companion even without the option (editor convention).
 SEED_NAMES = frozenset({"seed", "noise_seed"})
 #: Options that add an editor-only upload button after the combo.
-_UPLOAD_OPTIONS = ("image_upload", "video_upload", "audio_upload", "animated_image_upload", "file_upload")
+UPLOAD_OPTIONS = ("image_upload", "video_upload", "audio_upload", "animated_image_upload", "file_upload")
 _DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
 
 
@@ -134,7 +134,7 @@ def _companions(name: str, spec: list[Any]) -> list[WidgetSpec]:
     if has_control_widget(name, spec):
         extras.append(WidgetSpec("control_after_generate", serialize=False, default="fixed"))
     opts = input_options(spec)
-    if input_type_name(spec) == "COMBO" and any(opts.get(o) for o in _UPLOAD_OPTIONS):
+    if input_type_name(spec) == "COMBO" and any(opts.get(o) for o in UPLOAD_OPTIONS):
         extras.append(WidgetSpec("upload", serialize=False))
     return extras
 
