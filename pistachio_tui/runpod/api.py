@@ -82,9 +82,13 @@ class RunPodClient:
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         if not api_key:
             raise ApiKeyMissing()
-        self.url = url or api_url()
+        # The key travels in the Authorization header only: an old-style
+        # ``?api_key=`` in the URL would end up in httpx's request log lines.
+        self.url = str(httpx.URL(url or api_url()).copy_remove_param("api_key"))
         self.timeout = timeout
         self._key = api_key
+        #: The URL as shown in messages, in case the key hides elsewhere in it.
+        self._shown_url = self._scrub(self.url)
         self._http = httpx.AsyncClient(
             headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
             timeout=timeout,
@@ -92,7 +96,7 @@ class RunPodClient:
         )
 
     def __repr__(self) -> str:
-        return f"RunPodClient(url={self.url!r})"
+        return f"RunPodClient(url={self._shown_url!r})"
 
     async def __aenter__(self) -> RunPodClient:
         return self
@@ -118,13 +122,13 @@ class RunPodClient:
             response = await self._http.post(self.url, json=body)
         except httpx.TimeoutException:
             raise RunPodUnreachable(
-                f"The RunPod API at {self.url} did not answer within {self.timeout:g} s"
+                f"The RunPod API at {self._shown_url} did not answer within {self.timeout:g} s"
                 " — check your connection, or try again"
             ) from None
         except httpx.HTTPError as exc:
             reason = self._scrub(str(exc)) or type(exc).__name__
             raise RunPodUnreachable(
-                f"Cannot reach the RunPod API at {self.url} — check your internet connection ({reason})"
+                f"Cannot reach the RunPod API at {self._shown_url} — check your internet connection ({reason})"
             ) from None
         log.debug("RunPod %s %s: HTTP %s in %.2f s", kind, name, response.status_code,
                   time.monotonic() - started)
@@ -150,7 +154,7 @@ class RunPodClient:
             )
         data = payload.get("data") if isinstance(payload, dict) else None
         if not isinstance(data, dict):
-            raise BadResponse(f"The RunPod API at {self.url} answered something that is not GraphQL data")
+            raise BadResponse(f"The RunPod API at {self._shown_url} answered something that is not GraphQL data")
         return data
 
     def _raise_graphql(self, errors: Any, kind: str) -> None:

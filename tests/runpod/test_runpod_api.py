@@ -248,12 +248,16 @@ async def test_the_key_never_leaks(caplog):
                              repr(info.value.__cause__), repr(info.value.__context__)]
                 setattr(fake, name, default)
             seen.append(repr(await client.pods()))
+        async with RunPodClient(SECRET, url=f"{fake.url}?api_key={SECRET}") as client:
+            assert client.url == fake.url
+            assert len(await client.pods()) == 3
         url = fake.url
     await fake.stop()
-    async with RunPodClient(SECRET, url=url, timeout=0.3) as client:
-        with pytest.raises(RunPodUnreachable) as info:
-            await client.pods()
-        seen += [str(info.value), repr(info.value)]
+    for dead_url in (url, f"{url}?api_key={SECRET}"):
+        async with RunPodClient(SECRET, url=dead_url, timeout=0.3) as client:
+            with pytest.raises(RunPodUnreachable) as info:
+                await client.pods()
+            seen += [str(info.value), repr(info.value), repr(client)]
     for transport_error in (httpx.ConnectError(f"boom {SECRET}"), httpx.ReadError(f"boom {SECRET}")):
         def fail(request, exc=transport_error):
             raise exc
