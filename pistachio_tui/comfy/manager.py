@@ -1,0 +1,371 @@
+"""ComfyUI-Manager (v4 API) on a server: detect it, queue pack and model installs,
+follow the tasks, restart the server, and read import failures from the log.
+
+Task results arrive only over the websocket (``cm-task-started`` /
+``cm-task-completed``); the Manager keeps no per-task history we could poll, so
+when the socket is unavailable we poll ``queue/status`` and learn that the
+queue finished, not how each task ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shlex
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pistachio_tui.comfy.client import ComfyClient
+from pistachio_tui.comfy.errors import ComfyError, ServerError, ServerUnreachable
+from pistachio_tui.comfy.events import Connected, Event, EventStream, Unknown
+from pistachio_tui.comfy.nodedb import NodePack
+from pistachio_tui.comfy.types import LogEntry
+
+#: Import names whose pip distribution is named differently.
+PIP_NAMES = {
+    "cv2": "opencv-python",
+    "PIL": "pillow",
+    "yaml": "pyyaml",
+    "skimage": "scikit-image",
+    "sklearn": "scikit-learn",
+    "bs4": "beautifulsoup4",
+    "google.protobuf": "protobuf",
+    "fitz": "pymupdf",
+    "dateutil": "python-dateutil",
+}
+
+
+class ManagerError(ComfyError):
+    """The Manager refused or failed a request; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    """``/v2/manager/queue/status``."""
+
+    total_count: int
+    done_count: int
+    in_progress_count: int
+    pending_count: int
+    is_processing: bool
+
+    @classmethod
+    def from_wire(cls, body: dict[str, Any]) -> QueueStatus:
+        return cls(
+            total_count=int(body.get("total_count", 0)),
+            done_count=int(body.get("done_count", 0)),
+            in_progress_count=int(body.get("in_progress_count", 0)),
+            pending_count=int(body.get("pending_count", 0)),
+            is_processing=bool(body.get("is_processing", False)),
+        )
+
+    @property
+    def idle(self) -> bool:
+        # ``is_processing`` stays true for a while after the last task: the counts are what matter.
+        return self.total_count == 0 and self.in_progress_count == 0 and self.pending_count == 0
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """How one queued task ended; ``ok`` is None when only polling saw it finish."""
+
+    ui_id: str
+    kind: str
+    ok: bool | None
+    result: str
+    messages: tuple[str, ...] = ()
+
+    @classmethod
+    def from_event(cls, data: dict[str, Any]) -> TaskResult:
+        status = data.get("status") or {}
+        result = str(data.get("result", ""))
+        ok = status.get("status_str") == "success" if status else result == "success"
+        return cls(str(data.get("ui_id")), str(data.get("kind", "")), ok, result,
+                   tuple(str(m) for m in status.get("messages") or ()))
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    """A Manager task started or completed, for progress display."""
+
+    ui_id: str
+    kind: str
+    state: str  # "started" | "completed"
+    result: TaskResult | None = None
+
+
+@dataclass(frozen=True)
+class ServerPaths:
+    """Where the server's Python and ComfyUI live, as its startup log says."""
+
+    python: str | None = None
+    comfy_path: str | None = None
+
+    def pip(self) -> str:
+        """The pip command of the server's own environment."""
+        return f"{shlex.quote(self.python)} -m pip" if self.python else "python -m pip"
+
+    def custom_nodes(self) -> str:
+        return f"{self.comfy_path}/custom_nodes" if self.comfy_path else "custom_nodes"
+
+
+@dataclass(frozen=True)
+class ImportFailure:
+    """A custom node pack that failed to import at startup, with the commands that fix it."""
+
+    pack: str
+    path: str
+    message: str
+    missing_module: str | None
+    commands: tuple[str, ...] = ()
+
+
+@dataclass
+class InstallSpec:
+    """The ``params`` of a Manager ``install`` task."""
+
+    id: str
+    selected_version: str = "latest"
+    version: str = "1.0.0"
+    repository: str | None = None
+    mode: str = "cache"
+    channel: str = "default"
+
+    def params(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.id,
+            "version": self.version,
+            "selected_version": self.selected_version,
+            "mode": self.mode,
+            "channel": self.channel,
+        }
+        if self.repository:
+            body["repository"] = self.repository
+        return body
+
+
+def install_specs(pack: NodePack, mode: str = "cache") -> list[InstallSpec]:
+    """Ways to name ``pack`` to the Manager, most likely first.
+
+    The Manager resolves ``id@latest`` through the Comfy registry, whose ids are
+    by convention the lower-cased repository name, and ``id@nightly`` through its
+    own list, keyed by the repository name, cloning the repository itself.
+    """
+    registry_id = (pack.id if pack.id and "/" not in pack.id else pack.repo_name).lower()
+    specs = [InstallSpec(registry_id, "latest", mode=mode)]
+    if pack.is_git:
+        specs.append(InstallSpec(pack.repo_name, "nightly", repository=pack.url, mode=mode))
+    return specs
+
+
+def manual_install_commands(pack: NodePack, paths: ServerPaths) -> list[str]:
+    """Shell commands that install ``pack`` by hand, with the server's own Python."""
+    folder = f"{paths.custom_nodes()}/{pack.repo_name}"
+    if not pack.is_git:
+        return [f"# {pack.title}: download {pack.files[0] if pack.files else pack.url} into {paths.custom_nodes()}/"]
+    commands = [
+        f"git clone {shlex.quote(pack.url)} {shlex.quote(folder)}",
+        f"{paths.pip()} install -r {shlex.quote(folder + '/requirements.txt')}",
+    ]
+    if pack.pip:
+        commands.append(f"{paths.pip()} install {' '.join(shlex.quote(p) for p in pack.pip)}")
+    return commands
+
+
+_CANNOT_IMPORT = re.compile(r"Cannot import (?P<path>.+?) module for custom nodes: (?P<message>.+)")
+_IMPORT_FAILED = re.compile(r"\(IMPORT FAILED\): (?P<path>.+)")
+_NO_MODULE = re.compile(r"No module named '(?P<module>[^']+)'")
+_PY_EXEC = re.compile(r"\*\* Python executable: (?P<value>.+)")
+_COMFY_PATH = re.compile(r"\*\* ComfyUI Path: (?P<value>.+)")
+
+
+def log_text(entries: Iterable[LogEntry]) -> str:
+    """The log as one text: the server splits lines into several entries."""
+    return "".join(e.m for e in entries)
+
+
+def server_paths(text: str) -> ServerPaths:
+    """The server's Python and ComfyUI folder from its startup banner (last start wins)."""
+    pythons = _PY_EXEC.findall(text)
+    comfy = _COMFY_PATH.findall(text)
+    return ServerPaths(pythons[-1].strip() if pythons else None, comfy[-1].strip() if comfy else None)
+
+
+def pip_name(module: str) -> str:
+    """The pip distribution that provides import name ``module``."""
+    for name in (module, module.split(".")[0]):
+        if name in PIP_NAMES:
+            return PIP_NAMES[name]
+    return module.split(".")[0].replace("_", "-")
+
+
+def parse_import_failures(text: str, paths: ServerPaths | None = None) -> list[ImportFailure]:
+    """Packs whose import failed, from the server log, each with its fix commands."""
+    paths = paths or server_paths(text)
+    messages = {m["path"].strip(): m["message"].strip() for m in _CANNOT_IMPORT.finditer(text)}
+    failed = [m["path"].strip() for m in _IMPORT_FAILED.finditer(text)]
+    failures = []
+    for path in dict.fromkeys([*messages, *failed]):
+        message = messages.get(path, "import failed (see the traceback in the server log)")
+        missing = _NO_MODULE.search(message)
+        module = missing["module"] if missing else None
+        pack = path.rstrip("/").rsplit("/", 1)[-1]
+        commands = []
+        if module:
+            commands.append(f"{paths.pip()} install {shlex.quote(pip_name(module))}")
+        commands.append(f"{paths.pip()} install -r {shlex.quote(path + '/requirements.txt')}")
+        failures.append(ImportFailure(pack, path, message, module, tuple(commands)))
+    return failures
+
+
+StreamFactory = Callable[[ComfyClient], Any]
+
+
+class ManagerClient:
+    """The ComfyUI-Manager API of one server, through its ``ComfyClient``."""
+
+    def __init__(self, client: ComfyClient, *, stream_factory: StreamFactory = EventStream) -> None:
+        self.client = client
+        self._stream_factory = stream_factory
+
+    async def _text(self, path: str) -> str | None:
+        response = await self.client.request("GET", path)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise ManagerError(f"ComfyUI-Manager answered {response.status_code} to GET {path}.")
+        return response.text.strip().strip('"')
+
+    async def version(self) -> str | None:
+        """The Manager's version (``"V4.0.4"``), or None when the server has no Manager."""
+        return await self._text("/v2/manager/version")
+
+    async def db_mode(self) -> str | None:
+        """Where the Manager reads its lists: ``cache``, ``local`` or ``remote``."""
+        return await self._text("/v2/manager/db_mode")
+
+    async def installed(self) -> dict[str, Any]:
+        """Installed packs, keyed by pack name."""
+        return dict(await self.client.get_json("/v2/customnode/installed") or {})
+
+    async def mappings(self, mode: str = "cache") -> dict[str, Any]:
+        """The node map (``{url: [[classes], {title_aux, nodename_pattern}]}``)."""
+        return dict(await self.client.get_json("/v2/customnode/getmappings", params={"mode": mode}))
+
+    async def queue_status(self) -> QueueStatus:
+        return QueueStatus.from_wire(await self.client.get_json("/v2/manager/queue/status"))
+
+    async def _post(self, path: str, body: dict[str, Any] | None = None) -> int:
+        response = await self.client.request("POST", path, json=body if body is not None else {})
+        if response.status_code not in (200, 201):
+            raise ManagerError(
+                f"ComfyUI-Manager refused POST {path} ({response.status_code}): "
+                f"{response.text.strip()[:300] or 'no details'}"
+            )
+        return response.status_code
+
+    async def queue_install(self, spec: InstallSpec, ui_id: str | None = None) -> str:
+        """Queue an ``install`` task; returns its ``ui_id``. Call :meth:`start` to run the queue."""
+        ui_id = ui_id or f"pistachio-{uuid.uuid4().hex[:8]}"
+        await self._post("/v2/manager/queue/task", {
+            "ui_id": ui_id, "client_id": self.client.client_id, "kind": "install", "params": spec.params(),
+        })
+        return ui_id
+
+    async def queue_install_model(self, *, name: str, type: str, url: str, filename: str,
+                                  save_path: str = "default", base: str = "", ui_id: str | None = None) -> str:
+        """Queue a model download by the Manager into ``models/<save_path>``; returns the ``ui_id``."""
+        ui_id = ui_id or f"pistachio-{uuid.uuid4().hex[:8]}"
+        await self._post("/v2/manager/queue/install_model", {
+            "client_id": self.client.client_id, "ui_id": ui_id, "name": name, "type": type,
+            "base": base, "save_path": save_path, "url": url, "filename": filename,
+        })
+        return ui_id
+
+    async def start(self) -> None:
+        """Start the task queue (200 started, 201 already running)."""
+        await self._post("/v2/manager/queue/start")
+
+    async def reboot(self) -> None:
+        """Ask the server to restart; the connection usually drops, which is expected."""
+        try:
+            await self._post("/v2/manager/reboot")
+        except (ServerUnreachable, ServerError):
+            return
+
+    async def run(self, ui_ids: list[str], *, timeout: float = 900.0, poll_interval: float = 2.0,
+                  on_event: Callable[[TaskEvent], None] | None = None) -> dict[str, TaskResult]:
+        """Start the queue and wait for the tasks ``ui_ids`` to finish.
+
+        Follows the websocket for per-task results and polls ``queue/status``
+        alongside; tasks seen finishing only by polling get ``ok=None``.
+        """
+        results: dict[str, TaskResult] = {}
+        wanted = set(ui_ids)
+        baseline = (await self.queue_status()).done_count
+        stream = self._stream_factory(self.client)
+        connected = asyncio.Event()
+        listener = asyncio.create_task(self._listen(stream, wanted, results, connected, on_event))
+        try:
+            try:
+                await asyncio.wait_for(connected.wait(), min(10.0, timeout))
+            except TimeoutError:
+                pass
+            await self.start()
+            deadline = time.monotonic() + timeout
+            while not wanted <= results.keys():
+                if listener.done():
+                    await asyncio.sleep(poll_interval)
+                else:
+                    await asyncio.wait({listener}, timeout=poll_interval)
+                if wanted <= results.keys():
+                    break
+                status = await self.queue_status()
+                if status.idle and status.done_count >= baseline + len(wanted):
+                    for ui_id in wanted - results.keys():
+                        results[ui_id] = TaskResult(ui_id, "", None, "finished (result not reported)")
+                    break
+                if time.monotonic() > deadline:
+                    raise ManagerError(
+                        f"ComfyUI-Manager tasks still not finished after {timeout:g} s; check the server "
+                        "log, then run the fix again."
+                    )
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+            close = getattr(stream, "close", None)
+            if close is not None:
+                await close()
+        return {u: results[u] for u in ui_ids}
+
+    async def _listen(self, stream: AsyncIterator[Event], wanted: set[str], results: dict[str, TaskResult],
+                      connected: asyncio.Event, on_event: Callable[[TaskEvent], None] | None) -> None:
+        async for event in stream:
+            if isinstance(event, Connected):
+                connected.set()
+            if not isinstance(event, Unknown) or not isinstance(event.data, dict):
+                continue
+            ui_id = str(event.data.get("ui_id"))
+            if ui_id not in wanted:
+                continue
+            kind = str(event.data.get("kind", ""))
+            if event.type == "cm-task-started" and on_event:
+                on_event(TaskEvent(ui_id, kind, "started"))
+            elif event.type == "cm-task-completed":
+                results[ui_id] = TaskResult.from_event(event.data)
+                if on_event:
+                    on_event(TaskEvent(ui_id, kind, "completed", results[ui_id]))
+                if wanted <= results.keys():
+                    return
+
+    async def import_failures(self) -> list[ImportFailure]:
+        """Packs that failed to import at the last start, from ``/internal/logs/raw``."""
+        return parse_import_failures(log_text(await self.client.logs()))
+
+    async def paths(self) -> ServerPaths:
+        """The server's Python and ComfyUI folder, from its log."""
+        return server_paths(log_text(await self.client.logs()))
+
