@@ -365,7 +365,7 @@ class EventStream:
                         yield parse_message(raw)
                     reason = "the server closed the connection"
                 except ConnectionClosed as exc:
-                    reason = f"connection lost ({exc})"
+                    reason = f"lost the websocket to ComfyUI at {self.client.base_url} ({exc})"
                 except TimeoutError:
                     reason = f"ComfyUI at {self.client.base_url} sent nothing after the websocket opened (timeout)"
                 except ComfyError as exc:

@@ -278,3 +278,44 @@ async def test_run_on_the_simulator_missing_model(sim, tmp_path, capsys):
 async def test_status_on_the_simulator(sim, capsys):
     assert await cli("status", "--server", sim.url, "--json") == exit_codes.OK
     assert json.loads(capsys.readouterr().out)["comfyui_version"] == "0.8.0"
+
+
+@pytest.fixture
+async def slow_sim():
+    from pistachio_tui.sim.server import SimServer
+
+    server = SimServer(step_delay=0.02)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def start_run_and_wait_until_running(server, tmp_path, steps: int):
+    import asyncio
+
+    from pistachio_tui.comfy.client import ComfyClient
+
+    prompt = json.loads(json.dumps(TXT2IMG))
+    prompt["3"]["inputs"]["steps"] = steps
+    task = asyncio.create_task(cli("run", str(prompt_file(tmp_path, prompt)), "--server", server.url, "--json"))
+    async with ComfyClient(server.url) as client, asyncio.timeout(10):
+        while not (await client.queue()).running:
+            await asyncio.sleep(0.01)
+    return task
+
+
+async def test_run_survives_a_websocket_drop(slow_sim, tmp_path, capsys):
+    task = await start_run_and_wait_until_running(slow_sim, tmp_path, steps=30)
+    slow_sim.drop_websockets()
+    assert await task == exit_codes.OK
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["status"] == "success"
+    assert "websocket lost" in captured.err
+
+
+async def test_run_fails_when_a_restart_forgets_the_prompt(slow_sim, tmp_path, capsys):
+    task = await start_run_and_wait_until_running(slow_sim, tmp_path, steps=200)
+    await slow_sim.restart()
+    assert await task == exit_codes.FAILED
+    data = json.loads(capsys.readouterr().out)
+    assert data["status"] == "lost" and "did it restart?" in data["error"]

@@ -86,7 +86,7 @@ async def test_drop_then_resync_reports_the_prompt_that_finished_meanwhile(serve
     assert kinds[drop - 1] is Progress and events[drop - 1].value == 5
     assert kinds[drop + 1:drop + 3] == [Connected, Resynced]
     assert events[drop].retry_in == pytest.approx(0.01)
-    assert "connection lost" in events[drop].reason
+    assert f"lost the websocket to ComfyUI at {server.url}" in events[drop].reason
     resynced = events[drop + 2]
     assert resynced.queue.running == [] and prompt_id in resynced.finished
 
