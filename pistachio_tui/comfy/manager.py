@@ -154,7 +154,7 @@ def install_specs(pack: NodePack, mode: str = "cache") -> list[InstallSpec]:
     by convention the lower-cased repository name, and ``id@nightly`` through its
     own list, keyed by the repository name, cloning the repository itself.
     """
-    registry_id = (pack.id if pack.id and "/" not in pack.id else pack.repo_name).lower()
+    registry_id = pack.registry_id or pack.repo_name.lower()
     specs = [InstallSpec(registry_id, "latest", mode=mode)]
     if pack.is_git:
         specs.append(InstallSpec(pack.repo_name, "nightly", repository=pack.url, mode=mode))

@@ -12,7 +12,7 @@ import functools
 import importlib.util
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ class NodePack:
     pip: tuple[str, ...] = ()
     stars: int | None = None
     description: str = ""
+    #: The Comfy registry id, when the Manager's live map names the pack by it.
+    registry_id: str | None = None
 
     @property
     def repo_name(self) -> str:
@@ -90,6 +92,7 @@ class NodeDB:
         node_map: dict[str, Any],
         node_list: list[dict[str, Any]] | None = None,
         stats: dict[str, Any] | None = None,
+        registry_ids: dict[str, str] | None = None,
     ) -> None:
         details = {}
         for entry in node_list or []:
@@ -102,7 +105,10 @@ class NodeDB:
         self._packs: dict[str, NodePack] = {}
         for url, value in node_map.items():
             classes, meta = (value[0], value[1]) if isinstance(value, list) and len(value) >= 2 else (value, {})
-            self._packs[url] = self._make_pack(url, meta, details.get(_norm_url(url)), stars.get(_norm_url(url)))
+            pack = self._make_pack(url, meta, details.get(_norm_url(url)), stars.get(_norm_url(url)))
+            if registry_ids and url in registry_ids:
+                pack = replace(pack, registry_id=registry_ids[url])
+            self._packs[url] = pack
             for class_type in classes or []:
                 self._by_class.setdefault(class_type, []).append(url)
             pattern = (meta or {}).get("nodename_pattern")
@@ -134,9 +140,24 @@ class NodeDB:
 
     @classmethod
     def from_mappings(cls, mappings: dict[str, Any]) -> NodeDB:
-        """A map fetched from a server's Manager, with pack details from the offline copy when present."""
+        """A map fetched from a server's Manager, with pack details from the offline copy when present.
+
+        The Manager keys packs known to the Comfy registry by registry id rather
+        than by URL; their repository is looked up in the offline map by class.
+        """
         node_list, stats = _offline_details()
-        return cls(mappings, node_list, stats)
+        offline = _offline_db_or_none()
+        node_map: dict[str, Any] = {}
+        registry_ids: dict[str, str] = {}
+        for key, value in mappings.items():
+            if key.startswith(("https://", "http://")):
+                node_map[key] = value
+                continue
+            classes = value[0] if isinstance(value, list) and value else []
+            url = next((m.pack.url for c in classes if offline for m in offline.packs_for(c) if m.exact), key)
+            node_map[url] = value
+            registry_ids[url] = key
+        return cls(node_map, node_list, stats, registry_ids)
 
     def __len__(self) -> int:
         return len(self._packs)
@@ -169,6 +190,13 @@ def _offline_db() -> NodeDB:
         )
     node_list, stats = _offline_details()
     return NodeDB(_read_json(folder / NODE_MAP_FILE), node_list, stats)
+
+
+def _offline_db_or_none() -> NodeDB | None:
+    try:
+        return _offline_db()
+    except NodeDBError:
+        return None
 
 
 @functools.cache

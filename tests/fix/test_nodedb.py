@@ -50,3 +50,16 @@ def test_ranking_exact_over_pattern_then_stars():
         "https://github.com/b/high", "https://github.com/a/low", "https://github.com/c/pattern"]
     assert ranked[0].pack.pip == ("numpy",) and ranked[0].pack.id == "high"
     assert db.resolve(["Shared", "Nope"])["Nope"] == []
+
+
+def test_live_mappings_keyed_by_registry_id_get_their_repository():
+    mappings = {
+        "comfyui_ultimatesdupscale": [["UltimateSDUpscale", "UltimateSDUpscaleNoUpscale"], {"title_aux": "USDU"}],
+        "https://github.com/example/ComfyUI-BrokenPack": [["BrokenPackNode"], {"title_aux": "Broken"}],
+    }
+    db = NodeDB.from_mappings(mappings)
+    pack = db.packs_for("UltimateSDUpscale")[0].pack
+    assert pack.registry_id == "comfyui_ultimatesdupscale"
+    assert pack.url == "https://github.com/ssitu/ComfyUI_UltimateSDUpscale"
+    broken = db.packs_for("BrokenPackNode")[0].pack
+    assert broken.registry_id is None and broken.repo_name == "ComfyUI-BrokenPack"
