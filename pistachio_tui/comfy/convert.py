@@ -175,7 +175,7 @@ class _Converter:
         definition = self.node_def(node)
         result: list[tuple[WidgetSpec, Any]] = []
         if definition is not None:
-            result = widget_layout(node.type, definition, node.widgets_values)
+            result = [(w.widget, w.value) for w in widget_layout(node.type, definition, node.widgets_values)]
         elif not self.is_virtual(node):
             values = node.widgets_values
             seq = list(values.values()) if isinstance(values, dict) else list(values or [])

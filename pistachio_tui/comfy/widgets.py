@@ -146,75 +146,92 @@ def _dynamic_option_inputs(spec: list[Any], selected: Any) -> list[tuple[str, li
     return []
 
 
-def widget_layout(node_type: str, node_def: dict[str, Any], values: list[Any] | dict[str, Any] | None) -> list[tuple[WidgetSpec, Any]]:
+@dataclass(frozen=True)
+class WidgetValue:
+    """A widget, its current value, and where that value sits in ``widgets_values``.
+
+    ``slot`` is a list index, a key (object-form values) or ``None`` when the
+    widget is not saved or the file has no entry for it (default value).
+    """
+
+    widget: WidgetSpec
+    value: Any
+    slot: int | str | None
+
+
+def widget_layout(node_type: str, node_def: dict[str, Any], values: list[Any] | dict[str, Any] | None) -> list[WidgetValue]:
     """Every widget of a node with its value, as the editor has it after loading the file."""
     if isinstance(values, dict):
         return _layout_named(node_type, node_def, values)
-    seq = migrate_values(node_def, list(values or []))
-    cursor = iter(range(len(seq)))
+    seq = list(values or [])
+    positions = kept_value_indexes(node_def, len(seq))
+    cursor = iter(positions)
 
-    def take(widget: WidgetSpec) -> Any:
+    def take(widget: WidgetSpec) -> tuple[Any, int | str | None]:
         if not widget.persist:
-            return widget.default
+            return widget.default, None
         index = next(cursor, None)
-        value = widget.default if index is None else seq[index]
-        return "" if value is None and widget.text_box else value
-
-    return [(w, v) for w, v in _walk(node_type, node_def, take)]
-
-
-def _layout_named(node_type: str, node_def: dict[str, Any], values: dict[str, Any]) -> list[tuple[WidgetSpec, Any]]:
-    def take(widget: WidgetSpec) -> Any:
-        value = values.get(widget.name, widget.default) if widget.persist else widget.default
-        return "" if value is None and widget.text_box else value
+        if index is None:
+            return widget.default, None
+        value = seq[index]
+        return ("" if value is None and widget.text_box else value), index
 
     return list(_walk(node_type, node_def, take))
 
 
-def _walk(node_type: str, node_def: dict[str, Any], take) -> Iterator[tuple[WidgetSpec, Any]]:
-    def visit(inputs: list[tuple[str, list[Any]]], prefix: str) -> Iterator[tuple[WidgetSpec, Any]]:
+def _layout_named(node_type: str, node_def: dict[str, Any], values: dict[str, Any]) -> list[WidgetValue]:
+    def take(widget: WidgetSpec) -> tuple[Any, int | str | None]:
+        if not widget.persist or widget.name not in values:
+            return widget.default, None
+        value = values[widget.name]
+        return ("" if value is None and widget.text_box else value), widget.name
+
+    return list(_walk(node_type, node_def, take))
+
+
+def _walk(node_type: str, node_def: dict[str, Any], take) -> Iterator[WidgetValue]:
+    def visit(inputs: list[tuple[str, list[Any]]], prefix: str) -> Iterator[WidgetValue]:
         for name, spec in inputs:
             if not is_widget_input(spec):
                 continue
             widget = _widget_for(prefix + name, spec)
-            value = take(widget)
-            yield widget, value
+            value, slot = take(widget)
+            yield WidgetValue(widget, value, slot)
             for extra in _companions(name, spec):
-                yield extra, take(extra)
+                yield WidgetValue(extra, *take(extra))
             if input_type_name(spec) == _DYNAMIC_COMBO:
                 yield from visit(_dynamic_option_inputs(spec, value), f"{prefix}{name}.")
 
     yield from visit(ordered_inputs(node_def, ("required",)), "")
     for extra in _EXTENSION_INPUTS.get(node_type, []):
-        yield extra, take(extra)
+        yield WidgetValue(extra, *take(extra))
     yield from visit(ordered_inputs(node_def, ("optional",)), "")
 
 
 def widget_names(node_type: str, node_def: dict[str, Any]) -> list[str]:
     """Names of the widgets a fresh node of this type has (defaults for dynamic parts)."""
-    return [w.name for w, _ in widget_layout(node_type, node_def, [])]
+    return [w.widget.name for w in widget_layout(node_type, node_def, [])]
 
 
-def migrate_values(node_def: dict[str, Any], values: list[Any]) -> list[Any]:
-    """Drop saved values of inputs that have since become sockets (``forceInput``).
+def kept_value_indexes(node_def: dict[str, Any], count: int) -> list[int]:
+    """Indexes of the saved values that still belong to widgets.
 
-    The editor does the same when the count of saved values matches the node's
-    old widget layout, so files saved before such a change still line up.
+    Inputs that have since become sockets (``forceInput``) lose their saved
+    value; the editor drops them only when the number of saved values matches
+    the node's old widget layout, pairing inputs with values by position (as
+    here), so files saved before such a change still line up.
     """
+    everything = list(range(count))
     originals = [
         (name, spec) for name, spec in ordered_inputs(node_def)
         if is_widget_input(spec) or input_options(spec).get("forceInput")
     ]
     if not any(input_options(spec).get("forceInput") for _, spec in originals):
-        return values
-    # Mirrors the editor exactly, including its positional pairing of inputs with values.
+        return everything
     slots = sum(
         2 if input_options(spec).get("control_after_generate") or name in SEED_NAMES else 1
         for name, spec in originals
     )
-    if slots != len(values):
-        return values
-    return [
-        v for i, v in enumerate(values)
-        if i >= len(originals) or not input_options(originals[i][1]).get("forceInput")
-    ]
+    if slots != count:
+        return everything
+    return [i for i in everything if i >= len(originals) or not input_options(originals[i][1]).get("forceInput")]
