@@ -8,6 +8,7 @@ from typing import Any
 
 from pistachio_tui.comfy.client import ComfyClient
 from pistachio_tui.comfy.errors import ComfyError, PromptRejected
+from pistachio_tui.comfy.types import HistoryEntry
 from pistachio_tui.fleet.targets import Output, TargetFailed
 
 
@@ -59,18 +60,21 @@ class ComfyTarget:
         finally:
             self._submitted.discard(prompt_id)
 
-    async def _wait(self, prompt_id: str):
+    async def _wait(self, prompt_id: str) -> HistoryEntry:
         """Poll until the prompt is in history; a restart that forgot it fails the job."""
         down_since: float | None = None
         while True:
             try:
-                entry = (await self.client.history(prompt_id)).get(prompt_id)
-                if entry is not None and (entry.completed or entry.status in ("success", "error")):
+                entry = await self._finished(prompt_id)
+                if entry is not None:
                     return entry
-                queue = await self.client.queue()
-                waiting = {item.prompt_id for item in queue.running + queue.pending}
-                if prompt_id not in waiting and entry is None:
-                    raise TargetFailed("the server lost the prompt (it restarted?)")
+                if prompt_id not in (await self.client.queue()).ids():
+                    # It may have finished between the two calls: ask history again
+                    # before calling it lost.
+                    entry = await self._finished(prompt_id)
+                    if entry is None:
+                        raise TargetFailed("the server lost the prompt (it restarted?)")
+                    return entry
                 down_since = None
             except ComfyError as exc:
                 now = time.monotonic()
@@ -78,6 +82,12 @@ class ComfyTarget:
                 if now - down_since > self._grace:
                     raise TargetFailed(f"server gone: {exc.message}") from None
             await asyncio.sleep(self._poll)
+
+    async def _finished(self, prompt_id: str) -> HistoryEntry | None:
+        entry = (await self.client.history(prompt_id)).get(prompt_id)
+        if entry is not None and (entry.completed or entry.status in ("success", "error")):
+            return entry
+        return None
 
     async def cancel(self) -> None:
         ids = list(self._submitted)
