@@ -201,16 +201,20 @@ class _Converter:
         if depth > 32:
             return False, None
         graph = self.wf.subgraphs[node.type]
-        promoted = [slot for slot in graph.inputs if self._inner_widget(graph, slot.link_ids, depth) is not None]
-        names = [slot.name for slot in promoted]
+        names = self.promoted_names(node, depth)
         if input_name not in names:
             return False, None
-        slot = promoted[names.index(input_name)]
+        slot = next(s for s in graph.inputs if s.name == input_name)
         found = self._saved_promoted_value(node, names, input_name)
         if found is not None:
             return True, found[0]
         inner = self._inner_widget(graph, slot.link_ids, depth)
         return True, inner[1] if inner else None
+
+    def promoted_names(self, node: Node, depth: int = 0) -> list[str]:
+        """Inputs of a subgraph instance that show a widget (they feed a widget inside)."""
+        graph = self.wf.subgraphs[node.type]
+        return [slot.name for slot in graph.inputs if self._inner_widget(graph, slot.link_ids, depth) is not None]
 
     def _saved_promoted_value(self, node: Node, names: list[str], input_name: str) -> tuple[Any] | None:
         values = node.widgets_values
@@ -440,6 +444,11 @@ def ui_to_api(
         raise exc.with_file(file) from None
     except (RecursionError, TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
         raise WorkflowError(f"cannot convert this workflow: {exc}", file=file) from exc
+
+
+def promoted_inputs(workflow: UIWorkflow, node: Node, object_info: dict[str, Any]) -> list[str]:
+    """Names of a subgraph instance's inputs that carry a promoted widget, in widget order."""
+    return _Converter(workflow, object_info, random.Random(0)).promoted_names(node)
 
 
 def to_api(workflow: "Workflow", object_info: dict[str, Any], *, rng: random.Random | None = None) -> ConversionResult:

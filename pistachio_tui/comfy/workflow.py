@@ -65,6 +65,10 @@ class Workflow:
             self._graph = parse_ui(self.ui, self.source)
         return self._graph
 
+    def refresh(self) -> None:
+        """Re-read the UI graph after ``ui`` was changed in place."""
+        self._graph = None
+
 
 def _kind(value: Any) -> str:
     return {dict: "an object", list: "an array", str: "a string"}.get(type(value), type(value).__name__)
