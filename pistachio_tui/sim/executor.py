@@ -22,19 +22,31 @@ from pistachio_tui.sim.logs import ServerLog
 from pistachio_tui.sim.png import colour_of, solid_png
 from pistachio_tui.sim.prompt_queue import PromptQueue, QueuedPrompt
 
+def _frame(line: int, func: str, code: str, marked: str | None = None) -> str:
+    """One traceback frame as Python 3.11 prints it, carets under ``marked`` when given."""
+    text = f'  File "/workspace/ComfyUI/execution.py", line {line}, in {func}\n    {code}\n'
+    if marked is not None:
+        start = code.index(marked)
+        text += " " * (4 + start) + "^" * len(marked) + "\n"
+    return text
+
+
+def _awaited(line: int, func: str, code: str) -> str:
+    return _frame(line, func, code, code[code.index("await"):])
+
+
 # Frames of ComfyUI 0.8.0's execution.py that every node exception's traceback starts with.
 _EXECUTION_FRAMES = [
-    '  File "/workspace/ComfyUI/execution.py", line 518, in execute\n'
-    "    output_data, output_ui, has_subgraph, has_pending_tasks = await get_output_data(prompt_id, unique_id, obj, "
-    "input_data_all, execution_block_cb=execution_block_cb, pre_execute_cb=pre_execute_cb, v3_data=v3_data)\n",
-    '  File "/workspace/ComfyUI/execution.py", line 329, in get_output_data\n'
-    "    return_values = await _async_map_node_over_list(prompt_id, unique_id, obj, input_data_all, obj.FUNCTION, "
-    "allow_interrupt=True, execution_block_cb=execution_block_cb, pre_execute_cb=pre_execute_cb, v3_data=v3_data)\n",
-    '  File "/workspace/ComfyUI/execution.py", line 303, in _async_map_node_over_list\n'
-    "    await process_inputs(input_dict, i)\n",
-    '  File "/workspace/ComfyUI/execution.py", line 291, in process_inputs\n'
-    "    result = f(**inputs)\n"
-    "             ^^^^^^^^^^^\n",
+    _awaited(518, "execute",
+             "output_data, output_ui, has_subgraph, has_pending_tasks = await get_output_data(prompt_id, unique_id, "
+             "obj, input_data_all, execution_block_cb=execution_block_cb, pre_execute_cb=pre_execute_cb, "
+             "v3_data=v3_data)"),
+    _awaited(329, "get_output_data",
+             "return_values = await _async_map_node_over_list(prompt_id, unique_id, obj, input_data_all, "
+             "obj.FUNCTION, allow_interrupt=True, execution_block_cb=execution_block_cb, "
+             "pre_execute_cb=pre_execute_cb, v3_data=v3_data)"),
+    _frame(303, "_async_map_node_over_list", "await process_inputs(input_dict, i)"),
+    _frame(291, "process_inputs", "result = f(**inputs)", "f(**inputs)"),
 ]
 _BOOM_MESSAGE = "probe failure: boom"
 _PISTACHIO_GREEN = 0x93C572
