@@ -1,0 +1,243 @@
+"""``pistachio workflow inspect|convert``: look inside workflow files and turn them into API prompts.
+
+::
+
+    pistachio workflow inspect FILE [--server URL|NAME | --object-info FILE] [--json]
+    pistachio workflow convert FILE... (--server URL|NAME | --object-info FILE) -o OUT [--json]
+
+``convert`` writes one API prompt per input: to OUT itself for a single file,
+else to ``OUT/<stem>.api.json``. A failing file does not stop the others.
+Exit codes: 0 all good, 1 some conversion or write failed, 2 an input could
+not be read as a workflow, 3 the server was unreachable, 64 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pistachio_tui.cli import exit_codes
+
+if TYPE_CHECKING:
+    from pistachio_tui.comfy.deps import Needs
+    from pistachio_tui.comfy.workflow import Workflow
+
+
+class _SourceError(Exception):
+    """Node definitions could not be obtained; carries the exit code to use."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    workflow = subparsers.add_parser(
+        "workflow", help="inspect workflow files and convert them to API prompts",
+        description="Inspect UI/API workflows, PNG/WebP images with metadata and zip archives.")
+    sub = workflow.add_subparsers(dest="workflow_command", metavar="ACTION", required=True)
+
+    inspect = sub.add_parser("inspect", help="format, nodes, missing nodes, models and editable parameters",
+                             description="Show what a workflow is and what it needs from a server.")
+    inspect.add_argument("file", type=Path, help="workflow file (.json, .png, .webp or .zip)")
+    _add_source_options(inspect, required=False)
+    inspect.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    inspect.set_defaults(func=inspect_command)
+
+    convert = sub.add_parser("convert", help="UI workflows → API prompts, like the web editor's Export (API)",
+                             description="Convert workflows to API-format prompts.")
+    convert.add_argument("files", type=Path, nargs="+", metavar="FILE", help="workflow files")
+    _add_source_options(convert, required=True)
+    convert.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
+                         help="output file (one input) or directory (several inputs)")
+    convert.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    convert.set_defaults(func=convert_command)
+
+
+def _add_source_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    group = parser.add_mutually_exclusive_group(required=required)
+    group.add_argument("--server", help="ComfyUI server URL or configured name to read node definitions from")
+    group.add_argument("--object-info", type=Path, metavar="FILE",
+                       help="saved /object_info answer (bare, or wrapped as {\"status\", \"body\"})")
+
+
+def read_object_info_file(path: Path) -> dict[str, Any]:
+    """Node definitions from a saved ``/object_info`` answer."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise _SourceError(f"Cannot read {path}: {exc.strerror or exc}", exit_codes.USAGE) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _SourceError(f"{path} is not valid JSON ({exc})", exit_codes.USAGE) from None
+    if isinstance(data, dict) and isinstance(data.get("body"), dict) and "status" in data:
+        data = data["body"]
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise _SourceError(f"{path} is not an /object_info answer (expected {{class name: definition}})",
+                           exit_codes.USAGE)
+    return data
+
+
+async def _server_source(args: argparse.Namespace, workflow: Workflow | None = None) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """object_info from a live server, and the files of the model folders ``workflow`` uses."""
+    from pistachio_tui.cli.comfy_commands import resolve_server
+    from pistachio_tui.comfy.client import ComfyClient
+    from pistachio_tui.comfy.errors import AuthRequired, ComfyError, ServerUnreachable
+
+    url, headers = resolve_server(args)
+    try:
+        async with ComfyClient(url, headers=headers) as client:
+            object_info = await client.object_info()
+            folders = _model_folders(workflow, object_info) if workflow is not None else set()
+            available = set(await client.models()) if folders else set()
+            models = {folder: await client.models(folder) for folder in sorted(folders & available)}
+    except (ServerUnreachable, AuthRequired) as exc:
+        raise _SourceError(str(exc), exit_codes.UNREACHABLE) from None
+    except ComfyError as exc:
+        raise _SourceError(str(exc), exit_codes.FAILED) from None
+    return object_info, models
+
+
+def _model_folders(workflow: Workflow, object_info: dict[str, Any]) -> set[str]:
+    from pistachio_tui.comfy.deps import analyse, canonical_folder
+
+    needs = analyse(workflow, object_info)
+    return {canonical_folder(m.folder) for m in needs.models if m.folder and not m.unsafe}
+
+
+async def inspect_command(args: argparse.Namespace) -> int:
+    from pistachio_tui.comfy.deps import analyse
+    from pistachio_tui.comfy.workflow import WorkflowError, load_workflow
+
+    try:
+        workflow = load_workflow(args.file)
+    except WorkflowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exit_codes.REJECTED
+    object_info: dict[str, Any] | None = None
+    server_models: dict[str, list[str]] | None = None
+    try:
+        if args.object_info is not None:
+            object_info = read_object_info_file(args.object_info)
+        elif args.server:
+            object_info, server_models = await _server_source(args, workflow)
+    except _SourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    try:
+        report = _inspection(workflow, object_info, server_models, analyse)
+    except WorkflowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exit_codes.REJECTED
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        _print_inspection(report)
+    return exit_codes.OK
+
+
+def _inspection(workflow: Workflow, object_info: dict[str, Any] | None,
+                server_models: dict[str, list[str]] | None, analyse) -> dict[str, Any]:
+    from pistachio_tui.comfy.edit import find_params, find_ui_params
+
+    report: dict[str, Any] = {"file": workflow.source, "name": workflow.name, "format": workflow.format}
+    if workflow.ui is not None:
+        graph = workflow.graph
+        report["nodes"] = len(graph.root.nodes)
+        report["subgraphs"] = len(graph.subgraphs)
+    else:
+        report["nodes"] = len(workflow.api or {})
+        report["subgraphs"] = 0
+    needs: Needs = analyse(workflow, object_info or {}, server_models)
+    report["node_types"] = needs.node_types
+    report["checked_against_server"] = object_info is not None
+    report["missing_nodes"] = needs.missing_nodes if object_info is not None else None
+    report["models"] = [asdict(m) for m in needs.models]
+    if object_info is not None:
+        params = find_ui_params(workflow, object_info) if workflow.format == "ui" else find_params(workflow.api or {})
+    else:
+        params = find_params(workflow.api) if workflow.api is not None else []
+    report["params"] = [asdict(p) for p in params]
+    return report
+
+
+def _print_inspection(report: dict[str, Any]) -> None:
+    out = sys.stdout
+    print(f"{report['name']}  ({report['format']} format, {report['nodes']} nodes"
+          f"{', %d subgraphs' % report['subgraphs'] if report['subgraphs'] else ''})", file=out)
+    print(f"node types: {', '.join(report['node_types']) or '-'}", file=out)
+    if report["missing_nodes"] is None:
+        print("missing nodes: not checked (give --server or --object-info)", file=out)
+    else:
+        print(f"missing nodes: {', '.join(report['missing_nodes']) or 'none'}", file=out)
+    print("models:" if report["models"] else "models: none referenced", file=out)
+    for model in report["models"]:
+        state = {True: "present", False: "MISSING", None: "unknown"}[model["present"]]
+        flag = "  UNSAFE NAME" if model["unsafe"] else ""
+        where = f"node {model['node_id']}" + (f".{model['input_name']}" if model["input_name"] else "")
+        print(f"  [{state}] {model['folder'] or '?'}/{model['name']}  ({where}){flag}", file=out)
+        if model["url"]:
+            print(f"           {model['url']}", file=out)
+    if report["params"]:
+        print("editable:", file=out)
+    for param in report["params"]:
+        role = f" ({param['role']})" if param["role"] else ""
+        value = param["value"]
+        shown = value if not isinstance(value, str) or len(value) <= 60 else value[:57] + "..."
+        print(f"  {param['node_id']:>8} {param['title']} · {param['kind']}{role} = {shown!r}", file=out)
+
+
+async def convert_command(args: argparse.Namespace) -> int:
+    from pistachio_tui.comfy.convert import to_api
+    from pistachio_tui.comfy.workflow import WorkflowError, load_workflow
+
+    files: list[Path] = args.files
+    out: Path = args.output
+    several = len(files) > 1
+    if several and out.exists() and not out.is_dir():
+        print(f"error: {out} must be a directory when converting several files", file=sys.stderr)
+        return exit_codes.USAGE
+    try:
+        if args.object_info is not None:
+            object_info = read_object_info_file(args.object_info)
+        else:
+            object_info, _ = await _server_source(args)
+    except _SourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+
+    results: list[dict[str, Any]] = []
+    unreadable = failed = False
+    for path in files:
+        target = out / f"{path.stem}.api.json" if several else out
+        entry: dict[str, Any] = {"file": str(path), "output": str(target), "ok": False}
+        results.append(entry)
+        try:
+            workflow = load_workflow(path)
+        except WorkflowError as exc:
+            unreadable = True
+            entry["error"] = str(exc)
+            print(f"error: {exc}", file=sys.stderr)
+            continue
+        try:
+            result = to_api(workflow, object_info)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(json.dumps(result.prompt, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        except (WorkflowError, OSError) as exc:
+            failed = True
+            entry["error"] = str(exc)
+            print(f"error: {path}: {exc}", file=sys.stderr)
+            continue
+        entry.update(ok=True, nodes=len(result.prompt), unknown_types=result.unknown_types, warnings=result.warnings)
+        note = f" (unknown node types: {', '.join(result.unknown_types)})" if result.unknown_types else ""
+        print(f"{path} → {target}: {len(result.prompt)} nodes{note}", file=sys.stderr)
+        for warning in result.warnings:
+            print(f"  warning: {warning}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"results": results}, indent=2, ensure_ascii=False))
+    if unreadable:
+        return exit_codes.REJECTED
+    return exit_codes.FAILED if failed else exit_codes.OK
