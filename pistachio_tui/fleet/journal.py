@@ -70,6 +70,7 @@ class Journal:
 
 def write_manifest(out_dir: Path, records: list[JobRecord], extra: dict[str, Any]) -> Path:
     """Write ``manifest.json`` atomically: jobs in batch order with their files."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / MANIFEST_NAME
     body = {**extra, "jobs": [asdict(r) for r in sorted(records, key=lambda r: r.index)]}
     tmp = path.with_name(path.name + ".tmp")

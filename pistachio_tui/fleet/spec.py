@@ -18,9 +18,9 @@ from typing import Any
 
 import toml
 
+from pistachio_tui.comfy.edit import SEED_MAX
+
 SEED_MODES = ("random", "increment", "fixed")
-#: Largest seed ComfyUI's KSampler accepts.
-MAX_SEED = 0xFFFF_FFFF_FFFF_FFFF
 
 _CHOICE = re.compile(r"\{([^{}]*\|[^{}]*)\}")
 _WILDCARD_FILE = re.compile(r"__([\w./-]+?)__")
@@ -133,11 +133,11 @@ def expand(spec: BatchSpec) -> list[Job]:
 
 def _seed_for(spec: BatchSpec, repeat: int, rng: random.Random) -> int | None:
     if spec.seed_mode == "random":
-        return rng.randint(0, MAX_SEED)
+        return rng.randrange(SEED_MAX)
     if spec.start_seed is None:
         return None
     if spec.seed_mode == "increment":
-        return (spec.start_seed + repeat) % (MAX_SEED + 1)
+        return (spec.start_seed + repeat) % SEED_MAX
     return spec.start_seed
 
 

@@ -1,6 +1,7 @@
 import pytest
 from hypothesis import given, strategies as st
 
+from pistachio_tui.comfy.edit import SEED_MAX
 from pistachio_tui.fleet.spec import (
     BatchSpec,
     BatchSpecError,
@@ -100,9 +101,9 @@ def test_broken_batch_file_names_the_line(tmp_path):
         load_batch_file(path)
 
 
-@given(count=st.integers(1, 20), start=st.integers(0, 2**64 - 1), batch_seed=st.integers(0, 10**6))
+@given(count=st.integers(1, 20), start=st.integers(0, SEED_MAX - 1), batch_seed=st.integers(0, 10**6))
 def test_ids_unique_and_seeds_in_range(count, start, batch_seed):
     for mode in ("random", "increment", "fixed"):
         jobs = expand(spec(count=count, seed_mode=mode, start_seed=start, batch_seed=batch_seed))
         assert len({j.id for j in jobs}) == count
-        assert all(0 <= j.seed < 2**64 for j in jobs)
+        assert all(0 <= j.seed < SEED_MAX for j in jobs)

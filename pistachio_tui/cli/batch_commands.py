@@ -1,0 +1,182 @@
+"""``pistachio batch``: one batch over many ComfyUI servers and RunPod serverless endpoints."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from pistachio_tui.cli import exit_codes
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "batch",
+        help="run one batch across several servers and serverless endpoints",
+        description=(
+            "Run a batch (seed sweep, prompt list, parameter grid, wildcards) over every given "
+            "target. Finished jobs are journalled in the output folder: run the same command "
+            "again after Ctrl-C or a crash and only the unfinished jobs run."
+        ),
+    )
+    parser.add_argument("file", type=Path, help="a batch TOML file, or a workflow (API/UI JSON or PNG)")
+    parser.add_argument("--server", action="append", default=[], help="ComfyUI server URL or configured name (repeatable)")
+    parser.add_argument("--endpoint", action="append", default=[], help="RunPod serverless endpoint id (repeatable)")
+    parser.add_argument("--count", type=int, help="jobs per prompt and grid point")
+    parser.add_argument("--seed-mode", choices=("random", "increment", "fixed"), help="how each job's seed is chosen")
+    parser.add_argument("--start-seed", type=int, help="first seed for increment/fixed")
+    parser.add_argument("--batch-seed", type=int, help="seed of the batch's random choices (same seed, same jobs)")
+    parser.add_argument("--prompts", type=Path, help="file with one prompt per line")
+    parser.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2", help="vary a parameter (repeatable)")
+    parser.add_argument("--wildcards", type=Path, help="folder of NAME.txt files for __NAME__ in prompts")
+    parser.add_argument("--max-ahead", type=int, default=2, help="jobs queued at once on each ComfyUI server")
+    parser.add_argument("-o", "--out", type=Path, required=True, help="output folder (files, manifest, journal)")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.set_defaults(func=run_batch)
+
+
+def _spec(args: argparse.Namespace):
+    from pistachio_tui.fleet.spec import BatchSpec, load_batch_file, parse_grid_flag, read_prompts_file
+
+    if args.file.suffix.lower() == ".toml":
+        spec = load_batch_file(args.file)
+    else:
+        spec = BatchSpec(workflow=args.file)
+    overrides = {
+        "count": args.count, "seed_mode": args.seed_mode, "start_seed": args.start_seed,
+        "batch_seed": args.batch_seed, "wildcard_dir": args.wildcards,
+    }
+    for name, value in overrides.items():
+        if value is not None:
+            setattr(spec, name, value)
+    if args.prompts:
+        spec.prompts = read_prompts_file(args.prompts)
+    for flag in args.grid:
+        name, values = parse_grid_flag(flag)
+        spec.grid[name] = values
+    spec.__post_init__()
+    return spec
+
+
+def _targets(args: argparse.Namespace):
+    from pistachio_tui.cli.comfy_commands import resolve_server
+    from pistachio_tui.comfy.client import ComfyClient
+    from pistachio_tui.config import get_secret
+    from pistachio_tui.fleet.comfy_target import ComfyTarget
+    from pistachio_tui.fleet.serverless import RUNPOD_SERVERLESS_URL, ServerlessTarget
+
+    targets = []
+    for server in args.server:
+        url, headers = resolve_server(argparse.Namespace(server=server, config=args.config))
+        targets.append(ComfyTarget(ComfyClient(url, headers=headers), slots=args.max_ahead))
+    if args.endpoint:
+        base = os.environ.get("RUNPOD_SERVERLESS_URL", RUNPOD_SERVERLESS_URL)
+        key = get_secret("RUNPOD_API_KEY")
+        targets += [ServerlessTarget(endpoint, key, base_url=base) for endpoint in args.endpoint]
+    return targets
+
+
+async def _base_prompt(spec, targets) -> dict:
+    """The workflow as an API prompt, converted with the first reachable server's nodes."""
+    from pistachio_tui.comfy.errors import ComfyError
+    from pistachio_tui.comfy.workflow import load_prompt_for_run
+    from pistachio_tui.fleet.comfy_target import ComfyTarget
+    from pistachio_tui.sim.catalog import recorded_object_info
+
+    for target in targets:
+        if isinstance(target, ComfyTarget):
+            try:
+                return load_prompt_for_run(spec.workflow, await target.client.object_info())
+            except ComfyError:
+                continue
+    # Only endpoints (or no server answering): convert with the stock node set.
+    return load_prompt_for_run(spec.workflow, recorded_object_info())
+
+
+def _print_event(event) -> None:
+    if event.kind in ("retry", "failed", "target_down", "target_excluded"):
+        who = f" {event.job}" if event.job else ""
+        print(f"{event.kind}{who} on {event.target}: {event.message}", file=sys.stderr)
+
+
+async def run_batch(args: argparse.Namespace) -> int:
+    from pistachio_tui.comfy.edit import find_params
+    from pistachio_tui.comfy.workflow_error import WorkflowError
+    from pistachio_tui.config import ConfigError, get_secret
+    from pistachio_tui.fleet.build import check_jobs, job_prompt
+    from pistachio_tui.fleet.contact_sheet import make_contact_sheet
+    from pistachio_tui.fleet.dispatch import BatchRunner
+    from pistachio_tui.fleet.spec import BatchSpecError, expand
+
+    if not args.server and not args.endpoint:
+        print("give at least one --server or --endpoint", file=sys.stderr)
+        return exit_codes.USAGE
+    try:
+        spec = _spec(args)
+        jobs = expand(spec)
+    except BatchSpecError as exc:
+        print(f"batch: {exc}", file=sys.stderr)
+        return exit_codes.USAGE
+    try:
+        if args.endpoint and not get_secret("RUNPOD_API_KEY"):
+            print("serverless endpoints need RUNPOD_API_KEY (env var, or secrets.toml in the config dir)",
+                  file=sys.stderr)
+            return exit_codes.USAGE
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return exit_codes.USAGE
+    targets = _targets(args)
+    try:
+        try:
+            base = await _base_prompt(spec, targets)
+            check_jobs(base, jobs)
+        except WorkflowError as exc:
+            print(f"batch: {exc}", file=sys.stderr)
+            return exit_codes.REJECTED
+        node_types = {node["class_type"] for node in base.values()}
+        done_count = 0
+
+        def on_event(event) -> None:
+            nonlocal done_count
+            if event.kind == "done":
+                done_count += 1
+                print(f"\r{done_count}/{len(jobs)} done", end="", file=sys.stderr, flush=True)
+            else:
+                _print_event(event)
+
+        runner = BatchRunner(jobs, targets, args.out, lambda job: job_prompt(base, job), node_types=node_types,
+                             on_event=on_event, manifest_extra={"workflow": str(spec.workflow),
+                                                                 "params": sorted({p.kind for p in find_params(base)})})
+        task = asyncio.ensure_future(runner.run())
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await runner.cancel()
+            result = await task
+        print(file=sys.stderr)
+        sheet = make_contact_sheet(args.out, result.records)
+    finally:
+        for target in targets:
+            await target.aclose()
+    summary = {
+        "done": len(result.records), "total": len(jobs), "failed": result.failed, "stranded": result.stranded,
+        "manifest": str(result.manifest), "contact_sheet": str(sheet) if sheet else None,
+        "targets": {name: {"done": s.done, "busy_s": round(s.busy_s, 2), "down": s.down}
+                    for name, s in result.targets.items()},
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{summary['done']}/{summary['total']} jobs done → {args.out}")
+        for name, stats in summary["targets"].items():
+            print(f"  {name}: {stats['done']} done" + (f" (left: {stats['down']})" if stats["down"] else ""))
+        if result.failed:
+            print(f"  {len(result.failed)} failed; see {result.manifest}")
+        if result.stranded:
+            print(f"  {len(result.stranded)} not run: every target left; run the same command to resume")
+    if not result.records and len(jobs):
+        return exit_codes.UNREACHABLE if all(s.down for s in result.targets.values()) else exit_codes.FAILED
+    return exit_codes.OK if result.ok else exit_codes.FAILED

@@ -1,0 +1,81 @@
+"""``pistachio batch`` end to end against simulated servers."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pistachio_tui.cli import exit_codes, main
+from pistachio_tui.comfy.client import ComfyClient
+from pistachio_tui.sim.server import SimServer
+
+SIM_WORKFLOW = Path(__file__).parents[2] / "pistachio_tui" / "sim" / "data" / "workflows" / "sim_txt2img.json"
+
+
+@pytest.fixture
+async def two_sims():
+    sims = [SimServer(step_delay=0.001) for _ in range(2)]
+    for sim in sims:
+        await sim.start()
+    yield sims
+    for sim in sims:
+        await sim.stop()
+
+
+def run_cli(argv):
+    import asyncio
+
+    # The CLI owns its event loop (asyncio.run), so it runs in a thread here.
+    return asyncio.to_thread(main, argv)
+
+
+async def test_grid_batch_over_two_servers_and_resume(two_sims, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["batch", str(SIM_WORKFLOW), "--server", two_sims[0].url, "--server", two_sims[1].url,
+            "--count", "2", "--seed-mode", "increment", "--start-seed", "7", "--grid", "cfg=4,6",
+            "-o", str(out), "--json"]
+    assert await run_cli(argv) == exit_codes.OK
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["done"] == summary["total"] == 4
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted((j["params"]["seed"], j["params"]["cfg"]) for j in manifest["jobs"]) == [
+        (7, 4), (7, 6), (8, 4), (8, 6)]
+    assert (out / "contact_sheet.png").exists()
+    # Same command again: everything is journalled, nothing reruns.
+    before = await history_sizes(two_sims)
+    assert sum(before) == 4
+    assert await run_cli(argv) == exit_codes.OK
+    assert json.loads(capsys.readouterr().out)["done"] == 4
+    assert await history_sizes(two_sims) == before
+
+
+async def history_sizes(sims):
+    sizes = []
+    for sim in sims:
+        async with ComfyClient(sim.url) as client:
+            sizes.append(len(await client.history()))
+    return sizes
+
+
+async def test_seedless_workflow_with_count_is_refused(two_sims, tmp_path, capsys):
+    prompt = {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+              "2": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x", "images": ["1", 0]}}}
+    wf = tmp_path / "wf.json"
+    wf.write_text(json.dumps(prompt))
+    code = await run_cli(["batch", str(wf), "--server", two_sims[0].url, "--count", "3", "-o", str(tmp_path / "o")])
+    assert code == exit_codes.REJECTED
+    assert "no seed to vary" in capsys.readouterr().err
+
+
+async def test_unreachable_servers(tmp_path, capsys):
+    wf = tmp_path / "wf.json"
+    shutil.copy(SIM_WORKFLOW, wf)
+    code = await run_cli(["batch", str(wf), "--server", "http://127.0.0.1:9", "-o", str(tmp_path / "o")])
+    assert code == exit_codes.UNREACHABLE
+
+
+async def test_endpoint_without_key_explains(tmp_path, capsys):
+    code = await run_cli(["batch", str(SIM_WORKFLOW), "--endpoint", "ep1", "-o", str(tmp_path / "o")])
+    assert code == exit_codes.USAGE
+    assert "RUNPOD_API_KEY" in capsys.readouterr().err
