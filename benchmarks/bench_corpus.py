@@ -1,0 +1,57 @@
+"""Load + convert + analyse of the whole official template corpus, against plain ``json.loads``.
+
+Both sides start from the same bytes already in memory, so the ratio is what
+the workflow engine costs on top of parsing the JSON at all.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import random
+from pathlib import Path
+
+from benchmarks.common import Figure, bench_main, median_time
+from pistachio_tui.comfy.convert import to_api
+from pistachio_tui.comfy.deps import analyse
+from pistachio_tui.comfy.workflow import load_workflow
+
+FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "comfyui-0.8.0" / "object_info.json"
+
+
+def corpus_blobs(limit: int | None) -> list[bytes]:
+    spec = importlib.util.find_spec("comfyui_workflow_templates_json")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("the comfyui-workflow-templates-json package is not installed")
+    folder = Path(list(spec.submodule_search_locations)[0]) / "templates"
+    files = sorted(p for p in folder.glob("*.json") if not p.name.startswith(("index", "fuse_options")))
+    return [p.read_bytes() for p in files[:limit]]
+
+
+def run(args) -> list[Figure]:
+    blobs = corpus_blobs(100 if args.quick else None)
+    object_info = json.loads(FIXTURE.read_text())["body"]
+    runs = 3 if args.quick else 5
+
+    def parse_only() -> None:
+        for blob in blobs:
+            json.loads(blob)
+
+    def engine() -> None:
+        for blob in blobs:
+            workflow = load_workflow(blob)
+            to_api(workflow, object_info, rng=random.Random(0))
+            analyse(workflow, object_info)
+
+    baseline = median_time(parse_only, runs)
+    total = median_time(engine, runs)
+    size_mib = sum(len(b) for b in blobs) / 2**20
+    return [
+        Figure(f"load+convert+analyse {len(blobs)} workflows", total * 1000, "ms", "json.loads", baseline * 1000,
+               note=f"{size_mib:.1f} MiB of JSON"),
+        Figure("per workflow", total / len(blobs) * 1000, "ms", "json.loads", baseline / len(blobs) * 1000),
+    ]
+
+
+if __name__ == "__main__":
+    raise SystemExit(bench_main(__doc__, run))
