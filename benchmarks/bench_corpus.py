@@ -40,8 +40,7 @@ def run(args) -> list[Figure]:
     def engine() -> None:
         for blob in blobs:
             workflow = load_workflow(blob)
-            to_api(workflow, object_info, rng=random.Random(0))
-            analyse(workflow, object_info)
+            analyse(workflow, object_info, conversion=to_api(workflow, object_info, rng=random.Random(0)))
 
     baseline = median_time(parse_only, runs)
     total = median_time(engine, runs)

@@ -142,6 +142,7 @@ class _Converter:
         self.execs: dict[str, _Exec] = {}
         self._widget_cache: dict[int, list[tuple[WidgetSpec, Any]]] = {}
         self._overrides: dict[int, dict[str, Any]] = {}
+        self._promoted: dict[str, list[str]] = {}
 
     # -- node kinds -------------------------------------------------------
     def is_subgraph(self, node: Node) -> bool:
@@ -213,8 +214,12 @@ class _Converter:
 
     def promoted_names(self, node: Node, depth: int = 0) -> list[str]:
         """Inputs of a subgraph instance that show a widget (they feed a widget inside)."""
-        graph = self.wf.subgraphs[node.type]
-        return [slot.name for slot in graph.inputs if self._inner_widget(graph, slot.link_ids, depth) is not None]
+        cached = self._promoted.get(node.type)
+        if cached is None:
+            graph = self.wf.subgraphs[node.type]
+            cached = [slot.name for slot in graph.inputs if self._inner_widget(graph, slot.link_ids, depth) is not None]
+            self._promoted[node.type] = cached
+        return cached
 
     def _saved_promoted_value(self, node: Node, names: list[str], input_name: str) -> tuple[Any] | None:
         values = node.widgets_values

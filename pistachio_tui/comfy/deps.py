@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pistachio_tui.comfy.convert import VIRTUAL_NODE_TYPES, to_api
+from pistachio_tui.comfy.convert import VIRTUAL_NODE_TYPES, ConversionResult, to_api
 from pistachio_tui.comfy.widgets import combo_values, ordered_inputs
 from pistachio_tui.comfy.workflow import Workflow
 
@@ -195,8 +195,12 @@ def analyse(
     workflow: Workflow,
     object_info: dict[str, Any],
     server_models: dict[str, list[str]] | None = None,
+    conversion: ConversionResult | None = None,
 ) -> Needs:
-    """Missing node classes and every model the workflow references, with presence on the server."""
+    """Missing node classes and every model the workflow references, with presence on the server.
+
+    Pass ``conversion`` (the workflow's :func:`to_api` result) to avoid converting twice.
+    """
     analyser = _Analyser(object_info, server_models)
     if workflow.ui is not None:
         graph = workflow.graph
@@ -204,7 +208,7 @@ def analyse(
         types -= {t for t in VIRTUAL_NODE_TYPES if t not in object_info}
     else:
         types = {n["class_type"] for n in (workflow.api or {}).values()}
-    conversion = to_api(workflow, object_info)
+    conversion = conversion or to_api(workflow, object_info)
     needs = analyser.from_prompt(conversion.prompt) + analyser.from_unknown_nodes(workflow)
     needs = _merge_metadata(needs, workflow, analyser)
     missing = sorted(t for t in types if t not in object_info)
