@@ -1,0 +1,546 @@
+"""The fix flow: from a downloaded workflow to one the server accepts.
+
+A UI-free state machine. It diagnoses (what the workflow needs, merged with
+the server's own validation verdict), installs missing node packs one at a
+time through ComfyUI-Manager, restarts the server and waits for it, then gets
+the missing model files (downloaded straight into the local ComfyUI folder,
+or queued on the Manager), and validates again. Every step is reported as a
+:class:`FixEvent`, which the TUI Fix screen and the CLI both render. What it
+decided (packs tried, model sources chosen) is kept in a small JSON file so an
+interrupted run resumes with the same choices and the same partial downloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pistachio_tui.comfy.client import ComfyClient
+from pistachio_tui.comfy.convert import to_api
+from pistachio_tui.comfy.deps import LOADER_FOLDERS, ModelNeed, analyse, canonical_folder, looks_like_model_file
+from pistachio_tui.comfy.errors import ComfyError, PromptRejected, ServerUnreachable
+from pistachio_tui.comfy.manager import (
+    ImportFailure,
+    ManagerClient,
+    ManagerError,
+    ServerPaths,
+    TaskEvent,
+    install_specs,
+    log_text,
+    manual_install_commands,
+    parse_import_failures,
+    server_paths,
+)
+from pistachio_tui.comfy.models_search import FOLDER_MANAGER_TYPES, ModelCandidate, best_exact, find_candidates
+from pistachio_tui.comfy.nodedb import NodeDB, NodeDBError, NodePack
+from pistachio_tui.comfy.workflow import Workflow
+from pistachio_tui.downloads import DownloadError, DownloadProgress, download, is_hf_url, safe_target
+
+#: Seconds between two download progress events (the UI redraws on each).
+PROGRESS_EVERY = 0.5
+
+
+@dataclass(frozen=True)
+class FixEvent:
+    """One step of the flow, for display.
+
+    ``step``: diagnose, nodes, install, restart, models, download, validate, done.
+    ``state``: start, progress, ok, failed, waiting, info, choose.
+    """
+
+    step: str
+    item: str | None
+    state: str
+    message: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Diagnosis:
+    """What stands between the workflow and a run, grouped nodes → models → other inputs."""
+
+    missing_nodes: list[str]
+    missing_models: list[ModelNeed]
+    other: list[str]
+    #: Set when the server accepted (and so queued) the prompt during validation.
+    prompt_id: str | None = None
+
+    @property
+    def clean(self) -> bool:
+        return not (self.missing_nodes or self.missing_models or self.other)
+
+    def lines(self) -> list[str]:
+        """One readable line per problem, in the order they get fixed."""
+        out = [f"missing node: {n}" for n in self.missing_nodes]
+        out += [f"missing model: {m.folder or '?'}/{m.name}" for m in self.missing_models]
+        return out + [f"other: {o}" for o in self.other]
+
+
+@dataclass
+class FixOptions:
+    """How the flow may act."""
+
+    #: The local ComfyUI folder; models are downloaded into its ``models/`` when given.
+    comfy_dir: Path | None = None
+    #: Take the best exact candidate without asking.
+    yes: bool = False
+    #: Queue the prompt once nothing is missing (the only way to get the server's final verdict).
+    queue: bool = True
+    hf_search: bool = True
+    hf_token: str | None = None
+    restart_timeout: float = 600.0
+    task_timeout: float = 1800.0
+    poll_interval: float = 1.0
+    state_dir: Path | None = None
+
+
+@dataclass
+class FixOutcome:
+    """How the run ended, with what is left for a person to do."""
+
+    accepted: bool
+    prompt_id: str | None
+    diagnosis: Diagnosis | None
+    #: Shell commands for what could not be done automatically.
+    commands: list[str] = field(default_factory=list)
+    #: One actionable sentence per remaining problem.
+    remaining: list[str] = field(default_factory=list)
+    import_failures: list[ImportFailure] = field(default_factory=list)
+
+
+Chooser = Callable[[ModelNeed, list[ModelCandidate]], Awaitable[ModelCandidate | None]]
+
+
+class FixState:
+    """Choices of earlier runs for one (server, workflow), kept as JSON."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.data: dict[str, Any] = {"packs": {}, "models": {}}
+        if path is not None and path.is_file():
+            try:
+                loaded = json.loads(path.read_text(encoding="utf-8"))
+                if isinstance(loaded, dict):
+                    self.data.update(loaded)
+            except (OSError, ValueError):
+                pass
+
+    @classmethod
+    def for_run(cls, folder: Path | None, server: str, workflow: Workflow) -> FixState:
+        if folder is None:
+            return cls(None)
+        key = hashlib.sha256(f"{server}\n{workflow.source or workflow.name}".encode()).hexdigest()[:16]
+        return cls(folder / "fix" / f"{key}.json")
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(self.data, indent=1), encoding="utf-8")
+        tmp.replace(self.path)
+
+    def chosen(self, need: ModelNeed) -> ModelCandidate | None:
+        entry = self.data["models"].get(need.name)
+        return ModelCandidate(**entry) if isinstance(entry, dict) else None
+
+    def choose(self, need: ModelNeed, candidate: ModelCandidate) -> None:
+        self.data["models"][need.name] = asdict(candidate)
+        self.save()
+
+
+class FixFlow:
+    """Drives one workflow to green on one server. Call :meth:`run`."""
+
+    def __init__(self, client: ComfyClient, workflow: Workflow, options: FixOptions | None = None, *,
+                 emit: Callable[[FixEvent], None] | None = None, chooser: Chooser | None = None,
+                 manager: ManagerClient | None = None) -> None:
+        self.client = client
+        self.workflow = workflow
+        self.options = options or FixOptions()
+        self._emit = emit or (lambda _e: None)
+        self.chooser = chooser
+        self.manager = manager
+        self._manager_checked = manager is not None
+        self.state = FixState.for_run(self.options.state_dir, client.base_url, workflow)
+        self._paths: ServerPaths | None = None
+        self.outcome = FixOutcome(False, None, None)
+
+    def emit(self, step: str, item: str | None, state: str, message: str, **data: Any) -> None:
+        self._emit(FixEvent(step, item, state, message, data))
+
+    # ------------------------------------------------------------ diagnosis
+
+    async def _server_models(self, needs_folders: set[str]) -> dict[str, list[str]]:
+        known = set(await self.client.models())
+        folders = sorted(f for f in needs_folders if f in known)
+        listings = await asyncio.gather(*(self.client.models(f) for f in folders))
+        return dict(zip(folders, listings))
+
+    def _prompt(self, object_info: dict[str, Any]) -> dict[str, Any]:
+        if self.workflow.ui is None and self.workflow.api is not None:
+            return self.workflow.api
+        return to_api(self.workflow, object_info).prompt
+
+    async def diagnose(self, *, submit: bool = False) -> Diagnosis:
+        """What is missing, from the workflow and, when ``submit`` or something is
+        missing, from the server's verdict on ``POST /prompt``.
+
+        A prompt the server accepts is queued: ComfyUI has no dry run.
+        """
+        self.emit("diagnose", None, "start", "Checking what the workflow needs")
+        object_info = await self.client.object_info(refresh=True)
+        first = analyse(self.workflow, object_info, None)
+        folders = {canonical_folder(m.folder) for m in first.models if m.folder}
+        needs = analyse(self.workflow, object_info, await self._server_models({f for f in folders if f}))
+        diagnosis = Diagnosis(list(needs.missing_nodes), [m for m in needs.models if m.present is False], [])
+        if submit or not diagnosis.clean:
+            await self._merge_verdict(diagnosis, object_info)
+        state = "ok" if diagnosis.clean else "failed"
+        summary = "nothing missing" if diagnosis.clean else f"{len(diagnosis.lines())} problem(s)"
+        self.emit("diagnose", None, state, summary, problems=diagnosis.lines())
+        return diagnosis
+
+    async def _merge_verdict(self, diagnosis: Diagnosis, object_info: dict[str, Any]) -> None:
+        try:
+            result = await self.client.submit(self._prompt(object_info), {"client_id": self.client.client_id})
+        except PromptRejected as exc:
+            report = exc.report
+        else:
+            diagnosis.prompt_id = result.prompt_id
+            diagnosis.missing_nodes.clear()
+            diagnosis.missing_models.clear()
+            return
+        for class_type in report.missing_node_types():
+            if class_type not in diagnosis.missing_nodes:
+                diagnosis.missing_nodes.append(class_type)
+        known = {(m.node_id, m.input_name) for m in diagnosis.missing_models}
+        for node in report.node_errors:
+            for error in node.errors:
+                if error.type == "value_not_in_list" and self._is_model_input(node.class_type, error):
+                    if (node.node_id, error.input_name) not in known:
+                        folder = LOADER_FOLDERS.get((node.class_type, error.input_name or ""))
+                        diagnosis.missing_models.append(ModelNeed(
+                            str(error.received_value), folder, node.node_id, error.input_name, None, False, False))
+                else:
+                    diagnosis.other.append(error.describe())
+        if not report.node_errors and not report.missing_node_types():
+            diagnosis.other.extend(report.describe())
+
+    @staticmethod
+    def _is_model_input(class_type: str, error: Any) -> bool:
+        return (class_type, error.input_name or "") in LOADER_FOLDERS or looks_like_model_file(error.received_value)
+
+    # ------------------------------------------------------------ nodes
+
+    async def _detect_manager(self) -> ManagerClient | None:
+        if not self._manager_checked:
+            self._manager_checked = True
+            candidate = ManagerClient(self.client)
+            try:
+                version = await candidate.version()
+            except ComfyError:
+                version = None
+            self.manager = candidate if version else None
+            self.emit("nodes", None, "info",
+                      f"ComfyUI-Manager {version} found" if version else "No ComfyUI-Manager on this server")
+        return self.manager
+
+    async def _server_paths(self) -> ServerPaths:
+        if self._paths is None:
+            try:
+                self._paths = server_paths(log_text(await self.client.logs()))
+            except ComfyError:
+                self._paths = ServerPaths()
+        return self._paths
+
+    async def _node_db(self, manager: ManagerClient | None) -> tuple[NodeDB | None, NodeDB | None]:
+        live = None
+        if manager is not None:
+            try:
+                live = NodeDB.from_mappings(await manager.mappings("cache"))
+            except (ComfyError, NodeDBError):
+                live = None
+        try:
+            offline = NodeDB.from_manager_package()
+        except NodeDBError:
+            offline = None
+        return live, offline
+
+    async def resolve_packs(self, classes: list[str]) -> tuple[dict[str, list[str]], dict[str, NodePack], list[str]]:
+        """Group missing classes by the pack that provides them: (pack url → classes,
+        url → pack, classes nobody provides)."""
+        manager = await self._detect_manager()
+        live, offline = await self._node_db(manager)
+        by_pack: dict[str, list[str]] = {}
+        packs: dict[str, NodePack] = {}
+        unknown = []
+        for class_type in classes:
+            matches = (live.packs_for(class_type) if live else []) or (offline.packs_for(class_type) if offline else [])
+            if not matches:
+                unknown.append(class_type)
+                self.emit("nodes", class_type, "failed", f"No known node pack provides {class_type}")
+                continue
+            pack = matches[0].pack
+            others = len(matches) - 1
+            packs[pack.url] = pack
+            by_pack.setdefault(pack.url, []).append(class_type)
+            note = f" ({others} other pack(s) also match)" if others else ""
+            self.emit("nodes", class_type, "ok", f"{class_type} → {pack.title} <{pack.url}>{note}")
+        return by_pack, packs, unknown
+
+    async def install_packs(self, packs: list[NodePack]) -> list[NodePack]:
+        """Install packs one at a time through the Manager; returns those installed.
+        Packs it cannot install get manual commands in the outcome."""
+        manager = await self._detect_manager()
+        installed = []
+        for pack in packs:
+            if manager is not None and await self._install_one(manager, pack):
+                installed.append(pack)
+                continue
+            commands = manual_install_commands(pack, await self._server_paths())
+            self.outcome.commands.extend(commands)
+            self.outcome.remaining.append(
+                f"Install {pack.title} by hand ({pack.url}), then restart ComfyUI: see the commands.")
+            self.emit("install", pack.title, "failed", "Install it by hand", commands=commands)
+        return installed
+
+    async def _install_one(self, manager: ManagerClient, pack: NodePack) -> bool:
+        def on_task(event: TaskEvent) -> None:
+            if event.state == "started":
+                self.emit("install", pack.title, "progress", "installing…")
+
+        for spec in install_specs(pack):
+            self.emit("install", pack.title, "start", f"Queueing {spec.id}@{spec.selected_version}")
+            try:
+                ui_id = await manager.queue_install(spec)
+                result = (await manager.run([ui_id], timeout=self.options.task_timeout,
+                                            poll_interval=self.options.poll_interval, on_event=on_task))[ui_id]
+            except ManagerError as exc:
+                self.emit("install", pack.title, "failed", exc.message)
+                continue
+            self.state.data["packs"][pack.url] = {"spec": spec.params(), "result": result.result}
+            self.state.save()
+            if result.ok is not False:
+                self.emit("install", pack.title, "ok", "installed" if result.ok else "queue finished")
+                return True
+            self.emit("install", pack.title, "failed", result.result)
+        return False
+
+    async def restart_and_wait(self, expect_classes: list[str]) -> None:
+        """Reboot through the Manager and wait until the server answers again, with a timer."""
+        manager = await self._detect_manager()
+        if manager is None:
+            return
+        self.emit("restart", None, "start", "Restarting ComfyUI to load the new nodes")
+        await manager.reboot()
+        started = time.monotonic()
+        seen_down = False
+        while True:
+            elapsed = time.monotonic() - started
+            try:
+                await self.client.system_stats()
+            except ComfyError:
+                seen_down = True
+            else:
+                if seen_down or await self._classes_loaded(expect_classes):
+                    break
+            if elapsed > self.options.restart_timeout:
+                raise ServerUnreachable(
+                    f"ComfyUI at {self.client.base_url} did not come back within "
+                    f"{self.options.restart_timeout / 60:.0f} min after the restart — check its console, "
+                    "then run the fix again.")
+            self.emit("restart", None, "waiting", f"waiting for the server… {elapsed:.0f} s", elapsed=elapsed)
+            await asyncio.sleep(self.options.poll_interval)
+        self.client.invalidate_object_info()
+        self._paths = None
+        self.emit("restart", None, "ok", f"Server is back after {time.monotonic() - started:.0f} s")
+
+    async def _classes_loaded(self, classes: list[str]) -> bool:
+        try:
+            info = await self.client.object_info(refresh=True)
+        except ComfyError:
+            return False
+        return bool(classes) and all(c in info for c in classes)
+
+    async def fix_nodes(self, diagnosis: Diagnosis) -> None:
+        """Resolve, install, restart, re-check; leftovers go to the outcome."""
+        by_pack, packs, unknown = await self.resolve_packs(diagnosis.missing_nodes)
+        for class_type in unknown:
+            self.outcome.remaining.append(
+                f"No known pack provides node {class_type!r}: search its name on GitHub or the Comfy registry; "
+                "the pack may have been renamed, or the workflow needs a newer ComfyUI.")
+        installed = await self.install_packs([packs[url] for url in by_pack])
+        if not installed:
+            return
+        expected = [c for p in installed for c in by_pack[p.url]]
+        await self.restart_and_wait(expected)
+        info = await self.client.object_info(refresh=True)
+        still = [c for c in expected if c not in info]
+        if still:
+            await self._report_import_failures(installed, still)
+
+    async def _report_import_failures(self, installed: list[NodePack], missing: list[str]) -> None:
+        try:
+            text = log_text(await self.client.logs())
+        except ComfyError:
+            text = ""
+        failures = parse_import_failures(text)
+        names = {p.repo_name.lower() for p in installed}
+        relevant = [f for f in failures if f.pack.lower() in names] or failures
+        for failure in relevant:
+            self.outcome.import_failures.append(failure)
+            self.outcome.commands.extend(failure.commands)
+            self.outcome.remaining.append(
+                f"{failure.pack} failed to import ({failure.message}); run the commands, then restart ComfyUI.")
+            self.emit("nodes", failure.pack, "failed", f"import failed: {failure.message}",
+                      commands=list(failure.commands))
+        if not relevant:
+            self.outcome.remaining.append(
+                f"Still missing after the restart: {', '.join(missing)} — check the server log.")
+
+    # ------------------------------------------------------------ models
+
+    async def _choose(self, need: ModelNeed) -> ModelCandidate | None:
+        remembered = self.state.chosen(need)
+        if remembered is not None:
+            self.emit("models", need.name, "info", f"using the source chosen earlier: {remembered.url}")
+            return remembered
+        candidates = await find_candidates(need, hf=self.options.hf_search, token=self.options.hf_token)
+        self.emit("models", need.name, "choose", f"{len(candidates)} candidate(s)",
+                  candidates=[asdict(c) for c in candidates[:5]])
+        if self.chooser is not None:
+            choice = await self.chooser(need, candidates)
+        elif self.options.yes:
+            choice = best_exact(need, candidates)
+        else:
+            choice = None
+        if choice is not None:
+            self.state.choose(need, choice)
+        return choice
+
+    async def fix_models(self, diagnosis: Diagnosis) -> None:
+        """Find, choose and fetch each missing model; leftovers go to the outcome."""
+        for need in diagnosis.missing_models:
+            if need.unsafe:
+                self.outcome.remaining.append(
+                    f"Refusing model path {need.name!r}: it would land outside the models folder.")
+                self.emit("models", need.name, "failed", "unsafe path refused")
+                continue
+            choice = await self._choose(need)
+            folder = canonical_folder(need.folder) or (choice.folder if choice else None)
+            if choice is None or folder is None:
+                self._unknown_model(need, folder)
+                continue
+            await self._fetch(need, choice, folder)
+
+    def _unknown_model(self, need: ModelNeed, folder: str | None) -> None:
+        where = f"models/{folder}/" if folder else "the matching models/<folder>/"
+        hint = "" if self.options.yes else " or run again with --yes to take the best exact match"
+        self.outcome.remaining.append(
+            f"No source chosen for model {need.name!r}: download it into {where}{hint}.")
+        self.emit("models", need.name, "failed", f"no source for {need.name}")
+
+    async def _fetch(self, need: ModelNeed, choice: ModelCandidate, folder: str) -> None:
+        relative = f"{folder}/{need.name.replace(chr(92), '/')}"
+        if self.options.comfy_dir is not None:
+            await self._download_local(need, choice, relative)
+            return
+        manager = await self._detect_manager()
+        if manager is None:
+            self.outcome.commands.append(f"curl -L -o models/{relative} '{choice.url}'")
+            self.outcome.remaining.append(
+                f"Download {need.name} into models/{folder}/ on the server (no Manager and no --comfy-dir).")
+            self.emit("download", need.name, "failed", "no way to place the file on the server")
+            return
+        subdir = str(PurePosixPath(relative).parent)
+        self.emit("download", need.name, "start", f"Manager downloads {choice.url} into models/{subdir}/")
+        try:
+            ui_id = await manager.queue_install_model(
+                name=need.name, type=FOLDER_MANAGER_TYPES.get(folder, folder), url=choice.url,
+                filename=PurePosixPath(relative).name, save_path=subdir)
+            result = (await manager.run([ui_id], timeout=self.options.task_timeout,
+                                        poll_interval=self.options.poll_interval))[ui_id]
+        except ManagerError as exc:
+            result = None
+            message = exc.message
+        else:
+            message = result.result
+        if result is None or result.ok is False:
+            self.outcome.remaining.append(f"The Manager could not download {need.name}: {message}")
+            self.emit("download", need.name, "failed", message)
+        else:
+            self.emit("download", need.name, "ok", f"models/{relative}")
+
+    async def _download_local(self, need: ModelNeed, choice: ModelCandidate, relative: str) -> None:
+        assert self.options.comfy_dir is not None
+        last = 0.0
+
+        def progress(p: DownloadProgress) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if now - last >= PROGRESS_EVERY or (p.total and p.done >= p.total):
+                last = now
+                self.emit("download", need.name, "progress", _progress_text(p),
+                          done=p.done, total=p.total, speed=p.speed, eta=p.eta)
+
+        try:
+            target = safe_target(self.options.comfy_dir / "models", relative)
+            self.emit("download", need.name, "start", f"{choice.url} → models/{relative}")
+            token = self.options.hf_token if is_hf_url(choice.url) else None
+            await download(choice.url, target, expected_size=choice.size, sha256=choice.sha256,
+                           token=token, progress=progress)
+        except DownloadError as exc:
+            self.outcome.remaining.append(str(exc))
+            self.emit("download", need.name, "failed", str(exc))
+            return
+        self.emit("download", need.name, "ok", f"saved models/{relative}")
+
+    # ------------------------------------------------------------ run
+
+    async def run(self) -> FixOutcome:
+        """Diagnose, fix nodes, fix models, validate; never raises for a problem a
+        person must solve — those end up in ``outcome.remaining``."""
+        diagnosis = await self.diagnose()
+        self.outcome.diagnosis = diagnosis
+        if diagnosis.prompt_id is None and diagnosis.missing_nodes:
+            self.emit("nodes", None, "start", f"{len(diagnosis.missing_nodes)} missing node type(s)")
+            await self.fix_nodes(diagnosis)
+            diagnosis = await self.diagnose()
+        if diagnosis.prompt_id is None and diagnosis.missing_models:
+            self.emit("models", None, "start", f"{len(diagnosis.missing_models)} missing model(s)")
+            await self.fix_models(diagnosis)
+            diagnosis = await self.diagnose()
+        if diagnosis.prompt_id is None and diagnosis.clean and self.options.queue:
+            self.emit("validate", None, "start", "Submitting the prompt")
+            diagnosis = await self.diagnose(submit=True)
+        self.outcome.diagnosis = diagnosis
+        self.outcome.prompt_id = diagnosis.prompt_id
+        self.outcome.accepted = diagnosis.prompt_id is not None
+        for line in diagnosis.other:
+            self.outcome.remaining.append(f"Fix this input in the workflow: {line}")
+        if self.outcome.accepted:
+            self.emit("done", None, "ok", f"Accepted by the server (prompt {diagnosis.prompt_id})",
+                      prompt_id=diagnosis.prompt_id)
+        elif diagnosis.clean and not self.options.queue:
+            self.emit("done", None, "ok", "Nothing missing any more; not submitted")
+        else:
+            self.emit("done", None, "failed", "Still not runnable", remaining=self.outcome.remaining)
+        return self.outcome
+
+
+def _progress_text(p: DownloadProgress) -> str:
+    mb = p.done / 1024**2
+    total = f" / {p.total / 1024**2:.1f} MB" if p.total else " MB"
+    speed = f", {p.speed / 1024**2:.1f} MB/s" if p.speed else ""
+    eta = f", {p.eta:.0f} s left" if p.eta is not None else ""
+    return f"{mb:.1f}{total}{speed}{eta}"
