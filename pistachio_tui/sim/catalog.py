@@ -8,7 +8,6 @@ which loader lists which folder: that is the table below.
 
 from __future__ import annotations
 
-import copy
 import gzip
 import json
 from functools import lru_cache
@@ -94,23 +93,24 @@ def with_combo_options(spec: list[Any], options: list[Any]) -> list[Any]:
     return [list(options), extra] if extra is not None else [list(options)]
 
 
-def _read_gz_json(name: str) -> Any:
+@lru_cache(maxsize=4)
+def _read_gz_text(name: str) -> str:
     data = resources.files("pistachio_tui.sim").joinpath("data", name).read_bytes()
-    return json.loads(gzip.decompress(data))
+    return gzip.decompress(data).decode()
+
+
+def _read_gz_json(name: str) -> Any:
+    # Parsing the cached text gives every caller its own copy, faster than deepcopy.
+    return json.loads(_read_gz_text(name))
 
 
 def _read_json(*parts: str) -> Any:
     return json.loads(resources.files("pistachio_tui.sim").joinpath("data", *parts).read_text())
 
 
-@lru_cache(maxsize=1)
-def _recorded_object_info() -> dict[str, Any]:
-    return _read_gz_json("object_info.json.gz")
-
-
 def recorded_object_info() -> dict[str, Any]:
     """A private copy of the 570 node definitions recorded from ComfyUI 0.8.0."""
-    return copy.deepcopy(_recorded_object_info())
+    return _read_gz_json("object_info.json.gz")
 
 
 def recorded_system_stats() -> dict[str, Any]:

@@ -47,6 +47,11 @@ _EXTENSIONS = [
 ]
 
 
+def _json_copy(value: Any) -> Any:
+    """A deep copy of JSON data (much faster than ``copy.deepcopy`` on 570 node definitions)."""
+    return json.loads(json.dumps(value))
+
+
 class SimServer:
     """A simulated ComfyUI 0.8.0 server for tests, benchmarks, the fix flow and the demo.
 
@@ -64,7 +69,7 @@ class SimServer:
         self.knobs = Execution(step_delay=step_delay, preview_every=preview_every)
         self.models_dir = Path(models_dir) if models_dir is not None else None
         self.reboot_downtime = reboot_downtime
-        self._recorded = copy.deepcopy(object_info) if object_info is not None else catalog.recorded_object_info()
+        self._recorded = _json_copy(object_info) if object_info is not None else catalog.recorded_object_info()
         self._models: dict[str, list[str]] = {
             folder: list(names) for folder, names in (models if models is not None else catalog.DEFAULT_MODELS).items()
         }
@@ -72,12 +77,11 @@ class SimServer:
         self.files = FileStore()
         self.log = ServerLog()
         self.queue = PromptQueue(self._queue_changed)
-        self.node_defs: dict[str, Any] = copy.deepcopy(self._recorded)
+        self.node_defs: dict[str, Any] = _json_copy(self._recorded)
         self.executor = Executor(self.queue, self.hub, self.files, self.log, self.node_defs, self.knobs)
         self.userdata: dict[str, bytes] = {
             f"workflows/{name}": data for name, data in sorted(catalog.seed_workflows().items())
         }
-        self.sid_seed = uuid.uuid4().hex
         self._number = 0
         self._host = "127.0.0.1"
         self._port = 0
@@ -87,6 +91,7 @@ class SimServer:
         self._fail_times = 0
         self._garbage = False
         self._stall_until = 0.0
+        self._stall_over = asyncio.Event()
         self._listing_cache: tuple[Any, str] | None = None
         self.manager = None
         if manager:
@@ -121,6 +126,7 @@ class SimServer:
 
     async def stop(self) -> None:
         """Stop everything: workers, sockets, listener."""
+        self._stall_over.set()
         if self.manager is not None:
             await self.manager.stop()
         await self.executor.stop()
@@ -161,7 +167,6 @@ class SimServer:
         await self.executor.stop()
         self.queue.reset()
         self.executor.cache.clear()
-        self.sid_seed = uuid.uuid4().hex
         if self.manager is not None:
             self.manager.on_restart()
         self._reload_node_defs()
@@ -178,6 +183,8 @@ class SimServer:
 
     def stall(self, seconds: float) -> None:
         """Hold every HTTP request that arrives in the next ``seconds`` until that time is over."""
+        self._stall_over.set()
+        self._stall_over = asyncio.Event()
         self._stall_until = time.monotonic() + seconds
 
     def garbage_next(self) -> None:
@@ -253,10 +260,10 @@ class SimServer:
     # ----------------------------------------------------------------- packs
 
     def _reload_node_defs(self) -> None:
-        fresh = copy.deepcopy(self._recorded)
+        fresh = _json_copy(self._recorded)
         if self.manager is not None:
             for pack in self.manager.loadable_packs():
-                fresh.update(copy.deepcopy(pack["nodes"]))
+                fresh.update(_json_copy(pack["nodes"]))
         self.node_defs.clear()
         self.node_defs.update(fresh)
         self._listing_cache = None
@@ -283,7 +290,11 @@ class SimServer:
             return await handler(request)
         wait = self._stall_until - time.monotonic()
         if wait > 0:
-            await asyncio.sleep(wait)
+            # Released early by stop() or a new stall(), so shutting down never waits out a stall.
+            try:
+                await asyncio.wait_for(self._stall_over.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
         if self._fail_times > 0:
             self._fail_times -= 1
             return web.Response(status=self._fail_status, text=f"{self._fail_status}: simulated failure")
