@@ -1,11 +1,14 @@
-"""A UI-format workflow that needs two absent node packs and three absent models."""
+"""UI-format workflows for the fix flow: one needing two absent node packs and
+three absent models, and a small one needing only a checkpoint."""
 
 from __future__ import annotations
 
 from typing import Any
 
 # (id, type, widgets_values, {input name: (source id, source slot, type)}, [output types])
-_NODES: list[tuple[int, str, list[Any], dict[str, tuple[int, int, str]], list[str]]] = [
+Node = tuple[int, str, list[Any], dict[str, tuple[int, int, str]], list[str]]
+
+FIX_NODES: list[Node] = [
     (1, "CheckpointLoaderSimple", ["fixflow_ckpt.safetensors"], {}, ["MODEL", "CLIP", "VAE"]),
     (2, "CLIPTextEncode", ["a pistachio orchard"], {"clip": (1, 1, "CLIP")}, ["CONDITIONING"]),
     (3, "CLIPTextEncode", ["blurry"], {"clip": (1, 1, "CLIP")}, ["CONDITIONING"]),
@@ -25,6 +28,13 @@ _NODES: list[tuple[int, str, list[Any], dict[str, tuple[int, int, str]], list[st
     (11, "SaveImage", ["fixflow"], {"images": (7, 0, "IMAGE")}, []),
 ]
 
+CHECKPOINT_ONLY_NODES: list[Node] = [
+    (1, "CheckpointLoaderSimple", ["fixflow_ckpt.safetensors"], {}, ["MODEL", "CLIP", "VAE"]),
+    (2, "EmptyLatentImage", [64, 64, 1], {}, ["LATENT"]),
+    (3, "VAEDecode", [], {"samples": (2, 0, "LATENT"), "vae": (1, 2, "VAE")}, ["IMAGE"]),
+    (4, "SaveImage", ["fixflow"], {"images": (3, 0, "IMAGE")}, []),
+]
+
 MODELS = [
     ("fixflow_ckpt.safetensors", "checkpoints"),
     ("fixflow_vae.safetensors", "vae"),
@@ -33,12 +43,16 @@ MODELS = [
 PACK_NODES = ["UltimateSDUpscale", "VHS_VideoCombine"]
 
 
-def fix_workflow(files_url: str) -> dict[str, Any]:
-    """The workflow, its ``models`` metadata pointing at ``files_url``."""
+def fix_workflow(files_url: str, nodes_spec: list[Node] | None = None,
+                 models: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+    """A UI workflow of ``nodes_spec`` (default: the two-packs, three-models one),
+    its ``models`` metadata pointing at ``files_url``."""
+    nodes_spec = FIX_NODES if nodes_spec is None else nodes_spec
+    models = MODELS if models is None else models
     links: list[list[Any]] = []
     outputs: dict[tuple[int, int], list[int]] = {}
     nodes = []
-    for node_id, type_, widgets, inputs, _outs in _NODES:
+    for node_id, type_, widgets, inputs, _outs in nodes_spec:
         ui_inputs = []
         for slot, (name, (src, src_slot, kind)) in enumerate(inputs.items()):
             link_id = len(links) + 1
@@ -48,11 +62,11 @@ def fix_workflow(files_url: str) -> dict[str, Any]:
         nodes.append({"id": node_id, "type": type_, "pos": [0, 0], "size": [300, 100], "flags": {},
                       "order": node_id, "mode": 0, "inputs": ui_inputs, "properties": {},
                       "widgets_values": widgets})
-    for node, (node_id, _t, _w, _i, outs) in zip(nodes, _NODES):
+    for node, (node_id, _t, _w, _i, outs) in zip(nodes, nodes_spec):
         node["outputs"] = [{"name": kind, "type": kind, "links": outputs.get((node_id, slot), []),
                             "slot_index": slot} for slot, kind in enumerate(outs)]
     return {
         "last_node_id": len(nodes), "last_link_id": len(links), "nodes": nodes, "links": links,
         "groups": [], "config": {}, "extra": {}, "version": 0.4,
-        "models": [{"name": name, "url": f"{files_url}/{name}", "directory": folder} for name, folder in MODELS],
+        "models": [{"name": name, "url": f"{files_url}/{name}", "directory": folder} for name, folder in models],
     }

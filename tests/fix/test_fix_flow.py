@@ -1,0 +1,158 @@
+"""The fix flow against the simulator (with its Manager emulation) and a local file server."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from pistachio_tui.comfy.client import ComfyClient
+from pistachio_tui.comfy.fix import FixFlow, FixOptions
+from pistachio_tui.comfy.workflow import load_workflow
+from pistachio_tui.sim.server import SimServer
+from tests.fix.file_server import FileServer
+from tests.fix.workflows import CHECKPOINT_ONLY_NODES, MODELS, fix_workflow
+
+SIZE = 150_000
+
+
+@pytest.fixture
+async def files():
+    server = FileServer(files={name: os.urandom(SIZE) for name, _ in MODELS})
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def _sim(tmp_path, manager=True):
+    sim = SimServer(step_delay=0.001, manager=manager, models_dir=tmp_path / "models", reboot_downtime=0.05)
+    await sim.start()
+    return sim
+
+
+def _api_workflow(prompt: dict):
+    return load_workflow(json.dumps(prompt).encode(), "api.json")
+
+
+def _options(tmp_path, **kw):
+    base = dict(poll_interval=0.02, hf_search=False, state_dir=tmp_path / "state")
+    base.update(kw)
+    return FixOptions(**base)
+
+
+BROKEN = {
+    "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+    "2": {"class_type": "BrokenPackNode", "inputs": {"image": ["1", 0]}},
+    "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "x"}},
+}
+
+USDU = {
+    "1": {"class_type": "UltimateSDUpscale", "inputs": {}},
+    "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}},
+}
+
+
+async def test_two_packs_three_models_to_accepted(tmp_path, files):
+    sim = await _sim(tmp_path)
+    events = []
+    try:
+        workflow = load_workflow(json.dumps(fix_workflow(files.url)).encode(), "fix.json")
+        async with ComfyClient(sim.url) as client:
+            flow = FixFlow(client, workflow, _options(tmp_path, comfy_dir=tmp_path, yes=True), emit=events.append)
+            outcome = await flow.run()
+    finally:
+        await sim.stop()
+    assert outcome.accepted and outcome.prompt_id and not outcome.remaining
+    for name, folder in MODELS:
+        assert (tmp_path / "models" / folder / name).stat().st_size == SIZE
+    steps = [(e.step, e.state) for e in events]
+    assert ("restart", "ok") in steps and steps[-1] == ("done", "ok")
+    assert [e.item for e in events if e.step == "install" and e.state == "ok"] == [
+        "UltimateSDUpscale", "ComfyUI-VideoHelperSuite"]
+
+
+async def test_import_failure_reported_with_pip_command(tmp_path):
+    sim = await _sim(tmp_path)
+    try:
+        async with ComfyClient(sim.url) as client:
+            outcome = await FixFlow(client, _api_workflow(BROKEN), _options(tmp_path, yes=True)).run()
+    finally:
+        await sim.stop()
+    assert not outcome.accepted
+    [failure] = outcome.import_failures
+    assert failure.pack == "ComfyUI-BrokenPack" and failure.missing_module == "definitely_missing_dependency_xyz"
+    assert any(c.endswith("-m pip install definitely-missing-dependency-xyz") for c in outcome.commands)
+
+
+async def test_without_manager_gives_manual_commands(tmp_path):
+    sim = await _sim(tmp_path, manager=False)
+    events = []
+    try:
+        async with ComfyClient(sim.url) as client:
+            outcome = await FixFlow(client, _api_workflow(USDU), _options(tmp_path), emit=events.append).run()
+    finally:
+        await sim.stop()
+    assert not outcome.accepted
+    clone, requirements = outcome.commands[:2]
+    assert clone.startswith("git clone https://github.com/ssitu/ComfyUI_UltimateSDUpscale ")
+    assert clone.endswith("custom_nodes/ComfyUI_UltimateSDUpscale")
+    assert "-m pip install -r " in requirements
+    assert any("Install UltimateSDUpscale by hand" in r for r in outcome.remaining)
+    assert any(e.message == "No ComfyUI-Manager on this server" for e in events)
+
+
+async def test_unknown_node_class_is_actionable(tmp_path):
+    prompt = {"1": {"class_type": "NoPackProvidesThis_9000", "inputs": {}},
+              "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}}}
+    sim = await _sim(tmp_path)
+    try:
+        async with ComfyClient(sim.url) as client:
+            outcome = await FixFlow(client, _api_workflow(prompt), _options(tmp_path)).run()
+    finally:
+        await sim.stop()
+    assert not outcome.accepted
+    assert any("No known pack provides node 'NoPackProvidesThis_9000'" in r for r in outcome.remaining)
+
+
+async def test_unknown_model_is_actionable(tmp_path):
+    prompt = {
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "nowhere_to_be_found.safetensors"}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["4", 2]}},
+        "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x", "images": ["8", 0]}},
+    }
+    sim = await _sim(tmp_path)
+    try:
+        async with ComfyClient(sim.url) as client:
+            outcome = await FixFlow(client, _api_workflow(prompt), _options(tmp_path, yes=True)).run()
+    finally:
+        await sim.stop()
+    assert not outcome.accepted
+    assert any("nowhere_to_be_found.safetensors" in r and "models/checkpoints/" in r for r in outcome.remaining)
+
+
+async def test_model_through_manager_when_no_local_folder(tmp_path, files):
+    sim = await _sim(tmp_path)
+    workflow = load_workflow(json.dumps(
+        fix_workflow(files.url, CHECKPOINT_ONLY_NODES, MODELS[:1])).encode(), "ckpt.json")
+    try:
+        async with ComfyClient(sim.url) as client:
+            outcome = await FixFlow(client, workflow, _options(tmp_path, yes=True)).run()
+    finally:
+        await sim.stop()
+    assert outcome.accepted, outcome.remaining
+    assert (tmp_path / "models" / "checkpoints" / "fixflow_ckpt.safetensors").is_file()
+
+
+async def test_without_yes_nothing_is_downloaded(tmp_path, files):
+    sim = await _sim(tmp_path)
+    workflow = load_workflow(json.dumps(
+        fix_workflow(files.url, CHECKPOINT_ONLY_NODES, MODELS[:1])).encode(), "ckpt.json")
+    try:
+        async with ComfyClient(sim.url) as client:
+            outcome = await FixFlow(client, workflow, _options(tmp_path, comfy_dir=tmp_path)).run()
+    finally:
+        await sim.stop()
+    assert not outcome.accepted and not files.requests
+    assert any("--yes" in r for r in outcome.remaining)
