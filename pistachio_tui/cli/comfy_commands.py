@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from pistachio_tui.comfy.errors import ComfyError
     from pistachio_tui.comfy.tracker import PromptState
     from pistachio_tui.comfy.types import ValidationReport
+    from pistachio_tui.comfy.workflow import Workflow
 
 DEFAULT_SERVER = "http://127.0.0.1:8188"
 #: Seconds between progress lines when stderr is not a terminal (CI logs stay short).
@@ -54,30 +55,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.set_defaults(func=run_command)
 
 
-class PromptFileError(Exception):
-    """The file cannot be used as a prompt; the message says why."""
+def load_run_file(path: Path) -> Workflow:
+    """The workflow to run: an API prompt, a UI workflow, or an image carrying either.
 
-
-def load_prompt_file(path: Path) -> dict[str, Any]:
-    """The API-format prompt in ``path`` (``{node_id: {"class_type", "inputs"}}``).
-
-    A ``POST /prompt`` body (``{"prompt": {...}}``) is accepted too.
+    Raises :class:`WorkflowError` naming the file and what was wrong with it.
     """
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PromptFileError(f"Cannot read {path}: {exc.strerror or exc}") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PromptFileError(f"{path} is not valid JSON ({exc})") from None
-    if isinstance(data, dict) and isinstance(data.get("prompt"), dict):
-        data = data["prompt"]
-    if isinstance(data, dict) and "nodes" in data and "links" in data:
-        raise PromptFileError(
-            f"{path} is a UI-format workflow; save it with \"Export (API)\" in ComfyUI and run that file")
-    if not isinstance(data, dict) or not data or not all(
-            isinstance(node, dict) and "class_type" in node for node in data.values()):
-        raise PromptFileError(f"{path} is not an API-format prompt: expected {{node_id: {{\"class_type\", \"inputs\"}}}}")
-    return data
+    from pistachio_tui.comfy.workflow import load_workflow
+
+    return load_workflow(path)
+
+
+async def prompt_to_run(client: ComfyClient, workflow: Workflow) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The API prompt to queue and its ``extra_data``.
+
+    A UI workflow is converted with the server's own node definitions, and
+    travels along as ``extra_pnginfo.workflow`` so the saved images carry it,
+    as the web frontend does.
+    """
+    from pistachio_tui.comfy.convert import to_api
+
+    extra = {"extra_pnginfo": {"workflow": workflow.ui}} if workflow.ui is not None else {}
+    if workflow.api is not None:
+        return workflow.api, extra
+    return to_api(workflow, await client.object_info()).prompt, extra
 
 
 def resolve_server(args: argparse.Namespace) -> tuple[str, dict[str, str]]:
@@ -260,10 +260,11 @@ async def run_command(args: argparse.Namespace) -> int:
 
     from pistachio_tui.comfy.client import ComfyClient
     from pistachio_tui.comfy.errors import ComfyError, PromptRejected
+    from pistachio_tui.comfy.workflow_error import WorkflowError
 
     try:
-        prompt = load_prompt_file(args.file)
-    except PromptFileError as exc:
+        workflow = load_run_file(args.file)
+    except WorkflowError as exc:
         if args.json:
             _emit_json({"status": "rejected", "error": str(exc)})
         print(exc, file=sys.stderr)
@@ -276,10 +277,17 @@ async def run_command(args: argparse.Namespace) -> int:
     submitted: list[str] = []
     async with ComfyClient(url, headers=headers) as client:
         try:
-            state = await asyncio.wait_for(_queue_and_follow(client, prompt, progress, submitted), args.timeout)
+            prompt, extra = await prompt_to_run(client, workflow)
+            state = await asyncio.wait_for(_queue_and_follow(client, prompt, extra, progress, submitted),
+                                           args.timeout)
         except PromptRejected as exc:
             progress.end()
             _print_rejection(url, exc.report, args.json)
+            return exit_codes.REJECTED
+        except WorkflowError as exc:
+            if args.json:
+                _emit_json({"status": "rejected", "error": str(exc)})
+            print(exc, file=sys.stderr)
             return exit_codes.REJECTED
         except ComfyError as exc:
             progress.end()
@@ -299,8 +307,8 @@ async def run_command(args: argparse.Namespace) -> int:
     return exit_codes.OK if state.status == "success" else exit_codes.FAILED
 
 
-async def _queue_and_follow(client: ComfyClient, prompt: dict[str, Any], progress: ProgressLine,
-                            submitted: list[str]) -> PromptState:
+async def _queue_and_follow(client: ComfyClient, prompt: dict[str, Any], extra_data: dict[str, Any],
+                            progress: ProgressLine, submitted: list[str]) -> PromptState:
     """Connect the websocket, queue ``prompt``, and fold events until it ends."""
     from pistachio_tui.comfy.errors import ServerUnreachable
     from pistachio_tui.comfy.events import Disconnected, EventStream, Resynced
@@ -314,7 +322,7 @@ async def _queue_and_follow(client: ComfyClient, prompt: dict[str, Any], progres
         if isinstance(first, Disconnected):
             await client.system_stats()  # raises the precise REST error if there is one
             raise ServerUnreachable(first.reason)
-        result = await client.submit(prompt)
+        result = await client.submit(prompt, extra_data)
         submitted.append(result.prompt_id)
         tracker = PromptTracker()
         state = tracker.track(result.prompt_id, prompt, await _outputs_to_execute(client, result.prompt_id))

@@ -11,11 +11,11 @@ import pytest
 from pistachio_tui.cli import build_parser, exit_codes
 from pistachio_tui.cli.comfy_commands import (
     ProgressLine,
-    PromptFileError,
-    load_prompt_file,
+    load_run_file,
     resolve_server,
 )
 from pistachio_tui.comfy.tracker import PromptState
+from pistachio_tui.comfy.workflow_error import WorkflowError
 from pistachio_tui.config import ServerConfig, Settings, save_settings
 from tests.cli.trace_server import TraceServer
 from tests.conftest import load_fixture
@@ -191,21 +191,20 @@ async def _never() -> None:
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    ("{not json", "is not valid JSON"),
-    ('{"nodes": [], "links": []}', "UI-format workflow"),
-    ('{"1": {"inputs": {}}}', "not an API-format prompt"),
-    ("[]", "not an API-format prompt"),
+    ("{not json", "invalid JSON"),
+    ('{"1": {"inputs": {}}}', "neither a UI workflow"),
+    ("[]", "found an array"),
 ])
 def test_bad_prompt_files(tmp_path, content, message):
     path = tmp_path / "bad.json"
     path.write_text(content)
-    with pytest.raises(PromptFileError, match=message):
-        load_prompt_file(path)
+    with pytest.raises(WorkflowError, match=message):
+        load_run_file(path)
 
 
 async def test_run_bad_file_is_rejected_before_any_network(tmp_path, capsys):
     assert await cli("run", str(tmp_path / "missing.json"), "--server", closed_port_url()) == exit_codes.REJECTED
-    assert "Cannot read" in capsys.readouterr().err
+    assert "cannot read" in capsys.readouterr().err
 
 
 def test_progress_line_rewrites_on_a_terminal_and_throttles_otherwise():
@@ -273,6 +272,29 @@ async def test_run_on_the_simulator_missing_model(sim, tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     [node] = data["node_errors"]
     assert node["node_id"] == "4" and node["errors"][0]["type"] == "value_not_in_list"
+
+
+async def test_run_a_ui_workflow_converts_it_with_the_servers_nodes(sim, tmp_path, capsys):
+    from pistachio_tui.sim.catalog import seed_workflows
+
+    path = tmp_path / "ui.json"
+    path.write_bytes(seed_workflows()["sim_txt2img.json"])
+    assert json.loads(path.read_text())["nodes"]
+    assert await cli("run", str(path), "--server", sim.url, "--json") == exit_codes.OK
+    data = json.loads(capsys.readouterr().out)
+    assert data["status"] == "success" and data["outputs"]
+
+
+async def test_run_a_png_runs_its_embedded_prompt(sim, tmp_path, capsys):
+    from pistachio_tui.comfy.imagemeta import png_text
+    from tests.conftest import FIXTURES_DIR
+
+    png = FIXTURES_DIR / "success_output.png"
+    assert "prompt" in png_text(png.read_bytes())
+    assert await cli("run", str(png), "--server", sim.url, "--json") == exit_codes.OK
+    data = json.loads(capsys.readouterr().out)
+    assert data["status"] == "success"
+    assert [o["filename"].startswith("probe") for o in data["outputs"]] == [True]
 
 
 async def test_status_on_the_simulator(sim, capsys):
