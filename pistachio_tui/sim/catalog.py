@@ -70,6 +70,21 @@ def model_folder_for(class_type: str, input_name: str) -> str | None:
     return _FOLDER_BY_INPUT.get(input_name)
 
 
+def folder_holding(options: list[Any], models: dict[str, list[str]]) -> str | None:
+    """The folder that holds every listed option, for pickers of loaders not in the table.
+
+    A real server's ``object_info`` lists the files it has; when all of them
+    sit in one model folder, the picker is that folder's.
+    """
+    wanted = set(options)
+    if not wanted or not all(isinstance(o, str) for o in wanted):
+        return None
+    for folder, files in models.items():
+        if wanted <= set(files):
+            return folder
+    return None
+
+
 def combo_options(spec: list[Any]) -> list[Any] | None:
     """The option list of a combo input spec (old ``[[...], {...}]`` or new ``["COMBO", {"options"}]``)."""
     if not spec:

@@ -15,7 +15,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from pistachio_tui.sim.catalog import combo_options, model_folder_for, with_combo_options
+from pistachio_tui.sim.catalog import combo_options, folder_holding, model_folder_for, with_combo_options
 
 __all__ = ["ValidationOutcome", "check_prompt", "validate_prompt"]
 
@@ -103,9 +103,10 @@ class _Validator:
 
     def input_spec(self, class_type: str, name: str, spec: list[Any]) -> list[Any]:
         """The spec as the live server would define it: model pickers list the current files."""
-        if self.models is None or combo_options(spec) is None:
+        options = combo_options(spec)
+        if self.models is None or options is None:
             return spec
-        folder = model_folder_for(class_type, name)
+        folder = model_folder_for(class_type, name) or folder_holding(options, self.models)
         if folder is None:
             return spec
         return with_combo_options(spec, self.models.get(folder, []))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 
 import aiohttp
@@ -47,10 +48,6 @@ async def run_recorded(sim, session, http, name):
     return prompt_id, messages, binaries
 
 
-def without_previews(types):
-    return [t for t in types if t != "binary"]
-
-
 async def test_success_run_sends_the_recorded_sequence(sim, session, http):
     prompt_id, messages, _ = await run_recorded(sim, session, http, "success")
     assert [m["type"] for m in messages] == recorded_types("success")
@@ -90,8 +87,6 @@ async def test_output_png_carries_prompt_and_workflow(sim, session, http):
 
 
 def png_text_chunks(data: bytes) -> dict:
-    import json
-
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     out, i = {}, 8
     while i < len(data):
@@ -162,8 +157,6 @@ async def test_previews_carry_metadata_for_clients_that_ask(sim, session, http):
         frame = ws.binaries()[0]
     event, meta_length = struct.unpack(">II", frame[:8])
     assert event == 4
-    import json
-
     meta = json.loads(frame[8:8 + meta_length])
     assert meta["node_id"] == "2" and meta["image_type"] == "image/png"
     assert frame[8 + meta_length:].startswith(b"\x89PNG")

@@ -215,3 +215,12 @@ def test_partial_execution_targets_limit_outputs():
 def test_malformed_prompt_raises(prompt):
     with pytest.raises(ValueError):
         validate_prompt(prompt, OBJECT_INFO, {})
+
+
+def test_pickers_of_unknown_loaders_follow_the_folder_holding_their_files():
+    info = copy.deepcopy(OBJECT_INFO)
+    info["GGUFLoader"] = {"input": {"required": {"gguf": [["old.gguf"], {}]}}, "output": ["IMAGE"],
+                          "output_node": False}
+    prompt = {"1": {"class_type": "GGUFLoader", "inputs": {"gguf": "new.gguf"}}, "3": save("1")}
+    assert validate_prompt(prompt, info, {"unet": ["old.gguf", "new.gguf"]})[0] == 200
+    assert validate_prompt(prompt, info, {"unet": ["other.gguf"]})[0] == 400
