@@ -62,6 +62,13 @@ _FOLDER_BY_NODE_INPUT: dict[tuple[str, str], str] = {
 }
 
 
+#: Pickers that list the server's input folder (uploads land there).
+INPUT_FILE_PICKERS: frozenset[tuple[str, str]] = frozenset({
+    ("LoadImage", "image"), ("LoadImageMask", "image"), ("LoadVideo", "file"),
+    ("LoadAudio", "audio"), ("Load3D", "model_file"),
+})
+
+
 def model_folder_for(class_type: str, input_name: str) -> str | None:
     """The model folder whose files a loader's picker lists, or None for other inputs."""
     folder = _FOLDER_BY_NODE_INPUT.get((class_type, input_name))

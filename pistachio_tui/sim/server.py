@@ -225,7 +225,7 @@ class SimServer:
         return {folder: sorted(names) for folder, names in listing.items()}
 
     def object_info(self) -> dict[str, Any]:
-        """Node definitions as served now: model pickers list the current files, LoadImage the uploads."""
+        """Node definitions as served now: model pickers list the current files, file loaders the uploads."""
         models = self.models()
         served = dict(self.node_defs)
         for class_type, info in self.node_defs.items():
@@ -246,7 +246,7 @@ class SimServer:
                       models: dict[str, list[str]]) -> list[str] | None:
         if catalog.combo_options(spec) is None:
             return None
-        if class_type == "LoadImage" and name == "image":
+        if (class_type, name) in catalog.INPUT_FILE_PICKERS:
             return sorted(set(catalog.combo_options(spec) or []) | set(self.files.names("input")))
         folder = catalog.model_folder_for(class_type, name)
         return None if folder is None else models.get(folder, [])
@@ -502,7 +502,7 @@ class SimServer:
             return web.json_response({"error": error, "node_errors": {}}, status=400)
         prompt_id = str(json_data.get("prompt_id") or uuid.uuid4())
         try:
-            outcome = check_prompt(json_data["prompt"], self.node_defs, self.models(),
+            outcome = check_prompt(json_data["prompt"], self.object_info(), self.models(),
                                    json_data.get("partial_execution_targets"))
         except (ValueError, TypeError):
             return web.Response(status=500, text=_SERVER_TROUBLE)

@@ -83,6 +83,9 @@ async def test_upload_image_then_view_and_pick_it(http):
     options = (await http.get("/object_info/LoadImage")).json()["LoadImage"]["input"]["required"]["image"][0]
     assert "upload_probe (1).png" in options
     assert (await http.post("/upload/image", files={"other": ("a", b"x")})).status_code == 400
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": "upload_probe (1).png"}},
+              "3": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x", "images": ["1", 0]}}}
+    assert (await http.post("/prompt", json={"prompt": prompt})).status_code == 200
 
 
 async def test_free_answers_like_the_server(http):
