@@ -44,6 +44,8 @@ from pistachio_tui.downloads import DownloadError, DownloadProgress, download, i
 
 #: Seconds between two download progress events (the UI redraws on each).
 PROGRESS_EVERY = 0.5
+#: Diagnose-and-fix rounds before giving up.
+MAX_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -233,8 +235,19 @@ class FixFlow:
                             str(error.received_value), folder, node.node_id, error.input_name, None, False, False))
                 else:
                     diagnosis.other.append(error.describe())
-        if not report.node_errors and not report.missing_node_types():
+        # With node classes missing, the server's top-level complaint is about them
+        # (an unknown or class-less node), not a separate problem.
+        if not report.node_errors and not report.missing_node_types() and not diagnosis.missing_nodes:
             diagnosis.other.extend(report.describe())
+
+    async def validate(self) -> Diagnosis:
+        """Submit the prompt: the server's verdict is the only final one (and queues it if accepted)."""
+        self.emit("validate", None, "start", "Submitting the prompt")
+        diagnosis = Diagnosis([], [], [])
+        await self._merge_verdict(diagnosis, await self.client.object_info())
+        if diagnosis.prompt_id is None:
+            self.emit("validate", None, "failed", "The server refused the prompt", problems=diagnosis.lines())
+        return diagnosis
 
     @staticmethod
     def _is_model_input(class_type: str, error: Any) -> bool:
@@ -345,6 +358,7 @@ class FixFlow:
         await manager.reboot()
         started = time.monotonic()
         seen_down = False
+        polls = 0
         while True:
             elapsed = time.monotonic() - started
             try:
@@ -360,7 +374,9 @@ class FixFlow:
                     f"{self.options.restart_timeout / 60:.0f} min after the restart — check its console, "
                     "then run the fix again.")
             self.emit("restart", None, "waiting", f"waiting for the server… {elapsed:.0f} s", elapsed=elapsed)
-            await asyncio.sleep(self.options.poll_interval)
+            # Quick polls first, so a fast restart is noticed at once; then the configured pace.
+            await asyncio.sleep(min(self.options.poll_interval, 0.1 * 2**polls))
+            polls += 1
         self.client.invalidate_object_info()
         self._paths = None
         self.emit("restart", None, "ok", f"Server is back after {time.monotonic() - started:.0f} s")
@@ -372,9 +388,9 @@ class FixFlow:
             return False
         return bool(classes) and all(c in info for c in classes)
 
-    async def fix_nodes(self, diagnosis: Diagnosis) -> None:
+    async def fix_nodes(self, classes: list[str]) -> None:
         """Resolve, install, restart, re-check; leftovers go to the outcome."""
-        by_pack, packs, unknown = await self.resolve_packs(diagnosis.missing_nodes)
+        by_pack, packs, unknown = await self.resolve_packs(classes)
         for class_type in unknown:
             self.outcome.remaining.append(
                 f"No known pack provides node {class_type!r}: search its name on GitHub or the Comfy registry; "
@@ -428,9 +444,9 @@ class FixFlow:
             self.state.choose(need, choice)
         return choice
 
-    async def fix_models(self, diagnosis: Diagnosis) -> None:
+    async def fix_models(self, needs: list[ModelNeed]) -> None:
         """Find, choose and fetch each missing model; leftovers go to the outcome."""
-        for need in diagnosis.missing_models:
+        for need in needs:
             if need.unsafe:
                 self.outcome.remaining.append(
                     f"Refusing model path {need.name!r}: it would land outside the models folder.")
@@ -511,18 +527,38 @@ class FixFlow:
         """Diagnose, fix nodes, fix models, validate; never raises for a problem a
         person must solve — those end up in ``outcome.remaining``."""
         diagnosis = await self.diagnose()
-        self.outcome.diagnosis = diagnosis
-        if diagnosis.prompt_id is None and diagnosis.missing_nodes:
-            self.emit("nodes", None, "start", f"{len(diagnosis.missing_nodes)} missing node type(s)")
-            await self.fix_nodes(diagnosis)
-            diagnosis = await self.diagnose()
-        if diagnosis.prompt_id is None and diagnosis.missing_models:
-            self.emit("models", None, "start", f"{len(diagnosis.missing_models)} missing model(s)")
-            await self.fix_models(diagnosis)
-            diagnosis = await self.diagnose()
-        if diagnosis.prompt_id is None and diagnosis.clean and self.options.queue:
-            self.emit("validate", None, "start", "Submitting the prompt")
-            diagnosis = await self.diagnose(submit=True)
+        tried_nodes: set[str] = set()
+        tried_models: set[str] = set()
+        # Several rounds, because the server's verdict can reveal what the workflow
+        # analysis missed; each problem is attempted once, so a round that tries
+        # nothing new ends the run.
+        for _ in range(MAX_ROUNDS):
+            if diagnosis.prompt_id is not None:
+                break
+            progressed = False
+            nodes = [n for n in diagnosis.missing_nodes if n not in tried_nodes]
+            if nodes:
+                tried_nodes.update(nodes)
+                progressed = True
+                self.emit("nodes", None, "start", f"{len(nodes)} missing node type(s)")
+                await self.fix_nodes(nodes)
+                diagnosis = await self.diagnose()
+            models = [m for m in diagnosis.missing_models if m.name not in tried_models]
+            if diagnosis.prompt_id is None and models:
+                tried_models.update(m.name for m in models)
+                progressed = True
+                self.emit("models", None, "start", f"{len(models)} missing model(s)")
+                await self.fix_models(models)
+                diagnosis = await self.diagnose()
+            if diagnosis.prompt_id is not None or not diagnosis.clean:
+                if progressed:
+                    continue
+                break
+            if not self.options.queue:
+                break
+            diagnosis = await self.validate()
+            if not (diagnosis.missing_nodes or diagnosis.missing_models):
+                break
         self.outcome.diagnosis = diagnosis
         self.outcome.prompt_id = diagnosis.prompt_id
         self.outcome.accepted = diagnosis.prompt_id is not None
