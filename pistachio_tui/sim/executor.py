@@ -178,7 +178,16 @@ class Executor:
     async def _work(self) -> None:
         while True:
             item = await self.queue.get()
-            await self.run(item)
+            try:
+                await self.run(item)
+            except Exception as error:  # noqa: BLE001 - a simulator bug must not wedge the queue
+                self.log.write(f"!!! Simulator error while running {item.prompt_id}: {error!r}\n")
+                self.queue.task_done({
+                    "prompt": item.as_list(), "outputs": {}, "meta": {},
+                    "status": {"status_str": "error", "completed": False, "messages": []},
+                })
+                self.running_client = None
+                self.last_node_id = None
             # Let the next prompt start on a later loop turn, as a worker thread would.
             await asyncio.sleep(0)
 
@@ -373,6 +382,12 @@ class _Run:
             queue.extend(v[0] for v in inputs.values() if _is_link(v))
         return default
 
+    def upstream_int(self, node_id: str, name: str, default: int) -> int:
+        try:
+            return int(self.upstream_value(node_id, name, default))
+        except (TypeError, ValueError):
+            return default
+
     def make_outputs(self, node_id: str, class_type: str, inputs: dict[str, Any]) -> dict[str, Any] | None:
         """Image-saving output nodes write PNGs; what they report is their ``executed`` output."""
         info = self.ex.object_info.get(class_type, {})
@@ -381,10 +396,10 @@ class _Run:
         temporary = class_type == "PreviewImage"
         kind = "temp" if temporary else "output"
         prefix = self.ex.files.temp_prefix() if temporary else str(inputs.get("filename_prefix", "ComfyUI"))
-        width = min(_MAX_IMAGE_SIDE, int(self.upstream_value(node_id, "width", _MAX_IMAGE_SIDE)))
-        height = min(_MAX_IMAGE_SIDE, int(self.upstream_value(node_id, "height", _MAX_IMAGE_SIDE)))
-        batch = max(1, min(_MAX_BATCH, int(self.upstream_value(node_id, "batch_size", 1))))
-        rgb = colour_of(self.upstream_value(node_id, "color", _PISTACHIO_GREEN))
+        width = min(_MAX_IMAGE_SIDE, self.upstream_int(node_id, "width", _MAX_IMAGE_SIDE))
+        height = min(_MAX_IMAGE_SIDE, self.upstream_int(node_id, "height", _MAX_IMAGE_SIDE))
+        batch = max(1, min(_MAX_BATCH, self.upstream_int(node_id, "batch_size", 1)))
+        rgb = colour_of(self.upstream_int(node_id, "color", _PISTACHIO_GREEN))
         text = {"prompt": json.dumps(self.prompt)}
         for key, value in (self.item.extra_data.get("extra_pnginfo") or {}).items():
             text[key] = json.dumps(value)

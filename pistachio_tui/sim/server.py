@@ -36,6 +36,7 @@ _SERVER_TROUBLE = "500 Internal Server Error\n\nServer got itself in trouble"
 _SENSITIVE_EXTRA_DATA_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")
 # What ComfyUI lists as model files (folder_paths.supported_pt_extensions, plus configs' YAML).
 _MODEL_EXTENSIONS = {".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft", ".yaml"}
+_MAX_USERDATA_FILES = 1000
 _FEATURES = {
     "supports_preview_metadata": True,
     "max_upload_size": 104857600,
@@ -576,5 +577,7 @@ class SimServer:
             return web.Response(status=403)
         if path in self.userdata and request.query.get("overwrite", "true").lower() == "false":
             return web.Response(status=409, text="File already exists")
+        if path not in self.userdata and len(self.userdata) >= _MAX_USERDATA_FILES:
+            return web.Response(status=507, text="Too many saved files")
         self.userdata[path] = await request.read()
         return web.json_response(path)

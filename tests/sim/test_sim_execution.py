@@ -295,3 +295,20 @@ async def test_demo_workflow_runs_with_default_models(sim, session, http):
     images = next(m for m in messages if m["type"] == "executed")["data"]["output"]["images"]
     assert len(images) == 2 and all(i["type"] == "temp" for i in images)
     assert (await http.get("/view", params=images[0])).status_code == 200
+
+
+async def test_a_simulator_fault_in_one_prompt_does_not_wedge_the_queue(sim, session, http, monkeypatch):
+    from pistachio_tui.sim import executor
+
+    calls = []
+
+    async def broken_run(self, item):
+        calls.append(item.prompt_id)
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(executor.Executor, "run", broken_run)
+    prompt, _ = recorded_prompt("success")
+    prompt_id = await submit(http, prompt)
+    entry = await wait_until(lambda: sim.queue.history.get(prompt_id), "the failed prompt's history")
+    assert entry["status"]["status_str"] == "error"
+    assert sim.queue.remaining() == 0 and calls == [prompt_id]
