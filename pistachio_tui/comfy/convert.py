@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pistachio_tui.comfy.groupnodes import expand_group_nodes
 from pistachio_tui.comfy.uigraph import (
     MODE_BYPASS,
     MODE_NEVER,
@@ -444,7 +445,10 @@ def ui_to_api(
     """
     wf = workflow if isinstance(workflow, UIWorkflow) else parse_ui(workflow, file)
     try:
-        return _Converter(wf, object_info, rng or random.Random()).run()
+        warnings: list[str] = []
+        converter = _Converter(expand_group_nodes(wf, object_info, warnings), object_info, rng or random.Random())
+        converter.warnings.extend(warnings)
+        return converter.run()
     except WorkflowError as exc:
         raise exc.with_file(file) from None
     except (RecursionError, TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pistachio_tui.comfy.convert import VIRTUAL_NODE_TYPES, ConversionResult, to_api
+from pistachio_tui.comfy.groupnodes import expand_group_nodes
+from pistachio_tui.comfy.uigraph import UIWorkflow
 from pistachio_tui.comfy.widgets import combo_values, ordered_inputs
 from pistachio_tui.comfy.workflow import Workflow
 
@@ -155,12 +157,11 @@ class _Analyser:
                                        self.presence(value, folder, options), is_unsafe_name(value)))
         return needs
 
-    def from_unknown_nodes(self, workflow: Workflow) -> list[ModelNeed]:
+    def from_unknown_nodes(self, graph: UIWorkflow | None) -> list[ModelNeed]:
         """Model-looking widget values of nodes the server does not know (custom loaders)."""
-        needs = []
-        if workflow.ui is None:
+        needs: list[ModelNeed] = []
+        if graph is None:
             return needs
-        graph = workflow.graph
         for node in graph.all_nodes():
             if node.type in self.object_info or node.type in VIRTUAL_NODE_TYPES or node.type in graph.subgraphs:
                 continue
@@ -202,14 +203,14 @@ def analyse(
     Pass ``conversion`` (the workflow's :func:`to_api` result) to avoid converting twice.
     """
     analyser = _Analyser(object_info, server_models)
-    if workflow.ui is not None:
-        graph = workflow.graph
+    graph = expand_group_nodes(workflow.graph, object_info, []) if workflow.ui is not None else None
+    if graph is not None:
         types = {n.type for n in graph.all_nodes() if n.type not in graph.subgraphs}
         types -= {t for t in VIRTUAL_NODE_TYPES if t not in object_info}
     else:
         types = {n["class_type"] for n in (workflow.api or {}).values()}
     conversion = conversion or to_api(workflow, object_info)
-    needs = analyser.from_prompt(conversion.prompt) + analyser.from_unknown_nodes(workflow)
+    needs = analyser.from_prompt(conversion.prompt) + analyser.from_unknown_nodes(graph)
     needs = _merge_metadata(needs, workflow, analyser)
     missing = sorted(t for t in types if t not in object_info)
     return Needs(missing, needs, sorted(types), sorted(conversion.unknown_types))

@@ -7,6 +7,7 @@ downstream has to guess about shapes.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,6 +119,8 @@ class _Reader:
         return value
 
     def int_(self, value: Any, path: str) -> int:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.fail(path, f"found {_kind(value)}", "an integer")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
             if isinstance(value, str) and value.lstrip("-").isdigit():
                 return int(value)
@@ -129,7 +132,7 @@ class _Reader:
 
     def node_id(self, value: Any, path: str) -> str:
         if isinstance(value, bool) or not isinstance(value, (int, str)) or value == "":
-            if isinstance(value, float) and value == int(value):
+            if isinstance(value, float) and math.isfinite(value) and value == int(value):
                 return str(int(value))
             raise self.fail(path, f"found {_kind(value)}", "a node id (integer or string)")
         return str(value)

@@ -18,13 +18,14 @@ from pistachio_tui.comfy.deps import analyse
 from pistachio_tui.comfy.imagemeta import PNG_SIGNATURE
 from pistachio_tui.comfy.workflow import WorkflowError, load_workflows
 from tests.workflow.helpers import object_info, png_chunk, tiny_ui
+from tests.workflow.test_group_nodes import group_workflow
 
 EXAMPLES = int(os.environ.get("PISTACHIO_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 OBJECT_INFO = object_info()
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-5, 20) | st.floats(allow_nan=False) | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers(-5, 20) | st.floats() | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
     max_leaves=12,
 )
@@ -59,14 +60,17 @@ def _replace(doc, path, new):
     return doc
 
 
-TINY_PATHS = list(_paths(tiny_ui()))
+BASES = {"plain": tiny_ui, "group": group_workflow}
+PATHS = [(base, path) for base, make in BASES.items() for path in _paths(make())]
 
 
 @FUZZ
-@given(st.lists(st.tuples(st.sampled_from(TINY_PATHS), json_values), min_size=1, max_size=3))
-def test_mutated_ui_workflows(edits):
-    doc = tiny_ui()
-    for path, value in edits:
+@given(st.sampled_from(sorted(BASES)), st.lists(st.tuples(st.sampled_from(PATHS), json_values), min_size=1, max_size=3))
+def test_mutated_ui_workflows(base, edits):
+    doc = BASES[base]()
+    for (edit_base, path), value in edits:
+        if edit_base != base:
+            continue
         try:
             doc = _replace(doc, path, value)
         except (KeyError, IndexError, TypeError):
