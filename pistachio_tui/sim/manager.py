@@ -270,7 +270,9 @@ class ManagerEmulation:
         if target is not None and partial is not None:
             partial.replace(target)
         else:
-            self.server.add_model(folder, filename)
+            # A save_path like "checkpoints/SD1.5" is a subfolder of a model folder.
+            top, _, sub = folder.partition("/")
+            self.server.add_model(top, f"{sub}/{filename}" if sub else filename)
 
     # ----------------------------------------------------------------- routes
 

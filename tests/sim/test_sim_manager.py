@@ -227,3 +227,19 @@ async def test_history_of_tasks(manager_sim, session, http):
 async def test_manager_routes_absent_without_manager(sim):
     async with httpx.AsyncClient(base_url=sim.url) as client:
         assert (await client.get("/v2/manager/version")).status_code == 404
+
+
+async def test_install_model_without_models_dir_lists_the_file(file_server):
+    server = SimServer(step_delay=0.001, manager=True)
+    await server.start()
+    try:
+        body = {"client_id": CLIENT, "ui_id": "m3", "name": "tiny", "type": "checkpoint",
+                "save_path": "checkpoints/SD1.5", "url": f"{file_server}/tiny_lora.safetensors",
+                "filename": "tiny.safetensors"}
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            await http.post("/v2/manager/queue/install_model", json=body)
+            await http.post("/v2/manager/queue/start")
+            await wait_until(lambda: "m3" in server.manager.history, "the download")
+            assert "SD1.5/tiny.safetensors" in (await http.get("/models/checkpoints")).json()
+    finally:
+        await server.stop()
