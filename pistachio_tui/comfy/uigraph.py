@@ -80,9 +80,6 @@ class Graph:
     inputs: list[SubgraphSlot] = field(default_factory=list)
     outputs: list[SubgraphSlot] = field(default_factory=list)
 
-    def links_from(self, node_id: str, slot: int) -> list[Link]:
-        return [ln for ln in self.links.values() if ln.origin_id == node_id and ln.origin_slot == slot]
-
 
 @dataclass
 class UIWorkflow:

@@ -208,11 +208,6 @@ def _walk(node_type: str, node_def: dict[str, Any], take) -> Iterator[WidgetValu
     yield from visit(ordered_inputs(node_def, ("optional",)), "")
 
 
-def widget_names(node_type: str, node_def: dict[str, Any]) -> list[str]:
-    """Names of the widgets a fresh node of this type has (defaults for dynamic parts)."""
-    return [w.widget.name for w in widget_layout(node_type, node_def, [])]
-
-
 def kept_value_indexes(node_def: dict[str, Any], count: int) -> list[int]:
     """Indexes of the saved values that still belong to widgets.
 

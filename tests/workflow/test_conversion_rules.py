@@ -1,0 +1,67 @@
+"""Conversion rules the oracle pairs do not pin down on their own."""
+
+from __future__ import annotations
+
+import json
+import random
+
+from pistachio_tui.comfy.convert import is_valid_connection, process_dynamic_prompt, to_api
+from pistachio_tui.comfy.workflow import load_workflow
+from tests.workflow.helpers import object_info, tiny_ui
+
+OI = object_info()
+
+
+def _convert(ui):
+    return to_api(load_workflow(json.dumps(ui).encode()), OI, rng=random.Random(0))
+
+
+def test_dynamic_prompts_strip_comments_and_pick_options():
+    rng = random.Random(0)
+    assert process_dynamic_prompt("a cat /* hidden */ on a mat // note\nsecond line", rng) == "a cat  on a mat \nsecond line"
+    assert process_dynamic_prompt("{red|red} {fox|fox}", rng) == "red fox"
+    assert process_dynamic_prompt(r"literal \{braces\} and \|", rng) == "literal {braces} and |"
+    assert process_dynamic_prompt("{a|{b|b}}", random.Random(1)) in ("a", "b")
+
+
+def test_slot_type_compatibility():
+    assert is_valid_connection("IMAGE", "image") and is_valid_connection("*", "MODEL")
+    assert is_valid_connection("INT,FLOAT", "FLOAT") and not is_valid_connection("INT", "FLOAT")
+
+
+def test_bypassed_node_passes_matching_input_through():
+    ui = tiny_ui()
+    lora = next(n for n in ui["nodes"] if n["id"] == 10)
+    lora["mode"] = 4
+    prompt = _convert(ui).prompt
+    assert "10" not in prompt
+    assert prompt["3"]["inputs"]["model"] == ["4", 0]
+    assert prompt["6"]["inputs"]["clip"] == ["4", 1]
+
+
+def test_muted_node_is_dropped_with_the_links_into_it():
+    ui = tiny_ui()
+    next(n for n in ui["nodes"] if n["id"] == 8)["mode"] = 2
+    prompt = _convert(ui).prompt
+    assert "8" not in prompt and "images" not in prompt["9"]["inputs"]
+
+
+def test_unknown_node_types_are_kept_and_reported():
+    ui = tiny_ui()
+    ui["nodes"].append({"id": 40, "type": "CustomUpscaler", "mode": 0, "title": "Upscale",
+                        "inputs": [{"name": "image", "type": "IMAGE", "link": 50}], "outputs": [],
+                        "widgets_values": ["4x", None]})
+    ui["links"].append([50, 8, 0, 40, 0, "IMAGE"])
+    result = _convert(ui)
+    assert result.unknown_types == ["CustomUpscaler"]
+    assert result.prompt["40"] == {"inputs": {"UNKNOWN": "null", "image": ["8", 0]}, "_meta": {"title": "Upscale"}}
+
+
+def test_list_values_are_wrapped_and_dangling_links_warned():
+    ui = tiny_ui()
+    next(n for n in ui["nodes"] if n["id"] == 9)["widgets_values"] = [["a", "b"]]
+    next(n for n in ui["nodes"] if n["id"] == 8)["inputs"][1]["link"] = 999
+    result = _convert(ui)
+    assert result.prompt["9"]["inputs"]["filename_prefix"] == {"__value__": ["a", "b"]}
+    assert "vae" not in result.prompt["8"]["inputs"]
+    assert any("link 999 does not exist" in w for w in result.warnings)
