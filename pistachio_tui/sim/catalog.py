@@ -140,6 +140,11 @@ def recorded_system_stats() -> dict[str, Any]:
     return _read_gz_json("system_stats.json.gz")
 
 
+def frontend_extensions() -> list[str]:
+    """The recorded GET /extensions body."""
+    return _read_json("extensions.json")
+
+
 def node_packs() -> list[dict[str, Any]]:
     """The simulated custom node packs the Manager emulation can install."""
     return _read_json("packs.json")["packs"]

@@ -16,7 +16,7 @@ import json
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from aiohttp import web
 
@@ -27,6 +27,9 @@ from pistachio_tui.sim.hub import Client, Hub
 from pistachio_tui.sim.logs import ServerLog
 from pistachio_tui.sim.prompt_queue import PromptQueue
 from pistachio_tui.sim.validate import check_prompt
+
+if TYPE_CHECKING:
+    from pistachio_tui.sim.manager import ManagerEmulation
 
 __all__ = ["SimServer"]
 
@@ -42,10 +45,6 @@ _FEATURES = {
     "max_upload_size": 104857600,
     "extension": {"manager": {"supports_v4": True}},
 }
-_EXTENSIONS = [
-    "/extensions/core/groupNode.js", "/extensions/core/maskEditorOld.js", "/extensions/core/clipspace.js",
-    "/extensions/core/widgetInputs.js", "/extensions/core/groupNodeManage.js",
-]
 
 
 def _json_copy(value: Any) -> Any:
@@ -94,7 +93,7 @@ class SimServer:
         self._stall_until = 0.0
         self._stall_over = asyncio.Event()
         self._listing_cache: tuple[Any, str] | None = None
-        self.manager = None
+        self.manager: ManagerEmulation | None = None
         if manager:
             from pistachio_tui.sim.manager import ManagerEmulation
 
@@ -402,7 +401,7 @@ class SimServer:
         return web.json_response([name.rsplit(".", 1)[0] for name in names])
 
     async def _extensions(self, request: web.Request) -> web.Response:
-        return web.json_response(_EXTENSIONS)
+        return web.json_response(catalog.frontend_extensions())
 
     async def _features(self, request: web.Request) -> web.Response:
         return web.json_response(_FEATURES)

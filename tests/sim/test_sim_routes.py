@@ -37,7 +37,7 @@ async def test_api_prefix_serves_the_same(http, path):
 
 async def test_exact_bodies(http):
     for path, fixture in (("/queue", "queue_idle"), ("/prompt", "prompt_get"), ("/features", "features"),
-                          ("/models", "models")):
+                          ("/models", "models"), ("/extensions", "extensions")):
         assert (await http.get(path)).json() == load_fixture(fixture)["body"], path
     stats = (await http.get("/system_stats")).json()
     assert stats["system"]["comfyui_version"] == "0.8.0"
