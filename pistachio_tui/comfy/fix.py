@@ -355,7 +355,10 @@ class FixFlow:
         if manager is None:
             return
         self.emit("restart", None, "start", "Restarting ComfyUI to load the new nodes")
-        await manager.reboot()
+        try:
+            await manager.reboot()
+        except ManagerError as exc:
+            self.emit("restart", None, "failed", f"{exc.message} Waiting for it to come back…")
         started = time.monotonic()
         seen_down = False
         polls = 0

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pistachio_tui.comfy.client import ComfyClient
-from pistachio_tui.comfy.errors import ComfyError, ServerError, ServerUnreachable
+from pistachio_tui.comfy.errors import AuthRequired, ComfyError, ServerError, ServerUnreachable
 from pistachio_tui.comfy.events import Connected, Event, EventStream, Unknown
 from pistachio_tui.comfy.nodedb import NodePack
 from pistachio_tui.comfy.types import LogEntry
@@ -287,12 +287,21 @@ class ManagerClient:
 
     async def start(self) -> None:
         """Start the task queue (200 started, 201 already running)."""
-        await self._post("/v2/manager/queue/start")
+        response = await self.client.request("POST", "/v2/manager/queue/start", json={})
+        if response.status_code == 405:
+            # Early v4 releases only routed GET for this endpoint.
+            response = await self.client.request("GET", "/v2/manager/queue/start")
+        if response.status_code not in (200, 201):
+            raise ManagerError(f"ComfyUI-Manager would not start its queue ({response.status_code}).")
 
     async def reboot(self) -> None:
         """Ask the server to restart; the connection usually drops, which is expected."""
         try:
             await self._post("/v2/manager/reboot")
+        except AuthRequired:
+            raise ManagerError(
+                "ComfyUI-Manager refused to restart the server (its security_level forbids it); "
+                "restart ComfyUI by hand.") from None
         except (ServerUnreachable, ServerError):
             return
 
@@ -343,17 +352,25 @@ class ManagerClient:
 
     async def _listen(self, stream: AsyncIterator[Event], wanted: set[str], results: dict[str, TaskResult],
                       connected: asyncio.Event, on_event: Callable[[TaskEvent], None] | None) -> None:
+        started = False
         async for event in stream:
             if isinstance(event, Connected):
                 connected.set()
             if not isinstance(event, Unknown) or not isinstance(event.data, dict):
                 continue
+            if event.type == "cm-queue-status" and event.data.get("status") == "all-done" and started:
+                # The queue ran dry after ours began: tasks whose completion we missed are over too.
+                for ui_id in wanted - results.keys():
+                    results[ui_id] = TaskResult(ui_id, "", None, "finished (result not reported)")
+                return
             ui_id = str(event.data.get("ui_id"))
             if ui_id not in wanted:
                 continue
             kind = str(event.data.get("kind", ""))
-            if event.type == "cm-task-started" and on_event:
-                on_event(TaskEvent(ui_id, kind, "started"))
+            if event.type == "cm-task-started":
+                started = True
+                if on_event:
+                    on_event(TaskEvent(ui_id, kind, "started"))
             elif event.type == "cm-task-completed":
                 results[ui_id] = TaskResult.from_event(event.data)
                 if on_event:

@@ -186,3 +186,32 @@ def test_install_specs_and_manual_commands():
         "git clone https://github.com/ssitu/ComfyUI_UltimateSDUpscale /srv/ComfyUI/custom_nodes/ComfyUI_UltimateSDUpscale",
         "/venv/bin/python -m pip install -r /srv/ComfyUI/custom_nodes/ComfyUI_UltimateSDUpscale/requirements.txt",
     ]
+
+
+@respx.mock(base_url=URL)
+async def test_all_done_ends_the_wait_for_missed_tasks(respx_mock, comfy):
+    respx_mock.post("/v2/manager/queue/start").mock(return_value=httpx.Response(200))
+    respx_mock.get("/v2/manager/queue/status").mock(return_value=httpx.Response(200, json={
+        "total_count": 1, "done_count": 0, "in_progress_count": 1, "pending_count": 0, "is_processing": True}))
+    stream = ReplayStream([
+        {"msg": {"type": "cm-queue-status", "data": {"status": "all-done"}}},  # an earlier batch: ignored
+        {"msg": {"type": "cm-task-started", "data": {"ui_id": "x", "kind": "install"}}},
+        {"msg": {"type": "cm-queue-status", "data": {"status": "all-done"}}},
+    ])
+    results = await ManagerClient(comfy, stream_factory=stream).run(["x"], timeout=5, poll_interval=0.01)
+    assert results["x"].ok is None
+
+
+@respx.mock(base_url=URL)
+async def test_queue_start_falls_back_to_get(respx_mock, comfy):
+    respx_mock.post("/v2/manager/queue/start").mock(return_value=httpx.Response(405))
+    get = respx_mock.get("/v2/manager/queue/start").mock(return_value=httpx.Response(200))
+    await ManagerClient(comfy).start()
+    assert get.called
+
+
+@respx.mock(base_url=URL)
+async def test_reboot_forbidden_says_restart_by_hand(respx_mock, comfy):
+    respx_mock.post("/v2/manager/reboot").mock(return_value=httpx.Response(403))
+    with pytest.raises(ManagerError, match="restart ComfyUI by hand"):
+        await ManagerClient(comfy).reboot()
