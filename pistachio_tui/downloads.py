@@ -3,8 +3,9 @@
 A download is written to ``<target>.part`` in the target's own folder and only
 renamed to its final name once its size (and sha256, when known) check out.
 ComfyUI lists model files by extension (``folder_paths.filter_files_extensions``),
-so ``model.safetensors.part`` never shows up in a loader's list half-written, and
-the rename is atomic because it stays on one file system. An interrupted or
+so ``model.safetensors.part`` never shows up in a loader's list half-written
+(only folders registered with no extension filter list every file), and the
+rename is atomic because it stays on one file system. An interrupted or
 cancelled download leaves the ``.part`` behind; the next call resumes it with an
 HTTP ``Range`` request.
 """
@@ -235,12 +236,13 @@ async def download(
 ) -> Path:
     """Download ``url`` to ``target`` (resuming ``target.part`` if present) and return ``target``.
 
-    ``token`` is sent as a Bearer token to Hugging Face hosts only. When the
-    server announces a sha256 (Hugging Face LFS files do) it is checked even if
-    ``sha256`` is not given. Raises :class:`DownloadError` subclasses; on
+    An existing ``target`` of the expected size (or of any size when none is
+    expected) counts as done. ``token`` is sent as a Bearer token to Hugging
+    Face hosts only. When the server announces a sha256 (Hugging Face LFS
+    files do) it is checked even if ``sha256`` is not given. Raises :class:`DownloadError` subclasses; on
     cancellation or a dropped connection the ``.part`` file is kept for resume.
     """
-    if target.exists() and expected_size is not None and target.stat().st_size == expected_size and not sha256:
+    if target.is_file() and expected_size in (None, target.stat().st_size):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     headers = {"Authorization": f"Bearer {token}"} if token and is_hf_url(url) else {}
@@ -342,6 +344,12 @@ async def _receive(
         have = 0
         length = response.headers.get("content-length")
         total = int(length) if length and length.isdigit() else None
+    if total is not None and verifier.expected_size is not None and total != verifier.expected_size:
+        part.unlink(missing_ok=True)
+        raise ChecksumMismatch(
+            f"{_safe_url(url)} is {total} bytes but {verifier.expected_size} were expected: "
+            "not the file the workflow names, or it changed upstream."
+        )
     total = total or verifier.expected_size
     if verifier.expected_size is None:
         verifier.expected_size = total

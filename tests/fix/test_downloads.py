@@ -192,3 +192,10 @@ def test_safe_target_refuses_escapes(tmp_path):
     (root / "link").symlink_to(outside)
     with pytest.raises(UnsafePath, match="outside"):
         safe_target(root, "link/x.safetensors")
+
+
+async def test_remote_size_differing_from_expected_is_refused_early(server, tmp_path):
+    target = tmp_path / "model.safetensors"
+    with pytest.raises(ChecksumMismatch, match="were expected"):
+        await download(f"{server.url}/model.safetensors", target, expected_size=len(DATA) + 1)
+    assert not part_path(target).exists() and not target.exists()
