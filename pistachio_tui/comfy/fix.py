@@ -8,6 +8,15 @@ or queued on the Manager), and validates again. Every step is reported as a
 :class:`FixEvent`, which the TUI Fix screen and the CLI both render. What it
 decided (packs tried, model sources chosen) is kept in a small JSON file so an
 interrupted run resumes with the same choices and the same partial downloads.
+
+Use from a UI (in a worker)::
+
+    flow = FixFlow(client, workflow, FixOptions(comfy_dir=..., state_dir=state_dir()),
+                   emit=post_event_to_screen, chooser=ask_user_for_a_model_source)
+    outcome = await flow.run()   # outcome.accepted, .remaining, .commands
+
+``chooser`` may return None to skip a model; without a chooser, ``yes=True``
+takes the best exact file-name match and ``yes=False`` only proposes.
 """
 
 from __future__ import annotations
