@@ -230,9 +230,8 @@ def _write_widget(node: Node, name: str, value: Any, object_info: dict[str, Any]
         if item.widget.name != name:
             continue
         slot = item.slot
-        if slot is None:  # value not saved yet: its slot is its place among saved widgets
-            slot = name if isinstance(node.raw.get("widgets_values"), dict) else sum(
-                1 for w in layout[:index] if w.widget.persist)
+        if slot is None:  # value not saved yet: its slot is its place in the widget list
+            slot = name if isinstance(node.raw.get("widgets_values"), dict) else index
         _write(node.raw, slot, value)
         return True
     return False

@@ -70,10 +70,10 @@ def _inner_nodes(definition: dict[str, Any], path: str) -> list[Node]:
     return sorted(nodes, key=lambda n: int(n.id))
 
 
-def _persisted_count(node: Node, object_info: dict[str, Any]) -> int:
+def _widget_count(node: Node, object_info: dict[str, Any]) -> int:
     definition = object_info.get(node.type)
     if isinstance(definition, dict):
-        return sum(1 for w in widget_layout(node.type, definition, []) if w.widget.persist)
+        return len(widget_layout(node.type, definition, []))
     return len(node.widgets_values) if isinstance(node.widgets_values, list) else 0
 
 
@@ -123,7 +123,7 @@ def _build(instance: Node, definition: dict[str, Any], object_info: dict[str, An
     values = list(instance.widgets_values) if isinstance(instance.widgets_values, list) else []
     cursor = 0
     for node in nodes:
-        count = _persisted_count(node, object_info)
+        count = _widget_count(node, object_info)
         own = list(node.widgets_values) if isinstance(node.widgets_values, list) else []
         taken = values[cursor:cursor + count]
         node.widgets_values = taken + own[len(taken):]

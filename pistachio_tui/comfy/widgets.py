@@ -20,8 +20,9 @@ _WIDGET_TYPES = frozenset({
 })
 #: Seeds get a "control after generate" companion even without the option (editor convention).
 SEED_NAMES = frozenset({"seed", "noise_seed"})
-#: Options that add an editor-only upload button after the combo.
+#: Options that add editor-only upload buttons after the combo (saved, never sent).
 UPLOAD_OPTIONS = ("image_upload", "video_upload", "audio_upload", "animated_image_upload", "file_upload")
+_UPLOAD_BUTTONS = {"file_upload": ("upload3dmodel", "uploadExtraResources", "clear")}
 _DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
 
 
@@ -29,14 +30,13 @@ _DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
 class WidgetSpec:
     """One widget of a node.
 
-    ``serialize``: its value goes into the API prompt. ``persist``: it takes a
-    slot in the saved ``widgets_values``. ``text_box``: a DOM text area, which
+    Every widget takes a slot in the saved ``widgets_values``. ``serialize``:
+    its value goes into the API prompt. ``text_box``: a DOM text area, which
     turns a saved ``null`` into an empty string.
     """
 
     name: str
     serialize: bool = True
-    persist: bool = True
     dynamic_prompts: bool = False
     text_box: bool = False
     default: Any = None
@@ -46,7 +46,7 @@ class WidgetSpec:
 #: required inputs, as the extensions do before the node is built.
 _EXTENSION_INPUTS: dict[str, list[WidgetSpec]] = {
     **{t: [WidgetSpec("image", default="")] for t in ("SaveGLB", "Preview3D", "Preview3DAnimation")},
-    **{t: [WidgetSpec("audioUI", persist=False, default="")]
+    **{t: [WidgetSpec("audioUI", default="")]
        for t in ("LoadAudio", "SaveAudio", "PreviewAudio", "SaveAudioMP3", "SaveAudioOpus", "RecordAudio")},
     "PreviewAny": [
         WidgetSpec("preview", text_box=True, default=""),
@@ -134,8 +134,10 @@ def _companions(name: str, spec: list[Any]) -> list[WidgetSpec]:
     if has_control_widget(name, spec):
         extras.append(WidgetSpec("control_after_generate", serialize=False, default="fixed"))
     opts = input_options(spec)
-    if input_type_name(spec) == "COMBO" and any(opts.get(o) for o in UPLOAD_OPTIONS):
-        extras.append(WidgetSpec("upload", serialize=False))
+    if input_type_name(spec) == "COMBO":
+        option = next((o for o in UPLOAD_OPTIONS if opts.get(o)), None)
+        if option is not None:
+            extras.extend(WidgetSpec(b, serialize=False) for b in _UPLOAD_BUTTONS.get(option, ("upload",)))
     return extras
 
 
@@ -168,8 +170,6 @@ def widget_layout(node_type: str, node_def: dict[str, Any], values: list[Any] | 
     cursor = iter(positions)
 
     def take(widget: WidgetSpec) -> tuple[Any, int | str | None]:
-        if not widget.persist:
-            return widget.default, None
         index = next(cursor, None)
         if index is None:
             return widget.default, None
@@ -181,7 +181,7 @@ def widget_layout(node_type: str, node_def: dict[str, Any], values: list[Any] | 
 
 def _layout_named(node_type: str, node_def: dict[str, Any], values: dict[str, Any]) -> list[WidgetValue]:
     def take(widget: WidgetSpec) -> tuple[Any, int | str | None]:
-        if not widget.persist or widget.name not in values:
+        if widget.name not in values:
             return widget.default, None
         value = values[widget.name]
         return ("" if value is None and widget.text_box else value), widget.name
