@@ -156,3 +156,42 @@ async def test_without_yes_nothing_is_downloaded(tmp_path, files):
         await sim.stop()
     assert not outcome.accepted and not files.requests
     assert any("--yes" in r for r in outcome.remaining)
+
+
+async def test_pack_the_manager_cannot_resolve_gets_manual_commands(tmp_path):
+    prompt = {"1": {"class_type": "IPAdapterModelLoader", "inputs": {}},
+              "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}}}
+    sim = await _sim(tmp_path)
+    events = []
+    try:
+        async with ComfyClient(sim.url) as client:
+            outcome = await FixFlow(client, _api_workflow(prompt), _options(tmp_path), emit=events.append).run()
+    finally:
+        await sim.stop()
+    assert not outcome.accepted
+    failures = [e.message for e in events if e.step == "install" and e.state == "failed"]
+    assert any("Cannot resolve install target" in m for m in failures)
+    assert any(c.startswith("git clone https://github.com/cubiq/ComfyUI_IPAdapter_plus ") for c in outcome.commands)
+    assert not any(e.step == "restart" for e in events)
+
+
+async def test_chooser_decides_and_choice_is_remembered(tmp_path, files):
+    sim = await _sim(tmp_path)
+    workflow = load_workflow(json.dumps(
+        fix_workflow(files.url, CHECKPOINT_ONLY_NODES, MODELS[:1])).encode(), "ckpt.json")
+    offered = []
+
+    async def chooser(need, candidates):
+        offered.append((need.name, [c.source for c in candidates]))
+        return candidates[0]
+
+    try:
+        async with ComfyClient(sim.url) as client:
+            flow = FixFlow(client, workflow, _options(tmp_path, comfy_dir=tmp_path), chooser=chooser)
+            outcome = await flow.run()
+    finally:
+        await sim.stop()
+    assert outcome.accepted
+    assert offered == [("fixflow_ckpt.safetensors", ["workflow"])]
+    [state_file] = (tmp_path / "state" / "fix").glob("*.json")
+    assert json.loads(state_file.read_text())["models"]["fixflow_ckpt.safetensors"]["url"].startswith(files.url)
