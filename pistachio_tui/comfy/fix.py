@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import shlex
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -481,11 +482,11 @@ class FixFlow:
     async def _fetch(self, need: ModelNeed, choice: ModelCandidate, folder: str) -> None:
         relative = f"{folder}/{need.name.replace(chr(92), '/')}"
         if self.options.comfy_dir is not None:
-            await self._download_local(need, choice, relative)
+            await self._download_local(need, choice, self.options.comfy_dir, relative)
             return
         manager = await self._detect_manager()
         if manager is None:
-            self.outcome.commands.append(f"curl -L -o models/{relative} '{choice.url}'")
+            self.outcome.commands.append(f"curl -L -o {shlex.quote('models/' + relative)} {shlex.quote(choice.url)}")
             self.outcome.remaining.append(
                 f"Download {need.name} into models/{folder}/ on the server (no Manager and no --comfy-dir).")
             self.emit("download", need.name, "failed", "no way to place the file on the server")
@@ -509,8 +510,8 @@ class FixFlow:
         else:
             self.emit("download", need.name, "ok", f"models/{relative}")
 
-    async def _download_local(self, need: ModelNeed, choice: ModelCandidate, relative: str) -> None:
-        assert self.options.comfy_dir is not None
+    async def _download_local(self, need: ModelNeed, choice: ModelCandidate, comfy_dir: Path,
+                              relative: str) -> None:
         last = 0.0
 
         def progress(p: DownloadProgress) -> None:
@@ -522,7 +523,7 @@ class FixFlow:
                           done=p.done, total=p.total, speed=p.speed, eta=p.eta)
 
         try:
-            target = safe_target(self.options.comfy_dir / "models", relative)
+            target = safe_target(comfy_dir / "models", relative)
             self.emit("download", need.name, "start", f"{choice.url} → models/{relative}")
             token = self.options.hf_token if is_hf_url(choice.url) else None
             await download(choice.url, target, expected_size=choice.size, sha256=choice.sha256,
