@@ -83,7 +83,8 @@ class Needs:
     missing_nodes: list[str]
     models: list[ModelNeed]
     node_types: list[str]
-    unknown_widget_nodes: list[str] = field(default_factory=list)
+    #: Types kept without ``class_type`` by the conversion (their widget values cannot be named).
+    unknown_types: list[str] = field(default_factory=list)
 
     @property
     def missing_models(self) -> list[ModelNeed]:

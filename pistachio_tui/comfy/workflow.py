@@ -195,9 +195,10 @@ def _from_bytes(data: bytes, name: str, source: str | None, depth: int = 0) -> l
             raise WorkflowError("archive inside an archive", file=source, path="zip", expected="JSON, PNG or WebP members")
         return _from_zip(data, source)
     try:
-        text = data.decode("utf-8-sig")
+        # Editors on Windows sometimes save UTF-16 with a byte-order mark.
+        text = data.decode("utf-16") if data[:2] in (b"\xff\xfe", b"\xfe\xff") else data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise WorkflowError("not UTF-8 text, PNG, WebP or zip", file=source, path="$",
+        raise WorkflowError("not UTF-8 or UTF-16 text, PNG, WebP or zip", file=source, path="$",
                             expected="a workflow file") from None
     return [parse_workflow(_json(text, source), name, source)]
 

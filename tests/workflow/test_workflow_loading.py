@@ -143,12 +143,19 @@ def test_broken_ui_names_path_and_expectation(tmp_path, mutate, path, expected):
         (b'{"1": {"class_type": "X", "inputs": {"a": ["2", "0"]}}}', "not an integer"),
         (b"\x89PNG\r\n\x1a\n", "no ComfyUI metadata"),
         (b"PK\x03\x04garbage", "broken zip"),
-        (b"\xff\xfe\x00bin", "not UTF-8"),
+        (b"\x80\x81\x00bin", "not UTF-8"),
+        (b"\xff\xfe\x00\xd8", "not UTF-8"),
     ],
 )
 def test_broken_bytes(data, fragment):
     with pytest.raises(WorkflowError, match=fragment):
         load_workflow(data)
+
+
+def test_utf16_and_bom_json():
+    text = json.dumps(tiny_ui())
+    assert load_workflow(text.encode("utf-16")).format == "ui"
+    assert load_workflow(b"\xef\xbb\xbf" + text.encode()).format == "ui"
 
 
 def test_missing_file_is_workflow_error(tmp_path):
