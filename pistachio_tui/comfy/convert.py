@@ -15,9 +15,11 @@ import copy
 import random
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pistachio_tui.comfy.groupnodes import expand_group_nodes
+from pistachio_tui.comfy.textreplace import SAVE_NODE_TYPES, apply_text_replacements
 from pistachio_tui.comfy.uigraph import (
     MODE_BYPASS,
     MODE_NEVER,
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
 VIRTUAL_NODE_TYPES = frozenset({"Reroute", "PrimitiveNode", "Note", "MarkdownNote"})
 #: What the editor names the single widget of a node whose type it does not know.
 UNKNOWN_WIDGET = "UNKNOWN"
+#: PrimitiveNode property that turns on ``%…%`` expansion of its value.
+REPLACE_PROPERTY = "Run widget replace on values"
 
 
 @dataclass
@@ -134,10 +138,12 @@ def is_valid_connection(a: str, b: str) -> bool:
 
 
 class _Converter:
-    def __init__(self, wf: UIWorkflow, object_info: dict[str, Any], rng: random.Random) -> None:
+    def __init__(self, wf: UIWorkflow, object_info: dict[str, Any], rng: random.Random,
+                 now: datetime | None = None) -> None:
         self.wf = wf
         self.object_info = object_info
         self.rng = rng
+        self.now = now or datetime.now()
         self.warnings: list[str] = []
         self.unknown: list[str] = []
         self.execs: dict[str, _Exec] = {}
@@ -268,6 +274,9 @@ class _Converter:
                 seq = list(values.values()) if isinstance(values, dict) else list(values or [])
                 if not seq or not node.outputs:
                     continue
+                value = seq[0]
+                if value and isinstance(value, str) and node.properties.get(REPLACE_PROPERTY):
+                    value = self.replace_text(value)
                 for link_id in node.outputs[0].links:
                     link = graph.links.get(link_id)
                     target = graph.nodes.get(link.target_id) if link else None
@@ -275,7 +284,24 @@ class _Converter:
                         continue
                     widget_name = target.inputs[link.target_slot].widget
                     if widget_name:
-                        self._overrides.setdefault(id(target), {})[widget_name] = seq[0]
+                        self._overrides.setdefault(id(target), {})[widget_name] = value
+        # Expanding %Node.widget% above may have cached values from before later overrides.
+        self._widget_cache.clear()
+
+    def replace_text(self, text: str) -> str:
+        """``%date:…%`` / ``%Node.widget%`` expansion against the root graph's nodes."""
+        def lookup(name: str, widget: str) -> tuple[bool, Any]:
+            nodes = list(self.wf.root.nodes.values())
+            matches = [n for n in nodes if self._search_name(n) == name] or [n for n in nodes if self.title(n) == name]
+            return self.widget_value(matches[0], widget) if matches else (False, None)
+
+        return apply_text_replacements(text, lookup, self.now)
+
+    def _search_name(self, node: Node) -> Any:
+        if "Node name for S&R" in node.properties:
+            return node.properties["Node name for S&R"]
+        # The editor gives every node built from a server definition this property, save nodes aside.
+        return node.type if self.node_def(node) is not None and node.type not in SAVE_NODE_TYPES else None
 
     # -- link resolution --------------------------------------------------
     def resolve_input(self, dto: _Exec, slot: int, visited: set[str], type_: str | None = None) -> _Resolved | None:
@@ -379,6 +405,8 @@ class _Converter:
                 continue
             if widget.dynamic_prompts and isinstance(value, str):
                 value = process_dynamic_prompt(value, self.rng)
+            elif widget.name == "filename_prefix" and dto.node.type in SAVE_NODE_TYPES and isinstance(value, str):
+                value = self.replace_text(value)
             inputs[widget.name] = {"__value__": value} if isinstance(value, list) else value
         for i, inp in enumerate(dto.node.inputs):
             try:
@@ -436,17 +464,19 @@ def ui_to_api(
     *,
     rng: random.Random | None = None,
     file: str | None = None,
+    now: datetime | None = None,
 ) -> ConversionResult:
     """Convert a UI workflow (parsed or raw dict) to the API prompt the frontend would queue.
 
-    ``rng`` picks the options of ``{a|b}`` dynamic prompts (random by default).
+    ``rng`` picks the options of ``{a|b}`` dynamic prompts (random by default);
+    ``now`` is the time ``%date:…%`` in file name prefixes expands to.
     Unknown node types are kept without ``class_type`` (as the frontend does)
     and listed in ``unknown_types``.
     """
     wf = workflow if isinstance(workflow, UIWorkflow) else parse_ui(workflow, file)
     try:
         warnings: list[str] = []
-        converter = _Converter(expand_group_nodes(wf, object_info, warnings), object_info, rng or random.Random())
+        converter = _Converter(expand_group_nodes(wf, object_info, warnings), object_info, rng or random.Random(), now)
         converter.warnings.extend(warnings)
         return converter.run()
     except WorkflowError as exc:
@@ -460,7 +490,8 @@ def promoted_inputs(workflow: UIWorkflow, node: Node, object_info: dict[str, Any
     return _Converter(workflow, object_info, random.Random(0)).promoted_names(node)
 
 
-def to_api(workflow: "Workflow", object_info: dict[str, Any], *, rng: random.Random | None = None) -> ConversionResult:
+def to_api(workflow: "Workflow", object_info: dict[str, Any], *, rng: random.Random | None = None,
+           now: datetime | None = None) -> ConversionResult:
     """The API prompt of a loaded workflow: converted from its UI graph, or its own prompt.
 
     For a UI workflow the graph is always converted (an image's embedded
@@ -469,4 +500,4 @@ def to_api(workflow: "Workflow", object_info: dict[str, Any], *, rng: random.Ran
     if workflow.format == "api" and workflow.api is not None:
         unknown = sorted({n["class_type"] for n in workflow.api.values() if n.get("class_type") not in object_info})
         return ConversionResult(copy.deepcopy(workflow.api), unknown, [])
-    return ui_to_api(workflow.graph, object_info, rng=rng, file=workflow.source)
+    return ui_to_api(workflow.graph, object_info, rng=rng, file=workflow.source, now=now)

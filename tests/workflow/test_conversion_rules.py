@@ -65,3 +65,31 @@ def test_list_values_are_wrapped_and_dangling_links_warned():
     assert result.prompt["9"]["inputs"]["filename_prefix"] == {"__value__": ["a", "b"]}
     assert "vae" not in result.prompt["8"]["inputs"]
     assert any("link 999 does not exist" in w for w in result.warnings)
+
+
+def test_filename_prefix_replacements():
+    from datetime import datetime
+
+    ui = tiny_ui()
+    save = next(n for n in ui["nodes"] if n["id"] == 9)
+    save["widgets_values"] = ["%date:yyyy-MM-dd%/fox_%KSampler.seed%_%Detail LoRA.lora_name%_%nope.x%_%width%"]
+    result = to_api(load_workflow(json.dumps(ui).encode()), OI, now=datetime(2026, 3, 7, 9, 5, 1))
+    assert result.prompt["9"]["inputs"]["filename_prefix"] == "2026-03-07/fox_42_detail.safetensors_%nope.x%_%width%"
+
+
+def test_primitive_with_replace_property():
+    from datetime import datetime
+
+    from pistachio_tui.comfy.textreplace import format_date
+
+    assert format_date("yy/M/d hh:mm:ss yyy", datetime(2026, 3, 7, 9, 5, 1)) == "26/3/7 09:05:01 yyy"
+    ui = tiny_ui()
+    ui["nodes"].append({"id": 50, "type": "PrimitiveNode", "mode": 0, "inputs": [],
+                        "properties": {"Run widget replace on values": True},
+                        "outputs": [{"name": "STRING", "type": "STRING", "links": [60], "widget": {"name": "filename_prefix"}}],
+                        "widgets_values": ["run_%date:hhmm%"]})
+    save = next(n for n in ui["nodes"] if n["id"] == 9)
+    save["inputs"].append({"name": "filename_prefix", "type": "STRING", "link": 60, "widget": {"name": "filename_prefix"}})
+    ui["links"].append([60, 50, 0, 9, 1, "STRING"])
+    result = to_api(load_workflow(json.dumps(ui).encode()), OI, now=datetime(2026, 1, 1, 23, 59))
+    assert result.prompt["9"]["inputs"]["filename_prefix"] == "run_2359"
