@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import random
 
-from pistachio_tui.comfy.convert import is_valid_connection, process_dynamic_prompt, to_api
+from pistachio_tui.comfy.convert import is_valid_connection, to_api
+from pistachio_tui.comfy.dynprompts import process_dynamic_prompt
 from pistachio_tui.comfy.workflow import load_workflow
 from tests.workflow.helpers import object_info, tiny_ui
 
