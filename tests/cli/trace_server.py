@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.conftest import load_fixture
+from tests.loopback import serve_on_loopback
 
 
 class TraceServer:
@@ -32,11 +33,7 @@ class TraceServer:
         app.router.add_post("/prompt", self._prompt)
         app.router.add_get("/system_stats", self._recorded("system_stats"))
         app.router.add_get("/queue", self._recorded("queue_idle"))
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+        self._runner, self.url = await serve_on_loopback(app)
         return self.url
 
     async def stop(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from tests.loopback import serve_on_loopback
 
 
 class ScriptedComfy:
@@ -32,12 +33,7 @@ class ScriptedComfy:
         app.router.add_get("/ws", self._ws)
         app.router.add_get("/queue", self._queue)
         app.router.add_get("/history", self._history)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, self.url = await serve_on_loopback(app)
         return self.url
 
     async def stop(self) -> None:

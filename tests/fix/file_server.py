@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from tests.loopback import serve_on_loopback
 
 
 @dataclass
@@ -25,12 +26,7 @@ class FileServer:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_get("/{name:.+}", self._serve)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, self.url = await serve_on_loopback(app)
         return self.url
 
     async def stop(self) -> None:

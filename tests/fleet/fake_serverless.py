@@ -8,6 +8,7 @@ import itertools
 from typing import Any
 
 from aiohttp import web
+from tests.loopback import serve_on_loopback
 
 #: A valid 1×1 PNG, what the fake worker returns for every output.
 PNG_1X1 = base64.b64decode(
@@ -35,12 +36,7 @@ class FakeServerless:
         app.router.add_get(f"{prefix}/status/{{job}}", self._status)
         app.router.add_post(f"{prefix}/cancel/{{job}}", self._cancel)
         app.router.add_get(f"{prefix}/health", self._health)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
+        self._runner, self.url = await serve_on_loopback(app)
         return self.url
 
     async def stop(self) -> None:

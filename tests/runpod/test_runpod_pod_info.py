@@ -23,6 +23,7 @@ from pistachio_tui.runpod.pods import (
     summarize,
 )
 from tests.runpod.fake_graphql import make_pod
+from tests.loopback import serve_on_loopback
 
 
 def pod(*args, **kwargs) -> Pod:
@@ -131,14 +132,10 @@ async def test_probe_comfy_over_real_http(fixture_json):
         return web.json_response(fixture_json("system_stats")["body"])
 
     app.router.add_get("/system_stats", system_stats)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
+    runner, url = await serve_on_loopback(app)
     try:
         async with httpx.AsyncClient() as client:
-            assert await probe_comfy(f"http://{host}:{port}", client) is True
+            assert await probe_comfy(url, client) is True
     finally:
         await runner.cleanup()
 
