@@ -1,0 +1,115 @@
+"""``pistachio demo``: the app on an embedded simulated ComfyUI server.
+
+The simulator runs on its own event loop in a thread, so the app talks to it
+over real HTTP and websockets exactly as it would to a real server, and a busy
+UI never slows the simulated GPU down (nor the other way round).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import threading
+from concurrent.futures import Future
+from pathlib import Path
+
+DEMO_LABEL = "SIMULATED ComfyUI — demo, no real GPU"
+#: The simulator's own txt2img workflow: its models exist there, so it always runs.
+DEMO_WORKFLOW = "sim_txt2img.json"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="open the app on an embedded simulated ComfyUI server",
+        description="Open Pistachio on a simulated ComfyUI server (no GPU, no network needed).",
+    )
+    parser.add_argument("--step-delay", type=float, default=0.15, help="seconds per simulated sampler step")
+    parser.add_argument("--dashboard", action="store_true", help="open the compact dashboard instead")
+    parser.add_argument("--no-autorun", action="store_true", help="do not keep a demo prompt running")
+    parser.set_defaults(func=run_demo)
+
+
+class SimThread:
+    """A ``SimServer`` on a private event loop in a daemon thread."""
+
+    def __init__(self, **sim_options) -> None:
+        self._options = sim_options
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="pistachio-sim", daemon=True)
+        self.server = None
+        self.url = ""
+
+    def start(self) -> str:
+        from pistachio_tui.sim.server import SimServer
+
+        self._thread.start()
+        self.server = SimServer(**self._options)
+        self.url = self.call(self.server.start())
+        return self.url
+
+    def call(self, coro, timeout: float = 30.0):
+        """Run a coroutine on the simulator's loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def submit(self, coro) -> Future:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.call(self.server.stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+
+async def keep_busy(url: str, prompt: dict, idle_pause: float = 4.0) -> None:
+    """Queue the demo prompt again whenever the simulated queue runs dry.
+
+    A new seed each time keeps the simulator from answering from its cache.
+    """
+    from pistachio_tui.comfy.client import ComfyClient
+    from pistachio_tui.comfy.edit import apply_seed_mode
+    from pistachio_tui.comfy.errors import ComfyError
+
+    async with ComfyClient(url) as client:
+        while True:
+            try:
+                queue = await client.queue()
+                if not queue.running and not queue.pending:
+                    apply_seed_mode(prompt, "random")
+                    await client.submit(prompt)
+            except ComfyError:
+                pass  # the user may be trying the "server down" switches
+            await asyncio.sleep(idle_pause)
+
+
+def demo_prompt(object_info: dict) -> dict:
+    """The API prompt the demo keeps running."""
+    from pistachio_tui.comfy.workflow import load_prompt_for_run
+    from pistachio_tui.sim.catalog import seed_workflows
+
+    return load_prompt_for_run(seed_workflows()[DEMO_WORKFLOW], object_info)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from pistachio_tui.config import ServerConfig, Settings, load_settings
+    from pistachio_tui.ui.app import run_app
+
+    sim = SimThread(step_delay=args.step_delay, manager=True)
+    url = sim.start()
+    try:
+        if not args.no_autorun:
+            sim.submit(keep_busy(url, demo_prompt(sim.server.object_info())))
+        user = load_settings()
+        # The demo never writes the user's settings: it gets a throwaway copy.
+        scratch = Path(tempfile.mkdtemp(prefix="pistachio-demo-"))
+        settings = Settings(
+            servers=[ServerConfig("demo (simulated)", url)],
+            theme=user.theme,
+            workflow_dirs=user.workflow_dirs,
+            path=scratch / "settings.toml",
+        )
+        return run_app(settings, demo_label=DEMO_LABEL, dashboard=args.dashboard)
+    finally:
+        sim.stop()
