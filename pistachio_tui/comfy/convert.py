@@ -94,7 +94,6 @@ class _Converter:
         self.rng = rng
         self.now = now or datetime.now()
         self.warnings: list[str] = []
-        self.unknown: list[str] = []
         self.execs: dict[str, _Exec] = {}
         self._widget_cache: dict[int, list[tuple[WidgetSpec, Any]]] = {}
         self._overrides: dict[int, dict[str, Any]] = {}
@@ -172,6 +171,7 @@ class _Converter:
         """Inputs of a subgraph instance that show a widget (they feed a widget inside)."""
         cached = self._promoted.get(node.type)
         if cached is None:
+            self._promoted[node.type] = []  # a subgraph that contains itself promotes nothing
             graph = self.wf.subgraphs[node.type]
             cached = [slot.name for slot in graph.inputs if self._inner_widget(graph, slot.link_ids, depth) is not None]
             self._promoted[node.type] = cached
@@ -194,23 +194,19 @@ class _Converter:
         return (values[index],) if index < len(values) else None
 
     def _inner_widget(self, graph: Graph, link_ids: list[int], depth: int) -> tuple[bool, Any] | None:
-        for link_id in link_ids[:1]:
-            link = graph.links.get(link_id)
-            if link is None:
-                return None
-            target = graph.nodes.get(link.target_id)
-            if target is None or link.target_slot >= len(target.inputs):
-                return None
-            slot = target.inputs[link.target_slot]
-            name = slot.widget or slot.name
-            if self.is_subgraph(target):
-                found = self.promoted_widget(target, slot.name, depth + 1)
-            else:
-                if slot.widget is None and self.node_def(target) is None:
-                    return None
-                found = self.widget_value(target, name)
-            return found if found[0] else None
-        return None
+        """The widget (found, value) the first inner target of a subgraph input has, if any."""
+        link = graph.links.get(link_ids[0]) if link_ids else None
+        target = graph.nodes.get(link.target_id) if link is not None else None
+        if target is None or link.target_slot >= len(target.inputs):
+            return None
+        slot = target.inputs[link.target_slot]
+        if self.is_subgraph(target):
+            found = self.promoted_widget(target, slot.name, depth + 1)
+        elif slot.widget is None and self.node_def(target) is None:
+            return None
+        else:
+            found = self.widget_value(target, slot.widget or slot.name)
+        return found if found[0] else None
 
     def apply_primitives(self) -> None:
         """Push every PrimitiveNode's value into the widgets it feeds (the editor's applyToGraph)."""

@@ -94,3 +94,18 @@ def test_primitive_with_replace_property():
     ui["links"].append([60, 50, 0, 9, 1, "STRING"])
     result = to_api(load_workflow(json.dumps(ui).encode()), OI, now=datetime(2026, 1, 1, 23, 59))
     assert result.prompt["9"]["inputs"]["filename_prefix"] == "run_2359"
+
+
+def test_subgraph_containing_itself_is_refused():
+    import pytest
+
+    from pistachio_tui.comfy.workflow import WorkflowError
+
+    inner = {"id": 1, "type": "loop", "mode": 0, "inputs": [{"name": "x", "type": "INT", "link": 1}], "outputs": []}
+    subgraph = {"id": "loop", "name": "Loop", "nodes": [inner],
+                "links": [{"id": 1, "origin_id": -10, "origin_slot": 0, "target_id": 1, "target_slot": 0, "type": "INT"}],
+                "inputs": [{"name": "x", "type": "INT", "linkIds": [1]}], "outputs": []}
+    ui = {"nodes": [{"id": 5, "type": "loop", "mode": 0, "inputs": [], "outputs": [], "widgets_values": [3]}],
+          "links": [], "definitions": {"subgraphs": [subgraph]}}
+    with pytest.raises(WorkflowError, match="nest more than 32"):
+        _convert(ui)
