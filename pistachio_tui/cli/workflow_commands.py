@@ -5,8 +5,9 @@
     pistachio workflow inspect FILE [--server URL|NAME | --object-info FILE] [--json]
     pistachio workflow convert FILE... (--server URL|NAME | --object-info FILE) -o OUT [--json]
 
-``convert`` writes one API prompt per input: to OUT itself for a single file,
-else to ``OUT/<stem>.api.json``. A failing file does not stop the others.
+``convert`` writes one API prompt per workflow: to OUT itself for a single
+one, else to ``OUT/<stem>.api.json`` (zip archives may hold several). A
+failing file does not stop the others.
 Exit codes: 0 all good, 1 some conversion or write failed, 2 an input could
 not be read as a workflow, 3 the server was unreachable, 64 bad arguments.
 """
@@ -110,32 +111,40 @@ def _model_folders(workflow: Workflow, object_info: dict[str, Any]) -> set[str]:
 
 async def inspect_command(args: argparse.Namespace) -> int:
     from pistachio_tui.comfy.deps import analyse
-    from pistachio_tui.comfy.workflow import WorkflowError, load_workflow
+    from pistachio_tui.comfy.workflow import WorkflowError, load_workflows
 
     try:
-        workflow = load_workflow(args.file)
+        workflows = load_workflows(args.file)
     except WorkflowError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exit_codes.REJECTED
-    object_info: dict[str, Any] | None = None
-    server_models: dict[str, list[str]] | None = None
+    reports = []
     try:
-        if args.object_info is not None:
-            object_info = read_object_info_file(args.object_info)
-        elif args.server:
-            object_info, server_models = await _server_source(args, workflow)
+        file_info = read_object_info_file(args.object_info) if args.object_info is not None else None
     except _SourceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code
-    try:
-        report = _inspection(workflow, object_info, server_models, analyse)
-    except WorkflowError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exit_codes.REJECTED
+    for workflow in workflows:
+        object_info: dict[str, Any] | None = file_info
+        server_models: dict[str, list[str]] | None = None
+        try:
+            if args.server:
+                object_info, server_models = await _server_source(args, workflow)
+            reports.append(_inspection(workflow, object_info, server_models, analyse))
+        except _SourceError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return exc.code
+        except WorkflowError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return exit_codes.REJECTED
     if args.json:
-        print(json.dumps(report, indent=2, ensure_ascii=False))
+        payload = reports[0] if len(reports) == 1 else {"workflows": reports}
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
     else:
-        _print_inspection(report)
+        for i, report in enumerate(reports):
+            if i:
+                print()
+            _print_inspection(report)
     return exit_codes.OK
 
 
@@ -191,15 +200,8 @@ def _print_inspection(report: dict[str, Any]) -> None:
 
 
 async def convert_command(args: argparse.Namespace) -> int:
-    from pistachio_tui.comfy.convert import to_api
-    from pistachio_tui.comfy.workflow import WorkflowError, load_workflow
+    from pistachio_tui.comfy.workflow import WorkflowError, load_workflows
 
-    files: list[Path] = args.files
-    out: Path = args.output
-    several = len(files) > 1
-    if several and out.exists() and not out.is_dir():
-        print(f"error: {out} must be a directory when converting several files", file=sys.stderr)
-        return exit_codes.USAGE
     try:
         if args.object_info is not None:
             object_info = read_object_info_file(args.object_info)
@@ -210,34 +212,60 @@ async def convert_command(args: argparse.Namespace) -> int:
         return exc.code
 
     results: list[dict[str, Any]] = []
-    unreadable = failed = False
-    for path in files:
-        target = out / f"{path.stem}.api.json" if several else out
-        entry: dict[str, Any] = {"file": str(path), "output": str(target), "ok": False}
-        results.append(entry)
+    loaded: list[tuple[Path, Workflow]] = []
+    for path in args.files:
         try:
-            workflow = load_workflow(path)
+            loaded.extend((path, workflow) for workflow in load_workflows(path))
         except WorkflowError as exc:
-            unreadable = True
-            entry["error"] = str(exc)
+            results.append({"file": str(path), "ok": False, "error": str(exc)})
             print(f"error: {exc}", file=sys.stderr)
-            continue
-        try:
-            result = to_api(workflow, object_info)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(json.dumps(result.prompt, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        except (WorkflowError, OSError) as exc:
-            failed = True
-            entry["error"] = str(exc)
-            print(f"error: {path}: {exc}", file=sys.stderr)
-            continue
-        entry.update(ok=True, nodes=len(result.prompt), unknown_types=result.unknown_types, warnings=result.warnings)
-        note = f" (unknown node types: {', '.join(result.unknown_types)})" if result.unknown_types else ""
-        print(f"{path} → {target}: {len(result.prompt)} nodes{note}", file=sys.stderr)
-        for warning in result.warnings:
-            print(f"  warning: {warning}", file=sys.stderr)
+    unreadable = bool(results)
+    out: Path = args.output
+    several = len(args.files) > 1 or len(loaded) > 1
+    if several and out.exists() and not out.is_dir():
+        print(f"error: {out} must be a directory when converting several workflows", file=sys.stderr)
+        return exit_codes.USAGE
+    used: set[str] = set()
+    failed = False
+    for path, workflow in loaded:
+        target = out / _output_name(workflow.name, used) if several else out
+        entry = _convert_one(workflow, object_info, target)
+        entry["file"] = workflow.source or str(path)
+        results.append(entry)
+        failed = failed or not entry["ok"]
     if args.json:
         print(json.dumps({"results": results}, indent=2, ensure_ascii=False))
     if unreadable:
         return exit_codes.REJECTED
     return exit_codes.FAILED if failed else exit_codes.OK
+
+
+def _output_name(stem: str, used: set[str]) -> str:
+    """``<stem>.api.json``, numbered when two inputs share a stem."""
+    name, n = f"{stem}.api.json", 1
+    while name in used:
+        n += 1
+        name = f"{stem}-{n}.api.json"
+    used.add(name)
+    return name
+
+
+def _convert_one(workflow: Workflow, object_info: dict[str, Any], target: Path) -> dict[str, Any]:
+    from pistachio_tui.comfy.convert import to_api
+    from pistachio_tui.comfy.workflow import WorkflowError
+
+    entry: dict[str, Any] = {"output": str(target), "ok": False}
+    try:
+        result = to_api(workflow, object_info)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(result.prompt, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    except (WorkflowError, OSError) as exc:
+        entry["error"] = str(exc)
+        print(f"error: {workflow.source}: {exc}", file=sys.stderr)
+        return entry
+    entry.update(ok=True, nodes=len(result.prompt), unknown_types=result.unknown_types, warnings=result.warnings)
+    note = f" (unknown node types: {', '.join(result.unknown_types)})" if result.unknown_types else ""
+    print(f"{workflow.source} → {target}: {len(result.prompt)} nodes{note}", file=sys.stderr)
+    for warning in result.warnings:
+        print(f"  warning: {warning}", file=sys.stderr)
+    return entry

@@ -108,3 +108,35 @@ async def test_object_info_file_must_hold_definitions(tmp_path, ui_file, capsys)
     code = await convert_command(_args("convert", str(ui_file), "--object-info", str(path), "-o", str(tmp_path / "o.json")))
     assert code == exit_codes.USAGE
     assert "not an /object_info answer" in capsys.readouterr().err
+
+
+async def test_convert_archive_with_several_workflows(tmp_path, ui_file):
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("one/fox.json", ui_file.read_text())
+        zf.writestr("two.png", (FIXTURES_DIR / "success_output.png").read_bytes())
+    archive = tmp_path / "pack.zip"
+    archive.write_bytes(buf.getvalue())
+    out = tmp_path / "out"
+    code = await convert_command(_args("convert", str(archive), str(ui_file), "--object-info", str(OBJECT_INFO_FILE), "-o", str(out)))
+    assert code == exit_codes.OK
+    assert sorted(p.name for p in out.iterdir()) == ["fox-2.api.json", "fox.api.json", "two.api.json"]
+
+
+async def test_inspect_archive_lists_every_workflow(tmp_path, ui_file, capsys):
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("a.json", ui_file.read_text())
+        zf.writestr("b.png", (FIXTURES_DIR / "success_output.png").read_bytes())
+    archive = tmp_path / "pack.zip"
+    archive.write_bytes(buf.getvalue())
+    code = await inspect_command(_args("inspect", str(archive), "--object-info", str(OBJECT_INFO_FILE), "--json"))
+    assert code == exit_codes.OK
+    reports = json.loads(capsys.readouterr().out)["workflows"]
+    assert [(r["name"], r["format"]) for r in reports] == [("a", "ui"), ("b", "ui")]
