@@ -110,7 +110,6 @@ def _model_folders(workflow: Workflow, object_info: dict[str, Any]) -> set[str]:
 
 
 async def inspect_command(args: argparse.Namespace) -> int:
-    from pistachio_tui.comfy.deps import analyse
     from pistachio_tui.comfy.workflow import WorkflowError, load_workflows
 
     try:
@@ -130,7 +129,7 @@ async def inspect_command(args: argparse.Namespace) -> int:
         try:
             if args.server:
                 object_info, server_models = await _server_source(args, workflow)
-            reports.append(_inspection(workflow, object_info, server_models, analyse))
+            reports.append(_inspection(workflow, object_info, server_models))
         except _SourceError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return exc.code
@@ -149,7 +148,9 @@ async def inspect_command(args: argparse.Namespace) -> int:
 
 
 def _inspection(workflow: Workflow, object_info: dict[str, Any] | None,
-                server_models: dict[str, list[str]] | None, analyse) -> dict[str, Any]:
+                server_models: dict[str, list[str]] | None) -> dict[str, Any]:
+    """Everything ``inspect`` shows about one workflow, as JSON-ready data."""
+    from pistachio_tui.comfy.deps import analyse
     from pistachio_tui.comfy.edit import find_params, find_ui_params
 
     report: dict[str, Any] = {"file": workflow.source, "name": workflow.name, "format": workflow.format}
