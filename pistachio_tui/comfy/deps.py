@@ -119,6 +119,7 @@ class _Analyser:
     def __init__(self, object_info: dict[str, Any], server_models: dict[str, list[str]] | None) -> None:
         self.object_info = object_info
         self.server_models = {canonical_folder(k): v for k, v in (server_models or {}).items()}
+        self._folders_by_list: dict[tuple[str, ...], str] | None = None
 
     def options(self, class_type: str, input_name: str) -> list[Any] | None:
         definition = self.object_info.get(class_type)
@@ -128,6 +129,18 @@ class _Analyser:
             if name == input_name:
                 return combo_values(spec)
         return None
+
+    def folder_by_options(self, options: list[Any] | None) -> str | None:
+        """The folder of a core loader offering exactly this (non-empty) file list."""
+        if not options:
+            return None
+        if self._folders_by_list is None:
+            self._folders_by_list = {}
+            for (class_type, input_name), folder in LOADER_FOLDERS.items():
+                listing = self.options(class_type, input_name)
+                if listing:
+                    self._folders_by_list.setdefault(tuple(map(str, listing)), folder)
+        return self._folders_by_list.get(tuple(map(str, options)))
 
     def presence(self, name: str, folder: str | None, options: list[Any] | None) -> bool | None:
         listing = self.server_models.get(canonical_folder(folder)) if folder else None
@@ -153,7 +166,7 @@ class _Analyser:
                         continue  # a plain string input (prompt text), never a file reference
                     if not looks_like_model_file(value):
                         continue
-                    folder = _folder_by_hint(input_name)
+                    folder = self.folder_by_options(options) or _folder_by_hint(input_name)
                 needs.append(ModelNeed(value, folder, node_id, input_name, None,
                                        self.presence(value, folder, options), is_unsafe_name(value)))
         return needs

@@ -77,3 +77,13 @@ def test_api_format_workflow():
     assert needs.missing_nodes == ["MysteryNode"]
     assert {(m.name, m.folder) for m in needs.models} == {
         ("wan2.1_t2v_1.3B_fp16.safetensors", "diffusion_models"), ("thing.safetensors", None)}
+
+
+def test_custom_loader_folder_from_matching_option_list():
+    oi = json.loads(json.dumps(object_info()))
+    loras = ["a.safetensors", "b.safetensors"]
+    oi["LoraLoader"]["input"]["required"]["lora_name"][0] = loras
+    oi["FancyLoraStack"] = {"input": {"required": {"pick": [loras, {}]}}, "output": ["MODEL"], "name": "FancyLoraStack"}
+    api = {"1": {"class_type": "FancyLoraStack", "inputs": {"pick": "c.safetensors"}}}
+    need = analyse(load_workflow(json.dumps(api).encode()), oi).models[0]
+    assert (need.folder, need.present) == ("loras", False)
