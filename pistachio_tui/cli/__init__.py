@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import importlib
 import inspect
+import os
 import pkgutil
 import sys
 
@@ -48,7 +49,14 @@ def main(argv: list[str] | None = None) -> int:
         result = func(args)
         if inspect.isawaitable(result):
             result = asyncio.run(result)
+        # Flush here, not at interpreter exit, so a closed pipe is caught below.
+        sys.stdout.flush()
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `pistachio ... | head` closed our stdout: not an error worth a traceback.
+        # Point stdout at devnull so the interpreter's final flush stays quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return exit_codes.FAILED
     return exit_codes.OK if result is None else int(result)
