@@ -1,0 +1,338 @@
+"""Live state of the configured ComfyUI servers, for any front end (no UI here).
+
+A :class:`ServerSession` owns one server's client, websocket stream, prompt
+tracker and health poll, and tells subscribers what changed with small
+:class:`SessionUpdate` values. The UI renders the session's attributes when
+told; it never talks to the wire itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pistachio_tui.comfy.client import ComfyClient
+from pistachio_tui.comfy.errors import ComfyError
+from pistachio_tui.comfy.events import (
+    Backoff,
+    Connected,
+    Disconnected,
+    Event,
+    EventStream,
+    ExecutionError,
+    ExecutionInterrupted,
+    ExecutionStart,
+    ExecutionSuccess,
+    Resynced,
+    Status,
+)
+from pistachio_tui.comfy.tracker import PromptState, PromptTracker
+from pistachio_tui.comfy.types import HistoryEntry, LogEntry, QueueState, SubmitResult, SystemStats
+from pistachio_tui.config import ServerConfig
+
+CONNECTED = "connected"
+RECONNECTING = "reconnecting"
+DOWN = "down"
+CONNECTING = "connecting"
+
+#: What a subscriber is told about; it re-reads the session's attributes.
+HEALTH, QUEUE, PROGRESS, FINISHED, HISTORY = "health", "queue", "progress", "finished", "history"
+
+
+@dataclass(frozen=True)
+class SessionUpdate:
+    """``kind`` of change on ``session``; ``prompt`` is set for progress and finished updates."""
+
+    session: ServerSession
+    kind: str
+    prompt: PromptState | None = None
+
+
+Subscriber = Callable[[SessionUpdate], None]
+
+
+class ServerSession:
+    """One ComfyUI server followed live: health, queue, running prompt, recent history.
+
+    ``state`` is ``connecting`` until the first health answer, then
+    ``connected``, ``reconnecting`` (the websocket dropped, HTTP still works)
+    or ``down`` (HTTP fails too); ``reason`` says why when not connected.
+    """
+
+    def __init__(self, config: ServerConfig, *, health_interval: float = 3.0, max_history: int = 100,
+                 backoff: Backoff | None = None, client: ComfyClient | None = None) -> None:
+        self.config = config
+        self.client = client or ComfyClient(config.url, headers=config.headers or None)
+        self.tracker = PromptTracker()
+        self.health_interval = health_interval
+        self.max_history = max_history
+        self.state = CONNECTING
+        self.reason = ""
+        self.stats: SystemStats | None = None
+        self.queue = QueueState(running=[], pending=[])
+        #: Newest first, at most ``max_history`` entries.
+        self.history: OrderedDict[str, HistoryEntry] = OrderedDict()
+        self._ws_up = False
+        self._stream = EventStream(self.client, backoff=backoff)
+        self._subscribers: list[Subscriber] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._poke = asyncio.Event()
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback`` on every change; returns a function that unsubscribes."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
+
+    def _emit(self, kind: str, prompt: PromptState | None = None) -> None:
+        update = SessionUpdate(self, kind, prompt)
+        for callback in list(self._subscribers):
+            callback(update)
+
+    def start(self) -> None:
+        """Begin polling and listening (call from a running event loop)."""
+        if not self._tasks:
+            self._tasks = [asyncio.create_task(self._health_loop()), asyncio.create_task(self._event_loop())]
+
+    async def stop(self) -> None:
+        """Stop every background task and close the connection."""
+        await self._stream.close()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        await self.client.aclose()
+
+    def check_now(self) -> None:
+        """Run the next health poll at once (e.g. after the user pressed refresh)."""
+        self._poke.set()
+
+    # -- derived views -------------------------------------------------
+
+    def running(self) -> PromptState | None:
+        """The prompt executing now, if the server runs one we know of."""
+        for item in self.queue.running:
+            state = self.tracker.get(item.prompt_id)
+            if state is not None and not state.finished:
+                return state
+        return None
+
+    def pending(self) -> list[PromptState]:
+        """Queued prompts in server order."""
+        return [self.tracker.track_item(item) for item in self.queue.pending]
+
+    def prompt_titles(self, prompt_id: str) -> dict[str, str]:
+        """Node id → title for a prompt we have seen (for readable errors)."""
+        prompt = self._prompt_of(prompt_id)
+        return {node_id: str((node.get("_meta") or {}).get("title") or node.get("class_type", node_id))
+                for node_id, node in prompt.items() if isinstance(node, dict)}
+
+    def _prompt_of(self, prompt_id: str) -> dict[str, Any]:
+        entry = self.history.get(prompt_id)
+        if entry is not None:
+            return entry.prompt
+        for item in self.queue.running + self.queue.pending:
+            if item.prompt_id == prompt_id:
+                return item.prompt
+        return {}
+
+    # -- commands --------------------------------------------------------
+
+    async def submit(self, prompt: dict[str, Any], extra_data: dict[str, Any] | None = None,
+                     front: bool = False) -> SubmitResult:
+        """Queue a prompt and follow it; raises ``PromptRejected`` with the server's report."""
+        result = await self.client.submit(prompt, extra_data, front=front)
+        self.tracker.track(result.prompt_id, prompt)
+        await self.refresh_queue()
+        return result
+
+    async def move_to_front(self, prompt_id: str) -> SubmitResult | None:
+        """Re-queue a pending prompt at the front (ComfyUI has no reorder call)."""
+        item = next((i for i in self.queue.pending if i.prompt_id == prompt_id), None)
+        if item is None:
+            return None
+        await self.client.delete([prompt_id])
+        return await self.submit(item.prompt, item.extra_data, front=True)
+
+    async def delete(self, prompt_ids: list[str]) -> None:
+        await self.client.delete(prompt_ids)
+        await self.refresh_queue()
+
+    async def interrupt(self, prompt_id: str | None = None) -> None:
+        await self.client.interrupt(prompt_id)
+
+    async def free(self) -> None:
+        await self.client.free()
+
+    async def logs(self) -> list[LogEntry]:
+        return await self.client.logs()
+
+    async def refresh_node_list(self) -> int:
+        """Forget the cached node definitions and fetch them again; returns how many there are."""
+        return len(await self.client.object_info(refresh=True))
+
+    async def refresh_queue(self) -> None:
+        queue = await self.client.queue()
+        for item in queue.running + queue.pending:
+            self.tracker.track_item(item)
+        self.queue = queue
+        self._emit(QUEUE)
+
+    async def refresh_history(self) -> None:
+        entries = await self.client.history(max_items=self.max_history)
+        self._merge_history(entries)
+
+    def _merge_history(self, entries: dict[str, HistoryEntry]) -> None:
+        ordered = sorted(entries.values(), key=lambda e: e.number, reverse=True)
+        for entry in ordered:
+            self.tracker.apply_history(entry)
+        merged = {e.prompt_id: e for e in ordered}
+        merged.update({k: v for k, v in self.history.items() if k not in merged})
+        newest = sorted(merged.values(), key=lambda e: e.number, reverse=True)[: self.max_history]
+        self.history = OrderedDict((e.prompt_id, e) for e in newest)
+        self._emit(HISTORY)
+
+    # -- background ------------------------------------------------------
+
+    def _set_state(self, state: str, reason: str = "") -> None:
+        if (state, reason) != (self.state, self.reason):
+            self.state, self.reason = state, reason
+            self._emit(HEALTH)
+
+    async def _health_loop(self) -> None:
+        first = True
+        while True:
+            try:
+                self.stats = await self.client.system_stats()
+                if first or self.state == DOWN:
+                    await self.refresh_queue()
+                    await self.refresh_history()
+                    first = False
+                self._set_state(CONNECTED if self._ws_up else RECONNECTING,
+                                "" if self._ws_up else "waiting for the live event stream")
+                self._emit(HEALTH)
+            except ComfyError as exc:
+                self._set_state(DOWN, exc.message)
+            self._poke.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poke.wait(), self.health_interval)
+
+    async def _event_loop(self) -> None:
+        async for event in self._stream:
+            try:
+                await self._on_event(event)
+            except ComfyError as exc:
+                # A REST follow-up failed mid-event: the health poll reports the outage.
+                self.reason = exc.message
+
+    async def _on_event(self, event: Event) -> None:
+        if isinstance(event, Connected):
+            self._ws_up = True
+            if self.stats is not None:
+                self._set_state(CONNECTED)
+            return
+        if isinstance(event, Disconnected):
+            self._ws_up = False
+            self._set_state(RECONNECTING if self.state == CONNECTED else self.state, event.reason)
+            self.check_now()
+            return
+        if isinstance(event, Resynced):
+            self.tracker.feed(event)
+            self._merge_history(event.finished)
+            self.queue = event.queue
+            self._emit(QUEUE)
+            return
+        if isinstance(event, Status):
+            await self.refresh_queue()
+            return
+        prompt_id = getattr(event, "prompt_id", None)
+        if isinstance(event, ExecutionStart) and prompt_id and self.tracker.get(prompt_id) is None:
+            await self.refresh_queue()
+        state = self.tracker.feed(event)
+        if state is None:
+            return
+        if isinstance(event, (ExecutionSuccess, ExecutionError, ExecutionInterrupted)):
+            with contextlib.suppress(ComfyError):
+                entries = await self.client.history(prompt_id)
+                self._merge_history(entries)
+            self._emit(FINISHED, self.tracker.get(prompt_id) or state)
+        else:
+            self._emit(PROGRESS, state)
+
+
+class SessionManager:
+    """Every configured server's session, and which one the user is looking at."""
+
+    def __init__(self, servers: list[ServerConfig], *, health_interval: float = 3.0,
+                 backoff: Backoff | None = None) -> None:
+        self.health_interval = health_interval
+        self.backoff = backoff
+        self.sessions: dict[str, ServerSession] = {}
+        self.active_name: str | None = None
+        self._subscribers: list[Subscriber] = []
+        for config in servers:
+            self._create(config)
+
+    @property
+    def active(self) -> ServerSession | None:
+        return self.sessions.get(self.active_name) if self.active_name else None
+
+    def subscribe(self, callback: Subscriber) -> None:
+        """Call ``callback`` on every change of any session."""
+        self._subscribers.append(callback)
+
+    def _forward(self, update: SessionUpdate) -> None:
+        for callback in list(self._subscribers):
+            callback(update)
+
+    def _create(self, config: ServerConfig) -> ServerSession:
+        session = ServerSession(config, health_interval=self.health_interval, backoff=self.backoff)
+        session.subscribe(self._forward)
+        self.sessions[config.name] = session
+        if self.active_name is None:
+            self.active_name = config.name
+        return session
+
+    def start(self) -> None:
+        for session in self.sessions.values():
+            session.start()
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(s.stop() for s in self.sessions.values()))
+
+    def add(self, config: ServerConfig) -> ServerSession:
+        """Follow a new server (started at once when called inside a running loop)."""
+        session = self._create(config)
+        session.start()
+        return session
+
+    async def remove(self, name: str) -> None:
+        session = self.sessions.pop(name, None)
+        if session is None:
+            return
+        await session.stop()
+        if self.active_name == name:
+            self.active_name = next(iter(self.sessions), None)
+        self._forward(SessionUpdate(session, HEALTH))
+
+    async def replace(self, old_name: str, config: ServerConfig) -> ServerSession:
+        """Apply an edited server config (its connection is rebuilt)."""
+        was_active = self.active_name == old_name
+        await self.remove(old_name)
+        session = self.add(config)
+        if was_active:
+            self.active_name = config.name
+        return session
+
+    def set_active(self, name: str) -> None:
+        if name in self.sessions:
+            self.active_name = name

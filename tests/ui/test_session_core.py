@@ -1,0 +1,56 @@
+"""ServerSession against the simulator: health, live progress, finish, outage."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pistachio_tui.comfy.events import Backoff
+from pistachio_tui.comfy.session import CONNECTED, DOWN, FINISHED, ServerSession, SessionManager
+from pistachio_tui.comfy.workflow import load_prompt_for_run
+from pistachio_tui.config import ServerConfig
+from pistachio_tui.sim.catalog import seed_workflows
+
+FAST = Backoff(initial=0.05, cap=0.1, jitter=0)
+
+
+async def wait_for(predicate, timeout: float = 10.0) -> None:
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0.02)
+    await asyncio.wait_for(poll(), timeout)
+
+
+def sim_prompt(sim) -> dict:
+    return load_prompt_for_run(seed_workflows()["sim_txt2img.json"], sim.object_info())
+
+
+async def test_session_follows_a_prompt_to_history(sim):
+    session = ServerSession(ServerConfig("sim", sim.url), health_interval=0.1, backoff=FAST)
+    finished = []
+    session.subscribe(lambda u: finished.append(u.prompt) if u.kind == FINISHED else None)
+    session.start()
+    try:
+        await wait_for(lambda: session.state == CONNECTED)
+        assert session.stats is not None and session.stats.devices
+        result = await session.submit(sim_prompt(sim))
+        await wait_for(lambda: any(p.prompt_id == result.prompt_id for p in finished))
+        state = session.tracker.get(result.prompt_id)
+        assert state.status == "success" and state.fraction == 1.0
+        await wait_for(lambda: result.prompt_id in session.history)
+    finally:
+        await session.stop()
+
+
+async def test_session_reports_down_and_recovers(sim):
+    manager = SessionManager([ServerConfig("sim", sim.url)], health_interval=0.1, backoff=FAST)
+    manager.start()
+    session = manager.active
+    try:
+        await wait_for(lambda: session.state == CONNECTED)
+        await sim.kill()
+        await wait_for(lambda: session.state == DOWN)
+        assert "Cannot reach" in session.reason or session.reason
+        await sim.revive()
+        await wait_for(lambda: session.state == CONNECTED)
+    finally:
+        await manager.stop()
