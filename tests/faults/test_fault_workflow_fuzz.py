@@ -1,0 +1,111 @@
+"""Ten thousand generated files through the workflow loader: only WorkflowError escapes.
+
+The inputs come from a seeded generator (hypothesis took ~30 s for as many):
+random JSON of workflow-like shape, truncated JSON, bytes behind the PNG,
+WebP, zip and UTF-16 signatures, real workflows with random values put at
+random places in their JSON, and byte-level mutations of real files (the
+bundled sample workflows and a PNG the real server saved). A failure names
+the case number, so ``generate(seed)[n]`` reproduces it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+from pistachio_tui.comfy.workflow import WorkflowError, load_workflow
+from tests.conftest import FIXTURES_DIR
+
+CASES = 10_000
+SEED = 20261122
+REPO = Path(__file__).resolve().parents[2]
+REAL_DOCS = [json.loads(p.read_text()) for p in sorted((REPO / "workflows").glob("*.json"))]
+REAL_FILES = [p.read_bytes() for p in sorted((REPO / "workflows").glob("*.json"))] + [
+    (FIXTURES_DIR / "success_output.png").read_bytes()]
+KEYS = ["nodes", "links", "id", "type", "inputs", "outputs", "class_type", "prompt", "definitions", "subgraphs",
+        "widgets_values", "models", "extra_data", "extra_pnginfo", "workflow", "link", "mode", "1", "x"]
+#: Prefixes that send the loader down its PNG, WebP, zip and UTF-16 branches.
+MAGIC = [b"", b"\x89PNG\r\n\x1a\n", b"RIFF\x00\x00\x00\x00WEBP", b"PK\x03\x04", b"\xff\xfe", b"\xef\xbb\xbf"]
+
+
+def json_value(rng: random.Random, depth: int = 0):
+    roll = rng.random()
+    if depth > 3 or roll < 0.45:
+        return rng.choice([None, True, False, rng.randint(-3, 1 << 40), rng.random() * 1e6, float("nan"),
+                           "".join(rng.choice("ab1 \\\"é") for _ in range(rng.randint(0, 5)))])
+    if roll < 0.65:
+        return [json_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    return {rng.choice(KEYS): json_value(rng, depth + 1) for _ in range(rng.randint(0, 4))}
+
+
+def graft(rng: random.Random, doc):
+    """``doc`` with a random value put at a random place (a node, an input, a link...)."""
+    parent, key = None, None
+    node = doc
+    for _ in range(rng.randint(1, 6)):
+        if isinstance(node, dict) and node:
+            key = rng.choice(list(node))
+        elif isinstance(node, list) and node:
+            key = rng.randrange(len(node))
+        else:
+            break
+        parent, node = node, node[key]
+    if parent is None:
+        return json_value(rng)
+    parent[key] = json_value(rng)
+    return doc
+
+
+def mutate(rng: random.Random, data: bytes) -> bytes:
+    blob = bytearray(data)
+    for _ in range(rng.randint(1, 4)):
+        op = rng.random()
+        at = rng.randrange(len(blob) + 1)
+        if op < 0.4 and blob:
+            blob[min(at, len(blob) - 1)] = rng.randrange(256)
+        elif op < 0.7:
+            del blob[at:at + rng.randint(1, 64)]
+        elif op < 0.9:
+            blob[at:at] = rng.choice([b"{", b"]", b"null", b'"nodes":', b"\x00", b"-1", b"1e999"])
+        else:
+            del blob[at:]
+    return bytes(blob)
+
+
+def generate(seed: int = SEED) -> Iterator[bytes]:
+    rng = random.Random(seed)
+    for _ in range(CASES):
+        kind = rng.random()
+        if kind < 0.35:
+            yield json.dumps(json_value(rng)).encode()
+        elif kind < 0.5:
+            text = json.dumps(json_value(rng))
+            yield text[: rng.randint(0, len(text))].encode()
+        elif kind < 0.65:
+            yield rng.choice(MAGIC) + rng.randbytes(rng.randint(0, 48))
+        elif kind < 0.85:
+            doc = json.loads(json.dumps(rng.choice(REAL_DOCS)))
+            for _ in range(rng.randint(1, 3)):
+                doc = graft(rng, doc)
+            yield json.dumps(doc).encode()
+        else:
+            yield mutate(rng, rng.choice(REAL_FILES))
+
+
+def test_only_workflow_error_escapes_the_loader():
+    loaded = rejected = 0
+    for number, data in enumerate(generate()):
+        try:
+            load_workflow(data, name="fuzzed")
+        except WorkflowError as exc:
+            assert str(exc), f"case {number}: empty message"
+            rejected += 1
+        except Exception as exc:  # noqa: BLE001 - what escapes is the finding
+            raise AssertionError(f"case {number} ({data[:80]!r}…) raised {type(exc).__name__}: {exc}") from exc
+        else:
+            loaded += 1
+    assert loaded + rejected == CASES
+    # Both outcomes must be common, or the generator is not exploring the loader.
+    assert loaded > CASES // 20 and rejected > CASES // 4, (loaded, rejected)
