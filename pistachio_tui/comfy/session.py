@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -64,7 +64,7 @@ class ServerSession:
     """
 
     def __init__(self, config: ServerConfig, *, health_interval: float = 3.0, max_history: int = 100,
-                 backoff: Backoff | None = None, client: ComfyClient | None = None) -> None:
+                 max_samples: int = 120, backoff: Backoff | None = None, client: ComfyClient | None = None) -> None:
         self.config = config
         self.client = client or ComfyClient(config.url, headers=config.headers or None)
         self.tracker = PromptTracker()
@@ -76,6 +76,8 @@ class ServerSession:
         self.queue = QueueState(running=[], pending=[])
         #: Newest first, at most ``max_history`` entries.
         self.history: OrderedDict[str, HistoryEntry] = OrderedDict()
+        #: Fraction of the first device's VRAM in use, one sample per health poll.
+        self.vram_used: deque[float] = deque(maxlen=max_samples)
         self._ws_up = False
         self._stream = EventStream(self.client, backoff=backoff)
         self._subscribers: list[Subscriber] = []
@@ -213,6 +215,7 @@ class ServerSession:
         while True:
             try:
                 self.stats = await self.client.system_stats()
+                self._sample_vram(self.stats)
                 if first or self.state == DOWN:
                     await self.refresh_queue()
                     await self.refresh_history()
@@ -225,6 +228,11 @@ class ServerSession:
             self._poke.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poke.wait(), self.health_interval)
+
+    def _sample_vram(self, stats: SystemStats) -> None:
+        device = stats.devices[0] if stats.devices else None
+        if device is not None and device.vram_total:
+            self.vram_used.append(1 - device.vram_free / device.vram_total)
 
     async def _event_loop(self) -> None:
         async for event in self._stream:

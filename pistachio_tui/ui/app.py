@@ -1,0 +1,147 @@
+"""The Pistachio app shell: modes for each screen, sessions, themes, toasts."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
+
+from textual.app import App
+from textual.binding import Binding
+from textual.theme import Theme
+
+from pistachio_tui.comfy.errors import ComfyError
+from pistachio_tui.comfy.events import Backoff
+from pistachio_tui.comfy.session import FINISHED, SessionManager, SessionUpdate
+from pistachio_tui.config import ConfigError, Settings, save_settings
+from pistachio_tui.ui.commands import PistachioCommands
+from pistachio_tui.ui.format import duration
+from pistachio_tui.ui.help_screen import HelpScreen
+from pistachio_tui.ui.messages import SessionChanged
+from pistachio_tui.ui.screens.dashboard import DashboardScreen
+from pistachio_tui.ui.screens.fix import FixScreen
+from pistachio_tui.ui.screens.gpu import GpuScreen
+from pistachio_tui.ui.screens.pods import PodsScreen
+from pistachio_tui.ui.screens.queue import QueueScreen
+from pistachio_tui.ui.screens.servers import ServersScreen
+from pistachio_tui.ui.screens.training import TrainingScreen
+from pistachio_tui.ui.screens.workflows import WorkflowsScreen
+from pistachio_tui.ui.themes import discover_themes
+from pistachio_tui.ui.widgets.nav_bar import SCREENS
+
+MAIN_SCREENS = (ServersScreen, WorkflowsScreen, QueueScreen, GpuScreen, FixScreen, TrainingScreen, PodsScreen)
+
+
+class PistachioApp(App):
+    """A keyboard-first workbench over every configured ComfyUI server."""
+
+    TITLE = "Pistachio"
+    CSS_PATH = "app.tcss"
+    MODES = {screen.MODE: screen for screen in MAIN_SCREENS} | {"dashboard": DashboardScreen}
+    COMMANDS = App.COMMANDS | {PistachioCommands}
+    BINDINGS = [
+        *(Binding(str(n), f"switch_mode('{mode}')", label, show=False) for n, (mode, label) in enumerate(SCREENS, 1)),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("ctrl+p", "command_palette", "Palette", show=True),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, settings: Settings, *, demo_label: str | None = None, dashboard: bool = False,
+                 health_interval: float = 3.0, backoff: Backoff | None = None) -> None:
+        super().__init__()
+        self.settings = settings
+        self.demo_label = demo_label
+        self.start_mode = "dashboard" if dashboard else "servers"
+        self.manager = SessionManager(settings.servers, health_interval=health_interval, backoff=backoff)
+        self._saved_theme = settings.theme
+
+    def on_mount(self) -> None:
+        themes, problems = discover_themes()
+        for theme in themes:
+            self.register_theme(theme)
+        for problem in problems:
+            self.notify(problem, title="Theme skipped", severity="warning")
+        if self.settings.theme in self.available_themes:
+            self.theme = self.settings.theme
+        self.theme_changed_signal.subscribe(self, self._remember_theme)
+        self.manager.subscribe(self._on_session_update)
+        self.manager.start()
+        self.switch_mode(self.start_mode)
+
+    async def on_unmount(self) -> None:
+        await self.manager.stop()
+
+    def _remember_theme(self, theme: Theme) -> None:
+        if theme.name == self._saved_theme:
+            return
+        self.settings.theme = self._saved_theme = theme.name
+        self.save()
+
+    def save(self) -> bool:
+        """Write the settings; a failure becomes a toast, never a crash."""
+        try:
+            save_settings(self.settings)
+        except (ConfigError, OSError) as exc:
+            self.notify(f"Settings not saved: {exc}", severity="error")
+            return False
+        return True
+
+    def _on_session_update(self, update: SessionUpdate) -> None:
+        if update.kind == FINISHED and update.prompt is not None:
+            self._toast_finished(update)
+        self.screen.post_message(SessionChanged(update))
+
+    def _toast_finished(self, update: SessionUpdate) -> None:
+        state = update.prompt
+        short = state.prompt_id[:8]
+        if state.status == "success":
+            files = len(state.outputs)
+            self.notify(f"{short} finished in {duration(state.duration)} — {files} output(s)",
+                        title=update.session.name)
+        elif state.status == "interrupted":
+            self.notify(f"{short} was interrupted", title=update.session.name, severity="warning")
+        else:
+            node = state.error.node_type if state.error else "a node"
+            message = state.error.exception_message if state.error else "failed"
+            self.notify(f"{short} failed in {node}: {message}", title=update.session.name,
+                        severity="error", timeout=10)
+
+    def server_call(self, call: Awaitable[Any], done: str | None = None) -> None:
+        """Run a server request in the background; its error becomes a toast."""
+        async def run() -> None:
+            try:
+                await call
+            except ComfyError as exc:
+                self.notify(exc.message, severity="error", timeout=8)
+            else:
+                if done:
+                    self.notify(done)
+        self.run_worker(run(), group="server-calls")
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(MAIN_SCREENS + (DashboardScreen,)))
+
+    def action_interrupt(self) -> None:
+        session = self.manager.active
+        if session is None:
+            self.notify("No server to interrupt.", severity="warning")
+            return
+        self.server_call(session.interrupt(), f"Interrupt sent to {session.name}")
+
+    def action_free_memory(self) -> None:
+        session = self.manager.active
+        if session is None:
+            self.notify("No server selected.", severity="warning")
+            return
+        self.server_call(session.free(), f"{session.name}: models unloaded, memory freed")
+
+    def switch_server(self, name: str) -> None:
+        self.manager.set_active(name)
+        self.screen.post_message(SessionChanged(SessionUpdate(self.manager.active, "health")))
+        self.notify(f"Active server: {name}")
+
+
+def run_app(settings: Settings, demo_label: str | None = None, dashboard: bool = False) -> int:
+    """Run the app until the user quits; returns the exit code."""
+    PistachioApp(settings, demo_label=demo_label, dashboard=dashboard).run()
+    return 0

@@ -1,0 +1,73 @@
+"""Command palette (ctrl+p): every action by name — screens, servers, workflows, themes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from pistachio_tui.ui.widgets.nav_bar import SCREENS
+from pistachio_tui.ui.workflow_sources import bundled_dir, workflow_files
+
+if TYPE_CHECKING:
+    from pistachio_tui.ui.app import PistachioApp
+
+Command = tuple[str, Callable[[], object], str]
+
+
+class PistachioCommands(Provider):
+    """Go to a screen, switch server or theme, open a bundled workflow, interrupt, free memory."""
+
+    @property
+    def papp(self) -> PistachioApp:
+        return self.app  # type: ignore[return-value]
+
+    def commands(self) -> list[Command]:
+        app = self.papp
+        found: list[Command] = [
+            (f"Go to {label}", partial(app.switch_mode, mode), f"screen {n} (key {n})")
+            for n, (mode, label) in enumerate(SCREENS, 1)
+        ]
+        found.append(("Go to Dashboard", partial(app.switch_mode, "dashboard"), "compact overview"))
+        found += [(f"Switch server: {name}", partial(app.switch_server, name), session.config.url)
+                  for name, session in app.manager.sessions.items()]
+        found += [
+            ("Interrupt the running prompt", app.action_interrupt, "on the active server (i on Queue)"),
+            ("Free memory (unload models)", app.action_free_memory, "POST /free on the active server"),
+            ("Add a server", partial(self._on_screen, "servers", "action_add"), "name, URL, auth header"),
+            ("Show the server log", partial(self._on_screen, "servers", "action_logs"), "Servers screen"),
+            ("Queue the open workflow", partial(self._on_screen, "workflows", "action_queue_prompt"), "g on Workflows"),
+            ("Open a workflow by path", partial(self._on_screen, "workflows", "action_open_path"), "o on Workflows"),
+            ("Help: all keys", app.action_help, "?"),
+        ]
+        found += [(f"Open workflow: {path.stem}", partial(self._open_workflow, path), "bundled sample")
+                  for path in workflow_files(bundled_dir())]
+        found += [(f"Theme: {name}", partial(setattr, app, "theme", name), "saved in settings")
+                  for name in sorted(app.available_themes)]
+        return found
+
+    def _on_screen(self, mode: str, action: str) -> None:
+        async def go() -> None:
+            await self.papp.switch_mode(mode)
+            getattr(self.papp.screen, action)()
+        self.papp.call_later(go)
+
+    def _open_workflow(self, path: Path) -> None:
+        async def go() -> None:
+            await self.papp.switch_mode("workflows")
+            self.papp.screen.open_workflow(path)
+        self.papp.call_later(go)
+
+    async def discover(self) -> Hits:
+        for name, callback, help_text in self.commands():
+            yield DiscoveryHit(name, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, callback, help_text in self.commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=help_text)

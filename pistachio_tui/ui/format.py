@@ -1,0 +1,40 @@
+"""Small text formatters shared by the screens (sizes, durations, states)."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from pistachio_tui.comfy.session import CONNECTED, DOWN, RECONNECTING
+
+# Plain colour names: they read the same in tables, Rich text and every theme.
+_STATE_STYLE = {CONNECTED: "bold green", RECONNECTING: "bold yellow", DOWN: "bold red"}
+_STATUS_STYLE = {"success": "green", "error": "red", "interrupted": "yellow",
+                 "running": "cyan", "queued": "magenta"}
+
+
+def gib(n_bytes: int | float | None) -> str:
+    if not n_bytes:
+        return "—"
+    return f"{n_bytes / 1024 ** 3:.1f}G"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def state_text(state: str) -> Text:
+    """A server state as a coloured dot and word."""
+    return Text.from_markup(f"[{_STATE_STYLE.get(state, 'dim')}]●[/] {state}")
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=_STATUS_STYLE.get(status, "dim"))

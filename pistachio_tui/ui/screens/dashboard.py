@@ -1,0 +1,72 @@
+"""Dashboard: one compact screen for a tmux pane — servers, running prompt, VRAM, training, pods."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, ProgressBar, Sparkline, Static
+
+from pistachio_tui.comfy.session import SessionUpdate
+from pistachio_tui.ui.format import gib, state_text
+from pistachio_tui.ui.screens.base import PistachioScreen
+from pistachio_tui.ui.screens.queue import progress_line
+from pistachio_tui.ui.widgets.status_header import StatusHeader
+
+
+def servers_table(app) -> Table:
+    table = Table(box=None, expand=True, pad_edge=False, show_header=True, header_style="bold")
+    for column in ("Server", "State", "Q", "VRAM free"):
+        table.add_column(column, no_wrap=True)
+    for session in app.manager.sessions.values():
+        device = session.stats.devices[0] if session.stats and session.stats.devices else None
+        queued = len(session.queue.running) + len(session.queue.pending)
+        table.add_row(session.name, state_text(session.state), str(queued) if session.stats else "—",
+                      f"{gib(device.vram_free)}/{gib(device.vram_total)}" if device else "—")
+    if not app.manager.sessions:
+        table.add_row(Text("no servers configured", style="dim"), "", "", "")
+    return table
+
+
+class DashboardScreen(PistachioScreen):
+    """Read-only overview; number keys still lead to the full screens."""
+
+    MODE = "dashboard"
+    CSS_PATH = "dashboard.tcss"
+    SUMMARY = "Compact overview for a tmux pane"
+    BINDINGS = [Binding("i", "app.interrupt", "Interrupt")]
+
+    def compose(self) -> ComposeResult:
+        yield StatusHeader()
+        with Horizontal(id="dash-top"):
+            yield Static(id="dash-servers")
+            with Vertical(id="dash-run"):
+                yield Static("Idle", id="dash-run-title")
+                yield ProgressBar(total=100, show_eta=False, id="dash-progress")
+                yield Static("VRAM used (active server)", classes="hint")
+                yield Sparkline([0.0], summary_function=max, id="dash-vram")
+        with Horizontal(id="dash-bottom"):
+            yield Static("[b]Training[/b]\nno run followed yet", id="dash-training")
+            yield Static("[b]Pods[/b]\nsee `pistachio pods`", id="dash-pods")
+        yield Footer()
+
+    def refresh_view(self, update: SessionUpdate | None) -> None:
+        self.query_one("#dash-servers", Static).update(servers_table(self.papp))
+        session = self.session
+        state = session.running() if session else None
+        if state is None:
+            self.query_one("#dash-run-title", Static).update("Idle — nothing running")
+            self.query_one(ProgressBar).update(progress=0)
+        else:
+            node = state.current_title or state.current_node or "—"
+            self.query_one("#dash-run-title", Static).update(
+                f"[b]{state.prompt_id[:8]}[/b] {node}\n{progress_line(state)}")
+            self.query_one(ProgressBar).update(progress=round(state.fraction * 100, 1))
+        if update is None or update.kind == "health":
+            samples = list(session.vram_used) if session else []
+            self.query_one(Sparkline).data = samples or [0.0]
+
+    def on_mount(self) -> None:
+        self.refresh_view(None)

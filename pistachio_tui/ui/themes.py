@@ -1,0 +1,59 @@
+"""Colour themes from TOML files: the bundled ``themes/`` folder, then the user's own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import toml
+from textual.theme import Theme
+
+import pistachio_tui
+from pistachio_tui.config import config_dir
+
+_COLOURS = ("primary", "secondary", "accent", "background", "surface", "panel",
+            "foreground", "warning", "error", "success")
+
+
+class ThemeFileError(Exception):
+    """A theme file cannot be used; the message names the file and the problem."""
+
+
+def bundled_themes_dir() -> Path:
+    return Path(pistachio_tui.__file__).parent.parent / "themes"
+
+
+def user_themes_dir() -> Path:
+    return config_dir() / "themes"
+
+
+def load_theme_file(path: Path) -> Theme:
+    """One theme from a TOML file with ``name``, colour keys and ``dark``."""
+    try:
+        data = toml.loads(path.read_text(encoding="utf-8"))
+    except (OSError, toml.TomlDecodeError) as exc:
+        raise ThemeFileError(f"{path.name}: cannot read the theme ({exc})") from None
+    name = data.get("name")
+    if not isinstance(name, str) or not data.get("primary"):
+        raise ThemeFileError(f"{path.name}: a theme needs at least `name` and `primary`")
+    colours = {key: str(data[key]) for key in _COLOURS if key in data}
+    return Theme(name=name, dark=bool(data.get("dark", True)), **colours)
+
+
+def discover_themes(dirs: list[Path] | None = None) -> tuple[list[Theme], list[str]]:
+    """Every theme in ``dirs`` (bundled, then user: a user theme overrides one of the same name).
+
+    Returns the themes and one message per file that could not be loaded.
+    """
+    themes: dict[str, Theme] = {}
+    problems: list[str] = []
+    for folder in dirs if dirs is not None else [bundled_themes_dir(), user_themes_dir()]:
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob("*.toml")):
+            try:
+                theme = load_theme_file(path)
+            except ThemeFileError as exc:
+                problems.append(str(exc))
+                continue
+            themes[theme.name] = theme
+    return list(themes.values()), problems
