@@ -1,0 +1,200 @@
+"""Synthetic DiffusionPipe runs: console logs, run folders, TensorBoard data.
+
+Used by the tests, the big-log benchmark and demos, so everything that reads
+runs can be exercised without a GPU. Lines follow the exact formats of
+DiffusionPipe and the DeepSpeed version it pins (see the training notes).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import toml
+
+from pistachio_tui.training.checkpoints import ADAPTER_FILE
+from pistachio_tui.training.dataset import PREP_METADATA
+
+__all__ = ["SynthRun", "eval_curve", "log_lines", "oom_traceback", "tiny_safetensors",
+           "write_run", "write_log"]
+
+_TIME = "2026-08-20 10:{m:02d}:{s:02d},{ms:03d}"
+
+
+def eval_curve(epochs: int, best_epoch: int, *, floor: float = 0.0812,
+               baseline: float = 0.2) -> dict[int, float]:
+    """Eval loss per epoch boundary (0 = before training) with one clear minimum."""
+    losses = {0: baseline}
+    for e in range(1, epochs + 1):
+        if e <= best_epoch:
+            losses[e] = floor + (baseline - floor) * 0.9 * (best_epoch - e) / best_epoch + (
+                0.0 if e == best_epoch else 0.001)
+        else:
+            losses[e] = floor + 0.0015 * (e - best_epoch) + 0.0002 * (e - best_epoch) ** 2
+    return losses
+
+
+def train_loss(step: int) -> float:
+    """A plausible noisy, slowly falling training loss (deterministic)."""
+    wobble = ((step * 2654435761) % 1000) / 1000 - 0.5
+    return round(0.12 + 0.08 / (1 + step / 50) + 0.03 * wobble, 4)
+
+
+def _stamp(n: int) -> str:
+    return _TIME.format(m=(n // 60) % 60, s=n % 60, ms=(n * 37) % 1000)
+
+
+def oom_traceback(rank: int = 0) -> list[str]:
+    """The traceback a distributed run prints when CUDA runs out of memory."""
+    body = [
+        "Traceback (most recent call last):",
+        '  File "/workspace/diffusion-pipe/train.py", line 918, in <module>',
+        "    loss = model_engine.train_batch(iterator).item()",
+        '  File "/usr/lib/python3/site-packages/deepspeed/runtime/pipe/engine.py", line 388, in train_batch',
+        "    self._exec_schedule(sched)",
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 1.27 GiB. GPU 0 has a total "
+        "capacity of 23.65 GiB of which 301.06 MiB is free.",
+    ]
+    return [f"[rank{rank}]: {line}" for line in body]
+
+
+def log_lines(*, epochs: int = 30, steps_per_epoch: int = 8, global_batch: int = 1,
+              eval_every: int = 1, save_every: int = 1, caching: bool = True,
+              nan_steps: frozenset[int] = frozenset(), crash_at_step: int | None = None,
+              interleaved_traceback: bool = True) -> Iterator[str]:
+    """Console lines of a whole run, without newlines, in the order the trainer prints them.
+
+    ``crash_at_step`` ends the run with an OOM traceback from two ranks; the
+    interleaved traceback is a harmless one a dataloader worker prints mid-run.
+    """
+    if caching:
+        yield "caching latents: /workspace/data/train"
+        yield "caching text embeddings: /workspace/data/train"
+    yield f"Global batch size = {global_batch}"
+    yield "Running eval"
+    total = epochs * steps_per_epoch
+    for step in range(1, total + 1):
+        if step == crash_at_step:
+            for a, b in zip(oom_traceback(0), oom_traceback(1)):
+                yield a
+                yield b
+            return
+        loss = "nan" if step in nan_steps else f"{train_loss(step):.4f}"
+        yield (f"[{_stamp(step)}] [INFO] [logging.py:128:log_dist] [Rank 0] step={step}, "
+               f"skipped=0, lr=[2e-05], mom=[(0.9, 0.99)]")
+        yield f"steps: {step} loss: {loss} iter time (s): 3.162 samples/sec: {global_batch / 3.162:.3f}"
+        if interleaved_traceback and step == steps_per_epoch + 3:
+            yield "Traceback (most recent call last):"
+            yield f"[{_stamp(step)}] [INFO] [logging.py:128:log_dist] [Rank 0] unrelated info line"
+            yield '  File "/usr/lib/python3/multiprocessing/queues.py", line 244, in _feed'
+            yield "BrokenPipeError: [Errno 32] Broken pipe"
+        if step % steps_per_epoch == 0:
+            epoch = step // steps_per_epoch
+            if epoch % save_every == 0 or epoch == epochs:
+                yield f"Saving model to directory epoch{epoch}"
+            if epoch < epochs:
+                yield f"Started new epoch: {epoch + 1}"
+            if epoch % eval_every == 0:
+                yield "Running eval"
+                yield "100%|██████████| 9/9 [00:04<00:00,  2.10it/s]"
+    yield f"[Torch] Checkpoint global_step{total} is about to be saved!"
+    yield "TRAINING COMPLETE!"
+
+
+def write_log(path: Path, **kwargs) -> Path:
+    """Write :func:`log_lines` to ``path`` (newline-terminated)."""
+    with open(path, "w", encoding="utf-8") as fh:
+        for line in log_lines(**kwargs):
+            fh.write(line + "\n")
+    return path
+
+
+def tiny_safetensors(path: Path, tensors: dict[str, tuple[int, ...]] | None = None) -> Path:
+    """A small valid safetensors file: header JSON + zero-filled bf16 tensors."""
+    tensors = tensors or {"diffusion_model.blocks.0.attn.q.lora_A.weight": (4, 8),
+                          "diffusion_model.blocks.0.attn.q.lora_B.weight": (8, 4)}
+    header: dict = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    for name, shape in tensors.items():
+        nbytes = 2
+        for dim in shape:
+            nbytes *= dim
+        header[name] = {"dtype": "BF16", "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
+        offset += nbytes
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(offset))
+    return path
+
+
+@dataclass
+class SynthRun:
+    output_dir: Path
+    run_dir: Path
+    log_path: Path
+    eval_losses: dict[int, float]
+    trigger: str | None
+    dataset_dir: Path
+
+
+def write_run(output_dir: Path, *, name: str = "20260820_10-00-00", epochs: int = 30,
+              steps_per_epoch: int = 8, best_epoch: int = 17, eval_name: str = "eval",
+              save_every: int = 1, trigger: str | None = "pstch", tensorboard: bool = True,
+              log_name: str = "train.log") -> SynthRun:
+    """A finished run folder as DiffusionPipe leaves it, plus its console log.
+
+    TensorBoard data needs ``tensorboardX`` (a test dependency).
+    """
+    run_dir = output_dir / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dataset_dir = output_dir / "dataset" / "train"
+    dataset_dir.mkdir(parents=True, exist_ok=True)
+    (dataset_dir / PREP_METADATA).write_text(json.dumps({"trigger": trigger}))
+    dataset_toml = {"resolutions": [512], "enable_ar_bucket": True,
+                    "directory": [{"path": str(dataset_dir), "num_repeats": 1}]}
+    main_toml = {"output_dir": str(output_dir), "dataset": "dataset.toml", "epochs": epochs,
+                 "micro_batch_size_per_gpu": 1, "pipeline_stages": 1,
+                 "gradient_accumulation_steps": 1, "eval_every_n_epochs": 1,
+                 "save_every_n_epochs": save_every,
+                 "eval_datasets": [{"name": eval_name, "config": "eval_dataset.toml"}],
+                 "model": {"type": "wan", "dtype": "bfloat16"},
+                 "adapter": {"type": "lora", "rank": 32, "dtype": "bfloat16"},
+                 "optimizer": {"type": "adamw_optimi", "lr": 2e-5}}
+    (run_dir / "wan_lora.toml").write_text(toml.dumps(main_toml))
+    (run_dir / "dataset.toml").write_text(toml.dumps(dataset_toml))
+    losses = eval_curve(epochs, best_epoch)
+    for epoch in range(save_every, epochs + 1, save_every):
+        folder = run_dir / f"epoch{epoch}"
+        tiny_safetensors(folder / ADAPTER_FILE)
+        (folder / "adapter_config.json").write_text(json.dumps({"r": 32, "lora_alpha": 32}))
+    total = epochs * steps_per_epoch
+    (run_dir / f"global_step{total}").mkdir(exist_ok=True)
+    (run_dir / "latest").write_text(f"global_step{total}")
+    log_path = write_log(run_dir / log_name, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                         save_every=save_every)
+    if tensorboard:
+        _write_tensorboard(run_dir, losses, epochs, steps_per_epoch, eval_name)
+    return SynthRun(output_dir, run_dir, log_path, losses, trigger, dataset_dir)
+
+
+def _write_tensorboard(run_dir: Path, losses: dict[int, float], epochs: int,
+                       steps_per_epoch: int, eval_name: str) -> None:
+    from tensorboardX import SummaryWriter
+
+    writer = SummaryWriter(logdir=str(run_dir))
+    try:
+        writer.add_scalar(f"{eval_name}/loss", losses[0], 0)
+        for step in range(1, epochs * steps_per_epoch + 1):
+            writer.add_scalar("train/loss", train_loss(step), step)
+            if step % steps_per_epoch == 0:
+                epoch = step // steps_per_epoch
+                writer.add_scalar(f"{eval_name}/loss_quantile_0.50", losses[epoch] * 1.1, step)
+                writer.add_scalar(f"{eval_name}/loss", losses[epoch], step)
+                writer.add_scalar("eval/eval_time_sec", 4.2, step)
+                writer.add_scalar("train/epoch_loss", train_loss(step), epoch)
+    finally:
+        writer.close()
