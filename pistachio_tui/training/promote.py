@@ -65,7 +65,7 @@ def promote(run_dir: Path, epoch: int, comfy_dir: Path, *, name: str | None = No
     target = loras / lora_name(name or run_dir.name, epoch)
     existed = target.exists()
     if existed and not overwrite:
-        raise PromoteRefused(f"{target} already exists — pass overwrite to replace it, or choose another name")
+        raise PromoteRefused(f"{target} already exists — allow overwriting (--overwrite) to replace it, or choose another name")
     digest = _sha256(source)
     tmp = target.with_name(f".{target.name}.partial")
     try:

@@ -1,0 +1,136 @@
+"""One RunState merged from the console log, TensorBoard and the run folder."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import pytest
+
+from pistachio_tui.training.errors import RunNotFound
+from pistachio_tui.training.runs import resolve_run
+from pistachio_tui.training.synth import log_lines, write_log
+from pistachio_tui.training.watch import MAX_ERRORS, RunWatcher
+from tests.training.helpers import make_run
+
+
+def test_finished_run_from_output_dir(tmp_path):
+    run = make_run(tmp_path)
+    state = RunWatcher(run.output_dir).poll()
+    assert state.run_dir == run.run_dir and state.log_path == run.log_path
+    assert state.status == "complete"
+    assert (state.epoch, state.step, state.steps_per_epoch, state.total_epochs) == (30, 240, 8, 30)
+    assert state.eta_s == 0 and state.progress == 1.0
+    assert state.lr == (2e-05,) and state.global_batch_size == 1
+    assert state.it_per_s == pytest.approx(1 / 3.162)
+    evals = state.eval_loss_by_epoch()
+    assert list(evals) == list(range(31))
+    assert min(evals, key=evals.get) == 17
+    assert all(math.isclose(evals[e], run.eval_losses[e], rel_tol=1e-6) for e in evals)
+    assert state.saved_epochs == list(range(1, 31))
+    assert state.checkpoints.global_steps == [240] and state.checkpoints.latest == "global_step240"
+    assert state.epoch_end_steps[1] == 8 and state.epoch_end_steps[30] == 240
+
+
+def test_live_run_eta_and_growth(tmp_path):
+    run = make_run(tmp_path, tensorboard=False)
+    lines = list(log_lines(epochs=30, steps_per_epoch=8))
+    cut = lines.index("Started new epoch: 6") + 1
+    run.log_path.write_text("\n".join(lines[:cut]) + "\n")
+    watcher = RunWatcher(run.run_dir, log=run.log_path)
+    state = watcher.poll()
+    assert (state.status, state.epoch, state.step, state.steps_per_epoch) == ("training", 6, 40, 8)
+    assert state.eta_s == pytest.approx((240 - 40) * 3.162)
+    with open(run.log_path, "a") as fh:
+        end = next(i for i, line in enumerate(lines) if line.startswith("steps: 42 "))
+        fh.write("\n".join(lines[cut:end + 1]) + "\n")
+    state = watcher.poll()
+    assert state.step == 42
+    assert state.loss_ema is not None and state.loss is not None
+
+
+def test_tensorboard_only_run(tmp_path):
+    run = make_run(tmp_path)
+    run.log_path.unlink()
+    state = RunWatcher(run.run_dir).poll()
+    assert state.log_path is None
+    assert state.step == 240 and state.steps_per_epoch == 8 and state.epoch == 30
+    assert min(state.eval_loss_by_epoch().items(), key=lambda kv: kv[1])[0] == 17
+    assert len(state.loss_series) > 0
+
+
+def test_log_file_alone(tmp_path):
+    log = write_log(tmp_path / "console.log", epochs=3, steps_per_epoch=5)
+    paths = resolve_run(log)
+    assert paths.run_dir is None and paths.log_path == log
+    state = RunWatcher(log).poll()
+    assert (state.status, state.epoch, state.step, state.steps_per_epoch) == ("complete", 3, 15, 5)
+    assert state.total_epochs is None and state.eta_s == 0
+    assert state.checkpoints is None
+
+
+def test_crash_with_oom_is_failed_with_advice(tmp_path):
+    log = write_log(tmp_path / "crash.log", epochs=3, steps_per_epoch=5, crash_at_step=7,
+                    interleaved_traceback=False)
+    state = RunWatcher(log).poll()
+    assert state.status == "failed" and state.step == 6
+    kinds = [e.kind for e in state.errors]
+    assert kinds == ["oom", "oom"]
+    assert state.errors[0].line_no > 0 and "blocks_to_swap" in state.errors[0].suggestion
+
+
+def test_nan_counted_once_as_error(tmp_path):
+    log = write_log(tmp_path / "nan.log", epochs=2, steps_per_epoch=5, nan_steps=frozenset({3, 4, 8}))
+    state = RunWatcher(log).poll()
+    assert state.nan_count == 3
+    assert [e.kind for e in state.errors if e.kind == "nan_loss"] == ["nan_loss"]
+    assert state.loss_ema is not None and math.isfinite(state.loss_ema)
+    assert state.to_dict()["loss_series"][2][1] == "nan"
+
+
+def test_resume_rewinds_the_step(tmp_path):
+    log = tmp_path / "resume.log"
+    lines = list(log_lines(epochs=3, steps_per_epoch=5, caching=False))
+    lines += ["Resuming training from checkpoint. Resuming at epoch: 2, step: 6",
+              "steps: 6 loss: 0.3000 iter time (s): 2.0 samples/sec: 0.5"]
+    log.write_text("\n".join(lines) + "\n")
+    state = RunWatcher(log).poll()
+    assert state.resumed_at == (2, 6) and state.step == 6 and state.epoch == 2
+    assert state.loss == 0.3 and state.loss_series.last_step == 6
+
+
+def test_state_stays_bounded(tmp_path):
+    log = tmp_path / "long.log"
+    with open(log, "w") as fh:
+        for line in log_lines(epochs=40, steps_per_epoch=50, nan_steps=frozenset()):
+            fh.write(line + "\n")
+        for i in range(MAX_ERRORS + 30):
+            fh.write(f"Traceback (most recent call last):\nValueError: boom {i}\n")
+    state = RunWatcher(log, max_points=64).poll()
+    assert len(state.loss_series) < 64
+    assert state.loss_series.points[0][0] == 1 and state.loss_series.points[-1][0] > 1500
+    assert len(state.errors) == MAX_ERRORS and state.errors[-1].text.endswith(str(MAX_ERRORS + 29))
+
+
+def test_output_dir_picks_newest_run(tmp_path):
+    out = tmp_path / "output"
+    make_run(tmp_path, name="20260101_00-00-00")
+    newer = make_run(tmp_path, name="20260820_12-00-00", tensorboard=False)
+    assert resolve_run(out).run_dir == newer.run_dir
+
+
+def test_unknown_target_is_a_clear_error(tmp_path):
+    with pytest.raises(RunNotFound, match="does not exist"):
+        resolve_run(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RunNotFound, match="holds no DiffusionPipe run"):
+        resolve_run(tmp_path / "empty")
+
+
+async def test_async_watch_polls_in_a_thread(tmp_path):
+    run = make_run(tmp_path, tensorboard=False)
+    watcher = RunWatcher(run.run_dir)
+    stream = watcher.watch(interval=0.01)
+    state = await asyncio.wait_for(anext(stream), 10)
+    assert state.status == "complete"
+    await stream.aclose()
