@@ -1,0 +1,292 @@
+"""The Batch view: one fleet batch's jobs and targets, live from ``BatchRunner`` events.
+
+The view is given a factory that builds the runner (jobs, targets, output folder)
+around the view's event callback; it starts and cancels the run and draws the
+events. Jobs already in the batch's journal show as done from the start, so a
+resumed batch reads the same as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
+from textual.worker import Worker, WorkerState
+
+from pistachio_tui.config import Settings
+from pistachio_tui.fleet.dispatch import BatchEvent, BatchResult, BatchRunner
+from pistachio_tui.fleet.spec import Job
+from pistachio_tui.ui.views.common import StatusLine
+
+CSS_FILE = Path(__file__).with_suffix(".tcss")
+
+COMMANDS: list[tuple[str, str, str]] = [
+    ("Batch: start", "Run (or resume) the batch on its targets", "start_batch"),
+    ("Batch: cancel", "Cancel the running batch; finished jobs stay recorded", "cancel_batch"),
+]
+
+#: Job states in the order the summary line lists them.
+JOB_STATES = ("queued", "running", "done", "failed", "stranded")
+_STATE_STYLE = {"queued": "dim", "running": "bold cyan", "done": "green", "failed": "bold red",
+                "stranded": "yellow"}
+
+RunnerFactory = Callable[[Callable[[BatchEvent], None]], BatchRunner]
+
+
+@dataclass
+class JobRow:
+    """What the view knows about one job."""
+
+    job: Job
+    state: str = "queued"
+    target: str = ""
+    note: str = ""
+
+
+@dataclass
+class TargetRow:
+    """What the view knows about one target: jobs it finished, holds, and whether it left."""
+
+    name: str
+    done: int = 0
+    running: int = 0
+    down: str | None = None
+    excluded: bool = False
+
+
+def _job_label(job: Job) -> str:
+    parts = []
+    if job.seed is not None:
+        parts.append(f"seed {job.seed}")
+    parts += [f"{name}={value}" for name, value in job.params.items()]
+    if job.prompt_text:
+        parts.append(job.prompt_text)
+    return " ".join(parts) or job.id
+
+
+def format_eta(seconds: float | None) -> str:
+    """``"3m 20s"``, ``"1h 05m"``, or "—" when unknown."""
+    if seconds is None:
+        return "—"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
+
+
+class BatchView(Vertical):
+    """Counts by state, targets with throughput, the job list, start and cancel.
+
+    ``runner_factory(on_event)`` must return a ``BatchRunner`` built with that
+    ``on_event``; it is called once per start (a restart resumes from the journal).
+    ``clock`` is for tests (throughput and ETA).
+    """
+
+    DEFAULT_CSS = ""
+
+    BINDINGS = [
+        Binding("s", "start_batch", "Start"),
+        Binding("x", "cancel_batch", "Cancel"),
+    ]
+
+    def __init__(self, settings: Settings, runner_factory: RunnerFactory, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.settings = settings
+        self._runner_factory = runner_factory
+        self._clock = clock
+        self.runner: BatchRunner | None = None
+        self.result: BatchResult | None = None
+        self.jobs: dict[str, JobRow] = {}
+        self.targets: dict[str, TargetRow] = {}
+        self._started_at: float | None = None
+        self._done_this_run = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static("No batch running — press s to start", id="batch-summary")
+        targets = DataTable(id="batch-targets", cursor_type="none")
+        targets.add_columns("Target", "State", "Done", "Running", "Jobs/min")
+        yield targets
+        jobs = DataTable(id="batch-jobs", cursor_type="row", zebra_stripes=True)
+        jobs.add_column("#", key="index")
+        jobs.add_column("State", key="state")
+        jobs.add_column("Target", key="target")
+        jobs.add_column("Job", key="label")
+        jobs.add_column("Note", key="note")
+        yield jobs
+        yield StatusLine("", id="batch-status")
+
+    @property
+    def status(self) -> StatusLine:
+        return self.query_one("#batch-status", StatusLine)
+
+    @property
+    def running(self) -> bool:
+        """True while a batch run is in progress."""
+        return self.runner is not None and self.result is None
+
+    def counts(self) -> Counter[str]:
+        """Jobs per state."""
+        return Counter(row.state for row in self.jobs.values())
+
+    # -- actions -----------------------------------------------------------------
+
+    def action_start_batch(self) -> None:
+        if self.running:
+            self.status.show("The batch is already running", "warning")
+            return
+        self.runner = self._runner_factory(self._on_event)
+        self.result = None
+        self._load(self.runner)
+        self._run(self.runner)
+
+    def action_cancel_batch(self) -> None:
+        if not self.running or self.runner is None:
+            self.status.show("No batch is running", "warning")
+            return
+        self.status.show("Cancelling… finished jobs stay recorded", "warning")
+        self._cancel(self.runner)
+
+    @work(group="batch-cancel", exit_on_error=False)
+    async def _cancel(self, runner: BatchRunner) -> None:
+        await runner.cancel()
+
+    @work(exclusive=True, group="batch-run", exit_on_error=False)
+    async def _run(self, runner: BatchRunner) -> None:
+        self._started_at = self._clock()
+        self._done_this_run = 0
+        self.status.show(f"Running {len(runner.jobs)} jobs → {runner.out_dir}")
+        result = await runner.run()
+        self.result = result
+        for job_id in result.stranded:
+            self._set_job(job_id, "stranded", note="every target left; start again to resume")
+        for target in self.targets.values():
+            target.running = 0
+        self._draw_summary()
+        self._draw_targets()
+        counts = self.counts()
+        if result.ok:
+            self.status.show(f"All {counts['done']} jobs done — manifest {result.manifest}", "ok")
+        else:
+            self.status.show(
+                f"{counts['done']} done, {counts['failed']} failed, {counts['stranded']} not run — "
+                f"manifest {result.manifest}", "error")
+
+    # -- state -------------------------------------------------------------------
+
+    def _load(self, runner: BatchRunner) -> None:
+        done = runner.journal.done
+        self.jobs = {}
+        for job in runner.jobs:
+            record = done.get(job.id)
+            row = JobRow(job)
+            if record is not None:
+                row.state, row.target, row.note = "done", record.target, "earlier run"
+            self.jobs[job.id] = row
+        self.targets = {t.name: TargetRow(t.name) for t in runner.targets}
+        table = self.query_one("#batch-jobs", DataTable)
+        table.clear()
+        for row in self.jobs.values():
+            table.add_row(*self._job_cells(row), key=row.job.id)
+        self._draw_summary()
+        self._draw_targets()
+
+    def _on_event(self, event: BatchEvent) -> None:
+        target = self.targets.get(event.target or "")
+        if event.kind == "started" and event.job:
+            self._set_job(event.job, "running", event.target or "", "")
+            if target is not None:
+                target.running += 1
+        elif event.kind in ("done", "retry", "failed") and event.job:
+            if target is not None:
+                target.running = max(target.running - 1, 0)
+            if event.kind == "done":
+                self._done_this_run += 1
+                if target is not None:
+                    target.done += 1
+                self._set_job(event.job, "done", event.target or "", "")
+            elif event.kind == "retry":
+                self._set_job(event.job, "queued", "", f"retrying: {event.message}")
+            else:
+                self._set_job(event.job, "failed", event.target or "", event.message)
+        elif event.kind in ("target_down", "target_excluded") and target is not None:
+            target.down = event.message
+            target.excluded = event.kind == "target_excluded"
+            self.status.show(f"{event.target} left the batch: {event.message}", "warning")
+        self._draw_summary()
+        self._draw_targets()
+
+    def _set_job(self, job_id: str, state: str, target: str = "", note: str = "") -> None:
+        row = self.jobs.get(job_id)
+        if row is None:
+            return
+        row.state, row.target, row.note = state, target, note
+        table = self.query_one("#batch-jobs", DataTable)
+        for column, value in zip(("index", "state", "target", "label", "note"), self._job_cells(row)):
+            table.update_cell(job_id, column, value, update_width=True)
+
+    @staticmethod
+    def _job_cells(row: JobRow) -> list[object]:
+        return [str(row.job.index + 1), Text(row.state, style=_STATE_STYLE[row.state]), row.target,
+                _job_label(row.job), row.note]
+
+    # -- drawing -----------------------------------------------------------------
+
+    def _elapsed(self) -> float | None:
+        if self._started_at is None:
+            return None
+        elapsed = self._clock() - self._started_at
+        return elapsed if elapsed > 0 else None
+
+    def eta(self) -> float | None:
+        """Seconds until every job is settled at this run's pace; None before the first result."""
+        elapsed = self._elapsed()
+        counts = self.counts()
+        left = counts["queued"] + counts["running"]
+        if not self.running or elapsed is None or not self._done_this_run:
+            return None
+        return left * elapsed / self._done_this_run
+
+    def _draw_summary(self) -> None:
+        counts = self.counts()
+        line = Text()
+        for state in JOB_STATES:
+            line.append(f"{state} ", style="dim")
+            line.append(str(counts[state]), style=_STATE_STYLE[state] if counts[state] else "dim")
+            line.append("  ")
+        line.append(f"of {len(self.jobs)}", style="dim")
+        if self.running:
+            line.append(f"   ETA {format_eta(self.eta())}")
+        if self.runner is not None:
+            line.append(f"\nOutput {self.runner.out_dir}", style="dim")
+        self.query_one("#batch-summary", Static).update(line)
+
+    def _draw_targets(self) -> None:
+        table = self.query_one("#batch-targets", DataTable)
+        table.clear()
+        elapsed = self._elapsed()
+        for target in self.targets.values():
+            if target.down is not None:
+                label = "excluded" if target.excluded else "down"
+                state = Text(f"{label}: {target.down}", style="red")
+            else:
+                state = Text("working" if target.running else "idle", style="green" if target.running else "dim")
+            rate = f"{target.done * 60 / elapsed:.1f}" if elapsed and target.done else "—"
+            table.add_row(target.name, state, str(target.done), str(target.running), rate, key=target.name)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state is WorkerState.ERROR and event.worker.error is not None:
+            error = event.worker.error
+            if event.worker.group == "batch-run":
+                self.result = BatchResult(records=[])
+            self.status.show(f"The batch stopped: {type(error).__name__}: {error}", "error")

@@ -1,0 +1,87 @@
+"""Batch view: a batch over in-process targets, one dying and one lacking nodes; cancel; resume."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from pistachio_tui.config import Settings
+from pistachio_tui.fleet.dispatch import BatchRunner
+from pistachio_tui.ui.views.batch import BatchView
+from tests.fleet.test_dispatch import FakeTarget, build, jobs
+from tests.ui_views.harness import ViewApp, screen_text, until
+
+
+class StuckTarget(FakeTarget):
+    """Accepts jobs and never finishes them, like a server that hangs."""
+
+    async def run(self, prompt):
+        await asyncio.Event().wait()
+
+
+def batch_app(out_dir, make_targets, n=20, **kwargs) -> ViewApp:
+    def factory(on_event):
+        return BatchRunner(jobs(n), make_targets(), out_dir, build, on_event=on_event)
+    return ViewApp(lambda: BatchView(Settings(), factory, **kwargs))
+
+
+async def test_runs_a_batch_and_shows_targets_leaving(tmp_path):
+    app = batch_app(tmp_path, lambda: [FakeTarget("a"), FakeTarget("b", die_after=3),
+                                       FakeTarget("c", missing="missing nodes: Foo")])
+    async with app.run_test(size=(120, 40)) as pilot:
+        view = app.query_one(BatchView)
+        await pilot.press("s")
+        await until(pilot, lambda: view.result is not None, "the batch to finish")
+        assert view.counts()["done"] == 20 and view.result.ok
+        assert view.targets["b"].down == "b vanished" and not view.targets["b"].excluded
+        assert view.targets["c"].excluded
+        text = screen_text(app)
+        assert "done 20" in text and "down: b vanished" in text and "excluded: missing nodes: Foo" in text
+        assert "All 20 jobs done" in text and str(tmp_path) in text
+
+
+async def test_cancel_strands_what_was_not_finished(tmp_path):
+    app = batch_app(tmp_path, lambda: [StuckTarget("slow", slots=2)], n=5)
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = app.query_one(BatchView)
+        await pilot.press("s")
+        await until(pilot, lambda: view.counts()["running"] == 2, "two jobs running")
+        await pilot.press("s")
+        assert "already running" in str(view.status.render())
+        await pilot.press("x")
+        await until(pilot, lambda: view.result is not None, "the cancelled batch to end")
+        assert view.counts()["stranded"] == 5
+        assert "5 not run" in str(view.status.render())
+
+
+async def test_resume_shows_earlier_jobs_as_done(tmp_path):
+    await BatchRunner(jobs(8), [FakeTarget("a", slots=1, die_after=3)], tmp_path, build).run()
+    app = batch_app(tmp_path, lambda: [FakeTarget("a")], n=8)
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = app.query_one(BatchView)
+        await pilot.press("s")
+        await until(pilot, lambda: view.result is not None, "the resumed batch")
+        notes = [row.note for row in view.jobs.values()]
+        assert notes.count("earlier run") == 3 and view.counts()["done"] == 8
+
+
+def snapshot_app(out_dir) -> ViewApp:
+    def factory(on_event):
+        targets = [FakeTarget("gpu-box", slots=1, bad_seed=3), FakeTarget("laptop", missing="missing nodes: Foo")]
+        return BatchRunner(jobs(6), targets, out_dir, build, on_event=on_event)
+    return ViewApp(lambda: BatchView(Settings(), factory, clock=lambda: 50.0))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_batch_snapshot(snap_compare, size, tmp_path, monkeypatch):
+    # A relative output folder keeps the temporary path out of the snapshot.
+    monkeypatch.chdir(tmp_path)
+
+    async def finished(pilot):
+        view = pilot.app.query_one(BatchView)
+        await pilot.press("s")
+        await until(pilot, lambda: view.result is not None, "the batch to finish")
+
+    assert snap_compare(snapshot_app(Path("batch-out")), terminal_size=size, run_before=finished)
