@@ -41,7 +41,6 @@ class PistachioApp(App):
     BINDINGS = [
         *(Binding(str(n), f"switch_mode('{mode}')", label, show=False) for n, (mode, label) in enumerate(SCREENS, 1)),
         Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("ctrl+p", "command_palette", "Palette", show=True),
         Binding("q", "quit", "Quit"),
     ]
 
@@ -143,5 +142,11 @@ class PistachioApp(App):
 
 def run_app(settings: Settings, demo_label: str | None = None, dashboard: bool = False) -> int:
     """Run the app until the user quits; returns the exit code."""
+    try:
+        # textual-image asks the terminal what it can draw when first imported; that must
+        # happen before Textual owns the terminal, or the answer arrives as key presses.
+        import textual_image.widget  # noqa: F401
+    except Exception:  # noqa: BLE001 — without it, previews fall back to a text description
+        pass
     PistachioApp(settings, demo_label=demo_label, dashboard=dashboard).run()
     return 0

@@ -58,7 +58,7 @@ def preview_markup(preview: Preview, server: str | None) -> str:
             lines.append(f"[green]All node types available on {server}[/]")
         if needs.models:
             lines.append("Models:")
-            lines.extend(f"  {_mark(m.present)} {m.folder or '?'}/{m.name}" for m in needs.models[:10])
+            lines.extend(f"  {m.folder or '?'}/{m.name} {_mark(m.present)}" for m in needs.models[:10])
             if len(needs.models) > 10:
                 lines.append(f"  … and {len(needs.models) - 10} more")
         else:

@@ -149,7 +149,7 @@ class QueueScreen(PistachioScreen):
             box.display = outputs.display = False
             return
         state = session.tracker.get(entry.prompt_id)
-        lines = [Text.assemble("Prompt ", (entry.prompt_id, "bold"), "  ", status_text(entry.outcome)).markup,
+        lines = [Text.assemble(status_text(entry.outcome), "  ", (entry.prompt_id, "bold")).markup,
                  f"{len(entry.prompt)} nodes, took {duration(entry.duration)}"]
         if state is not None and state.error is not None:
             lines.append(error_text(state, session.prompt_titles(entry.prompt_id)))

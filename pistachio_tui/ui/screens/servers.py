@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -22,6 +24,11 @@ LOG_LINES = 2000
 FOLLOW_SECONDS = 2.0
 
 
+def short_device(name: str) -> str:
+    """``cuda:0 NVIDIA GeForce RTX 4090 : cudaMallocAsync`` → ``NVIDIA GeForce RTX 4090``."""
+    return re.sub(r"^\w+:\d+\s+", "", name).split(" : ")[0][:28]
+
+
 def server_row(session: ServerSession) -> tuple:
     stats = session.stats
     queue = len(session.queue.running) + len(session.queue.pending)
@@ -32,7 +39,7 @@ def server_row(session: ServerSession) -> tuple:
     return (
         session.name, state_text(session.state), str(queue), stats.comfyui_version,
         f"{stats.python_version.split()[0]} / {torch}",
-        device.name.split(":")[-1].strip()[:28] if device else "cpu",
+        short_device(device.name) if device else "cpu",
         f"{gib(device.vram_free)} / {gib(device.vram_total)}" if device else "—",
         f"{gib(stats.ram_free)} / {gib(stats.ram_total)}", session.config.url,
     )

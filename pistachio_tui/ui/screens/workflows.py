@@ -53,13 +53,13 @@ class WorkflowsScreen(PistachioScreen):
         with Horizontal(id="wf-body"):
             yield Tree("Workflows", id="wf-tree")
             with VerticalScroll(id="wf-side"):
-                yield Static("Pick a workflow on the left.", id="wf-summary")
-                yield Vertical(id="wf-params")
                 with Horizontal(id="wf-queue-bar"):
                     yield Label("Batch")
                     yield Input("1", id="batch", type="integer")
                     yield Select(SEED_MODES, value="random", allow_blank=False, id="seed-mode")
-                    yield Button("Queue (g)", variant="primary", id="queue-button")
+                    yield Button("Queue", variant="primary", id="queue-button")
+                yield Static("Pick a workflow on the left.", id="wf-summary")
+                yield Vertical(id="wf-params")
 
     def on_mount(self) -> None:
         tree = self.query_one(Tree)
@@ -117,6 +117,8 @@ class WorkflowsScreen(PistachioScreen):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "open-path" and event.value.strip():
             self.open_workflow(Path(event.value.strip()).expanduser())
+        # Back to the tree, so the screen's single-key bindings work again.
+        self.query_one(Tree).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "queue-button":

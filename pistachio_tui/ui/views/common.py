@@ -1,12 +1,13 @@
-"""Small pieces the domain views share: a status line and two confirmation dialogs."""
+"""Small pieces the domain views share: a status line, confirmation dialogs, a text viewer."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
@@ -76,3 +77,24 @@ class YesNo(ModalScreen[bool]):
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+class TextModal(ModalScreen[None]):
+    """Read-only text in a scrollable dialog (a config file, a long message); Escape closes."""
+
+    BINDINGS = [Binding("escape,q", "close", "Close")]
+
+    def __init__(self, title: str, text: str) -> None:
+        super().__init__()
+        self._title = title
+        self._text = text
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog text-dialog"):
+            yield Label(self._title, classes="dialog-title")
+            with VerticalScroll(classes="text-body"):
+                yield Static(Text(self._text), classes="dialog-text")
+            yield Label("Esc to close", classes="dialog-hint")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

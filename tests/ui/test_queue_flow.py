@@ -1,0 +1,82 @@
+"""Open a workflow, queue it, watch it finish, see history; interrupt a long run."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable, Input, ProgressBar
+
+from pistachio_tui.comfy.session import CONNECTED, PROGRESS
+from pistachio_tui.sim.server import SimServer
+from pistachio_tui.ui.screens.workflows import WorkflowsScreen
+from pistachio_tui.ui.widgets.output_preview import OutputPreview
+from pistachio_tui.ui.workflow_sources import bundled_dir
+
+from .helpers import make_app, until
+
+
+def sim_workflow(tmp_path):
+    from pistachio_tui.sim.catalog import seed_workflows
+
+    path = tmp_path / "sim_txt2img.json"
+    path.write_bytes(seed_workflows()["sim_txt2img.json"])
+    return path
+
+
+async def open_by_path(pilot, path) -> WorkflowsScreen:
+    await pilot.press("2", "o")
+    screen = pilot.app.screen
+    screen.query_one("#open-path", Input).value = str(path)
+    await pilot.press("enter")
+    await until(pilot, lambda: screen.preview is not None)
+    return screen
+
+
+async def test_queue_a_workflow_and_see_it_in_history(sim, tmp_path):
+    app = make_app(tmp_path, ("sim", sim.url))
+    seen_progress = []
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.manager.active.state == CONNECTED)
+        session = app.manager.active
+        session.subscribe(lambda u: seen_progress.append(u.prompt.fraction) if u.kind == PROGRESS else None)
+        screen = await open_by_path(pilot, sim_workflow(tmp_path))
+        summary = str(screen.query_one("#wf-summary").render())
+        assert "nodes to run" in summary and "All node types available" in summary
+        screen.query_one("#batch", Input).value = "2"
+        await pilot.press("g")
+        await until(pilot, lambda: sum(e.outcome == "success" for e in session.history.values()) == 2)
+        assert max(seen_progress) == 1.0
+        await pilot.press("3")
+        history = app.screen.query_one("#history", DataTable)
+        await until(pilot, lambda: history.row_count == 2)
+        history.focus()
+        await pilot.press("v")
+        await until(pilot, lambda: "PNG" in str(app.screen.query_one(OutputPreview).query_one(".caption").render()))
+
+
+async def test_rejected_prompt_is_explained(sim, tmp_path):
+    app = make_app(tmp_path, ("sim", sim.url))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.manager.active.state == CONNECTED)
+        screen = await open_by_path(pilot, bundled_dir() / "sdxl_lora.json")
+        assert "missing" in str(screen.query_one("#wf-summary").render())
+        await pilot.press("g")
+        await until(pilot, lambda: "refused" in str(screen.query_one("#wf-summary").render()))
+        assert "sd_xl_base_1.0.safetensors" in str(screen.query_one("#wf-summary").render())
+
+
+async def test_interrupt_a_long_run(tmp_path):
+    slow = SimServer(step_delay=0.2)
+    await slow.start()
+    try:
+        app = make_app(tmp_path, ("slow", slow.url))
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: app.manager.active.state == CONNECTED)
+            await open_by_path(pilot, sim_workflow(tmp_path))
+            await pilot.press("g", "3")
+            session = app.manager.active
+            await until(pilot, lambda: session.running() is not None and session.running().value > 0)
+            bar = app.screen.query_one("#overall", ProgressBar)
+            await until(pilot, lambda: (bar.progress or 0) > 0)
+            await pilot.press("i")
+            await until(pilot, lambda: any(e.outcome == "interrupted" for e in session.history.values()))
+    finally:
+        await slow.stop()
