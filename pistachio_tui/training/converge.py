@@ -50,8 +50,7 @@ def find_convergence(eval_losses: Mapping[int, float], *, patience: int = 3,
     stop_epoch, stop_loss, trend = _first_plateau(points, patience, tolerance)
     pool = [(e, v) for e, v in points if saved_epochs is None or e in saved_epochs]
     best_epoch, best_loss = min(pool, key=lambda p: (p[1], p[0])) if pool else (None, None)
-    explanation = _explain(points, best_epoch, best_loss, stop_epoch, stop_loss, trend, patience,
-                           saved_epochs)
+    explanation = _explain(points, best_epoch, best_loss, stop_epoch, stop_loss, trend, patience)
     if chosen is not None:
         picked = eval_losses.get(chosen)
         figure = f" (eval loss {picked:.4g})" if picked is not None else ""
@@ -79,23 +78,22 @@ def _first_plateau(points: list[tuple[int, float]], patience: int,
     return None, None, None
 
 
-def _explain(points, best_epoch, best_loss, stop_epoch, stop_loss, trend, patience,
-             saved_epochs) -> str:
+def _explain(points, best_epoch, best_loss, stop_epoch, stop_loss, trend, patience) -> str:
     if best_epoch is None:
         if not points:
             return "no eval loss yet (needs eval_datasets and at least one eval after epoch 0)"
         return "no saved epoch has an eval loss yet"
+    text = f"epoch {best_epoch}: lowest eval loss {best_loss:.4g}"
+    overall_epoch, overall_loss = min(points, key=lambda p: (p[1], p[0]))
+    if overall_epoch != best_epoch:
+        return (f"{text} among saved epochs (epoch {overall_epoch} had {overall_loss:.4g} "
+                "but has no usable save)")
     if stop_epoch == best_epoch:
         verb = "rose" if trend == "rose" else "did not improve"
-        return f"epoch {best_epoch}: lowest eval loss {best_loss:.4g}; {verb} for the next {patience} evals"
-    after = sum(1 for e, _ in points if e > best_epoch)
-    text = f"epoch {best_epoch}: lowest eval loss {best_loss:.4g}"
-    if saved_epochs is not None and points and min(points, key=lambda p: p[1])[0] != best_epoch:
-        text += " among saved epochs"
+        return f"{text}; {verb} for the next {patience} evals"
     if stop_epoch is not None:
         word = "rose" if trend == "rose" else "flattened"
-        text += (f"; eval loss first {word} after epoch {stop_epoch} "
-                 f"({stop_loss:.4g}) for {patience} evals, then fell again")
-    elif after < patience:
-        text += f" so far; {after} eval{'s' if after != 1 else ''} since (need {patience} to call it)"
-    return text
+        return (f"{text}; eval loss first {word} after epoch {stop_epoch} "
+                f"({stop_loss:.4g}) for {patience} evals, then fell again")
+    after = sum(1 for e, _ in points if e > best_epoch)
+    return f"{text} so far; {after} eval{'s' if after != 1 else ''} since (need {patience} to call it)"

@@ -1,0 +1,95 @@
+"""Promoting an epoch into ComfyUI, and the acceptance run end to end (API and CLI)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from pistachio_tui.cli import exit_codes, main
+from pistachio_tui.training.checkpoints import ADAPTER_FILE
+from pistachio_tui.training.converge import find_convergence
+from pistachio_tui.training.errors import CheckpointUnusable, PromoteRefused
+from pistachio_tui.training.promote import lora_name, promote
+from pistachio_tui.training.watch import RunWatcher
+from tests.training.helpers import make_comfy, make_run
+
+
+def sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_acceptance_pick_17_and_promote_via_api(tmp_path):
+    run = make_run(tmp_path)
+    comfy = make_comfy(tmp_path)
+    state = RunWatcher(run.output_dir).poll()
+    pick = find_convergence(state.eval_loss_by_epoch(), patience=3, saved_epochs=state.saved_epochs)
+    assert pick.chosen_epoch == 17
+    result = promote(state.run_dir, pick.chosen_epoch, comfy)
+    assert result.path == comfy / "models" / "loras" / "20260820_10-00-00_e17.safetensors"
+    source = run.run_dir / "epoch17" / ADAPTER_FILE
+    assert result.sha256 == sha(source) == sha(result.path) and result.size == source.stat().st_size
+    assert result.trigger == "pstch" and not result.replaced
+    assert [p.name for p in result.path.parent.iterdir()] == [result.path.name]  # no temp file left
+
+
+def test_acceptance_via_cli(tmp_path, capsys):
+    run = make_run(tmp_path)
+    comfy = make_comfy(tmp_path)
+    assert main(["train", "best", str(run.output_dir), "--json"]) == exit_codes.OK
+    best = json.loads(capsys.readouterr().out)
+    assert best["best_epoch"] == 17
+    assert best["explanation"] == "epoch 17: lowest eval loss 0.0812; rose for the next 3 evals"
+    code = main(["train", "promote", str(run.output_dir), "--epoch", str(best["best_epoch"]),
+                 "--comfy", str(comfy), "--name", "my style", "--json"])
+    assert code == exit_codes.OK
+    out = json.loads(capsys.readouterr().out)
+    assert out["path"].endswith("my_style_e17.safetensors") and out["trigger"] == "pstch"
+    assert main(["train", "promote", str(run.output_dir), "--epoch", "17", "--comfy", str(comfy),
+                 "--name", "my style"]) == exit_codes.REJECTED
+    assert "already exists" in capsys.readouterr().err
+    assert main(["train", "promote", str(run.output_dir), "--epoch", "17", "--comfy", str(comfy),
+                 "--name", "my style", "--overwrite"]) == exit_codes.OK
+
+
+def test_refuses_overwrite_without_flag(tmp_path):
+    run = make_run(tmp_path, tensorboard=False)
+    comfy = make_comfy(tmp_path)
+    first = promote(run.run_dir, 3, comfy)
+    first.path.write_bytes(b"user's own file")
+    with pytest.raises(PromoteRefused, match="already exists"):
+        promote(run.run_dir, 3, comfy)
+    assert first.path.read_bytes() == b"user's own file"
+    again = promote(run.run_dir, 3, comfy, overwrite=True)
+    assert again.replaced and sha(again.path) == first.sha256
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda p: p.write_bytes(b""), "0 bytes"),
+    (lambda p: p.write_bytes(b"\x10" * 8 + b"garbage"), "does not fit"),
+    (lambda p: p.unlink(), "missing"),
+])
+def test_refuses_bad_sources(tmp_path, damage, message):
+    run = make_run(tmp_path, tensorboard=False)
+    comfy = make_comfy(tmp_path)
+    damage(run.run_dir / "epoch5" / ADAPTER_FILE)
+    with pytest.raises(CheckpointUnusable, match=message):
+        promote(run.run_dir, 5, comfy)
+    assert list((comfy / "models" / "loras").iterdir()) == []
+
+
+def test_refuses_a_folder_that_is_not_comfyui(tmp_path):
+    run = make_run(tmp_path, tensorboard=False)
+    with pytest.raises(PromoteRefused, match="does not look like a ComfyUI folder"):
+        promote(run.run_dir, 5, tmp_path / "elsewhere")
+
+
+def test_no_trigger_recorded(tmp_path):
+    run = make_run(tmp_path, tensorboard=False, trigger=None)
+    assert promote(run.run_dir, 1, make_comfy(tmp_path)).trigger is None
+
+
+def test_names_are_filesystem_safe():
+    assert lora_name("20260820_10-00-00", 7) == "20260820_10-00-00_e7.safetensors"
+    assert lora_name("my/odd name!", 2) == "my_odd_name_e2.safetensors"
