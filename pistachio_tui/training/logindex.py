@@ -60,6 +60,7 @@ class LogIndex:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._idle = threading.Event()
+        self._wake = threading.Event()
         self._reset_state()
         self._thread = threading.Thread(target=self._run, name=f"logindex:{self.path.name}", daemon=True)
         if start:
@@ -90,6 +91,12 @@ class LogIndex:
             return self._line_count()
 
     @property
+    def index_bytes(self) -> int:
+        """Memory held by the offset index itself."""
+        with self._lock:
+            return self._marks.itemsize * len(self._marks)
+
+    @property
     def generation(self) -> int:
         """Bumps when the file was truncated or replaced and the index started over."""
         return self._generation
@@ -98,8 +105,14 @@ class LogIndex:
         """Block until the index has caught up with the file (False on timeout); for scripts and tests."""
         return self._idle.wait(timeout)
 
+    def check_now(self) -> None:
+        """Look for appended data now instead of at the next poll; :meth:`wait` then waits for it."""
+        self._idle.clear()
+        self._wake.set()
+
     def close(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
 
@@ -223,8 +236,7 @@ class LogIndex:
                 if fh is None:
                     fh = self._open()
                     if fh is None:
-                        if self._stop.wait(self._poll):
-                            return
+                        self._sleep()
                         continue
                 if self._replaced(fh):
                     fh.close()
@@ -240,11 +252,16 @@ class LogIndex:
                 with self._lock:
                     self._caught_up = True
                 self._idle.set()
-                if not self._follow or self._stop.wait(self._poll):
+                if not self._follow:
                     return
+                self._sleep()
         finally:
             if fh is not None:
                 fh.close()
+
+    def _sleep(self) -> None:
+        self._wake.wait(self._poll)
+        self._wake.clear()
 
     def _open(self):
         try:
