@@ -173,7 +173,6 @@ async def run_watch(args: argparse.Namespace) -> int:
 async def run_best(args: argparse.Namespace) -> int:
     import asyncio
 
-    from pistachio_tui.training.converge import find_convergence
     from pistachio_tui.training.errors import TrainingError
 
     if args.patience < 1:
@@ -189,8 +188,7 @@ async def run_best(args: argparse.Namespace) -> int:
     finally:
         watcher.close()
     evals = state.eval_loss_by_epoch()
-    result = find_convergence(evals, patience=args.patience, tolerance=args.tolerance,
-                              saved_epochs=state.saved_epochs if state.checkpoints else None)
+    result = state.convergence(patience=args.patience, tolerance=args.tolerance)
     if args.json:
         print(json.dumps({
             "run": state.name, "best_epoch": result.best_epoch, "best_loss": result.best_loss,

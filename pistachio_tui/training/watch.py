@@ -31,6 +31,7 @@ from typing import Any
 
 from pistachio_tui.training import logparse as lp
 from pistachio_tui.training.checkpoints import RunCheckpoints, scan_checkpoints
+from pistachio_tui.training.converge import Convergence, find_convergence
 from pistachio_tui.training.runs import RunConfig, RunPaths, read_run_config, resolve_run
 from pistachio_tui.training.series import DownsampledSeries
 from pistachio_tui.training.tail import LogFollower
@@ -135,6 +136,13 @@ class RunState:
     def saved_epochs(self) -> list[int]:
         return self.checkpoints.usable_epochs if self.checkpoints else []
 
+    def convergence(self, *, patience: int = 3, tolerance: float = 0.0,
+                    chosen: int | None = None) -> Convergence:
+        """The epoch to keep, among usable saves when the run folder is known."""
+        return find_convergence(self.eval_loss_by_epoch(), patience=patience, tolerance=tolerance,
+                                saved_epochs=self.saved_epochs if self.checkpoints else None,
+                                chosen=chosen)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (series downsampled; errors without tracebacks)."""
         ck = self.checkpoints
@@ -149,7 +157,7 @@ class RunState:
             "iter_time": self.iter_time, "eta_s": self.eta_s, "nan_count": self.nan_count,
             "resumed_at": list(self.resumed_at) if self.resumed_at else None,
             "eval_name": self.eval_name,
-            "eval_loss_by_epoch": {str(k): v for k, v in self.eval_loss_by_epoch().items()},
+            "eval_loss_by_epoch": {str(k): _num(v) for k, v in self.eval_loss_by_epoch().items()},
             "saved": [{"name": s.name, "epoch": s.epoch, "step": s.step, "size": s.size,
                        "ok": s.ok, "problem": s.problem} for s in (ck.saved if ck else [])],
             "global_steps": ck.global_steps if ck else [],

@@ -9,7 +9,6 @@ import pytest
 
 from pistachio_tui.cli import exit_codes, main
 from pistachio_tui.training.checkpoints import ADAPTER_FILE
-from pistachio_tui.training.converge import find_convergence
 from pistachio_tui.training.errors import CheckpointUnusable, PromoteRefused
 from pistachio_tui.training.promote import lora_name, promote
 from pistachio_tui.training.watch import RunWatcher
@@ -24,7 +23,7 @@ def test_acceptance_pick_17_and_promote_via_api(tmp_path):
     run = make_run(tmp_path)
     comfy = make_comfy(tmp_path)
     state = RunWatcher(run.output_dir).poll()
-    pick = find_convergence(state.eval_loss_by_epoch(), patience=3, saved_epochs=state.saved_epochs)
+    pick = state.convergence(patience=3)
     assert pick.chosen_epoch == 17
     result = promote(state.run_dir, pick.chosen_epoch, comfy)
     assert result.path == comfy / "models" / "loras" / "20260820_10-00-00_e17.safetensors"
