@@ -250,7 +250,9 @@ class ServerSession:
             return
         if isinstance(event, Disconnected):
             self._ws_up = False
-            self._set_state(RECONNECTING if self.state == CONNECTED else self.state, event.reason)
+            # When HTTP is failing too, the health poll's reason is the one to show.
+            if self.state == CONNECTED:
+                self._set_state(RECONNECTING, event.reason)
             self.check_now()
             return
         if isinstance(event, Resynced):
