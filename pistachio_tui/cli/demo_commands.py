@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="open the app on an embedded simulated ComfyUI server",
         description="Open Pistachio on a simulated ComfyUI server (no GPU, no network needed).",
     )
-    parser.add_argument("--step-delay", type=float, default=0.15, help="seconds per simulated sampler step")
+    parser.add_argument("--step-delay", type=float, default=0.3, help="seconds per simulated sampler step")
     parser.add_argument("--dashboard", action="store_true", help="open the compact dashboard instead")
     parser.add_argument("--no-autorun", action="store_true", help="do not keep a demo prompt running")
     parser.set_defaults(func=run_demo)
@@ -63,7 +63,7 @@ class SimThread:
         self._thread.join(timeout=5)
 
 
-async def keep_busy(url: str, prompt: dict, idle_pause: float = 4.0) -> None:
+async def keep_busy(url: str, prompt: dict, idle_pause: float = 1.5) -> None:
     """Queue the demo prompt again whenever the simulated queue runs dry.
 
     A new seed each time keeps the simulator from answering from its cache.
@@ -78,7 +78,9 @@ async def keep_busy(url: str, prompt: dict, idle_pause: float = 4.0) -> None:
                 queue = await client.queue()
                 if not queue.running and not queue.pending:
                     apply_seed_mode(prompt, "random")
-                    await client.submit(prompt)
+                    # No client_id: ComfyUI then sends the run's progress to every
+                    # socket, so the app sees it like a prompt queued from a script.
+                    await client.post_json("/prompt", {"prompt": prompt})
             except ComfyError:
                 pass  # the user may be trying the "server down" switches
             await asyncio.sleep(idle_pause)
