@@ -1,5 +1,9 @@
 """Turn DiffusionPipe / DeepSpeed console lines into typed events.
 
+Events are slotted dataclasses (not frozen: frozen ones are several times
+slower to build, and a long log has millions of step lines); treat them as
+read-only.
+
 DiffusionPipe prints little of its own (epochs, evals, saves); the per-step
 figures come from DeepSpeed, two lines per step. Distributed runs prefix every
 line of a traceback with ``[rankN]: ``, and several ranks may interleave, so
@@ -8,6 +12,7 @@ the parser strips that prefix and keeps one open traceback per rank.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import deque
@@ -20,7 +25,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class StepInfo:
     """DeepSpeed's ``[Rank 0] step=N, skipped=K, lr=[...]`` line."""
     step: int
@@ -28,7 +33,7 @@ class StepInfo:
     lr: tuple[float, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class StepLoss:
     """DeepSpeed's ``steps: N loss: X iter time (s): T samples/sec: S`` line."""
     step: int
@@ -37,17 +42,17 @@ class StepLoss:
     samples_per_sec: float | None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class EpochStarted:
     epoch: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class EvalStarted:
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ModelSaved:
     """``Saving model to directory epochE`` (or ``stepN``)."""
     name: str
@@ -55,41 +60,41 @@ class ModelSaved:
     step: int | None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CheckpointSaved:
     """DeepSpeed writing the resume state ``global_stepN``."""
     step: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Resumed:
     epoch: int
     step: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TrainingComplete:
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ManualQuit:
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class GlobalBatchSize:
     size: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Caching:
     """``caching latents: <path>`` / ``caching text embeddings: <path>``."""
     what: str
     path: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ErrorSeen:
     """A failure worth showing: ``kind`` is one of the keys of :data:`SUGGESTIONS`."""
     kind: str
@@ -151,6 +156,8 @@ _SPECIFIC_ERRORS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("empty_dataset", re.compile(r"Processed dataset was empty")),
     ("no_checkpoint", re.compile(r"Unable to find latest file")),
 )
+#: Every specific error line holds one of these; lines without them skip the regexes.
+_ERROR_WORDS = ("out of memory", "dataset was empty", "Unable to find latest")
 _MAX_TRACEBACK_LINES = 40
 _MAX_OPEN_TRACEBACKS = 16
 
@@ -177,15 +184,17 @@ class LineParser:
     def feed(self, line: str, line_no: int) -> list[LogEvent]:
         """Events found in one line (without its newline); ``line_no`` counts from 1."""
         rank = ""
-        m = _RANK_PREFIX.match(line)
-        if m:
-            rank = m.group(1)
-            line = line[m.end():]
+        if line.startswith("[rank"):
+            m = _RANK_PREFIX.match(line)
+            if m:
+                rank = m.group(1)
+                line = line[m.end():]
         line = line.rstrip("\r")
         events: list[LogEvent] = []
         tb = self._track_traceback(rank, line, line_no)
-        if "step" in line or "Step" in line:
-            self._parse_steps(line, line_no, events)
+        # Step lines are nearly all of a log: once one matched, nothing else can.
+        if "step" in line and self._parse_steps(line, line_no, events):
+            return events
         self._parse_markers(line, events)
         specific = self._specific_error(line, line_no, tb)
         if specific is not None:
@@ -212,7 +221,7 @@ class LineParser:
         if line.startswith((" ", "\t", "During handling", "The above exception", "^", "~")) or not line:
             tb.lines.append(line)
             return None
-        if _EXC_LINE.match(line) or any(p.search(line) for _, p in _SPECIFIC_ERRORS):
+        if _EXC_LINE.match(line) or any(word in line for word in _ERROR_WORDS):
             tb.lines.append(line)
             del self._tracebacks[rank]
             return tb
@@ -221,42 +230,52 @@ class LineParser:
         return None
 
     @staticmethod
-    def _parse_steps(line: str, line_no: int, events: list[LogEvent]) -> None:
-        m = _STEP_INFO.search(line)
+    def _parse_steps(line: str, line_no: int, events: list[LogEvent]) -> bool:
+        m = _STEP_INFO.search(line) if "] step=" in line else None
         if m:
-            lrs = tuple(float(x) for x in _FLOAT.findall(m.group(3)))
-            events.append(StepInfo(int(m.group(1)), int(m.group(2)), lrs))
-            return
-        m = _STEP_LOSS.search(line)
+            events.append(StepInfo(int(m.group(1)), int(m.group(2)), _lr_values(m.group(3))))
+            return True
+        m = _STEP_LOSS.search(line) if "steps: " in line else None
         if m:
             loss = float(m.group(2))
             events.append(StepLoss(int(m.group(1)), loss, _opt_float(m.group(3)), _opt_float(m.group(4))))
             if not math.isfinite(loss):
                 events.append(ErrorSeen("nan_loss", line_no, line.strip(), SUGGESTIONS["nan_loss"]))
+            return True
+        return False
 
     @staticmethod
     def _parse_markers(line: str, events: list[LogEvent]) -> None:
-        if m := _EPOCH.search(line):
-            events.append(EpochStarted(int(m.group(1))))
+        # Cheap substring tests first: regexes run only on the rare lines that can match.
+        if "Started new epoch" in line:
+            if m := _EPOCH.search(line):
+                events.append(EpochStarted(int(m.group(1))))
         elif line.startswith("Running eval"):
             events.append(EvalStarted())
-        elif m := _SAVE.search(line):
-            events.append(_model_saved(m.group(1)))
-        elif m := _CKPT.search(line):
-            events.append(CheckpointSaved(int(m.group(1))))
-        elif m := _RESUME.search(line):
-            events.append(Resumed(int(m.group(1)), int(m.group(2))))
+        elif "Saving model to directory" in line:
+            if m := _SAVE.search(line):
+                events.append(_model_saved(m.group(1)))
+        elif "Checkpoint global_step" in line:
+            if m := _CKPT.search(line):
+                events.append(CheckpointSaved(int(m.group(1))))
+        elif "Resuming at epoch" in line:
+            if m := _RESUME.search(line):
+                events.append(Resumed(int(m.group(1)), int(m.group(2))))
         elif "TRAINING COMPLETE!" in line:
             events.append(TrainingComplete())
         elif line.startswith("Manually quitting"):
             events.append(ManualQuit())
-        elif m := _GBS.search(line):
-            events.append(GlobalBatchSize(int(m.group(1))))
-        elif m := _CACHING.search(line):
-            events.append(Caching(m.group(1), m.group(2).strip()))
+        elif "Global batch size" in line:
+            if m := _GBS.search(line):
+                events.append(GlobalBatchSize(int(m.group(1))))
+        elif "caching " in line:
+            if m := _CACHING.search(line):
+                events.append(Caching(m.group(1), m.group(2).strip()))
 
     @staticmethod
     def _specific_error(line: str, line_no: int, tb: _OpenTraceback | None) -> ErrorSeen | None:
+        if not any(word in line for word in _ERROR_WORDS):
+            return None
         for kind, pattern in _SPECIFIC_ERRORS:
             if pattern.search(line):
                 frames = tuple(tb.lines) if tb is not None else ()
@@ -271,6 +290,12 @@ def _model_saved(name: str) -> ModelSaved:
         return ModelSaved(name, None, None)
     number = int(m.group(2))
     return ModelSaved(name, number if m.group(1) == "epoch" else None, number if m.group(1) == "step" else None)
+
+
+@functools.lru_cache(maxsize=64)
+def _lr_values(text: str) -> tuple[float, ...]:
+    """Parse ``[2e-05]`` / ``[[1e-05, 1e-05]]``; cached since the schedule repeats values."""
+    return tuple(float(x) for x in _FLOAT.findall(text))
 
 
 def _opt_float(text: str | None) -> float | None:
