@@ -34,7 +34,7 @@ from pistachio_tui.training.checkpoints import RunCheckpoints, scan_checkpoints
 from pistachio_tui.training.converge import Convergence, find_convergence
 from pistachio_tui.training.runs import RunConfig, RunPaths, read_run_config, resolve_run
 from pistachio_tui.training.series import DownsampledSeries
-from pistachio_tui.training.tail import LogFollower
+from pistachio_tui.training.tail import DEFAULT_MAX_BYTES, LogFollower
 from pistachio_tui.training.tbscalars import Scalar, ScalarReader
 
 __all__ = ["RunState", "RunWatcher", "MAX_ERRORS", "MAX_EVALS"]
@@ -183,7 +183,8 @@ class RunWatcher:
     """Reads a run incrementally and keeps its :class:`RunState` current."""
 
     def __init__(self, target: Path | str, *, log: Path | str | None = None,
-                 smoothing: float = 0.9, max_points: int = 2000) -> None:
+                 smoothing: float = 0.9, max_points: int = 2000,
+                 chunk_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.paths: RunPaths = resolve_run(target, log)
         self._smoothing = smoothing
         self.config: RunConfig = read_run_config(self.paths.run_dir)
@@ -191,12 +192,14 @@ class RunWatcher:
                               total_epochs=self.config.epochs, max_steps=self.config.max_steps,
                               loss_series=DownsampledSeries(max_points),
                               eval_names=self.config.eval_names)
-        self._follower = LogFollower(self.paths.log_path) if self.paths.log_path else None
+        self._follower = (LogFollower(self.paths.log_path, max_bytes=chunk_bytes)
+                          if self.paths.log_path else None)
         self._parser = lp.LineParser()
         self._tb = ScalarReader(self.paths.run_dir) if self.paths.run_dir else None
         self._tb_last_train_step: int | None = None
         self._tb_last_wall: tuple[int, float] | None = None
         self._log_has_timing = False
+        self._backlog = False
 
     def close(self) -> None:
         if self._follower is not None:
@@ -204,6 +207,7 @@ class RunWatcher:
 
     def poll(self) -> RunState:
         """Read everything new (log, TensorBoard, run folder); return the state. Blocking."""
+        self._backlog = self._follower is not None
         if self._follower is not None:
             for _ in range(_MAX_CHUNKS_PER_POLL):
                 chunk = self._follower.read()
@@ -213,6 +217,7 @@ class RunWatcher:
                     for event in self._parser.feed(line, chunk.first_line_no + offset):
                         self._apply(event)
                 if not chunk.lines:
+                    self._backlog = False
                     break
         if self._tb is not None:
             while scalars := self._tb.read():
@@ -222,12 +227,22 @@ class RunWatcher:
             self.state.checkpoints = scan_checkpoints(self.paths.run_dir)
         return self.state
 
+    @property
+    def has_backlog(self) -> bool:
+        """The last poll stopped before the end of a long log; poll again at once."""
+        return self._backlog
+
     async def watch(self, interval: float = 1.0) -> AsyncIterator[RunState]:
-        """Yield the state after every poll, forever; polls run in a worker thread."""
+        """Yield the state after every poll, forever; polls run in a worker thread.
+
+        A long existing log is consumed over several polls (a state after each),
+        without waiting ``interval`` in between.
+        """
         try:
             while True:
                 yield await asyncio.to_thread(self.poll)
-                await asyncio.sleep(interval)
+                if not self._backlog:
+                    await asyncio.sleep(interval)
         finally:
             self.close()
 
@@ -328,7 +343,7 @@ class RunWatcher:
                 following = min(following, s.total_epochs)
             if s.epoch is None or following > s.epoch:
                 s.epoch = following
-        elif tag.endswith("/loss") and not tag.startswith(("train/", "eval/eval_time")):
+        elif tag.endswith("/loss") and not tag.startswith("train/"):
             name = tag[: -len("/loss")]
             series = s.evals.setdefault(name, deque(maxlen=MAX_EVALS))
             if not any(step == scalar.step for step, _ in series):

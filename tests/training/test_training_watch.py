@@ -134,3 +134,17 @@ async def test_async_watch_polls_in_a_thread(tmp_path):
     state = await asyncio.wait_for(anext(stream), 10)
     assert state.status == "complete"
     await stream.aclose()
+
+
+async def test_long_log_is_read_over_several_polls_without_waiting(tmp_path):
+    log = write_log(tmp_path / "long.log", epochs=10, steps_per_epoch=20)
+    watcher = RunWatcher(log, chunk_bytes=256)
+    stream = watcher.watch(interval=3600)  # a sleep between backlog polls would hang the test
+    steps = []
+    while True:
+        state = await asyncio.wait_for(anext(stream), 10)
+        steps.append(state.step)
+        if not watcher.has_backlog:
+            break
+    await stream.aclose()
+    assert len(steps) > 1 and steps == sorted(steps) and steps[-1] == 200
