@@ -61,12 +61,15 @@ class LogLines(Widget, can_focus=True):
     def _last_top(self) -> int:
         return max(self.line_count - self.size.height, 0)
 
+    @property
+    def first_shown(self) -> int:
+        """The top line on screen: the last page while following, else ``top``."""
+        return self._last_top() if self.following else self.top
+
     def _check_growth(self) -> None:
         count = self.line_count
         if count != self._seen_lines:
             self._seen_lines = count
-            if self.following:
-                self.top = self._last_top()
             self.refresh()
 
     def show_line(self, line: int) -> None:
@@ -76,8 +79,9 @@ class LogLines(Widget, can_focus=True):
         self.top = min(max(line - self.size.height // 3, 0), self._last_top())
 
     def action_scroll_lines(self, delta: int) -> None:
+        start = self.first_shown
         self.following = False
-        self.top = min(max(self.top + delta, 0), self._last_top())
+        self.top = min(max(start + delta, 0), self._last_top())
         if delta > 0 and self.top == self._last_top():
             self.following = True
 
@@ -90,16 +94,16 @@ class LogLines(Widget, can_focus=True):
 
     def action_follow(self) -> None:
         self.following = True
-        self.top = self._last_top()
 
     def render(self) -> Text:
         if self.index is None:
             return Text("No log file for this run.", style="dim")
         height = max(self.size.height, 1)
         width = len(str(self.line_count))
+        top = self.first_shown
         text = Text(no_wrap=True, overflow="ellipsis")
-        for offset, line in enumerate(self.index.lines(self.top, height)):
-            number = self.top + offset
+        for offset, line in enumerate(self.index.lines(top, height)):
+            number = top + offset
             if offset:
                 text.append("\n")
             text.append(f"{number + 1:>{width}} ", style="dim")
