@@ -1,13 +1,46 @@
 """DiffusionPipe LoRA training: watch runs, pick the epoch, promote it, prepare runs.
 
-No UI here (never imports textual). The pieces a screen needs:
+No UI here (never imports textual). What a Training screen calls:
 
-- :class:`~pistachio_tui.training.watch.RunWatcher` — ``RunWatcher(target)``;
-  ``poll()`` (blocking) or ``async for state in watcher.watch(interval)``;
-  yields a :class:`~pistachio_tui.training.watch.RunState`.
-- :func:`~pistachio_tui.training.converge.find_convergence` — the epoch to keep.
-- :func:`~pistachio_tui.training.promote.promote` — copy it into ComfyUI.
-- :func:`~pistachio_tui.training.prepare.prepare_run` — dataset split, TOMLs, command.
-- :class:`~pistachio_tui.training.logindex.LogIndex` — view a multi-GB log by line number.
-- :mod:`~pistachio_tui.training.synth` — synthetic runs for demos and tests.
+Watch a run (``watch.py``)::
+
+    watcher = RunWatcher(target, log=None)      # run dir, output dir (newest run) or log file;
+                                                # raises RunNotFound
+    async for state in watcher.watch(interval=1.0):   # polls in a worker thread
+        ...                                     # RunState: status, epoch/total_epochs, step/total_steps,
+                                                # progress, loss, loss_ema, loss_series.points, lr,
+                                                # it_per_s, eta_s, eval_loss_by_epoch(), evals,
+                                                # checkpoints (.saved, .global_steps, .saving),
+                                                # saved_epochs, errors (kind, line_no, text, suggestion,
+                                                # traceback), nan_count, to_dict()
+    watcher.close()
+
+The state is mutated only inside a poll, and ``watch`` polls again only when
+the consumer asks for the next item, so rendering between items is safe.
+
+Pick and promote (``converge.py``, ``promote.py``)::
+
+    pick = state.convergence(patience=3, tolerance=0.0, chosen=None)   # Convergence
+    pick.chosen_epoch, pick.best_epoch, pick.stop_epoch, pick.explanation
+    promoted = promote(state.run_dir, epoch, comfy_dir, name=None, overwrite=False)
+    promoted.path, promoted.trigger       # raises CheckpointUnusable / PromoteRefused
+
+Blocking calls (``promote``, ``prepare_run``, ``LogIndex.find``) belong in a worker.
+
+Prepare a run (``prepare.py``, ``presets.py``, ``dataset.py``)::
+
+    report = inspect_dataset(folder)       # counts, sizes, missing/empty captions
+    preset = get_preset("4090", "wan14b")  # .choices(): name -> Choice(value, why)
+    run = prepare_run(folder, out, trigger="pstch", gpu="4090", model="wan14b")
+    run.main_toml, run.launch_command, run.resume_command, run.warnings
+
+View a huge log (``logindex.py``)::
+
+    index = LogIndex(state.log_path)       # indexes in its own thread
+    index.progress                         # ScanProgress(scanned, size, lines, caught_up)
+    index.lines(start, count); index.find("OutOfMemory", from_line, backwards=False)
+    index.close()
+
+:mod:`~pistachio_tui.training.synth` writes synthetic runs for demos and tests.
+Every error raised here derives from :class:`~pistachio_tui.training.errors.TrainingError`.
 """

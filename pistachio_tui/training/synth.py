@@ -51,7 +51,7 @@ def oom_traceback(rank: int = 0) -> list[str]:
     """The traceback a distributed run prints when CUDA runs out of memory."""
     body = [
         "Traceback (most recent call last):",
-        '  File "/workspace/diffusion-pipe/train.py", line 918, in <module>',
+        '  File "/opt/diffusion-pipe/train.py", line 918, in <module>',
         "    loss = model_engine.train_batch(iterator).item()",
         '  File "/usr/lib/python3/site-packages/deepspeed/runtime/pipe/engine.py", line 388, in train_batch',
         "    self._exec_schedule(sched)",
@@ -71,8 +71,8 @@ def log_lines(*, epochs: int = 30, steps_per_epoch: int = 8, global_batch: int =
     interleaved traceback is a harmless one a dataloader worker prints mid-run.
     """
     if caching:
-        yield "caching latents: /workspace/data/train"
-        yield "caching text embeddings: /workspace/data/train"
+        yield "caching latents: /data/lora/train"
+        yield "caching text embeddings: /data/lora/train"
     yield f"Global batch size = {global_batch}"
     yield "Running eval"
     total = epochs * steps_per_epoch
