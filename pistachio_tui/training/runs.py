@@ -16,7 +16,7 @@ import toml
 
 from pistachio_tui.training.errors import RunNotFound
 
-__all__ = ["RunPaths", "resolve_run", "RUN_NAME", "read_run_config", "RunConfig"]
+__all__ = ["RunPaths", "resolve_run", "find_log", "RUN_NAME", "read_run_config", "RunConfig"]
 
 #: DiffusionPipe names each run folder by its UTC start time.
 RUN_NAME = re.compile(r"\d{8}_\d{2}-\d{2}-\d{2}")
@@ -76,12 +76,19 @@ def resolve_run(target: Path | str, log: Path | str | None = None) -> RunPaths:
             raise RunNotFound(f"{path} holds no DiffusionPipe run (no YYYYMMDD_HH-MM-SS folder, "
                               "no event files, no epochN/) and no log file")
         run_dir = runs[-1]
-    if log_path is None:
-        log_path = _newest_log(run_dir)
+    return RunPaths(run_dir, log_path or find_log(run_dir))
+
+
+def find_log(run_dir: Path) -> Path | None:
+    """The newest console log in ``run_dir``, else in its output folder if this is its newest run."""
+    try:
+        found = _newest_log(run_dir)
         parent = run_dir.parent
-        if log_path is None and parent.is_dir() and _runs_in(parent)[-1:] == [run_dir]:
-            log_path = _newest_log(parent)
-    return RunPaths(run_dir, log_path)
+        if found is None and _runs_in(parent)[-1:] == [run_dir]:
+            found = _newest_log(parent)
+    except OSError:
+        return None
+    return found
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ __all__ = ["LogChunk", "LogFollower", "follow"]
 #: How much one :meth:`LogFollower.read` returns at most, so a huge existing
 #: log is consumed in bounded slices instead of one giant string.
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
+#: A partial line is held back at most this long before it is returned anyway.
+MAX_LINE_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -83,13 +85,22 @@ class LogFollower:
             self._restart_numbering()
             self._pos = 0
         self._file.seek(self._pos)
-        data = self._file.read(self._max_bytes)
-        self._pos += len(data)
-        return self._split(data)
+        parts = []
+        # A line longer than max_bytes is read on to its end, so an empty result
+        # always means "nothing complete yet", never "call again".
+        while data := self._file.read(self._max_bytes):
+            parts.append(data)
+            self._pos += len(data)
+            if b"\n" in data or len(data) < self._max_bytes:
+                break
+        return self._split(b"".join(parts))
 
     def _split(self, data: bytes) -> LogChunk:
         buf = self._pending + data
         cut = buf.rfind(b"\n")
+        if cut < 0 and len(buf) > MAX_LINE_BYTES:
+            cut = len(buf)  # a runaway line (progress bars without newline): hand it out in pieces
+            buf += b"\n"
         if cut < 0:
             self._pending = buf
             lines: list[str] = []

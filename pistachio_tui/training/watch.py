@@ -32,7 +32,7 @@ from typing import Any
 from pistachio_tui.training import logparse as lp
 from pistachio_tui.training.checkpoints import RunCheckpoints, scan_checkpoints
 from pistachio_tui.training.converge import Convergence, find_convergence
-from pistachio_tui.training.runs import RunConfig, RunPaths, read_run_config, resolve_run
+from pistachio_tui.training.runs import RunConfig, RunPaths, find_log, read_run_config, resolve_run
 from pistachio_tui.training.series import DownsampledSeries
 from pistachio_tui.training.tail import DEFAULT_MAX_BYTES, LogFollower
 from pistachio_tui.training.tbscalars import Scalar, ScalarReader
@@ -192,6 +192,7 @@ class RunWatcher:
                               total_epochs=self.config.epochs, max_steps=self.config.max_steps,
                               loss_series=DownsampledSeries(max_points),
                               eval_names=self.config.eval_names)
+        self._chunk_bytes = chunk_bytes
         self._follower = (LogFollower(self.paths.log_path, max_bytes=chunk_bytes)
                           if self.paths.log_path else None)
         self._parser = lp.LineParser()
@@ -207,6 +208,8 @@ class RunWatcher:
 
     def poll(self) -> RunState:
         """Read everything new (log, TensorBoard, run folder); return the state. Blocking."""
+        if self._follower is None and self.paths.run_dir is not None:
+            self._attach_late_log(self.paths.run_dir)
         self._backlog = self._follower is not None
         if self._follower is not None:
             for _ in range(_MAX_CHUNKS_PER_POLL):
@@ -226,6 +229,14 @@ class RunWatcher:
         if self.paths.run_dir is not None:
             self.state.checkpoints = scan_checkpoints(self.paths.run_dir)
         return self.state
+
+    def _attach_late_log(self, run_dir: Path) -> None:
+        """Users often start ``tee`` after opening the watcher: pick the log up when it appears."""
+        log = find_log(run_dir)
+        if log is not None:
+            self.paths = RunPaths(run_dir, log)
+            self.state.log_path = log
+            self._follower = LogFollower(log, max_bytes=self._chunk_bytes)
 
     @property
     def has_backlog(self) -> bool:

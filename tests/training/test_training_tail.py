@@ -86,3 +86,14 @@ async def test_async_follow_yields_new_lines(tmp_path):
     chunk = await asyncio.wait_for(anext(stream), 5)
     assert chunk.lines == ["second"] and chunk.first_line_no == 2
     await stream.aclose()
+
+
+def test_runaway_line_is_handed_out_in_pieces(tmp_path, monkeypatch):
+    import pistachio_tui.training.tail as tail
+
+    monkeypatch.setattr(tail, "MAX_LINE_BYTES", 100)
+    log = tmp_path / "bars.log"
+    log.write_text("x" * 250)
+    with LogFollower(log, max_bytes=64) as f:
+        assert f.read().lines == ["x" * 250]
+        assert f.read().lines == []

@@ -148,3 +148,13 @@ async def test_long_log_is_read_over_several_polls_without_waiting(tmp_path):
             break
     await stream.aclose()
     assert len(steps) > 1 and steps == sorted(steps) and steps[-1] == 200
+
+
+def test_log_created_after_the_watcher_is_picked_up(tmp_path):
+    run = make_run(tmp_path, tensorboard=False)
+    run.log_path.unlink()
+    watcher = RunWatcher(run.run_dir)
+    assert watcher.poll().log_path is None
+    write_log(run.output_dir / "console.log", epochs=2, steps_per_epoch=3)
+    state = watcher.poll()
+    assert state.log_path == run.output_dir / "console.log" and state.step == 6
