@@ -18,6 +18,13 @@ SIZES = [(80, 24), (120, 40)]
 KEYS = {"servers": "1", "workflows": "2", "queue": "3", "gpu": "4", "fix": "5", "training": "6", "pods": "7"}
 
 
+@pytest.fixture(autouse=True)
+def relative_config_dir(tmp_path, monkeypatch):
+    """Messages that name the config dir (e.g. where a RunPod key goes) read the same on every machine."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PISTACHIO_CONFIG_DIR", "pistachio-config")
+
+
 def settled(app):
     async def run_before(pilot) -> None:
         await until(pilot, lambda: app.manager.active.state == DOWN)

@@ -1,4 +1,4 @@
-"""A yes/no question, and a variant that wants a typed name for destructive actions."""
+"""A yes/no question, and a one-line text question (paths, names typed to confirm)."""
 
 from __future__ import annotations
 
@@ -21,17 +21,13 @@ class ConfirmScreen(ModalScreen[bool]):
     """
     BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
 
-    def __init__(self, question: str, typed_name: str | None = None) -> None:
+    def __init__(self, question: str) -> None:
         super().__init__()
         self.question = question
-        self.typed_name = typed_name
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(self.question)
-            if self.typed_name:
-                yield Label(f"Type [b]{self.typed_name}[/b] to confirm:")
-                yield Input(id="typed")
             with Horizontal():
                 yield Button("Yes", variant="warning", id="yes")
                 yield Button("No", id="no")
@@ -40,9 +36,6 @@ class ConfirmScreen(ModalScreen[bool]):
         self.action_answer(event.button.id == "yes")
 
     def action_answer(self, yes: bool) -> None:
-        if yes and self.typed_name and self.query_one("#typed", Input).value != self.typed_name:
-            self.notify("The typed name does not match.", severity="warning")
-            return
         self.dismiss(yes)
 
 
