@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import toml
 
 from pistachio_tui.training.checkpoints import ADAPTER_FILE
 from pistachio_tui.training.dataset import PREP_METADATA
 
-__all__ = ["SynthRun", "eval_curve", "log_lines", "oom_traceback", "tiny_safetensors",
-           "write_run", "write_log"]
+__all__ = ["SynthRun", "ScalarWriter", "eval_curve", "log_lines", "oom_traceback", "tiny_safetensors",
+           "train_loss", "write_run", "write_log"]
 
 _TIME = "2026-08-20 10:{m:02d}:{s:02d},{ms:03d}"
 
@@ -131,6 +133,30 @@ def tiny_safetensors(path: Path, tensors: dict[str, tuple[int, ...]] | None = No
     return path
 
 
+class ScalarWriter:
+    """TensorBoard scalars through TensorBoard's own event writer (no test dependency).
+
+    Same calls as ``tensorboardX.SummaryWriter``, which can be passed instead.
+    """
+
+    def __init__(self, logdir: str) -> None:
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+        self._writer = EventFileWriter(logdir)
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        from tensorboard.compat.proto import event_pb2, summary_pb2
+
+        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, simple_value=value)])
+        self._writer.add_event(event_pb2.Event(wall_time=time.time(), step=step, summary=summary))
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
 @dataclass
 class SynthRun:
     output_dir: Path
@@ -144,12 +170,54 @@ class SynthRun:
 def write_run(output_dir: Path, *, name: str = "20260820_10-00-00", epochs: int = 30,
               steps_per_epoch: int = 8, best_epoch: int = 17, eval_name: str = "eval",
               save_every: int = 1, trigger: str | None = "pstch", tensorboard: bool = True,
-              log_name: str = "train.log") -> SynthRun:
-    """A finished run folder as DiffusionPipe leaves it, plus its console log.
+              log_name: str = "train.log", scalar_writer: Callable[[str], Any] = ScalarWriter,
+              pace: Callable[[int], bool] | None = None, **log_options: Any) -> SynthRun:
+    """A run folder as DiffusionPipe leaves it, plus its console log.
 
-    TensorBoard data needs ``tensorboardX`` (a test dependency).
+    Everything is written in the trainer's order, so with ``pace`` the run can
+    be watched while it "trains": ``pace(step)`` is called after each step's
+    lines are flushed and may sleep; returning False stops the run there.
+    ``log_options`` go to :func:`log_lines` (``nan_steps``, ``crash_at_step``...).
     """
     run_dir = output_dir / name
+    dataset_dir = _write_configs(output_dir, run_dir, epochs, eval_name, save_every, trigger)
+    losses = eval_curve(epochs, best_epoch)
+    writer = scalar_writer(str(run_dir)) if tensorboard else None
+    log_path = run_dir / log_name
+    lines = log_lines(epochs=epochs, steps_per_epoch=steps_per_epoch, save_every=save_every, **log_options)
+    eval_every = log_options.get("eval_every", 1)
+    step = 0
+    try:
+        with open(log_path, "w", encoding="utf-8") as log:
+            for line in lines:
+                log.write(line + "\n")
+                if line.startswith("steps: "):
+                    step = int(line.split()[1])
+                    _record_step(writer, step, line, steps_per_epoch, eval_every, losses, eval_name)
+                    if pace is not None:
+                        log.flush()
+                        if writer is not None:
+                            writer.flush()
+                        if not pace(step):
+                            break
+                elif line == "Running eval" and step == 0 and writer is not None:
+                    writer.add_scalar(f"{eval_name}/loss", losses[0], 0)
+                elif line.startswith("Saving model to directory epoch"):
+                    folder = run_dir / line.rsplit(" ", 1)[1]
+                    tiny_safetensors(folder / ADAPTER_FILE)
+                    (folder / "adapter_config.json").write_text(json.dumps({"r": 32, "lora_alpha": 32}))
+                elif line.startswith("[Torch] Checkpoint global_step"):
+                    (run_dir / f"global_step{step}").mkdir(exist_ok=True)
+                    (run_dir / "latest").write_text(f"global_step{step}")
+    finally:
+        if writer is not None:
+            writer.close()
+    return SynthRun(output_dir, run_dir, log_path, losses, trigger, dataset_dir)
+
+
+def _write_configs(output_dir: Path, run_dir: Path, epochs: int, eval_name: str, save_every: int,
+                   trigger: str | None) -> Path:
+    """The TOML copies the trainer puts in a new run, and the dataset's prep metadata."""
     run_dir.mkdir(parents=True, exist_ok=True)
     dataset_dir = output_dir / "dataset" / "train"
     dataset_dir.mkdir(parents=True, exist_ok=True)
@@ -166,35 +234,20 @@ def write_run(output_dir: Path, *, name: str = "20260820_10-00-00", epochs: int 
                  "optimizer": {"type": "adamw_optimi", "lr": 2e-5}}
     (run_dir / "wan_lora.toml").write_text(toml.dumps(main_toml))
     (run_dir / "dataset.toml").write_text(toml.dumps(dataset_toml))
-    losses = eval_curve(epochs, best_epoch)
-    for epoch in range(save_every, epochs + 1, save_every):
-        folder = run_dir / f"epoch{epoch}"
-        tiny_safetensors(folder / ADAPTER_FILE)
-        (folder / "adapter_config.json").write_text(json.dumps({"r": 32, "lora_alpha": 32}))
-    total = epochs * steps_per_epoch
-    (run_dir / f"global_step{total}").mkdir(exist_ok=True)
-    (run_dir / "latest").write_text(f"global_step{total}")
-    log_path = write_log(run_dir / log_name, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                         save_every=save_every)
-    if tensorboard:
-        _write_tensorboard(run_dir, losses, epochs, steps_per_epoch, eval_name)
-    return SynthRun(output_dir, run_dir, log_path, losses, trigger, dataset_dir)
+    return dataset_dir
 
 
-def _write_tensorboard(run_dir: Path, losses: dict[int, float], epochs: int,
-                       steps_per_epoch: int, eval_name: str) -> None:
-    from tensorboardX import SummaryWriter
-
-    writer = SummaryWriter(logdir=str(run_dir))
-    try:
-        writer.add_scalar(f"{eval_name}/loss", losses[0], 0)
-        for step in range(1, epochs * steps_per_epoch + 1):
-            writer.add_scalar("train/loss", train_loss(step), step)
-            if step % steps_per_epoch == 0:
-                epoch = step // steps_per_epoch
-                writer.add_scalar(f"{eval_name}/loss_quantile_0.50", losses[epoch] * 1.1, step)
-                writer.add_scalar(f"{eval_name}/loss", losses[epoch], step)
-                writer.add_scalar("eval/eval_time_sec", 4.2, step)
-                writer.add_scalar("train/epoch_loss", train_loss(step), epoch)
-    finally:
-        writer.close()
+def _record_step(writer: Any, step: int, line: str, steps_per_epoch: int, eval_every: int,
+                 losses: dict[int, float], eval_name: str) -> None:
+    """TensorBoard scalars of one step, in the trainer's order: loss, eval, epoch loss."""
+    if writer is None:
+        return
+    writer.add_scalar("train/loss", float(line.split()[3]), step)
+    if step % steps_per_epoch:
+        return
+    epoch = step // steps_per_epoch
+    if epoch % eval_every == 0 and epoch in losses:
+        writer.add_scalar(f"{eval_name}/loss_quantile_0.50", losses[epoch] * 1.1, step)
+        writer.add_scalar(f"{eval_name}/loss", losses[epoch], step)
+        writer.add_scalar("eval/eval_time_sec", 4.2, step)
+    writer.add_scalar("train/epoch_loss", train_loss(step), epoch)

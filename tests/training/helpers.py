@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tensorboardX import SummaryWriter
+
 from pistachio_tui.training.synth import SynthRun, write_run
 
 
 def make_run(tmp_path: Path, **kwargs) -> SynthRun:
-    """The acceptance run: 30 epochs, 8 steps each, eval loss lowest at epoch 17."""
+    """The acceptance run: 30 epochs, 8 steps each, eval loss lowest at epoch 17.
+
+    TensorBoard data is written by tensorboardX, a writer independent of the reader under test.
+    """
+    kwargs.setdefault("scalar_writer", SummaryWriter)
     return write_run(tmp_path / "output", **kwargs)
 
 

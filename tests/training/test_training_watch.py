@@ -158,3 +158,28 @@ def test_log_created_after_the_watcher_is_picked_up(tmp_path):
     write_log(run.output_dir / "console.log", epochs=2, steps_per_epoch=3)
     state = watcher.poll()
     assert state.log_path == run.output_dir / "console.log" and state.step == 6
+
+
+def test_watching_a_run_while_it_is_written(tmp_path):
+    """The default writer (TensorBoard's own) and a watcher polling between steps."""
+    from pistachio_tui.training.synth import write_run
+
+    seen = {}
+    watcher: list[RunWatcher] = []
+
+    def pace(step: int) -> bool:
+        if step == 1:
+            watcher.append(RunWatcher(tmp_path / "out"))
+        if step in (20, 41, 64):
+            state = watcher[0].poll()
+            seen[step] = (state.status, state.epoch, state.step, state.steps_per_epoch,
+                          state.saved_epochs[-1:], sorted(state.eval_loss_by_epoch()))
+        return step < 64
+
+    write_run(tmp_path / "out", epochs=10, steps_per_epoch=8, best_epoch=5, pace=pace)
+    assert seen[20] == ("training", 3, 20, 8, [2], [0, 1, 2])
+    assert seen[41] == ("training", 6, 41, 8, [5], [0, 1, 2, 3, 4, 5])
+    assert seen[64][:3] == ("training", 9, 64)  # TensorBoard already holds epoch 8's epoch_loss
+    final = watcher[0].poll()
+    assert final.status == "training" and final.step == 64 and final.eta_s == pytest.approx(16 * 3.162)
+    watcher[0].close()
