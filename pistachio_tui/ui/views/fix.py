@@ -284,6 +284,7 @@ class FixView(Vertical):
 
     def _finish(self, outcome: FixOutcome) -> None:
         self.outcome = outcome
+        self.query_one("#fix-progress").display = False
         for step, state in self.steps.items():
             if state == "active":
                 self.steps[step] = self._settled(step)
