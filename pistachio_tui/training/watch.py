@@ -201,6 +201,8 @@ class RunWatcher:
         self._tb_last_wall: tuple[int, float] | None = None
         self._log_has_timing = False
         self._backlog = False
+        # Log and TensorBoard both report each step's loss; count each step once.
+        self._last_loss_step: int | None = None
 
     def close(self) -> None:
         if self._follower is not None:
@@ -284,7 +286,9 @@ class RunWatcher:
                 s.resumed_at = (epoch, step)
                 s.epoch = epoch
                 s.step = step - 1
+                s.status = "training"
                 s.loss_series.truncate_after(step - 1)
+                self._last_loss_step = step - 1
             case lp.TrainingComplete():
                 s.status = "complete"
             case lp.ManualQuit():
@@ -313,9 +317,9 @@ class RunWatcher:
 
     def _add_loss(self, step: int, loss: float) -> None:
         s = self.state
-        last = s.loss_series.last_step
-        if last is not None and step <= last:
-            return  # the other source already gave this step
+        if self._last_loss_step is not None and step <= self._last_loss_step:
+            return
+        self._last_loss_step = step
         s.loss = loss
         s.loss_series.append(step, loss)
         if math.isfinite(loss):

@@ -183,3 +183,11 @@ def test_watching_a_run_while_it_is_written(tmp_path):
     final = watcher[0].poll()
     assert final.status == "training" and final.step == 64 and final.eta_s == pytest.approx(16 * 3.162)
     watcher[0].close()
+
+
+def test_each_step_counts_once_from_log_and_tensorboard(tmp_path):
+    both = make_run(tmp_path / "a")
+    log_only = make_run(tmp_path / "b", tensorboard=False)
+    a = RunWatcher(both.run_dir, max_points=8).poll()
+    b = RunWatcher(log_only.run_dir, max_points=8).poll()
+    assert a.loss_ema == pytest.approx(b.loss_ema) and a.loss_series.points == b.loss_series.points
