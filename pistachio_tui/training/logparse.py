@@ -102,6 +102,8 @@ class ErrorSeen:
     text: str
     suggestion: str
     traceback: tuple[str, ...] = ()
+    #: Line number where the traceback began, to scroll a log view there.
+    traceback_line: int | None = None
 
 
 LogEvent = (StepInfo | StepLoss | EpochStarted | EvalStarted | ModelSaved | CheckpointSaved
@@ -201,7 +203,7 @@ class LineParser:
             events.append(specific)
         elif tb is not None and _EXC_LINE.match(line):
             events.append(ErrorSeen("exception", line_no, line.strip(), SUGGESTIONS["exception"],
-                                    tuple(tb.lines)))
+                                    tuple(tb.lines), tb.start_line))
         return events
 
     def _track_traceback(self, rank: str, line: str, line_no: int) -> _OpenTraceback | None:
@@ -278,8 +280,9 @@ class LineParser:
             return None
         for kind, pattern in _SPECIFIC_ERRORS:
             if pattern.search(line):
-                frames = tuple(tb.lines) if tb is not None else ()
-                return ErrorSeen(kind, line_no, line.strip(), SUGGESTIONS[kind], frames)
+                if tb is None:
+                    return ErrorSeen(kind, line_no, line.strip(), SUGGESTIONS[kind])
+                return ErrorSeen(kind, line_no, line.strip(), SUGGESTIONS[kind], tuple(tb.lines), tb.start_line)
         return None
 
 

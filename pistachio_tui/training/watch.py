@@ -162,8 +162,8 @@ class RunState:
                        "ok": s.ok, "problem": s.problem} for s in (ck.saved if ck else [])],
             "global_steps": ck.global_steps if ck else [],
             "saving": ck.saving if ck else False,
-            "errors": [{"kind": e.kind, "line": e.line_no, "text": e.text, "suggestion": e.suggestion}
-                       for e in self.errors],
+            "errors": [{"kind": e.kind, "line": e.line_no, "traceback_line": e.traceback_line,
+                        "text": e.text, "suggestion": e.suggestion} for e in self.errors],
             "loss_series": [[s, _num(v)] for s, v in self.loss_series.points],
         }
 

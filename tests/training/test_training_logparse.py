@@ -69,6 +69,7 @@ def test_rank_prefixed_oom_traceback_from_two_ranks():
     first = errors[0]
     assert first.text.startswith("torch.OutOfMemoryError: CUDA out of memory")
     assert first.traceback[0].startswith("Traceback") and len(first.traceback) == 6
+    assert first.traceback_line == 1 and first.line_no == 11
     assert "blocks_to_swap" in first.suggestion and "expandable_segments:True" in first.suggestion
     assert "float8" in first.suggestion and "unsloth" in first.suggestion
 
@@ -92,6 +93,7 @@ def test_traceback_with_unrelated_lines_interleaved():
     assert isinstance(events[0], lp.StepLoss)
     (error,) = [e for e in events if isinstance(e, lp.ErrorSeen)]
     assert error.kind == "exception" and error.text == "ValueError: boom" and error.line_no == 4
+    assert error.traceback_line == 1
     assert error.traceback == ("Traceback (most recent call last):", '  File "x.py", line 1, in <module>',
                                "ValueError: boom")
 
