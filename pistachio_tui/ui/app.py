@@ -11,8 +11,9 @@ from textual.theme import Theme
 
 from pistachio_tui.comfy.errors import ComfyError
 from pistachio_tui.comfy.events import Backoff
-from pistachio_tui.comfy.session import FINISHED, SessionManager, SessionUpdate
-from pistachio_tui.config import ConfigError, Settings, save_settings
+from pistachio_tui.comfy.session import FINISHED, ServerSession, SessionManager, SessionUpdate
+from pistachio_tui.comfy.workflow import Workflow
+from pistachio_tui.config import ConfigError, ServerConfig, Settings, save_settings
 from pistachio_tui.ui.commands import PistachioCommands
 from pistachio_tui.ui.format import duration
 from pistachio_tui.ui.help_screen import HelpScreen
@@ -133,6 +134,21 @@ class PistachioApp(App):
             self.notify("No server selected.", severity="warning")
             return
         self.server_call(session.free(), f"{session.name}: models unloaded, memory freed")
+
+    def open_fix(self, session: ServerSession, workflow: Workflow) -> None:
+        """Go to the Fix screen with ``workflow`` loaded for ``session``'s server."""
+        async def go() -> None:
+            await self.switch_mode("fix")
+            await self.screen.fix(session, workflow)
+        self.call_later(go)
+
+    def add_server(self, config: ServerConfig) -> None:
+        """Save a new server, start following it and make it the active one."""
+        if config.name not in self.manager.sessions:
+            self.settings.servers.append(config)
+            self.save()
+            self.manager.add(config)
+        self.switch_server(config.name)
 
     def switch_server(self, name: str) -> None:
         self.manager.set_active(name)

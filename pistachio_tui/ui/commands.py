@@ -43,11 +43,18 @@ class PistachioCommands(Provider):
             ("Open a workflow by path", partial(self._on_screen, "workflows", "action_open_path"), "o on Workflows"),
             ("Help: all keys", app.action_help, "?"),
         ]
+        found += self._view_commands()
         found += [(f"Open workflow: {path.stem}", partial(self._open_workflow, path), "bundled sample")
                   for path in workflow_files(bundled_dir())]
         found += [(f"Theme: {name}", partial(setattr, app, "theme", name), "saved in settings")
                   for name in sorted(app.available_themes)]
         return found
+
+    def _view_commands(self) -> list[Command]:
+        """The actions of the view hosted by the current screen (Pods, Training, Fix)."""
+        screen = self.screen
+        return [(title, partial(screen.run_view_action, action), help_text)
+                for title, help_text, action in getattr(screen, "VIEW_COMMANDS", [])]
 
     def _on_screen(self, mode: str, action: str) -> None:
         async def go() -> None:

@@ -41,8 +41,9 @@ class HelpScreen(ModalScreen[None]):
         lines += binding_lines("Everywhere", self._declared(App) + self._declared(type(self.app)))
         for screen in self.screens:
             summary = getattr(screen, "SUMMARY", "")
-            lines += ["", *binding_lines(f"{screen.__name__.removesuffix('Screen')} — {summary}",
-                                         self._declared(screen))]
+            view = getattr(screen, "VIEW_CLASS", None)
+            bindings = self._declared(screen) + (self._declared(view) if view else [])
+            lines += ["", *binding_lines(f"{screen.__name__.removesuffix('Screen')} — {summary}", bindings)]
         with Vertical():
             with VerticalScroll():
                 yield Static("\n".join(lines))

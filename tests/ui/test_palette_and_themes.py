@@ -45,3 +45,11 @@ def test_bundled_and_user_themes(tmp_path):
     themes, problems = discover_themes([bundled_themes_dir(), user])
     assert "mine" in {t.name for t in themes}
     assert len(problems) == 1 and "broken.toml" in problems[0]
+
+
+async def test_palette_offers_the_hosted_views_actions(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("6")
+        await run_palette(pilot, "Training: open run folder")
+        assert app.focused is not None and app.focused.id == "train-path"

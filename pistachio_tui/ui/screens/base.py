@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer
 
 from pistachio_tui.comfy.session import ServerSession, SessionUpdate
@@ -23,6 +24,10 @@ class PistachioScreen(Screen):
     MODE: ClassVar[str] = ""
     #: One line for the help screen.
     SUMMARY: ClassVar[str] = ""
+    #: A hosted domain view, its bindings listed in help and its commands in the palette.
+    VIEW_CLASS: ClassVar[type[Widget] | None] = None
+    #: (palette title, help text, action name on the view).
+    VIEW_COMMANDS: ClassVar[list[tuple[str, str, str]]] = []
 
     @property
     def papp(self) -> PistachioApp:
@@ -52,6 +57,14 @@ class PistachioScreen(Screen):
     def on_screen_resume(self) -> None:
         self.query_one(StatusHeader).refresh_header()
         self.refresh_view(None)
+
+    def run_view_action(self, action: str) -> None:
+        """Run an action of the hosted view, if it is showing."""
+        views = list(self.query(self.VIEW_CLASS)) if self.VIEW_CLASS else []
+        if views:
+            self.run_worker(views[0].run_action(action))
+        else:
+            self.notify("Nothing to act on here yet.", severity="warning")
 
     def require_session(self) -> ServerSession | None:
         """The active session, or None after telling the user there is none."""

@@ -134,13 +134,9 @@ class ServersScreen(PistachioScreen):
         self.app.push_screen(ServerForm(taken=set(self.papp.manager.sessions)), self._added)
 
     def _added(self, config: ServerConfig | None) -> None:
-        if config is None:
-            return
-        self.papp.settings.servers.append(config)
-        self.papp.save()
-        self.papp.manager.add(config)
-        self.refresh_view(None)
-        self.notify(f"Added {config.name}")
+        if config is not None:
+            self.papp.add_server(config)
+            self.refresh_view(None)
 
     def action_edit(self) -> None:
         name = self._selected_name()

@@ -1,27 +1,24 @@
-"""Training screen: DiffusionPipe runs, loss curves, checkpoints, promotion to ComfyUI."""
+"""Training screen: hosts the DiffusionPipe ``TrainingView`` (runs, curves, epochs, promote)."""
 
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.containers import VerticalScroll
 
 from pistachio_tui.ui.screens.base import PistachioScreen
-from pistachio_tui.ui.widgets.coming_panel import ComingPanel
-
-COMING = """\
-[b]Runs[/b]        every DiffusionPipe run folder, live or finished
-[b]Loss[/b]        loss and eval-loss curves, with the convergence epoch marked
-[b]Epochs[/b]      epoch / step / ETA table and the checkpoint of each epoch
-[b]Promote[/b]     copy the chosen adapter into ComfyUI's models/loras under a clear name"""
+from pistachio_tui.ui.views import CSS_FILES
+from pistachio_tui.ui.views.training import COMMANDS, TrainingView
 
 
 class TrainingScreen(PistachioScreen):
-    """Follow and finish LoRA training runs."""
+    """Follow a LoRA training run and promote the chosen epoch."""
 
     MODE = "training"
-    CSS_PATH = "training.tcss"
-    SUMMARY = "LoRA training runs (coming)"
+    CSS_PATH = ["training.tcss", *CSS_FILES]
+    SUMMARY = "LoRA training runs: loss curves, epochs, checkpoints, promote"
+    VIEW_CLASS = TrainingView
+    VIEW_COMMANDS = COMMANDS
+    #: Not the path input: the number keys must keep switching screens.
+    AUTO_FOCUS = "#train-epochs"
 
     def compose_body(self) -> ComposeResult:
-        with VerticalScroll(id="training-body"):
-            yield ComingPanel("Training — what's coming", COMING)
+        yield TrainingView(self.papp.settings, id="training-view")

@@ -40,6 +40,7 @@ class WorkflowsScreen(PistachioScreen):
     BINDINGS = [
         Binding("o", "open_path", "Open path"),
         Binding("g", "queue_prompt", "Queue"),
+        Binding("f", "fix", "Fix"),
         Binding("b", "focus_batch", "Batch"),
         Binding("r", "reload_sources", "Reload"),
     ]
@@ -174,6 +175,14 @@ class WorkflowsScreen(PistachioScreen):
             if value != str(param.value):
                 set_param(prompt, param.name, value, node=param.node_id)
         return prompt
+
+    def action_fix(self) -> None:
+        session = self.require_session()
+        if session is None or self.preview is None:
+            if self.preview is None:
+                self.notify("Open a workflow first.", severity="warning")
+            return
+        self.papp.open_fix(session, self.preview.workflow)
 
     def action_queue_prompt(self) -> None:
         session = self.require_session()
