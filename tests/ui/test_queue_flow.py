@@ -80,3 +80,15 @@ async def test_interrupt_a_long_run(tmp_path):
             await until(pilot, lambda: any(e.outcome == "interrupted" for e in session.history.values()))
     finally:
         await slow.stop()
+
+
+async def test_fix_opens_for_the_open_workflow(sim, tmp_path):
+    from pistachio_tui.ui.views.fix import FixView
+
+    app = make_app(tmp_path, ("sim", sim.url))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.manager.active.state == CONNECTED)
+        await open_by_path(pilot, bundled_dir() / "sdxl_lora.json")
+        await pilot.press("f")
+        await until(pilot, lambda: app.current_mode == "fix" and bool(app.screen.query(FixView)))
+        assert app.focused is not None and app.screen.query_one(FixView) in app.focused.ancestors

@@ -41,4 +41,7 @@ class FixScreen(PistachioScreen):
         await body.remove_children()
         view = FixView(self.papp.settings, session.client, workflow, id="fix-view")
         await body.mount(view)
-        view.focus()
+        # The view's keys (s start, x cancel…) work while focus is inside it.
+        target = next((w for w in view.query("*") if w.focusable), None)
+        if target is not None:
+            target.focus()
