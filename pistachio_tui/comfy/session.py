@@ -183,7 +183,11 @@ class ServerSession:
         return len(await self.client.object_info(refresh=True))
 
     async def refresh_queue(self) -> None:
-        queue = await self.client.queue()
+        self._set_queue(await self.client.queue())
+
+    def _set_queue(self, queue: QueueState) -> None:
+        # ComfyUI lists pending prompts in heap order; people expect run order.
+        queue.pending.sort(key=lambda item: item.number)
         for item in queue.running + queue.pending:
             self.tracker.track_item(item)
         self.queue = queue
@@ -258,8 +262,7 @@ class ServerSession:
         if isinstance(event, Resynced):
             self.tracker.feed(event)
             self._merge_history(event.finished)
-            self.queue = event.queue
-            self._emit(QUEUE)
+            self._set_queue(event.queue)
             return
         if isinstance(event, Status):
             await self.refresh_queue()

@@ -92,3 +92,54 @@ async def test_fix_opens_for_the_open_workflow(sim, tmp_path):
         await pilot.press("f")
         await until(pilot, lambda: app.current_mode == "fix" and bool(app.screen.query(FixView)))
         assert app.focused is not None and app.screen.query_one(FixView) in app.focused.ancestors
+
+
+async def test_node_failure_is_shown_with_title_and_traceback(sim, tmp_path):
+    from textual.widgets import Collapsible
+
+    sim.fail_class("VAEDecode", "out of memory while decoding")
+    app = make_app(tmp_path, ("sim", sim.url))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.manager.active.state == CONNECTED)
+        await open_by_path(pilot, sim_workflow(tmp_path))
+        await pilot.press("g")
+        session = app.manager.active
+        await until(pilot, lambda: any(e.outcome == "error" for e in session.history.values()))
+        await until(pilot, lambda: any(n.severity == "error" for n in app._notifications))
+        await pilot.press("3")
+        history = app.screen.query_one("#history", DataTable)
+        await until(pilot, lambda: history.row_count == 1)
+        history.focus()
+        history.move_cursor(row=0)
+        await pilot.pause(0.2)
+        detail = str(app.screen.query_one("#detail-text").render())
+        assert "VAEDecode" in detail and "out of memory while decoding" in detail
+        assert app.screen.query_one("#traceback-box", Collapsible).display
+
+
+async def test_pending_delete_and_move_to_front(tmp_path):
+    slow = SimServer(step_delay=0.2)
+    await slow.start()
+    try:
+        app = make_app(tmp_path, ("slow", slow.url))
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: app.manager.active.state == CONNECTED)
+            screen = await open_by_path(pilot, sim_workflow(tmp_path))
+            screen.query_one("#batch", Input).value = "4"
+            await pilot.press("g", "3")
+            session = app.manager.active
+            pending = app.screen.query_one("#pending", DataTable)
+            await until(pilot, lambda: pending.row_count == 3)
+            pending.focus()
+            doomed = session.queue.pending[0].prompt_id
+            await pilot.press("x")
+            await until(pilot, lambda: doomed not in {i.prompt_id for i in session.queue.pending})
+            await until(pilot, lambda: pending.row_count >= 1)
+            pending.move_cursor(row=pending.row_count - 1)
+            last = session.queue.pending[-1]
+            await pilot.press("t")
+            await until(pilot, lambda: session.queue.pending and session.queue.pending[0].prompt == last.prompt
+                        and session.queue.pending[0].prompt_id != last.prompt_id)
+            await pilot.press("i")
+    finally:
+        await slow.stop()
