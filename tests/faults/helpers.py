@@ -8,8 +8,10 @@ import copy
 from collections import defaultdict
 from typing import Any, Awaitable, Callable
 
+import httpx
+
 from pistachio_tui.comfy.client import ComfyClient
-from pistachio_tui.comfy.events import Backoff, Connected, Disconnected, Event, EventStream, Resynced
+from pistachio_tui.comfy.events import Backoff, Connected, Disconnected, Event, EventStream, Executing, Resynced
 from pistachio_tui.comfy.tracker import PromptState, PromptTracker
 from pistachio_tui.comfy.types import HistoryEntry
 from tests.sim.sim_helpers import recorded_prompt
@@ -65,13 +67,15 @@ class Follower:
     events that matter for faults (disconnects and resyncs).
     """
 
-    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
-        self.client = ComfyClient(url, timeout=timeout)
+    def __init__(self, url: str, *, timeout: float = 5.0, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.client = ComfyClient(url, timeout=timeout, transport=transport)
         self.stream = EventStream(self.client, backoff=FAST, open_timeout=2.0, ping_interval=None)
         self.tracker = PromptTracker()
         self.fractions: dict[str, list[float]] = defaultdict(list)
         self.disconnects: list[Disconnected] = []
         self.resyncs: list[Resynced] = []
+        #: Every prompt whose end went past on the websocket, tracked or not.
+        self.ended: set[str] = set()
         self.connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -100,6 +104,8 @@ class Follower:
             self.resyncs.append(event)
         elif isinstance(event, Connected):
             self.connected.set()
+        elif isinstance(event, Executing) and event.node is None and event.prompt_id:
+            self.ended.add(event.prompt_id)
         self.tracker.feed(event)
         for state in self.tracker.states():
             series = self.fractions[state.prompt_id]

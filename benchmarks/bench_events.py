@@ -1,0 +1,137 @@
+"""Websocket events decoded into tracker state per second, against a raw recv + json.loads loop.
+
+A local aiohttp server (its own process, so it does not share our CPU time
+slice) replays the recorded ComfyUI 0.8.0 ``success`` trace over and over,
+each copy with a new prompt id, at full speed. Pistachio's side is the real
+path: ``EventStream`` (websocket, ``parse_message`` into typed events) feeding
+a ``PromptTracker`` that follows every prompt. The yardstick reads the same
+frames with a bare ``websockets`` client and ``json.loads`` each one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import time
+import uuid
+from pathlib import Path
+
+from benchmarks.common import Figure, bench_main
+
+TRACE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "comfyui-0.8.0"
+RUNS = 3
+
+
+def recorded() -> tuple[str, list[str], dict]:
+    """The recorded prompt id, the trace's messages as sent, and the prompt itself."""
+    messages = [json.dumps(r["msg"]) for r in json.loads((TRACE / "success.ws_trace.json").read_text())]
+    [(prompt_id, entry)] = json.loads((TRACE / "success.history.json").read_text()).items()
+    return prompt_id, messages, entry["prompt"][2]
+
+
+def prompt_ids(copies: int) -> list[str]:
+    return [str(uuid.uuid5(uuid.NAMESPACE_OID, f"bench-events-{n}")) for n in range(copies)]
+
+
+def long_trace(copies: int) -> list[str]:
+    """The trace ``copies`` times, each copy with its own prompt id."""
+    original, messages, _ = recorded()
+    return [m.replace(original, pid) for pid in prompt_ids(copies) for m in messages]
+
+
+def serve(copies: int, ready: multiprocessing.Queue) -> None:
+    """Child process: serve ``/ws`` replaying the long trace to every connection."""
+    from aiohttp import web
+
+    frames = long_trace(copies)
+
+    async def ws(request: web.Request) -> web.WebSocketResponse:
+        sock = web.WebSocketResponse()
+        await sock.prepare(request)
+        for frame in frames:
+            await sock.send_str(frame)
+        await sock.close()
+        return sock
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/ws", ws)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        ready.put(runner.addresses[0][1])
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+async def raw_loop(url: str, expected: int) -> float:
+    """Frames per second through a bare websockets client and json.loads."""
+    from websockets.asyncio.client import connect
+
+    count = 0
+    async with connect(url + "/ws?clientId=raw", max_size=None, ping_interval=None) as ws:
+        start = time.perf_counter()
+        async for frame in ws:
+            json.loads(frame)
+            count += 1
+    elapsed = time.perf_counter() - start
+    assert count == expected, (count, expected)
+    return count / elapsed
+
+
+async def tracked_loop(url: str, copies: int, expected: int) -> float:
+    """Frames per second through EventStream into a PromptTracker following every prompt."""
+    from pistachio_tui.comfy.client import ComfyClient
+    from pistachio_tui.comfy.events import Connected, EventStream
+    from pistachio_tui.comfy.tracker import PromptTracker
+
+    _, _, prompt = recorded()
+    tracker = PromptTracker(max_finished=copies)
+    ids = prompt_ids(copies)
+    for pid in ids:
+        tracker.track(pid, prompt)
+    count = 0
+    start = 0.0
+    async with ComfyClient(url) as client:
+        stream = EventStream(client, ping_interval=None)
+        async for event in stream:
+            if isinstance(event, Connected):
+                start = time.perf_counter()
+                continue
+            tracker.feed(event)
+            count += 1
+            if count == expected:
+                await stream.close()
+                break
+        elapsed = time.perf_counter() - start
+    done = sum(1 for pid in ids if tracker.get(pid).status == "success")
+    assert done == copies, f"only {done} of {copies} prompts ended in success"
+    return count / elapsed
+
+
+def run(args) -> list[Figure]:
+    copies = 200 if args.quick else 2000
+    expected = len(long_trace(1)) * copies
+    ctx = multiprocessing.get_context("spawn")
+    ready = ctx.Queue()
+    server = ctx.Process(target=serve, args=(copies, ready), daemon=True)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{ready.get(timeout=60)}"
+        raw, tracked = [], []
+        for _ in range(RUNS):
+            raw.append(asyncio.run(raw_loop(url.replace("http", "ws"), expected)))
+            tracked.append(asyncio.run(tracked_loop(url, copies, expected)))
+    finally:
+        server.terminate()
+        server.join()
+    best_raw, best_tracked = max(raw), max(tracked)
+    return [Figure("ws events → tracker state", best_tracked, "msg/s", "websockets recv + json.loads", best_raw,
+                   note=f"{expected} frames ({copies} prompts), best of {RUNS}")]
+
+
+if __name__ == "__main__":
+    raise SystemExit(bench_main(__doc__, run))
