@@ -13,4 +13,4 @@ from pathlib import Path
 _HERE = Path(__file__).parent
 
 #: Every style file of the views, shared ones first.
-CSS_FILES: list[Path] = [_HERE / f"{name}.tcss" for name in ("common", "pods", "batch", "training", "fix")]
+CSS_FILES: list[Path] = [_HERE / f"{name}.tcss" for name in ("common", "pods", "batch", "training", "fix", "gpu")]

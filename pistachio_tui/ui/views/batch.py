@@ -119,7 +119,7 @@ class BatchView(Vertical):
         yield targets
         jobs = DataTable(id="batch-jobs", cursor_type="row", zebra_stripes=True)
         jobs.add_column("#", key="index")
-        jobs.add_column("State", key="state")
+        jobs.add_column("State", key="state", width=max(map(len, JOB_STATES)))
         jobs.add_column("Target", key="target")
         jobs.add_column("Job", key="label")
         jobs.add_column("Note", key="note")
