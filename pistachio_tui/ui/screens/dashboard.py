@@ -18,8 +18,10 @@ from pistachio_tui.ui.widgets.status_header import StatusHeader
 
 def servers_table(app) -> Table:
     table = Table(box=None, expand=True, pad_edge=False, show_header=True, header_style="bold")
-    for column in ("Server", "State", "Q", "VRAM free"):
-        table.add_column(column, no_wrap=True)
+    table.add_column("Server", no_wrap=True, overflow="ellipsis", ratio=1)
+    table.add_column("State", no_wrap=True, min_width=14)
+    table.add_column("Q", no_wrap=True, justify="right")
+    table.add_column("VRAM free", no_wrap=True, min_width=11)
     for session in app.manager.sessions.values():
         device = session.stats.devices[0] if session.stats and session.stats.devices else None
         queued = len(session.queue.running) + len(session.queue.pending)

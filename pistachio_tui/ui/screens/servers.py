@@ -18,6 +18,7 @@ from pistachio_tui.ui.format import gib, state_text
 from pistachio_tui.ui.screens.base import PistachioScreen
 from pistachio_tui.ui.screens.confirm import ConfirmScreen
 from pistachio_tui.ui.screens.server_form import ServerForm
+from pistachio_tui.ui.widgets.status_header import StatusHeader
 
 COLUMNS = ("Name", "Status", "Queue", "ComfyUI", "Python / torch", "Device", "VRAM free", "RAM free", "URL")
 LOG_LINES = 2000
@@ -119,10 +120,6 @@ class ServersScreen(PistachioScreen):
             self.query_one(Log).clear()
             self._stop_follow()
         self._show_reason()
-        self.refresh_header()
-
-    def refresh_header(self) -> None:
-        from pistachio_tui.ui.widgets.status_header import StatusHeader
         self.query_one(StatusHeader).refresh_header()
 
     def action_activate(self) -> None:

@@ -10,8 +10,17 @@ from pistachio_tui.ui.format import state_text
 
 
 def header_text(manager: SessionManager | None, demo_label: str | None) -> Text:
-    """What the header says, from the session manager's current state."""
-    text = Text.assemble(("Pistachio", "bold"), "  ")
+    """What the header says, from the session manager's current state.
+
+    A demo label comes first, so a narrow terminal never clips the warning
+    that the server is simulated.
+    """
+    text = Text()
+    if demo_label:
+        text.append(f" {demo_label} ", style="bold black on yellow")
+        text.append(" ")
+    else:
+        text.append("Pistachio  ", style="bold")
     session = manager.active if manager else None
     if session is None:
         text.append("no server — press 1 then a to add one", style="dim")
@@ -21,9 +30,6 @@ def header_text(manager: SessionManager | None, demo_label: str | None) -> Text:
         if session.state == CONNECTED:
             queued = len(session.queue.running) + len(session.queue.pending)
             text.append(f"  queue {queued}", style="dim")
-    if demo_label:
-        text.append("  ")
-        text.append(f" {demo_label} ", style="bold black on yellow")
     return text
 
 
