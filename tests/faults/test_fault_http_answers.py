@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pistachio_tui.comfy.client import ComfyClient
-from pistachio_tui.comfy.errors import BadResponse, ServerError, ServerUnreachable
+from pistachio_tui.comfy.errors import AuthRequired, BadResponse, ServerError, ServerUnreachable
 from pistachio_tui.comfy.events import Disconnected
 from tests.faults.helpers import Follower, assert_actionable, slow_prompt, wait_until
 
@@ -25,6 +25,14 @@ async def test_5xx_becomes_server_error(sim, client, status):
     assert caught.value.status == status
     assert_actionable(caught.value.message, sim.url, f"({status})", "/queue", "see the server log")
     assert (await client.queue()).running == []
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_proxy_refusal_asks_for_an_auth_header(sim, client, status):
+    sim.fail_next(status=status)
+    with pytest.raises(AuthRequired) as caught:
+        await client.system_stats()
+    assert_actionable(caught.value.message, sim.url, str(status), "auth header", "`headers` setting")
 
 
 async def test_5xx_on_submit_is_not_taken_for_a_rejection(sim, client):

@@ -96,3 +96,20 @@ async def test_restart_ends_the_prompt_it_lost(slow):
         await sim.restart(0.05)
         await wait_until(lambda: follower.resyncs, "the resync after the restart")
         assert follower.state(lost).status != "running"
+
+
+async def test_prompt_that_fails_while_the_client_is_cut_off(slow):
+    sim = slow
+    sim.fail_class("SaveImage", "disk quota exceeded in output/")
+    async with Follower(sim.url) as follower:
+        prompt_id = await follower.submit(slow_prompt(100))
+        await wait_until(lambda: follower.state(prompt_id).value >= 10, "sampling to be under way")
+        await sim.kill()
+        await wait_until(lambda: prompt_id in sim.queue.history, "the prompt to fail server-side")
+        await sim.revive()
+        state = await follower.wait_finished(prompt_id)
+        entry = await history_entry(follower, prompt_id)
+    assert_matches_history(state, entry)
+    assert state.status == "error"
+    assert (state.error.node_id, state.error.node_type) == ("3", "SaveImage")
+    assert state.error.exception_message == "disk quota exceeded in output/"
