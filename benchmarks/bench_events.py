@@ -89,6 +89,7 @@ async def tracked_loop(url: str, copies: int, expected: int) -> float:
     from pistachio_tui.comfy.tracker import PromptTracker
 
     _, _, prompt = recorded()
+    # Room for every prompt, so the check below can see each one's final state.
     tracker = PromptTracker(max_finished=copies)
     ids = prompt_ids(copies)
     for pid in ids:

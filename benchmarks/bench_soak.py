@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import os
 import re
 import subprocess
 import sys
@@ -32,6 +31,14 @@ CHECKPOINT = 1000
 STALL_LIMIT = 60
 
 
+def _recorded_prompt_text() -> str:
+    [(_, entry)] = json.loads((TRACE / "success.history.json").read_text()).items()
+    return json.dumps(entry["prompt"][2])
+
+
+_PROMPT_TEXT = _recorded_prompt_text()
+
+
 def rss_mib(pid: int | str = "self") -> float:
     """Current (not peak) resident memory of a process, MiB."""
     status = Path(f"/proc/{pid}/status").read_text()
@@ -40,8 +47,7 @@ def rss_mib(pid: int | str = "self") -> float:
 
 def small_prompt(n: int) -> dict:
     """The recorded EmptyImage → SlowSteps → SaveImage prompt, tiny, 3 steps, unique per ``n``."""
-    [(_, entry)] = json.loads((TRACE / "success.history.json").read_text()).items()
-    prompt = entry["prompt"][2]
+    prompt = json.loads(_PROMPT_TEXT)
     prompt["1"]["inputs"].update(width=8, height=8, color=n % 0xFFFFFF)
     prompt["2"]["inputs"]["steps"] = 3
     return prompt
