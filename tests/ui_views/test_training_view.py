@@ -108,6 +108,24 @@ async def test_log_search_config_and_launch_command(run_and_comfy):
         assert not isinstance(app.screen, TextModal)
 
 
+async def test_output_folder_lists_its_runs_and_switches(tmp_path):
+    output = tmp_path / "output"
+    older = write_run(output, name="20260801_09-00-00", epochs=10, best_epoch=6)
+    write_run(output, name="20260820_10-00-00", epochs=30, best_epoch=17)
+    app = training_app(None, output)
+    async with app.run_test(size=(120, 40)) as pilot:
+        view = await watched(pilot)
+        runs = view.query_one("#train-runs")
+        assert runs.display and runs.option_count == 2
+        assert view.state.name == "20260820_10-00-00"
+        runs.focus()
+        runs.highlighted = 0
+        await pilot.press("enter")
+        await until(pilot, lambda: view.state is not None and view.state.name == older.run_dir.name
+                    and view.state.status == "complete", "the older run")
+        await until(pilot, lambda: view.convergence.best_epoch == 6, "the older run's convergence")
+
+
 async def test_not_a_run_is_an_error_line(tmp_path):
     app = training_app(None, tmp_path / "nowhere")
     async with app.run_test(size=(80, 24)) as pilot:

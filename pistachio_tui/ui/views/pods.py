@@ -224,25 +224,23 @@ class PodsView(Vertical):
         if self.monitor is None:
             self._connect()
             return
-        self._refresh()
+        self._refresh(self.monitor)
 
     @work(exclusive=True, group="pods-refresh", exit_on_error=False)
-    async def _refresh(self) -> None:
-        assert self.monitor is not None
+    async def _refresh(self, monitor: PodsMonitor) -> None:
         try:
-            state = await self.monitor.refresh()
+            state = await monitor.refresh()
         except RunPodError as exc:
             self.status.show(exc.message, "error")
             return
         self._show_state(state)
         self._report_guard(state)
-        if self._probe:
-            await self._probe_comfy(state)
+        if self._probe and self._comfy_http is not None:
+            await self._probe_comfy(state, self._comfy_http)
 
-    async def _probe_comfy(self, state: PodsState) -> None:
-        assert self._comfy_http is not None
+    async def _probe_comfy(self, state: PodsState, http: httpx.AsyncClient) -> None:
         running = [row for row in state.rows if row.status == "running"]
-        answers = await asyncio.gather(*(probe_comfy(row.comfy_url, self._comfy_http) for row in running))
+        answers = await asyncio.gather(*(probe_comfy(row.comfy_url, http) for row in running))
         self.comfy_ok = {row.id: answer for row, answer in zip(running, answers)}
         self._show_state(state)
 
@@ -352,7 +350,7 @@ class PodsView(Vertical):
         if row.desired_status == "RUNNING":
             self.status.show(f"{row.name} is already running", "warning")
             return
-        self._mutate(row, "start")
+        self._mutate(self.client, row, "start")
 
     def action_stop_pod(self) -> None:
         row = self._need_selection()
@@ -361,7 +359,7 @@ class PodsView(Vertical):
         if row.desired_status != "RUNNING":
             self.status.show(f"{row.name} is not running", "warning")
             return
-        self._mutate(row, "stop")
+        self._mutate(self.client, row, "stop")
 
     def action_terminate_pod(self) -> None:
         row = self._need_selection()
@@ -379,27 +377,26 @@ class PodsView(Vertical):
             elif typed != expected:
                 self.status.show(f"Not terminated: the name typed was not {expected!r}", "error")
             else:
-                self._mutate(row, "terminate", typed)
+                self._mutate(self.client, row, "terminate", typed)
 
         self.app.push_screen(TypeToConfirm(f"Terminate {expected}?", explanation, "the pod's name"), confirmed)
 
     @work(group="pods-action", exit_on_error=False)
-    async def _mutate(self, row: PodSummary, what: str, typed: str = "") -> None:
-        assert self.client is not None
+    async def _mutate(self, client: RunPodClient, row: PodSummary, what: str, typed: str = "") -> None:
         label = row.name or row.id
         self.status.show(f"{_DOING[what]} {label}…")
         try:
             if what == "start":
-                await self.client.start_pod(row.id, row.gpu_count or 1)
+                await client.start_pod(row.id, row.gpu_count or 1)
             elif what == "stop":
-                await self.client.stop_pod(row.id)
+                await client.stop_pod(row.id)
             else:
-                await self.client.terminate_pod(row.id, confirm_name=typed)
+                await client.terminate_pod(row.id, confirm_name=typed)
         except RunPodError as exc:
             self.status.show(exc.message, "error")
             return
         self.status.show(f"{_DONE[what]} {label}", "ok")
-        self._refresh()
+        self.action_refresh()
 
     def action_copy_ssh(self) -> None:
         row = self._need_selection()
@@ -427,7 +424,7 @@ class PodsView(Vertical):
             return
         if self.monitor.guard.cancel(row.id):
             self.status.show(f"Auto-stop of {row.name} cancelled until it is busy again", "ok")
-            self._refresh()
+            self.action_refresh()
         else:
             self.status.show(f"No auto-stop countdown for {row.name}", "warning")
 
@@ -437,16 +434,15 @@ class PodsView(Vertical):
         if prices.display:
             prices.focus()
             if not self._prices_loaded and self.client is not None:
-                self._load_prices()
+                self._load_prices(self.client)
         else:
             self.query_one("#pods-table", DataTable).focus()
 
     @work(exclusive=True, group="pods-prices", exit_on_error=False)
-    async def _load_prices(self) -> None:
-        assert self.client is not None
+    async def _load_prices(self, client: RunPodClient) -> None:
         self.status.show("Fetching GPU prices…")
         try:
-            types = await self.client.gpu_types()
+            types = await client.gpu_types()
         except RunPodError as exc:
             self.status.show(exc.message, "error")
             return
