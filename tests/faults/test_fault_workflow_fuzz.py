@@ -5,7 +5,7 @@ random JSON of workflow-like shape, truncated JSON, bytes behind the PNG,
 WebP, zip and UTF-16 signatures, real workflows with random values put at
 random places in their JSON, and byte-level mutations of real files (the
 bundled sample workflows and a PNG the real server saved). A failure names
-the case number, so ``generate(seed)[n]`` reproduces it.
+the case number: item n of ``generate()`` reproduces it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pistachio_tui.comfy.workflow import WorkflowError, load_workflow
 from tests.conftest import FIXTURES_DIR
+from tests.faults.generators import json_value, mutate
 
 CASES = 10_000
 SEED = 20261122
@@ -24,20 +25,8 @@ REPO = Path(__file__).resolve().parents[2]
 REAL_DOCS = [json.loads(p.read_text()) for p in sorted((REPO / "workflows").glob("*.json"))]
 REAL_FILES = [p.read_bytes() for p in sorted((REPO / "workflows").glob("*.json"))] + [
     (FIXTURES_DIR / "success_output.png").read_bytes()]
-KEYS = ["nodes", "links", "id", "type", "inputs", "outputs", "class_type", "prompt", "definitions", "subgraphs",
-        "widgets_values", "models", "extra_data", "extra_pnginfo", "workflow", "link", "mode", "1", "x"]
 #: Prefixes that send the loader down its PNG, WebP, zip and UTF-16 branches.
 MAGIC = [b"", b"\x89PNG\r\n\x1a\n", b"RIFF\x00\x00\x00\x00WEBP", b"PK\x03\x04", b"\xff\xfe", b"\xef\xbb\xbf"]
-
-
-def json_value(rng: random.Random, depth: int = 0):
-    roll = rng.random()
-    if depth > 3 or roll < 0.45:
-        return rng.choice([None, True, False, rng.randint(-3, 1 << 40), rng.random() * 1e6, float("nan"),
-                           "".join(rng.choice("ab1 \\\"é") for _ in range(rng.randint(0, 5)))])
-    if roll < 0.65:
-        return [json_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
-    return {rng.choice(KEYS): json_value(rng, depth + 1) for _ in range(rng.randint(0, 4))}
 
 
 def graft(rng: random.Random, doc):
@@ -56,22 +45,6 @@ def graft(rng: random.Random, doc):
         return json_value(rng)
     parent[key] = json_value(rng)
     return doc
-
-
-def mutate(rng: random.Random, data: bytes) -> bytes:
-    blob = bytearray(data)
-    for _ in range(rng.randint(1, 4)):
-        op = rng.random()
-        at = rng.randrange(len(blob) + 1)
-        if op < 0.4 and blob:
-            blob[min(at, len(blob) - 1)] = rng.randrange(256)
-        elif op < 0.7:
-            del blob[at:at + rng.randint(1, 64)]
-        elif op < 0.9:
-            blob[at:at] = rng.choice([b"{", b"]", b"null", b'"nodes":', b"\x00", b"-1", b"1e999"])
-        else:
-            del blob[at:]
-    return bytes(blob)
 
 
 def generate(seed: int = SEED) -> Iterator[bytes]:

@@ -11,7 +11,7 @@ import pytest
 from pistachio_tui.comfy.events import parse_message
 from pistachio_tui.comfy.tracker import PromptTracker
 from tests.conftest import load_fixture
-from tests.faults.test_fault_workflow_fuzz import json_value, mutate
+from tests.faults.generators import json_value, mutate
 
 TRACES = ["success", "cached", "exec_error", "interrupted"]
 CASES = 5_000
