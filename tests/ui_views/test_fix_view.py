@@ -26,35 +26,63 @@ async def files():
     await server.stop()
 
 
-async def test_two_packs_three_models_to_accepted_on_the_simulator(tmp_path, files):
+@pytest.fixture
+async def fix_sim(tmp_path):
     sim = SimServer(step_delay=0.001, manager=True, models_dir=tmp_path / "models", reboot_downtime=0.05)
     await sim.start()
+    yield sim
+    await sim.stop()
+
+
+def sim_fix_app(tmp_path, client, files) -> ViewApp:
     workflow = load_workflow(json.dumps(fix_workflow(files.url)).encode(), "fix.json")
     options = FixOptions(comfy_dir=tmp_path, poll_interval=0.02, hf_search=False, state_dir=tmp_path / "state")
-    try:
-        async with ComfyClient(sim.url) as client:
-            app = ViewApp(lambda: FixView(Settings(), client, workflow, options=options))
-            async with app.run_test(size=(120, 40)) as pilot:
-                view = app.query_one(FixView)
-                await pilot.press("s")
-                chosen = 0
-                while view.outcome is None:
-                    await until(pilot, lambda: isinstance(app.screen, ChooseModel) or view.outcome is not None,
-                                "a model choice or the end")
-                    if isinstance(app.screen, ChooseModel):
-                        await pilot.press("enter")
-                        chosen += 1
-                        await pilot.pause()
-                assert chosen == 3 and view.outcome.accepted
-                assert view.steps == {"Nodes": "ok", "Restart": "ok", "Models": "ok", "Verify": "ok"}
-                states = {key: row.state for key, row in view.rows.items()}
-                assert states["pack:UltimateSDUpscale"] == "ok" and states["pack:ComfyUI-VideoHelperSuite"] == "ok"
-                assert states["model:fixflow_vae.safetensors"] == "ok"
-                assert "accepted the workflow" in screen_text(app)
-    finally:
-        await sim.stop()
+    return ViewApp(lambda: FixView(Settings(), client, workflow, options=options))
+
+
+async def answer_choices(pilot, view: FixView, stop_after: int | None = None) -> int:
+    """Pick the first source in every model dialog until the run ends (or ``stop_after`` picks)."""
+    app, chosen = pilot.app, 0
+    while view.outcome is None and chosen != stop_after:
+        await until(pilot, lambda: isinstance(app.screen, ChooseModel) or view.outcome is not None,
+                    "a model choice or the end")
+        if isinstance(app.screen, ChooseModel):
+            await pilot.press("enter")
+            chosen += 1
+            await pilot.pause()
+    return chosen
+
+
+async def test_two_packs_three_models_to_accepted_on_the_simulator(tmp_path, files, fix_sim):
+    async with ComfyClient(fix_sim.url) as client:
+        app = sim_fix_app(tmp_path, client, files)
+        async with app.run_test(size=(120, 40)) as pilot:
+            view = app.query_one(FixView)
+            await pilot.press("s")
+            assert await answer_choices(pilot, view) == 3 and view.outcome.accepted
+            assert view.steps == {"Nodes": "ok", "Restart": "ok", "Models": "ok", "Verify": "ok"}
+            states = {key: row.state for key, row in view.rows.items()}
+            assert states["pack:UltimateSDUpscale"] == "ok" and states["pack:ComfyUI-VideoHelperSuite"] == "ok"
+            assert states["model:fixflow_vae.safetensors"] == "ok"
+            assert "accepted the workflow" in screen_text(app)
     for name, folder in MODELS:
         assert (tmp_path / "models" / folder / name).stat().st_size == 50_000
+
+
+async def test_cancel_then_resume_finishes_the_rest(tmp_path, files, fix_sim):
+    async with ComfyClient(fix_sim.url) as client:
+        app = sim_fix_app(tmp_path, client, files)
+        async with app.run_test(size=(80, 24)) as pilot:
+            view = app.query_one(FixView)
+            await pilot.press("s")
+            assert await answer_choices(pilot, view, stop_after=1) == 1
+            await until(pilot, lambda: isinstance(app.screen, ChooseModel), "the second model choice")
+            await pilot.press("x")
+            await until(pilot, lambda: not view.running, "the cancel")
+            assert not isinstance(app.screen, ChooseModel) and view.outcome is None
+            await pilot.press("s")
+            assert await answer_choices(pilot, view) == 2
+            assert view.outcome.accepted
 
 
 def scripted(events: list[FixEvent], outcome: FixOutcome):

@@ -84,10 +84,14 @@ def _problems_from_lines(lines: list[str]) -> list[ProblemRow]:
     return rows
 
 
-class ChooseModel(ModalScreen[ModelCandidate | None]):
-    """Pick where a missing model comes from, or skip it (Escape)."""
+#: What the model dialog returns when the user cancels the whole fix from it.
+CANCEL_FIX = "cancel"
 
-    BINDINGS = [Binding("escape", "skip", "Skip this model")]
+
+class ChooseModel(ModalScreen[ModelCandidate | str | None]):
+    """Pick where a missing model comes from, skip it (Escape), or cancel the fix (x)."""
+
+    BINDINGS = [Binding("escape", "skip", "Skip this model"), Binding("x", "cancel_fix", "Cancel the fix")]
 
     def __init__(self, need: ModelNeed, candidates: list[ModelCandidate]) -> None:
         super().__init__()
@@ -105,7 +109,7 @@ class ChooseModel(ModalScreen[ModelCandidate | None]):
             ]
             options.append(Option("Skip this model", id="skip"))
             yield OptionList(*options, id="choose-options")
-            yield Label("Enter picks · Esc skips", classes="dialog-hint")
+            yield Label("Enter picks · Esc skips · x cancels the fix", classes="dialog-hint")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
@@ -114,6 +118,9 @@ class ChooseModel(ModalScreen[ModelCandidate | None]):
 
     def action_skip(self) -> None:
         self.dismiss(None)
+
+    def action_cancel_fix(self) -> None:
+        self.dismiss(CANCEL_FIX)
 
 
 class FixView(Vertical):
@@ -224,8 +231,14 @@ class FixView(Vertical):
         if not candidates:
             return None
         answer: asyncio.Future[ModelCandidate | None] = asyncio.get_running_loop().create_future()
-        self.app.push_screen(ChooseModel(need, candidates),
-                             lambda choice: answer.done() or answer.set_result(choice))
+
+        def chosen(choice: ModelCandidate | str | None) -> None:
+            if choice == CANCEL_FIX:
+                self.action_cancel_fix()
+            elif not answer.done():
+                answer.set_result(choice if isinstance(choice, ModelCandidate) else None)
+
+        self.app.push_screen(ChooseModel(need, candidates), chosen)
         return await answer
 
     # -- events ------------------------------------------------------------------
