@@ -41,3 +41,11 @@ async def test_pods_without_a_key_say_how_to_set_one(tmp_path):
         await pilot.pause(0.3)
         texts = " ".join(str(w.render()) for w in app.screen.query("#pods-view Static"))
         assert "RUNPOD_API_KEY" in texts
+
+
+async def test_dashboard_shows_pod_spend(fake_runpod, tmp_path):
+    app = make_app(tmp_path, dashboard=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        panel = app.screen.query_one("#dash-pods")
+        await until(pilot, lambda: "running" in str(panel.render()))
+        assert "Balance $25.00" in str(panel.render())

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, ProgressBar, Sparkline, Static
 
 from pistachio_tui.comfy.session import SessionUpdate
+from pistachio_tui.config import ConfigError
+from pistachio_tui.runpod.errors import RunPodError
 from pistachio_tui.ui.format import gib, state_text
 from pistachio_tui.ui.screens.base import PistachioScreen
 from pistachio_tui.ui.screens.queue import progress_line
 from pistachio_tui.ui.widgets.status_header import StatusHeader
+
+
+#: RunPod rate-limits its API; a dashboard needs no fresher pod data than this.
+PODS_SECONDS = 30.0
 
 
 def servers_table(app) -> Table:
@@ -40,6 +47,10 @@ class DashboardScreen(PistachioScreen):
     SUMMARY = "Compact overview for a tmux pane"
     BINDINGS = [Binding("i", "app.interrupt", "Interrupt")]
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._pods_monitor = None
+
     def compose(self) -> ComposeResult:
         yield StatusHeader()
         with Horizontal(id="dash-top"):
@@ -51,7 +62,7 @@ class DashboardScreen(PistachioScreen):
                 yield Sparkline([0.0], summary_function=max, id="dash-vram")
         with Horizontal(id="dash-bottom"):
             yield Static("[b]Training[/b]\nno run followed yet", id="dash-training")
-            yield Static("[b]Pods[/b]\nsee `pistachio pods`", id="dash-pods")
+            yield Static("[b]Pods[/b]\nno RunPod key (see 7 Pods)", id="dash-pods")
         yield Footer()
 
     def refresh_view(self, update: SessionUpdate | None) -> None:
@@ -72,3 +83,35 @@ class DashboardScreen(PistachioScreen):
 
     def on_mount(self) -> None:
         self.refresh_view(None)
+        self._pods_monitor = self._make_pods_monitor()
+        if self._pods_monitor is not None:
+            self.set_interval(PODS_SECONDS, self._refresh_pods)
+            self._refresh_pods()
+
+    def _make_pods_monitor(self):
+        """A RunPod monitor when a key is configured; None keeps the panel's hint."""
+        from pistachio_tui.runpod.api import RunPodClient, load_api_key
+        from pistachio_tui.runpod.monitor import PodsMonitor
+
+        try:
+            return PodsMonitor(RunPodClient(load_api_key()))
+        except (RunPodError, ConfigError):
+            return None
+
+    @work(exclusive=True, group="dash-pods")
+    async def _refresh_pods(self) -> None:
+        from pistachio_tui.ui.views.pods import account_line
+
+        panel = self.query_one("#dash-pods", Static)
+        try:
+            state = await self._pods_monitor.refresh()
+        except RunPodError as exc:
+            panel.update(Text.assemble(("Pods\n", "bold"), (exc.message, "red")))
+            return
+        idle = sum(1 for info in state.idle.values() if info.flagged)
+        flagged = Text(f"\n{idle} idle pod(s) flagged", style="yellow") if idle else Text("")
+        panel.update(Text.assemble(("Pods\n", "bold"), account_line(state), flagged))
+
+    async def on_unmount(self) -> None:
+        if self._pods_monitor is not None:
+            await self._pods_monitor.client.aclose()
