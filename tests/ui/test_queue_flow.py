@@ -50,6 +50,11 @@ async def test_queue_a_workflow_and_see_it_in_history(sim, tmp_path):
         history.focus()
         await pilot.press("v")
         await until(pilot, lambda: "PNG" in str(app.screen.query_one(OutputPreview).query_one(".caption").render()))
+        await pilot.press("s")
+        app.screen.query_one(Input).value = str(tmp_path / "saved.png")
+        await pilot.press("enter")
+        await until(pilot, lambda: (tmp_path / "saved.png").exists())
+        assert (tmp_path / "saved.png").read_bytes().startswith(b"\x89PNG")
 
 
 async def test_rejected_prompt_is_explained(sim, tmp_path):
