@@ -1,0 +1,160 @@
+"""The GPU hub: owns every sampler, polls them on one interval, and hands out snapshots.
+
+Typical use (the GPU screen, the dashboard)::
+
+    hub = GpuHub(interval=settings.gpu_interval)
+    hub.add_local()                                   # NVML, lazily
+    hub.add_server("local", client.system_stats, running=running_prompt)
+    task = asyncio.create_task(hub.run())             # cancel to stop
+    ...
+    snap = hub.snapshot()                             # read on the event loop
+    await hub.aclose()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pistachio_tui.gpu.nvml import NvmlReader, NvmlUnavailable
+from pistachio_tui.gpu.remote import PodSampler, RunningSource, ServerSampler, StatsSource
+from pistachio_tui.gpu.series import TieredSeries
+from pistachio_tui.gpu.source import GpuSource, SeriesShape
+
+
+class LocalSampler:
+    """This machine's GPUs. Once NVML reports itself unavailable it is not asked again."""
+
+    def __init__(self, reader: NvmlReader, shape: SeriesShape) -> None:
+        self.reader = reader
+        self._shape = shape
+        self.devices: dict[int, GpuSource] = {}
+        self.unavailable: str | None = None
+
+    async def sample(self, t: float) -> None:
+        """Read every GPU in a worker thread (NVML blocks) and record it at ``t``."""
+        if self.unavailable is not None:
+            return
+        try:
+            samples = await asyncio.to_thread(self.reader.read)
+        except NvmlUnavailable as exc:
+            self.unavailable = exc.reason
+            for source in self.devices.values():
+                source.mark_down(exc.reason)
+            return
+        for s in samples:
+            source = self.devices.get(s.index)
+            if source is None:
+                label = f"{s.name or 'GPU'} (#{s.index})"
+                source = self.devices[s.index] = GpuSource(f"local:{s.index}", "local", label, shape=self._shape)
+            source.record(
+                t,
+                memory_used=s.memory_used, memory_total=s.memory_total,
+                util_percent=s.util_gpu, util_memory_percent=s.util_memory,
+                temperature_c=s.temperature_c, power_w=s.power_w, power_limit_w=s.power_limit_w,
+                fan_percent=s.fan_percent, processes=s.processes,
+            )
+
+
+@dataclass(frozen=True)
+class ServerState:
+    """A ComfyUI server as the hub last saw it; ``ram`` is RAM in use (bytes) over time."""
+
+    name: str
+    up: bool
+    reason: str | None
+    ram: TieredSeries
+    ram_total: int | None
+
+
+@dataclass(frozen=True)
+class HubSnapshot:
+    """Everything the GPU screen draws. ``sources`` are live objects: read them on the event loop."""
+
+    taken_at: float
+    local_unavailable: str | None
+    sources: list[GpuSource]
+    servers: list[ServerState]
+
+    def get(self, key: str) -> GpuSource | None:
+        return next((s for s in self.sources if s.key == key), None)
+
+
+class GpuHub:
+    """Polls local GPUs and ComfyUI servers every ``interval`` seconds; pods are pushed in."""
+
+    def __init__(self, *, interval: float = 1.0, shape: SeriesShape | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        if interval <= 0:
+            raise ValueError(f"the GPU interval must be a positive number of seconds, got {interval}")
+        self.interval = interval
+        self.shape = shape or SeriesShape()
+        self._clock = clock
+        self.local: LocalSampler | None = None
+        self.servers: dict[str, ServerSampler] = {}
+        self.pods: dict[str, PodSampler] = {}
+
+    def add_local(self, reader: NvmlReader | None = None) -> LocalSampler:
+        """Monitor this machine's GPUs (``reader`` defaults to real NVML, opened on first sample)."""
+        self.local = LocalSampler(reader or NvmlReader(), self.shape)
+        return self.local
+
+    def add_server(self, name: str, stats: StatsSource, *, running: RunningSource | None = None,
+                   timeout: float = 10.0) -> ServerSampler:
+        """Monitor a ComfyUI server; ``stats`` is e.g. ``client.system_stats``. Replaces one of the same name."""
+        sampler = ServerSampler(name, stats, running=running, timeout=timeout, shape=self.shape)
+        self.servers[name] = sampler
+        return sampler
+
+    def remove_server(self, name: str) -> None:
+        self.servers.pop(name, None)
+
+    def pod(self, pod_id: str, name: str) -> PodSampler:
+        """The sampler for a pod (created on first use); call its ``feed`` from the pod monitor."""
+        sampler = self.pods.get(pod_id)
+        if sampler is None:
+            sampler = self.pods[pod_id] = PodSampler(pod_id, name, shape=self.shape)
+        return sampler
+
+    def remove_pod(self, pod_id: str) -> None:
+        self.pods.pop(pod_id, None)
+
+    async def sample_once(self) -> None:
+        """Poll every source once, concurrently, all stamped with the same time."""
+        t = self._clock()
+        jobs = [s.sample(t) for s in self.servers.values()]
+        if self.local is not None:
+            jobs.append(self.local.sample(t))
+        await asyncio.gather(*jobs)
+
+    async def run(self) -> None:
+        """Poll forever at :attr:`interval` (a slow poll delays the next one, never stacks). Cancel to stop."""
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await self.sample_once()
+            await asyncio.sleep(max(0.0, self.interval - (loop.time() - started)))
+
+    def snapshot(self) -> HubSnapshot:
+        """Current sources in a stable order: local GPUs, then servers, then pods."""
+        sources: list[GpuSource] = []
+        if self.local is not None:
+            sources += [self.local.devices[i] for i in sorted(self.local.devices)]
+        for sampler in self.servers.values():
+            sources += [sampler.devices[i] for i in sorted(sampler.devices)]
+        for pod in self.pods.values():
+            sources += [pod.devices[k] for k in sorted(pod.devices)]
+        servers = [ServerState(s.name, s.up, s.reason, s.ram, s.ram_total) for s in self.servers.values()]
+        return HubSnapshot(self._clock(), self.local.unavailable if self.local else None, sources, servers)
+
+    def reset_peaks(self) -> None:
+        """Forget every device's peak mark."""
+        for source in self.snapshot().sources:
+            source.reset_peak()
+
+    async def aclose(self) -> None:
+        """Shut NVML down (in a thread: it may block on a wedged driver)."""
+        if self.local is not None:
+            await asyncio.to_thread(self.local.reader.close)

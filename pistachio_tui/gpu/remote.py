@@ -1,0 +1,117 @@
+"""Samplers for GPUs this process cannot see through NVML: ComfyUI servers and RunPod pods.
+
+Both are decoupled from their clients: a server sampler takes an async callable
+returning :class:`~pistachio_tui.comfy.types.SystemStats` (``client.system_stats``),
+a pod sampler takes the numbers the RunPod runtime reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
+
+from pistachio_tui.gpu.source import GpuSource, SeriesShape
+
+if TYPE_CHECKING:
+    from pistachio_tui.comfy.types import SystemStats
+
+StatsSource = Callable[[], Awaitable["SystemStats"]]
+#: Returns what is running on the server now (a prompt id or a label), None when idle.
+RunningSource = Callable[[], Awaitable[str | None]]
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+class ServerSampler:
+    """Polls one ComfyUI server's ``/system_stats``: VRAM and torch VRAM per device, RAM.
+
+    A failed poll marks the server (and its devices) down with the error's
+    message; history is kept and the next good poll brings it back.
+    """
+
+    def __init__(self, name: str, stats: StatsSource, *, running: RunningSource | None = None,
+                 timeout: float = 10.0, shape: SeriesShape | None = None) -> None:
+        self.name = name
+        self._stats = stats
+        self._running = running
+        self._timeout = timeout
+        self._shape = shape or SeriesShape()
+        self.devices: dict[int, GpuSource] = {}
+        self.ram = self._shape.new()
+        self.ram_total: int | None = None
+        self.up = True
+        self.reason: str | None = None
+        self.polled = False
+
+    async def sample(self, t: float) -> None:
+        """Poll once at time ``t``; never raises for a server or stats failure."""
+        try:
+            stats = await asyncio.wait_for(self._stats(), self._timeout)
+        except (asyncio.TimeoutError, TimeoutError):
+            self._down(f"ComfyUI server {self.name} did not answer /system_stats within {self._timeout:g} s")
+            return
+        except Exception as exc:  # any client error: the message is already for a person
+            self._down(_reason(exc))
+            return
+        running = await self._current_prompt()
+        self.up, self.reason, self.polled = True, None, True
+        self.ram_total = stats.ram_total
+        self.ram.append(t, float(stats.ram_total - stats.ram_free))
+        for position, device in enumerate(stats.devices):
+            index = device.index if device.index is not None else position
+            source = self.devices.get(index)
+            if source is None:
+                source = self.devices[index] = GpuSource(
+                    f"server:{self.name}:{index}", "server", f"{self.name} · {device.name}", shape=self._shape)
+            source.record(
+                t,
+                memory_used=device.vram_total - device.vram_free,
+                memory_total=device.vram_total,
+                torch_used=device.torch_vram_total - device.torch_vram_free,
+                torch_total=device.torch_vram_total,
+                running_prompt=running,
+            )
+
+    async def _current_prompt(self) -> str | None:
+        if self._running is None:
+            return None
+        try:
+            return await asyncio.wait_for(self._running(), self._timeout)
+        except Exception:  # a missing prompt label must not mark a healthy server down
+            return None
+
+    def _down(self, reason: str) -> None:
+        self.up, self.reason, self.polled = False, reason, True
+        for source in self.devices.values():
+            source.mark_down(reason)
+
+
+class PodSampler:
+    """GPU figures of one RunPod pod, pushed from the pod monitor (no RunPod client here).
+
+    RunPod reports per GPU only ``gpuUtilPercent`` and ``memoryUtilPercent``;
+    the latter becomes the source's VRAM percentage.
+    """
+
+    def __init__(self, pod_id: str, name: str, *, shape: SeriesShape | None = None) -> None:
+        self.pod_id = pod_id
+        self.name = name
+        self._shape = shape or SeriesShape()
+        self.devices: dict[int, GpuSource] = {}
+
+    def feed(self, t: float, gpus: Sequence[tuple[float | None, float | None]]) -> None:
+        """Record ``(gpuUtilPercent, memoryUtilPercent)`` for each GPU of the pod, in order."""
+        for k, (util, memory) in enumerate(gpus):
+            source = self.devices.get(k)
+            if source is None:
+                source = self.devices[k] = GpuSource(
+                    f"pod:{self.pod_id}:{k}", "pod", f"{self.name} · GPU {k}", shape=self._shape)
+            source.record(t, util_percent=util, memory_percent=memory)
+
+    def mark_down(self, reason: str) -> None:
+        """The pod stopped or its runtime is unknown; keep the history."""
+        for source in self.devices.values():
+            source.mark_down(reason)
