@@ -311,7 +311,7 @@ async def _queue_and_follow(client: ComfyClient, prompt: dict[str, Any], extra_d
                             progress: ProgressLine, submitted: list[str]) -> PromptState:
     """Connect the websocket, queue ``prompt``, and fold events until it ends."""
     from pistachio_tui.comfy.errors import ServerUnreachable
-    from pistachio_tui.comfy.events import Disconnected, EventStream, Resynced
+    from pistachio_tui.comfy.events import Disconnected, EventStream
     from pistachio_tui.comfy.tracker import PromptTracker
 
     stream = EventStream(client)
@@ -331,11 +331,11 @@ async def _queue_and_follow(client: ComfyClient, prompt: dict[str, Any], extra_d
             tracker.feed(event)
             if isinstance(event, Disconnected):
                 progress.note(f"websocket lost ({event.reason}); reconnecting in {event.retry_in:.1f}s")
-            if state.finished:
-                return state
-            if isinstance(event, Resynced) and result.prompt_id not in event.queue.ids():
+            if state.lost:
                 raise _Lost(f"ComfyUI at {client.base_url} no longer knows prompt {result.prompt_id} "
                             "— did it restart? Queue it again.")
+            if state.finished:
+                return state
             progress.show(state)
         raise ServerUnreachable(f"The event stream of {client.base_url} ended unexpectedly")
     finally:

@@ -213,9 +213,15 @@ class ComfyClient:
             raise self._shape_error("/history answer", exc) from None
 
     async def submit(self, prompt: dict[str, Any], extra_data: dict[str, Any] | None = None,
-                     front: bool = False) -> SubmitResult:
-        """Queue an API-format prompt; raises ``PromptRejected`` with the validation report."""
+                     front: bool = False, prompt_id: str | None = None) -> SubmitResult:
+        """Queue an API-format prompt; raises ``PromptRejected`` with the validation report.
+
+        ``prompt_id`` lets the caller choose the id (ComfyUI accepts one), so it can
+        follow the prompt's events before this call returns.
+        """
         payload: dict[str, Any] = {"prompt": prompt, "client_id": self.client_id}
+        if prompt_id is not None:
+            payload["prompt_id"] = prompt_id
         if extra_data:
             payload["extra_data"] = extra_data
         if front:

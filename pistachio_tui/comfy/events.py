@@ -272,7 +272,8 @@ def parse_message(raw: str | bytes) -> Event:
         return Unknown(str(kind), data)
     try:
         return parser(data)
-    except (KeyError, TypeError, ValueError, AttributeError):
+    # OverflowError: int() of an Infinity, which Python's own json.dumps writes for float('inf').
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
         return Unknown(str(kind), data)
 
 
@@ -319,6 +320,8 @@ class EventStream:
         self.open_timeout = open_timeout
         self.ping_interval = ping_interval
         self._closing = asyncio.Event()
+        #: Ends the wait between reconnect attempts (set by ``close`` and ``retry_now``).
+        self._wake = asyncio.Event()
         self._ws: ClientConnection | None = None
 
     def __aiter__(self) -> AsyncIterator[Event]:
@@ -327,8 +330,13 @@ class EventStream:
     async def close(self) -> None:
         """Stop: the current iteration ends after the socket closes."""
         self._closing.set()
+        self._wake.set()
         if self._ws is not None:
             await self._ws.close()
+
+    def retry_now(self) -> None:
+        """Skip the rest of the current reconnect delay, e.g. once HTTP answers again."""
+        self._wake.set()
 
     async def _open(self) -> ClientConnection:
         return await connect(
@@ -378,9 +386,11 @@ class EventStream:
             retry_in = self.backoff.delay(attempt)
             attempt += 1
             reconnecting = True
+            # Cleared before the yield so a retry_now() from the consumer is not lost.
+            self._wake.clear()
             yield Disconnected(reason, retry_in)
             try:
-                await asyncio.wait_for(self._closing.wait(), retry_in)
+                await asyncio.wait_for(self._wake.wait(), retry_in)
             except TimeoutError:
                 pass
 

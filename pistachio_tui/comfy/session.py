@@ -31,7 +31,7 @@ from pistachio_tui.comfy.events import (
     Status,
 )
 from pistachio_tui.comfy.tracker import PromptState, PromptTracker
-from pistachio_tui.comfy.types import HistoryEntry, LogEntry, QueueState, SubmitResult, SystemStats
+from pistachio_tui.comfy.types import HistoryEntry, LogEntry, QueueState, SystemStats
 from pistachio_tui.config import ServerConfig
 
 CONNECTED = "connected"
@@ -150,14 +150,13 @@ class ServerSession:
     # -- commands --------------------------------------------------------
 
     async def submit(self, prompt: dict[str, Any], extra_data: dict[str, Any] | None = None,
-                     front: bool = False) -> SubmitResult:
+                     front: bool = False) -> PromptState:
         """Queue a prompt and follow it; raises ``PromptRejected`` with the server's report."""
-        result = await self.client.submit(prompt, extra_data, front=front)
-        self.tracker.track(result.prompt_id, prompt)
+        state = await self.tracker.submit(self.client, prompt, extra_data, front=front)
         await self.refresh_queue()
-        return result
+        return state
 
-    async def move_to_front(self, prompt_id: str) -> SubmitResult | None:
+    async def move_to_front(self, prompt_id: str) -> PromptState | None:
         """Re-queue a pending prompt at the front (ComfyUI has no reorder call)."""
         item = next((i for i in self.queue.pending if i.prompt_id == prompt_id), None)
         if item is None:
@@ -221,6 +220,9 @@ class ServerSession:
                 self.stats = await self.client.system_stats()
                 self._sample_vram(self.stats)
                 if first or self.state == DOWN:
+                    if not self._ws_up:
+                        # Back from an outage: reconnect now, not at the end of the backoff.
+                        self._stream.retry_now()
                     await self.refresh_queue()
                     await self.refresh_history()
                     first = False

@@ -12,10 +12,11 @@ server reports things in an unexpected order.
 from __future__ import annotations
 
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pistachio_tui.comfy.events import (
     Event,
@@ -31,6 +32,12 @@ from pistachio_tui.comfy.events import (
     Resynced,
 )
 from pistachio_tui.comfy.types import HistoryEntry, OutputFile, QueueItem
+
+if TYPE_CHECKING:
+    from pistachio_tui.comfy.client import ComfyClient
+
+#: ``exception_type`` of the error given to a prompt the server forgot.
+LOST = "PromptLost"
 
 #: Statuses after which no event changes a prompt any more.
 FINAL = frozenset({"success", "error", "interrupted"})
@@ -66,6 +73,11 @@ class PromptState:
     def finished(self) -> bool:
         """True once the prompt succeeded, failed or was interrupted."""
         return self.status in FINAL
+
+    @property
+    def lost(self) -> bool:
+        """True when the server forgot the prompt (restart) before it ended."""
+        return self.error is not None and self.error.exception_type == LOST
 
     @property
     def duration(self) -> float | None:
@@ -107,6 +119,8 @@ class _Tracked:
         self.done: set[str] = set()
         #: (node, step value, clock time) of the last step seen, for it/s.
         self.last_step: tuple[str, int, float] | None = None
+        #: False while the POST that queues it is in flight: the server may not list it yet.
+        self.confirmed = True
 
     def title(self, node: str) -> str:
         entry = self.prompt.get(node) or {}
@@ -153,6 +167,27 @@ class PromptTracker:
         tracked = _Tracked(PromptState(prompt_id), prompt, outputs_to_execute)
         self._prompts[prompt_id] = tracked
         self._trim()
+        return tracked.state
+
+    async def submit(self, client: ComfyClient, prompt: dict[str, Any],
+                     extra_data: dict[str, Any] | None = None, front: bool = False,
+                     outputs_to_execute: list[str] | None = None) -> PromptState:
+        """Queue ``prompt`` on ``client`` under an id chosen here, tracked before it is sent.
+
+        A short prompt can start and end before the server's answer to the POST is
+        read; tracking first means none of its events are missed. A rejected or
+        failed submit stops the tracking and re-raises.
+        """
+        prompt_id = str(uuid.uuid4())
+        self.track(prompt_id, prompt, outputs_to_execute)
+        tracked = self._prompts[prompt_id]
+        tracked.confirmed = False
+        try:
+            await client.submit(prompt, extra_data, front=front, prompt_id=prompt_id)
+        except BaseException:
+            self._prompts.pop(prompt_id, None)
+            raise
+        tracked.confirmed = True
         return tracked.state
 
     def track_item(self, item: QueueItem) -> PromptState:
@@ -210,14 +245,29 @@ class PromptTracker:
 
     def _resync(self, event: Resynced) -> None:
         running = {item.prompt_id for item in event.queue.running}
-        for prompt_id, tracked in self._prompts.items():
+        pending = {item.prompt_id for item in event.queue.pending}
+        for prompt_id, tracked in list(self._prompts.items()):
             if tracked.state.finished:
                 continue
             entry = event.finished.get(prompt_id)
             if entry is not None:
                 self.apply_history(entry)
-            elif prompt_id in running and tracked.state.status == "queued":
-                tracked.state.status = "running"
+            elif prompt_id in running:
+                if tracked.state.status == "queued":
+                    tracked.state.status = "running"
+            elif prompt_id not in pending and tracked.confirmed:
+                self._lose(tracked)
+
+    def _lose(self, tracked: _Tracked) -> None:
+        # Neither queued, running nor in history: the server restarted and forgot it.
+        # Without this it would show as running forever.
+        state = tracked.state
+        state.error = ExecutionError(
+            prompt_id=state.prompt_id, node_id=state.current_node or "",
+            node_type=state.current_title or "", exception_type=LOST, traceback=[],
+            exception_message="the server no longer knows this prompt (it restarted?); queue it again")
+        self._finish(state, "error", time.time())
+        self._trim()
 
     def _apply(self, tracked: _Tracked, event: Event) -> None:
         state = tracked.state

@@ -134,6 +134,25 @@ async def test_unreachable_server_backs_off_and_close_ends_the_wait():
         # Reaching this line means close() woke the 60 s backoff wait.
 
 
+async def test_retry_now_skips_the_rest_of_the_backoff():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    async with ComfyClient(f"http://127.0.0.1:{port}") as client:
+        stream = EventStream(client, backoff=Backoff(initial=60, cap=60, jitter=0))
+        attempts = 0
+        async with asyncio.timeout(10):
+            async for event in stream:
+                assert isinstance(event, Disconnected) and event.retry_in == 60
+                attempts += 1
+                if attempts == 3:
+                    await stream.close()
+                else:
+                    stream.retry_now()
+        # Three attempts inside the timeout means retry_now() cut two 60 s waits short.
+        assert attempts == 3
+
+
 async def test_proxy_auth_failure_on_the_websocket(server_factory):
     server = await server_factory([[]], require_header="Authorization")
     async with ComfyClient(server.url) as client:

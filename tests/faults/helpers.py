@@ -114,9 +114,7 @@ class Follower:
 
     async def submit(self, prompt: dict[str, Any]) -> str:
         """Queue ``prompt`` and start tracking it."""
-        result = await self.client.submit(prompt)
-        self.tracker.track(result.prompt_id, prompt)
-        return result.prompt_id
+        return (await self.tracker.submit(self.client, prompt)).prompt_id
 
     def state(self, prompt_id: str) -> PromptState:
         state = self.tracker.get(prompt_id)

@@ -85,9 +85,6 @@ async def test_restart_mid_prompt_then_a_new_prompt_runs_exactly(slow):
     assert never_decreases(follower.fractions[lost])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "PromptTracker._resync leaves a prompt the server no longer knows (not running, not pending, "
-    "not in history — lost in a restart) as 'running' forever; it should end it, e.g. as 'error'"))
 async def test_restart_ends_the_prompt_it_lost(slow):
     sim = slow
     async with Follower(sim.url) as follower:

@@ -37,10 +37,6 @@ async def submit_held(follower: Follower, transport: HoldPromptAnswer, submit) -
     return await task
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "PromptTracker ignores events of prompts it does not track yet, and ComfyClient.submit has no "
-    "prompt_id parameter to track before queueing: a prompt that ends before the POST answer is read "
-    "stays 'queued' until the next reconnect"))
 async def test_prompt_that_ends_before_the_submit_answer(sim):
     transport = HoldPromptAnswer()
     async with Follower(sim.url, transport=transport) as follower:

@@ -54,3 +54,18 @@ async def test_session_reports_down_and_recovers(sim):
         await wait_for(lambda: session.state == CONNECTED)
     finally:
         await manager.stop()
+
+
+async def test_back_from_an_outage_reconnects_without_waiting_out_the_backoff(sim):
+    # A minute of backoff: only the health poll's retry_now() can reconnect within the test.
+    slow = Backoff(initial=60, cap=60, jitter=0)
+    session = ServerSession(ServerConfig("sim", sim.url), health_interval=0.1, backoff=slow)
+    session.start()
+    try:
+        await wait_for(lambda: session.state == CONNECTED)
+        await sim.kill()
+        await wait_for(lambda: session.state == DOWN)
+        await sim.revive()
+        await wait_for(lambda: session.state == CONNECTED)
+    finally:
+        await session.stop()
