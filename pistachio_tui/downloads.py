@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import httpx
@@ -31,6 +32,9 @@ FREE_SPACE_MARGIN = 256 * 1024 * 1024
 CHUNK_SIZE = 1024 * 1024
 #: How many times a dropped connection is resumed within one call before giving up.
 RETRIES = 3
+#: Bytes gathered before they are written and hashed in a worker thread: large enough
+#: that thread hops are rare, small enough to bound memory and what a crash loses.
+WRITE_BATCH = 4 * 1024 * 1024
 _HF_HOSTS = ("huggingface.co", "hf.co")
 _SPEED_WINDOW_S = 5.0
 
@@ -57,7 +61,7 @@ class UnsafePath(DownloadError):
 
 @dataclass(frozen=True)
 class DownloadProgress:
-    """One progress report: bytes on disk so far, total if known, speed and ETA."""
+    """One progress report: bytes received so far, total if known, speed and ETA."""
 
     url: str
     target: Path
@@ -160,6 +164,42 @@ def _hash_file(path: Path) -> hashlib._Hash:
         for block in iter(lambda: fh.read(CHUNK_SIZE), b""):
             digest.update(block)
     return digest
+
+
+class _PartWriter:
+    """Appends received bytes to the open ``.part`` file and hashes them, in a worker thread.
+
+    A write can stall for long on a network volume or under writeback pressure,
+    and sha256 costs CPU for every byte: neither may run on the event loop the
+    UI shares. Bytes are batched so the thread hops stay few.
+    """
+
+    def __init__(self, fh: BinaryIO, digest: hashlib._Hash) -> None:
+        self._fh = fh
+        self._digest = digest
+        self._pending = bytearray()
+
+    async def add(self, chunk: bytes) -> None:
+        self._pending += chunk
+        if len(self._pending) >= WRITE_BATCH:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if not self._pending:
+            return
+        data = bytes(self._pending)
+        self._pending.clear()
+        write = asyncio.ensure_future(asyncio.to_thread(self._write, data))
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            # A thread cannot be stopped: wait for it, or the file would be closed under it.
+            await asyncio.wait([write])
+            raise
+
+    def _write(self, data: bytes) -> None:
+        self._fh.write(data)
+        self._digest.update(data)
 
 
 def _check_free_space(folder: Path, needed: int) -> None:
@@ -362,15 +402,19 @@ async def _receive(
     done = have
     try:
         with part.open("ab" if have else "wb") as fh:
-            # No chunk size: httpx would hold bytes back to fill a chunk and lose them on a drop.
-            async for chunk in response.aiter_bytes():
-                fh.write(chunk)
-                digest.update(chunk)
-                done += len(chunk)
-                if progress is not None:
-                    speed = meter.add(done)
-                    eta = (total - done) / speed if total and speed > 0 else None
-                    progress(DownloadProgress(url, target, done, total, speed, eta, resumed_from))
+            writer = _PartWriter(fh, digest)
+            try:
+                # No chunk size: httpx would hold bytes back to fill a chunk and lose them on a drop.
+                async for chunk in response.aiter_bytes():
+                    await writer.add(chunk)
+                    done += len(chunk)
+                    if progress is not None:
+                        speed = meter.add(done)
+                        eta = (total - done) / speed if total and speed > 0 else None
+                        progress(DownloadProgress(url, target, done, total, speed, eta, resumed_from))
+            finally:
+                # What arrived is kept even on a drop or a cancel, so a resume starts after it.
+                await writer.flush()
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             part.unlink(missing_ok=True)

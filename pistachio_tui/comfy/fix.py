@@ -287,14 +287,16 @@ class FixFlow:
         return self._paths
 
     async def _node_db(self, manager: ManagerClient | None) -> tuple[NodeDB | None, NodeDB | None]:
+        # Building a map reads and indexes megabytes of the Manager's JSON: that runs
+        # in a thread, so the UI sharing this event loop keeps drawing meanwhile.
         live = None
         if manager is not None:
             try:
-                live = NodeDB.from_mappings(await manager.mappings("cache"))
+                live = await asyncio.to_thread(NodeDB.from_mappings, await manager.mappings("cache"))
             except (ComfyError, NodeDBError):
                 live = None
         try:
-            offline = NodeDB.from_manager_package()
+            offline = await asyncio.to_thread(NodeDB.from_manager_package)
         except NodeDBError:
             offline = None
         return live, offline

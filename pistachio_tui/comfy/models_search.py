@@ -187,7 +187,8 @@ async def find_candidates(need: ModelNeed, *, hf: bool = True, token: str | None
     """Every candidate for ``need``, ranked. Hugging Face is asked only when the
     workflow and the Manager's list have no exact match; a failing search is
     treated as no result, because the other sources may still do."""
-    local = from_workflow(need) + from_model_list(need)
+    # The first read of model-list.json parses a quarter-megabyte file: off the event loop.
+    local = from_workflow(need) + from_model_list(need, await asyncio.to_thread(_model_list))
     if hf and not any(c.matches(need.name) for c in local):
         try:
             local += await from_huggingface(need, token=token, api=hf_api)
