@@ -68,6 +68,9 @@ class PromptState:
     #: Epoch seconds from the server's timestamps.
     started_at: float | None = None
     finished_at: float | None = None
+    #: Queued by this client. ComfyUI sends node progress only to the client that
+    #: queued a prompt, so others' prompts (e.g. from a browser) show none.
+    ours: bool = False
 
     @property
     def finished(self) -> bool:
@@ -182,6 +185,7 @@ class PromptTracker:
         self.track(prompt_id, prompt, outputs_to_execute)
         tracked = self._prompts[prompt_id]
         tracked.confirmed = False
+        tracked.state.ours = True
         try:
             await client.submit(prompt, extra_data, front=front, prompt_id=prompt_id)
         except BaseException:

@@ -43,7 +43,7 @@ async def test_prompt_is_tracked_under_the_id_it_is_sent_with_before_the_answer(
     assert tracker.get(prompt_id).status == "queued"
     client.release.set()
     state = await task
-    assert state.prompt_id == prompt_id
+    assert state.prompt_id == prompt_id and state.ours
 
 
 async def test_a_failed_submit_stops_the_tracking():
