@@ -94,6 +94,26 @@ def demo_prompt(object_info: dict) -> dict:
     return load_prompt_for_run(seed_workflows()[DEMO_WORKFLOW], object_info)
 
 
+def stock_bundled_models(server) -> list[str]:
+    """Give the simulated server every model the bundled sample workflows use,
+    so each of them runs in the demo; returns ``folder/name`` of each."""
+    from pistachio_tui.comfy.deps import analyse
+    from pistachio_tui.comfy.workflow import WorkflowError, load_workflow
+    from pistachio_tui.ui.workflow_sources import bundled_dir, workflow_files
+
+    object_info, stocked = server.object_info(), []
+    for path in workflow_files(bundled_dir()):
+        try:
+            needs = analyse(load_workflow(path), object_info)
+        except WorkflowError:
+            continue  # a broken sample shows its own error in the Workflows screen
+        for model in needs.models:
+            if model.folder and not model.unsafe:
+                server.add_model(model.folder, model.name)
+                stocked.append(f"{model.folder}/{model.name}")
+    return stocked
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from pistachio_tui.config import ServerConfig, Settings, load_settings
     from pistachio_tui.ui.app import run_app
@@ -101,6 +121,7 @@ def run_demo(args: argparse.Namespace) -> int:
     sim = SimThread(step_delay=args.step_delay, manager=True)
     url = sim.start()
     try:
+        stock_bundled_models(sim.server)
         if not args.no_autorun:
             sim.submit(keep_busy(url, demo_prompt(sim.server.object_info())))
         user = load_settings()
