@@ -7,10 +7,13 @@ back as a message naming the file and line, never as a traceback.
 from __future__ import annotations
 
 import os
+import re
 import stat
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import platformdirs
 import toml
@@ -38,6 +41,11 @@ class ServerConfig:
     def __post_init__(self) -> None:
         self.url = self.url.rstrip("/")
 
+    def __repr__(self) -> str:
+        # Header values and a password in the URL are credentials: only their presence shows.
+        headers = {name: "…" for name in self.headers}
+        return f"ServerConfig(name={self.name!r}, url={hide_password(self.url)!r}, headers={headers!r})"
+
 
 @dataclass
 class Settings:
@@ -62,6 +70,15 @@ class Settings:
         return None
 
 
+def hide_password(url: str) -> str:
+    """``url`` with the password of ``user:password@host`` replaced by ``…``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:…@{host}"))
+
+
 def config_dir() -> Path:
     """The folder holding settings, secrets, user themes and saved state."""
     override = os.environ.get("PISTACHIO_CONFIG_DIR")
@@ -75,6 +92,9 @@ def state_dir() -> Path:
     return config_dir() / "state"
 
 
+_TOML_WHERE = re.compile(r"^(?P<msg>.*) \((?:at line (?P<line>\d+), column (?P<col>\d+)|at end of document)\)$")
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -82,21 +102,34 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path} is not UTF-8 text ({exc.reason}); save it as UTF-8.") from None
     except OSError as exc:
         raise ConfigError(f"Cannot read {path}: {exc.strerror}.") from None
+    # The standard library's strict parser: the older `toml` package accepts broken
+    # files, e.g. an unterminated `servers = [` silently reads as an empty list.
     try:
-        return toml.loads(text)
-    except toml.TomlDecodeError as exc:
-        raise ConfigError(
-            f"{path}, line {exc.lineno}, column {exc.colno}: {exc.msg}. "
-            "Fix that line or delete the file to start from the defaults."
-        ) from None
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}, {_toml_error_place(str(exc), text)}. "
+                          "Fix that line or delete the file to start from the defaults.") from None
 
 
-def _expect(value: Any, kind: type | tuple[type, ...], path: Path, key: str) -> Any:
+def _toml_error_place(message: str, text: str) -> str:
+    """tomllib's ``what (at line L, column C)`` as ``line L, column C: what``."""
+    match = _TOML_WHERE.match(message)
+    if match is None:
+        return message
+    if match["line"] is not None:
+        return f"line {match['line']}, column {match['col']}: {match['msg']}"
+    last = max(1, len(text.splitlines()))
+    return (f"line {last} (end of file): {match['msg']} — a bracket, brace or quote "
+            "opened earlier is never closed")
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], path: Path, key: str, *, secret: bool = False) -> Any:
     kinds = kind if isinstance(kind, tuple) else (kind,)
     # bool is an int subclass: `gpu_interval = true` must not pass as a number.
     if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
         names = " or ".join(k.__name__ for k in kinds)
-        raise ConfigError(f"{path}: '{key}' must be a {names}, not {value!r}.")
+        shown = type(value).__name__ if secret else repr(value)
+        raise ConfigError(f"{path}: '{key}' must be a {names}, not {shown}.")
     return value
 
 
@@ -109,13 +142,16 @@ def _parse_servers(raw: Any, path: Path) -> list[ServerConfig]:
             raise ConfigError(f"{path}: {where} has no 'url' (e.g. url = \"http://127.0.0.1:8188\").")
         url = _expect(entry["url"], str, path, f"{where}.url")
         if not url.startswith(("http://", "https://")):
-            raise ConfigError(f"{path}: {where}.url must start with http:// or https://, not {url!r}.")
-        headers = _expect(entry.get("headers", {}), dict, path, f"{where}.headers")
+            raise ConfigError(
+                f"{path}: {where}.url must start with http:// or https://, not {hide_password(url)!r}.")
+        # Header values are usually credentials: errors name them but never echo them.
+        headers = _expect(entry.get("headers", {}), dict, path, f"{where}.headers", secret=True)
         servers.append(
             ServerConfig(
                 name=_expect(entry.get("name", url), str, path, f"{where}.name"),
                 url=url,
-                headers={str(k): str(v) for k, v in headers.items()},
+                headers={str(k): str(_expect(v, (str, int, float), path, f"{where}.headers.{k}", secret=True))
+                         for k, v in headers.items()},
             )
         )
     return servers

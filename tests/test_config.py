@@ -93,3 +93,27 @@ def test_mask_secret_hides_the_middle():
     assert mask_secret("rpa_ABCDEFGHIJKL9f3a") == "rpa_…9f3a"
     assert "SECRET" not in mask_secret("hf_SECRETSECRET1234")
     assert mask_secret("short") == "………"
+
+
+def test_unterminated_array_is_refused_with_file_and_line(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('theme = "nord"\nservers = [\n  {name = "a", url = "http://127.0.0.1:8188"},\n')
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert str(path) in str(err.value)
+    assert "line 3 (end of file)" in str(err.value)
+
+
+def test_proxy_credentials_stay_out_of_reprs_and_errors(tmp_path):
+    server = ServerConfig("pod", "https://me:PW-SECRET@pod.example", {"Authorization": "Bearer HDR-SECRET"})
+    shown = repr(server) + repr(Settings(servers=[server]))
+    assert "SECRET" not in shown
+    assert "Authorization" in shown and "me:…@pod.example" in shown
+    path = tmp_path / "s.toml"
+    for text in ('[[servers]]\nurl = "http://a"\nheaders = "Bearer HDR-SECRET"\n',
+                 '[[servers]]\nurl = "http://a"\nheaders = {Authorization = ["Bearer HDR-SECRET"]}\n',
+                 '[[servers]]\nurl = "ftp://me:PW-SECRET@a"\n'):
+        path.write_text(text)
+        with pytest.raises(ConfigError) as err:
+            load_settings(path)
+        assert "SECRET" not in str(err.value) and str(path) in str(err.value)
