@@ -257,9 +257,10 @@ def _host(url: str) -> str:
 
 
 def _safe_url(url: str) -> str:
-    """The URL without its query string, which may carry signed tokens."""
+    """The URL without its query string, which may carry signed tokens, nor a ``user:password@``."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return f"{parts.scheme}://{host}{parts.path}"
 
 
 async def download(

@@ -108,7 +108,8 @@ class FixOptions:
     #: Queue the prompt once nothing is missing (the only way to get the server's final verdict).
     queue: bool = True
     hf_search: bool = True
-    hf_token: str | None = None
+    #: Kept out of the repr: a logged or printed FixOptions must not show the token.
+    hf_token: str | None = field(default=None, repr=False)
     restart_timeout: float = 600.0
     task_timeout: float = 1800.0
     poll_interval: float = 1.0
