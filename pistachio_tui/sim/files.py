@@ -18,7 +18,9 @@ class FileStore:
 
     def __init__(self) -> None:
         self._files: OrderedDict[FileKey, bytes] = OrderedDict()
-        self._counters: dict[tuple[str, str, str], int] = {}
+        # One counter per prefix, and PreviewImage makes a new random prefix per run: kept
+        # to the MAX_FILES most recent, since an older prefix has no stored file left anyway.
+        self._counters: OrderedDict[tuple[str, str, str], int] = OrderedDict()
 
     def put(self, kind: str, subfolder: str, filename: str, data: bytes) -> None:
         key = (kind, subfolder, filename)
@@ -40,8 +42,11 @@ class FileStore:
     def next_output_name(self, kind: str, prefix: str, extension: str = "png") -> tuple[str, str]:
         """``(subfolder, filename)`` for the next file of a prefix: ``name_00001_.png`` like SaveImage."""
         subfolder, _, base = prefix.replace("\\", "/").rpartition("/")
-        counter = self._counters.get((kind, subfolder, base), 0) + 1
-        self._counters[(kind, subfolder, base)] = counter
+        key = (kind, subfolder, base)
+        counter = self._counters.pop(key, 0) + 1
+        self._counters[key] = counter
+        while len(self._counters) > MAX_FILES:
+            self._counters.popitem(last=False)
         return subfolder, f"{base}_{counter:05}_.{extension}"
 
     @staticmethod
