@@ -93,6 +93,68 @@ def _types_compatible(received: Any, expected: Any) -> bool:
     return bool(got & want)
 
 
+def finalized_inputs(specs: dict[str, dict[str, Any]], live_inputs: dict[str, Any],
+                     prefix: tuple[str, ...] = ()) -> list[tuple[str, str, Any]]:
+    """``(input id, category, spec)`` of the inputs a v3 node has for these ``live_inputs``,
+    as ComfyUI's ``get_finalized_class_inputs`` works them out before validating.
+
+    Dynamic inputs stand for inputs named ``<input>.<name>``: an autogrow input for
+    each of its template's names present in the prompt (required for the first
+    ``min``), a dynamic combo for the inputs of its chosen option plus itself, a
+    dynamic slot for its inputs plus itself when connected. A dynamic input with
+    nothing in the prompt stands for nothing, so it is never reported missing.
+    """
+    out: list[tuple[str, str, Any]] = []
+    for category, inner in specs.items():
+        for name, spec in inner.items():
+            path = (*prefix, name)
+            expand = _DYNAMIC_EXPANSIONS.get(spec[0]) if isinstance(spec[0], str) else None
+            if expand is None:
+                out.append((".".join(path), category, spec))
+            else:
+                out += expand(spec, category, live_inputs, path)
+    return out
+
+
+def _autogrow(spec: list[Any], _category: str, live: dict[str, Any], path: tuple[str, ...]) -> list[Any]:
+    template = spec[1]["template"]
+    if "names" in template:
+        names = list(template["names"])
+    else:
+        names = [f"{template['prefix']}{i}" for i in range(template["max"])]
+    # The last category's first input is the template, as upstream picks it.
+    item = None
+    for group in template["input"].values():
+        item = next(iter(group.values()))
+    grown: dict[str, dict[str, Any]] = {}
+    for i, name in enumerate(names):
+        if ".".join((*path, name)) in live:
+            grown.setdefault("required" if i < template["min"] else "optional", {})[name] = item
+    return finalized_inputs(grown, live, path)
+
+
+def _dynamic_combo(spec: list[Any], category: str, live: dict[str, Any], path: tuple[str, ...]) -> list[Any]:
+    key = live.get(".".join(path), _ABSENT)
+    for option in spec[1]["options"]:
+        if option["key"] == key:
+            return [*finalized_inputs(option["inputs"], live, path), (".".join(path), category, spec)]
+    return []
+
+
+def _dynamic_slot(spec: list[Any], category: str, live: dict[str, Any], path: tuple[str, ...]) -> list[Any]:
+    if ".".join(path) not in live:
+        return []
+    return [*finalized_inputs(spec[1]["inputs"], live, path), (".".join(path), category, spec)]
+
+
+_ABSENT = object()
+_DYNAMIC_EXPANSIONS = {
+    "COMFY_AUTOGROW_V3": _autogrow,
+    "COMFY_DYNAMICCOMBO_V3": _dynamic_combo,
+    "COMFY_DYNAMICSLOT_V3": _dynamic_slot,
+}
+
+
 class _Validator:
     def __init__(self, prompt: dict[str, Any], object_info: dict[str, Any],
                  models: dict[str, list[str]] | None):
@@ -111,17 +173,17 @@ class _Validator:
             return spec
         return with_combo_options(spec, self.models.get(folder, []))
 
-    def declared_inputs(self, class_type: str) -> list[tuple[str, str, list[Any]]]:
+    def declared_inputs(self, class_type: str, live_inputs: dict[str, Any]) -> list[tuple[str, str, list[Any]]]:
+        """The node's inputs as validation sees them, v3 dynamic inputs expanded against ``live_inputs``."""
         info = self.object_info[class_type]
         inputs = info.get("input", {})
         order = info.get("input_order", {})
-        declared = []
+        top: dict[str, dict[str, Any]] = {}
         for category in ("required", "optional"):
             specs = inputs.get(category) or {}
-            for name in order.get(category) or list(specs):
-                if name in specs:
-                    declared.append((name, category, self.input_spec(class_type, name, list(specs[name]))))
-        return declared
+            top[category] = {name: specs[name] for name in order.get(category) or list(specs) if name in specs}
+        return [(name, category, self.input_spec(class_type, name.rsplit(".", 1)[-1], list(spec)))
+                for name, category, spec in finalized_inputs(top, live_inputs)]
 
     def validate_node(self, unique_id: Any) -> tuple[bool, list[dict[str, Any]], Any]:
         if unique_id in self.validated:
@@ -135,7 +197,7 @@ class _Validator:
         class_type = node["class_type"]
         errors: list[dict[str, Any]] = []
         valid = True
-        for name, category, spec in self.declared_inputs(class_type):
+        for name, category, spec in self.declared_inputs(class_type, inputs):
             input_type = spec[0]
             extra_info = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
             if name not in inputs:
