@@ -7,7 +7,7 @@ import random
 
 from pistachio_tui.comfy.convert import to_api
 from pistachio_tui.comfy.deps import LOADER_FOLDERS, looks_like_model_file
-from pistachio_tui.comfy.widgets import UPLOAD_OPTIONS, input_options, input_type_name, ordered_inputs
+from pistachio_tui.comfy.widgets import UPLOAD_OPTIONS, input_options, ordered_inputs
 from pistachio_tui.comfy.workflow import load_workflow
 from pistachio_tui.sim.validate import validate_prompt
 from tests.workflow.helpers import corpus_files, object_info
