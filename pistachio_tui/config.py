@@ -10,6 +10,7 @@ import os
 import re
 import stat
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,21 @@ def hide_password(url: str) -> str:
         return url
     host = parts.netloc.rsplit("@", 1)[1]
     return urlunsplit(parts._replace(netloc=f"{parts.username}:…@{host}"))
+
+
+def scrub_secrets(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret in it replaced by ``[hidden]``, for messages that quote
+    what a server said (a proxy's error page may echo the request's headers).
+
+    A header value like ``Bearer abc…`` is also hidden when only its credential shows.
+    Values shorter than six characters are left alone: they are no credentials and
+    replacing them would garble the text.
+    """
+    for secret in secrets:
+        for part in {secret, secret.split(" ", 1)[-1]}:
+            if len(part) >= 6:
+                text = text.replace(part, "[hidden]")
+    return text
 
 
 def config_dir() -> Path:

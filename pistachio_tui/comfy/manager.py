@@ -23,6 +23,7 @@ from pistachio_tui.comfy.errors import AuthRequired, ComfyError, ServerError, Se
 from pistachio_tui.comfy.events import Connected, Event, EventStream, Unknown
 from pistachio_tui.comfy.nodedb import NodePack
 from pistachio_tui.comfy.types import LogEntry
+from pistachio_tui.config import scrub_secrets
 
 #: Import names whose pip distribution is named differently.
 PIP_NAMES = {
@@ -261,10 +262,8 @@ class ManagerClient:
     async def _post(self, path: str, body: dict[str, Any] | None = None) -> int:
         response = await self.client.request("POST", path, json=body if body is not None else {})
         if response.status_code not in (200, 201):
-            raise ManagerError(
-                f"ComfyUI-Manager refused POST {path} ({response.status_code}): "
-                f"{response.text.strip()[:300] or 'no details'}"
-            )
+            said = scrub_secrets(response.text.strip(), self.client.headers.values())[:300]
+            raise ManagerError(f"ComfyUI-Manager refused POST {path} ({response.status_code}): {said or 'no details'}")
         return response.status_code
 
     async def queue_install(self, spec: InstallSpec, ui_id: str | None = None) -> str:

@@ -14,7 +14,8 @@ from pistachio_tui.cli import main
 from pistachio_tui.comfy.client import ComfyClient
 from pistachio_tui.comfy.errors import ComfyError
 from pistachio_tui.comfy.fix import FixOptions
-from pistachio_tui.config import ServerConfig, Settings, save_settings
+from pistachio_tui.comfy.manager import ManagerClient, ManagerError
+from pistachio_tui.config import ServerConfig, Settings, save_settings, scrub_secrets
 from pistachio_tui.downloads import DownloadError, download
 from pistachio_tui.sim.server import SimServer
 from tests.fix.file_server import FileServer
@@ -130,3 +131,21 @@ async def test_comfy_client_errors_hide_proxy_credentials():
     finally:
         await runner.cleanup()
     assert _leaks(*seen) == []
+
+
+async def test_manager_refusal_quotes_the_server_without_the_proxy_header():
+    def refuse(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, text=f"bad task; you sent authorization={request.headers['authorization']}")
+
+    client = ComfyClient("http://comfy.test", headers={"Authorization": PROXY_AUTH},
+                         transport=httpx.MockTransport(refuse))
+    async with client:
+        with pytest.raises(ManagerError) as info:
+            await ManagerClient(client).queue_install_model(name="m", type="lora", url="http://x/m", filename="m")
+    assert "bad task" in info.value.message and "[hidden]" in info.value.message
+    assert _leaks(str(info.value), repr(info.value)) == []
+
+
+def test_scrub_secrets_hides_whole_values_and_bare_credentials():
+    text = f"Authorization: {PROXY_AUTH}; token={PROXY_AUTH.split()[1]}; flag=1"
+    assert scrub_secrets(text, [PROXY_AUTH, "1"]) == "Authorization: [hidden]; token=[hidden]; flag=1"
