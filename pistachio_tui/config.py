@@ -89,7 +89,7 @@ def scrub_secrets(text: str, secrets: Iterable[str]) -> str:
     replacing them would garble the text.
     """
     for secret in secrets:
-        for part in {secret, secret.split(" ", 1)[-1]}:
+        for part in (secret, secret.split(" ", 1)[-1]):
             if len(part) >= 6:
                 text = text.replace(part, "[hidden]")
     return text

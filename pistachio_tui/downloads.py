@@ -32,8 +32,7 @@ FREE_SPACE_MARGIN = 256 * 1024 * 1024
 CHUNK_SIZE = 1024 * 1024
 #: How many times a dropped connection is resumed within one call before giving up.
 RETRIES = 3
-#: Bytes gathered before they are written and hashed in a worker thread: large enough
-#: that thread hops are rare, small enough to bound memory and what a crash loses.
+#: Received bytes allowed to wait for the disk before the download waits for it.
 WRITE_BATCH = 4 * 1024 * 1024
 _HF_HOSTS = ("huggingface.co", "hf.co")
 _SPEED_WINDOW_S = 5.0
@@ -171,31 +170,37 @@ class _PartWriter:
 
     A write can stall for long on a network volume or under writeback pressure,
     and sha256 costs CPU for every byte: neither may run on the event loop the
-    UI shares. Bytes are batched so the thread hops stay few.
+    UI shares. One write runs at a time and takes everything received so far,
+    so the file keeps up with the network and a slow disk gets bigger batches;
+    past ``WRITE_BATCH`` bytes waiting, the download waits for the disk.
     """
 
     def __init__(self, fh: BinaryIO, digest: hashlib._Hash) -> None:
         self._fh = fh
         self._digest = digest
         self._pending = bytearray()
+        self._drainer: asyncio.Task[None] | None = None
 
     async def add(self, chunk: bytes) -> None:
         self._pending += chunk
-        if len(self._pending) >= WRITE_BATCH:
-            await self.flush()
+        if self._drainer is None or self._drainer.done():
+            if self._drainer is not None:
+                self._drainer.result()  # a failed write (disk full) surfaces here
+            self._drainer = asyncio.create_task(self._drain())
+        elif len(self._pending) >= WRITE_BATCH:
+            await asyncio.shield(self._drainer)
 
     async def flush(self) -> None:
-        if not self._pending:
-            return
-        data = bytes(self._pending)
-        self._pending.clear()
-        write = asyncio.ensure_future(asyncio.to_thread(self._write, data))
-        try:
-            await asyncio.shield(write)
-        except asyncio.CancelledError:
-            # A thread cannot be stopped: wait for it, or the file would be closed under it.
-            await asyncio.wait([write])
-            raise
+        """Wait until every byte received is written (also after a cancel or a drop)."""
+        if self._drainer is not None:
+            # Shielded: a thread cannot be stopped, and the file must not close under it.
+            await asyncio.shield(self._drainer)
+
+    async def _drain(self) -> None:
+        while self._pending:
+            data = bytes(self._pending)
+            self._pending.clear()
+            await asyncio.to_thread(self._write, data)
 
     def _write(self, data: bytes) -> None:
         self._fh.write(data)

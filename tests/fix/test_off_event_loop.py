@@ -19,7 +19,7 @@ from pistachio_tui.comfy.fix import FixFlow
 from pistachio_tui.comfy.workflow import load_workflow
 from tests.fix.file_server import FileServer
 
-#: More than one write batch.
+#: Large enough to arrive in many chunks, so writes overlap with receiving.
 DATA = os.urandom(5 * 1024 * 1024)
 
 
@@ -119,6 +119,6 @@ async def test_download_writes_and_hashes_in_a_thread(monkeypatch, tmp_path):
     finally:
         await server.stop()
     assert target.read_bytes() == DATA
-    # More than one batch: at least two writes, none of them on the loop's thread.
+    # Several writes, none of them on the loop's thread.
     assert len(writes) >= 2 and hashed
     assert loop_thread not in writes + hashed
