@@ -84,10 +84,11 @@ def _types_compatible(received: Any, expected: Any) -> bool:
     """ComfyUI's ``validate_node_input`` (non-strict): equal, wildcard, or a shared comma-separated type."""
     if received == expected:
         return True
+    if not isinstance(received, str) or not isinstance(expected, str):
+        # Custom nodes that output an option list as their type feed new-style combos.
+        return isinstance(received, list) and expected == "COMBO"
     if received in _WILDCARD_TYPES or expected in _WILDCARD_TYPES:
         return True
-    if not isinstance(received, str) or not isinstance(expected, str):
-        return False
     got = {t.strip() for t in received.split(",")}
     want = {t.strip() for t in expected.split(",")}
     return bool(got & want)

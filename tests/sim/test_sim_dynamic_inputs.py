@@ -73,3 +73,20 @@ def test_dynamic_combo_checks_the_inputs_of_the_chosen_option():
 
 def test_dynamic_combo_inputs_of_other_options_are_ignored():
     assert validate_prompt(resize("scale width", width=64, multiplier=-5), OBJECT_INFO, {})[0] == 200
+
+
+def test_an_option_list_output_type_is_checked_not_a_crash():
+    # Some custom nodes declare an output type that is a list of options.
+    object_info = {**OBJECT_INFO, "SamplerPicker": {
+        "input": {"required": {}}, "input_order": {"required": []}, "output": [["euler", "ddim"]],
+        "output_node": False, "name": "SamplerPicker"}}
+    prompt = {"1": {"class_type": "SamplerPicker", "inputs": {}},
+              "2": {"class_type": "KSampler", "inputs": {"sampler_name": ["1", 0]}},
+              "3": {"class_type": "PreviewAny", "inputs": {"source": ["2", 0]}}}
+    status, body = validate_prompt(prompt, object_info, {})
+    # KSampler lists its samplers old-style, as the type itself: a different list does not match.
+    assert status == 400 and ("return_type_mismatch", "sampler_name, received_type(['euler', 'ddim']) mismatch "
+                              f"input_type({OBJECT_INFO['KSampler']['input']['required']['sampler_name'][0]})") \
+        in errors_of(body, "2")
+    prompt["2"] = {"class_type": "KSamplerSelect", "inputs": {"sampler_name": ["1", 0]}}
+    assert validate_prompt(prompt, object_info, {})[0] == 200
