@@ -135,20 +135,22 @@ def _autogrow(spec: list[Any], _category: str, live: dict[str, Any], path: tuple
 
 
 def _dynamic_combo(spec: list[Any], category: str, live: dict[str, Any], path: tuple[str, ...]) -> list[Any]:
-    key = live.get(".".join(path), _ABSENT)
+    name = ".".join(path)
+    if name not in live:
+        return []
     for option in spec[1]["options"]:
-        if option["key"] == key:
-            return [*finalized_inputs(option["inputs"], live, path), (".".join(path), category, spec)]
+        if option["key"] == live[name]:
+            return [*finalized_inputs(option["inputs"], live, path), (name, category, spec)]
     return []
 
 
 def _dynamic_slot(spec: list[Any], category: str, live: dict[str, Any], path: tuple[str, ...]) -> list[Any]:
-    if ".".join(path) not in live:
+    name = ".".join(path)
+    if name not in live:
         return []
-    return [*finalized_inputs(spec[1]["inputs"], live, path), (".".join(path), category, spec)]
+    return [*finalized_inputs(spec[1]["inputs"], live, path), (name, category, spec)]
 
 
-_ABSENT = object()
 _DYNAMIC_EXPANSIONS = {
     "COMFY_AUTOGROW_V3": _autogrow,
     "COMFY_DYNAMICCOMBO_V3": _dynamic_combo,
