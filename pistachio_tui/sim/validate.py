@@ -17,7 +17,7 @@ from typing import Any
 
 from pistachio_tui.sim.catalog import combo_options, folder_holding, model_folder_for, with_combo_options
 
-__all__ = ["ValidationOutcome", "check_prompt", "validate_prompt"]
+__all__ = ["ValidationOutcome", "check_prompt", "finalized_inputs", "validate_prompt"]
 
 _EXECUTION_PY = "/workspace/ComfyUI/execution.py"
 # Line numbers of the statements below in ComfyUI 0.8.0's execution.py.
