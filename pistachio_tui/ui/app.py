@@ -8,10 +8,11 @@ from typing import Any
 from textual.app import App
 from textual.binding import Binding
 from textual.theme import Theme
+from textual.timer import Timer
 
 from pistachio_tui.comfy.errors import ComfyError
 from pistachio_tui.comfy.events import Backoff
-from pistachio_tui.comfy.session import FINISHED, ServerSession, SessionManager, SessionUpdate
+from pistachio_tui.comfy.session import FINISHED, PROGRESS, ServerSession, SessionManager, SessionUpdate
 from pistachio_tui.comfy.workflow import Workflow
 from pistachio_tui.config import ConfigError, ServerConfig, Settings, save_settings
 from pistachio_tui.ui.commands import PistachioCommands
@@ -28,6 +29,10 @@ from pistachio_tui.ui.screens.training import TrainingScreen
 from pistachio_tui.ui.screens.workflows import WorkflowsScreen
 from pistachio_tui.ui.themes import discover_themes
 from pistachio_tui.ui.widgets.nav_bar import SCREENS
+
+#: A server can send thousands of progress events a second; more redraws than this only cost CPU
+#: (and a busy loop never idles long enough for Textual to repaint at all).
+PROGRESS_PER_SECOND = 20
 
 MAIN_SCREENS = (ServersScreen, WorkflowsScreen, QueueScreen, GpuScreen, FixScreen, TrainingScreen, PodsScreen)
 
@@ -53,6 +58,9 @@ class PistachioApp(App):
         self.start_mode = "dashboard" if dashboard else "servers"
         self.manager = SessionManager(settings.servers, health_interval=health_interval, backoff=backoff)
         self._saved_theme = settings.theme
+        #: The newest progress update per session not yet shown, and the timer that shows it.
+        self._progress: dict[ServerSession, SessionUpdate] = {}
+        self._progress_timer: Timer | None = None
 
     def on_mount(self) -> None:
         themes, problems = discover_themes()
@@ -88,7 +96,20 @@ class PistachioApp(App):
     def _on_session_update(self, update: SessionUpdate) -> None:
         if update.kind == FINISHED and update.prompt is not None:
             self._toast_finished(update)
+        if update.kind == PROGRESS:
+            # Screens re-read the session, so the newest update per frame shows everything;
+            # the timer always fires, so the last state of a burst is drawn.
+            self._progress[update.session] = update
+            if self._progress_timer is None:
+                self._progress_timer = self.set_timer(1 / PROGRESS_PER_SECOND, self._flush_progress)
+            return
         self.screen.post_message(SessionChanged(update))
+
+    def _flush_progress(self) -> None:
+        self._progress_timer = None
+        updates, self._progress = list(self._progress.values()), {}
+        for update in updates:
+            self.screen.post_message(SessionChanged(update))
 
     def _toast_finished(self, update: SessionUpdate) -> None:
         state = update.prompt
