@@ -117,3 +117,13 @@ def test_proxy_credentials_stay_out_of_reprs_and_errors(tmp_path):
         with pytest.raises(ConfigError) as err:
             load_settings(path)
         assert "SECRET" not in str(err.value) and str(path) in str(err.value)
+
+
+def test_a_broken_secrets_file_is_named_without_its_values():
+    path = config_dir() / "secrets.toml"
+    path.write_text('RUNPOD_API_KEY = "rpa_KEY-SECRET-123\nHF_TOKEN = hf_TOKEN-SECRET-456\n')
+    os.chmod(path, 0o600)
+    with pytest.raises(ConfigError) as err:
+        get_secret("HF_TOKEN")
+    assert str(path) in str(err.value) and "line 1" in str(err.value)
+    assert "SECRET" not in str(err.value)
