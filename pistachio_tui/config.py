@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import platformdirs
-import toml
+import tomli_w
 
 APP_NAME = "pistachio"
 SETTINGS_FILE = "settings.toml"
@@ -213,7 +213,9 @@ def save_settings(settings: Settings) -> None:
         data["comfy_dir"] = str(settings.comfy_dir)
     settings.path.parent.mkdir(parents=True, exist_ok=True)
     tmp = settings.path.with_name(settings.path.name + ".tmp")
-    tmp.write_text(toml.dumps(data), encoding="utf-8")
+    # tomli_w, not the `toml` package: that one writes "C:\\x64" as "C:\x64", an invalid
+    # escape, and crashes on control characters, leaving a file that no longer loads.
+    tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
     tmp.replace(settings.path)
 
 

@@ -1,5 +1,6 @@
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -127,3 +128,12 @@ def test_a_broken_secrets_file_is_named_without_its_values():
         get_secret("HF_TOKEN")
     assert str(path) in str(err.value) and "line 1" in str(err.value)
     assert "SECRET" not in str(err.value)
+
+
+def test_saved_settings_load_back_whatever_the_strings_hold(tmp_path):
+    odd = ["C:\\x64\\ComfyUI", "C:\\Users\\x", "tab\tand \x01 control", "del\x7f", 'quote " and \\ backslash', "é ✓"]
+    settings = Settings(
+        servers=[ServerConfig(name, f"http://127.0.0.1:{8188 + i}", {"X-Note": name}) for i, name in enumerate(odd)],
+        workflow_dirs=[Path(name) for name in odd], comfy_dir=Path(odd[0]), path=tmp_path / "s.toml")
+    save_settings(settings)
+    assert load_settings(settings.path) == settings
