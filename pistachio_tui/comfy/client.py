@@ -29,6 +29,7 @@ from pistachio_tui.comfy.types import (
     SystemStats,
     ValidationReport,
 )
+from pistachio_tui.config import hide_password, scrub_secrets
 
 _BODY_SNIPPET = 300
 
@@ -43,6 +44,8 @@ class ComfyClient:
     def __init__(self, base_url: str, *, headers: dict[str, str] | None = None, timeout: float = 10.0,
                  client_id: str | None = None, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        #: The URL as messages show it: a password in it is hidden.
+        self.shown_url = hide_password(self.base_url)
         self.headers = dict(headers or {})
         self.client_id = client_id or uuid.uuid4().hex
         self.timeout = timeout
@@ -53,7 +56,7 @@ class ComfyClient:
 
     def __repr__(self) -> str:
         # Headers may hold proxy credentials, so they stay out of the repr.
-        return f"ComfyClient({self.base_url!r})"
+        return f"ComfyClient({self.shown_url!r})"
 
     async def __aenter__(self) -> ComfyClient:
         return self
@@ -76,52 +79,61 @@ class ComfyClient:
             response = await self._http.request(method, path, **kwargs)
         except httpx.TimeoutException:
             raise ServerUnreachable(
-                f"ComfyUI at {self.base_url} did not answer within {self.timeout:g} s — "
+                f"ComfyUI at {self.shown_url} did not answer within {self.timeout:g} s — "
                 "is it overloaded, or is a proxy or firewall holding the connection? (timeout)") from None
         except httpx.ConnectError as exc:
             raise ServerUnreachable(self._connect_failure(exc)) from None
         except httpx.UnsupportedProtocol:
             raise ServerUnreachable(
-                f"{self.base_url} is not a usable server URL — it must start with http:// or https://") from None
+                f"{self.shown_url} is not a usable server URL — it must start with http:// or https://") from None
         except httpx.TransportError as exc:
             raise ServerUnreachable(
-                f"Lost the connection to ComfyUI at {self.base_url} — did it crash or restart? "
+                f"Lost the connection to ComfyUI at {self.shown_url} — did it crash or restart? "
                 f"({type(exc).__name__})") from None
         if response.status_code in (401, 403):
             raise AuthRequired(
-                f"ComfyUI at {self.base_url} answered {response.status_code}: this proxy needs an auth "
+                f"ComfyUI at {self.shown_url} answered {response.status_code}: this proxy needs an auth "
                 "header; add one with the server's `headers` setting")
         if response.status_code >= 500:
             raise ServerError(
-                f"ComfyUI at {self.base_url} failed on {method} {path} ({response.status_code}): "
-                f"{_snippet(response.text) or 'no details'} — see the server log",
-                status=response.status_code, body=response.text)
+                f"ComfyUI at {self.shown_url} failed on {method} {path} ({response.status_code}): "
+                f"{_snippet(self._said(response)) or 'no details'} — see the server log",
+                status=response.status_code, body=self._said(response))
         return response
 
     def _connect_failure(self, exc: httpx.ConnectError) -> str:
         text = str(exc).lower()
         if "ssl" in text or "certificate" in text or "tls" in text:
-            return (f"Cannot talk TLS to ComfyUI at {self.base_url} — does the URL need http:// instead "
+            return (f"Cannot talk TLS to ComfyUI at {self.shown_url} — does the URL need http:// instead "
                     f"of https://, or is the certificate invalid? (TLS error: {exc})")
         if "name or service" in text or "nodename" in text or "getaddrinfo" in text or "name resolution" in text:
             host = urlsplit(self.base_url).hostname
-            return f"Cannot resolve host {host!r} for ComfyUI at {self.base_url} — check the URL. (DNS error)"
-        return (f"Cannot reach ComfyUI at {self.base_url} — is it running and listening on that port? "
+            return f"Cannot resolve host {host!r} for ComfyUI at {self.shown_url} — check the URL. (DNS error)"
+        return (f"Cannot reach ComfyUI at {self.shown_url} — is it running and listening on that port? "
                 "(connection refused)")
+
+    def scrub(self, text: str) -> str:
+        """``text`` without this server's credentials (auth header values, URL password)."""
+        password = urlsplit(self.base_url).password
+        return scrub_secrets(text, [*self.headers.values(), *([password] if password else [])])
+
+    def _said(self, response: httpx.Response) -> str:
+        # A proxy's error page may echo the request, auth header included.
+        return self.scrub(response.text)
 
     def _unexpected(self, method: str, path: str, response: httpx.Response) -> ServerError:
         return ServerError(
-            f"ComfyUI at {self.base_url} answered {response.status_code} to {method} {path}: "
-            f"{_snippet(response.text) or 'no details'}",
-            status=response.status_code, body=response.text)
+            f"ComfyUI at {self.shown_url} answered {response.status_code} to {method} {path}: "
+            f"{_snippet(self._said(response)) or 'no details'}",
+            status=response.status_code, body=self._said(response))
 
     def _decode(self, method: str, path: str, response: httpx.Response) -> Any:
         try:
             return response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise BadResponse(
-                f"ComfyUI at {self.base_url} sent something that is not JSON for {method} {path} — "
-                f"is the URL really a ComfyUI server? ({_snippet(response.text) or 'empty body'})") from None
+                f"ComfyUI at {self.shown_url} sent something that is not JSON for {method} {path} — "
+                f"is the URL really a ComfyUI server? ({_snippet(self._said(response)) or 'empty body'})") from None
 
     async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """``GET path`` and decode JSON; any status outside 2xx is an error."""
@@ -139,7 +151,7 @@ class ComfyClient:
         return self._decode("POST", path, response) if response.content.strip() else None
 
     def _shape_error(self, what: str, exc: Exception) -> BadResponse:
-        return BadResponse(f"ComfyUI at {self.base_url} sent an unexpected {what} ({type(exc).__name__}: {exc})")
+        return BadResponse(f"ComfyUI at {self.shown_url} sent an unexpected {what} ({type(exc).__name__}: {exc})")
 
     # -- endpoints -----------------------------------------------------------
 
@@ -265,11 +277,11 @@ class ComfyClient:
             raise ServerError(
                 f"ComfyUI refused to serve {filename!r} (400): the name must be a plain file inside its "
                 "output/input/temp folder, without '..' or absolute paths",
-                status=400, body=response.text)
+                status=400, body=self._said(response))
         if response.status_code == 404:
             where = f"{type}/{subfolder + '/' if subfolder else ''}{filename}"
-            raise ServerError(f"ComfyUI at {self.base_url} has no file {where} (404) — was it deleted?",
-                              status=404, body=response.text)
+            raise ServerError(f"ComfyUI at {self.shown_url} has no file {where} (404) — was it deleted?",
+                              status=404, body=self._said(response))
         if response.status_code != 200:
             raise self._unexpected("GET", "/view", response)
         return response.content

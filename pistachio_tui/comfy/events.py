@@ -373,9 +373,9 @@ class EventStream:
                         yield parse_message(raw)
                     reason = "the server closed the connection"
                 except ConnectionClosed as exc:
-                    reason = f"lost the websocket to ComfyUI at {self.client.base_url} ({exc})"
+                    reason = f"lost the websocket to ComfyUI at {self.client.shown_url} ({self.client.scrub(str(exc))})"
                 except TimeoutError:
-                    reason = f"ComfyUI at {self.client.base_url} sent nothing after the websocket opened (timeout)"
+                    reason = f"ComfyUI at {self.client.shown_url} sent nothing after the websocket opened (timeout)"
                 except ComfyError as exc:
                     reason = exc.message
                 finally:
@@ -395,7 +395,7 @@ class EventStream:
                 pass
 
     def _reason(self, exc: BaseException) -> str:
-        url = self.client.base_url
+        url = self.client.shown_url
         if isinstance(exc, InvalidStatus):
             status = exc.response.status_code
             if status in (401, 403):
@@ -406,4 +406,4 @@ class EventStream:
             return f"Cannot reach ComfyUI at {url} — is it running and listening on that port? (connection refused)"
         if isinstance(exc, TimeoutError):
             return f"ComfyUI at {url} did not accept the websocket within {self.open_timeout:g} s (timeout)"
-        return f"Cannot open the websocket of ComfyUI at {url} ({type(exc).__name__}: {exc})"
+        return f"Cannot open the websocket of ComfyUI at {url} ({type(exc).__name__}: {self.client.scrub(str(exc))})"

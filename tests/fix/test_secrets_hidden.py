@@ -116,8 +116,6 @@ async def test_fix_cli_with_token_and_a_download_refused(tmp_path, capsys, monke
         await files.stop()
 
 
-@pytest.mark.xfail(reason="comfy/client.py (owned by the lead) echoes server bodies and URL passwords; "
-                          "see the hardening report", strict=False)
 async def test_comfy_client_errors_hide_proxy_credentials():
     runner, url = await _echoing_server(500)
     seen = []
