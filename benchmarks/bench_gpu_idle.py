@@ -4,34 +4,19 @@ The hub polls two fake NVML GPUs (in a thread, as with the real driver) and
 two ComfyUI servers answering the recorded ``/system_stats`` body, for a
 fixed wall time. CPU is ``time.process_time`` (every thread of this process)
 over wall time. The yardstick is the same event loop doing nothing but a 1 s
-sleep, so the figure is what monitoring adds. :func:`cpu_percent_during` is
-meant for reuse: the GPU screen's idle measurement passes its own coroutine.
+sleep, so the figure is what monitoring adds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from benchmarks.common import Figure, bench_main
+from benchmarks.common import Figure, bench_main, cpu_percent_during
 
 STATS = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "comfyui-0.8.0" / "system_stats.json"
-
-
-async def cpu_percent_during(work: Callable[[], Awaitable[object]], seconds: float) -> float:
-    """Run ``work()`` as a task for ``seconds`` of wall time, cancel it; CPU% of one core it cost the process."""
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    task = asyncio.create_task(work())
-    await asyncio.sleep(seconds)
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
-    return 100 * (time.process_time() - cpu0) / (time.perf_counter() - wall0)
 
 
 async def _idle() -> None:

@@ -15,13 +15,12 @@ import asyncio
 import gc
 import json
 import re
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 from benchmarks.common import Figure, bench_main
+from benchmarks.headless import start_sim
 
 TRACE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "comfyui-0.8.0"
 WINDOW = 16
@@ -51,17 +50,6 @@ def small_prompt(n: int) -> dict:
     prompt["1"]["inputs"].update(width=8, height=8, color=n % 0xFFFFFF)
     prompt["2"]["inputs"]["steps"] = 3
     return prompt
-
-
-def start_sim() -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "pistachio_tui.sim", "--port", "0", "--step-delay", "0"],
-                            stderr=subprocess.PIPE, text=True)
-    line = proc.stderr.readline()
-    match = re.search(r"http://127\.0\.0\.1:\d+", line)
-    if match is None:
-        proc.kill()
-        raise RuntimeError(f"the simulator did not start: {line!r}")
-    return proc, match[0]
 
 
 class Soak:
@@ -136,7 +124,7 @@ class Soak:
 
 def run(args) -> list[Figure]:
     total = 1000 if args.quick else 10_000
-    proc, url = start_sim()
+    proc, url = start_sim(step_delay=0)
     try:
         m = asyncio.run(Soak(url, proc.pid).run(total))
     finally:

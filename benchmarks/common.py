@@ -8,11 +8,12 @@ meaningful on a noisy or slower machine where absolute times do not.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import resource
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
 
 
@@ -46,6 +47,23 @@ def median_time(fn: Callable[[], object], runs: int = 5) -> float:
     return sorted(times)[len(times) // 2]
 
 
+async def cpu_percent_during(work: Callable[[], Awaitable[object]], seconds: float) -> float:
+    """Run ``work()`` as a task for ``seconds`` of wall time, cancel it; CPU% of one core the process used.
+
+    CPU is ``time.process_time`` (every thread of the process) over wall time,
+    so whatever else runs in the process meanwhile (an app's timers) counts too.
+    """
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    task = asyncio.create_task(work())
+    await asyncio.sleep(seconds)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    return 100 * (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+
+
 def peak_rss_mib(children: bool = False) -> float:
     """Peak resident memory of this process (or its waited-for children), MiB."""
     who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
@@ -53,12 +71,13 @@ def peak_rss_mib(children: bool = False) -> float:
 
 
 def format_table(figures: Iterable[Figure]) -> str:
-    rows = [("figure", "value", "yardstick", "ratio")]
+    """One row per figure: value, yardstick, ratio (value / yardstick) and the note (targets, conditions)."""
+    rows = [("figure", "value", "yardstick", "ratio", "note")]
     for f in figures:
         yard = f"{f.yardstick_value:.4g} ({f.yardstick})" if f.yardstick_value is not None else f.yardstick
-        ratio = f"{f.ratio:.2f}×" if f.ratio is not None else ""
-        rows.append((f.name, f"{f.value:.4g} {f.unit}", yard, ratio))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        ratio = f"{f.ratio:.3g}×" if f.ratio is not None else ""
+        rows.append((f.name, f"{f.value:.4g} {f.unit}", yard, ratio, f.note))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
 
 
