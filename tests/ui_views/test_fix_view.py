@@ -139,6 +139,26 @@ async def test_scripted_feed_draws_steps_rows_progress_and_manual_commands():
         assert app.clipboard_text == FAILED.commands[0]
 
 
+async def test_the_tui_fix_uses_the_hugging_face_token(monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_fromtheenvironment")
+    seen = []
+
+    class Recording:
+        def __init__(self, client, workflow, options, *, emit, chooser):
+            seen.append(options.hf_token)
+
+        async def run(self):
+            return FAILED
+
+    workflow = load_workflow(json.dumps({"1": {"class_type": "SaveImage", "inputs": {}}}).encode(), "w.json")
+    app = ViewApp(lambda: FixView(Settings(), ComfyClient("http://127.0.0.1:8188"), workflow,
+                                  flow_class=Recording))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("s")
+        await until(pilot, lambda: app.query_one(FixView).outcome is not None, "the run")
+    assert seen == ["hf_fromtheenvironment"]
+
+
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
 def test_fix_snapshot(snap_compare, size):
     async def played(pilot):

@@ -31,7 +31,7 @@ from pistachio_tui.comfy.errors import ComfyError
 from pistachio_tui.comfy.fix import FixEvent, FixFlow, FixOptions, FixOutcome
 from pistachio_tui.comfy.models_search import ModelCandidate
 from pistachio_tui.comfy.workflow import Workflow
-from pistachio_tui.config import Settings, state_dir
+from pistachio_tui.config import ConfigError, Settings, get_secret, state_dir
 from pistachio_tui.ui.views.common import StatusLine
 
 CSS_FILE = Path(__file__).with_suffix(".tcss")
@@ -146,12 +146,13 @@ class FixView(Vertical):
         self.settings = settings
         self.client = client
         self.workflow = workflow
+        #: Options built here read the Hugging Face token at each start (it may be set meanwhile).
+        self._own_options = options is None
         self.options = options or FixOptions(comfy_dir=settings.comfy_dir, state_dir=state_dir())
         self._flow_class = flow_class
         self.steps: dict[str, str] = dict.fromkeys(STEPS, "pending")
         self.rows: dict[str, ProblemRow] = {}
         self.outcome: FixOutcome | None = None
-        self.events: list[FixEvent] = []
         self._restart_note = ""
         self._worker: Worker | None = None
 
@@ -173,7 +174,7 @@ class FixView(Vertical):
 
     def _title(self) -> Text:
         return Text.assemble(("Fix ", "dim"), (self.workflow.name or "workflow", "bold"), (" on ", "dim"),
-                             self.client.base_url)
+                             self.client.shown_url)
 
     @property
     def status(self) -> StatusLine:
@@ -189,6 +190,11 @@ class FixView(Vertical):
         if self.running:
             self.status.show("The fix is already running", "warning")
             return
+        if self._own_options:
+            try:
+                self.options.hf_token = get_secret("HF_TOKEN")
+            except ConfigError as exc:
+                self.status.show(f"{exc} — gated Hugging Face models will fail", "warning")
         self.outcome = None
         self.steps = dict.fromkeys(STEPS, "pending")
         self._restart_note = ""
@@ -244,7 +250,6 @@ class FixView(Vertical):
     # -- events ------------------------------------------------------------------
 
     def _on_event(self, event: FixEvent) -> None:
-        self.events.append(event)
         self._log(f"[{event.step}] {event.item + ': ' if event.item else ''}{event.message}")
         step = _STEP_OF.get(event.step)
         if step is not None:
