@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
-import toml
 from textual.theme import Theme
 
 import pistachio_tui
@@ -29,8 +29,8 @@ def user_themes_dir() -> Path:
 def load_theme_file(path: Path) -> Theme:
     """One theme from a TOML file with ``name``, colour keys and ``dark``."""
     try:
-        data = toml.loads(path.read_text(encoding="utf-8"))
-    except (OSError, toml.TomlDecodeError) as exc:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ThemeFileError(f"{path.name}: cannot read the theme ({exc})") from None
     name = data.get("name")
     if not isinstance(name, str) or not data.get("primary"):

@@ -42,9 +42,11 @@ def test_bundled_and_user_themes(tmp_path):
     user.mkdir(parents=True)
     (user / "mine.toml").write_text('name = "mine"\nprimary = "#ff00ff"\ndark = false\n')
     (user / "broken.toml").write_text("name = \n")
+    # The lenient `toml` package took this unterminated array as an empty one.
+    (user / "unclosed.toml").write_text('name = "unclosed"\nprimary = "#ff00ff"\nextra = [\n')
     themes, problems = discover_themes([bundled_themes_dir(), user])
     assert "mine" in {t.name for t in themes}
-    assert len(problems) == 1 and "broken.toml" in problems[0]
+    assert sorted(p.split(":")[0] for p in problems) == ["broken.toml", "unclosed.toml"]
 
 
 async def test_palette_offers_the_hosted_views_actions(tmp_path):
