@@ -18,19 +18,48 @@ from benchmarks.common import Figure, format_table
 HERE = Path(__file__).parent
 
 
+def _cell(x: float | None) -> str:
+    return "" if x is None else f"{x:.4g}"
+
+
+def compare(old: Path, new: Path) -> str:
+    """Figures of two saved runs side by side; the ratios are what carries over between machines."""
+    def load(path: Path) -> dict[tuple[str, str], dict]:
+        return {(f["name"], f["yardstick"]): f for f in json.loads(path.read_text())}
+
+    a, b = load(old), load(new)
+    rows = [("figure", "yardstick", "value A", "value B", "ratio A", "ratio B", "B/A (ratio)")]
+    for key in list(a) + [k for k in b if k not in a]:
+        fa, fb = a.get(key, {}), b.get(key, {})
+        ra, rb = fa.get("ratio"), fb.get("ratio")
+        change = f"{rb / ra:.3g}×" if ra and rb is not None else ""
+        unit = fb.get("unit") or fa.get("unit", "")
+        rows.append((key[0], key[1], f"{_cell(fa.get('value'))} {unit}".strip() if fa else "—",
+                     f"{_cell(fb.get('value'))} {unit}".strip() if fb else "—", _cell(ra), _cell(rb), change))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller inputs, for a fast look")
     parser.add_argument("--only", action="append", default=[], help="run only scripts whose name contains this")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON results")
+    parser.add_argument("--compare", nargs=2, type=Path, metavar=("A.json", "B.json"),
+                        help="print two saved results side by side instead of running")
     args = parser.parse_args(argv)
+    if args.compare:
+        print(compare(*args.compare))
+        return 0
     scripts = sorted(p for p in HERE.glob("bench_*.py") if not args.only or any(o in p.stem for o in args.only))
     figures: list[Figure] = []
     failed = []
     for script in scripts:
-        print(f"running {script.stem} ...", file=sys.stderr, flush=True)
+        print(f"running {script.stem} ...", end="", file=sys.stderr, flush=True)
         cmd = [sys.executable, "-m", f"benchmarks.{script.stem}", "--json"] + (["--quick"] if args.quick else [])
+        start = time.perf_counter()
         proc = subprocess.run(cmd, cwd=HERE.parent, capture_output=True, text=True)
+        print(f" {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
         if proc.returncode != 0:
             failed.append(script.stem)
             print(proc.stderr[-2000:], file=sys.stderr)
