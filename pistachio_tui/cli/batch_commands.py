@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -33,13 +32,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2", help="vary a parameter (repeatable)")
     parser.add_argument("--wildcards", type=Path, help="folder of NAME.txt files for __NAME__ in prompts")
     parser.add_argument("--max-ahead", type=int, default=2, help="jobs queued at once on each ComfyUI server")
-    parser.add_argument("-o", "--out", type=Path, required=True, help="output folder (files, manifest, journal)")
+    parser.add_argument("-o", "--out", type=Path,
+                        help="output folder (files, manifest, journal); default: the batch file's 'output', "
+                             "else a folder named after the batch in the user's data dir")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(func=run_batch)
 
 
 def _spec(args: argparse.Namespace):
-    from pistachio_tui.fleet.spec import BatchSpec, load_batch_file, parse_grid_flag, read_prompts_file
+    from pistachio_tui.fleet.spec import BatchSpec, EndpointSpec, load_batch_file, parse_grid_flag, read_prompts_file
 
     if args.file.suffix.lower() == ".toml":
         spec = load_batch_file(args.file)
@@ -57,43 +58,27 @@ def _spec(args: argparse.Namespace):
     for flag in args.grid:
         name, values = parse_grid_flag(flag)
         spec.grid[name] = values
+    # An endpoint the file lists keeps the price the file gives it.
+    listed = {e.id for e in spec.endpoints}
+    spec.endpoints += [EndpointSpec(endpoint) for endpoint in dict.fromkeys(args.endpoint) if endpoint not in listed]
     spec.__post_init__()
     return spec
 
 
-def _targets(args: argparse.Namespace):
+def _servers(args: argparse.Namespace):
+    """``--server`` values as server configs: a configured name keeps its name and headers."""
     from pistachio_tui.cli.comfy_commands import resolve_server
-    from pistachio_tui.comfy.client import ComfyClient
-    from pistachio_tui.config import get_secret
-    from pistachio_tui.fleet.comfy_target import ComfyTarget
-    from pistachio_tui.fleet.serverless import RUNPOD_SERVERLESS_URL, ServerlessTarget
+    from pistachio_tui.config import ServerConfig, load_settings
 
-    targets = []
-    for server in args.server:
-        url, headers = resolve_server(argparse.Namespace(server=server, config=args.config))
-        targets.append(ComfyTarget(ComfyClient(url, headers=headers), slots=args.max_ahead))
-    if args.endpoint:
-        base = os.environ.get("RUNPOD_SERVERLESS_URL", RUNPOD_SERVERLESS_URL)
-        key = get_secret("RUNPOD_API_KEY")
-        targets += [ServerlessTarget(endpoint, key, base_url=base) for endpoint in args.endpoint]
-    return targets
-
-
-async def _base_prompt(spec, targets) -> dict:
-    """The workflow as an API prompt, converted with the first reachable server's nodes."""
-    from pistachio_tui.comfy.errors import ComfyError
-    from pistachio_tui.comfy.workflow import load_prompt_for_run
-    from pistachio_tui.fleet.comfy_target import ComfyTarget
-    from pistachio_tui.sim.catalog import recorded_object_info
-
-    for target in targets:
-        if isinstance(target, ComfyTarget):
-            try:
-                return load_prompt_for_run(spec.workflow, await target.client.object_info())
-            except ComfyError:
-                continue
-    # Only endpoints (or no server answering): convert with the stock node set.
-    return load_prompt_for_run(spec.workflow, recorded_object_info())
+    settings = load_settings(Path(args.config) if getattr(args, "config", None) else None)
+    servers = []
+    for wanted in args.server:
+        configured = settings.server(wanted)
+        if configured is None:
+            url, headers = resolve_server(argparse.Namespace(server=wanted, config=args.config))
+            configured = ServerConfig(url, url, headers)
+        servers.append(configured)
+    return servers
 
 
 def _print_event(event) -> None:
@@ -103,53 +88,43 @@ def _print_event(event) -> None:
 
 
 async def run_batch(args: argparse.Namespace) -> int:
-    from pistachio_tui.comfy.edit import find_params
     from pistachio_tui.comfy.workflow_error import WorkflowError
-    from pistachio_tui.config import ConfigError, get_secret
-    from pistachio_tui.fleet.build import check_jobs, job_prompt
+    from pistachio_tui.config import ConfigError
+    from pistachio_tui.fleet.build import BatchSetupError, NoReachableTarget, prepare_batch
     from pistachio_tui.fleet.contact_sheet import make_contact_sheet
-    from pistachio_tui.fleet.dispatch import BatchRunner
-    from pistachio_tui.fleet.spec import BatchSpecError, expand
+    from pistachio_tui.fleet.spec import BatchSpecError
 
-    if not args.server and not args.endpoint:
-        print("give at least one --server or --endpoint", file=sys.stderr)
-        return exit_codes.USAGE
     try:
         spec = _spec(args)
-        jobs = expand(spec)
-    except BatchSpecError as exc:
+        servers = _servers(args)
+        if not servers and not spec.endpoints:
+            print("give at least one --server or --endpoint (or endpoints in the batch file)", file=sys.stderr)
+            return exit_codes.USAGE
+        prepared = await prepare_batch(spec, servers, out_dir=args.out, max_ahead=args.max_ahead)
+    except NoReachableTarget as exc:
+        print(f"batch: {exc}", file=sys.stderr)
+        return exit_codes.UNREACHABLE
+    except (BatchSpecError, BatchSetupError, ConfigError) as exc:
         print(f"batch: {exc}", file=sys.stderr)
         return exit_codes.USAGE
-    try:
-        if args.endpoint and not get_secret("RUNPOD_API_KEY"):
-            print("serverless endpoints need RUNPOD_API_KEY (env var, or secrets.toml in the config dir)",
-                  file=sys.stderr)
-            return exit_codes.USAGE
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return exit_codes.USAGE
-    targets = _targets(args)
-    try:
-        try:
-            base = await _base_prompt(spec, targets)
-            check_jobs(base, jobs)
-        except WorkflowError as exc:
-            print(f"batch: {exc}", file=sys.stderr)
-            return exit_codes.REJECTED
-        node_types = {node["class_type"] for node in base.values()}
-        done_count = 0
+    except WorkflowError as exc:
+        print(f"batch: {exc}", file=sys.stderr)
+        return exit_codes.REJECTED
+    for note in prepared.notes:
+        print(note, file=sys.stderr)
+    jobs = prepared.jobs
+    done_count = 0
 
-        def on_event(event) -> None:
-            nonlocal done_count
-            if event.kind == "done":
-                done_count += 1
-                print(f"\r{done_count}/{len(jobs)} done", end="", file=sys.stderr, flush=True)
-            else:
-                _print_event(event)
+    def on_event(event) -> None:
+        nonlocal done_count
+        if event.kind == "done":
+            done_count += 1
+            print(f"\r{done_count}/{len(jobs)} done", end="", file=sys.stderr, flush=True)
+        else:
+            _print_event(event)
 
-        runner = BatchRunner(jobs, targets, args.out, lambda job: job_prompt(base, job), node_types=node_types,
-                             on_event=on_event, manifest_extra={"workflow": str(spec.workflow),
-                                                                 "params": sorted({p.kind for p in find_params(base)})})
+    runner = prepared.runner(on_event)
+    try:
         task = asyncio.ensure_future(runner.run())
         try:
             result = await asyncio.shield(task)
@@ -157,22 +132,25 @@ async def run_batch(args: argparse.Namespace) -> int:
             await runner.cancel()
             result = await task
         print(file=sys.stderr)
-        sheet = make_contact_sheet(args.out, result.records)
+        sheet = make_contact_sheet(prepared.out_dir, result.records)
     finally:
-        for target in targets:
-            await target.aclose()
+        await runner.aclose()
     summary = {
         "done": len(result.records), "total": len(jobs), "failed": result.failed, "stranded": result.stranded,
         "manifest": str(result.manifest), "contact_sheet": str(sheet) if sheet else None,
-        "targets": {name: {"done": s.done, "busy_s": round(s.busy_s, 2), "down": s.down}
+        "targets": {name: {"done": s.done, "busy_s": round(s.busy_s, 2), "down": s.down,
+                           "cost": result.cost["targets"].get(name)}
                     for name, s in result.targets.items()},
+        "cost": result.cost,
     }
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"{summary['done']}/{summary['total']} jobs done → {args.out}")
+        print(f"{summary['done']}/{summary['total']} jobs done → {prepared.out_dir}")
         for name, stats in summary["targets"].items():
             print(f"  {name}: {stats['done']} done" + (f" (left: {stats['down']})" if stats["down"] else ""))
+        if result.cost["targets"]:
+            print(f"  cost so far ${result.cost['total']:.4f}")
         if result.failed:
             print(f"  {len(result.failed)} failed; see {result.manifest}")
         if result.stranded:

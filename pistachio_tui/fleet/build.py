@@ -1,13 +1,49 @@
-"""Turn a job into the API prompt it runs: the batch's workflow with the job's values."""
+"""Build a batch run from a spec and a list of servers — the one path the CLI and the UI share.
+
+``prepare_batch`` expands the jobs, converts the workflow with a reachable
+server's nodes, checks every job can be built, and reads the prices of the
+targets that bill; the ``PreparedBatch`` it returns makes a fresh
+``BatchRunner`` (with fresh connections) for every start or resume.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import json
+import os
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from pistachio_tui.comfy.edit import apply_seed_mode, find_params, set_param
+import platformdirs
+
+from pistachio_tui.comfy.client import ComfyClient
+from pistachio_tui.comfy.edit import SEED_MAX, apply_seed_mode, find_params, set_param
+from pistachio_tui.comfy.errors import ComfyError
 from pistachio_tui.comfy.workflow_error import WorkflowError
-from pistachio_tui.fleet.spec import Job
+from pistachio_tui.config import ServerConfig, get_secret
+from pistachio_tui.fleet.comfy_target import ComfyTarget
+from pistachio_tui.fleet.cost import Rate, endpoint_rate, pod_rates
+from pistachio_tui.fleet.dispatch import BatchEvent, BatchRunner
+from pistachio_tui.fleet.serverless import RUNPOD_SERVERLESS_URL, ServerlessTarget
+from pistachio_tui.fleet.spec import BatchSpec, BatchSpecError, Job, expand
+from pistachio_tui.fleet.targets import Target
+
+#: Jobs queued at once on each ComfyUI server unless told otherwise.
+DEFAULT_MAX_AHEAD = 2
+
+
+class BatchSetupError(Exception):
+    """The batch cannot start as set up; the message says what to change."""
+
+
+class NoReachableTarget(BatchSetupError):
+    """No server answered and there is no endpoint: nothing could run a job."""
 
 
 def job_prompt(base: dict[str, Any], job: Job) -> dict[str, Any]:
@@ -36,3 +72,133 @@ def check_jobs(base: dict[str, Any], jobs: list[Job]) -> None:
         raise WorkflowError("this workflow has no seed to vary; vary it with --prompts or --grid instead",
                             path="seed", expected="a sampler with a seed input")
     job_prompt(base, jobs[0])
+
+
+def batches_dir() -> Path:
+    """Where batches without an output folder of their own go: ``$PISTACHIO_DATA_DIR/batches``,
+    else ``batches`` in the user's data dir."""
+    root = os.environ.get("PISTACHIO_DATA_DIR") or platformdirs.user_data_dir("pistachio")
+    return Path(root) / "batches"
+
+
+def default_out_dir(spec: BatchSpec) -> Path:
+    """The batch file's ``output``, else a folder named after the batch under :func:`batches_dir`.
+
+    The name is stable, so loading the same batch file again resumes it.
+    """
+    return spec.out_dir or batches_dir() / _slug(spec.name or spec.workflow.stem)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "-", name).strip("-.") or "batch"
+
+
+def quick_sweep(prompt: dict[str, Any], name: str, count: int, seed_mode: str, *,
+                stamp: str | None = None) -> BatchSpec:
+    """A seed sweep of an API prompt (the workflow open in the editor) in a new output folder.
+
+    The prompt is saved as ``workflow.json`` in that folder, so the batch is a
+    file like any other and the folder says what made its images. Each sweep
+    gets its own folder and random seeds: running it twice makes new images.
+    """
+    stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
+    out_dir = batches_dir() / f"{_slug(name)}-{stamp}"
+    spec = BatchSpec(workflow=out_dir / "workflow.json", count=count, seed_mode=seed_mode,
+                     batch_seed=random.randrange(SEED_MAX), out_dir=out_dir, name=name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spec.workflow.write_text(json.dumps(prompt, indent=2), encoding="utf-8")
+    return spec
+
+
+@dataclass
+class PreparedBatch:
+    """A batch ready to run: its jobs, the prompt they vary, where they go, what the targets cost."""
+
+    spec: BatchSpec
+    jobs: list[Job]
+    base: dict[str, Any]
+    out_dir: Path
+    servers: list[ServerConfig]
+    api_key: str | None = field(repr=False)
+    max_ahead: int = DEFAULT_MAX_AHEAD
+    rates: dict[str, Rate] = field(default_factory=dict)
+    #: Servers that did not answer while the batch was prepared, and why.
+    unreachable: dict[str, str] = field(default_factory=dict)
+    #: Things the user may want to know that do not stop the batch (e.g. prices unknown).
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def target_names(self) -> list[str]:
+        return [s.name for s in self.servers] + [f"endpoint:{e.id}" for e in self.spec.endpoints]
+
+    def make_targets(self) -> list[Target]:
+        """New targets with their own connections (a runner closes them when done)."""
+        targets: list[Target] = [
+            ComfyTarget(ComfyClient(s.url, headers=dict(s.headers)), name=s.name, slots=self.max_ahead)
+            for s in self.servers
+        ]
+        if self.spec.endpoints:
+            base_url = os.environ.get("RUNPOD_SERVERLESS_URL", RUNPOD_SERVERLESS_URL)
+            targets += [ServerlessTarget(e.id, self.api_key or "", base_url=base_url) for e in self.spec.endpoints]
+        return targets
+
+    def runner(self, on_event: Callable[[BatchEvent], None] | None = None) -> BatchRunner:
+        """A runner over fresh targets; finished jobs in the output folder's journal are skipped."""
+        node_types = {node["class_type"] for node in self.base.values()}
+        extra = {"workflow": str(self.spec.workflow), "params": sorted({p.kind for p in find_params(self.base)})}
+        return BatchRunner(self.jobs, self.make_targets(), self.out_dir, lambda job: job_prompt(self.base, job),
+                           node_types=node_types, on_event=on_event, manifest_extra=extra, rates=self.rates)
+
+
+async def prepare_batch(spec: BatchSpec, servers: list[ServerConfig], *, out_dir: Path | None = None,
+                        max_ahead: int = DEFAULT_MAX_AHEAD) -> PreparedBatch:
+    """Everything a batch needs before its first job, checked now rather than mid-run.
+
+    Raises ``BatchSpecError`` (the spec), ``BatchSetupError`` (no key for the
+    endpoints), ``NoReachableTarget``, ``WorkflowError`` (the workflow cannot
+    make these jobs) and ``ConfigError`` (an unreadable secrets file).
+    """
+    jobs = expand(spec)
+    if not spec.workflow.is_file():
+        raise BatchSpecError(f"workflow {spec.workflow} not found (a batch file's 'workflow' is relative to it)")
+    if not servers and not spec.endpoints:
+        raise BatchSetupError("no targets: give at least one ComfyUI server or serverless endpoint")
+    api_key = get_secret("RUNPOD_API_KEY")
+    if spec.endpoints and not api_key:
+        raise BatchSetupError("serverless endpoints need RUNPOD_API_KEY (env var, or secrets.toml in the config dir)")
+    object_info, unreachable = await _first_object_info(servers)
+    if object_info is None and not spec.endpoints:
+        reasons = "; ".join(f"{name}: {why}" for name, why in unreachable.items())
+        raise NoReachableTarget(f"no server answers — {reasons}")
+    base = await asyncio.to_thread(_base_prompt, spec.workflow, object_info)
+    check_jobs(base, jobs)
+    rates, note = await pod_rates({s.name: s.url for s in servers}, api_key)
+    for endpoint in spec.endpoints:
+        rate = endpoint_rate(endpoint.cost_per_s)
+        if rate is not None:
+            rates[f"endpoint:{endpoint.id}"] = rate
+    return PreparedBatch(spec, jobs, base, out_dir or default_out_dir(spec), list(servers), api_key, max_ahead,
+                         rates, unreachable, [note] if note else [])
+
+
+async def _first_object_info(servers: list[ServerConfig]) -> tuple[dict[str, Any] | None, dict[str, str]]:
+    """The node set of the first server (in the given order) that answers, and why the others did not."""
+    async def ask(server: ServerConfig) -> dict[str, Any] | str:
+        try:
+            async with ComfyClient(server.url, headers=dict(server.headers)) as client:
+                return await client.object_info()
+        except ComfyError as exc:
+            return exc.message
+
+    answers = await asyncio.gather(*(ask(s) for s in servers))
+    unreachable = {s.name: a for s, a in zip(servers, answers) if isinstance(a, str)}
+    found = next((a for a in answers if isinstance(a, dict)), None)
+    return found, unreachable
+
+
+def _base_prompt(workflow: Path, object_info: dict[str, Any] | None) -> dict[str, Any]:
+    """The workflow as an API prompt, converted with the server's nodes (else the stock node set)."""
+    from pistachio_tui.comfy.workflow import load_prompt_for_run
+    from pistachio_tui.sim.catalog import recorded_object_info
+
+    return load_prompt_for_run(workflow, object_info if object_info is not None else recorded_object_info())

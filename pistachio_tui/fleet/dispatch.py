@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pistachio_tui.fleet.cost import Rate, cost_summary
 from pistachio_tui.fleet.journal import JobRecord, Journal, write_manifest, write_output
 from pistachio_tui.fleet.spec import Job
 from pistachio_tui.fleet.targets import Target, TargetFailed
@@ -35,11 +36,38 @@ class BatchEvent:
 
 @dataclass
 class TargetStats:
+    """One target's share of the batch: jobs done, failures in a row, time spent."""
+
     name: str
     done: int = 0
     failures: int = 0
+    #: Seconds with at least one batch job on the target (closed stretches only).
     busy_s: float = 0.0
+    #: Every finished or abandoned job's seconds added up (jobs overlap on a target with slots).
+    job_s: float = 0.0
     down: str | None = None
+    _starts: list[float] = field(default_factory=list, repr=False)
+    _busy_since: float | None = field(default=None, repr=False)
+
+    def job_started(self, now: float) -> None:
+        if not self._starts:
+            self._busy_since = now
+        self._starts.append(now)
+
+    def job_ended(self, started: float, now: float) -> None:
+        self._starts.remove(started)
+        self.job_s += now - started
+        if not self._starts and self._busy_since is not None:
+            self.busy_s += now - self._busy_since
+            self._busy_since = None
+
+    def busy_until(self, now: float) -> float:
+        """Busy seconds including the stretch still going on."""
+        return self.busy_s + (now - self._busy_since if self._busy_since is not None else 0.0)
+
+    def job_time_until(self, now: float) -> float:
+        """Job seconds including the jobs still running."""
+        return self.job_s + sum(now - start for start in self._starts)
 
 
 @dataclass
@@ -50,6 +78,8 @@ class BatchResult:
     stranded: list[str] = field(default_factory=list)
     targets: dict[str, TargetStats] = field(default_factory=dict)
     manifest: Path | None = None
+    #: ``cost.cost_summary`` at the end of the run.
+    cost: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -69,7 +99,8 @@ class BatchRunner:
     def __init__(self, jobs: list[Job], targets: list[Target], out_dir: Path,
                  build_prompt: Callable[[Job], dict[str, Any]], *, node_types: set[str] | None = None,
                  max_attempts: int = 3, on_event: Callable[[BatchEvent], None] | None = None,
-                 manifest_extra: dict[str, Any] | None = None) -> None:
+                 manifest_extra: dict[str, Any] | None = None, rates: dict[str, Rate] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.jobs = jobs
         self.targets = targets
         self.out_dir = out_dir
@@ -78,6 +109,9 @@ class BatchRunner:
         self.max_attempts = max_attempts
         self.on_event = on_event or (lambda event: None)
         self.manifest_extra = manifest_extra or {}
+        #: Prices of the targets that bill (pods, endpoints), by target name.
+        self.rates = rates or {}
+        self._clock = clock
         self.journal = Journal(out_dir)
         self.stats = {t.name: TargetStats(t.name) for t in targets}
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
@@ -109,9 +143,18 @@ class BatchRunner:
         while not self._queue.empty():
             stranded.append(self._queue.get_nowait().job.id)
         records = list(self.journal.done.values())
+        cost = self.cost()
         manifest = write_manifest(self.out_dir, records, {**self.manifest_extra, "failed": self._failed,
-                                                          "stranded": stranded})
-        return BatchResult(records, dict(self._failed), stranded, self.stats, manifest)
+                                                          "stranded": stranded, "cost": cost})
+        return BatchResult(records, dict(self._failed), stranded, self.stats, manifest, cost)
+
+    def cost(self) -> dict[str, Any]:
+        """What the batch has cost so far on the targets with a price (see ``cost.cost_summary``)."""
+        return cost_summary(self.rates, self.stats, self._clock())
+
+    async def aclose(self) -> None:
+        """Close every target's connections (after the run)."""
+        await asyncio.gather(*(t.aclose() for t in self.targets), return_exceptions=True)
 
     async def cancel(self) -> None:
         """Stop the batch: cancel what targets are running; finished jobs stay recorded."""
@@ -149,19 +192,21 @@ class BatchRunner:
                 continue
             pending.attempts += 1
             self._emit("started", pending.job.id, target.name)
-            started = time.monotonic()
+            started = self._clock()
+            stats.job_started(started)
             try:
                 outputs = await target.run(self.build_prompt(pending.job))
             except TargetFailed as exc:
-                stats.busy_s += time.monotonic() - started
+                stats.job_ended(started, self._clock())
                 self._on_failure(target, pending, exc)
                 continue
             except asyncio.CancelledError:
                 # The batch is ending (cancel, or no live target left): the job
                 # is not done, so it must show up as stranded, not vanish.
+                stats.job_ended(started, self._clock())
                 self._queue.put_nowait(pending)
                 raise
-            stats.busy_s += time.monotonic() - started
+            stats.job_ended(started, self._clock())
             stats.done += 1
             stats.failures = 0
             files = []
@@ -172,7 +217,7 @@ class BatchRunner:
                 files.append(name)
             self.journal.record_done(JobRecord(
                 job=pending.job.id, index=pending.job.index, params=pending.job.describe(),
-                target=target.name, duration_s=round(time.monotonic() - started, 3),
+                target=target.name, duration_s=round(self._clock() - started, 3),
                 files=files, attempts=pending.attempts,
             ))
             self._emit("done", pending.job.id, target.name)

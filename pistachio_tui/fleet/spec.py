@@ -12,11 +12,11 @@ import itertools
 import json
 import random
 import re
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import toml
 
 from pistachio_tui.comfy.edit import SEED_MAX
 
@@ -30,9 +30,21 @@ class BatchSpecError(ValueError):
     """The batch file or flags cannot make a batch; the message says what to change."""
 
 
+@dataclass(frozen=True)
+class EndpointSpec:
+    """A RunPod serverless endpoint of the batch.
+
+    ``cost_per_s`` is the endpoint's price per worker-second as the user pays it:
+    RunPod's API does not say what a serverless job costs.
+    """
+
+    id: str
+    cost_per_s: float | None = None
+
+
 @dataclass
 class BatchSpec:
-    """What to run: one workflow and how each job varies from it."""
+    """What to run: one workflow and how each job varies from it, and where it goes."""
 
     workflow: Path
     count: int = 1
@@ -46,6 +58,12 @@ class BatchSpec:
     #: "lora_strength", ...) to the values to try; the grid is their product.
     grid: dict[str, list[Any]] = field(default_factory=dict)
     wildcard_dir: Path | None = None
+    #: Serverless endpoints listed in the batch file (servers come from the caller).
+    endpoints: list[EndpointSpec] = field(default_factory=list)
+    #: The output folder named in the batch file, if any.
+    out_dir: Path | None = None
+    #: A short name for the batch (the file's stem): the default output folder is named after it.
+    name: str = ""
 
     def __post_init__(self) -> None:
         if self.seed_mode not in SEED_MODES:
@@ -168,16 +186,21 @@ def load_batch_file(path: Path) -> BatchSpec:
     start_seed = 1000
     prompts_file = "prompts.txt"
     wildcard_dir = "wildcards"
+    output = "renders"                  # default: a folder under the user's data dir
+    endpoints = ["abc123", { id = "def456", cost_per_s = 0.00031 }]
     [grid]
     cfg = [4.0, 6.0]
     ```
     """
     try:
-        data = toml.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise BatchSpecError(f"cannot read {path} ({exc.strerror})") from None
-    except toml.TomlDecodeError as exc:
-        raise BatchSpecError(f"{path}, line {exc.lineno}: {exc.msg}") from None
+    except UnicodeDecodeError:
+        raise BatchSpecError(f"{path} is not a text file (a batch file is TOML)") from None
+    except tomllib.TOMLDecodeError as exc:
+        # The stdlib message ends with "(at line N, column M)".
+        raise BatchSpecError(f"{path} is not valid TOML: {exc}") from None
     if "workflow" not in data:
         raise BatchSpecError(f"{path} has no 'workflow' (the workflow file to run)")
     base = path.parent
@@ -194,9 +217,24 @@ def load_batch_file(path: Path) -> BatchSpec:
             prompts=prompts,
             grid={str(k): list(v) for k, v in dict(data.get("grid", {})).items()},
             wildcard_dir=base / data["wildcard_dir"] if "wildcard_dir" in data else None,
+            endpoints=[_endpoint(entry) for entry in data.get("endpoints", [])],
+            out_dir=base / data["output"] if "output" in data else None,
+            name=path.stem,
         )
     except (TypeError, ValueError) as exc:
         raise BatchSpecError(f"{path}: {exc}") from None
+
+
+def _endpoint(entry: Any) -> EndpointSpec:
+    """``"abc123"`` or ``{id = "abc123", cost_per_s = 0.00031}``."""
+    if isinstance(entry, str) and entry.strip():
+        return EndpointSpec(entry.strip())
+    if isinstance(entry, dict) and str(entry.get("id", "")).strip():
+        cost = entry.get("cost_per_s")
+        if cost is not None and (not isinstance(cost, (int, float)) or cost < 0):
+            raise ValueError(f"endpoint {entry['id']}: cost_per_s must be a number of dollars per second")
+        return EndpointSpec(str(entry["id"]).strip(), float(cost) if cost is not None else None)
+    raise ValueError(f"an endpoint is an id or {{ id = \"…\", cost_per_s = … }}, not {entry!r}")
 
 
 def read_prompts_file(path: Path) -> list[str]:
