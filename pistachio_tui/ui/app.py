@@ -19,6 +19,7 @@ from pistachio_tui.ui.commands import PistachioCommands
 from pistachio_tui.ui.format import duration
 from pistachio_tui.ui.help_screen import HelpScreen
 from pistachio_tui.ui.messages import SessionChanged
+from pistachio_tui.ui.screens.batch import BatchScreen
 from pistachio_tui.ui.screens.dashboard import DashboardScreen
 from pistachio_tui.ui.screens.fix import FixScreen
 from pistachio_tui.ui.screens.gpu import GpuScreen
@@ -34,7 +35,8 @@ from pistachio_tui.ui.widgets.nav_bar import SCREENS
 #: (and a busy loop never idles long enough for Textual to repaint at all).
 PROGRESS_PER_SECOND = 20
 
-MAIN_SCREENS = (ServersScreen, WorkflowsScreen, QueueScreen, GpuScreen, FixScreen, TrainingScreen, PodsScreen)
+MAIN_SCREENS = (ServersScreen, WorkflowsScreen, QueueScreen, GpuScreen, FixScreen, TrainingScreen, PodsScreen,
+                BatchScreen)
 
 
 class PistachioApp(App):

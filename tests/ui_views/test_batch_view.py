@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 
 import pytest
 
 from pistachio_tui.config import Settings
+from pistachio_tui.fleet.cost import Rate
 from pistachio_tui.fleet.dispatch import BatchRunner
 from pistachio_tui.ui.views.batch import BatchView
 from tests.fleet.test_dispatch import FakeTarget, build, jobs
@@ -85,3 +87,24 @@ def test_batch_snapshot(snap_compare, size, tmp_path, monkeypatch):
         await until(pilot, lambda: view.result is not None, "the batch to finish")
 
     assert snap_compare(snapshot_app(Path("batch-out")), terminal_size=size, run_before=finished)
+
+
+async def test_a_loaded_batch_shows_its_journal_then_runs_with_its_cost(tmp_path):
+    await BatchRunner(jobs(4), [FakeTarget("a", slots=1, die_after=2)], tmp_path, build).run()
+    ticks = itertools.count()
+
+    def factory(on_event):
+        return BatchRunner(jobs(4), [FakeTarget("pod")], tmp_path, build, on_event=on_event,
+                           rates={"pod": Rate(1.0, False, "pod")}, clock=lambda: float(next(ticks)))
+
+    app = ViewApp(lambda: BatchView(Settings()))
+    async with app.run_test(size=(100, 30)) as pilot:
+        view = app.query_one(BatchView)
+        await pilot.press("s")
+        assert "No batch loaded" in str(view.status.render())
+        view.set_batch(factory, jobs(4), ["pod"], tmp_path)
+        assert view.counts()["done"] == 2 and "2 of 4 jobs to run" in str(view.status.render())
+        await pilot.press("s")
+        await until(pilot, lambda: view.result is not None, "the batch to finish")
+        assert view.targets["pod"].cost == view.result.cost["total"] > 0
+        assert f"cost so far ${view.result.cost['total']:.4f}" in screen_text(app)

@@ -1,9 +1,11 @@
 """The Batch view: one fleet batch's jobs and targets, live from ``BatchRunner`` events.
 
 The view is given a factory that builds the runner (jobs, targets, output folder)
-around the view's event callback; it starts and cancels the run and draws the
+around the view's event callback — at construction or later with
+:meth:`BatchView.set_batch`; it starts and cancels the run and draws the
 events. Jobs already in the batch's journal show as done from the start, so a
-resumed batch reads the same as an uninterrupted one.
+resumed batch reads the same as an uninterrupted one. Targets with a price
+(pods, serverless endpoints) show what the batch has cost on them so far.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ from textual.worker import Worker, WorkerState
 
 from pistachio_tui.config import Settings
 from pistachio_tui.fleet.dispatch import BatchEvent, BatchResult, BatchRunner
+from pistachio_tui.fleet.journal import Journal
 from pistachio_tui.fleet.spec import Job
 from pistachio_tui.ui.views.common import StatusLine
 
 CSS_FILE = Path(__file__).with_suffix(".tcss")
 
 COMMANDS: list[tuple[str, str, str]] = [
-    ("Batch: start", "Run (or resume) the batch on its targets", "start_batch"),
+    ("Batch: start or resume", "Run the loaded batch; jobs already done are skipped", "start_batch"),
     ("Batch: cancel", "Cancel the running batch; finished jobs stay recorded", "cancel_batch"),
 ]
 
@@ -61,6 +64,8 @@ class TargetRow:
     running: int = 0
     down: str | None = None
     excluded: bool = False
+    #: Dollars so far; None for a target without a price (a local server).
+    cost: float | None = None
 
 
 def _job_label(job: Job) -> str:
@@ -88,17 +93,21 @@ class BatchView(Vertical):
 
     ``runner_factory(on_event)`` must return a ``BatchRunner`` built with that
     ``on_event``; it is called once per start (a restart resumes from the journal).
-    ``clock`` is for tests (throughput and ETA).
+    Without one the view waits for :meth:`set_batch`. ``clock`` is for tests
+    (throughput and ETA).
     """
 
     DEFAULT_CSS = ""
 
     BINDINGS = [
-        Binding("s", "start_batch", "Start"),
+        Binding("s", "start_batch", "Start/resume"),
         Binding("x", "cancel_batch", "Cancel"),
     ]
 
-    def __init__(self, settings: Settings, runner_factory: RunnerFactory, *,
+    #: Seconds between redraws while running, so ETA and cost move between job events.
+    TICK = 1.0
+
+    def __init__(self, settings: Settings, runner_factory: RunnerFactory | None = None, *,
                  clock: Callable[[], float] = time.monotonic,
                  name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
@@ -109,13 +118,15 @@ class BatchView(Vertical):
         self.result: BatchResult | None = None
         self.jobs: dict[str, JobRow] = {}
         self.targets: dict[str, TargetRow] = {}
+        self.out_dir: Path | None = None
         self._started_at: float | None = None
         self._done_this_run = 0
 
     def compose(self) -> ComposeResult:
-        yield Static("No batch running — press s to start", id="batch-summary")
+        waiting = "No batch running — press s to start" if self._runner_factory else "No batch loaded"
+        yield Static(waiting, id="batch-summary")
         targets = DataTable(id="batch-targets", cursor_type="none")
-        targets.add_columns("Target", "State", "Done", "Running", "Jobs/min")
+        targets.add_columns("Target", "State", "Done", "Running", "Jobs/min", "Cost")
         yield targets
         jobs = DataTable(id="batch-jobs", cursor_type="row", zebra_stripes=True)
         jobs.add_column("#", key="index")
@@ -139,15 +150,31 @@ class BatchView(Vertical):
         """Jobs per state."""
         return Counter(row.state for row in self.jobs.values())
 
+    def set_batch(self, runner_factory: RunnerFactory, jobs: list[Job], targets: list[str], out_dir: Path) -> None:
+        """Show a new batch, not started yet: its jobs (those in the journal as done) and targets."""
+        if self.running:
+            raise RuntimeError("a batch is running; cancel it before loading another")
+        self._runner_factory = runner_factory
+        self.runner = None
+        self.result = None
+        self._started_at = None
+        self._show(jobs, targets, out_dir, Journal(out_dir).done)
+        left = sum(row.state != "done" for row in self.jobs.values())
+        self.status.show(f"{left} of {len(jobs)} jobs to run — press s to start", "info")
+
     # -- actions -----------------------------------------------------------------
 
     def action_start_batch(self) -> None:
         if self.running:
             self.status.show("The batch is already running", "warning")
             return
+        if self._runner_factory is None:
+            self.status.show("No batch loaded yet", "warning")
+            return
         self.runner = self._runner_factory(self._on_event)
         self.result = None
-        self._load(self.runner)
+        self._show(self.runner.jobs, [t.name for t in self.runner.targets], self.runner.out_dir,
+                   self.runner.journal.done)
         self._run(self.runner)
 
     def action_cancel_batch(self) -> None:
@@ -166,38 +193,49 @@ class BatchView(Vertical):
         self._started_at = self._clock()
         self._done_this_run = 0
         self.status.show(f"Running {len(runner.jobs)} jobs → {runner.out_dir}")
-        result = await runner.run()
+        ticker = self.set_interval(self.TICK, self._redraw)
+        try:
+            result = await runner.run()
+        finally:
+            ticker.stop()
+            await runner.aclose()
         self.result = result
         for job_id in result.stranded:
-            self._set_job(job_id, "stranded", note="every target left; start again to resume")
+            self._set_job(job_id, "stranded", note="not run; press s to resume")
         for target in self.targets.values():
             target.running = 0
-        self._draw_summary()
-        self._draw_targets()
+        self._redraw()
         counts = self.counts()
         if result.ok:
             self.status.show(f"All {counts['done']} jobs done — manifest {result.manifest}", "ok")
         else:
             self.status.show(
-                f"{counts['done']} done, {counts['failed']} failed, {counts['stranded']} not run — "
-                f"manifest {result.manifest}", "error")
+                f"{counts['done']} done, {counts['failed']} failed, {counts['stranded']} not run "
+                f"(s resumes) — manifest {result.manifest}", "error")
 
     # -- state -------------------------------------------------------------------
 
-    def _load(self, runner: BatchRunner) -> None:
-        done = runner.journal.done
+    def _show(self, jobs: list[Job], targets: list[str], out_dir: Path, done: dict) -> None:
+        self.out_dir = out_dir
         self.jobs = {}
-        for job in runner.jobs:
+        for job in jobs:
             record = done.get(job.id)
             row = JobRow(job)
             if record is not None:
                 row.state, row.target, row.note = "done", record.target, "earlier run"
             self.jobs[job.id] = row
-        self.targets = {t.name: TargetRow(t.name) for t in runner.targets}
+        self.targets = {name: TargetRow(name) for name in targets}
         table = self.query_one("#batch-jobs", DataTable)
         table.clear()
         for row in self.jobs.values():
             table.add_row(*self._job_cells(row), key=row.job.id)
+        self._redraw()
+
+    def _redraw(self) -> None:
+        if self.runner is not None and self.runner.rates:
+            costs = self.runner.cost()["targets"]
+            for target in self.targets.values():
+                target.cost = costs.get(target.name)
         self._draw_summary()
         self._draw_targets()
 
@@ -223,8 +261,7 @@ class BatchView(Vertical):
             target.down = event.message
             target.excluded = event.kind == "target_excluded"
             self.status.show(f"{event.target} left the batch: {event.message}", "warning")
-        self._draw_summary()
-        self._draw_targets()
+        self._redraw()
 
     def _set_job(self, job_id: str, state: str, target: str = "", note: str = "") -> None:
         row = self.jobs.get(job_id)
@@ -267,8 +304,11 @@ class BatchView(Vertical):
         line.append(f"of {len(self.jobs)}", style="dim")
         if self.running:
             line.append(f"   ETA {format_eta(self.eta())}")
-        if self.runner is not None:
-            line.append(f"\nOutput {self.runner.out_dir}", style="dim")
+        priced = [t.cost for t in self.targets.values() if t.cost is not None]
+        if priced:
+            line.append(f"   cost so far ${sum(priced):.4f}", style="bold")
+        if self.out_dir is not None:
+            line.append(f"\nOutput {self.out_dir}", style="dim")
         self.query_one("#batch-summary", Static).update(line)
 
     def _draw_targets(self) -> None:
@@ -282,7 +322,8 @@ class BatchView(Vertical):
             else:
                 state = Text("working" if target.running else "idle", style="green" if target.running else "dim")
             rate = f"{target.done * 60 / elapsed:.1f}" if elapsed and target.done else "—"
-            table.add_row(target.name, state, str(target.done), str(target.running), rate, key=target.name)
+            cost = f"${target.cost:.4f}" if target.cost is not None else "—"
+            table.add_row(target.name, state, str(target.done), str(target.running), rate, cost, key=target.name)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state is WorkerState.ERROR and event.worker.error is not None:

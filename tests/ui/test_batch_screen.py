@@ -1,0 +1,110 @@
+"""Batch screen (8): load a batch file or a sweep of the open workflow, run it over two simulators by keyboard."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from pistachio_tui.sim.server import SimServer
+from pistachio_tui.ui.screens.batch import BatchScreen
+from pistachio_tui.ui.screens.workflows import WorkflowsScreen
+from tests.fleet.test_batch_cli import SIM_WORKFLOW
+
+from .helpers import DEAD_URL, make_app, until
+
+
+@pytest.fixture
+async def two_sims():
+    sims = [SimServer(step_delay=0.001) for _ in range(2)]
+    for sim in sims:
+        await sim.start()
+    yield sims
+    for sim in sims:
+        await sim.stop()
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path, monkeypatch):
+    # Paths are typed relative to the test's folder: a key press per character is slow.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PISTACHIO_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+def hint(app) -> str:
+    return str(app.screen.query_one("#batch-hint").render())
+
+
+async def load_by_keyboard(pilot, name: str) -> None:
+    await pilot.press("8", "o", *name, "enter")
+
+
+async def test_batch_file_runs_to_completion_over_two_servers(two_sims, tmp_path):
+    shutil.copy(SIM_WORKFLOW, tmp_path / "wf.json")
+    batch = tmp_path / "sweep.toml"
+    batch.write_text('workflow = "wf.json"\ncount = 6\nseed_mode = "increment"\nstart_seed = 100\noutput = "out"\n')
+    app = make_app(tmp_path, ("left", two_sims[0].url), ("right", two_sims[1].url))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await load_by_keyboard(pilot, "sweep.toml")
+        screen = app.screen
+        assert isinstance(screen, BatchScreen)
+        view = screen.view
+        await until(pilot, lambda: len(view.jobs) == 6)
+        assert "Loaded sweep.toml: 6 jobs on 2 target(s)" in hint(app)
+        await pilot.press("s")
+        await until(pilot, lambda: view.result is not None)
+        assert view.result.ok and view.counts()["done"] == 6
+        assert view.targets["left"].done and view.targets["right"].done
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert sorted(job["params"]["seed"] for job in manifest["jobs"]) == list(range(100, 106))
+    assert all((tmp_path / "out" / name).stat().st_size for job in manifest["jobs"] for name in job["files"])
+
+
+async def test_bad_batch_file_says_what_is_wrong(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('workflow = "wf.json"\ncount = = 3\n')
+    app = make_app(tmp_path, ("studio", DEAD_URL))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await load_by_keyboard(pilot, "bad.toml")
+        await until(pilot, lambda: "TOML" in hint(app))
+        assert "bad.toml is not valid TOML" in hint(app) and "line 2" in hint(app)
+        assert any("not valid TOML" in n.message for n in app._notifications)
+        await pilot.press("o", *"missing.toml", "enter")
+        await until(pilot, lambda: "cannot read" in hint(app))
+        assert app.screen.view.jobs == {}
+
+
+async def test_no_reachable_server_and_no_open_workflow(tmp_path):
+    shutil.copy(SIM_WORKFLOW, tmp_path / "wf.json")
+    (tmp_path / "b.toml").write_text('workflow = "wf.json"\n')
+    app = make_app(tmp_path, ("studio", DEAD_URL))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("8", "w", "enter")
+        await until(pilot, lambda: "No workflow is open" in hint(app))
+        await pilot.press("o", *"b.toml", "enter")
+        await until(pilot, lambda: "no server answers" in hint(app))
+        assert "studio: Cannot reach" in hint(app) and "add a server on Servers" in hint(app)
+
+
+async def test_sweep_of_the_open_workflow(two_sims, tmp_path, data_dir):
+    app = make_app(tmp_path, ("left", two_sims[0].url), ("right", two_sims[1].url))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.manager.active.state != "connecting")
+        await pilot.press("2")
+        workflows = app.screen
+        assert isinstance(workflows, WorkflowsScreen)
+        workflows.open_workflow(SIM_WORKFLOW)
+        await until(pilot, lambda: workflows.preview is not None and workflows.preview.prompt is not None)
+        await pilot.press("8")
+        assert "sim_txt2img" in str(app.screen.query_one("#sweep-source").render())
+        await pilot.press("w", "backspace", "3", "enter")
+        view = app.screen.view
+        await until(pilot, lambda: len(view.jobs) == 3)
+        await pilot.press("s")
+        await until(pilot, lambda: view.result is not None)
+        assert view.result.ok
+        (folder,) = (data_dir / "batches").iterdir()
+        assert folder.name.startswith("sim_txt2img-")
+        assert len([p for p in folder.iterdir() if p.suffix == ".png"]) == 3
