@@ -52,7 +52,7 @@ async def test_batch_file_runs_to_completion_over_two_servers(two_sims, tmp_path
         assert isinstance(screen, BatchScreen)
         view = screen.view
         await until(pilot, lambda: len(view.jobs) == 6)
-        assert "Loaded sweep.toml: 6 jobs on 2 target(s)" in hint(app)
+        assert "Loaded sweep.toml: 6 jobs, 2 target(s)" in hint(app)
         await pilot.press("s")
         await until(pilot, lambda: view.result is not None)
         assert view.result.ok and view.counts()["done"] == 6
@@ -60,6 +60,7 @@ async def test_batch_file_runs_to_completion_over_two_servers(two_sims, tmp_path
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert sorted(job["params"]["seed"] for job in manifest["jobs"]) == list(range(100, 106))
     assert all((tmp_path / "out" / name).stat().st_size for job in manifest["jobs"] for name in job["files"])
+    assert (tmp_path / "out" / "contact_sheet.png").exists()
 
 
 async def test_bad_batch_file_says_what_is_wrong(tmp_path):
@@ -107,4 +108,14 @@ async def test_sweep_of_the_open_workflow(two_sims, tmp_path, data_dir):
         assert view.result.ok
         (folder,) = (data_dir / "batches").iterdir()
         assert folder.name.startswith("sim_txt2img-")
-        assert len([p for p in folder.iterdir() if p.suffix == ".png"]) == 3
+        assert len([p for p in folder.iterdir() if p.suffix == ".png" and p.stem != "contact_sheet"]) == 3
+        assert (folder / "contact_sheet.png").exists()
+
+
+async def test_palette_opens_the_batch_file_input(tmp_path):
+    app = make_app(tmp_path, ("studio", DEAD_URL))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("8")
+        assert isinstance(app.screen, BatchScreen)
+        await pilot.press("ctrl+p", *"batch file", "enter")
+        await until(pilot, lambda: app.focused is not None and app.focused.id == "batch-file")

@@ -15,14 +15,16 @@ from pistachio_tui.ui.workflow_sources import bundled_dir
 from .helpers import DEAD_URL, make_app, until
 
 SIZES = [(80, 24), (120, 40)]
-KEYS = {"servers": "1", "workflows": "2", "queue": "3", "gpu": "4", "fix": "5", "training": "6", "pods": "7"}
+KEYS = {"servers": "1", "workflows": "2", "queue": "3", "gpu": "4", "fix": "5", "training": "6", "pods": "7",
+        "batch": "8"}
 
 
 @pytest.fixture(autouse=True)
 def relative_config_dir(tmp_path, monkeypatch):
-    """Messages that name the config dir (e.g. where a RunPod key goes) read the same on every machine."""
+    """Messages that name the config or data dir (where a RunPod key or a batch goes) read the same on every machine."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PISTACHIO_CONFIG_DIR", "pistachio-config")
+    monkeypatch.setenv("PISTACHIO_DATA_DIR", "pistachio-data")
 
 
 def settled(app):

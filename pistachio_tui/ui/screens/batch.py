@@ -68,13 +68,17 @@ class BatchScreen(PistachioScreen):
     def view(self) -> BatchView:
         return self.query_one(BatchView)
 
-    def on_mount(self) -> None:
-        self._hint(f"o open a batch file · w sweep the open workflow · s start/resume · x cancel\n"
-                   f"Output: the file's 'output', else {batches_dir()}/<name>")
-
     def refresh_view(self, update: SessionUpdate | None) -> None:
         if update is None:
             self._show_sweep_source()
+            if self.view.out_dir is None:
+                self._how_to_load()
+
+    def _how_to_load(self) -> None:
+        servers = ", ".join(self.papp.manager.sessions) or "none yet (add them on Servers, 1)"
+        self._hint(f"o open a batch file · w sweep the open workflow · s start/resume · x cancel\n"
+                   f"Targets: servers {servers} + endpoints the file lists\n"
+                   f"Output: the file's 'output', else {batches_dir()}/<name>")
 
     def _hint(self, text: str, level: str = "info") -> None:
         hint = self.query_one("#batch-hint", Static)
@@ -181,8 +185,8 @@ class BatchScreen(PistachioScreen):
         notes += prepared.notes
         priced = ", ".join(f"{name} {rate.source}" for name, rate in prepared.rates.items())
         notes += [f"priced: {priced}"] if priced else []
-        self._hint(f"Loaded {label}: {len(prepared.jobs)} jobs on {len(prepared.target_names)} target(s) — "
-                   f"s starts, x cancels, s again resumes\n{' · '.join(notes)}")
+        self._hint(f"Loaded {label}: {len(prepared.jobs)} jobs, {len(prepared.target_names)} target(s) · "
+                   f"s start · x cancel\n{' · '.join(notes)}")
 
     def _error(self, message: str) -> None:
         self._hint(message, "error")

@@ -10,6 +10,7 @@ resumed batch reads the same as an uninterrupted one. Targets with a price
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
 
 from pistachio_tui.config import Settings
+from pistachio_tui.fleet.contact_sheet import make_contact_sheet
 from pistachio_tui.fleet.dispatch import BatchEvent, BatchResult, BatchRunner
 from pistachio_tui.fleet.journal import Journal
 from pistachio_tui.fleet.spec import Job
@@ -199,6 +201,8 @@ class BatchView(Vertical):
         finally:
             ticker.stop()
             await runner.aclose()
+        # The same folder the CLI leaves: files, manifest, contact sheet.
+        await asyncio.to_thread(make_contact_sheet, runner.out_dir, result.records)
         self.result = result
         for job_id in result.stranded:
             self._set_job(job_id, "stranded", note="not run; press s to resume")
@@ -206,12 +210,12 @@ class BatchView(Vertical):
             target.running = 0
         self._redraw()
         counts = self.counts()
+        # The output folder is on the summary line: the manifest is named, not its whole path.
         if result.ok:
-            self.status.show(f"All {counts['done']} jobs done — manifest {result.manifest}", "ok")
+            self.status.show(f"All {counts['done']} jobs done — files and manifest.json in the output folder", "ok")
         else:
-            self.status.show(
-                f"{counts['done']} done, {counts['failed']} failed, {counts['stranded']} not run "
-                f"(s resumes) — manifest {result.manifest}", "error")
+            self.status.show(f"{counts['done']} done, {counts['failed']} failed, {counts['stranded']} not run "
+                             f"(s resumes) — see manifest.json", "error")
 
     # -- state -------------------------------------------------------------------
 
