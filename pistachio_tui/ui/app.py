@@ -114,9 +114,16 @@ class PistachioApp(App):
             self.screen.post_message(SessionChanged(update))
 
     def _toast_finished(self, update: SessionUpdate) -> None:
+        """Toast our own prompts' results and every failure.
+
+        Prompts queued elsewhere (a browser, a script, the demo's loop) can finish
+        every few seconds; a toast for each would bury the ones the user waits for.
+        """
         state = update.prompt
         short = state.prompt_id[:8]
         if state.status == "success":
+            if not state.ours:
+                return
             files = len(state.outputs)
             self.notify(f"{short} finished in {duration(state.duration)} — {files} output(s)",
                         title=update.session.name)

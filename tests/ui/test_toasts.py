@@ -1,0 +1,50 @@
+"""Finished prompts are toasted only when this app queued them; failures always are."""
+
+from __future__ import annotations
+
+from pistachio_tui.cli.demo_commands import demo_prompt
+from pistachio_tui.comfy.client import ComfyClient
+from pistachio_tui.comfy.edit import apply_seed_mode
+from pistachio_tui.comfy.session import CONNECTED, FINISHED
+
+from .helpers import make_app, until
+
+
+def fresh_prompt(sim, seed: int) -> dict:
+    # A new seed each time, or the simulator answers from its cache without running a node.
+    prompt = demo_prompt(sim.object_info())
+    apply_seed_mode(prompt, "fixed", value=seed)
+    return prompt
+
+
+async def test_only_our_successes_are_toasted_but_every_failure_is(sim, tmp_path):
+    app = make_app(tmp_path, ("sim", sim.url))
+    toasts: list[tuple[str, str]] = []
+    app.notify = lambda message, *, title="", severity="information", **_: toasts.append((title, message))
+    finished: set[str] = set()
+    async with app.run_test(size=(100, 30)) as pilot, ComfyClient(sim.url) as other:
+        await until(pilot, lambda: app.manager.active.state == CONNECTED)
+        session = app.manager.active
+        # Subscribed after the app, so each FINISHED reaches the app's toasts first.
+        session.subscribe(lambda u: finished.add(u.prompt.prompt_id) if u.kind == FINISHED else None)
+
+        async def from_elsewhere(seed: int) -> str:
+            # No client_id, as a script or the demo's loop queues it.
+            answer = await other.post_json("/prompt", {"prompt": fresh_prompt(sim, seed)})
+            return answer["prompt_id"]
+
+        def toasted(prompt_id: str) -> list[str]:
+            return [message for title, message in toasts if title == "sim" and message.startswith(prompt_id[:8])]
+
+        theirs = await from_elsewhere(1)
+        await until(pilot, lambda: theirs in finished)
+        assert toasted(theirs) == []
+
+        ours = (await session.submit(fresh_prompt(sim, 2))).prompt_id
+        await until(pilot, lambda: ours in finished)
+        assert len(toasted(ours)) == 1 and "finished" in toasted(ours)[0]
+
+        sim.fail_class("KSampler", "boom")
+        failed = await from_elsewhere(3)
+        await until(pilot, lambda: failed in finished)
+        assert len(toasted(failed)) == 1 and "failed in" in toasted(failed)[0] and "boom" in toasted(failed)[0]
