@@ -21,7 +21,7 @@ class FakeGpus:
 
     def __call__(self) -> list[GpuReading]:
         self.calls += 1
-        used = min(20 + self.calls, 23) * GIB
+        used = int(min(20 + self.calls, 23.5) * GIB)
         return [
             GpuReading("local:0", "NVIDIA GeForce RTX 4090 (#0)", used, 24 * GIB, 99.0, 71.0, 402.0, 450.0),
             GpuReading("local:1", "NVIDIA A100 80GB PCIe (#1)", 2 * GIB, 80 * GIB, 0.0, 35.0, 60.0, 300.0),
@@ -29,7 +29,7 @@ class FakeGpus:
 
 
 def no_nvml() -> list[GpuReading]:
-    raise NoGpu("the NVIDIA driver library (libnvidia-ml.so.1) is not installed")
+    raise NoGpu("No NVIDIA driver on this machine: libnvidia-ml.so.1 is not installed")
 
 
 def gpu_app(settings: Settings, **kwargs) -> ViewApp:
@@ -41,20 +41,20 @@ async def test_local_gpus_get_panels_with_peak_and_warning():
     app = gpu_app(Settings(gpu_interval=0.01), local_source=gpus)
     async with app.run_test(size=(120, 40)) as pilot:
         view = app.query_one(GpuView)
-        await until(pilot, lambda: gpus.calls >= 4, "a few samples")
+        await until(pilot, lambda: gpus.calls >= 6, "a few samples")
         hot, idle = view.panels["local:0"], view.panels["local:1"]
         assert hot.has_class("-critical") and not idle.has_class("-warn")
-        assert view.history["local:0"].peak == 23 * GIB
+        assert view.history["local:0"].peak == int(23.5 * GIB)
         assert len(view.history["local:0"].used) <= 120
         text = screen_text(app)
-        assert "NVIDIA GeForce RTX 4090 (#0)" in text and "VRAM 23.0G/24.0G (96%)" in text
-        assert "402/450W" in text and "peak 23.0G" in text
+        assert "NVIDIA GeForce RTX 4090 (#0)" in text and "VRAM 23.5G/24.0G (98%)" in text
+        assert "402/450W" in text and "peak 23.5G" in text
 
 
 async def test_no_nvidia_gpu_is_said_plainly():
     app = gpu_app(Settings(), local_source=no_nvml)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: "No NVIDIA GPU on this machine" in screen_text(app), "the notice")
+        await until(pilot, lambda: "No NVIDIA driver on this machine" in screen_text(app), "the notice")
         assert "libnvidia-ml.so.1" in screen_text(app)
 
 

@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from textual.app import ComposeResult
 
+from pistachio_tui.gpu.nvml import NvmlReader
 from pistachio_tui.ui.screens.base import PistachioScreen
 from pistachio_tui.ui.views import CSS_FILES
-from pistachio_tui.ui.views.gpu import COMMANDS, GpuView
+from pistachio_tui.ui.views.gpu import COMMANDS, GpuView, nvml_source
 
 
 class GpuScreen(PistachioScreen):
-    """Per-device panels for every configured server."""
+    """Per-device panels for this machine's GPUs and every configured server."""
 
     MODE = "gpu"
     CSS_PATH = ["gpu.tcss", *CSS_FILES]
-    SUMMARY = "VRAM of every server's devices over time, peaks, free memory"
+    SUMMARY = "VRAM of local GPUs and every server's devices over time, peaks, free memory"
     VIEW_CLASS = GpuView
     VIEW_COMMANDS = COMMANDS
+    #: The NVML module; None imports pynvml on first sample. Tests put a fake here so a
+    #: machine with a GPU draws the same screens as one without.
+    NVML: Any = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._reader = NvmlReader(self.NVML)
 
     def compose_body(self) -> ComposeResult:
-        # Local NVML readings plug in as ``local_source`` once the sampler exists.
-        yield GpuView(self.papp.settings, id="gpu-view")
+        yield GpuView(self.papp.settings, local_source=nvml_source(self._reader), id="gpu-view")
+
+    async def on_unmount(self) -> None:
+        # NVML may block on a wedged driver: never on the event loop.
+        await asyncio.to_thread(self._reader.close)

@@ -35,6 +35,8 @@ from textual.worker import Worker, WorkerState
 from pistachio_tui.comfy.client import ComfyClient
 from pistachio_tui.comfy.errors import ComfyError
 from pistachio_tui.config import ServerConfig, Settings
+from pistachio_tui.gpu.nvml import NvmlReader, NvmlUnavailable
+from pistachio_tui.gpu.source import CRITICAL_AT, WARN_AT
 from pistachio_tui.ui.views.common import StatusLine
 
 CSS_FILE = Path(__file__).with_suffix(".tcss")
@@ -46,9 +48,6 @@ COMMANDS: list[tuple[str, str, str]] = [
 
 #: Samples kept per device (the history's width at most).
 HISTORY = 120
-#: VRAM use (fraction of total) from which a panel turns to the warning / critical colour.
-WARN_AT = 0.85
-CRITICAL_AT = 0.95
 
 
 class NoGpu(Exception):
@@ -70,6 +69,19 @@ class GpuReading:
 
 
 LocalSource = Callable[[], list[GpuReading]]
+
+
+def nvml_source(reader: NvmlReader) -> LocalSource:
+    """This machine's GPUs read through NVML; ``NoGpu`` with NVML's own reason when it cannot be used."""
+    def read() -> list[GpuReading]:
+        try:
+            samples = reader.read()
+        except NvmlUnavailable as exc:
+            raise NoGpu(exc.reason) from exc
+        return [GpuReading(f"local:{s.index}", f"{s.name or 'GPU'} (#{s.index})", s.memory_used or 0,
+                           s.memory_total or 0, s.util_gpu, s.temperature_c, s.power_w, s.power_limit_w)
+                for s in samples]
+    return read
 ClientFactory = Callable[[ServerConfig], ComfyClient]
 
 
@@ -252,7 +264,7 @@ class GpuView(Vertical):
                 readings = await asyncio.to_thread(source)
             except NoGpu as exc:
                 notice = self.query_one("#gpu-local", Static)
-                notice.update(Text.assemble(("No NVIDIA GPU on this machine", "bold"), f" — {exc}"))
+                notice.update(Text(str(exc), style="bold"))
                 notice.display = True
                 return
             for reading in readings:

@@ -1,0 +1,39 @@
+"""The GPU screen in the app: local GPUs through (fake) NVML, the no-driver notice, the simulator's VRAM."""
+
+from __future__ import annotations
+
+from pistachio_tui.ui.screens.gpu import GpuScreen
+from pistachio_tui.ui.views.gpu import GpuView
+from tests.gpu.fake_nvml import GIB, NOT_SUPPORTED, FakeGpu, FakeNvml
+from tests.ui_views.harness import screen_text
+
+from .helpers import make_app, until
+
+
+async def test_local_gpus_through_nvml_with_unsupported_fields(tmp_path, monkeypatch):
+    nvml = FakeNvml([FakeGpu("NVIDIA GeForce RTX 4090", memory_used=[20 * GIB, 23.5 * GIB], power_mw=NOT_SUPPORTED),
+                     FakeGpu("NVIDIA A100 80GB PCIe", memory_total=80 * GIB, fan=NOT_SUPPORTED)])
+    monkeypatch.setattr(GpuScreen, "NVML", nvml)
+    app = make_app(tmp_path)
+    app.settings.gpu_interval = 0.02
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("4")
+        view = app.screen.query_one(GpuView)
+        await until(pilot, lambda: view.samples >= 3)
+        hot, idle = view.panels["local:0"], view.panels["local:1"]
+        assert hot.has_class("-critical") and not idle.has_class("-warn")
+        text = screen_text(app)
+        assert "NVIDIA GeForce RTX 4090 (#0)" in text and "VRAM 23.5G/24.0G (98%)" in text
+        assert text.count("/450W") == 1, "no power figure for the board that does not report it"
+    assert nvml.shutdowns == 1, "NVML is shut down when the app closes"
+
+
+async def test_no_driver_notice_beside_the_simulators_vram(tmp_path, sim):
+    app = make_app(tmp_path, ("sim", sim.url))
+    app.settings.gpu_interval = 0.05
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("4")
+        view = app.screen.query_one(GpuView)
+        await until(pilot, lambda: any(key.startswith("sim:") for key in view.panels))
+        await until(pilot, lambda: "No NVIDIA driver found on this machine" in screen_text(app))
+        assert "VRAM " in screen_text(app)
