@@ -148,3 +148,29 @@ async def test_pending_delete_and_move_to_front(tmp_path):
             await pilot.press("i")
     finally:
         await slow.stop()
+
+
+async def test_vram_history_and_another_clients_prompt(tmp_path):
+    from pistachio_tui.cli.demo_commands import demo_prompt
+    from pistachio_tui.comfy.client import ComfyClient
+    from pistachio_tui.ui.views.gpu import VramHistory
+
+    slow = SimServer(step_delay=0.2)
+    await slow.start()
+    try:
+        app = make_app(tmp_path, ("slow", slow.url))
+        async with app.run_test(size=(100, 30)) as pilot, ComfyClient(slow.url, client_id="browser") as browser:
+            await until(pilot, lambda: app.manager.active.state == CONNECTED)
+            await pilot.press("3")
+            session = app.manager.active
+            history = app.screen.query_one(VramHistory)
+            await until(pilot, lambda: len(history.values) >= 2)
+            assert history.top == 1.0, "an absolute 0-100% scale, not the samples' own range"
+            label = str(app.screen.query_one("#vram-label").render())
+            assert label.startswith("VRAM ") and label.endswith("% of 23.5G")
+            await browser.submit(demo_prompt(await browser.object_info()))
+            await until(pilot, lambda: session.running() is not None)
+            await until(pilot, lambda: "Queued by another client" in str(app.screen.query_one("#node-line").render()))
+            await browser.interrupt()
+    finally:
+        await slow.stop()

@@ -15,9 +15,10 @@ from pistachio_tui.comfy.errors import ComfyError
 from pistachio_tui.comfy.session import ServerSession, SessionUpdate
 from pistachio_tui.comfy.tracker import PromptState
 from pistachio_tui.comfy.types import HistoryEntry, OutputFile
-from pistachio_tui.ui.format import duration, status_text
+from pistachio_tui.ui.format import duration, gib, status_text
 from pistachio_tui.ui.screens.base import PistachioScreen
 from pistachio_tui.ui.screens.confirm import AskScreen
+from pistachio_tui.ui.views.gpu import VramHistory
 from pistachio_tui.ui.widgets.output_preview import OutputPreview
 
 
@@ -58,6 +59,9 @@ class QueueScreen(PistachioScreen):
             yield ProgressBar(total=100, show_eta=False, id="overall")
             yield Static("", id="node-line")
             yield ProgressBar(total=1, show_eta=False, id="node-steps")
+            with Horizontal(id="vram-row"):
+                yield Static("VRAM —", id="vram-label")
+                yield VramHistory(classes="queue-vram")
         with Horizontal(id="queue-body"):
             with Vertical(id="queue-lists"):
                 yield Static("Pending", classes="panel-title")
@@ -88,6 +92,18 @@ class QueueScreen(PistachioScreen):
             self._fill_pending(session)
         if kind in (None, "history", "finished"):
             self._fill_history(session)
+        if kind in (None, "health"):
+            self._show_vram(session)
+
+    def _show_vram(self, session: ServerSession | None) -> None:
+        """VRAM use of the server's first device over time, on a 0–100% scale."""
+        samples = list(session.vram_used) if session else []
+        device = session.stats.devices[0] if session and session.stats and session.stats.devices else None
+        label = "VRAM —"
+        if samples and device is not None:
+            label = f"VRAM {samples[-1]:.0%} of {gib(device.vram_total)}"
+        self.query_one("#vram-label", Static).update(label)
+        self.query_one(VramHistory).set_data(samples, 1.0)
 
     def _show_running(self, session: ServerSession | None) -> None:
         state = session.running() if session else None
@@ -103,9 +119,15 @@ class QueueScreen(PistachioScreen):
             return
         title.update(f"Running [b]{state.prompt_id[:8]}[/b]  {progress_line(state)}")
         overall.update(progress=round(state.fraction * 100, 1))
-        node = state.current_title or state.current_node or "—"
-        step = f"  step {state.value}/{state.max}" if state.max else ""
-        self.query_one("#node-line", Static).update(f"Node: {node}{step}")
+        if not state.ours and state.started_at is None and state.current_node is None:
+            # ComfyUI sends a prompt's execution events only to the client that queued it
+            # (to everyone when it was queued without a client id, and then they do arrive).
+            self.query_one("#node-line", Static).update(
+                "Queued by another client: ComfyUI sends its node progress only to that client")
+        else:
+            node = state.current_title or state.current_node or "—"
+            step = f"  step {state.value}/{state.max}" if state.max else ""
+            self.query_one("#node-line", Static).update(f"Node: {node}{step}")
         steps.update(total=max(state.max, 1), progress=state.value)
 
     def _fill_pending(self, session: ServerSession | None) -> None:
