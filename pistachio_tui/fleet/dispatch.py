@@ -18,7 +18,7 @@ from typing import Any
 from pistachio_tui.fleet.cost import Rate, cost_summary
 from pistachio_tui.fleet.journal import JobRecord, Journal, write_manifest, write_output
 from pistachio_tui.fleet.spec import Job
-from pistachio_tui.fleet.targets import Target, TargetFailed
+from pistachio_tui.fleet.targets import Output, Target, TargetFailed
 
 #: Failures in a row after which a target is taken out of the batch.
 TARGET_DOWN_AFTER = 2
@@ -144,8 +144,8 @@ class BatchRunner:
             stranded.append(self._queue.get_nowait().job.id)
         records = list(self.journal.done.values())
         cost = self.cost()
-        manifest = write_manifest(self.out_dir, records, {**self.manifest_extra, "failed": self._failed,
-                                                          "stranded": stranded, "cost": cost})
+        manifest = await asyncio.to_thread(write_manifest, self.out_dir, records, {
+            **self.manifest_extra, "failed": self._failed, "stranded": stranded, "cost": cost})
         return BatchResult(records, dict(self._failed), stranded, self.stats, manifest, cost)
 
     def cost(self) -> dict[str, Any]:
@@ -209,19 +209,31 @@ class BatchRunner:
             stats.job_ended(started, self._clock())
             stats.done += 1
             stats.failures = 0
+            await self._save(pending, target.name, outputs, round(self._clock() - started, 3))
+            self._emit("done", pending.job.id, target.name)
+            self._settle_one()
+
+    async def _save(self, pending: _Pending, target: str, outputs: list[Output], duration_s: float) -> None:
+        """Write a job's files and journal it, in a thread: each write is fsynced and a slow
+        disk must not stall the UI. A cancel that arrives meanwhile waits for the write, so
+        a job whose files reached the folder is never redone on resume."""
+        def write() -> None:
             files = []
             for i, output in enumerate(outputs):
-                suffix = Path(output.name).suffix or ".png"
-                name = f"{pending.job.id}_{i}{suffix}"
+                name = f"{pending.job.id}_{i}{Path(output.name).suffix or '.png'}"
                 write_output(self.out_dir, name, output.data)
                 files.append(name)
             self.journal.record_done(JobRecord(
                 job=pending.job.id, index=pending.job.index, params=pending.job.describe(),
-                target=target.name, duration_s=round(self._clock() - started, 3),
-                files=files, attempts=pending.attempts,
+                target=target, duration_s=duration_s, files=files, attempts=pending.attempts,
             ))
-            self._emit("done", pending.job.id, target.name)
-            self._settle_one()
+
+        saving = asyncio.ensure_future(asyncio.to_thread(write))
+        try:
+            await asyncio.shield(saving)
+        except asyncio.CancelledError:
+            await saving
+            raise
 
     def _on_failure(self, target: Target, pending: _Pending, exc: TargetFailed) -> None:
         stats = self.stats[target.name]

@@ -122,3 +122,31 @@ async def test_contact_sheet_tiles_every_image(tmp_path):
     with Image.open(sheet) as img:
         assert img.size == (3 * 32, 2 * (32 + 14))
     assert make_contact_sheet(tmp_path, [], thumb=32) is None
+
+
+async def test_cancel_while_files_are_written_keeps_the_job_done(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    from pistachio_tui.fleet import dispatch
+
+    writing, written, real_write = threading.Event(), threading.Event(), dispatch.write_output
+
+    def slow_write(out_dir, name, data):
+        writing.set()
+        time.sleep(0.2)
+        real_write(out_dir, name, data)
+        written.set()
+
+    monkeypatch.setattr(dispatch, "write_output", slow_write)
+    target = FakeTarget("a", slots=1)
+    runner = BatchRunner(jobs(3), [target], tmp_path, build)
+    run = asyncio.create_task(runner.run())
+    await asyncio.to_thread(writing.wait, 5)
+    assert not written.is_set(), "the event loop runs while a file is written"
+    await runner.cancel()
+    result = await run
+    (first,) = target.ran
+    assert [r.job for r in result.records] == [first] and first not in result.stranded
+    assert len(result.stranded) == 2
+    assert (tmp_path / f"{first}_0.png").exists() and first in Journal(tmp_path).done
