@@ -32,6 +32,9 @@ from pistachio_tui.comfy.types import (
 from pistachio_tui.config import hide_password, scrub_secrets
 
 _BODY_SNIPPET = 300
+#: Answers larger than this are parsed in a thread: a server with many node packs sends
+#: several MB of /object_info, which would freeze the UI for a visible moment.
+DECODE_IN_THREAD_BYTES = 512 * 1024
 
 
 class ComfyClient:
@@ -140,6 +143,8 @@ class ComfyClient:
         response = await self.request("GET", path, params=params)
         if not response.is_success:
             raise self._unexpected("GET", path, response)
+        if len(response.content) > DECODE_IN_THREAD_BYTES:
+            return await asyncio.to_thread(self._decode, "GET", path, response)
         return self._decode("GET", path, response)
 
     async def post_json(self, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:

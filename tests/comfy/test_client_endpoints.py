@@ -187,3 +187,24 @@ async def test_post_json_accepts_any_2xx_and_empty_bodies(client, router):
     router.post(BASE + "/v2/manager/queue/task").mock(return_value=json_response({"ok": True}))
     assert await client.post_json("/v2/manager/queue/start") is None
     assert await client.post_json("/v2/manager/queue/task", {"kind": "install"}) == {"ok": True}
+
+
+async def test_a_large_answer_is_parsed_off_the_event_loop(client, router, monkeypatch):
+    import threading
+
+    from pistachio_tui.comfy.client import DECODE_IN_THREAD_BYTES
+
+    big = {f"Node{i}": {"input": {"required": {}}, "description": "x" * 200} for i in range(4000)}
+    assert len(json.dumps(big)) > DECODE_IN_THREAD_BYTES
+    router.get(f"{BASE}/object_info").mock(return_value=httpx.Response(200, json=big))
+    replay(router, "GET", "/system_stats", "system_stats")
+    parsed_on, real_json = [], httpx.Response.json
+
+    def spy(self, **kwargs):
+        parsed_on.append(threading.current_thread() is threading.main_thread())
+        return real_json(self, **kwargs)
+
+    monkeypatch.setattr(httpx.Response, "json", spy)
+    assert await client.object_info() == big
+    await client.system_stats()
+    assert parsed_on == [False, True], "the big node list in a thread, the small stats on the loop"
