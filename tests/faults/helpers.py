@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections import defaultdict
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import httpx
 
@@ -14,29 +14,14 @@ from pistachio_tui.comfy.client import ComfyClient
 from pistachio_tui.comfy.events import Backoff, Connected, Disconnected, Event, EventStream, Executing, Resynced
 from pistachio_tui.comfy.tracker import PromptState, PromptTracker
 from pistachio_tui.comfy.types import HistoryEntry
-from tests.sim.sim_helpers import recorded_prompt
+from tests.sim.sim_helpers import recorded_prompt, wait_until
 
 #: Reconnect fast: the faults below last milliseconds, not seconds.
 FAST = Backoff(initial=0.01, factor=2.0, cap=0.05, jitter=0.0)
-#: Guards against hangs only; nothing asserts on elapsed time.
-WAIT_LIMIT = 15.0
 #: Markers of a Python traceback that must never reach a user-facing message.
 TRACEBACK_MARKERS = ("Traceback (most recent call last)", 'File "', "\n  ")
 
 
-async def wait_until(check: Callable[[], Any | Awaitable[Any]], what: str, limit: float = WAIT_LIMIT) -> Any:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` if it never does."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 def slow_prompt(steps: int, color: int = 0x93C572) -> dict[str, Any]:

@@ -11,13 +11,13 @@ import aiohttp
 from tests.conftest import load_fixture
 
 #: Guards against hangs only; nothing asserts on elapsed time.
-WAIT_LIMIT = 10.0
+WAIT_LIMIT = 15.0
 
 
-async def wait_until(check: Callable[[], Awaitable[Any] | Any], what: str) -> Any:
+async def wait_until(check: Callable[[], Awaitable[Any] | Any], what: str, limit: float = WAIT_LIMIT) -> Any:
     """Poll ``check`` until it returns something truthy; fail (naming ``what``) if it never does."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT_LIMIT
+    deadline = loop.time() + limit
     while True:
         result = check()
         if asyncio.iscoroutine(result):
