@@ -43,3 +43,18 @@ async def sim():
         yield server
     finally:
         await server.stop()
+
+
+@pytest.fixture
+async def two_sims():
+    """Two simulated ComfyUI servers (a fleet), stopped after the test."""
+    from pistachio_tui.sim.server import SimServer
+
+    sims = [SimServer(step_delay=0.001) for _ in range(2)]
+    for server in sims:
+        await server.start()
+    try:
+        yield sims
+    finally:
+        for server in sims:
+            await server.stop()

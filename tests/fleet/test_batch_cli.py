@@ -4,23 +4,11 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
 
 from pistachio_tui.cli import exit_codes, main
 from pistachio_tui.comfy.client import ComfyClient
-from pistachio_tui.sim.server import SimServer
 
 SIM_WORKFLOW = Path(__file__).parents[2] / "pistachio_tui" / "sim" / "data" / "workflows" / "sim_txt2img.json"
-
-
-@pytest.fixture
-async def two_sims():
-    sims = [SimServer(step_delay=0.001) for _ in range(2)]
-    for sim in sims:
-        await sim.start()
-    yield sims
-    for sim in sims:
-        await sim.stop()
 
 
 def run_cli(argv):

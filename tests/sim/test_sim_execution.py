@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 import struct
 
-import aiohttp
-import httpx
-import pytest
 
 from pistachio_tui.sim.executor import execution_order
 from tests.conftest import load_fixture
@@ -16,18 +13,6 @@ from tests.sim.sim_helpers import (
 )
 
 CLIENT = "test-client"
-
-
-@pytest.fixture
-async def http(sim):
-    async with httpx.AsyncClient(base_url=sim.url, timeout=10) as client:
-        yield client
-
-
-@pytest.fixture
-async def session():
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 async def submit(http, prompt, extra=None, **fields):

@@ -4,23 +4,10 @@ from __future__ import annotations
 
 import json
 
-import aiohttp
 import httpx
 import pytest
 
 from tests.sim.sim_helpers import WsRecorder, recorded_prompt, wait_until
-
-
-@pytest.fixture
-async def http(sim):
-    async with httpx.AsyncClient(base_url=sim.url, timeout=10) as client:
-        yield client
-
-
-@pytest.fixture
-async def session():
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 async def finished_prompt(sim, session, http) -> str:

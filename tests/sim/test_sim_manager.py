@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import aiohttp
 import httpx
 import pytest
 from aiohttp import web
@@ -28,12 +27,6 @@ async def manager_sim(tmp_path):
 async def http(manager_sim):
     async with httpx.AsyncClient(base_url=manager_sim.url, timeout=10) as client:
         yield client
-
-
-@pytest.fixture
-async def session():
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 @pytest.fixture

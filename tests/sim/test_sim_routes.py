@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from tests.conftest import load_fixture
 from tests.sim.sim_helpers import key_shape
-
-
-@pytest.fixture
-async def http(sim):
-    async with httpx.AsyncClient(base_url=sim.url, timeout=10) as client:
-        yield client
 
 
 @pytest.mark.parametrize("path, fixture", [

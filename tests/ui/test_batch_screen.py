@@ -7,22 +7,11 @@ import shutil
 
 import pytest
 
-from pistachio_tui.sim.server import SimServer
 from pistachio_tui.ui.screens.batch import BatchScreen
 from pistachio_tui.ui.screens.workflows import WorkflowsScreen
 from tests.fleet.test_batch_cli import SIM_WORKFLOW
 
 from .helpers import DEAD_URL, make_app, until
-
-
-@pytest.fixture
-async def two_sims():
-    sims = [SimServer(step_delay=0.001) for _ in range(2)]
-    for sim in sims:
-        await sim.start()
-    yield sims
-    for sim in sims:
-        await sim.stop()
 
 
 @pytest.fixture(autouse=True)
