@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import Any
 
 from textual.app import App
@@ -53,10 +54,13 @@ class PistachioApp(App):
     ]
 
     def __init__(self, settings: Settings, *, demo_label: str | None = None, dashboard: bool = False,
-                 health_interval: float = 3.0, backoff: Backoff | None = None) -> None:
+                 health_interval: float = 3.0, backoff: Backoff | None = None,
+                 initial_run: Path | None = None) -> None:
         super().__init__()
         self.settings = settings
         self.demo_label = demo_label
+        #: A training run (or output folder, or log) the Training screen opens at start.
+        self.initial_run = initial_run
         self.start_mode = "dashboard" if dashboard else "servers"
         self.manager = SessionManager(settings.servers, health_interval=health_interval, backoff=backoff)
         self._saved_theme = settings.theme
@@ -186,7 +190,8 @@ class PistachioApp(App):
         self.notify(f"Active server: {name}")
 
 
-def run_app(settings: Settings, demo_label: str | None = None, dashboard: bool = False) -> int:
+def run_app(settings: Settings, demo_label: str | None = None, dashboard: bool = False,
+            initial_run: Path | None = None) -> int:
     """Run the app until the user quits; returns the exit code."""
     try:
         # textual-image asks the terminal what it can draw when first imported; that must
@@ -194,5 +199,5 @@ def run_app(settings: Settings, demo_label: str | None = None, dashboard: bool =
         import textual_image.widget  # noqa: F401
     except Exception:  # noqa: BLE001 — without it, previews fall back to a text description
         pass
-    PistachioApp(settings, demo_label=demo_label, dashboard=dashboard).run()
+    PistachioApp(settings, demo_label=demo_label, dashboard=dashboard, initial_run=initial_run).run()
     return 0

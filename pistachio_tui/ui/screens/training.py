@@ -21,4 +21,4 @@ class TrainingScreen(PistachioScreen):
     AUTO_FOCUS = "#train-epochs"
 
     def compose_body(self) -> ComposeResult:
-        yield TrainingView(self.papp.settings, id="training-view")
+        yield TrainingView(self.papp.settings, run=self.papp.initial_run, id="training-view")
