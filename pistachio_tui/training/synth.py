@@ -66,11 +66,12 @@ def oom_traceback(rank: int = 0) -> list[str]:
 def log_lines(*, epochs: int = 30, steps_per_epoch: int = 8, global_batch: int = 1,
               eval_every: int = 1, save_every: int = 1, caching: bool = True,
               nan_steps: frozenset[int] = frozenset(), crash_at_step: int | None = None,
-              interleaved_traceback: bool = True) -> Iterator[str]:
+              interleaved_traceback: bool = True, iter_time: float = 3.162) -> Iterator[str]:
     """Console lines of a whole run, without newlines, in the order the trainer prints them.
 
     ``crash_at_step`` ends the run with an OOM traceback from two ranks; the
     interleaved traceback is a harmless one a dataloader worker prints mid-run.
+    ``iter_time`` is the seconds per step the trainer reports (speed and ETA come from it).
     """
     if caching:
         yield "caching latents: /data/lora/train"
@@ -87,7 +88,8 @@ def log_lines(*, epochs: int = 30, steps_per_epoch: int = 8, global_batch: int =
         loss = "nan" if step in nan_steps else f"{train_loss(step):.4f}"
         yield (f"[{_stamp(step)}] [INFO] [logging.py:128:log_dist] [Rank 0] step={step}, "
                f"skipped=0, lr=[2e-05], mom=[(0.9, 0.99)]")
-        yield f"steps: {step} loss: {loss} iter time (s): 3.162 samples/sec: {global_batch / 3.162:.3f}"
+        yield (f"steps: {step} loss: {loss} iter time (s): {iter_time:.3f} "
+               f"samples/sec: {global_batch / iter_time:.3f}")
         if interleaved_traceback and step == steps_per_epoch + 3:
             yield "Traceback (most recent call last):"
             yield f"[{_stamp(step)}] [INFO] [logging.py:128:log_dist] [Rank 0] unrelated info line"

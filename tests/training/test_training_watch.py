@@ -32,6 +32,12 @@ def test_finished_run_from_output_dir(tmp_path):
     assert state.epoch_end_steps[1] == 8 and state.epoch_end_steps[30] == 240
 
 
+
+def test_synthetic_log_reports_the_step_time_it_is_given(tmp_path):
+    log = write_log(tmp_path / "train.log", epochs=2, steps_per_epoch=5, iter_time=0.25)
+    state = RunWatcher(log).poll()
+    assert state.it_per_s == pytest.approx(4.0)
+
 def test_live_run_eta_and_growth(tmp_path):
     run = make_run(tmp_path, tensorboard=False)
     lines = list(log_lines(epochs=30, steps_per_epoch=8))
