@@ -2,7 +2,9 @@
 
 The simulator runs on its own event loop in a thread, so the app talks to it
 over real HTTP and websockets exactly as it would to a real server, and a busy
-UI never slows the simulated GPU down (nor the other way round).
+UI never slows the simulated GPU down (nor the other way round). A synthetic
+DiffusionPipe run "trains" in another thread, and both share a throwaway
+ComfyUI folder, so a promoted LoRA shows up in the simulated server's list.
 """
 
 from __future__ import annotations
@@ -11,12 +13,25 @@ import argparse
 import asyncio
 import tempfile
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pistachio_tui.config import Settings
 
 DEMO_LABEL = "SIMULATED ComfyUI — demo, no real GPU"
 #: The simulator's own txt2img workflow: its models exist there, so it always runs.
 DEMO_WORKFLOW = "sim_txt2img.json"
+#: Named like the server, so nobody mistakes it for a real run; it is also the promoted LoRA's name.
+DEMO_RUN = "SIMULATED-demo-lora"
+#: 30 epochs of 20 steps at this pace train for about three minutes: long enough to
+#: watch the curves move, short enough to see the run converge and complete.
+TRAIN_STEP_SECONDS = 0.3
+TRAIN_EPOCHS, TRAIN_STEPS_PER_EPOCH = 30, 20
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -114,25 +129,84 @@ def stock_bundled_models(server) -> list[str]:
     return stocked
 
 
-def run_demo(args: argparse.Namespace) -> int:
+@dataclass
+class Demo:
+    """What the app is opened on: throwaway settings, the simulator and the training run."""
+
+    settings: Settings
+    sim: SimThread
+    scratch: Path
+    comfy_dir: Path
+    run_dir: Path
+
+
+def start_training(output_dir: Path, stop: threading.Event, step_seconds: float) -> tuple[Path, threading.Thread]:
+    """Write the demo's synthetic run in a daemon thread, one step every ``step_seconds``
+    until it completes or ``stop`` is set; returns once its first step is on disk."""
+    from pistachio_tui.training.synth import write_run
+
+    started = threading.Event()
+
+    def pace(step: int) -> bool:
+        started.set()
+        return not stop.wait(step_seconds)
+
+    def train() -> None:
+        try:
+            # A healthy run: no stray traceback, and the speed it reports is the pace it keeps.
+            write_run(output_dir, name=DEMO_RUN, epochs=TRAIN_EPOCHS, steps_per_epoch=TRAIN_STEPS_PER_EPOCH,
+                      pace=pace, interleaved_traceback=False, iter_time=step_seconds)
+        finally:
+            started.set()
+
+    thread = threading.Thread(target=train, name="pistachio-demo-training", daemon=True)
+    thread.start()
+    # The run folder is recognised by its TensorBoard file, so the Training screen
+    # must not look before the trainer has written it.
+    started.wait(timeout=30)
+    return output_dir / DEMO_RUN, thread
+
+
+@contextmanager
+def demo_session(*, step_delay: float = 0.3, autorun: bool = True,
+                 train_step_seconds: float = TRAIN_STEP_SECONDS) -> Iterator[Demo]:
+    """The simulator, the training run and a scratch ComfyUI folder, all removed on exit."""
     from pistachio_tui.config import ServerConfig, Settings, load_settings
+
+    with tempfile.TemporaryDirectory(prefix="pistachio-demo-", ignore_cleanup_errors=True) as tmp:
+        scratch = Path(tmp)
+        comfy_dir = scratch / "ComfyUI"
+        models_dir = comfy_dir / "models"
+        (models_dir / "loras").mkdir(parents=True)
+        sim = SimThread(step_delay=step_delay, manager=True, models_dir=models_dir)
+        stop = threading.Event()
+        trainer: threading.Thread | None = None
+        url = sim.start()
+        try:
+            stock_bundled_models(sim.server)
+            if autorun:
+                sim.submit(keep_busy(url, demo_prompt(sim.server.object_info())))
+            run_dir, trainer = start_training(scratch / "training", stop, train_step_seconds)
+            user = load_settings()
+            # The demo never writes the user's settings: it gets a throwaway copy.
+            settings = Settings(
+                servers=[ServerConfig("demo (simulated)", url)],
+                theme=user.theme,
+                workflow_dirs=user.workflow_dirs,
+                comfy_dir=comfy_dir,
+                path=scratch / "settings.toml",
+            )
+            yield Demo(settings, sim, scratch, comfy_dir, run_dir)
+        finally:
+            stop.set()
+            # The trainer must stop writing before its folder is removed under it.
+            if trainer is not None:
+                trainer.join(timeout=5)
+            sim.stop()
+
+
+def run_demo(args: argparse.Namespace) -> int:
     from pistachio_tui.ui.app import run_app
 
-    sim = SimThread(step_delay=args.step_delay, manager=True)
-    url = sim.start()
-    try:
-        stock_bundled_models(sim.server)
-        if not args.no_autorun:
-            sim.submit(keep_busy(url, demo_prompt(sim.server.object_info())))
-        user = load_settings()
-        # The demo never writes the user's settings: it gets a throwaway copy.
-        scratch = Path(tempfile.mkdtemp(prefix="pistachio-demo-"))
-        settings = Settings(
-            servers=[ServerConfig("demo (simulated)", url)],
-            theme=user.theme,
-            workflow_dirs=user.workflow_dirs,
-            path=scratch / "settings.toml",
-        )
-        return run_app(settings, demo_label=DEMO_LABEL, dashboard=args.dashboard)
-    finally:
-        sim.stop()
+    with demo_session(step_delay=args.step_delay, autorun=not args.no_autorun) as demo:
+        return run_app(demo.settings, demo_label=DEMO_LABEL, dashboard=args.dashboard, initial_run=demo.run_dir)
