@@ -30,6 +30,8 @@ PREVIEW_IMAGE = 1
 _IMAGE_TYPES = {1: "jpeg", 2: "png"}
 #: Largest frame accepted; previews are small, a huge frame means something is wrong.
 MAX_FRAME = 64 * 1024 * 1024
+#: The longest the stream reads frames back to back before other tasks get a turn.
+_READ_SLICE_S = 0.005
 
 
 def _seconds(data: dict[str, Any]) -> float | None:
@@ -369,8 +371,15 @@ class EventStream:
                     if reconnecting:
                         yield await self._resync()
                     yield first
+                    loop = asyncio.get_running_loop()
+                    share_at = loop.time() + _READ_SLICE_S
                     async for raw in ws:
                         yield parse_message(raw)
+                        if loop.time() > share_at:
+                            # A frame already buffered is returned without giving the loop away, so a
+                            # server sending faster than we read would starve the UI: let it run.
+                            await asyncio.sleep(0)
+                            share_at = loop.time() + _READ_SLICE_S
                     reason = "the server closed the connection"
                 except ConnectionClosed as exc:
                     reason = f"lost the websocket to ComfyUI at {self.client.shown_url} ({self.client.scrub(str(exc))})"

@@ -168,3 +168,33 @@ def test_backoff_grows_caps_and_jitters():
         base = min(10, 0.5 * 2 ** attempt)
         assert base * 0.8 <= backoff.delay(attempt) <= min(10, base * 1.2)
     assert Backoff(jitter=0).delay(100) == 10
+
+
+async def test_a_backlog_of_frames_does_not_starve_other_tasks(server_factory):
+    """Buffered frames come back from recv() without a suspension; the stream must still share the loop."""
+    import time
+
+    steps = 2000
+    frames = [trace_messages("cached")[0]] + [
+        json.dumps({"type": "progress", "data": {"value": i, "max": steps, "prompt_id": "p", "node": "2"}})
+        for i in range(1, steps + 1)]
+    server = await server_factory([frames])
+    turns = 0
+
+    async def other_task() -> None:
+        nonlocal turns
+        while True:
+            await asyncio.sleep(0)
+            turns += 1
+
+    async with ComfyClient(server.url) as client:
+        stream = EventStream(client, backoff=FAST)
+        other = None
+        async for event in stream:
+            other = other or asyncio.create_task(other_task())
+            time.sleep(0.0002)  # a consumer doing real work per event
+            if isinstance(event, Progress) and event.value == steps:
+                await stream.close()
+        other.cancel()
+    # 2000 events at 0.2 ms each is 0.4 s of reading: the UI must get a turn every few ms of it.
+    assert turns >= 20
