@@ -7,7 +7,6 @@ import asyncio
 import uuid
 
 import httpx
-import pytest
 
 from tests.faults.helpers import Follower, assert_matches_history, slow_prompt, wait_until
 
