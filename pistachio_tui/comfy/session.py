@@ -262,9 +262,14 @@ class ServerSession:
             self.check_now()
             return
         if isinstance(event, Resynced):
+            unfinished = [state for state in self.tracker.states() if not state.finished]
             self.tracker.feed(event)
             self._merge_history(event.finished)
             self._set_queue(event.queue)
+            # Prompts that ended while the socket was down (or that the server forgot) end here.
+            for state in unfinished:
+                if state.finished:
+                    self._emit(FINISHED, state)
             return
         if isinstance(event, Status):
             await self.refresh_queue()

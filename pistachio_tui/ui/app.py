@@ -133,6 +133,9 @@ class PistachioApp(App):
                         title=update.session.name)
         elif state.status == "interrupted":
             self.notify(f"{short} was interrupted", title=update.session.name, severity="warning")
+        elif state.lost:
+            self.notify(f"{short} is lost: {state.error.exception_message}", title=update.session.name,
+                        severity="error", timeout=10)
         else:
             node = state.error.node_type if state.error else "a node"
             message = state.error.exception_message if state.error else "failed"

@@ -69,3 +69,37 @@ async def test_back_from_an_outage_reconnects_without_waiting_out_the_backoff(si
         await wait_for(lambda: session.state == CONNECTED)
     finally:
         await session.stop()
+
+
+async def test_prompts_that_end_during_an_outage_are_reported_finished():
+    """One prompt finishes while the socket is down, one is forgotten by a restart: both end as FINISHED."""
+    from pistachio_tui.sim.server import SimServer
+
+    sim = SimServer(step_delay=0.05)
+    await sim.start()
+    session = ServerSession(ServerConfig("sim", sim.url), health_interval=0.1, backoff=Backoff(initial=1.5, cap=1.5,
+                                                                                                jitter=0))
+    finished = []
+    session.subscribe(lambda u: finished.append(u.prompt) if u.kind == FINISHED else None)
+    session.start()
+    try:
+        await wait_for(lambda: session.state == CONNECTED)
+        quiet = await session.submit(sim_prompt(sim))
+        await wait_for(lambda: quiet.value > 0)
+        sim.drop_websockets()
+        await wait_for(lambda: quiet.prompt_id in sim.queue.history)
+        await wait_for(lambda: quiet in finished)
+        assert quiet.status == "success"
+
+        from pistachio_tui.comfy.edit import apply_seed_mode
+
+        again = sim_prompt(sim)
+        apply_seed_mode(again, "random")  # the same prompt again would be all cached: nothing to lose
+        lost = await session.submit(again)
+        await wait_for(lambda: lost.value > 0)
+        await sim.restart(0.05)
+        await wait_for(lambda: lost in finished)
+        assert lost.lost
+    finally:
+        await session.stop()
+        await sim.stop()

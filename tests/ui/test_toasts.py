@@ -48,3 +48,24 @@ async def test_only_our_successes_are_toasted_but_every_failure_is(sim, tmp_path
         failed = await from_elsewhere(3)
         await until(pilot, lambda: failed in finished)
         assert len(toasted(failed)) == 1 and "failed in" in toasted(failed)[0] and "boom" in toasted(failed)[0]
+
+
+async def test_a_prompt_the_server_forgot_is_toasted_as_lost(tmp_path):
+    from pistachio_tui.sim.server import SimServer
+
+    slow = SimServer(step_delay=0.05)
+    await slow.start()
+    app = make_app(tmp_path, ("slow", slow.url))
+    toasts: list[str] = []
+    app.notify = lambda message, **_: toasts.append(message)
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: app.manager.active.state == CONNECTED)
+            state = await app.manager.active.submit(fresh_prompt(slow, 4))
+            await until(pilot, lambda: state.value > 0)
+            await slow.restart(0.05)
+            await until(pilot, lambda: any(m.startswith(state.prompt_id[:8]) for m in toasts))
+            (message,) = [m for m in toasts if m.startswith(state.prompt_id[:8])]
+            assert "is lost" in message and "queue it again" in message
+    finally:
+        await slow.stop()
