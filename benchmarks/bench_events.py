@@ -17,7 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
-from benchmarks.common import Figure, bench_main
+from benchmarks.common import Figure, bench_main, serve_forever
 
 TRACE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "comfyui-0.8.0"
 RUNS = 3
@@ -57,12 +57,7 @@ def serve(copies: int, ready: multiprocessing.Queue) -> None:
     async def main() -> None:
         app = web.Application()
         app.router.add_get("/ws", ws)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        ready.put(runner.addresses[0][1])
-        await asyncio.Event().wait()
+        await serve_forever(app, ready.put)
 
     asyncio.run(main())
 

@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 
 from benchmarks.bench_events import TRACE, recorded
-from benchmarks.common import Figure, bench_main
+from benchmarks.common import Figure, bench_main, serve_forever
 from benchmarks.headless import RedrawCounter, in_child, pistachio_app, run_headless, wait_for
 
 #: The sampler's step count in the flood: it never gets there.
@@ -119,12 +119,7 @@ def serve(ready: multiprocessing.Queue) -> None:
         app.router.add_get("/history/{prompt_id}", lambda _: web.json_response({}))
         app.router.add_post("/prompt", prompt)
         app.router.add_post("/interrupt", interrupt)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        ready.put(runner.addresses[0][1])
-        await asyncio.Event().wait()
+        await serve_forever(app, ready.put)
 
     asyncio.run(main())
 

@@ -98,3 +98,16 @@ def bench_main(description: str, run: Callable[[argparse.Namespace], list[Figure
     else:
         print(format_table(figures))
     return 0
+
+
+async def serve_forever(app, announce) -> None:
+    """Serve the aiohttp ``app`` on a free loopback port, tell ``announce(port)``, and never return."""
+    import asyncio
+
+    from aiohttp import web
+
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    announce(runner.addresses[0][1])
+    await asyncio.Event().wait()
