@@ -257,6 +257,11 @@ class GpuView(Vertical):
 
     # -- sources -----------------------------------------------------------------
 
+    async def _next_tick(self) -> None:
+        # Every source wakes on the same clock tick, so their panels change in one frame, not one each.
+        interval = self.settings.gpu_interval
+        await asyncio.sleep(interval - asyncio.get_running_loop().time() % interval)
+
     @work(group="gpu-local", exit_on_error=False)
     async def _watch_local(self, source: LocalSource) -> None:
         while True:
@@ -270,7 +275,7 @@ class GpuView(Vertical):
             for reading in readings:
                 await self._draw(reading, None, None)
             self.samples += 1
-            await asyncio.sleep(self.settings.gpu_interval)
+            await self._next_tick()
 
     @work(group="gpu-servers", exit_on_error=False)
     async def _watch_server(self, server: ServerConfig) -> None:
@@ -291,7 +296,7 @@ class GpuView(Vertical):
                         used=max(device.vram_total - device.vram_free, 0), total=device.vram_total)
                     await self._draw(reading, server, running)
             self.samples += 1
-            await asyncio.sleep(self.settings.gpu_interval)
+            await self._next_tick()
 
     # -- actions -----------------------------------------------------------------
 
