@@ -6,7 +6,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from textual.app import App
+from textual.app import App, ScreenStackError
 from textual.binding import Binding
 from textual.theme import Theme
 from textual.timer import Timer
@@ -109,13 +109,20 @@ class PistachioApp(App):
             if self._progress_timer is None:
                 self._progress_timer = self.set_timer(1 / PROGRESS_PER_SECOND, self._flush_progress)
             return
-        self.screen.post_message(SessionChanged(update))
+        self._show(update)
 
     def _flush_progress(self) -> None:
         self._progress_timer = None
         updates, self._progress = list(self._progress.values()), {}
         for update in updates:
-            self.screen.post_message(SessionChanged(update))
+            self._show(update)
+
+    def _show(self, update: SessionUpdate) -> None:
+        try:
+            screen = self.screen
+        except ScreenStackError:
+            return  # the app is closing: its screens are gone while servers still talk
+        screen.post_message(SessionChanged(update))
 
     def _toast_finished(self, update: SessionUpdate) -> None:
         """Toast our own prompts' results and every failure.
