@@ -108,8 +108,9 @@ def no_key_help() -> str:
         "[b]No RunPod API key[/b]\n\n"
         "Create a key in RunPod's console (Settings → API Keys), then either:\n\n"
         "  • export it before starting Pistachio:  [b]export RUNPOD_API_KEY=…[/b]\n"
-        f"  • or put  [b]RUNPOD_API_KEY = \"…\"[/b]  in  {path}\n"
-        f"    and make it private:  [b]chmod 600 {path}[/b]\n\n"
+        "  • or put  [b]RUNPOD_API_KEY = \"…\"[/b]  in the secrets file\n"
+        "    and make it private with  [b]chmod 600[/b]:\n\n"
+        f"    {path}\n\n"
         "Then press [b]r[/b] to try again."
     )
 
