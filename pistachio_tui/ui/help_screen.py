@@ -16,6 +16,8 @@ def _key(binding: Binding) -> str:
 def binding_lines(title: str, bindings: list[Binding]) -> list[str]:
     lines = [f"[b $primary]{title}[/]"]
     for binding in bindings:
+        if binding.system and not binding.description:
+            continue  # Textual's own plumbing (ctrl+c only says to press ctrl+q)
         description = binding.description or binding.action
         lines.append(f"  [b]{_key(binding):>10}[/]  {description}")
     return lines
