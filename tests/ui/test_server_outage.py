@@ -12,7 +12,8 @@ from pistachio_tui.ui.widgets.status_header import StatusHeader
 
 from .helpers import make_app, until
 
-SCREENS = {"1": "servers", "2": "workflows", "3": "queue", "4": "gpu", "5": "fix", "6": "training", "7": "pods"}
+SCREENS = {"1": "servers", "2": "workflows", "3": "queue", "4": "gpu", "5": "fix", "6": "training", "7": "pods",
+           "8": "batch"}
 
 
 @pytest.mark.parametrize("key", list(SCREENS))
@@ -28,8 +29,9 @@ async def test_screen_survives_kill_and_revive(sim, tmp_path, key):
         await until(pilot, lambda: session.state == DOWN and "down" in str(header.render()))
         await sim.revive()
         await until(pilot, lambda: session.state == CONNECTED and "connected" in str(header.render()))
-        await pilot.press(str(int(key) % 7 + 1))
-        assert app.current_mode == SCREENS[str(int(key) % 7 + 1)]
+        following = str(int(key) % len(SCREENS) + 1)
+        await pilot.press(following)
+        assert app.current_mode == SCREENS[following]
 
 
 def rendered(widget) -> str:
