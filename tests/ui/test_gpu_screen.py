@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from pistachio_tui.ui.screens.gpu import GpuScreen
 from pistachio_tui.ui.views.gpu import GpuView
 from tests.gpu.fake_nvml import GIB, NOT_SUPPORTED, FakeGpu, FakeNvml
@@ -11,7 +14,9 @@ from .helpers import make_app, until
 
 
 async def test_local_gpus_through_nvml_with_unsupported_fields(tmp_path, monkeypatch):
-    nvml = FakeNvml([FakeGpu("NVIDIA GeForce RTX 4090", memory_used=[20 * GIB, 23.5 * GIB], power_mw=NOT_SUPPORTED),
+    me = os.getpid()
+    nvml = FakeNvml([FakeGpu("NVIDIA GeForce RTX 4090", memory_used=[20 * GIB, 23.5 * GIB], power_mw=NOT_SUPPORTED,
+                             processes=[(999_999_999, 1 * GIB), (me, 21 * GIB)]),
                      FakeGpu("NVIDIA A100 80GB PCIe", memory_total=80 * GIB, fan=NOT_SUPPORTED)])
     monkeypatch.setattr(GpuScreen, "NVML", nvml)
     app = make_app(tmp_path)
@@ -25,6 +30,8 @@ async def test_local_gpus_through_nvml_with_unsupported_fields(tmp_path, monkeyp
         text = screen_text(app)
         assert "NVIDIA GeForce RTX 4090 (#0)" in text and "VRAM 23.5G/24.0G (98%)" in text
         assert text.count("/450W") == 1, "no power figure for the board that does not report it"
+        my_name = Path(f"/proc/{me}/comm").read_text().strip()
+        assert f"processes: {my_name} 21.0G · pid 999999999 1.0G" in text, "biggest first; a hidden name by pid"
     assert nvml.shutdowns == 1, "NVML is shut down when the app closes"
 
 

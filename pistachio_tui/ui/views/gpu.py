@@ -35,7 +35,7 @@ from textual.worker import Worker, WorkerState
 from pistachio_tui.comfy.client import ComfyClient
 from pistachio_tui.comfy.errors import ComfyError
 from pistachio_tui.config import ServerConfig, Settings
-from pistachio_tui.gpu.nvml import NvmlReader, NvmlUnavailable
+from pistachio_tui.gpu.nvml import NvmlReader, NvmlUnavailable, ProcessUsage
 from pistachio_tui.gpu.source import CRITICAL_AT, WARN_AT
 from pistachio_tui.ui.views.common import StatusLine
 
@@ -66,6 +66,8 @@ class GpuReading:
     temperature_c: float | None = None
     power_w: float | None = None
     power_limit_w: float | None = None
+    #: Processes holding memory on the device (local GPUs only: servers do not report them).
+    processes: tuple[ProcessUsage, ...] = ()
 
 
 LocalSource = Callable[[], list[GpuReading]]
@@ -79,7 +81,8 @@ def nvml_source(reader: NvmlReader) -> LocalSource:
         except NvmlUnavailable as exc:
             raise NoGpu(exc.reason) from exc
         return [GpuReading(f"local:{s.index}", f"{s.name or 'GPU'} (#{s.index})", s.memory_used or 0,
-                           s.memory_total or 0, s.util_gpu, s.temperature_c, s.power_w, s.power_limit_w)
+                           s.memory_total or 0, s.util_gpu, s.temperature_c, s.power_w, s.power_limit_w,
+                           s.processes)
                 for s in samples]
     return read
 ClientFactory = Callable[[ServerConfig], ComfyClient]
@@ -120,7 +123,22 @@ def figures(reading: GpuReading, history: DeviceHistory, running: str | None) ->
         text.append(f" during prompt {history.peak_prompt[:8]}", style="yellow")
     if running:
         text.append(f"  running {running[:8]}", style="cyan")
+    if reading.processes:
+        text.append(f"\n{process_line(reading.processes)}", style="dim")
     return text
+
+
+#: Processes named on a panel; the rest are counted.
+TOP_PROCESSES = 3
+
+
+def process_line(processes: tuple[ProcessUsage, ...]) -> str:
+    """The biggest memory holders first: who is using the GPU (the answer to "why did it run out")."""
+    ranked = sorted(processes, key=lambda p: p.used_bytes or 0, reverse=True)
+    shown = [f"{p.name or f'pid {p.pid}'} {_gib(p.used_bytes) if p.used_bytes is not None else '?'}"
+             for p in ranked[:TOP_PROCESSES]]
+    more = len(ranked) - TOP_PROCESSES
+    return "processes: " + " · ".join(shown) + (f" · +{more} more" if more > 0 else "")
 
 
 _BLOCKS = " ▁▂▃▄▅▆▇█"
