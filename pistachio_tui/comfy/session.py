@@ -235,6 +235,15 @@ class ServerSession:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poke.wait(), self.health_interval)
 
+    async def _look_up_older(self, event: Resynced, unfinished: list[PromptState]) -> None:
+        """The resync reads only the newest history: ask the server about each prompt we follow
+        that it does not cover, so one that ended long ago is not taken for lost."""
+        queued = {item.prompt_id for item in [*event.queue.running, *event.queue.pending]}
+        for state in unfinished:
+            if state.prompt_id not in event.finished and state.prompt_id not in queued:
+                with contextlib.suppress(ComfyError):
+                    event.finished.update(await self.client.history(state.prompt_id))
+
     def _sample_vram(self, stats: SystemStats) -> None:
         device = stats.devices[0] if stats.devices else None
         if device is not None and device.vram_total:
@@ -263,6 +272,7 @@ class ServerSession:
             return
         if isinstance(event, Resynced):
             unfinished = [state for state in self.tracker.states() if not state.finished]
+            await self._look_up_older(event, unfinished)
             self.tracker.feed(event)
             self._merge_history(event.finished)
             self._set_queue(event.queue)

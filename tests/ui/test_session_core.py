@@ -103,3 +103,32 @@ async def test_prompts_that_end_during_an_outage_are_reported_finished():
     finally:
         await session.stop()
         await sim.stop()
+
+
+async def test_a_prompt_that_ended_beyond_the_resync_window_is_not_lost():
+    from pistachio_tui.comfy.client import ComfyClient
+    from pistachio_tui.comfy.edit import apply_seed_mode
+    from pistachio_tui.sim.server import SimServer
+
+    sim = SimServer(step_delay=0.05)
+    await sim.start()
+    session = ServerSession(ServerConfig("sim", sim.url), health_interval=0.1,
+                            backoff=Backoff(initial=4, cap=4, jitter=0))  # both prompts end meanwhile
+    session._stream.resync_items = 1  # the resync then sees only the newest prompt
+    session.max_history = 1  # and so does the history poll
+    session.start()
+    try:
+        await wait_for(lambda: session.state == CONNECTED)
+        ours = await session.submit(sim_prompt(sim))
+        await wait_for(lambda: ours.value > 0)
+        sim.drop_websockets()
+        async with ComfyClient(sim.url) as other:
+            newer = sim_prompt(sim)
+            apply_seed_mode(newer, "random")
+            later = (await other.submit(newer)).prompt_id
+            await wait_for(lambda: later in sim.queue.history)
+        await wait_for(lambda: ours.finished)
+        assert ours.status == "success" and not ours.lost
+    finally:
+        await session.stop()
+        await sim.stop()
