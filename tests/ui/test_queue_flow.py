@@ -142,6 +142,8 @@ async def test_pending_delete_and_move_to_front(tmp_path):
             await until(pilot, lambda: pending.row_count >= 1)
             pending.move_cursor(row=pending.row_count - 1)
             last = session.queue.pending[-1]
+            await pilot.pause(0.5)  # the queue is polled every 0.1 s here: the table refills meanwhile
+            assert app.screen._row_key(pending) == last.prompt_id, "the cursor stays on the chosen prompt"
             await pilot.press("t")
             await until(pilot, lambda: session.queue.pending and session.queue.pending[0].prompt == last.prompt
                         and session.queue.pending[0].prompt_id != last.prompt_id)

@@ -131,20 +131,25 @@ class QueueScreen(PistachioScreen):
         steps.update(total=max(state.max, 1), progress=state.value)
 
     def _fill_pending(self, session: ServerSession | None) -> None:
-        table = self.query_one("#pending", DataTable)
-        table.clear()
-        for item in session.queue.pending if session else []:
-            table.add_row(str(item.number), item.prompt_id[:8], str(len(item.prompt)), key=item.prompt_id)
+        self._refill(self.query_one("#pending", DataTable), [
+            (item.prompt_id, (str(item.number), item.prompt_id[:8], str(len(item.prompt))))
+            for item in (session.queue.pending if session else [])])
 
     def _fill_history(self, session: ServerSession | None) -> None:
-        table = self.query_one("#history", DataTable)
+        self._refill(self.query_one("#history", DataTable), [
+            (entry.prompt_id, (status_text(entry.outcome), entry.prompt_id[:8], duration(entry.duration),
+                               str(len(entry.outputs))))
+            for entry in (session.history.values() if session else [])])
+
+    def _refill(self, table: DataTable, rows: list[tuple[str, tuple]]) -> None:
+        """Replace the rows; the cursor stays on the prompt the user picked (tables refill every few seconds)."""
         selected = self._row_key(table)
         table.clear()
-        for entry in session.history.values() if session else []:
-            table.add_row(status_text(entry.outcome), entry.prompt_id[:8], duration(entry.duration),
-                          str(len(entry.outputs)), key=entry.prompt_id)
-        if selected and session and selected in session.history:
-            table.move_cursor(row=list(session.history).index(selected))
+        for key, cells in rows:
+            table.add_row(*cells, key=key)
+        keys = [key for key, _ in rows]
+        if selected in keys:
+            table.move_cursor(row=keys.index(selected))
 
     @staticmethod
     def _row_key(table: DataTable) -> str | None:
