@@ -162,8 +162,9 @@ class VramHistory(Widget):
         self.top = 0.0
 
     def set_data(self, values: list[float], top: float) -> None:
-        self.values, self.top = values, top
-        self.refresh()
+        if (values, top) != (self.values, self.top):
+            self.values, self.top = values, top
+            self.refresh()
 
     def render(self) -> str:
         return bars(self.values, self.top, self.size.width)
@@ -178,6 +179,8 @@ class DevicePanel(Vertical, can_focus=True):
         #: The ComfyUI server the device belongs to; None for a GPU of this machine.
         self.server = server
         self._title = title
+        #: What each Static shows now, by selector.
+        self._shown: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
         yield Static(self._title, classes="gpu-title")
@@ -190,14 +193,20 @@ class DevicePanel(Vertical, can_focus=True):
         self.set_class(WARN_AT <= fraction < CRITICAL_AT, "-warn")
         self.set_class(fraction >= CRITICAL_AT, "-critical")
         self.set_class(False, "-down")
-        self.query_one(".gpu-title", Static).update(Text(reading.name, style="bold"))
+        self._update(".gpu-title", Text(reading.name, style="bold"))
         self.query_one(VramHistory).set_data(list(history.used), reading.total / 1024 ** 3)
-        self.query_one(".gpu-figures", Static).update(figures(reading, history, running))
+        self._update(".gpu-figures", figures(reading, history, running))
 
     def show_error(self, message: str) -> None:
         """The source cannot be read right now."""
         self.set_class(True, "-down")
-        self.query_one(".gpu-figures", Static).update(Text(message, style="red"))
+        self._update(".gpu-figures", Text(message, style="red"))
+
+    def _update(self, selector: str, content: Text) -> None:
+        # Each Static update lays the whole screen out again; an idle GPU's figures rarely change.
+        if self._shown.get(selector) != content.markup:
+            self._shown[selector] = content.markup
+            self.query_one(selector, Static).update(content)
 
 
 class GpuView(Vertical):
