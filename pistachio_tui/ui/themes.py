@@ -7,7 +7,7 @@ from pathlib import Path
 
 from textual.theme import Theme
 
-import pistachio_tui
+from pistachio_tui.bundled import bundled
 from pistachio_tui.config import config_dir
 
 _COLOURS = ("primary", "secondary", "accent", "background", "surface", "panel",
@@ -19,7 +19,7 @@ class ThemeFileError(Exception):
 
 
 def bundled_themes_dir() -> Path:
-    return Path(pistachio_tui.__file__).parent.parent / "themes"
+    return bundled("themes")
 
 
 def user_themes_dir() -> Path:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-import pistachio_tui
+from pistachio_tui.bundled import bundled
 from pistachio_tui.comfy.errors import ComfyError
 from pistachio_tui.comfy.session import ServerSession
 
@@ -23,7 +23,7 @@ class ServerWorkflow:
 
 
 def bundled_dir() -> Path:
-    return Path(pistachio_tui.__file__).parent.parent / "workflows"
+    return bundled("workflows")
 
 
 def templates_dir() -> Path | None:
