@@ -58,7 +58,7 @@ def local_gpu_notice(app) -> str:
 
 
 def run(args) -> list[Figure]:
-    seconds = 5.0 if args.quick else 15.0
+    seconds = 5.0 if args.quick else 10.0
     with sims(2) as urls:
         minimal = in_child("bench_dashboard_idle:idle_cpu", which="minimal", urls=urls, seconds=seconds)
         dash = in_child("bench_dashboard_idle:idle_cpu", which="dashboard", urls=urls, seconds=seconds)

@@ -45,7 +45,7 @@ def monitoring(interval: float = 1.0) -> tuple[Callable[[], Awaitable[None]], Ca
 
 
 def run(args) -> list[Figure]:
-    seconds = 5.0 if args.quick else 20.0
+    seconds = 5.0 if args.quick else 10.0
 
     async def measure() -> tuple[float, float]:
         baseline = await cpu_percent_during(_idle, seconds)

@@ -185,7 +185,7 @@ class StallMeter:
 
 
 def run(args) -> list[Figure]:
-    seconds = 4.0 if args.quick else 10.0
+    seconds = 4.0 if args.quick else 6.0
     ctx = multiprocessing.get_context("spawn")
     ready = ctx.Queue()
     server = ctx.Process(target=serve, args=(ready,), daemon=True)
