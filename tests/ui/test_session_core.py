@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from pistachio_tui.comfy.events import Backoff
 from pistachio_tui.comfy.session import CONNECTED, DOWN, FINISHED, ServerSession, SessionManager
@@ -71,18 +72,37 @@ async def test_back_from_an_outage_reconnects_without_waiting_out_the_backoff(si
         await session.stop()
 
 
-async def test_prompts_that_end_during_an_outage_are_reported_finished():
-    """One prompt finishes while the socket is down, one is forgotten by a restart: both end as FINISHED."""
+def fresh_prompt(sim) -> dict:
+    """The sim prompt with a new seed: the same prompt again would be all cached and run no step."""
+    from pistachio_tui.comfy.edit import apply_seed_mode
+
+    prompt = sim_prompt(sim)
+    apply_seed_mode(prompt, "random")
+    return prompt
+
+
+@contextlib.asynccontextmanager
+async def slow_session(reconnect_after: float):
+    """A simulator taking a few seconds per prompt, and a started session that reconnects only after a while."""
     from pistachio_tui.sim.server import SimServer
 
     sim = SimServer(step_delay=0.05)
     await sim.start()
-    session = ServerSession(ServerConfig("sim", sim.url), health_interval=0.1, backoff=Backoff(initial=1.5, cap=1.5,
-                                                                                                jitter=0))
-    finished = []
-    session.subscribe(lambda u: finished.append(u.prompt) if u.kind == FINISHED else None)
-    session.start()
+    session = ServerSession(ServerConfig("sim", sim.url), health_interval=0.1,
+                            backoff=Backoff(initial=reconnect_after, cap=reconnect_after, jitter=0))
     try:
+        yield sim, session
+    finally:
+        await session.stop()
+        await sim.stop()
+
+
+async def test_prompts_that_end_during_an_outage_are_reported_finished():
+    """One prompt finishes while the socket is down, one is forgotten by a restart: both end as FINISHED."""
+    async with slow_session(reconnect_after=1.5) as (sim, session):
+        finished = []
+        session.subscribe(lambda u: finished.append(u.prompt) if u.kind == FINISHED else None)
+        session.start()
         await wait_for(lambda: session.state == CONNECTED)
         quiet = await session.submit(sim_prompt(sim))
         await wait_for(lambda: quiet.value > 0)
@@ -91,44 +111,26 @@ async def test_prompts_that_end_during_an_outage_are_reported_finished():
         await wait_for(lambda: quiet in finished)
         assert quiet.status == "success"
 
-        from pistachio_tui.comfy.edit import apply_seed_mode
-
-        again = sim_prompt(sim)
-        apply_seed_mode(again, "random")  # the same prompt again would be all cached: nothing to lose
-        lost = await session.submit(again)
+        lost = await session.submit(fresh_prompt(sim))
         await wait_for(lambda: lost.value > 0)
         await sim.restart(0.05)
         await wait_for(lambda: lost in finished)
         assert lost.lost
-    finally:
-        await session.stop()
-        await sim.stop()
 
 
 async def test_a_prompt_that_ended_beyond_the_resync_window_is_not_lost():
     from pistachio_tui.comfy.client import ComfyClient
-    from pistachio_tui.comfy.edit import apply_seed_mode
-    from pistachio_tui.sim.server import SimServer
 
-    sim = SimServer(step_delay=0.05)
-    await sim.start()
-    session = ServerSession(ServerConfig("sim", sim.url), health_interval=0.1,
-                            backoff=Backoff(initial=4, cap=4, jitter=0))  # both prompts end meanwhile
-    session._stream.resync_items = 1  # the resync then sees only the newest prompt
-    session.max_history = 1  # and so does the history poll
-    session.start()
-    try:
+    async with slow_session(reconnect_after=4) as (sim, session):  # both prompts end before the reconnect
+        session._stream.resync_items = 1  # the resync then sees only the newest prompt
+        session.max_history = 1  # and so does the history poll
+        session.start()
         await wait_for(lambda: session.state == CONNECTED)
         ours = await session.submit(sim_prompt(sim))
         await wait_for(lambda: ours.value > 0)
         sim.drop_websockets()
         async with ComfyClient(sim.url) as other:
-            newer = sim_prompt(sim)
-            apply_seed_mode(newer, "random")
-            later = (await other.submit(newer)).prompt_id
+            later = (await other.submit(fresh_prompt(sim))).prompt_id
             await wait_for(lambda: later in sim.queue.history)
         await wait_for(lambda: ours.finished)
         assert ours.status == "success" and not ours.lost
-    finally:
-        await session.stop()
-        await sim.stop()
