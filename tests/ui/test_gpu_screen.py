@@ -44,3 +44,33 @@ async def test_no_driver_notice_beside_the_simulators_vram(tmp_path, sim):
         await until(pilot, lambda: any(key.startswith("sim:") for key in view.panels))
         await until(pilot, lambda: "No NVIDIA driver found on this machine" in screen_text(app))
         assert "VRAM " in screen_text(app)
+
+
+async def test_the_running_prompt_comes_from_the_session(tmp_path, monkeypatch):
+    from pistachio_tui.comfy.client import ComfyClient
+    from pistachio_tui.sim.server import SimServer
+    from tests.ui.test_toasts import fresh_prompt
+
+    asked, real_queue = [], ComfyClient.queue
+
+    async def queue(self):
+        asked.append(self)
+        return await real_queue(self)
+
+    monkeypatch.setattr(ComfyClient, "queue", queue)
+    slow = SimServer(step_delay=0.1)
+    await slow.start()
+    try:
+        app = make_app(tmp_path, ("slow", slow.url))
+        app.settings.gpu_interval = 0.05
+        async with app.run_test(size=(100, 30)) as pilot:
+            session = app.manager.active
+            await until(pilot, lambda: session.state == "connected")
+            await pilot.press("4")
+            state = await session.submit(fresh_prompt(slow, 5))
+            await until(pilot, lambda: f"running {state.prompt_id[:8]}" in screen_text(app))
+            gpu_clients = set(app.screen.query_one(GpuView).clients.values())
+            assert not gpu_clients & set(asked), "the GPU screen does not poll /queue itself"
+            await session.interrupt()
+    finally:
+        await slow.stop()

@@ -30,7 +30,13 @@ class GpuScreen(PistachioScreen):
         self._reader = NvmlReader(self.NVML)
 
     def compose_body(self) -> ComposeResult:
-        yield GpuView(self.papp.settings, local_source=nvml_source(self._reader), id="gpu-view")
+        yield GpuView(self.papp.settings, local_source=nvml_source(self._reader), running=self._running_prompt,
+                      id="gpu-view")
+
+    def _running_prompt(self, server: str) -> str | None:
+        session = self.papp.manager.sessions.get(server)
+        state = session.running() if session else None
+        return state.prompt_id if state else None
 
     async def on_unmount(self) -> None:
         # NVML may block on a wedged driver: never on the event loop.

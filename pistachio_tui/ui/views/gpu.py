@@ -86,6 +86,8 @@ def nvml_source(reader: NvmlReader) -> LocalSource:
                 for s in samples]
     return read
 ClientFactory = Callable[[ServerConfig], ComfyClient]
+#: The prompt a server runs now, by server name, when the app already follows it (saves a /queue poll).
+RunningPrompt = Callable[[str], str | None]
 
 
 def _gib(n_bytes: float) -> str:
@@ -224,11 +226,12 @@ class GpuView(Vertical):
     ]
 
     def __init__(self, settings: Settings, *, local_source: LocalSource | None = None,
-                 client_factory: ClientFactory | None = None,
+                 client_factory: ClientFactory | None = None, running: RunningPrompt | None = None,
                  name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.settings = settings
         self._local = local_source
+        self._running_prompt = running
         self._client_factory = client_factory or (
             lambda server: ComfyClient(server.url, headers=server.headers, timeout=5.0))
         self.clients: dict[str, ComfyClient] = {}
@@ -309,14 +312,13 @@ class GpuView(Vertical):
         client = self.clients[server.name]
         while True:
             try:
-                stats, queue = await asyncio.gather(client.system_stats(), client.queue())
+                stats, running = await asyncio.gather(client.system_stats(), self._running_on(server, client))
             except ComfyError as exc:
                 if server.name not in self.panels:
                     await self._panel(server.name, server, f"{server.name} — {server.url}")
                 self.panels[server.name].show_error(exc.message)
             else:
                 await self._drop_panel(server.name)
-                running = queue.running[0].prompt_id if queue.running else None
                 for device in stats.devices:
                     reading = GpuReading(
                         key=f"{server.name}:{device.name}", name=f"{server.name} · {device.name}",
@@ -324,6 +326,12 @@ class GpuView(Vertical):
                     await self._draw(reading, server, running)
             self.samples += 1
             await self._next_tick()
+
+    async def _running_on(self, server: ServerConfig, client: ComfyClient) -> str | None:
+        if self._running_prompt is not None:
+            return self._running_prompt(server.name)
+        queue = await client.queue()
+        return queue.running[0].prompt_id if queue.running else None
 
     # -- actions -----------------------------------------------------------------
 
