@@ -245,7 +245,7 @@ class ServerSession:
                     event.finished.update(await self.client.history(state.prompt_id))
 
     def _sample_vram(self, stats: SystemStats) -> None:
-        device = stats.devices[0] if stats.devices else None
+        device = stats.main_device
         if device is not None and device.vram_total:
             self.vram_used.append(1 - device.vram_free / device.vram_total)
 

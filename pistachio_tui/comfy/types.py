@@ -69,6 +69,11 @@ class SystemStats:
             raw=body,
         )
 
+    @property
+    def main_device(self) -> Device | None:
+        """The device ComfyUI runs on (its first); None when it reports none."""
+        return self.devices[0] if self.devices else None
+
 
 @dataclass
 class QueueItem:

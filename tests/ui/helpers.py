@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from pistachio_tui.cli.demo_commands import demo_prompt
+from pistachio_tui.comfy.edit import apply_seed_mode
 from pistachio_tui.comfy.events import Backoff
 from pistachio_tui.config import ServerConfig, Settings
 from pistachio_tui.ui.app import PistachioApp
@@ -25,3 +27,10 @@ async def until(pilot, predicate, timeout: float = 10.0) -> None:
         while not predicate():
             await pilot.pause(0.02)
     await asyncio.wait_for(poll(), timeout)
+
+
+def fresh_prompt(sim, seed: int) -> dict:
+    # A new seed each time, or the simulator answers from its cache without running a node.
+    prompt = demo_prompt(sim.object_info())
+    apply_seed_mode(prompt, "fixed", value=seed)
+    return prompt

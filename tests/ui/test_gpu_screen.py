@@ -10,7 +10,7 @@ from pistachio_tui.ui.views.gpu import GpuView
 from tests.gpu.fake_nvml import GIB, NOT_SUPPORTED, FakeGpu, FakeNvml
 from tests.ui_views.harness import screen_text
 
-from .helpers import make_app, until
+from .helpers import fresh_prompt, make_app, until
 
 
 async def test_local_gpus_through_nvml_with_unsupported_fields(tmp_path, monkeypatch):
@@ -49,7 +49,6 @@ async def test_no_driver_notice_beside_the_simulators_vram(tmp_path, sim):
 async def test_the_running_prompt_comes_from_the_session(tmp_path, monkeypatch):
     from pistachio_tui.comfy.client import ComfyClient
     from pistachio_tui.sim.server import SimServer
-    from tests.ui.test_toasts import fresh_prompt
 
     asked, real_queue = [], ComfyClient.queue
 

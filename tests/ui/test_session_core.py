@@ -11,6 +11,8 @@ from pistachio_tui.comfy.workflow import load_prompt_for_run
 from pistachio_tui.config import ServerConfig
 from pistachio_tui.sim.catalog import seed_workflows
 
+from .helpers import fresh_prompt
+
 FAST = Backoff(initial=0.05, cap=0.1, jitter=0)
 
 
@@ -72,15 +74,6 @@ async def test_back_from_an_outage_reconnects_without_waiting_out_the_backoff(si
         await session.stop()
 
 
-def fresh_prompt(sim) -> dict:
-    """The sim prompt with a new seed: the same prompt again would be all cached and run no step."""
-    from pistachio_tui.comfy.edit import apply_seed_mode
-
-    prompt = sim_prompt(sim)
-    apply_seed_mode(prompt, "random")
-    return prompt
-
-
 @contextlib.asynccontextmanager
 async def slow_session(reconnect_after: float):
     """A simulator taking a few seconds per prompt, and a started session that reconnects only after a while."""
@@ -111,7 +104,7 @@ async def test_prompts_that_end_during_an_outage_are_reported_finished():
         await wait_for(lambda: quiet in finished)
         assert quiet.status == "success"
 
-        lost = await session.submit(fresh_prompt(sim))
+        lost = await session.submit(fresh_prompt(sim, 11))
         await wait_for(lambda: lost.value > 0)
         await sim.restart(0.05)
         await wait_for(lambda: lost in finished)
@@ -130,7 +123,7 @@ async def test_a_prompt_that_ended_beyond_the_resync_window_is_not_lost():
         await wait_for(lambda: ours.value > 0)
         sim.drop_websockets()
         async with ComfyClient(sim.url) as other:
-            later = (await other.submit(fresh_prompt(sim))).prompt_id
+            later = (await other.submit(fresh_prompt(sim, 12))).prompt_id
             await wait_for(lambda: later in sim.queue.history)
         await wait_for(lambda: ours.finished)
         assert ours.status == "success" and not ours.lost

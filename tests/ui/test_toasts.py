@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-from pistachio_tui.cli.demo_commands import demo_prompt
 from pistachio_tui.comfy.client import ComfyClient
-from pistachio_tui.comfy.edit import apply_seed_mode
 from pistachio_tui.comfy.session import CONNECTED, FINISHED
 
-from .helpers import make_app, until
-
-
-def fresh_prompt(sim, seed: int) -> dict:
-    # A new seed each time, or the simulator answers from its cache without running a node.
-    prompt = demo_prompt(sim.object_info())
-    apply_seed_mode(prompt, "fixed", value=seed)
-    return prompt
+from .helpers import fresh_prompt, make_app, until
 
 
 async def test_only_our_successes_are_toasted_but_every_failure_is(sim, tmp_path):

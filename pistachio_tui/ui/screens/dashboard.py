@@ -30,7 +30,7 @@ def servers_table(app) -> Table:
     table.add_column("Q", no_wrap=True, justify="right")
     table.add_column("VRAM free", no_wrap=True, min_width=11)
     for session in app.manager.sessions.values():
-        device = session.stats.devices[0] if session.stats and session.stats.devices else None
+        device = session.stats.main_device if session.stats else None
         queued = len(session.queue.running) + len(session.queue.pending)
         table.add_row(session.name, state_text(session.state), str(queued) if session.stats else "—",
                       f"{gib(device.vram_free)}/{gib(device.vram_total)}" if device else "—")

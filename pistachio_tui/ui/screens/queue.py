@@ -98,7 +98,7 @@ class QueueScreen(PistachioScreen):
     def _show_vram(self, session: ServerSession | None) -> None:
         """VRAM use of the server's first device over time, on a 0–100% scale."""
         samples = list(session.vram_used) if session else []
-        device = session.stats.devices[0] if session and session.stats and session.stats.devices else None
+        device = session.stats.main_device if session and session.stats else None
         label = "VRAM —"
         if samples and device is not None:
             label = f"VRAM {samples[-1]:.0%} of {gib(device.vram_total)}"

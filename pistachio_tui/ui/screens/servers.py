@@ -35,7 +35,7 @@ def server_row(session: ServerSession) -> tuple:
     queue = len(session.queue.running) + len(session.queue.pending)
     if stats is None:
         return (session.name, state_text(session.state), "—", "—", "—", "—", "—", "—", session.config.url)
-    device = stats.devices[0] if stats.devices else None
+    device = stats.main_device
     torch = stats.pytorch_version.split("+")[0]
     return (
         session.name, state_text(session.state), str(queue), stats.comfyui_version,

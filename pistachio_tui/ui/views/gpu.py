@@ -71,6 +71,9 @@ class GpuReading:
 
 
 LocalSource = Callable[[], list[GpuReading]]
+ClientFactory = Callable[[ServerConfig], ComfyClient]
+#: The prompt a server runs now, by server name, when the app already follows it (saves a /queue poll).
+RunningPrompt = Callable[[str], str | None]
 
 
 def nvml_source(reader: NvmlReader) -> LocalSource:
@@ -85,9 +88,6 @@ def nvml_source(reader: NvmlReader) -> LocalSource:
                            s.processes)
                 for s in samples]
     return read
-ClientFactory = Callable[[ServerConfig], ComfyClient]
-#: The prompt a server runs now, by server name, when the app already follows it (saves a /queue poll).
-RunningPrompt = Callable[[str], str | None]
 
 
 def _gib(n_bytes: float) -> str:
