@@ -12,9 +12,9 @@ import random
 from pathlib import Path
 
 from benchmarks.common import Figure, bench_main, median_time
-from pistachio_tui.comfy.convert import to_api
-from pistachio_tui.comfy.deps import analyse
-from pistachio_tui.comfy.workflow import load_workflow
+from pistachio_tui.workflow.convert import to_api
+from pistachio_tui.workflow.deps import analyse
+from pistachio_tui.workflow.load import load_workflow
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "comfyui-0.8.0" / "object_info.json"
 

@@ -17,8 +17,7 @@ from __future__ import annotations
 import asyncio
 
 from benchmarks.common import Figure, bench_main, cpu_percent_during
-from benchmarks.headless import (RedrawCounter, in_child, minimal_app, pistachio_app, run_headless, sims,
-                                 wait_for)
+from benchmarks.headless import RedrawCounter, in_child, minimal_app, pistachio_app, run_headless, sims, wait_for
 
 WARM_UP = 3.0
 

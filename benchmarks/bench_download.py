@@ -1,4 +1,4 @@
-"""Download speed of ``pistachio_tui.downloads`` against ``curl`` on the same loopback file.
+"""Download speed of ``pistachio_tui.fix.downloads`` against ``curl`` on the same loopback file.
 
 A 200 MB file of random bytes (20 MB with ``--quick``) is served by aiohttp
 (``FileResponse``, sendfile) from a child process. Pistachio's download
@@ -65,7 +65,7 @@ def timed(fn) -> float:
 
 
 def pistachio_download(url: str, target: Path, sha: str, size: int) -> None:
-    from pistachio_tui.downloads import download
+    from pistachio_tui.fix.downloads import download
 
     asyncio.run(download(url, target, sha256=sha, expected_size=size))
 

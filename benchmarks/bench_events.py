@@ -80,7 +80,8 @@ async def raw_loop(url: str, expected: int) -> float:
 async def tracked_loop(url: str, copies: int, expected: int) -> float:
     """Frames per second through EventStream into a PromptTracker following every prompt."""
     from pistachio_tui.comfy.client import ComfyClient
-    from pistachio_tui.comfy.events import Connected, EventStream
+    from pistachio_tui.comfy.events import Connected
+    from pistachio_tui.comfy.stream import EventStream
     from pistachio_tui.comfy.tracker import PromptTracker
 
     _, _, prompt = recorded()

@@ -57,7 +57,7 @@ class Soak:
 
     def __init__(self, url: str, server_pid: int) -> None:
         from pistachio_tui.comfy.client import ComfyClient
-        from pistachio_tui.comfy.events import EventStream
+        from pistachio_tui.comfy.stream import EventStream
         from pistachio_tui.comfy.tracker import PromptTracker
 
         self.client = ComfyClient(url, timeout=30)

@@ -88,11 +88,11 @@ def _print_event(event) -> None:
 
 
 async def run_batch(args: argparse.Namespace) -> int:
-    from pistachio_tui.comfy.workflow_error import WorkflowError
     from pistachio_tui.config import ConfigError
     from pistachio_tui.fleet.build import BatchSetupError, NoReachableTarget, prepare_batch
     from pistachio_tui.fleet.contact_sheet import make_contact_sheet
     from pistachio_tui.fleet.spec import BatchSpecError
+    from pistachio_tui.workflow.errors import WorkflowError
 
     try:
         spec = _spec(args)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from pistachio_tui.comfy.errors import ComfyError
     from pistachio_tui.comfy.tracker import PromptState
     from pistachio_tui.comfy.types import ValidationReport
-    from pistachio_tui.comfy.workflow import Workflow
+    from pistachio_tui.workflow.load import Workflow
 
 DEFAULT_SERVER = "http://127.0.0.1:8188"
 #: Seconds between progress lines when stderr is not a terminal (CI logs stay short).
@@ -60,7 +60,7 @@ def load_run_file(path: Path) -> Workflow:
 
     Raises :class:`WorkflowError` naming the file and what was wrong with it.
     """
-    from pistachio_tui.comfy.workflow import load_workflow
+    from pistachio_tui.workflow.load import load_workflow
 
     return load_workflow(path)
 
@@ -72,7 +72,7 @@ async def prompt_to_run(client: ComfyClient, workflow: Workflow) -> tuple[dict[s
     travels along as ``extra_pnginfo.workflow`` so the saved images carry it,
     as the web frontend does.
     """
-    from pistachio_tui.comfy.convert import to_api
+    from pistachio_tui.workflow.convert import to_api
 
     extra = {"extra_pnginfo": {"workflow": workflow.ui}} if workflow.ui is not None else {}
     if workflow.api is not None:
@@ -260,7 +260,7 @@ async def run_command(args: argparse.Namespace) -> int:
 
     from pistachio_tui.comfy.client import ComfyClient
     from pistachio_tui.comfy.errors import ComfyError, PromptRejected
-    from pistachio_tui.comfy.workflow_error import WorkflowError
+    from pistachio_tui.workflow.errors import WorkflowError
 
     try:
         workflow = load_run_file(args.file)
@@ -311,7 +311,8 @@ async def _queue_and_follow(client: ComfyClient, prompt: dict[str, Any], extra_d
                             progress: ProgressLine, submitted: list[str]) -> PromptState:
     """Connect the websocket, queue ``prompt``, and fold events until it ends."""
     from pistachio_tui.comfy.errors import ServerUnreachable
-    from pistachio_tui.comfy.events import Disconnected, EventStream
+    from pistachio_tui.comfy.events import Disconnected
+    from pistachio_tui.comfy.stream import EventStream
     from pistachio_tui.comfy.tracker import PromptTracker
 
     stream = EventStream(client)

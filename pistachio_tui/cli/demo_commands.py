@@ -84,8 +84,8 @@ async def keep_busy(url: str, prompt: dict, idle_pause: float = 1.5) -> None:
     A new seed each time keeps the simulator from answering from its cache.
     """
     from pistachio_tui.comfy.client import ComfyClient
-    from pistachio_tui.comfy.edit import apply_seed_mode
     from pistachio_tui.comfy.errors import ComfyError
+    from pistachio_tui.workflow.edit import apply_seed_mode
 
     async with ComfyClient(url) as client:
         while True:
@@ -103,8 +103,8 @@ async def keep_busy(url: str, prompt: dict, idle_pause: float = 1.5) -> None:
 
 def demo_prompt(object_info: dict) -> dict:
     """The API prompt the demo keeps running."""
-    from pistachio_tui.comfy.workflow import load_prompt_for_run
     from pistachio_tui.sim.catalog import seed_workflows
+    from pistachio_tui.workflow.convert import load_prompt_for_run
 
     return load_prompt_for_run(seed_workflows()[DEMO_WORKFLOW], object_info)
 
@@ -112,9 +112,9 @@ def demo_prompt(object_info: dict) -> dict:
 def stock_bundled_models(server) -> list[str]:
     """Give the simulated server every model the bundled sample workflows use,
     so each of them runs in the demo; returns ``folder/name`` of each."""
-    from pistachio_tui.comfy.deps import analyse
-    from pistachio_tui.comfy.workflow import WorkflowError, load_workflow
     from pistachio_tui.ui.workflow_sources import bundled_dir, workflow_files
+    from pistachio_tui.workflow.deps import analyse
+    from pistachio_tui.workflow.load import WorkflowError, load_workflow
 
     object_info, stocked = server.object_info(), []
     for path in workflow_files(bundled_dir()):

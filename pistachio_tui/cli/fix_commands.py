@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 from pistachio_tui.cli import exit_codes
 
 if TYPE_CHECKING:
-    from pistachio_tui.comfy.deps import ModelNeed
-    from pistachio_tui.comfy.fix import FixEvent, FixOutcome
-    from pistachio_tui.comfy.models_search import ModelCandidate
+    from pistachio_tui.fix.flow import FixEvent, FixOutcome
+    from pistachio_tui.fix.models_search import ModelCandidate
+    from pistachio_tui.workflow.deps import ModelNeed
 
 #: In a log (not a terminal), repeated progress lines of one item are shown this often.
 PLAIN_PROGRESS_INTERVAL = 5.0
@@ -153,10 +153,10 @@ async def fix_command(args: argparse.Namespace) -> int:
     from pistachio_tui.cli.comfy_commands import resolve_server
     from pistachio_tui.comfy.client import ComfyClient
     from pistachio_tui.comfy.errors import ComfyError, ServerUnreachable
-    from pistachio_tui.comfy.fix import FixFlow, FixOptions
-    from pistachio_tui.comfy.workflow import load_workflow
-    from pistachio_tui.comfy.workflow_error import WorkflowError
     from pistachio_tui.config import ConfigError, get_secret, load_settings, state_dir
+    from pistachio_tui.fix.flow import FixFlow, FixOptions
+    from pistachio_tui.workflow.errors import WorkflowError
+    from pistachio_tui.workflow.load import load_workflow
 
     try:
         settings = load_settings(Path(args.config) if getattr(args, "config", None) else None)

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 from pistachio_tui.cli import exit_codes
 
 if TYPE_CHECKING:
-    from pistachio_tui.comfy.deps import Needs
-    from pistachio_tui.comfy.workflow import Workflow
+    from pistachio_tui.workflow.deps import Needs
+    from pistachio_tui.workflow.load import Workflow
 
 
 class _SourceError(Exception):
@@ -103,14 +103,14 @@ async def _server_source(args: argparse.Namespace, workflow: Workflow | None = N
 
 
 def _model_folders(workflow: Workflow, object_info: dict[str, Any]) -> set[str]:
-    from pistachio_tui.comfy.deps import analyse, canonical_folder
+    from pistachio_tui.workflow.deps import analyse, canonical_folder
 
     needs = analyse(workflow, object_info)
     return {canonical_folder(m.folder) for m in needs.models if m.folder and not m.unsafe}
 
 
 async def inspect_command(args: argparse.Namespace) -> int:
-    from pistachio_tui.comfy.workflow import WorkflowError, load_workflows
+    from pistachio_tui.workflow.load import WorkflowError, load_workflows
 
     try:
         workflows = load_workflows(args.file)
@@ -150,8 +150,8 @@ async def inspect_command(args: argparse.Namespace) -> int:
 def _inspection(workflow: Workflow, object_info: dict[str, Any] | None,
                 server_models: dict[str, list[str]] | None) -> dict[str, Any]:
     """Everything ``inspect`` shows about one workflow, as JSON-ready data."""
-    from pistachio_tui.comfy.deps import analyse
-    from pistachio_tui.comfy.edit import find_params, find_ui_params
+    from pistachio_tui.workflow.deps import analyse
+    from pistachio_tui.workflow.edit import find_params, find_ui_params
 
     report: dict[str, Any] = {"file": workflow.source, "name": workflow.name, "format": workflow.format}
     if workflow.ui is not None:
@@ -201,7 +201,7 @@ def _print_inspection(report: dict[str, Any]) -> None:
 
 
 async def convert_command(args: argparse.Namespace) -> int:
-    from pistachio_tui.comfy.workflow import WorkflowError, load_workflows
+    from pistachio_tui.workflow.load import WorkflowError, load_workflows
 
     try:
         if args.object_info is not None:
@@ -252,8 +252,8 @@ def _output_name(stem: str, used: set[str]) -> str:
 
 
 def _convert_one(workflow: Workflow, object_info: dict[str, Any], target: Path) -> dict[str, Any]:
-    from pistachio_tui.comfy.convert import to_api
-    from pistachio_tui.comfy.workflow import WorkflowError
+    from pistachio_tui.workflow.convert import to_api
+    from pistachio_tui.workflow.load import WorkflowError
 
     entry: dict[str, Any] = {"output": str(target), "ok": False}
     try:

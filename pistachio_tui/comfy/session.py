@@ -18,11 +18,9 @@ from typing import Any
 from pistachio_tui.comfy.client import ComfyClient
 from pistachio_tui.comfy.errors import ComfyError
 from pistachio_tui.comfy.events import (
-    Backoff,
     Connected,
     Disconnected,
     Event,
-    EventStream,
     ExecutionError,
     ExecutionInterrupted,
     ExecutionStart,
@@ -30,6 +28,7 @@ from pistachio_tui.comfy.events import (
     Resynced,
     Status,
 )
+from pistachio_tui.comfy.stream import Backoff, EventStream
 from pistachio_tui.comfy.tracker import PromptState, PromptTracker
 from pistachio_tui.comfy.types import HistoryEntry, LogEntry, QueueState, SystemStats
 from pistachio_tui.config import ServerConfig

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 from pistachio_tui.comfy.events import (
     Event,
     Executed,
+    Executing,
     ExecutionCached,
     ExecutionError,
     ExecutionInterrupted,
     ExecutionStart,
     ExecutionSuccess,
-    Executing,
     Progress,
     ProgressState,
     Resynced,

@@ -23,9 +23,7 @@ from typing import Any
 import platformdirs
 
 from pistachio_tui.comfy.client import ComfyClient
-from pistachio_tui.comfy.edit import SEED_MAX, apply_seed_mode, find_params, set_param
 from pistachio_tui.comfy.errors import ComfyError
-from pistachio_tui.comfy.workflow_error import WorkflowError
 from pistachio_tui.config import ServerConfig, get_secret
 from pistachio_tui.fleet.comfy_target import ComfyTarget
 from pistachio_tui.fleet.cost import Rate, endpoint_rate, pod_rates
@@ -33,6 +31,8 @@ from pistachio_tui.fleet.dispatch import BatchEvent, BatchRunner
 from pistachio_tui.fleet.serverless import RUNPOD_SERVERLESS_URL, ServerlessTarget
 from pistachio_tui.fleet.spec import BatchSpec, BatchSpecError, Job, expand
 from pistachio_tui.fleet.targets import Target
+from pistachio_tui.workflow.edit import SEED_MAX, apply_seed_mode, find_params, set_param
+from pistachio_tui.workflow.errors import WorkflowError
 
 #: Jobs queued at once on each ComfyUI server unless told otherwise.
 DEFAULT_MAX_AHEAD = 2
@@ -198,7 +198,7 @@ async def _first_object_info(servers: list[ServerConfig]) -> tuple[dict[str, Any
 
 def _base_prompt(workflow: Path, object_info: dict[str, Any] | None) -> dict[str, Any]:
     """The workflow as an API prompt, converted with the server's nodes (else the stock node set)."""
-    from pistachio_tui.comfy.workflow import load_prompt_for_run
     from pistachio_tui.sim.catalog import recorded_object_info
+    from pistachio_tui.workflow.convert import load_prompt_for_run
 
     return load_prompt_for_run(workflow, object_info if object_info is not None else recorded_object_info())

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
-from pistachio_tui.comfy.edit import SEED_MAX
+from pistachio_tui.workflow.edit import SEED_MAX
 
 SEED_MODES = ("random", "increment", "fixed")
 

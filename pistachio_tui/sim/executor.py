@@ -22,6 +22,7 @@ from pistachio_tui.sim.logs import ServerLog
 from pistachio_tui.sim.png import colour_of, solid_png
 from pistachio_tui.sim.prompt_queue import PromptQueue, QueuedPrompt
 
+
 def _frame(line: int, func: str, code: str, marked: str | None = None) -> str:
     """One traceback frame as Python 3.11 prints it, carets under ``marked`` when given."""
     text = f'  File "/workspace/ComfyUI/execution.py", line {line}, in {func}\n    {code}\n'

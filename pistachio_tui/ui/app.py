@@ -13,9 +13,8 @@ from textual.theme import Theme
 from textual.timer import Timer
 
 from pistachio_tui.comfy.errors import ComfyError
-from pistachio_tui.comfy.events import Backoff
 from pistachio_tui.comfy.session import FINISHED, PROGRESS, ServerSession, SessionManager, SessionUpdate
-from pistachio_tui.comfy.workflow import Workflow
+from pistachio_tui.comfy.stream import Backoff
 from pistachio_tui.config import ConfigError, ServerConfig, Settings, save_settings
 from pistachio_tui.ui.commands import PistachioCommands
 from pistachio_tui.ui.format import duration
@@ -32,6 +31,7 @@ from pistachio_tui.ui.screens.training import TrainingScreen
 from pistachio_tui.ui.screens.workflows import WorkflowsScreen
 from pistachio_tui.ui.themes import discover_themes
 from pistachio_tui.ui.widgets.nav_bar import SCREENS
+from pistachio_tui.workflow.load import Workflow
 
 #: A server can send thousands of progress events a second; more redraws than this only cost CPU
 #: (and a busy loop never idles long enough for Textual to repaint at all).

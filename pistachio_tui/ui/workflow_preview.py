@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pistachio_tui.comfy.convert import ConversionResult, to_api
-from pistachio_tui.comfy.deps import Needs, analyse
-from pistachio_tui.comfy.edit import Param, find_params
-from pistachio_tui.comfy.workflow import Workflow
+from pistachio_tui.workflow.convert import ConversionResult, to_api
+from pistachio_tui.workflow.deps import Needs, analyse
+from pistachio_tui.workflow.edit import Param, find_params
+from pistachio_tui.workflow.load import Workflow
 
 #: The form shows the first few editable values; the rest stay as saved.
 MAX_PARAMS = 12

@@ -15,8 +15,8 @@ from pistachio_tui.cli.comfy_commands import (
     resolve_server,
 )
 from pistachio_tui.comfy.tracker import PromptState
-from pistachio_tui.comfy.workflow_error import WorkflowError
 from pistachio_tui.config import ServerConfig, Settings, save_settings
+from pistachio_tui.workflow.errors import WorkflowError
 from tests.cli.trace_server import TraceServer
 from tests.conftest import load_fixture
 
@@ -286,7 +286,7 @@ async def test_run_a_ui_workflow_converts_it_with_the_servers_nodes(sim, tmp_pat
 
 
 async def test_run_a_png_runs_its_embedded_prompt(sim, tmp_path, capsys):
-    from pistachio_tui.comfy.imagemeta import png_text
+    from pistachio_tui.workflow.imagemeta import png_text
     from tests.conftest import FIXTURES_DIR
 
     png = FIXTURES_DIR / "success_output.png"

@@ -9,12 +9,12 @@ import pytest
 
 from pistachio_tui.comfy.events import (
     Executed,
+    Executing,
     ExecutionCached,
     ExecutionError,
     ExecutionInterrupted,
     ExecutionStart,
     ExecutionSuccess,
-    Executing,
     PreviewImage,
     Progress,
     ProgressState,

@@ -11,15 +11,14 @@ import pytest
 
 from pistachio_tui.comfy.client import ComfyClient
 from pistachio_tui.comfy.events import (
-    Backoff,
     Connected,
     Disconnected,
-    EventStream,
     PreviewImage,
     Progress,
     Resynced,
     Status,
 )
+from pistachio_tui.comfy.stream import Backoff, EventStream
 from pistachio_tui.comfy.tracker import PromptTracker
 from pistachio_tui.comfy.types import HistoryEntry
 from tests.comfy.fake_comfy import ScriptedComfy

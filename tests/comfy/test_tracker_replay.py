@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pistachio_tui.comfy.events import (
-    ExecutionStart,
     Executing,
+    ExecutionStart,
     Progress,
     Resynced,
     parse_message,

@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 
 from pistachio_tui.comfy.client import ComfyClient
-from pistachio_tui.comfy.events import Backoff, Connected, Disconnected, Event, EventStream, Executing, Resynced
+from pistachio_tui.comfy.events import Connected, Disconnected, Event, Executing, Resynced
+from pistachio_tui.comfy.stream import Backoff, EventStream
 from pistachio_tui.comfy.tracker import PromptState, PromptTracker
 from pistachio_tui.comfy.types import HistoryEntry
 from tests.sim.sim_helpers import recorded_prompt, wait_until

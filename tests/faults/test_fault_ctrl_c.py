@@ -15,8 +15,8 @@ import pytest
 
 from pistachio_tui.cli import main
 from pistachio_tui.comfy.client import ComfyClient
-from pistachio_tui.comfy.manager import InstallSpec, ManagerClient
-from pistachio_tui.downloads import part_path
+from pistachio_tui.fix.downloads import part_path
+from pistachio_tui.fix.manager import InstallSpec, ManagerClient
 from pistachio_tui.sim.server import SimServer
 from tests.faults.helpers import assert_actionable, wait_until
 from tests.fix.file_server import FileServer

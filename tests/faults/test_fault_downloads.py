@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pistachio_tui import downloads
-from pistachio_tui.downloads import DiskFull, DownloadError, download, part_path
+from pistachio_tui.fix import downloads
+from pistachio_tui.fix.downloads import DiskFull, DownloadError, download, part_path
 from tests.faults.helpers import assert_actionable, wait_until
 from tests.fix.file_server import FileServer
 

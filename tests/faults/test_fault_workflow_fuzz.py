@@ -15,7 +15,7 @@ import random
 from collections.abc import Iterator
 from pathlib import Path
 
-from pistachio_tui.comfy.workflow import WorkflowError, load_workflow
+from pistachio_tui.workflow.load import WorkflowError, load_workflow
 from tests.conftest import FIXTURES_DIR
 from tests.faults.generators import json_value, mutate
 

@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from aiohttp import web
+
 from tests.loopback import serve_on_loopback
 
 

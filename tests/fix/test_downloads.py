@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pistachio_tui import downloads
-from pistachio_tui.downloads import (
+from pistachio_tui.fix import downloads
+from pistachio_tui.fix.downloads import (
     ChecksumMismatch,
     DiskFull,
     DownloadError,

@@ -8,9 +8,9 @@ import os
 import pytest
 
 from pistachio_tui.comfy.client import ComfyClient
-from pistachio_tui.comfy.fix import FixFlow, FixOptions
-from pistachio_tui.comfy.workflow import load_workflow
+from pistachio_tui.fix.flow import FixFlow, FixOptions
 from pistachio_tui.sim.server import SimServer
+from pistachio_tui.workflow.load import load_workflow
 from tests.fix.file_server import FileServer
 from tests.fix.workflows import CHECKPOINT_ONLY_NODES, MODELS, fix_workflow
 

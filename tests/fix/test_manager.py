@@ -10,19 +10,16 @@ import respx
 
 from pistachio_tui.comfy.client import ComfyClient
 from pistachio_tui.comfy.events import Connected, parse_message
-from pistachio_tui.comfy.manager import (
-    InstallSpec,
-    ManagerClient,
-    ManagerError,
+from pistachio_tui.comfy.types import LogEntry
+from pistachio_tui.fix.importfail import (
     ServerPaths,
-    install_specs,
     log_text,
     manual_install_commands,
     parse_import_failures,
     server_paths,
 )
-from pistachio_tui.comfy.nodedb import NodeDB
-from pistachio_tui.comfy.types import LogEntry
+from pistachio_tui.fix.manager import InstallSpec, ManagerClient, ManagerError, install_specs
+from pistachio_tui.fix.nodedb import NodeDB
 from tests.conftest import load_fixture
 
 URL = "http://comfy.test:8188"

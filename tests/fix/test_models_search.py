@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-
 import httpx2
 import huggingface_hub
 import pytest
 from huggingface_hub.utils import _http as hf_http
 
-from pistachio_tui.comfy.deps import ModelNeed
-from pistachio_tui.comfy.models_search import (
+from pistachio_tui.fix.models_search import (
     ModelCandidate,
     best_exact,
     find_candidates,
@@ -17,6 +15,7 @@ from pistachio_tui.comfy.models_search import (
     parse_size,
     rank,
 )
+from pistachio_tui.workflow.deps import ModelNeed
 
 
 def need(name, folder=None, url=None):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pistachio_tui.comfy.nodedb import NodeDB, manager_data_dir
+from pistachio_tui.fix.nodedb import NodeDB, manager_data_dir
 
 
 def test_bundled_files_are_found_without_importing_the_package():

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from pistachio_tui import downloads
-from pistachio_tui.comfy import models_search, nodedb
 from pistachio_tui.comfy.client import ComfyClient
-from pistachio_tui.comfy.deps import ModelNeed
-from pistachio_tui.comfy.fix import FixFlow
-from pistachio_tui.comfy.workflow import load_workflow
+from pistachio_tui.fix import downloads, models_search, nodedb
+from pistachio_tui.fix.flow import FixFlow
+from pistachio_tui.workflow.deps import ModelNeed
+from pistachio_tui.workflow.load import load_workflow
 from tests.fix.file_server import FileServer
 
 #: Large enough to arrive in many chunks, so writes overlap with receiving.

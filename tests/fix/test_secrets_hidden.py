@@ -13,10 +13,10 @@ from aiohttp import web
 from pistachio_tui.cli import main
 from pistachio_tui.comfy.client import ComfyClient
 from pistachio_tui.comfy.errors import ComfyError
-from pistachio_tui.comfy.fix import FixOptions
-from pistachio_tui.comfy.manager import ManagerClient, ManagerError
 from pistachio_tui.config import ServerConfig, Settings, save_settings, scrub_secrets
-from pistachio_tui.downloads import DownloadError, download
+from pistachio_tui.fix.downloads import DownloadError, download
+from pistachio_tui.fix.flow import FixOptions
+from pistachio_tui.fix.manager import ManagerClient, ManagerError
 from pistachio_tui.sim.server import SimServer
 from tests.fix.file_server import FileServer
 from tests.fix.workflows import CHECKPOINT_ONLY_NODES, fix_workflow

@@ -8,6 +8,7 @@ import itertools
 from typing import Any
 
 from aiohttp import web
+
 from tests.loopback import serve_on_loopback
 
 #: A valid 1×1 PNG, what the fake worker returns for every output.

@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from pistachio_tui.comfy.workflow_error import WorkflowError
 from pistachio_tui.config import ServerConfig
 from pistachio_tui.fleet.build import (
     BatchSetupError,
@@ -17,6 +16,7 @@ from pistachio_tui.fleet.build import (
     quick_sweep,
 )
 from pistachio_tui.fleet.spec import BatchSpec, BatchSpecError, EndpointSpec
+from pistachio_tui.workflow.errors import WorkflowError
 from tests.fleet.test_batch_cli import SIM_WORKFLOW
 
 DEAD = ServerConfig("dead", "http://127.0.0.1:1")

@@ -4,7 +4,6 @@ import json
 import shutil
 from pathlib import Path
 
-
 from pistachio_tui.cli import exit_codes, main
 from pistachio_tui.comfy.client import ComfyClient
 

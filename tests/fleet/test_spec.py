@@ -1,7 +1,7 @@
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from pistachio_tui.comfy.edit import SEED_MAX
 from pistachio_tui.fleet.spec import (
     BatchSpec,
     BatchSpecError,
@@ -9,6 +9,7 @@ from pistachio_tui.fleet.spec import (
     load_batch_file,
     parse_grid_flag,
 )
+from pistachio_tui.workflow.edit import SEED_MAX
 
 
 def spec(**kw):

@@ -22,8 +22,8 @@ from pistachio_tui.runpod.pods import (
     ssh_command,
     summarize,
 )
-from tests.runpod.fake_graphql import make_pod
 from tests.loopback import serve_on_loopback
+from tests.runpod.fake_graphql import make_pod
 
 
 def pod(*args, **kwargs) -> Pod:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import struct
 
-
 from pistachio_tui.sim.executor import execution_order
 from tests.conftest import load_fixture
 from tests.sim.sim_helpers import (
-    WsRecorder, key_shape, recorded_messages, recorded_prompt, recorded_types, wait_until,
+    WsRecorder,
+    key_shape,
+    recorded_messages,
+    recorded_prompt,
+    recorded_types,
+    wait_until,
 )
 
 CLIENT = "test-client"

@@ -6,8 +6,7 @@ import struct
 
 import pytest
 
-from pistachio_tui.training.checkpoints import (ADAPTER_FILE, SafetensorsProblem, check_safetensors,
-                                                scan_checkpoints)
+from pistachio_tui.training.checkpoints import ADAPTER_FILE, SafetensorsProblem, check_safetensors, scan_checkpoints
 from pistachio_tui.training.synth import tiny_safetensors
 
 

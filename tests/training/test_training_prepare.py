@@ -9,8 +9,7 @@ import toml
 from PIL import Image
 
 from pistachio_tui.cli import exit_codes, main
-from pistachio_tui.training.dataset import (PREP_METADATA, caption_with_trigger, inspect_dataset,
-                                            split_names)
+from pistachio_tui.training.dataset import PREP_METADATA, caption_with_trigger, inspect_dataset, split_names
 from pistachio_tui.training.errors import DatasetProblem
 from pistachio_tui.training.prepare import check_main_config, launch_command, prepare_run
 from pistachio_tui.training.presets import GPUS, MODELS, PRESET_TABLE, get_preset

@@ -6,10 +6,10 @@ import asyncio
 from pathlib import Path
 
 from pistachio_tui.cli.demo_commands import demo_prompt
-from pistachio_tui.comfy.edit import apply_seed_mode
-from pistachio_tui.comfy.events import Backoff
+from pistachio_tui.comfy.stream import Backoff
 from pistachio_tui.config import ServerConfig, Settings
 from pistachio_tui.ui.app import PistachioApp
+from pistachio_tui.workflow.edit import apply_seed_mode
 
 FAST = Backoff(initial=0.05, cap=0.2, jitter=0)
 #: Nothing listens on port 1: a server that is deterministically down.

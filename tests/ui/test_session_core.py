@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from pistachio_tui.comfy.events import Backoff
 from pistachio_tui.comfy.session import CONNECTED, DOWN, FINISHED, ServerSession, SessionManager
-from pistachio_tui.comfy.workflow import load_prompt_for_run
+from pistachio_tui.comfy.stream import Backoff
 from pistachio_tui.config import ServerConfig
 from pistachio_tui.sim.catalog import seed_workflows
+from pistachio_tui.workflow.convert import load_prompt_for_run
 
 from .helpers import fresh_prompt
 

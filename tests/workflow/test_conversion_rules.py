@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import random
 
-from pistachio_tui.comfy.convert import is_valid_connection, to_api
-from pistachio_tui.comfy.dynprompts import process_dynamic_prompt
-from pistachio_tui.comfy.workflow import load_workflow
+from pistachio_tui.workflow.convert import is_valid_connection, to_api
+from pistachio_tui.workflow.dynprompts import process_dynamic_prompt
+from pistachio_tui.workflow.load import load_workflow
 from tests.workflow.helpers import object_info, tiny_ui
 
 OI = object_info()
@@ -81,7 +81,7 @@ def test_filename_prefix_replacements():
 def test_primitive_with_replace_property():
     from datetime import datetime
 
-    from pistachio_tui.comfy.textreplace import format_date
+    from pistachio_tui.workflow.textreplace import format_date
 
     assert format_date("yy/M/d hh:mm:ss yyy", datetime(2026, 3, 7, 9, 5, 1)) == "26/3/7 09:05:01 yyy"
     ui = tiny_ui()
@@ -99,7 +99,7 @@ def test_primitive_with_replace_property():
 def test_subgraph_containing_itself_is_refused():
     import pytest
 
-    from pistachio_tui.comfy.workflow import WorkflowError
+    from pistachio_tui.workflow.load import WorkflowError
 
     inner = {"id": 1, "type": "loop", "mode": 0, "inputs": [{"name": "x", "type": "INT", "link": 1}], "outputs": []}
     subgraph = {"id": "loop", "name": "Loop", "nodes": [inner],

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import random
 
-from pistachio_tui.comfy.convert import to_api
-from pistachio_tui.comfy.deps import LOADER_FOLDERS, looks_like_model_file
-from pistachio_tui.comfy.widgets import UPLOAD_OPTIONS, input_options, ordered_inputs
-from pistachio_tui.comfy.workflow import load_workflow
 from pistachio_tui.sim.validate import validate_prompt
+from pistachio_tui.workflow.convert import to_api
+from pistachio_tui.workflow.deps import LOADER_FOLDERS, looks_like_model_file
+from pistachio_tui.workflow.load import load_workflow
+from pistachio_tui.workflow.node_widgets import UPLOAD_OPTIONS, input_options, ordered_inputs
 from tests.workflow.helpers import corpus_files, object_info
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from pistachio_tui.comfy.convert import to_api
-from pistachio_tui.comfy.deps import analyse
-from pistachio_tui.comfy.workflow import load_workflow
+from pistachio_tui.workflow.convert import to_api
+from pistachio_tui.workflow.deps import analyse
+from pistachio_tui.workflow.load import load_workflow
 from tests.workflow.helpers import object_info
 
 OI = object_info()

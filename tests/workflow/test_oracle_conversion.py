@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from pistachio_tui.comfy.convert import ui_to_api
+from pistachio_tui.workflow.convert import ui_to_api
 from tests.conftest import ORACLE_DIR, load_fixture
 
 PAIRS = sorted(p.name[: -len(".ui.json")] for p in ORACLE_DIR.glob("*.ui.json"))

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from pistachio_tui.comfy.convert import to_api
-from pistachio_tui.comfy.deps import analyse
-from pistachio_tui.comfy.workflow import load_workflow
 from pistachio_tui.sim.validate import validate_prompt
+from pistachio_tui.workflow.convert import to_api
+from pistachio_tui.workflow.deps import analyse
+from pistachio_tui.workflow.load import load_workflow
 from tests.workflow.helpers import object_info
 
 SAMPLES = Path(__file__).resolve().parents[2] / "workflows"

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from pistachio_tui.comfy.convert import to_api
-from pistachio_tui.comfy.edit import (
+from pistachio_tui.workflow.convert import to_api
+from pistachio_tui.workflow.edit import (
     SEED_MAX,
     apply_seed_mode,
     apply_ui_seed_mode,
@@ -18,7 +18,7 @@ from pistachio_tui.comfy.edit import (
     set_param,
     set_ui_param,
 )
-from pistachio_tui.comfy.workflow import WorkflowError, load_workflow
+from pistachio_tui.workflow.load import WorkflowError, load_workflow
 from tests.conftest import ORACLE_DIR
 from tests.workflow.helpers import object_info, tiny_ui
 

@@ -13,10 +13,10 @@ import random
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pistachio_tui.comfy.convert import to_api
-from pistachio_tui.comfy.deps import analyse
-from pistachio_tui.comfy.imagemeta import PNG_SIGNATURE
-from pistachio_tui.comfy.workflow import WorkflowError, load_workflows
+from pistachio_tui.workflow.convert import to_api
+from pistachio_tui.workflow.deps import analyse
+from pistachio_tui.workflow.imagemeta import PNG_SIGNATURE
+from pistachio_tui.workflow.load import WorkflowError, load_workflows
 from tests.workflow.helpers import object_info, png_chunk, tiny_ui
 from tests.workflow.test_group_nodes import group_workflow
 

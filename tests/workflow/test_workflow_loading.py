@@ -9,10 +9,10 @@ import zlib
 
 import pytest
 
-from pistachio_tui.comfy.imagemeta import png_text
-from pistachio_tui.comfy.workflow import (
+from pistachio_tui.workflow.convert import load_prompt_for_run
+from pistachio_tui.workflow.imagemeta import png_text
+from pistachio_tui.workflow.load import (
     WorkflowError,
-    load_prompt_for_run,
     load_workflow,
     load_workflows,
 )
@@ -83,7 +83,7 @@ def test_widgets_values_as_dict_and_top_level_models():
     ui["models"] = [{"name": "extra.safetensors", "url": "https://example.org/e", "directory": "loras"}]
     wf = load_workflow(json.dumps(ui).encode())
     assert [m.name for m in wf.model_refs][-1] == "extra.safetensors"
-    from pistachio_tui.comfy.convert import to_api
+    from pistachio_tui.workflow.convert import to_api
     assert to_api(wf, object_info()).prompt["5"]["inputs"] == {"width": 640, "height": 480, "batch_size": 2}
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from pistachio_tui.comfy.deps import analyse, is_unsafe_name
-from pistachio_tui.comfy.workflow import load_workflow
+from pistachio_tui.workflow.deps import analyse, is_unsafe_name
+from pistachio_tui.workflow.load import load_workflow
 from tests.workflow.helpers import object_info, tiny_ui
 
 

@@ -17,7 +17,6 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Label, Select, Static
 
 from pistachio_tui.comfy.session import SessionUpdate
-from pistachio_tui.comfy.workflow_error import WorkflowError
 from pistachio_tui.config import ConfigError
 from pistachio_tui.fleet.build import BatchSetupError, NoReachableTarget, batches_dir, prepare_batch, quick_sweep
 from pistachio_tui.fleet.spec import SEED_MODES, BatchSpec, BatchSpecError, load_batch_file
@@ -25,6 +24,7 @@ from pistachio_tui.ui.screens.base import PistachioScreen
 from pistachio_tui.ui.screens.workflows import WorkflowsScreen
 from pistachio_tui.ui.views import CSS_FILES
 from pistachio_tui.ui.views.batch import COMMANDS, BatchView
+from pistachio_tui.workflow.errors import WorkflowError
 
 #: Jobs a quick sweep may have: more belongs in a batch file.
 MAX_SWEEP = 1000

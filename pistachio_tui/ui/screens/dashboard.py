@@ -18,7 +18,6 @@ from pistachio_tui.ui.screens.base import PistachioScreen
 from pistachio_tui.ui.screens.queue import progress_line
 from pistachio_tui.ui.widgets.status_header import StatusHeader
 
-
 #: RunPod rate-limits its API; a dashboard needs no fresher pod data than this.
 PODS_SECONDS = 30.0
 

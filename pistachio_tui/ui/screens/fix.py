@@ -6,11 +6,11 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 
 from pistachio_tui.comfy.session import ServerSession
-from pistachio_tui.comfy.workflow import Workflow
 from pistachio_tui.ui.screens.base import PistachioScreen
 from pistachio_tui.ui.views import CSS_FILES
 from pistachio_tui.ui.views.fix import COMMANDS, FixView
 from pistachio_tui.ui.widgets.coming_panel import ComingPanel
+from pistachio_tui.workflow.load import Workflow
 
 HOW = """\
 [b]Nodes[/b]    find the node pack for each missing class and install it through ComfyUI-Manager

@@ -12,10 +12,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, Static, Tree
 
-from pistachio_tui.comfy.edit import apply_seed_mode, set_param
 from pistachio_tui.comfy.errors import ComfyError, PromptRejected
 from pistachio_tui.comfy.session import ServerSession, SessionUpdate
-from pistachio_tui.comfy.workflow import WorkflowError, load_workflow
 from pistachio_tui.ui.screens.base import PistachioScreen
 from pistachio_tui.ui.workflow_preview import Preview, build_preview, preview_markup
 from pistachio_tui.ui.workflow_sources import (
@@ -26,6 +24,8 @@ from pistachio_tui.ui.workflow_sources import (
     templates_dir,
     workflow_files,
 )
+from pistachio_tui.workflow.edit import apply_seed_mode, set_param
+from pistachio_tui.workflow.load import WorkflowError, load_workflow
 
 SEED_MODES = [("random seed", "random"), ("increment seed", "increment"), ("fixed seed", "fixed")]
 MAX_BATCH = 100

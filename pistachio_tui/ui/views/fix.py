@@ -26,13 +26,13 @@ from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState
 
 from pistachio_tui.comfy.client import ComfyClient
-from pistachio_tui.comfy.deps import ModelNeed
 from pistachio_tui.comfy.errors import ComfyError
-from pistachio_tui.comfy.fix import FixEvent, FixFlow, FixOptions, FixOutcome
-from pistachio_tui.comfy.models_search import ModelCandidate
-from pistachio_tui.comfy.workflow import Workflow
 from pistachio_tui.config import ConfigError, Settings, get_secret, state_dir
+from pistachio_tui.fix.flow import FixEvent, FixFlow, FixOptions, FixOutcome
+from pistachio_tui.fix.models_search import ModelCandidate
 from pistachio_tui.ui.views.common import StatusLine
+from pistachio_tui.workflow.deps import ModelNeed
+from pistachio_tui.workflow.load import Workflow
 
 CSS_FILE = Path(__file__).with_suffix(".tcss")
 

@@ -14,11 +14,11 @@ import random
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pistachio_tui.comfy.convert import promoted_inputs, to_api
-from pistachio_tui.comfy.uigraph import SUBGRAPH_INPUT_ID, Graph, Node
-from pistachio_tui.comfy.widgets import widget_layout
-from pistachio_tui.comfy.workflow import Workflow
-from pistachio_tui.comfy.workflow_error import WorkflowError
+from pistachio_tui.workflow.convert import promoted_inputs, to_api
+from pistachio_tui.workflow.errors import WorkflowError
+from pistachio_tui.workflow.load import Workflow
+from pistachio_tui.workflow.node_widgets import widget_layout
+from pistachio_tui.workflow.uigraph import SUBGRAPH_INPUT_ID, Graph, Node
 
 SeedMode = Literal["fixed", "random", "increment"]
 #: The editor draws random seeds below 2**50 so they survive JavaScript numbers.

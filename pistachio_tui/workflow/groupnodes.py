@@ -18,7 +18,8 @@ import copy
 from dataclasses import replace
 from typing import Any
 
-from pistachio_tui.comfy.uigraph import (
+from pistachio_tui.workflow.node_widgets import widget_layout
+from pistachio_tui.workflow.uigraph import (
     SUBGRAPH_INPUT_ID,
     SUBGRAPH_OUTPUT_ID,
     Graph,
@@ -29,7 +30,6 @@ from pistachio_tui.comfy.uigraph import (
     SubgraphSlot,
     UIWorkflow,
 )
-from pistachio_tui.comfy.widgets import widget_layout
 
 _PREFIXES = ("workflow>", "workflow/")
 

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from pistachio_tui.comfy.imagemeta import is_png, is_webp, png_text, webp_text
-from pistachio_tui.comfy.uigraph import UIWorkflow, parse_ui
-from pistachio_tui.comfy.workflow_error import WorkflowError
+from pistachio_tui.workflow.errors import WorkflowError
+from pistachio_tui.workflow.imagemeta import is_png, is_webp, png_text, webp_text
+from pistachio_tui.workflow.uigraph import UIWorkflow, parse_ui
 
 __all__ = [
     "ModelRef", "Workflow", "WorkflowError", "load_workflow", "load_workflows",
-    "load_prompt_for_run", "parse_workflow", "validate_api",
+    "parse_workflow", "validate_api",
 ]
 
 #: Files bigger than this are not workflows (and would exhaust memory on a pod).
@@ -261,17 +261,3 @@ def load_workflow(source: Path | str | bytes, name: str | None = None) -> Workfl
             file=found[0].source, path="zip", expected="a single workflow",
         )
     return found[0]
-
-
-def load_prompt_for_run(path: Path | str | bytes, object_info: dict[str, Any]) -> dict[str, Any]:
-    """Any workflow file as the API prompt to queue.
-
-    An image's embedded prompt is used as is (it is what the server already
-    ran); a UI graph is converted like the web editor would.
-    """
-    from pistachio_tui.comfy.convert import to_api
-
-    workflow = load_workflow(path)
-    if workflow.api is not None:
-        return workflow.api
-    return to_api(workflow, object_info).prompt

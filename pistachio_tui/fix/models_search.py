@@ -14,8 +14,8 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
-from pistachio_tui.comfy.deps import ModelNeed, canonical_folder
-from pistachio_tui.comfy.nodedb import manager_data_dir
+from pistachio_tui.fix.nodedb import manager_data_dir
+from pistachio_tui.workflow.deps import ModelNeed, canonical_folder
 
 MODEL_LIST_FILE = "model-list.json"
 #: The Manager's model ``type`` → models folder, for ``save_path: default``.

@@ -15,12 +15,16 @@ import copy
 import random
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
-from pistachio_tui.comfy.dynprompts import process_dynamic_prompt
-from pistachio_tui.comfy.groupnodes import expand_group_nodes
-from pistachio_tui.comfy.textreplace import SAVE_NODE_TYPES, apply_text_replacements
-from pistachio_tui.comfy.uigraph import (
+from pistachio_tui.workflow.dynprompts import process_dynamic_prompt
+from pistachio_tui.workflow.errors import WorkflowError
+from pistachio_tui.workflow.groupnodes import expand_group_nodes
+from pistachio_tui.workflow.load import Workflow, load_workflow
+from pistachio_tui.workflow.node_widgets import WidgetSpec, widget_layout
+from pistachio_tui.workflow.textreplace import SAVE_NODE_TYPES, apply_text_replacements
+from pistachio_tui.workflow.uigraph import (
     MODE_BYPASS,
     MODE_NEVER,
     SUBGRAPH_INPUT_ID,
@@ -30,11 +34,6 @@ from pistachio_tui.comfy.uigraph import (
     UIWorkflow,
     parse_ui,
 )
-from pistachio_tui.comfy.widgets import WidgetSpec, widget_layout
-from pistachio_tui.comfy.workflow_error import WorkflowError
-
-if TYPE_CHECKING:
-    from pistachio_tui.comfy.workflow import Workflow
 
 #: Editor-only node types: they shape the graph but never reach the server.
 VIRTUAL_NODE_TYPES = frozenset({"Reroute", "PrimitiveNode", "Note", "MarkdownNote"})
@@ -446,3 +445,15 @@ def to_api(workflow: "Workflow", object_info: dict[str, Any], *, rng: random.Ran
         unknown = sorted({n["class_type"] for n in workflow.api.values() if n.get("class_type") not in object_info})
         return ConversionResult(copy.deepcopy(workflow.api), unknown, [])
     return ui_to_api(workflow.graph, object_info, rng=rng, file=workflow.source, now=now)
+
+
+def load_prompt_for_run(path: Path | str | bytes, object_info: dict[str, Any]) -> dict[str, Any]:
+    """Any workflow file as the API prompt to queue.
+
+    An image's embedded prompt is used as is (it is what the server already
+    ran); a UI graph is converted like the web editor would.
+    """
+    workflow = load_workflow(path)
+    if workflow.api is not None:
+        return workflow.api
+    return to_api(workflow, object_info).prompt

@@ -14,11 +14,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pistachio_tui.comfy.convert import VIRTUAL_NODE_TYPES, ConversionResult, to_api
-from pistachio_tui.comfy.groupnodes import expand_group_nodes
-from pistachio_tui.comfy.uigraph import UIWorkflow
-from pistachio_tui.comfy.widgets import combo_values, ordered_inputs
-from pistachio_tui.comfy.workflow import Workflow
+from pistachio_tui.workflow.convert import VIRTUAL_NODE_TYPES, ConversionResult, to_api
+from pistachio_tui.workflow.groupnodes import expand_group_nodes
+from pistachio_tui.workflow.load import Workflow
+from pistachio_tui.workflow.node_widgets import combo_values, ordered_inputs
+from pistachio_tui.workflow.uigraph import UIWorkflow
 
 #: (node class, input) → model folder, for the core loader nodes.
 LOADER_FOLDERS: dict[tuple[str, str], str] = {

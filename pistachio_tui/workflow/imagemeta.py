@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-from pistachio_tui.comfy.workflow_error import WorkflowError
+from pistachio_tui.workflow.errors import WorkflowError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: Decompressed text chunks larger than this are refused (a crafted file could expand forever).

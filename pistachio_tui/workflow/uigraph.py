@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from pistachio_tui.comfy.workflow_error import WorkflowError
+from pistachio_tui.workflow.errors import WorkflowError
 
 #: Node ids the editor gives a subgraph's input and output panels.
 SUBGRAPH_INPUT_ID = "-10"

@@ -32,25 +32,22 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pistachio_tui.comfy.client import ComfyClient
-from pistachio_tui.comfy.convert import to_api
-from pistachio_tui.comfy.deps import LOADER_FOLDERS, ModelNeed, analyse, canonical_folder, looks_like_model_file
 from pistachio_tui.comfy.errors import ComfyError, PromptRejected, ServerUnreachable
-from pistachio_tui.comfy.manager import (
+from pistachio_tui.fix.downloads import DownloadError, DownloadProgress, download, is_hf_url, safe_target
+from pistachio_tui.fix.importfail import (
     ImportFailure,
-    ManagerClient,
-    ManagerError,
     ServerPaths,
-    TaskEvent,
-    install_specs,
     log_text,
     manual_install_commands,
     parse_import_failures,
     server_paths,
 )
-from pistachio_tui.comfy.models_search import FOLDER_MANAGER_TYPES, ModelCandidate, best_exact, find_candidates
-from pistachio_tui.comfy.nodedb import NodeDB, NodeDBError, NodePack
-from pistachio_tui.comfy.workflow import Workflow
-from pistachio_tui.downloads import DownloadError, DownloadProgress, download, is_hf_url, safe_target
+from pistachio_tui.fix.manager import ManagerClient, ManagerError, TaskEvent, install_specs
+from pistachio_tui.fix.models_search import FOLDER_MANAGER_TYPES, ModelCandidate, best_exact, find_candidates
+from pistachio_tui.fix.nodedb import NodeDB, NodeDBError, NodePack
+from pistachio_tui.workflow.convert import to_api
+from pistachio_tui.workflow.deps import LOADER_FOLDERS, ModelNeed, analyse, canonical_folder, looks_like_model_file
+from pistachio_tui.workflow.load import Workflow
 
 #: Seconds between two download progress events (the UI redraws on each).
 PROGRESS_EVERY = 0.5

@@ -1,0 +1,156 @@
+"""A ComfyUI websocket that survives disconnects.
+
+``EventStream`` yields events forever: when the socket drops it yields
+``Disconnected``, reconnects with exponential backoff, and after every
+reconnect yields ``Resynced`` with the queue and recent history fetched over
+REST, so a prompt that finished while the socket was down is not missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from pistachio_tui.comfy.client import ComfyClient
+from pistachio_tui.comfy.errors import ComfyError
+from pistachio_tui.comfy.events import Connected, Disconnected, Event, Resynced, parse_message
+
+#: Largest frame accepted; previews are small, a huge frame means something is wrong.
+MAX_FRAME = 64 * 1024 * 1024
+#: The longest the stream reads frames back to back before other tasks get a turn.
+_READ_SLICE_S = 0.005
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Reconnect delays: ``initial * factor**attempt`` capped at ``cap``, spread by ±``jitter``."""
+
+    initial: float = 0.5
+    factor: float = 2.0
+    cap: float = 10.0
+    jitter: float = 0.2
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before reconnect attempt number ``attempt`` (0-based)."""
+        base = min(self.cap, self.initial * self.factor ** min(attempt, 32))
+        # Jitter keeps many clients from hammering a restarted server in lockstep.
+        return min(self.cap, base * (1 + self.jitter * (2 * random.random() - 1)))
+
+
+class EventStream:
+    """Events of one server's websocket, forever, across disconnects.
+
+    ``async for event in stream`` yields ``Connected`` after each (re)connect,
+    then, after a reconnect, ``Resynced``; ``Disconnected`` whenever the socket
+    drops or cannot open. ``await stream.close()`` ends the iteration.
+    Iterate a stream once; ``backoff`` is injectable so tests reconnect fast.
+    """
+
+    def __init__(self, client: ComfyClient, *, backoff: Backoff | None = None, resync_items: int = 64,
+                 open_timeout: float = 10.0, ping_interval: float | None = 20.0) -> None:
+        self.client = client
+        self.backoff = backoff or Backoff()
+        self.resync_items = resync_items
+        self.open_timeout = open_timeout
+        self.ping_interval = ping_interval
+        self._closing = asyncio.Event()
+        #: Ends the wait between reconnect attempts (set by ``close`` and ``retry_now``).
+        self._wake = asyncio.Event()
+        self._ws: ClientConnection | None = None
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._events()
+
+    async def close(self) -> None:
+        """Stop: the current iteration ends after the socket closes."""
+        self._closing.set()
+        self._wake.set()
+        if self._ws is not None:
+            await self._ws.close()
+
+    def retry_now(self) -> None:
+        """Skip the rest of the current reconnect delay, e.g. once HTTP answers again."""
+        self._wake.set()
+
+    async def _open(self) -> ClientConnection:
+        return await connect(
+            self.client.ws_url(),
+            additional_headers=self.client.headers,
+            open_timeout=self.open_timeout,
+            ping_interval=self.ping_interval,
+            max_size=MAX_FRAME,
+        )
+
+    async def _resync(self) -> Resynced:
+        queue, finished = await asyncio.gather(self.client.queue(),
+                                               self.client.history(max_items=self.resync_items))
+        return Resynced(queue, finished)
+
+    async def _events(self) -> AsyncIterator[Event]:
+        attempt = 0
+        reconnecting = False
+        while not self._closing.is_set():
+            try:
+                ws = await self._open()
+            except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
+                reason = self._reason(exc)
+            else:
+                self._ws = ws
+                try:
+                    first = parse_message(await asyncio.wait_for(ws.recv(), self.open_timeout))
+                    attempt = 0
+                    yield Connected(getattr(first, "sid", None) or self.client.client_id)
+                    if reconnecting:
+                        yield await self._resync()
+                    yield first
+                    loop = asyncio.get_running_loop()
+                    share_at = loop.time() + _READ_SLICE_S
+                    async for raw in ws:
+                        yield parse_message(raw)
+                        if loop.time() > share_at:
+                            # A frame already buffered is returned without giving the loop away, so a
+                            # server sending faster than we read would starve the UI: let it run.
+                            await asyncio.sleep(0)
+                            share_at = loop.time() + _READ_SLICE_S
+                    reason = "the server closed the connection"
+                except ConnectionClosed as exc:
+                    reason = f"lost the websocket to ComfyUI at {self.client.shown_url} ({self.client.scrub(str(exc))})"
+                except TimeoutError:
+                    reason = f"ComfyUI at {self.client.shown_url} sent nothing after the websocket opened (timeout)"
+                except ComfyError as exc:
+                    reason = exc.message
+                finally:
+                    self._ws = None
+                    await ws.close()
+            if self._closing.is_set():
+                return
+            retry_in = self.backoff.delay(attempt)
+            attempt += 1
+            reconnecting = True
+            # Cleared before the yield so a retry_now() from the consumer is not lost.
+            self._wake.clear()
+            yield Disconnected(reason, retry_in)
+            try:
+                await asyncio.wait_for(self._wake.wait(), retry_in)
+            except TimeoutError:
+                pass
+
+    def _reason(self, exc: BaseException) -> str:
+        url = self.client.shown_url
+        if isinstance(exc, InvalidStatus):
+            status = exc.response.status_code
+            if status in (401, 403):
+                return (f"ComfyUI at {url} answered {status}: this proxy needs an auth header; "
+                        "add one with the server's `headers` setting")
+            return f"ComfyUI at {url} refused the websocket ({status}) — is this a ComfyUI server?"
+        if isinstance(exc, ConnectionRefusedError):
+            return f"Cannot reach ComfyUI at {url} — is it running and listening on that port? (connection refused)"
+        if isinstance(exc, TimeoutError):
+            return f"ComfyUI at {url} did not accept the websocket within {self.open_timeout:g} s (timeout)"
+        return f"Cannot open the websocket of ComfyUI at {url} ({type(exc).__name__}: {self.client.scrub(str(exc))})"
