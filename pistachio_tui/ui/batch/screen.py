@@ -20,10 +20,9 @@ from pistachio_tui.comfy.session import SessionUpdate
 from pistachio_tui.config import ConfigError
 from pistachio_tui.fleet.build import BatchSetupError, NoReachableTarget, batches_dir, prepare_batch, quick_sweep
 from pistachio_tui.fleet.spec import SEED_MODES, BatchSpec, BatchSpecError, load_batch_file
-from pistachio_tui.ui.screens.base import PistachioScreen
-from pistachio_tui.ui.screens.workflows import WorkflowsScreen
-from pistachio_tui.ui.views import CSS_FILES
-from pistachio_tui.ui.views.batch import COMMANDS, BatchView
+from pistachio_tui.ui.base import PistachioScreen
+from pistachio_tui.ui.batch.view import COMMANDS, BatchView
+from pistachio_tui.ui.workflows.screen import WorkflowsScreen
 from pistachio_tui.workflow.errors import WorkflowError
 
 #: Jobs a quick sweep may have: more belongs in a batch file.
@@ -34,7 +33,7 @@ class BatchScreen(PistachioScreen):
     """One batch over every configured server (and the endpoints a batch file names)."""
 
     MODE = "batch"
-    CSS_PATH = ["batch.tcss", *CSS_FILES]
+    CSS_PATH = ["screen.tcss", "view.tcss"]
     SUMMARY = "One batch over all servers and endpoints: load, start, cancel, resume, cost"
     VIEW_CLASS = BatchView
     VIEW_COMMANDS = [

@@ -14,10 +14,10 @@ from textual.widgets import DataTable, Input, Log, Static
 from pistachio_tui.comfy.errors import ComfyError
 from pistachio_tui.comfy.session import ServerSession, SessionUpdate
 from pistachio_tui.config import ServerConfig
+from pistachio_tui.ui.base import PistachioScreen
+from pistachio_tui.ui.dialogs import ConfirmScreen
 from pistachio_tui.ui.format import gib, state_text
-from pistachio_tui.ui.screens.base import PistachioScreen
-from pistachio_tui.ui.screens.confirm import ConfirmScreen
-from pistachio_tui.ui.screens.server_form import ServerForm
+from pistachio_tui.ui.servers.form import ServerForm
 from pistachio_tui.ui.widgets.status_header import StatusHeader
 
 COLUMNS = ("Name", "Status", "Queue", "ComfyUI", "Python / torch", "Device", "VRAM free", "RAM free", "URL")
@@ -50,7 +50,7 @@ class ServersScreen(PistachioScreen):
     """Table of servers; the selected row is the active server."""
 
     MODE = "servers"
-    CSS_PATH = "servers.tcss"
+    CSS_PATH = "screen.tcss"
     SUMMARY = "Every ComfyUI server: health, versions, memory, queue; its log"
     BINDINGS = [
         Binding("a", "add", "Add"),

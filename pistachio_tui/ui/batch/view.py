@@ -30,9 +30,7 @@ from pistachio_tui.fleet.contact_sheet import make_contact_sheet
 from pistachio_tui.fleet.dispatch import BatchEvent, BatchResult, BatchRunner
 from pistachio_tui.fleet.journal import Journal
 from pistachio_tui.fleet.spec import Job
-from pistachio_tui.ui.views.common import StatusLine
-
-CSS_FILE = Path(__file__).with_suffix(".tcss")
+from pistachio_tui.ui.widgets.status_line import StatusLine
 
 COMMANDS: list[tuple[str, str, str]] = [
     ("Batch: start or resume", "Run the loaded batch; jobs already done are skipped", "start_batch"),

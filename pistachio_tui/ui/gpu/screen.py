@@ -8,16 +8,15 @@ from typing import Any
 from textual.app import ComposeResult
 
 from pistachio_tui.gpu.nvml import NvmlReader
-from pistachio_tui.ui.screens.base import PistachioScreen
-from pistachio_tui.ui.views import CSS_FILES
-from pistachio_tui.ui.views.gpu import COMMANDS, GpuView, nvml_source
+from pistachio_tui.ui.base import PistachioScreen
+from pistachio_tui.ui.gpu.view import COMMANDS, GpuView, nvml_source
 
 
 class GpuScreen(PistachioScreen):
     """Per-device panels for this machine's GPUs and every configured server."""
 
     MODE = "gpu"
-    CSS_PATH = ["gpu.tcss", *CSS_FILES]
+    CSS_PATH = ["screen.tcss", "view.tcss"]
     SUMMARY = "VRAM of local GPUs and every server's devices over time, peaks, free memory"
     VIEW_CLASS = GpuView
     VIEW_COMMANDS = COMMANDS

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 from rich.text import Text
@@ -29,9 +28,8 @@ from pistachio_tui.runpod.idle import ActivityResumed, IdleFlagged, IdleGuard
 from pistachio_tui.runpod.models import GpuType
 from pistachio_tui.runpod.monitor import IdleInfo, PodsMonitor, PodsState
 from pistachio_tui.runpod.pods import PodSummary, comfy_server, format_duration, probe_comfy, short_gpu_name
-from pistachio_tui.ui.views.common import StatusLine, TypeToConfirm
-
-CSS_FILE = Path(__file__).with_suffix(".tcss")
+from pistachio_tui.ui.dialogs import TypeToConfirm
+from pistachio_tui.ui.widgets.status_line import StatusLine
 
 #: GPUs the training presets are written for: highlighted in the price table.
 #: (name fragment, VRAM in GB or None for any size)

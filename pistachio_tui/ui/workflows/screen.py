@@ -14,9 +14,9 @@ from textual.widgets import Button, Input, Label, Select, Static, Tree
 
 from pistachio_tui.comfy.errors import ComfyError, PromptRejected
 from pistachio_tui.comfy.session import ServerSession, SessionUpdate
-from pistachio_tui.ui.screens.base import PistachioScreen
-from pistachio_tui.ui.workflow_preview import Preview, build_preview, preview_markup
-from pistachio_tui.ui.workflow_sources import (
+from pistachio_tui.ui.base import PistachioScreen
+from pistachio_tui.ui.workflows.preview import Preview, build_preview, preview_markup
+from pistachio_tui.ui.workflows.sources import (
     ServerWorkflow,
     bundled_dir,
     fetch_server_workflow,
@@ -35,7 +35,7 @@ class WorkflowsScreen(PistachioScreen):
     """Tree of workflow sources on the left, preview and queue form on the right."""
 
     MODE = "workflows"
-    CSS_PATH = "workflows.tcss"
+    CSS_PATH = "screen.tcss"
     SUMMARY = "Browse, inspect, edit and queue workflows"
     BINDINGS = [
         Binding("o", "open_path", "Open path"),

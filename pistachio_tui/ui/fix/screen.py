@@ -6,9 +6,8 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 
 from pistachio_tui.comfy.session import ServerSession
-from pistachio_tui.ui.screens.base import PistachioScreen
-from pistachio_tui.ui.views import CSS_FILES
-from pistachio_tui.ui.views.fix import COMMANDS, FixView
+from pistachio_tui.ui.base import PistachioScreen
+from pistachio_tui.ui.fix.view import COMMANDS, FixView
 from pistachio_tui.ui.widgets.coming_panel import ComingPanel
 from pistachio_tui.workflow.load import Workflow
 
@@ -26,7 +25,7 @@ class FixScreen(PistachioScreen):
     """Guided repair of a workflow the server rejects."""
 
     MODE = "fix"
-    CSS_PATH = ["fix.tcss", *CSS_FILES]
+    CSS_PATH = ["screen.tcss", "view.tcss"]
     SUMMARY = "Repair missing nodes and models: Nodes → Restart → Models → Verify"
     VIEW_CLASS = FixView
     VIEW_COMMANDS = COMMANDS

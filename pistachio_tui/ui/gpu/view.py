@@ -21,7 +21,6 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from rich.text import Text
 from textual import work
@@ -37,9 +36,7 @@ from pistachio_tui.comfy.errors import ComfyError
 from pistachio_tui.config import ServerConfig, Settings
 from pistachio_tui.gpu.nvml import NvmlReader, NvmlUnavailable, ProcessUsage
 from pistachio_tui.gpu.source import CRITICAL_AT, WARN_AT
-from pistachio_tui.ui.views.common import StatusLine
-
-CSS_FILE = Path(__file__).with_suffix(".tcss")
+from pistachio_tui.ui.widgets.status_line import StatusLine
 
 COMMANDS: list[tuple[str, str, str]] = [
     ("GPU: free server memory", "Ask the selected ComfyUI server to unload models and free VRAM", "free_memory"),

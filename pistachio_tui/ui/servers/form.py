@@ -31,7 +31,7 @@ def check_url(url: str) -> str | None:
 class ServerForm(ModalScreen[ServerConfig | None]):
     """Returns the new config, or None when cancelled."""
 
-    CSS_PATH = "server_form.tcss"
+    CSS_PATH = "form.tcss"
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "save", "Save")]
 
     def __init__(self, existing: ServerConfig | None = None, taken: set[str] | None = None) -> None:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 
-from pistachio_tui.ui.screens.base import PistachioScreen
-from pistachio_tui.ui.views import CSS_FILES
-from pistachio_tui.ui.views.pods import COMMANDS, PodsView
+from pistachio_tui.ui.base import PistachioScreen
+from pistachio_tui.ui.pods.view import COMMANDS, PodsView
 
 
 class PodsScreen(PistachioScreen):
     """RunPod pods: cost, start/stop/terminate, prices, a pod's ComfyUI as a server."""
 
     MODE = "pods"
-    CSS_PATH = ["pods.tcss", *CSS_FILES]
+    CSS_PATH = ["screen.tcss", "view.tcss"]
     SUMMARY = "RunPod pods: cost, start/stop/terminate, open a pod's ComfyUI"
     VIEW_CLASS = PodsView
     VIEW_COMMANDS = COMMANDS

@@ -29,10 +29,9 @@ from pistachio_tui.training.prepare import launch_command
 from pistachio_tui.training.promote import lora_name, promote
 from pistachio_tui.training.runs import RUN_NAME
 from pistachio_tui.training.watch import RunState, RunWatcher
-from pistachio_tui.ui.views.common import StatusLine, TextModal, YesNo
-from pistachio_tui.ui.views.loglines import LogLines
-
-CSS_FILE = Path(__file__).with_suffix(".tcss")
+from pistachio_tui.ui.dialogs import TextModal, YesNo
+from pistachio_tui.ui.widgets.loglines import LogLines
+from pistachio_tui.ui.widgets.status_line import StatusLine
 
 COMMANDS: list[tuple[str, str, str]] = [
     ("Training: open run folder", "Watch a DiffusionPipe run, output folder or log file", "open_run"),

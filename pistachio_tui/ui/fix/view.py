@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from rich.text import Text
 from textual import work
@@ -30,11 +29,9 @@ from pistachio_tui.comfy.errors import ComfyError
 from pistachio_tui.config import ConfigError, Settings, get_secret, state_dir
 from pistachio_tui.fix.flow import FixEvent, FixFlow, FixOptions, FixOutcome
 from pistachio_tui.fix.models_search import ModelCandidate
-from pistachio_tui.ui.views.common import StatusLine
+from pistachio_tui.ui.widgets.status_line import StatusLine
 from pistachio_tui.workflow.deps import ModelNeed
 from pistachio_tui.workflow.load import Workflow
-
-CSS_FILE = Path(__file__).with_suffix(".tcss")
 
 COMMANDS: list[tuple[str, str, str]] = [
     ("Fix: start / resume", "Install missing nodes, restart, fetch missing models, verify", "start_fix"),

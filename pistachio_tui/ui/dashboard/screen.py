@@ -13,9 +13,9 @@ from textual.widgets import Footer, ProgressBar, Sparkline, Static
 from pistachio_tui.comfy.session import SessionUpdate
 from pistachio_tui.config import ConfigError
 from pistachio_tui.runpod.errors import RunPodError
+from pistachio_tui.ui.base import PistachioScreen
 from pistachio_tui.ui.format import gib, state_text
-from pistachio_tui.ui.screens.base import PistachioScreen
-from pistachio_tui.ui.screens.queue import progress_line
+from pistachio_tui.ui.queue.screen import progress_line
 from pistachio_tui.ui.widgets.status_header import StatusHeader
 
 #: RunPod rate-limits its API; a dashboard needs no fresher pod data than this.
@@ -42,7 +42,7 @@ class DashboardScreen(PistachioScreen):
     """Read-only overview; number keys still lead to the full screens."""
 
     MODE = "dashboard"
-    CSS_PATH = "dashboard.tcss"
+    CSS_PATH = "screen.tcss"
     SUMMARY = "Compact overview for a tmux pane"
     BINDINGS = [Binding("i", "app.interrupt", "Interrupt")]
 
@@ -99,7 +99,7 @@ class DashboardScreen(PistachioScreen):
 
     @work(exclusive=True, group="dash-pods")
     async def _refresh_pods(self) -> None:
-        from pistachio_tui.ui.views.pods import account_line
+        from pistachio_tui.ui.pods.view import account_line
 
         panel = self.query_one("#dash-pods", Static)
         try:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 
-from pistachio_tui.ui.screens.base import PistachioScreen
-from pistachio_tui.ui.views import CSS_FILES
-from pistachio_tui.ui.views.training import COMMANDS, TrainingView
+from pistachio_tui.ui.base import PistachioScreen
+from pistachio_tui.ui.training.view import COMMANDS, TrainingView
 
 
 class TrainingScreen(PistachioScreen):
     """Follow a LoRA training run and promote the chosen epoch."""
 
     MODE = "training"
-    CSS_PATH = ["training.tcss", *CSS_FILES]
+    CSS_PATH = ["screen.tcss", "view.tcss"]
     SUMMARY = "LoRA training runs: loss curves, epochs, checkpoints, promote"
     VIEW_CLASS = TrainingView
     VIEW_COMMANDS = COMMANDS

@@ -15,10 +15,10 @@ from pistachio_tui.comfy.errors import ComfyError
 from pistachio_tui.comfy.session import ServerSession, SessionUpdate
 from pistachio_tui.comfy.tracker import PromptState
 from pistachio_tui.comfy.types import HistoryEntry, OutputFile
+from pistachio_tui.ui.base import PistachioScreen
+from pistachio_tui.ui.dialogs import AskScreen
 from pistachio_tui.ui.format import duration, gib, status_text
-from pistachio_tui.ui.screens.base import PistachioScreen
-from pistachio_tui.ui.screens.confirm import AskScreen
-from pistachio_tui.ui.views.gpu import VramHistory
+from pistachio_tui.ui.gpu.view import VramHistory
 from pistachio_tui.ui.widgets.output_preview import OutputPreview
 
 
@@ -42,7 +42,7 @@ class QueueScreen(PistachioScreen):
     """Live view of the active server's queue."""
 
     MODE = "queue"
-    CSS_PATH = "queue.tcss"
+    CSS_PATH = "screen.tcss"
     SUMMARY = "Running prompt, pending list, history with errors and outputs"
     BINDINGS = [
         Binding("i", "app.interrupt", "Interrupt"),
