@@ -9,6 +9,7 @@ Every environment variable Pistachio reads is read here (see the README's table)
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
@@ -91,6 +92,9 @@ class Settings:
     gpu_interval: float = 1.0
     idle_minutes: float = 30.0
     auto_stop_idle: bool = False
+    #: The prompt journal keeps at most this many prompts, and none older than ``journal_keep_days``.
+    journal_max_entries: int = 200_000
+    journal_keep_days: float | None = None
     path: Path = field(default_factory=lambda: config_dir() / SETTINGS_FILE)
     #: Entries of the file that were skipped, each naming its line and what is wrong.
     problems: list[str] = field(default_factory=list)
@@ -147,6 +151,11 @@ def data_dir() -> Path:
     return Path(override) if override else Path(platformdirs.user_data_dir(APP_NAME))
 
 
+def journal_path() -> Path:
+    """The prompt journal's SQLite file."""
+    return data_dir() / "journal.sqlite3"
+
+
 def env_override(name: str) -> str | None:
     """An endpoint override from the environment (``RUNPOD_API_URL``…), or None when unset or blank."""
     value = os.environ.get(name, "").strip()
@@ -195,6 +204,13 @@ def _expect(value: Any, kind: type | tuple[type, ...], path: Path, key: str, *, 
         names = " or ".join(k.__name__ for k in kinds)
         shown = type(value).__name__ if secret else repr(value)
         raise ConfigError(f"{path}: '{key}' must be a {names}, not {shown}.")
+    return value
+
+
+def _positive(value: Any, kind: type | tuple[type, ...], path: Path, key: str) -> Any:
+    _expect(value, kind, path, key)
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{path}: '{key}' must be a number above 0, not {value!r}.")
     return value
 
 
@@ -263,6 +279,9 @@ def load_settings(path: Path | None = None) -> Settings:
         gpu_interval=float(_expect(data.get("gpu_interval", 1.0), number, path, "gpu_interval")),
         idle_minutes=float(_expect(data.get("idle_minutes", 30.0), number, path, "idle_minutes")),
         auto_stop_idle=_expect(data.get("auto_stop_idle", False), bool, path, "auto_stop_idle"),
+        journal_max_entries=_positive(data.get("journal_max_entries", 200_000), int, path, "journal_max_entries"),
+        journal_keep_days=(None if data.get("journal_keep_days") is None else
+                           _positive(data["journal_keep_days"], (int, float), path, "journal_keep_days")),
         path=path,
         problems=problems,
     )
@@ -346,6 +365,11 @@ def save_settings(settings: Settings) -> None:
     _set(doc, "idle_minutes", settings.idle_minutes, defaults.idle_minutes)
     _set(doc, "auto_stop_idle", settings.auto_stop_idle, defaults.auto_stop_idle)
     _set(doc, "workflow_dirs", [str(p) for p in settings.workflow_dirs], [])
+    _set(doc, "journal_max_entries", settings.journal_max_entries, defaults.journal_max_entries)
+    if settings.journal_keep_days is not None:
+        _set(doc, "journal_keep_days", settings.journal_keep_days)
+    elif "journal_keep_days" in doc:
+        del doc["journal_keep_days"]
     if settings.comfy_dir is not None:
         _set(doc, "comfy_dir", str(settings.comfy_dir))
     elif "comfy_dir" in doc:
