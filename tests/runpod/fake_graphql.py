@@ -1,8 +1,12 @@
 """A fake RunPod GraphQL API on a loopback port, for the client, CLI and UI tests.
 
 It answers the operations in ``pistachio_tui.runpod.queries`` (it looks at which
-root fields and mutations the text asks for; it is not a GraphQL engine) from a
-mutable, wire-shaped pod list, so a test can change the world between polls.
+root fields and mutations the text asks for) from a mutable, wire-shaped pod
+list, so a test can change the world between polls. Every operation is first
+validated, with its variables, against ``runpod_schema.graphql`` (the part of
+RunPod's public schema we may use): an unknown field, argument, input field or a
+wrongly typed variable is refused with HTTP 400 and ``errors[]``, as RunPod's
+API does, so a typo in a query fails the tests instead of production.
 
 ::
 
@@ -24,9 +28,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+from functools import cache
+from pathlib import Path
 from typing import Any
 
+import graphql
 from aiohttp import web
+from graphql.execution.values import get_variable_values
 
 DEFAULT_KEY = "rpa_FAKEKEY0123456789"
 
@@ -34,6 +42,28 @@ _MUTATION = re.compile(r"\b(podResume|podStop|podTerminate)\s*\(")
 _INLINE_POD_ID = re.compile(r'podId:\s*"([^"]+)"')
 _INLINE_GPU_COUNT = re.compile(r"gpuCount:\s*(\d+)")
 _ACCOUNT_FIELDS = ("id", "clientBalance", "currentSpendPerHr", "spendLimit")
+
+
+@cache
+def runpod_schema() -> graphql.GraphQLSchema:
+    return graphql.build_schema((Path(__file__).with_name("runpod_schema.graphql")).read_text(encoding="utf-8"))
+
+
+def schema_errors(query: str, variables: dict[str, Any]) -> list[str]:
+    """Why RunPod would refuse this operation, or nothing when the schema accepts it."""
+    try:
+        document = graphql.parse(query)
+    except graphql.GraphQLError as exc:
+        return [exc.message]
+    errors = [e.message for e in graphql.validate(runpod_schema(), document)]
+    if errors:
+        return errors
+    for definition in document.definitions:
+        if isinstance(definition, graphql.OperationDefinitionNode):
+            coerced = get_variable_values(runpod_schema(), definition.variable_definitions or [], variables)
+            if isinstance(coerced, list):
+                errors += [e.message for e in coerced]
+    return errors
 
 
 def make_runtime(*, uptime: int = 3600, gpu_util: float | None = 0.0, memory_util: float | None = 0.0,
@@ -117,6 +147,8 @@ class FakeRunPod:
         self.server_error: int | None = None
         self.delay = 0.0
         self.requests: list[dict[str, Any]] = []
+        #: The schema errors of every operation refused so far.
+        self.refused: list[list[str]] = []
         self.url = ""
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
@@ -170,6 +202,10 @@ class FakeRunPod:
                 pass
         if self.reject_key or request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return web.Response(status=401, text="Unauthorized")
+        if invalid := schema_errors(query, variables):
+            self.refused.append(invalid)
+            return web.json_response({"errors": [{"message": m, "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}
+                                                 for m in invalid]}, status=400)
         if self.rate_limited is not False:
             headers = {} if self.rate_limited is True else {"Retry-After": f"{self.rate_limited:g}"}
             return web.json_response({"errors": [{"message": "Too many requests"}]}, status=429, headers=headers)
