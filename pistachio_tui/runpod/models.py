@@ -1,7 +1,8 @@
-"""Typed views of what the RunPod GraphQL API returns.
+"""Typed views of what RunPod's APIs return, whichever answered.
 
-Wire dicts become these dataclasses in ``from_wire``; nothing past this module
-looks at RunPod's JSON. RunPod leaves many fields ``null`` (a stopped pod has no
+GraphQL wire dicts become these dataclasses in ``from_wire``, REST v2 ones in
+``from_rest``; nothing past this module looks at RunPod's JSON or knows which
+API it came from. RunPod leaves many fields ``null`` (a stopped pod has no
 runtime, a GPU without a sample has no utilisation), so optional data stays
 ``None`` rather than being invented.
 """
@@ -69,6 +70,16 @@ class PortMapping:
         )
 
 
+    @classmethod
+    def from_rest(cls, raw: Any) -> PortMapping:
+        """``{"private", "public", "type", "ip"}`` of a v2 ``PodRuntimePort``."""
+        raw = _obj(raw, "a port mapping")
+        ip = _str(raw, "ip")
+        kind = _str(raw, "type").lower()
+        return cls(ip=ip, is_ip_public=bool(ip) and kind == "tcp", private_port=_int(raw, "private"),
+                   public_port=_int(raw, "public"), type=kind)
+
+
 @dataclass(frozen=True)
 class GpuUsage:
     """Utilisation of one GPU of a running pod, in percent."""
@@ -126,6 +137,23 @@ class PodRuntime:
             container=container,
         )
 
+    @classmethod
+    def from_rest(cls, raw: Any) -> PodRuntime:
+        """A v2 ``PodRuntime``: ``uptime``, ``gpus[{util, memoryUtil}]``, ``cpu``/``memory`` ``{util}``, ``ports``."""
+        raw = _obj(raw, "a pod runtime")
+        cpu, memory = raw.get("cpu"), raw.get("memory")
+        container = None
+        if cpu is not None or memory is not None:
+            container = ContainerUsage(_num(_obj(cpu or {}, "a CPU sample"), "util"),
+                                       _num(_obj(memory or {}, "a memory sample"), "util"))
+        gpus = [_obj(g, "a GPU sample") for g in _list(raw.get("gpus"), "GPU samples")]
+        return cls(
+            uptime_seconds=_int(raw, "uptime"),
+            ports=[PortMapping.from_rest(p) for p in _list(raw.get("ports"), "ports")],
+            gpus=[GpuUsage(str(i), _num(g, "util"), _num(g, "memoryUtil")) for i, g in enumerate(gpus)],
+            container=container,
+        )
+
 
 @dataclass(frozen=True)
 class Pod:
@@ -141,6 +169,10 @@ class Pod:
     gpu_display_name: str = ""
     pod_host_id: str = ""
     runtime: PodRuntime | None = None
+    #: Ports the pod exposes, as its template says: ``"8188/http"``, ``"22/tcp"``.
+    exposed_ports: tuple[str, ...] = ()
+    #: The pod's own volume (``/workspace``) in GB; it bills while the pod is stopped too.
+    volume_in_gb: float = 0.0
 
     @property
     def is_running(self) -> bool:
@@ -175,6 +207,35 @@ class Pod:
             gpu_display_name=_str(machine, "gpuDisplayName"),
             pod_host_id=_str(machine, "podHostId"),
             runtime=PodRuntime.from_wire(runtime) if runtime is not None else None,
+            exposed_ports=tuple(p.strip() for p in _str(raw, "ports").split(",") if p.strip()),
+            volume_in_gb=_num(raw, "volumeInGb") or 0.0,
+        )
+
+    @classmethod
+    def from_rest(cls, raw: Any) -> Pod:
+        """A v2 ``Pod``. Its ``status`` maps onto GraphQL's ``desiredStatus``: a pod being
+        provisioned or started is RUNNING (it bills) without a runtime yet, as GraphQL shows it."""
+        raw = _obj(raw, "a pod")
+        if not raw.get("id"):
+            raise BadResponse("RunPod sent a pod without an id")
+        status = _str(raw, "status").upper()
+        gpu = raw.get("gpu")
+        gpu = _obj(gpu, "a pod GPU") if gpu is not None else {}
+        mounts = raw.get("mounts")
+        persistent = _obj(mounts, "pod mounts").get("persistent") if mounts is not None else None
+        runtime = raw.get("runtime")
+        running = status == "RUNNING" and runtime is not None
+        return cls(
+            id=_str(raw, "id"),
+            name=_str(raw, "name"),
+            desired_status="RUNNING" if status in ("PROVISIONING", "STARTING") else status,
+            image_name=_str(raw, "image"),
+            cost_per_hr=_num(raw, "cost") or 0.0,
+            gpu_count=_int(gpu, "count"),
+            gpu_display_name=_str(gpu, "id"),
+            runtime=PodRuntime.from_rest(runtime) if running else None,
+            exposed_ports=tuple(str(p) for p in _list(raw.get("ports"), "ports")),
+            volume_in_gb=_num(_obj(persistent, "a volume"), "size") or 0.0 if persistent is not None else 0.0,
         )
 
 
@@ -233,6 +294,24 @@ class GpuType:
             secure_spot_price=_num(raw, "secureSpotPrice"),
             community_spot_price=_num(raw, "communitySpotPrice"),
             lowest=LowestPrice(_num(lowest, "uninterruptablePrice"), _num(lowest, "minimumBidPrice")),
+        )
+
+    @classmethod
+    def from_rest(cls, raw: Any) -> GpuType:
+        """A v2 catalog ``GpuType``: ``{id, name, memory, secure, community, price{secure, community}}``.
+        The catalog has no spot prices: those stay None."""
+        raw = _obj(raw, "a GPU type")
+        price = raw.get("price")
+        price = _obj(price, "a GPU price") if price is not None else {}
+        secure, community = bool(raw.get("secure")), bool(raw.get("community"))
+        return cls(
+            id=_str(raw, "id"),
+            display_name=_str(raw, "name") or _str(raw, "id"),
+            memory_in_gb=_int(raw, "memory"),
+            secure_cloud=secure,
+            community_cloud=community,
+            secure_price=_num(price, "secure") if secure else None,
+            community_price=_num(price, "community") if community else None,
         )
 
 

@@ -16,12 +16,17 @@ API does, so a typo in a query fails the tests instead of production.
         fake.pods.append(make_pod("p3", "extra", gpu_util=0))
         fake.rate_limited = 30                   # next requests answer 429, Retry-After: 30
 
+The same pods are served by the REST v2 half (``fake_rest``) under ``/v2``;
+``rest_available = False`` makes the host answer as one without v2 (plain 404),
+``graphql_available = False`` as one whose GraphQL was switched off.
+
 Switches (all off by default, settable at any time):
 ``reject_key`` (401), ``graphql_errors`` (list of messages → 200 with ``errors[]``),
 ``mutation_errors`` (the same, for start/stop/terminate only),
 ``rate_limited`` (Retry-After seconds, or True for none → 429), ``server_error``
 (an HTTP status), ``delay`` (seconds before every answer).
-``requests`` records every call as ``{"operation", "root", "variables"}``.
+``requests`` records every call as ``{"api", "operation", "root", "variables"}``; for a
+REST call ``root`` is the GraphQL field it stands for (``myself``, ``podStop``...).
 """
 
 from __future__ import annotations
@@ -36,9 +41,13 @@ import graphql
 from aiohttp import web
 from graphql.execution.values import get_variable_values
 
+from tests.runpod.fake_rest import ACTIONS_BY_STATUS, action_body_errors, problem, rest_gpu, rest_pod, v2_status
+
 DEFAULT_KEY = "rpa_FAKEKEY0123456789"
 
-_MUTATION = re.compile(r"\b(podResume|podStop|podTerminate)\s*\(")
+_MUTATION = re.compile(r"\b(podResume|podBidResume|podStop|podTerminate)\s*\(")
+#: The GraphQL mutation each REST v2 action stands for, so ``operations()`` reads the same either way.
+_ACTION_ROOT = {"start": "podResume", "stop": "podStop", "terminate": "podTerminate", "restart": "podRestart"}
 _INLINE_POD_ID = re.compile(r'podId:\s*"([^"]+)"')
 _INLINE_GPU_COUNT = re.compile(r"gpuCount:\s*(\d+)")
 _ACCOUNT_FIELDS = ("id", "clientBalance", "currentSpendPerHr", "spendLimit")
@@ -83,16 +92,21 @@ def make_runtime(*, uptime: int = 3600, gpu_util: float | None = 0.0, memory_uti
 
 def make_pod(pod_id: str, name: str, *, gpu: str = "NVIDIA GeForce RTX 4090", gpu_count: int = 1,
              cost_per_hr: float = 0.69, running: bool = True, image: str = "runpod/comfyui:latest",
+             pod_type: str = "RESERVED", bid: float | None = None, volume_gb: float = 0,
              **runtime: Any) -> dict[str, Any]:
-    """A wire-shaped pod as ``myself { pods { … } }`` returns it; ``runtime`` → ``make_runtime``."""
+    """A wire-shaped pod as ``myself { pods { … } }`` returns it; ``runtime`` → ``make_runtime``.
+    ``pod_type="INTERRUPTABLE"`` with a ``bid`` makes a spot pod."""
     return {
+        "ports": "8188/http,22/tcp",
+        "volumeInGb": volume_gb,
+        "lowestBidPriceToResume": bid,
         "id": pod_id,
         "name": name,
         "desiredStatus": "RUNNING" if running else "EXITED",
         "imageName": image,
         "costPerHr": cost_per_hr,
         "gpuCount": gpu_count,
-        "podType": "RESERVED",
+        "podType": pod_type,
         "machine": {"gpuDisplayName": gpu, "podHostId": f"{pod_id}-64410b1f"},
         "runtime": make_runtime(gpu_count=gpu_count, **runtime) if running else None,
     }
@@ -146,6 +160,8 @@ class FakeRunPod:
         self.rate_limited: float | bool = False
         self.server_error: int | None = None
         self.delay = 0.0
+        self.rest_available = True
+        self.graphql_available = True
         self.requests: list[dict[str, Any]] = []
         #: The schema errors of every operation refused so far.
         self.refused: list[list[str]] = []
@@ -158,6 +174,10 @@ class FakeRunPod:
         self._stopping.clear()
         app = web.Application()
         app.router.add_post("/graphql", self._handle)
+        app.router.add_get("/v2/pods", self._rest_pods)
+        app.router.add_get("/v2/pods/{id}", self._rest_pod)
+        app.router.add_post("/v2/pods/{id}/action", self._rest_action)
+        app.router.add_get("/v2/catalog/gpus", self._rest_gpus)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -194,12 +214,13 @@ class FakeRunPod:
         variables = body.get("variables") or {}
         mutation = _MUTATION.search(query)
         root = mutation.group(1) if mutation else ("gpuTypes" if "gpuTypes" in query else "myself")
-        self.requests.append({"operation": query, "root": root, "variables": variables})
-        if self.delay:
-            try:
-                await asyncio.wait_for(self._stopping.wait(), self.delay)
-            except asyncio.TimeoutError:
-                pass
+        if "pod(" in query and not mutation:
+            root = "pod"
+        self.requests.append({"api": "graphql", "operation": query, "root": root, "variables": variables,
+                              "user_agent": request.headers.get("User-Agent", "")})
+        await self._wait()
+        if not self.graphql_available:
+            return web.Response(status=404, text="404 page not found")
         if self.reject_key or request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return web.Response(status=401, text="Unauthorized")
         if invalid := schema_errors(query, variables):
@@ -218,6 +239,10 @@ class FakeRunPod:
             return self._mutate(root, query, variables)
         if root == "gpuTypes":
             return web.json_response({"data": {"gpuTypes": self.gpu_types}})
+        if root == "pod":
+            pod = self.pod(variables.get("input", {}).get("podId"))
+            fields = ("id", "podType", "lowestBidPriceToResume")
+            return web.json_response({"data": {"pod": {k: pod.get(k) for k in fields} if pod else None}})
         return web.json_response({"data": {"myself": self._myself(query)}})
 
     def _myself(self, query: str) -> dict[str, Any]:
@@ -248,11 +273,84 @@ class FakeRunPod:
             return web.json_response({"data": {"podTerminate": None}})
         if root == "podStop":
             pod.update(desiredStatus="EXITED", runtime=None)
+        elif (root == "podResume") != (pod["podType"] == "RESERVED"):
+            return web.json_response({"data": {root: None}, "errors": [{"message": (
+                "This is a spot pod: resume it with a bid" if root == "podResume"
+                else "This is an on-demand pod: it takes no bid"), "path": [root]}]})
         else:
             count = args.get("gpuCount")
             if count is None:
                 inline = _INLINE_GPU_COUNT.search(query)
                 count = int(inline.group(1)) if inline else 1
-            pod.update(desiredStatus="RUNNING", gpuCount=count,
-                       runtime=make_runtime(uptime=0, gpu_count=count))
+            pod.update(desiredStatus="RUNNING", gpuCount=count, runtime=make_runtime(uptime=0, gpu_count=count),
+                       **({"costPerHr": round(args["bidPerGpu"] * count, 4)} if root == "podBidResume" else {}))
         return web.json_response({"data": {root: {"id": pod["id"], "desiredStatus": pod["desiredStatus"]}}})
+
+    # -- REST v2 ---------------------------------------------------------------------------------
+
+    async def _wait(self) -> None:
+        if self.delay:
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.delay)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _rest_gate(self, request: web.Request, root: str, body: Any = None) -> web.Response | None:
+        """What every REST call meets before its own answer: delay, v2 present, key, limits."""
+        self.requests.append({"api": "rest", "operation": f"{request.method} {request.path}", "root": root,
+                              "variables": body, "user_agent": request.headers.get("User-Agent", "")})
+        await self._wait()
+        if not self.rest_available:
+            return web.Response(status=404, text="404 page not found")
+        if self.reject_key or request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return problem(401, "missing or invalid API key")
+        if self.rate_limited is not False:
+            headers = {} if self.rate_limited is True else {"Retry-After": f"{self.rate_limited:g}"}
+            return problem(429, "rate limit exceeded for the minute window", headers=headers)
+        if self.server_error:
+            return web.Response(status=self.server_error, text="<html>upstream error</html>")
+        return None
+
+    async def _rest_pods(self, request: web.Request) -> web.Response:
+        if refused := await self._rest_gate(request, "myself"):
+            return refused
+        return web.json_response({"pods": [rest_pod(p) for p in self.pods]})
+
+    async def _rest_pod(self, request: web.Request) -> web.Response:
+        if refused := await self._rest_gate(request, "pod"):
+            return refused
+        pod = self.pod(request.match_info["id"])
+        if pod is None:
+            return problem(404, "pod not found")
+        return web.json_response(rest_pod(pod))
+
+    async def _rest_gpus(self, request: web.Request) -> web.Response:
+        if refused := await self._rest_gate(request, "gpuTypes"):
+            return refused
+        return web.json_response({"gpus": [rest_gpu(g) for g in self.gpu_types]})
+
+    async def _rest_action(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        action = body.get("action") if isinstance(body, dict) else None
+        if refused := await self._rest_gate(request, _ACTION_ROOT.get(str(action), "podAction"), body):
+            return refused
+        if errors := action_body_errors(body):
+            return problem(400, "request body failed validation", errors=errors)
+        pod = self.pod(request.match_info["id"])
+        if pod is None:
+            return problem(404, "pod not found")
+        if self.mutation_errors:
+            return problem(500, "; ".join(self.mutation_errors))
+        if action not in ACTIONS_BY_STATUS.get(v2_status(pod), []):
+            return problem(409, f"cannot {action} a pod in status {v2_status(pod)}")
+        if action == "terminate":
+            self.pods.remove(pod)
+            return web.Response(status=204)
+        if action == "stop":
+            pod.update(desiredStatus="EXITED", runtime=None)
+        elif action == "start":
+            pod.update(desiredStatus="RUNNING", runtime=make_runtime(uptime=0, gpu_count=pod["gpuCount"]))
+        return web.json_response(rest_pod(pod))

@@ -13,6 +13,8 @@ OPERATIONS = {
     "POD_RESUME": {"input": {"podId": "p1", "gpuCount": 1}},
     "POD_STOP": {"input": {"podId": "p1"}},
     "POD_TERMINATE": {"input": {"podId": "p1"}},
+    "POD_BID_RESUME": {"input": {"podId": "p1", "bidPerGpu": 0.2, "gpuCount": 1}},
+    "POD_TYPE": {"input": {"podId": "p1"}},
 }
 
 

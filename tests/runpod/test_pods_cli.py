@@ -74,7 +74,7 @@ async def test_stop_and_start(runpod_env, capsys):
     assert "already stopped" in capsys.readouterr().out
     assert await run("start", "abc123xyz") == exit_codes.OK
     assert runpod_env.pod("abc123xyz")["desiredStatus"] == "RUNNING"
-    assert runpod_env.requests[-1]["variables"]["input"]["gpuCount"] == 1
+    assert runpod_env.requests[-1]["variables"] == {"action": "start"}
     assert await run("start", "abc123xyz") == exit_codes.OK
     assert "already running" in capsys.readouterr().out
 
