@@ -118,18 +118,20 @@ def _percent(value: float | None) -> str:
 async def run_list(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from pistachio_tui.runpod.pods import current_pod_id, short_gpu_name, summarize
+    from pistachio_tui.runpod.pods import current_pod_id, money_warnings, short_gpu_name, summarize
 
     async def action(client) -> int:
         overview = await client.overview()
         this_pod = current_pod_id()
         rows = summarize(overview.pods, this_pod)
         account = overview.account
+        warnings = money_warnings(account, overview.pods)
         if args.json:
             print(json.dumps({
                 "account": {**asdict(account), "hours_left": account.hours_left},
                 "this_pod": this_pod,
                 "pods": [r.to_json() for r in rows],
+                "warnings": warnings,
                 "note": SPEND_NOTE,
             }, indent=2))
             return exit_codes.OK
@@ -149,6 +151,8 @@ async def run_list(args: argparse.Namespace) -> int:
               f"balance {_money(account.client_balance)}{left}")
         if this_pod:
             print("* = this pod (Pistachio runs on it)")
+        for warning in warnings:
+            _say(f"warning: {warning}")
         _say(SPEND_NOTE)
         return exit_codes.OK
 

@@ -48,6 +48,12 @@ def _str(raw: dict[str, Any], key: str) -> str:
     return "" if value is None else str(value)
 
 
+#: RunPod's price of a stopped pod's volume disk, in $ per GB per month (a running pod's is half that).
+STOPPED_VOLUME_PER_GB_MONTH = 0.20
+#: RunPod bills storage monthly; this is its hours per month.
+HOURS_PER_MONTH = 730.0
+
+
 @dataclass(frozen=True)
 class PortMapping:
     """One exposed port: ``type`` is "tcp" (direct IP) or "http" (RunPod proxy)."""
@@ -113,9 +119,13 @@ class PodRuntime:
 
     @property
     def gpu_util_percent(self) -> float | None:
-        """Mean utilisation over the pod's GPUs, None when RunPod has no sample."""
+        """Utilisation of the pod's busiest GPU, None when RunPod has no sample.
+
+        The busiest, not the mean: one GPU of eight at 90% is a working pod,
+        which a mean (11%) would make look idle.
+        """
         values = [g.gpu_util_percent for g in self.gpus if g.gpu_util_percent is not None]
-        return sum(values) / len(values) if values else None
+        return max(values) if values else None
 
     @property
     def gpu_memory_percent(self) -> float | None:
@@ -173,6 +183,24 @@ class Pod:
     exposed_ports: tuple[str, ...] = ()
     #: The pod's own volume (``/workspace``) in GB; it bills while the pod is stopped too.
     volume_in_gb: float = 0.0
+    #: $/h after a savings plan (GraphQL ``adjustedCostPerHr``), None when RunPod did not say.
+    adjusted_cost_per_hr: float | None = None
+    #: True when the pod's data lives on a network volume (it survives a $0 balance).
+    network_volume: bool = False
+
+    @property
+    def billing_per_hr(self) -> float:
+        """What the pod costs per hour as it is now.
+
+        Running: its GPU rate (the savings-plan rate when it has one). Stopped:
+        only its volume, at RunPod's rate for a stopped pod's volume. RunPod's
+        own ``costPerHr`` for a stopped pod is the GPU rate it would resume at.
+        """
+        if self.is_running:
+            return self.adjusted_cost_per_hr if self.adjusted_cost_per_hr else self.cost_per_hr
+        if self.desired_status == "TERMINATED":
+            return 0.0
+        return self.volume_in_gb * STOPPED_VOLUME_PER_GB_MONTH / HOURS_PER_MONTH
 
     @property
     def is_running(self) -> bool:
@@ -209,6 +237,7 @@ class Pod:
             runtime=PodRuntime.from_wire(runtime) if runtime is not None else None,
             exposed_ports=tuple(p.strip() for p in _str(raw, "ports").split(",") if p.strip()),
             volume_in_gb=_num(raw, "volumeInGb") or 0.0,
+            adjusted_cost_per_hr=_num(raw, "adjustedCostPerHr"),
         )
 
     @classmethod
@@ -221,8 +250,8 @@ class Pod:
         status = _str(raw, "status").upper()
         gpu = raw.get("gpu")
         gpu = _obj(gpu, "a pod GPU") if gpu is not None else {}
-        mounts = raw.get("mounts")
-        persistent = _obj(mounts, "pod mounts").get("persistent") if mounts is not None else None
+        mounts = _obj(raw.get("mounts") or {}, "pod mounts")
+        persistent = mounts.get("persistent")
         runtime = raw.get("runtime")
         running = status == "RUNNING" and runtime is not None
         return cls(
@@ -236,6 +265,7 @@ class Pod:
             runtime=PodRuntime.from_rest(runtime) if running else None,
             exposed_ports=tuple(str(p) for p in _list(raw.get("ports"), "ports")),
             volume_in_gb=_num(_obj(persistent, "a volume"), "size") or 0.0 if persistent is not None else 0.0,
+            network_volume=bool(mounts.get("network")),
         )
 
 

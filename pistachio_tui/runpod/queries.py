@@ -13,6 +13,7 @@ POD_FIELDS = """
       desiredStatus
       imageName
       costPerHr
+      adjustedCostPerHr
       gpuCount
       podType
       ports
