@@ -7,6 +7,8 @@
     pistachio pods stop ID
     pistachio pods terminate ID --confirm NAME # refuses unless NAME is the pod's name
     pistachio pods gpus [--json]               # GPU types and prices
+    pistachio pods guard [--idle-minutes N] [--pod ID ...|--self] [--countdown S] [--once] [--json]
+                                               # stop idle pods, headless (on the pod, or anywhere)
 
 Exit codes: bad or missing key → USAGE, RunPod unreachable / rate limited /
 failing → UNREACHABLE, request refused (unknown pod…) → REJECTED.
@@ -42,6 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     start = actions.add_parser("start", help="start (resume) a stopped pod")
     start.add_argument("pod_id", metavar="ID")
     start.add_argument("--gpus", type=int, help="GPUs to attach (default: the pod's own count)")
+    start.add_argument("--bid", type=float, metavar="USD",
+                       help="spot pods: bid per GPU in $/h (default: RunPod's lowest bid to resume)")
     start.set_defaults(func=run_start)
 
     stop = actions.add_parser("stop", help="stop a pod (keeps its volume, ends GPU billing)")
@@ -57,6 +61,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gpus = actions.add_parser("gpus", help="GPU types and their $/h")
     gpus.add_argument("--json", action="store_true", help="print JSON on stdout")
     gpus.set_defaults(func=run_gpus)
+
+    guard = actions.add_parser(
+        "guard", help="stop idle pods after a countdown (never terminates), without the TUI",
+        description="Polls RunPod and stops pods that stay idle (busiest GPU, container CPU and the ComfyUI "
+                    "queue all quiet) for --idle-minutes, after a --countdown. Logs each decision. Run it on "
+                    "the pod itself with --self (RunPod sets RUNPOD_POD_ID), or anywhere with --pod.")
+    guard.add_argument("--idle-minutes", type=float, default=30.0, help="idle time before a pod is flagged")
+    guard.add_argument("--countdown", type=float, default=300.0, metavar="SECONDS",
+                       help="time between the flag and the stop (Ctrl-C to cancel)")
+    which = guard.add_mutually_exclusive_group()
+    which.add_argument("--pod", action="append", metavar="ID", help="guard this pod (repeatable; default: all)")
+    which.add_argument("--self", dest="this_pod", action="store_true", help="guard the pod this runs on")
+    guard.add_argument("--interval", type=float, default=30.0, metavar="SECONDS", help="time between polls")
+    guard.add_argument("--once", action="store_true", help="poll once and exit (for cron and tests)")
+    guard.add_argument("--json", action="store_true", help="log decisions as JSON lines")
+    guard.set_defaults(func=run_guard)
 
 
 def _say(message: str) -> None:
@@ -192,8 +212,9 @@ async def run_start(args: argparse.Namespace) -> int:
             print(f"{pod.name} ({pod.id}) is already running")
             return exit_codes.OK
         gpus = args.gpus if args.gpus is not None else max(pod.gpu_count, 1)
-        _say(f"Starting {pod.name} ({pod.id}) with {gpus} GPU(s) at about ${pod.cost_per_hr:.3f}/h…")
-        status = await client.start_pod(pod.id, gpus)
+        price = f" at about ${pod.cost_per_hr:.3f}/h" if pod.cost_per_hr else ""
+        _say(f"Starting {pod.name} ({pod.id}) with {gpus} GPU(s){price}…")
+        status = await client.start_pod(pod.id, gpus, bid_per_gpu=args.bid)
         print(f"{pod.name} ({pod.id}): {status.lower() or 'start requested'}")
         return exit_codes.OK
 
@@ -225,3 +246,74 @@ async def run_terminate(args: argparse.Namespace) -> int:
         return exit_codes.OK
 
     return await _with_client(action)
+
+
+async def run_guard(args: argparse.Namespace) -> int:
+    """The idle guard of the TUI (``PodsMonitor`` + ``IdleGuard``), headless, logging each decision."""
+    import asyncio
+    import time
+
+    import httpx
+
+    from pistachio_tui.runpod.idle import ActivityResumed, CountdownStarted, IdleFlagged, IdleGuard, StopNow
+    from pistachio_tui.runpod.monitor import PodsMonitor
+    from pistachio_tui.runpod.pods import current_pod_id, format_duration
+
+    watch = args.pod
+    if args.this_pod:
+        this_pod = current_pod_id()
+        if this_pod is None:
+            _say("error: --self needs RUNPOD_POD_ID (set by RunPod inside a pod); use --pod ID elsewhere")
+            return exit_codes.USAGE
+        watch = [this_pod]
+
+    def log(event: str, pod_id: str | None, message: str, **extra: Any) -> None:
+        if args.json:
+            print(json.dumps({"time": time.time(), "event": event, "pod": pod_id, "message": message, **extra}),
+                  flush=True)
+        else:
+            print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {event:<9} {pod_id or '-':<14} {message}", flush=True)
+
+    async def action(client) -> int:
+        from pistachio_tui.runpod.errors import RunPodError
+
+        guard = IdleGuard(idle_minutes=args.idle_minutes, auto_stop=True, countdown_seconds=args.countdown)
+        async with httpx.AsyncClient() as comfy_http:
+            monitor = PodsMonitor(client, guard=guard, comfy_http=comfy_http, watch=watch)
+            scope = ", ".join(watch) if watch else "every pod"
+            log("start", None, f"guarding {scope}: stop after {args.idle_minutes:g} min idle "
+                               f"+ {args.countdown:g} s countdown (never terminate)")
+            while True:
+                try:
+                    state = await monitor.refresh()
+                except RunPodError as exc:
+                    if args.once:
+                        raise
+                    log("error", None, f"{exc.message}; retrying in {args.interval:g} s")
+                else:
+                    names = {p.id: p.name or p.id for p in state.pods}
+                    for act in state.actions:
+                        name = names.get(act.pod_id, act.pod_id)
+                        if isinstance(act, IdleFlagged):
+                            what = "starting (no container yet)" if act.reason == "starting" else "idle"
+                            log("flagged", act.pod_id, f"{name} {what} for {format_duration(act.idle_seconds)}, "
+                                                       f"≈ ${act.idle_cost:.2f} meanwhile", reason=act.reason)
+                        elif isinstance(act, CountdownStarted):
+                            left = max(act.stop_at - time.monotonic(), 0.0)
+                            log("countdown", act.pod_id, f"{name} stops in {format_duration(left)} unless it gets busy")
+                        elif isinstance(act, ActivityResumed):
+                            log("busy", act.pod_id, f"{name} is busy again: countdown cancelled")
+                        elif isinstance(act, StopNow) and act.pod_id in state.stopped:
+                            log("stopped", act.pod_id, f"{name} stopped after {format_duration(act.idle_seconds)} "
+                                                       "idle; its volume is kept")
+                    for pod_id, why in state.stop_errors.items():
+                        log("error", pod_id, f"could not stop {names.get(pod_id, pod_id)}: {why}; will retry")
+                if args.once:
+                    return exit_codes.OK
+                await asyncio.sleep(args.interval)
+
+    try:
+        return await _with_client(action)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        log("exit", None, "guard stopped by the user; no countdown carried out")
+        return exit_codes.OK

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 import httpx
@@ -64,8 +64,13 @@ class PodsMonitor:
 
     def __init__(self, client: RunPodClient, *, guard: IdleGuard | None = None,
                  comfy_http: httpx.AsyncClient | None = None, this_pod_id: str | None = None,
+                 watch: Collection[str] | None = None, busy: Callable[[], Mapping[str, str]] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        """``watch`` limits the guard to these pod ids (None: every pod); ``busy`` says which
+        pods run work the app knows of (pod id → what), asked at each refresh."""
         self.client = client
+        self.watch = set(watch) if watch is not None else None
+        self._busy = busy
         self.guard = guard or IdleGuard(clock=clock)
         self._comfy_http = comfy_http
         self.this_pod_id = this_pod_id if this_pod_id is not None else current_pod_id()
@@ -84,7 +89,9 @@ class PodsMonitor:
         """Fetch, feed the guard, act on due stops. RunPod failures propagate as ``RunPodError``."""
         overview = await self.client.overview()
         now = self._clock()
-        self.guard.observe_pods(overview.pods, now, await self._queues(overview.pods))
+        guarded = [p for p in overview.pods if self.watch is None or p.id in self.watch]
+        busy = self._busy() if self._busy is not None else None
+        self.guard.observe_pods(guarded, now, await self._queues(guarded), busy)
         actions = self.guard.tick(now)
         stopped: list[str] = []
         stop_errors: dict[str, str] = {}

@@ -10,6 +10,7 @@ import socket
 import pytest
 
 from pistachio_tui.cli import exit_codes, pods_commands
+from tests.runpod.fake_graphql import make_pod
 
 SECRET = "rpa_SECRET123"
 
@@ -170,3 +171,59 @@ def test_registered_with_the_main_entry_point(capsys):
 
     assert main(["pods"]) == exit_codes.USAGE
     assert "RUNPOD_API_KEY" in capsys.readouterr().err
+
+
+@pytest.fixture
+def comfy_queues(monkeypatch):
+    """The ComfyUI queue of each pod as the guard reads it, without reaching RunPod's proxy."""
+    queues: dict[str, int | None] = {}
+
+    async def queue_length(url, client, timeout=3.0):
+        return queues.get(url.removeprefix("https://").split("-")[0])
+
+    monkeypatch.setattr("pistachio_tui.runpod.monitor.comfy_queue_length", queue_length)
+    return queues
+
+
+async def test_guard_stops_the_idle_pod_and_only_it(runpod_env, comfy_queues, capsys):
+    assert await run("guard", "--idle-minutes", "0", "--countdown", "0", "--once", "--json") == exit_codes.OK
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(e["event"], e["pod"]) for e in events] == [
+        ("start", None), ("flagged", "def456uvw"), ("countdown", "def456uvw"), ("stopped", "def456uvw")]
+    assert runpod_env.pod("def456uvw")["desiredStatus"] == "EXITED"
+    assert runpod_env.pod("abc123xyz")["desiredStatus"] == "RUNNING", "the busy pod is left alone"
+    assert "podTerminate" not in runpod_env.operations()
+
+
+async def test_guard_watches_only_the_pods_it_is_given(runpod_env, comfy_queues, capsys):
+    assert await run("guard", "--pod", "abc123xyz", "--idle-minutes", "0", "--countdown", "0", "--once") == 0
+    assert runpod_env.pod("def456uvw")["desiredStatus"] == "RUNNING"
+    assert "stopped" not in capsys.readouterr().out
+
+
+async def test_guard_on_the_pod_itself(runpod_env, comfy_queues, monkeypatch, capsys):
+    monkeypatch.delenv("RUNPOD_POD_ID", raising=False)
+    assert await run("guard", "--self", "--once") == exit_codes.USAGE
+    assert "RUNPOD_POD_ID" in capsys.readouterr().err
+    monkeypatch.setenv("RUNPOD_POD_ID", "def456uvw")
+    assert await run("guard", "--self", "--idle-minutes", "0", "--countdown", "0", "--once") == exit_codes.OK
+    assert runpod_env.pod("def456uvw")["desiredStatus"] == "EXITED"
+
+
+async def test_guard_leaves_a_pod_with_a_busy_cpu(runpod_env, comfy_queues, capsys):
+    runpod_env.pods[1]["runtime"]["container"]["cpuPercent"] = 60  # e.g. a model download
+    assert await run("guard", "--idle-minutes", "0", "--countdown", "0", "--once") == exit_codes.OK
+    assert runpod_env.pod("def456uvw")["desiredStatus"] == "RUNNING"
+
+
+async def test_guard_leaves_a_pod_with_prompts_in_its_comfyui_queue(runpod_env, comfy_queues, capsys):
+    comfy_queues["def456uvw"] = 2
+    assert await run("guard", "--idle-minutes", "0", "--countdown", "0", "--once") == exit_codes.OK
+    assert runpod_env.pod("def456uvw")["desiredStatus"] == "RUNNING"
+
+
+async def test_start_a_spot_pod_with_a_bid(runpod_env, capsys):
+    runpod_env.pods.append(make_pod("spot1", "cheap", running=False, pod_type="INTERRUPTABLE", bid=0.2))
+    assert await run("start", "spot1", "--bid", "0.25") == exit_codes.OK
+    bid = [r for r in runpod_env.requests if r["root"] == "podBidResume"][-1]
+    assert bid["variables"]["input"]["bidPerGpu"] == 0.25
