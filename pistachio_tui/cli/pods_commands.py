@@ -7,6 +7,7 @@
     pistachio pods stop ID
     pistachio pods terminate ID --confirm NAME # refuses unless NAME is the pod's name
     pistachio pods gpus [--json]               # GPU types and prices
+    pistachio pods comfy ID [--add]           # find the pod's ComfyUI (probes its HTTP ports); add it as a server
     pistachio pods guard [--idle-minutes N] [--pod ID ...|--self] [--countdown S] [--once] [--json]
                                                # stop idle pods, headless (on the pod, or anywhere)
 
@@ -61,6 +62,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gpus = actions.add_parser("gpus", help="GPU types and their $/h")
     gpus.add_argument("--json", action="store_true", help="print JSON on stdout")
     gpus.set_defaults(func=run_gpus)
+
+    comfy = actions.add_parser("comfy", help="find a pod's ComfyUI by probing its HTTP ports")
+    comfy.add_argument("pod_id", metavar="ID")
+    comfy.add_argument("--add", action="store_true", help="add it to the servers list when it answers")
+    comfy.set_defaults(func=run_comfy)
 
     guard = actions.add_parser(
         "guard", help="stop idle pods after a countdown (never terminates), without the TUI",
@@ -243,6 +249,32 @@ async def run_terminate(args: argparse.Namespace) -> int:
     async def action(client) -> int:
         pod = await client.terminate_pod(args.pod_id, confirm_name=args.confirm)
         print(f"{pod.name or pod.id} ({pod.id}): terminated — the pod and its volume are gone")
+        return exit_codes.OK
+
+    return await _with_client(action)
+
+
+async def run_comfy(args: argparse.Namespace) -> int:
+    import httpx
+
+    from pistachio_tui.config import ServerConfig, load_settings, save_settings
+    from pistachio_tui.runpod.pods import comfy_ports, current_pod_id, find_comfy
+
+    async def action(client) -> int:
+        pod = await client.pod(args.pod_id)
+        _say(f"Probing {pod.name or pod.id} on port(s) {', '.join(map(str, comfy_ports(pod)))}…")
+        async with httpx.AsyncClient() as http:
+            found = await find_comfy(pod, http, current_pod_id())
+        if found.url is None:
+            print(f"{pod.name or pod.id} ({pod.id}): {found.reason}")
+            return exit_codes.UNREACHABLE
+        print(found.url)
+        if args.add:
+            settings = load_settings()
+            if settings.server(found.url) is None:
+                settings.servers.append(ServerConfig(name=f"{pod.name or pod.id} (RunPod)", url=found.url))
+                save_settings(settings)
+                _say(f"added {found.url} to the servers list")
         return exit_codes.OK
 
     return await _with_client(action)

@@ -211,6 +211,51 @@ async def probe_comfy(url: str, client: httpx.AsyncClient, timeout: float = 3.0)
     return True
 
 
+def comfy_ports(pod: Pod) -> list[int]:
+    """The pod's HTTP ports where ComfyUI may listen, 8188 first.
+
+    Templates differ (8188 for most ComfyUI images, 3000 for some, others
+    behind a launcher), so every HTTP port the pod exposes is a candidate:
+    from its template's ``ports`` ("8188/http,22/tcp") and its live mappings.
+    A pod that says nothing about its ports gets 8188.
+    """
+    ports = [int(spec.split("/")[0]) for spec in pod.exposed_ports
+             if spec.endswith("/http") and spec.split("/")[0].isdigit()]
+    if pod.runtime is not None:
+        ports += [p.private_port for p in pod.runtime.ports if p.type == "http" and p.private_port]
+    unique = list(dict.fromkeys(ports or [COMFY_PORT]))
+    return sorted(unique, key=lambda port: port != COMFY_PORT)
+
+
+@dataclass(frozen=True)
+class ComfyFound:
+    """Where a pod's ComfyUI answers (``url``), or why it was not found (``reason``)."""
+
+    url: str | None
+    reason: str = ""
+    #: The pod bills but its ComfyUI is not (yet) up: image pulling, first boot, crash loop.
+    not_up_yet: bool = False
+
+
+async def find_comfy(pod: Pod, client: httpx.AsyncClient, this_pod_id: str | None = None,
+                     timeout: float = 3.0) -> ComfyFound:
+    """Probe the pod's candidate ports (``comfy_ports``) and say where ComfyUI answers."""
+    if not pod.is_running:
+        return ComfyFound(None, f"the pod is {pod.status}")
+    if pod.runtime is None:
+        return ComfyFound(None, "the pod is starting: its container is not up yet (image pull or first boot)",
+                          not_up_yet=True)
+    reasons = []
+    for port in comfy_ports(pod):
+        url = comfy_url(pod, this_pod_id, port)
+        answer = await probe_comfy(url, client, timeout)
+        if answer is True:
+            return ComfyFound(url)
+        reasons.append(f"port {port}: {answer}")
+    return ComfyFound(None, "ComfyUI does not answer yet (" + "; ".join(reasons) + ") — see the pod's logs",
+                      not_up_yet=True)
+
+
 async def comfy_queue_length(url: str, client: httpx.AsyncClient, timeout: float = 3.0) -> int | None:
     """Prompts running or waiting on ComfyUI at ``url`` (``GET /prompt``), None if unknown."""
     try:

@@ -227,3 +227,15 @@ async def test_start_a_spot_pod_with_a_bid(runpod_env, capsys):
     assert await run("start", "spot1", "--bid", "0.25") == exit_codes.OK
     bid = [r for r in runpod_env.requests if r["root"] == "podBidResume"][-1]
     assert bid["variables"]["input"]["bidPerGpu"] == 0.25
+
+
+async def test_pods_comfy_says_why_it_is_not_up(runpod_env, monkeypatch, capsys):
+    async def probe(url, client, timeout=3.0):
+        return "HTTP 502 from the proxy — ComfyUI is not listening yet"
+
+    monkeypatch.setattr("pistachio_tui.runpod.pods.probe_comfy", probe)
+    runpod_env.pods[0]["ports"] = "8188/http,3000/http,22/tcp"
+    assert await run("comfy", "abc123xyz") == exit_codes.UNREACHABLE
+    out, err = capsys.readouterr()
+    assert "port(s) 8188, 3000" in err
+    assert "port 8188: HTTP 502" in out and "port 3000: HTTP 502" in out and "logs" in out
