@@ -361,7 +361,7 @@ async def test_cancel_reaches_the_endpoint(endpoint):
     endpoint.job_seconds = 5
     target = target_for(endpoint)
     task = asyncio.create_task(target.run({}))
-    while not endpoint.jobs:
+    while not endpoint.status_calls:  # the target has the job id once it polls
         await asyncio.sleep(0.01)
     await target.cancel()
     with pytest.raises(TargetFailed, match="cancelled"):
@@ -374,7 +374,7 @@ async def test_a_run_torn_down_mid_job_cancels_it_on_the_endpoint(endpoint):
     endpoint.job_seconds = 5
     target = target_for(endpoint)
     task = asyncio.create_task(target.run({}))
-    while not endpoint.jobs:
+    while not endpoint.status_calls:  # the target has the job id once it polls
         await asyncio.sleep(0.01)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
