@@ -198,14 +198,25 @@ class ServerlessTarget:
                 status = await self._wait(job_id)
             except _GaveUp as exc:
                 status = await self._abandon(job_id, str(exc))
-            except asyncio.CancelledError:
-                # The batch is ending: a job left on the endpoint would still bill.
+            except (asyncio.CancelledError, TargetFailed):
+                # The batch is ending, or the endpoint refused to say more: a job left there would still bill.
                 await asyncio.shield(self._cancel_job(job_id))
                 raise
+            except Exception as exc:
+                # Anything this code did not foresee still ends the job, never the batch.
+                await asyncio.shield(self._cancel_job(job_id))
+                raise TargetFailed(f"{self.name} job {job_id}: unexpected {type(exc).__name__}: {exc}",
+                                   retry=False) from exc
         finally:
             self._jobs.discard(job_id)
         self.meter.add(status)
-        return await self._result(job_id, status)
+        try:
+            return await self._result(job_id, status)
+        except TargetFailed:
+            raise
+        except Exception as exc:
+            raise TargetFailed(f"{self.name} job {job_id}: unexpected {type(exc).__name__} reading its output: "
+                               f"{exc}", retry=False) from exc
 
     async def _submit(self, prompt: dict[str, Any]) -> str:
         job_input: dict[str, Any] = {"workflow": prompt}

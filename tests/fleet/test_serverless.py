@@ -408,3 +408,14 @@ async def test_a_batch_with_a_429_and_a_502_mid_poll_pays_for_each_job_once(tmp_
     assert endpoint.submissions == 8
     assert endpoint.cancels == []
     assert sorted(w["seed"] for w in endpoint.workflows) == list(range(1, 9))
+
+
+async def test_an_unforeseen_error_ends_the_job_not_the_batch(endpoint, monkeypatch):
+    """A bug of ours (here: reading the output raises KeyError) fails the job, never kills a batch worker."""
+    async def broken(self, job_id, output):
+        raise KeyError("images")
+
+    monkeypatch.setattr(ServerlessTarget, "_outputs", broken)
+    with pytest.raises(TargetFailed, match="unexpected KeyError reading its output") as err:
+        await run_one(endpoint)
+    assert not err.value.retry and endpoint.submissions == 1
