@@ -7,6 +7,7 @@
     pistachio pods stop ID
     pistachio pods terminate ID --confirm NAME # refuses unless NAME is the pod's name
     pistachio pods gpus [--json]               # GPU types and prices
+    pistachio pods create --template ID --gpu TYPE [--gpus N] [--volume ID] [--name NAME] [--yes] [--add-server]
     pistachio pods comfy ID [--add]           # find the pod's ComfyUI (probes its HTTP ports); add it as a server
     pistachio pods guard [--idle-minutes N] [--pod ID ...|--self] [--countdown S] [--once] [--json]
                                                # stop idle pods, headless (on the pod, or anywhere)
@@ -62,6 +63,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gpus = actions.add_parser("gpus", help="GPU types and their $/h")
     gpus.add_argument("--json", action="store_true", help="print JSON on stdout")
     gpus.set_defaults(func=run_gpus)
+
+    create = actions.add_parser("create", help="create an on-demand pod from a template (price and stock first)")
+    create.add_argument("--template", required=True, metavar="ID", help="RunPod template id (image, ports, volume)")
+    create.add_argument("--gpu", required=True, metavar="TYPE", help="GPU type id or name, e.g. 'RTX 4090'")
+    create.add_argument("--gpus", type=int, default=1, metavar="N", help="GPU count (default 1)")
+    create.add_argument("--volume", metavar="ID", help="a network volume to mount instead of the template's own")
+    create.add_argument("--name", help="pod name (default: the template's name)")
+    create.add_argument("--cloud", choices=("SECURE", "COMMUNITY"), help="cloud tier (RunPod's default: SECURE)")
+    create.add_argument("--spot", action="store_true", help="a spot (interruptible) pod: not offered by the API yet")
+    create.add_argument("--yes", action="store_true", help="do not ask before creating (it bills from now on)")
+    create.add_argument("--add-server", action="store_true",
+                        help="wait for its ComfyUI to answer and add it to the servers list")
+    create.add_argument("--wait", type=float, default=20.0, metavar="MINUTES", help="how long --add-server waits")
+    create.set_defaults(func=run_create)
 
     comfy = actions.add_parser("comfy", help="find a pod's ComfyUI by probing its HTTP ports")
     comfy.add_argument("pod_id", metavar="ID")
@@ -254,10 +269,80 @@ async def run_terminate(args: argparse.Namespace) -> int:
     return await _with_client(action)
 
 
+async def run_create(args: argparse.Namespace) -> int:
+    from pistachio_tui.runpod.pods import short_gpu_name
+
+    if args.spot:
+        _say("error: RunPod's REST API creates on-demand pods only; create a spot pod in the console, "
+             "then `pistachio pods start ID --bid X` resumes it with a bid")
+        return exit_codes.USAGE
+
+    async def action(client) -> int:
+        offer = await client.gpu_offer(args.gpu, args.gpus)
+        price = offer.secure_price if args.cloud != "COMMUNITY" else offer.community_price
+        stock = offer.availability or "unknown"
+        per_hr = f"${price * args.gpus:.3f}/h" if price else "price unknown"
+        print(f"{args.gpus}× {short_gpu_name(offer.display_name)} ({offer.memory_in_gb} GB): {per_hr} "
+              f"({args.cloud or 'SECURE'} cloud), stock {stock}; template {args.template}")
+        if stock == "NONE":
+            _say("error: none in stock right now; try another GPU type or cloud, or later")
+            return exit_codes.REJECTED
+        if not args.yes:
+            if not sys.stdin.isatty():
+                _say("error: not a terminal: pass --yes to create the pod (it bills from now on)")
+                return exit_codes.USAGE
+            if input("Create it? It bills from now on [y/N] ").strip().lower() not in ("y", "yes"):
+                _say("not created")
+                return exit_codes.OK
+        pod = await client.create_pod(name=args.name or f"pistachio-{args.template}", template_id=args.template,
+                                      gpu_type=offer.id, gpu_count=args.gpus, network_volume=args.volume,
+                                      cloud=args.cloud)
+        print(f"{pod.name} ({pod.id}): {pod.status}")
+        if not args.add_server:
+            _say(f"`pistachio pods comfy {pod.id} --add` adds its ComfyUI once it answers")
+            return exit_codes.OK
+        return await _wait_and_add(client, pod.id, args.wait * 60)
+
+    return await _with_client(action)
+
+
+async def _wait_and_add(client, pod_id: str, patience_s: float) -> int:
+    """Poll a new pod until its ComfyUI answers, then add it to the servers list."""
+    import asyncio
+    import time
+
+    import httpx
+
+    from pistachio_tui.runpod.pods import current_pod_id, find_comfy
+
+    deadline = time.monotonic() + patience_s
+    async with httpx.AsyncClient() as http:
+        while True:
+            found = await find_comfy(await client.pod(pod_id), http, current_pod_id())
+            if found.url is not None:
+                _add_server(found.url, pod_id)
+                print(found.url)
+                return exit_codes.OK
+            if time.monotonic() >= deadline:
+                _say(f"gave up waiting: {found.reason}")
+                return exit_codes.UNREACHABLE
+            _say(f"waiting: {found.reason}")
+            await asyncio.sleep(min(15.0, max(deadline - time.monotonic(), 0.0)))
+
+
+def _add_server(url: str, name: str) -> None:
+    from pistachio_tui.config import ServerConfig, load_settings, save_settings
+
+    settings = load_settings()
+    if settings.server(url) is None:
+        settings.servers.append(ServerConfig(name=f"{name} (RunPod)", url=url))
+        save_settings(settings)
+        _say(f"added {url} to the servers list")
+
+
 async def run_comfy(args: argparse.Namespace) -> int:
     import httpx
 
-    from pistachio_tui.config import ServerConfig, load_settings, save_settings
     from pistachio_tui.runpod.pods import comfy_ports, current_pod_id, find_comfy
 
     async def action(client) -> int:
@@ -270,11 +355,7 @@ async def run_comfy(args: argparse.Namespace) -> int:
             return exit_codes.UNREACHABLE
         print(found.url)
         if args.add:
-            settings = load_settings()
-            if settings.server(found.url) is None:
-                settings.servers.append(ServerConfig(name=f"{pod.name or pod.id} (RunPod)", url=found.url))
-                save_settings(settings)
-                _say(f"added {found.url} to the servers list")
+            _add_server(found.url, pod.name or pod.id)
         return exit_codes.OK
 
     return await _with_client(action)

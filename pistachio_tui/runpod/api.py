@@ -14,6 +14,8 @@ call                          REST v2                                GraphQL
 pods(), pod()                 ``GET /v2/pods``, ``/v2/pods/{id}``    fallback (``myself.pods``)
 start_pod() on-demand         ``POST /v2/pods/{id}/action`` start    fallback (``podResume``)
 start_pod() spot              —                                      ``podBidResume`` (+ ``pod``)
+create_pod()                  ``GET /v2/templates/{id}``,            —
+                              ``POST /v2/pods``
 stop_pod(), terminate_pod()   ``POST /v2/pods/{id}/action``          fallback
 gpu_types()                   ``GET /v2/catalog/gpus``               spot prices, fallback
 account() / overview()        —                                      ``myself`` balance fields
@@ -352,6 +354,37 @@ class RunPodClient:
                 self._rest_gone(exc)
         await self.execute(queries.POD_TERMINATE, {"input": {"podId": pod.id}})
         return pod
+
+    async def gpu_offer(self, gpu_type: str, count: int = 1) -> GpuType:
+        """One GPU type with its price and current stock for ``count`` GPUs (REST's catalog)."""
+        for raw in await self._rest.gpu_types(availability=True, count=count):
+            gpu = GpuType.from_rest(raw)
+            if gpu_type in (gpu.id, gpu.display_name):
+                return gpu
+        raise BadResponse(f"RunPod has no GPU type {gpu_type!r} — `pistachio pods gpus` lists them")
+
+    async def create_pod(self, *, name: str, template_id: str, gpu_type: str, gpu_count: int = 1,
+                         network_volume: str | None = None, cloud: str | None = None) -> Pod:
+        """A new on-demand pod from a template (REST only: GraphQL's deploy takes other inputs).
+
+        The template's container settings (image, args, disk, ports, env,
+        registry, volume) are spread into the request, as RunPod's v2 API asks;
+        ``network_volume`` replaces the template's own volume, mounted where
+        the template puts it.
+        """
+        template = await self._rest.template(template_id)
+        body: dict[str, Any] = {key: template[key] for key in ("image", "args", "disk", "ports", "env", "registry")
+                                if template.get(key) not in (None, "", [], {})}
+        body.update(name=name, gpu={"id": gpu_type, "count": gpu_count})
+        persistent = (template.get("mounts") or {}).get("persistent")
+        if network_volume:
+            path = persistent.get("path") if isinstance(persistent, dict) else "/workspace"
+            body["mounts"] = {"network": [{"volumeId": network_volume, "path": path or "/workspace"}]}
+        elif isinstance(persistent, dict):
+            body["mounts"] = {"persistent": persistent}
+        if cloud:
+            body["cloud"] = cloud
+        return Pod.from_rest(await self._rest.create_pod(body))
 
     async def _rest_action(self, pod_id: str, action: str) -> str:
         pod = await self._rest.action(pod_id, action)

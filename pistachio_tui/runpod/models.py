@@ -291,6 +291,8 @@ class GpuType:
     secure_spot_price: float | None = None
     community_spot_price: float | None = None
     lowest: LowestPrice = LowestPrice(None, None)
+    #: Stock as REST's catalog says when asked: NONE, LOW, MEDIUM, HIGH (None: not asked or not known).
+    availability: str | None = None
 
     @property
     def on_demand_price(self) -> float | None:
@@ -342,6 +344,7 @@ class GpuType:
             community_cloud=community,
             secure_price=_num(price, "secure") if secure else None,
             community_price=_num(price, "community") if community else None,
+            availability=_str(raw, "availability") or None,
         )
 
 

@@ -61,9 +61,10 @@ class RestClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def request(self, method: str, path: str, *, pod_id: str | None = None,
+    async def request(self, method: str, path: str, *, missing: RunPodError | None = None,
                       json: dict[str, Any] | None = None, params: dict[str, Any] | None = None) -> Any:
-        """One call; the decoded JSON body (None for 204). ``pod_id`` turns a 404 into ``PodNotFound``."""
+        """One call; the decoded JSON body (None for 204). ``missing`` is raised for a 404 problem
+        (the thing asked for does not exist)."""
         started = time.monotonic()
         try:
             response = await self._http.request(method, path, json=json, params=params)
@@ -89,8 +90,8 @@ class RestClient:
             raise ApiKeyRejected()
         if status == 429:
             raise RateLimited(retry_after_s(response.headers.get("Retry-After")))
-        if status == 404 and pod_id is not None and problem:
-            raise PodNotFound(pod_id)
+        if status == 404 and missing is not None and problem:
+            raise missing
         if status in (404, 405, 501) and not problem:
             raise RestUnavailable(f"RunPod's REST API v2 is not available at {self.base_url} (HTTP {status})")
         if status == 409:
@@ -119,7 +120,7 @@ class RestClient:
         return pods
 
     async def pod(self, pod_id: str) -> dict[str, Any]:
-        body = await self.request("GET", f"/pods/{_safe(pod_id)}", pod_id=pod_id)
+        body = await self.request("GET", f"/pods/{_safe(pod_id)}", missing=PodNotFound(pod_id))
         if not isinstance(body, dict):
             raise BadResponse("RunPod answered a pod that is not an object")
         return body
@@ -128,22 +129,38 @@ class RestClient:
         """Apply a pod action; the updated pod, or None after ``terminate`` (204)."""
         if action not in POD_ACTIONS:
             raise ValueError(f"unknown pod action {action!r}")
-        body = await self.request("POST", f"/pods/{_safe(pod_id)}/action", pod_id=pod_id, json={"action": action})
+        body = await self.request("POST", f"/pods/{_safe(pod_id)}/action", missing=PodNotFound(pod_id),
+                                  json={"action": action})
         return body if isinstance(body, dict) else None
 
-    async def gpu_types(self) -> list[dict[str, Any]]:
-        body = await self.request("GET", "/catalog/gpus")
+    async def template(self, template_id: str) -> dict[str, Any]:
+        missing = RunPodError(f"No template {template_id!r} in RunPod — the console lists yours and the public ones")
+        body = await self.request("GET", f"/templates/{_safe(template_id, missing)}", missing=missing)
+        if not isinstance(body, dict):
+            raise BadResponse("RunPod answered a template that is not an object")
+        return body
+
+    async def create_pod(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /v2/pods`` (a ``CreatePodRequest``); the new pod, PROVISIONING."""
+        pod = await self.request("POST", "/pods", json=body)
+        if not isinstance(pod, dict):
+            raise BadResponse("RunPod answered the new pod with something that is not an object")
+        return pod
+
+    async def gpu_types(self, *, availability: bool = False, count: int = 1) -> list[dict[str, Any]]:
+        params = {"include": "AVAILABILITY", "count": count} if availability else None
+        body = await self.request("GET", "/catalog/gpus", params=params)
         gpus = body.get("gpus") if isinstance(body, dict) else None
         if not isinstance(gpus, list):
             raise BadResponse("RunPod answered the GPU catalog without 'gpus'")
         return gpus
 
 
-def _safe(pod_id: str) -> str:
-    """A pod id as a path segment: RunPod ids are alphanumeric, anything else is refused here."""
-    if not pod_id or not pod_id.replace("_", "").replace("-", "").isalnum():
-        raise PodNotFound(pod_id)
-    return pod_id
+def _safe(resource_id: str, missing: RunPodError | None = None) -> str:
+    """An id as a path segment: RunPod ids are alphanumeric, anything else is refused here."""
+    if not resource_id or not resource_id.replace("_", "").replace("-", "").isalnum():
+        raise missing or PodNotFound(resource_id)
+    return resource_id
 
 
 def _problem(response: httpx.Response) -> dict[str, Any]:

@@ -41,7 +41,16 @@ import graphql
 from aiohttp import web
 from graphql.execution.values import get_variable_values
 
-from tests.runpod.fake_rest import ACTIONS_BY_STATUS, action_body_errors, problem, rest_gpu, rest_pod, v2_status
+from tests.runpod.fake_rest import (
+    ACTIONS_BY_STATUS,
+    action_body_errors,
+    comfy_template,
+    create_pod_errors,
+    problem,
+    rest_gpu,
+    rest_pod,
+    v2_status,
+)
 
 DEFAULT_KEY = "rpa_FAKEKEY0123456789"
 
@@ -161,6 +170,9 @@ class FakeRunPod:
         self.server_error: int | None = None
         self.delay = 0.0
         self.rest_available = True
+        self.templates = {"tpl_comfy": comfy_template()}
+        #: GPU id → stock level the catalog reports when asked (default HIGH).
+        self.stock: dict[str, str] = {}
         self.graphql_available = True
         self.requests: list[dict[str, Any]] = []
         #: The schema errors of every operation refused so far.
@@ -178,6 +190,8 @@ class FakeRunPod:
         app.router.add_get("/v2/pods/{id}", self._rest_pod)
         app.router.add_post("/v2/pods/{id}/action", self._rest_action)
         app.router.add_get("/v2/catalog/gpus", self._rest_gpus)
+        app.router.add_get("/v2/templates/{id}", self._rest_template)
+        app.router.add_post("/v2/pods", self._rest_create)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -327,7 +341,36 @@ class FakeRunPod:
     async def _rest_gpus(self, request: web.Request) -> web.Response:
         if refused := await self._rest_gate(request, "gpuTypes"):
             return refused
-        return web.json_response({"gpus": [rest_gpu(g) for g in self.gpu_types]})
+        gpus = [rest_gpu(g) for g in self.gpu_types]
+        if request.query.get("include") == "AVAILABILITY":
+            for gpu in gpus:
+                gpu["availability"] = self.stock.get(gpu["id"], "HIGH")
+        return web.json_response({"gpus": gpus})
+
+    async def _rest_template(self, request: web.Request) -> web.Response:
+        if refused := await self._rest_gate(request, "template"):
+            return refused
+        template = self.templates.get(request.match_info["id"])
+        return web.json_response(template) if template else problem(404, "template not found")
+
+    async def _rest_create(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if refused := await self._rest_gate(request, "podCreate", body):
+            return refused
+        if errors := create_pod_errors(body):
+            return problem(400, "request body failed validation", errors=errors)
+        gpu_type = next((g for g in self.gpu_types if g["id"] == body["gpu"]["id"]), None)
+        if gpu_type is None or self.stock.get(gpu_type["id"]) == "NONE":
+            return problem(422, f"no {body['gpu']['id']} available with the requested configuration")
+        count = body["gpu"].get("count", 1)
+        pod = make_pod(f"new{len(self.pods) + 1:03d}", body["name"], gpu=gpu_type["id"], gpu_count=count,
+                       cost_per_hr=round((gpu_type["securePrice"] or 0) * count, 4), image=body["image"],
+                       volume_gb=(body.get("mounts") or {}).get("persistent", {}).get("size", 0))
+        pod.update(runtime=None, ports=",".join(body.get("ports") or []))
+        self.pods.append(pod)
+        created = rest_pod(pod)
+        created["status"] = "PROVISIONING"
+        return web.json_response(created, status=201)
 
     async def _rest_action(self, request: web.Request) -> web.Response:
         try:

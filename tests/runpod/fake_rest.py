@@ -4,7 +4,10 @@ Follows RunPod's published v2 OpenAPI document (the snapshot RunPod's MCP server
 vendors): ``GET /v2/pods`` → ``{"pods": [Pod]}``, ``GET /v2/pods/{id}``,
 ``POST /v2/pods/{id}/action`` (body exactly ``{"action": start|stop|restart|terminate}``,
 200 with the pod, 204 for terminate, 409 when the status does not allow it),
-``GET /v2/catalog/gpus`` → ``{"gpus": [GpuType]}``. Errors are problem documents
+``GET /v2/catalog/gpus`` → ``{"gpus": [GpuType]}`` (with ``availability`` when asked
+``include=AVAILABILITY``), ``GET /v2/templates/{id}``, ``POST /v2/pods`` (a
+``CreatePodRequest``: ``name`` and ``image`` required, exactly one of ``gpu``/``cpu``,
+no other properties; 201 with the pod, PROVISIONING). Errors are problem documents
 ``{"title", "status", "detail", "errors"?}`` served as ``application/problem+json``;
 a 429 carries ``Retry-After``. A host without v2 answers a plain-text 404.
 """
@@ -94,3 +97,33 @@ def action_body_errors(body: Any) -> list[str]:
     elif body["action"] not in ("start", "stop", "restart", "terminate"):
         errors.append("$.action: value must be one of 'start', 'stop', 'restart', 'terminate'")
     return errors
+
+
+#: The top-level properties a ``CreatePodRequest`` may have (``unevaluatedProperties: false``).
+CREATE_POD_PROPERTIES = {"image", "args", "disk", "ports", "env", "registry", "name", "mounts", "gpu", "cpu",
+                         "cloud", "dataCenterIds", "globalNetworking"}
+
+
+def create_pod_errors(body: Any) -> list[str]:
+    """Why a ``CreatePodRequest`` body fails v2's schema."""
+    if not isinstance(body, dict):
+        return ["$: expected object"]
+    errors = [f"$: additional properties '{k}' not allowed" for k in body if k not in CREATE_POD_PROPERTIES]
+    errors += [f"$: missing property '{k}'" for k in ("name", "image") if not body.get(k)]
+    if ("gpu" in body) == ("cpu" in body):
+        errors.append("$: exactly one of 'gpu' or 'cpu' is required")
+    gpu = body.get("gpu")
+    if isinstance(gpu, dict) and (set(gpu) - {"id", "count"} or "id" not in gpu):
+        errors.append("$.gpu: expected {id, count}")
+    mounts = body.get("mounts") or {}
+    if "persistent" in mounts and "network" in mounts:
+        errors.append("$.mounts: persistent and network are mutually exclusive")
+    return errors
+
+
+def comfy_template() -> dict[str, Any]:
+    """A v2 ``Template`` for a ComfyUI image, as ``GET /v2/templates/{id}`` returns it."""
+    return {"id": "tpl_comfy", "name": "ComfyUI", "image": "runpod/comfyui:latest", "args": "", "disk": 30,
+            "ports": ["8188/http", "22/tcp"], "env": {"COMFY_ARGS": "--listen"}, "registry": None,
+            "mounts": {"persistent": {"size": 50, "path": "/workspace"}}, "serverless": False, "public": True,
+            "category": "NVIDIA"}

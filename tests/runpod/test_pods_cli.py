@@ -239,3 +239,53 @@ async def test_pods_comfy_says_why_it_is_not_up(runpod_env, monkeypatch, capsys)
     out, err = capsys.readouterr()
     assert "port(s) 8188, 3000" in err
     assert "port 8188: HTTP 502" in out and "port 3000: HTTP 502" in out and "logs" in out
+
+
+async def test_create_from_a_template_shows_price_and_stock_first(runpod_env, capsys):
+    code = await run("create", "--template", "tpl_comfy", "--gpu", "RTX 4090", "--gpus", "2", "--name", "mine",
+                     "--yes")
+    assert code == exit_codes.OK
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "2× RTX 4090 (24 GB): $1.380/h (SECURE cloud), stock HIGH; template tpl_comfy"
+    assert "mine (new004): starting" in out
+    body = [r for r in runpod_env.requests if r["root"] == "podCreate"][-1]["variables"]
+    assert body["image"] == "runpod/comfyui:latest" and body["ports"] == ["8188/http", "22/tcp"]
+    assert body["gpu"] == {"id": "NVIDIA GeForce RTX 4090", "count": 2}
+    assert body["mounts"] == {"persistent": {"size": 50, "path": "/workspace"}}
+
+
+async def test_create_with_a_network_volume_and_no_stock(runpod_env, capsys):
+    assert await run("create", "--template", "tpl_comfy", "--gpu", "NVIDIA A40", "--volume", "vol_1", "--yes") == 0
+    body = [r for r in runpod_env.requests if r["root"] == "podCreate"][-1]["variables"]
+    assert body["mounts"] == {"network": [{"volumeId": "vol_1", "path": "/workspace"}]}
+    runpod_env.stock["NVIDIA A40"] = "NONE"
+    assert await run("create", "--template", "tpl_comfy", "--gpu", "NVIDIA A40", "--yes") == exit_codes.REJECTED
+    assert "none in stock" in capsys.readouterr().err
+
+
+async def test_create_asks_first_and_refuses_spot(runpod_env, monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert await run("create", "--template", "tpl_comfy", "--gpu", "RTX 4090") == exit_codes.USAGE
+    assert await run("create", "--template", "tpl_comfy", "--gpu", "RTX 4090", "--spot") == exit_codes.USAGE
+    assert not [r for r in runpod_env.requests if r["root"] == "podCreate"]
+    assert await run("create", "--template", "nope", "--gpu", "RTX 4090", "--yes") == exit_codes.FAILED
+    assert "No template 'nope'" in capsys.readouterr().err
+
+
+async def test_create_waits_for_comfyui_and_adds_it_as_a_server(runpod_env, monkeypatch, capsys):
+    from pistachio_tui.config import load_settings
+    from pistachio_tui.runpod.pods import ComfyFound
+
+    answers = [ComfyFound(None, "the pod is starting", not_up_yet=True)]
+
+    async def find(pod, client, this_pod_id=None, timeout=3.0):
+        return answers.pop(0) if answers else ComfyFound(f"https://{pod.id}-8188.proxy.runpod.net")
+
+    async def no_wait(seconds):
+        return None
+
+    monkeypatch.setattr("pistachio_tui.runpod.pods.find_comfy", find)
+    monkeypatch.setattr("asyncio.sleep", no_wait)
+    assert await run("create", "--template", "tpl_comfy", "--gpu", "RTX 4090", "--yes", "--add-server") == 0
+    assert [s.url for s in load_settings().servers] == ["https://new004-8188.proxy.runpod.net"]
+    assert "waiting: the pod is starting" in capsys.readouterr().err
