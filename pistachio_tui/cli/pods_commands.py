@@ -8,6 +8,7 @@
     pistachio pods terminate ID --confirm NAME # refuses unless NAME is the pod's name
     pistachio pods gpus [--json]               # GPU types and prices
     pistachio pods create --template ID --gpu TYPE [--gpus N] [--volume ID] [--name NAME] [--yes] [--add-server]
+    pistachio pods logs ID [--tail N]          # the pod's last log lines (container and system)
     pistachio pods comfy ID [--add]           # find the pod's ComfyUI (probes its HTTP ports); add it as a server
     pistachio pods guard [--idle-minutes N] [--pod ID ...|--self] [--countdown S] [--once] [--json]
                                                # stop idle pods, headless (on the pod, or anywhere)
@@ -77,6 +78,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="wait for its ComfyUI to answer and add it to the servers list")
     create.add_argument("--wait", type=float, default=20.0, metavar="MINUTES", help="how long --add-server waits")
     create.set_defaults(func=run_create)
+
+    logs = actions.add_parser("logs", help="a pod's last log lines: why ComfyUI is not up yet")
+    logs.add_argument("pod_id", metavar="ID")
+    logs.add_argument("--tail", type=int, default=100, metavar="N", help="how many lines (at most 5000)")
+    logs.set_defaults(func=run_logs)
 
     comfy = actions.add_parser("comfy", help="find a pod's ComfyUI by probing its HTTP ports")
     comfy.add_argument("pod_id", metavar="ID")
@@ -340,6 +346,15 @@ def _add_server(url: str, name: str) -> None:
         _say(f"added {url} to the servers list")
 
 
+async def run_logs(args: argparse.Namespace) -> int:
+    async def action(client) -> int:
+        for entry in await client.pod_logs(args.pod_id, tail=max(1, min(args.tail, 5000))):
+            print(f"{entry.ts} {entry.source:<9} {entry.line}")
+        return exit_codes.OK
+
+    return await _with_client(action)
+
+
 async def run_comfy(args: argparse.Namespace) -> int:
     import httpx
 
@@ -352,6 +367,8 @@ async def run_comfy(args: argparse.Namespace) -> int:
             found = await find_comfy(pod, http, current_pod_id())
         if found.url is None:
             print(f"{pod.name or pod.id} ({pod.id}): {found.reason}")
+            if found.not_up_yet:
+                _say(f"`pistachio pods logs {pod.id}` shows what the pod is doing")
             return exit_codes.UNREACHABLE
         print(found.url)
         if args.add:

@@ -14,6 +14,7 @@ call                          REST v2                                GraphQL
 pods(), pod()                 ``GET /v2/pods``, ``/v2/pods/{id}``    fallback (``myself.pods``)
 start_pod() on-demand         ``POST /v2/pods/{id}/action`` start    fallback (``podResume``)
 start_pod() spot              —                                      ``podBidResume`` (+ ``pod``)
+pod_logs()                    ``GET /v2/pods/{id}/logs`` (SSE)       —
 create_pod()                  ``GET /v2/templates/{id}``,            —
                               ``POST /v2/pods``
 stop_pod(), terminate_pod()   ``POST /v2/pods/{id}/action``          fallback
@@ -52,11 +53,12 @@ from pistachio_tui.runpod.errors import (
     GraphQLUnavailable,
     PodNotFound,
     RateLimited,
+    RunPodError,
     RunPodServerError,
     RunPodUnreachable,
 )
 from pistachio_tui.runpod.http import USER_AGENT, RunPodAuth, retry_after_s
-from pistachio_tui.runpod.models import Account, GpuType, LowestPrice, Overview, Pod
+from pistachio_tui.runpod.models import Account, GpuType, LogLine, LowestPrice, Overview, Pod
 from pistachio_tui.runpod.rest import RestClient, RestUnavailable
 
 log = logging.getLogger(__name__)
@@ -354,6 +356,15 @@ class RunPodClient:
                 self._rest_gone(exc)
         await self.execute(queries.POD_TERMINATE, {"input": {"podId": pod.id}})
         return pod
+
+    async def pod_logs(self, pod_id: str, tail: int = 200) -> list[LogLine]:
+        """The pod's last ``tail`` log lines (container and system), oldest first. REST only."""
+        try:
+            return [LogLine.from_rest(e) for e in await self._rest.pod_logs(pod_id, tail=tail)]
+        except RestUnavailable as exc:
+            self._rest_gone(exc)
+            raise RunPodError(f"Pod logs need RunPod's REST API v2, which {self._rest.base_url} does not serve; "
+                              "the RunPod console shows them") from None
 
     async def gpu_offer(self, gpu_type: str, count: int = 1) -> GpuType:
         """One GPU type with its price and current stock for ``count`` GPUs (REST's catalog)."""

@@ -375,3 +375,17 @@ class Overview:
 
     account: Account
     pods: list[Pod]
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line of a pod's log: ``source`` is "container" or "system"."""
+
+    ts: str
+    source: str
+    line: str
+
+    @classmethod
+    def from_rest(cls, raw: Any) -> LogLine:
+        raw = _obj(raw, "a log event")
+        return cls(_str(raw, "ts"), _str(raw, "source"), _str(raw, "line"))

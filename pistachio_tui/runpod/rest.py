@@ -14,6 +14,8 @@ the caller falls back to GraphQL. Every other failure is a real answer.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import time
 from typing import Any
@@ -68,23 +70,31 @@ class RestClient:
         started = time.monotonic()
         try:
             response = await self._http.request(method, path, json=json, params=params)
-        except httpx.TimeoutException:
-            raise RunPodUnreachable(f"The RunPod API at {self.base_url} did not answer within {self.timeout:g} s"
-                                    " — check your connection, or try again") from None
         except httpx.HTTPError as exc:
-            raise RunPodUnreachable(f"Cannot reach the RunPod API at {self.base_url} — check your internet "
-                                    f"connection ({type(exc).__name__})") from None
+            raise self._unreachable(exc) from None
         log.debug("RunPod REST %s %s: HTTP %s in %.2f s", method, path, response.status_code,
                   time.monotonic() - started)
-        status = response.status_code
-        if status == 204:
+        if response.status_code == 204:
             return None
-        problem = {k: self._scrub(v) for k, v in _problem(response).items()}
+        self._raise_for(response, missing)
+        try:
+            return response.json()
+        except ValueError:
+            raise BadResponse(f"The RunPod API at {self.base_url} answered something that is not JSON") from None
+
+    def _unreachable(self, exc: httpx.HTTPError) -> RunPodUnreachable:
+        if isinstance(exc, httpx.TimeoutException):
+            return RunPodUnreachable(f"The RunPod API at {self.base_url} did not answer within {self.timeout:g} s"
+                                     " — check your connection, or try again")
+        return RunPodUnreachable(f"Cannot reach the RunPod API at {self.base_url} — check your internet "
+                                 f"connection ({type(exc).__name__})")
+
+    def _raise_for(self, response: httpx.Response, missing: RunPodError | None) -> None:
+        """The typed error of an error answer; nothing for a success."""
+        status = response.status_code
         if status < 400:
-            try:
-                return response.json()
-            except ValueError:
-                raise BadResponse(f"The RunPod API at {self.base_url} answered something that is not JSON") from None
+            return
+        problem = {k: self._scrub(v) for k, v in _problem(response).items()}
         detail = problem.get("detail") or problem.get("title") or f"HTTP {status}"
         if status in (401, 403):
             raise ApiKeyRejected()
@@ -103,6 +113,38 @@ class RestClient:
         errors = problem.get("errors")
         extra = f": {'; '.join(map(str, errors))}" if isinstance(errors, list) and errors else ""
         raise RunPodServerError(f"RunPod refused the request: {detail}{extra}", status=status)
+
+    async def pod_logs(self, pod_id: str, *, tail: int = 200, quiet_s: float = 1.5) -> list[dict[str, Any]]:
+        """The last ``tail`` log events of a pod (``GET /v2/pods/{id}/logs``, Server-Sent Events).
+
+        The stream stays open for new lines; this reads the backfill and stops
+        once the stream has been quiet for ``quiet_s`` seconds.
+        """
+        events: list[dict[str, Any]] = []
+        path = f"/pods/{_safe(pod_id)}/logs"
+        try:
+            async with self._http.stream("GET", path, params={"tail": tail},
+                                         headers={"Accept": "text/event-stream"}) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    self._raise_for(response, PodNotFound(pod_id))
+                lines = response.aiter_lines()
+                while len(events) < tail:
+                    try:
+                        line = await asyncio.wait_for(anext(lines), quiet_s)
+                    except (TimeoutError, StopAsyncIteration):
+                        break
+                    if not line.startswith("data:"):
+                        continue
+                    try:
+                        event = json.loads(line[5:].strip())
+                    except ValueError:
+                        continue
+                    if isinstance(event, dict):
+                        events.append({k: self._scrub(v) for k, v in event.items()})
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from None
+        return events
 
     def _scrub(self, value: Any) -> Any:
         """Server text with the key blanked, in case it ever echoes it back."""

@@ -32,6 +32,7 @@ REST call ``root`` is the GraphQL field it stands for (``myself``, ``podStop``..
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from functools import cache
 from pathlib import Path
@@ -171,6 +172,8 @@ class FakeRunPod:
         self.delay = 0.0
         self.rest_available = True
         self.templates = {"tpl_comfy": comfy_template()}
+        #: Pod id → its log lines ("source", "line"), served as the SSE backfill.
+        self.logs: dict[str, list[tuple[str, str]]] = {}
         #: GPU id → stock level the catalog reports when asked (default HIGH).
         self.stock: dict[str, str] = {}
         self.graphql_available = True
@@ -191,6 +194,7 @@ class FakeRunPod:
         app.router.add_post("/v2/pods/{id}/action", self._rest_action)
         app.router.add_get("/v2/catalog/gpus", self._rest_gpus)
         app.router.add_get("/v2/templates/{id}", self._rest_template)
+        app.router.add_get("/v2/pods/{id}/logs", self._rest_logs)
         app.router.add_post("/v2/pods", self._rest_create)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self._runner.setup()
@@ -346,6 +350,24 @@ class FakeRunPod:
             for gpu in gpus:
                 gpu["availability"] = self.stock.get(gpu["id"], "HIGH")
         return web.json_response({"gpus": gpus})
+
+    async def _rest_logs(self, request: web.Request) -> web.StreamResponse:
+        if refused := await self._rest_gate(request, "podLogs"):
+            return refused
+        pod_id = request.match_info["id"]
+        if self.pod(pod_id) is None:
+            return problem(404, "pod not found")
+        tail = int(request.query.get("tail", "100"))
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        lines = self.logs.get(pod_id, [])
+        for n, (source, line) in enumerate(lines[max(len(lines) - tail, 0):]):
+            ts = f"2026-06-01T12:02:{n:02d}Z"
+            event = json.dumps({"ts": ts, "source": source, "line": line})
+            await response.write(f"id: {ts}/{n:012d}\ndata: {event}\n\n".encode())
+        # A live stream stays open for new lines until the client leaves.
+        await self._stopping.wait()
+        return response
 
     async def _rest_template(self, request: web.Request) -> web.Response:
         if refused := await self._rest_gate(request, "template"):

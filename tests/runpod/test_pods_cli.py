@@ -289,3 +289,13 @@ async def test_create_waits_for_comfyui_and_adds_it_as_a_server(runpod_env, monk
     assert await run("create", "--template", "tpl_comfy", "--gpu", "RTX 4090", "--yes", "--add-server") == 0
     assert [s.url for s in load_settings().servers] == ["https://new004-8188.proxy.runpod.net"]
     assert "waiting: the pod is starting" in capsys.readouterr().err
+
+
+async def test_pods_logs_reads_the_backfill_of_the_live_stream(runpod_env, capsys):
+    runpod_env.logs["abc123xyz"] = [("system", "pulling image runpod/comfyui:latest"),
+                                    ("container", "Starting server"), ("container", "To see the GUI go to: x")]
+    assert await run("logs", "abc123xyz", "--tail", "2") == exit_codes.OK
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["2026-06-01T12:02:00Z container Starting server",
+                   "2026-06-01T12:02:01Z container To see the GUI go to: x"]
+    assert await run("logs", "nope") == exit_codes.REJECTED
