@@ -26,7 +26,14 @@ from pistachio_tui.runpod.api import RunPodClient
 from pistachio_tui.runpod.errors import RunPodError
 from pistachio_tui.runpod.idle import Action, IdleGuard, StopNow
 from pistachio_tui.runpod.models import Account, Pod
-from pistachio_tui.runpod.pods import PodSummary, comfy_queue_length, comfy_url, current_pod_id, summarize
+from pistachio_tui.runpod.pods import (
+    PodSummary,
+    comfy_ports,
+    comfy_queue_length,
+    comfy_url,
+    current_pod_id,
+    summarize,
+)
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,8 @@ class PodsMonitor:
             return {}
         running = [p for p in pods if p.is_running and p.runtime is not None]
         lengths = await asyncio.gather(
-            *(comfy_queue_length(comfy_url(p, self.this_pod_id), self._comfy_http) for p in running)
+            *(comfy_queue_length(comfy_url(p, self.this_pod_id, comfy_ports(p)[0]), self._comfy_http)
+              for p in running)
         )
         return {p.id: n for p, n in zip(running, lengths)}
 
