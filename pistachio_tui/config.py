@@ -133,7 +133,7 @@ def scrub_secrets(text: str, secrets: Iterable[str]) -> str:
 
 
 def config_dir() -> Path:
-    """The folder holding settings, secrets, user themes and saved state."""
+    """The folder holding settings, secrets and user themes."""
     override = os.environ.get("PISTACHIO_CONFIG_DIR")
     if override:
         return Path(override)
@@ -141,8 +141,9 @@ def config_dir() -> Path:
 
 
 def state_dir() -> Path:
-    """Where resumable jobs (fix flow, batches) keep their journals."""
-    return config_dir() / "state"
+    """Where resumable jobs (the fix flow) keep their journals: with the data, not the settings,
+    so one ``PISTACHIO_DATA_DIR`` (the demo's scratch folder, a test's) holds everything written."""
+    return data_dir() / "state"
 
 
 def data_dir() -> Path:

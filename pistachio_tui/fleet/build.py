@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import os
 import random
 import re
 import time
@@ -20,11 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
 from pistachio_tui.comfy.client import ComfyClient
 from pistachio_tui.comfy.errors import ComfyError
-from pistachio_tui.config import ServerConfig, get_secret
+from pistachio_tui.config import ServerConfig, data_dir, env_override, get_secret
 from pistachio_tui.fleet.comfy_target import ComfyTarget
 from pistachio_tui.fleet.cost import Rate, endpoint_rate, pod_rates
 from pistachio_tui.fleet.dispatch import BatchEvent, BatchRunner
@@ -77,10 +74,8 @@ def check_jobs(base: dict[str, Any], jobs: list[Job]) -> None:
 
 
 def batches_dir() -> Path:
-    """Where batches without an output folder of their own go: ``$PISTACHIO_DATA_DIR/batches``,
-    else ``batches`` in the user's data dir."""
-    root = os.environ.get("PISTACHIO_DATA_DIR") or platformdirs.user_data_dir("pistachio")
-    return Path(root) / "batches"
+    """Where batches without an output folder of their own go: ``batches`` in the data folder."""
+    return data_dir() / "batches"
 
 
 def default_out_dir(spec: BatchSpec) -> Path:
@@ -140,7 +135,7 @@ class PreparedBatch:
             for s in self.servers
         ]
         if self.spec.endpoints:
-            base_url = os.environ.get("RUNPOD_SERVERLESS_URL", RUNPOD_SERVERLESS_URL)
+            base_url = env_override("RUNPOD_SERVERLESS_URL") or RUNPOD_SERVERLESS_URL
             targets += [ServerlessTarget(e.id, self.api_key or "", base_url=base_url) for e in self.spec.endpoints]
         return targets
 
