@@ -26,7 +26,7 @@ from pistachio_tui.fleet.comfy_target import ComfyTarget
 from pistachio_tui.fleet.cost import Rate, endpoint_rate, pod_rates
 from pistachio_tui.fleet.dispatch import BatchEvent, BatchRunner
 from pistachio_tui.fleet.serverless import RUNPOD_SERVERLESS_URL, ServerlessTarget
-from pistachio_tui.fleet.spec import BatchSpec, BatchSpecError, Job, expand
+from pistachio_tui.fleet.spec import BatchSpec, BatchSpecError, Job, expand, workflow_seed
 from pistachio_tui.fleet.targets import Target
 from pistachio_tui.workflow.convert import to_api
 from pistachio_tui.workflow.edit import SEED_MAX, apply_seed_mode, find_params, set_param
@@ -159,7 +159,6 @@ async def prepare_batch(spec: BatchSpec, servers: list[ServerConfig], *, out_dir
     endpoints), ``NoReachableTarget``, ``WorkflowError`` (the workflow cannot
     make these jobs) and ``ConfigError`` (an unreadable secrets file).
     """
-    jobs = expand(spec)
     if not spec.workflow.is_file():
         raise BatchSpecError(f"workflow {spec.workflow} not found (a batch file's 'workflow' is relative to it)")
     if not servers and not spec.endpoints:
@@ -173,6 +172,7 @@ async def prepare_batch(spec: BatchSpec, servers: list[ServerConfig], *, out_dir
         reasons = "; ".join(f"{name}: {why}" for name, why in unreachable.items())
         raise NoReachableTarget(f"no server answers — {reasons}")
     base = await asyncio.to_thread(_base_prompt, spec.workflow, object_info)
+    jobs = expand(spec, workflow_seed(base))
     check_jobs(base, jobs)
     rates, note = await pod_rates({s.name: s.url for s in servers}, api_key)
     for endpoint in spec.endpoints:
