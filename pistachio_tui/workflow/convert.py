@@ -22,7 +22,7 @@ from pistachio_tui.workflow.dynprompts import process_dynamic_prompt
 from pistachio_tui.workflow.errors import WorkflowError
 from pistachio_tui.workflow.groupnodes import expand_group_nodes
 from pistachio_tui.workflow.load import Workflow, load_workflow
-from pistachio_tui.workflow.node_widgets import WidgetSpec, widget_layout
+from pistachio_tui.workflow.node_widgets import WidgetSpec, computed_value, prompt_value, widget_layout
 from pistachio_tui.workflow.textreplace import SAVE_NODE_TYPES, apply_text_replacements
 from pistachio_tui.workflow.uigraph import (
     MODE_BYPASS,
@@ -39,6 +39,7 @@ from pistachio_tui.workflow.uigraph import (
 VIRTUAL_NODE_TYPES = frozenset({"Reroute", "PrimitiveNode", "Note", "MarkdownNote"})
 #: What the editor names the single widget of a node whose type it does not know.
 UNKNOWN_WIDGET = "UNKNOWN"
+_PLAIN_WIDGET = WidgetSpec("")
 #: PrimitiveNode property that turns on ``%…%`` expansion of its value.
 REPLACE_PROPERTY = "Run widget replace on values"
 
@@ -116,7 +117,10 @@ class _Converter:
         for node in graph.nodes.values():
             exec_id = ":".join((*path, node.id))
             dto = _Exec(exec_id, node, graph, path, host)
-            if self.is_subgraph(node):
+            # A muted or bypassed instance on the root graph runs none of its inner nodes (frontend
+            # 1.38+); one nested inside another subgraph is expanded whatever its mode, as there.
+            skipped = depth == 0 and node.mode in (MODE_NEVER, MODE_BYPASS)
+            if self.is_subgraph(node) and not skipped:
                 self.expand(self.wf.subgraphs[node.type], (*path, node.id), dto, depth + 1)
             self.execs[exec_id] = dto
 
@@ -293,6 +297,8 @@ class _Converter:
             raise _Recursion(f"circular link at node {dto.exec_id} output {slot}")
         visited.add(key)
         node = dto.node
+        if node.mode == MODE_NEVER:
+            return None
         if node.mode == MODE_BYPASS:
             index = self._bypass_slot(node, slot, type_)
             return None if index < 0 else self.resolve_input(dto, index, visited)
@@ -344,14 +350,17 @@ class _Converter:
 
     def node_inputs(self, dto: _Exec) -> dict[str, Any]:
         inputs: dict[str, Any] = {}
-        for widget, value in self.widgets(dto.node):
+        widgets = self.widgets(dto.node)
+        for widget, value in widgets:
             if not widget.serialize:
                 continue
-            if widget.dynamic_prompts and isinstance(value, str):
+            if widget.computed:
+                value = computed_value(widget, widgets)
+            elif widget.dynamic_prompts and isinstance(value, str):
                 value = process_dynamic_prompt(value, self.rng)
             elif widget.name == "filename_prefix" and dto.node.type in SAVE_NODE_TYPES and isinstance(value, str):
                 value = self.replace_text(value)
-            inputs[widget.name] = {"__value__": value} if isinstance(value, list) else value
+            inputs[widget.name] = prompt_value(widget, value)
         for i, inp in enumerate(dto.node.inputs):
             try:
                 resolved = self.resolve_input(dto, i, set())
@@ -361,8 +370,8 @@ class _Converter:
             if resolved is None:
                 continue
             if resolved.is_widget:
-                value = resolved.widget_value
-                inputs[inp.name] = {"__value__": value} if isinstance(value, list) else value
+                # A promoted widget's value is wrapped by list-ness alone, without its type.
+                inputs[inp.name] = prompt_value(_PLAIN_WIDGET, resolved.widget_value)
             else:
                 inputs[inp.name] = [resolved.origin_id, resolved.origin_slot]
         return inputs

@@ -12,18 +12,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Iterator
+from urllib.parse import quote
 
-#: Input types the editor shows as an editable widget rather than a socket.
-_WIDGET_TYPES = frozenset({
-    "INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "MARKDOWN",
-    "COMFY_DYNAMICCOMBO_V3", "LOAD_3D", "WEBCAM", "AUDIO_RECORD",
+#: The editor's widget registry: an input whose type is a key here becomes a widget, any
+#: other type a socket (``inputIsWidget``). The core constructors of ``scripts/widgets.ts``
+#: (``ComfyWidgets``, including the dynamic combo), then the types the core extensions
+#: register through ``getCustomWidgets`` (3D, webcam, audio).
+WIDGET_TYPES = frozenset({
+    "INT", "FLOAT", "BOOLEAN", "STRING", "MARKDOWN", "COMBO", "IMAGEUPLOAD", "TEXTAREA",
+    "COLOR", "COLORS", "IMAGECOMPARE", "BOUNDING_BOX", "BOUNDING_BOXES", "CHART", "GALLERIA",
+    "PAINTER", "CURVE", "RANGE", "COMPOSITOR", "VIDEO_EDIT", "COMFY_DYNAMICCOMBO_V3",
+    "LOAD_3D", "LOAD_3D_ANIMATION", "PREVIEW_3D", "PREVIEW_3D_ANIMATION", "WEBCAM",
+    "AUDIO_UI", "AUDIOUPLOAD", "AUDIO_RECORD",
 })
+#: Widget types whose prompt value carries its type (``{"__type__": T, "__value__": v}``),
+#: as graphToPrompt does for the curve editor; every other list value is wrapped untyped.
+TYPED_VALUE_WIDGETS = frozenset({"CURVE"})
 #: Seeds get a "control after generate" companion even without the option (editor convention).
 SEED_NAMES = frozenset({"seed", "noise_seed"})
 #: Options that add editor-only upload buttons after the combo (saved, never sent).
 UPLOAD_OPTIONS = ("image_upload", "video_upload", "audio_upload", "animated_image_upload", "file_upload")
 _UPLOAD_BUTTONS = {"file_upload": ("upload3dmodel", "uploadExtraResources", "clear")}
 _DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
+#: What JavaScript's encodeURIComponent leaves unescaped besides letters and digits.
+_URI_COMPONENT_SAFE = "-_.!~*'()"
 
 
 @dataclass(frozen=True)
@@ -40,14 +52,27 @@ class WidgetSpec:
     dynamic_prompts: bool = False
     text_box: bool = False
     default: Any = None
+    #: The input type the widget was built for (``CURVE``...), empty for editor-only extras.
+    type: str = ""
+    #: The value is not the saved one but what the editor computes when it queues (audio
+    #: players and the recorder): see :func:`computed_value`.
+    computed: bool = False
 
 
+def prompt_value(widget: WidgetSpec, value: Any) -> Any:
+    """``value`` as graphToPrompt puts it in the prompt: lists (which would read as links) wrapped."""
+    if widget.type in TYPED_VALUE_WIDGETS and value is not None:
+        return {"__type__": widget.type, "__value__": value}
+    return {"__value__": value} if isinstance(value, list) else value
+
+
+#: Node types that get an audio player widget (``audioUI``, the AudioWidget extension).
+AUDIO_PLAYER_NODES = ("LoadAudio", "SaveAudio", "PreviewAudio", "SaveAudioMP3", "SaveAudioOpus", "SaveAudioAdvanced")
 #: Widgets frontend extensions add to particular node types: (name, spec) appended to the
 #: required inputs, as the extensions do before the node is built.
 _EXTENSION_INPUTS: dict[str, list[WidgetSpec]] = {
     **{t: [WidgetSpec("image", default="")] for t in ("SaveGLB", "Preview3D", "Preview3DAnimation")},
-    **{t: [WidgetSpec("audioUI", default="")]
-       for t in ("LoadAudio", "SaveAudio", "PreviewAudio", "SaveAudioMP3", "SaveAudioOpus", "RecordAudio")},
+    **{t: [WidgetSpec("audioUI", default="", type="AUDIO_UI", computed=True)] for t in AUDIO_PLAYER_NODES},
     "PreviewAny": [
         WidgetSpec("preview", text_box=True, default=""),
         WidgetSpec("preview", text_box=True, default=""),
@@ -98,7 +123,7 @@ def combo_values(spec: list[Any]) -> list[Any] | None:
 def is_widget_input(spec: list[Any]) -> bool:
     if input_options(spec).get("forceInput"):
         return False
-    return input_type_name(spec) in _WIDGET_TYPES
+    return input_type_name(spec) in WIDGET_TYPES
 
 
 def default_value(spec: list[Any]) -> Any:
@@ -125,12 +150,34 @@ def has_control_widget(name: str, spec: list[Any]) -> bool:
 
 def _widget_for(name: str, spec: list[Any]) -> WidgetSpec:
     opts = input_options(spec)
-    text_box = input_type_name(spec) == "STRING" and bool(opts.get("multiline"))
-    return WidgetSpec(name, dynamic_prompts=bool(opts.get("dynamicPrompts")), text_box=text_box, default=default_value(spec))
+    itype = input_type_name(spec)
+    text_box = itype == "STRING" and bool(opts.get("multiline"))
+    return WidgetSpec(name, dynamic_prompts=bool(opts.get("dynamicPrompts")), text_box=text_box,
+                      default=default_value(spec), type=itype, computed=itype == "AUDIO_RECORD")
+
+
+def computed_value(widget: WidgetSpec, widgets: list[tuple[WidgetSpec, Any]]) -> Any:
+    """What the editor sends for a widget whose value it computes rather than saves.
+
+    The recorder uploads what was recorded in this browser session; a reopened
+    file has none, so it sends ``""``. An audio player shows the file its
+    LoadAudio node selects (``/api/view?…`` of the input folder) and is empty
+    on output nodes until they have run. The frontend appends a random
+    ``&rand=`` cache-buster to the player's URL, which is left out here.
+    """
+    if widget.type != "AUDIO_UI":
+        return ""
+    selected = next((v for w, v in widgets if w.name == "audio" and w.type == "COMBO"), None)
+    if not isinstance(selected, str) or not selected:
+        return ""
+    folder, _, filename = selected.rpartition("/")
+    return f"/api/view?filename={quote(filename, safe=_URI_COMPONENT_SAFE)}&type=input&subfolder={folder}"
 
 
 def _companions(name: str, spec: list[Any]) -> list[WidgetSpec]:
     extras = []
+    if input_type_name(spec) == "AUDIO_RECORD":
+        extras.append(WidgetSpec(name, serialize=False))  # the record button, named like its input
     if has_control_widget(name, spec):
         extras.append(WidgetSpec("control_after_generate", serialize=False, default="fixed"))
     opts = input_options(spec)
