@@ -76,6 +76,20 @@ class ModelNeed:
     unsafe: bool
 
 
+@dataclass(frozen=True)
+class PackRef:
+    """The node pack the editor recorded on a node (``properties.cnr_id`` / ``aux_id`` / ``ver``).
+
+    ``cnr_id`` is the pack's id in the Comfy registry (``comfy-core`` for
+    built-in nodes), ``aux_id`` its GitHub ``owner/repo`` when it is not in
+    the registry, ``ver`` the version or commit the workflow was saved with.
+    """
+
+    cnr_id: str | None = None
+    aux_id: str | None = None
+    ver: str | None = None
+
+
 @dataclass
 class Needs:
     """Everything a workflow requires from a server."""
@@ -85,6 +99,8 @@ class Needs:
     node_types: list[str]
     #: Types kept without ``class_type`` by the conversion (their widget values cannot be named).
     unknown_types: list[str] = field(default_factory=list)
+    #: node class → the pack the workflow says it came from, for classes whose nodes record one.
+    packs: dict[str, PackRef] = field(default_factory=dict)
 
     @property
     def missing_models(self) -> list[ModelNeed]:
@@ -187,6 +203,23 @@ class _Analyser:
         return needs
 
 
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def pack_refs(graph: UIWorkflow) -> dict[str, PackRef]:
+    """node class → its recorded pack; the first node of a class that names one wins."""
+    packs: dict[str, PackRef] = {}
+    for node in graph.all_nodes():
+        if node.type in packs or node.type in graph.subgraphs:
+            continue
+        props = node.properties
+        ref = PackRef(_text(props.get("cnr_id")), _text(props.get("aux_id")), _text(props.get("ver")))
+        if ref.cnr_id or ref.aux_id:
+            packs[node.type] = ref
+    return packs
+
+
 def _merge_metadata(needs: list[ModelNeed], workflow: Workflow, analyser: _Analyser) -> list[ModelNeed]:
     for ref in workflow.model_refs:
         folder = ref.directory
@@ -227,4 +260,5 @@ def analyse(
     needs = analyser.from_prompt(conversion.prompt) + analyser.from_unknown_nodes(graph)
     needs = _merge_metadata(needs, workflow, analyser)
     missing = sorted(t for t in types if t not in object_info)
-    return Needs(missing, needs, sorted(types), sorted(conversion.unknown_types))
+    packs = pack_refs(graph) if graph is not None else {}
+    return Needs(missing, needs, sorted(types), sorted(conversion.unknown_types), packs)
