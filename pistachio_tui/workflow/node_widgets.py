@@ -11,7 +11,7 @@ widgets some frontend extensions bolt onto particular node types.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable
 from urllib.parse import quote
 
 #: The editor's widget registry: an input whose type is a key here becomes a widget, any
@@ -208,13 +208,81 @@ class WidgetValue:
     slot: int | str | None
 
 
+@dataclass(frozen=True)
+class _Entry:
+    """One widget input of a node definition, with everything about it that needs no value."""
+
+    name: str
+    spec: list[Any]
+    widget: WidgetSpec
+    companions: tuple[WidgetSpec, ...]
+    dynamic: bool
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A node definition's widget layout, worked out once and reused for every node of the class."""
+
+    required: tuple[_Entry, ...]
+    optional: tuple[_Entry, ...]
+    #: Per input that is or was a widget (in order): whether it has since become a socket.
+    forced: tuple[bool, ...]
+    #: How many values a file saved before those inputs became sockets holds.
+    forced_slots: int
+
+
+#: id(node definition) → (the definition, its plan). Definitions are read, never changed, so a
+#: plan stays valid while its definition lives; holding the definition keeps its id from being
+#: reused. Bounded: a long session that refetches object_info many times starts over.
+_PLANS: dict[int, tuple[dict[str, Any], _Plan]] = {}
+_PLAN_LIMIT = 8192
+
+
+def _entries(inputs: list[tuple[str, list[Any]]], prefix: str = "") -> tuple[_Entry, ...]:
+    return tuple(
+        _Entry(name, spec, _widget_for(prefix + name, spec), tuple(_companions(name, spec)),
+               input_type_name(spec) == _DYNAMIC_COMBO)
+        for name, spec in inputs if is_widget_input(spec)
+    )
+
+
+def _plan(node_def: dict[str, Any]) -> _Plan:
+    hit = _PLANS.get(id(node_def))
+    if hit is not None and hit[0] is node_def:
+        return hit[1]
+    originals = [(name, spec) for name, spec in ordered_inputs(node_def)
+                 if is_widget_input(spec) or input_options(spec).get("forceInput")]
+    plan = _Plan(
+        _entries(ordered_inputs(node_def, ("required",))),
+        _entries(ordered_inputs(node_def, ("optional",))),
+        tuple(bool(input_options(spec).get("forceInput")) for _, spec in originals),
+        sum(2 if input_options(spec).get("control_after_generate") or name in SEED_NAMES else 1
+            for name, spec in originals),
+    )
+    if len(_PLANS) >= _PLAN_LIMIT:
+        _PLANS.clear()
+    _PLANS[id(node_def)] = (node_def, plan)
+    return plan
+
+
+Take = Callable[[WidgetSpec], tuple[Any, "int | str | None"]]
+
+
 def widget_layout(node_type: str, node_def: dict[str, Any], values: list[Any] | dict[str, Any] | None) -> list[WidgetValue]:
     """Every widget of a node with its value, as the editor has it after loading the file."""
+    plan = _plan(node_def)
     if isinstance(values, dict):
-        return _layout_named(node_type, node_def, values)
-    seq = list(values or [])
-    positions = kept_value_indexes(node_def, len(seq))
-    cursor = iter(positions)
+        named = values
+
+        def take_named(widget: WidgetSpec) -> tuple[Any, int | str | None]:
+            if widget.name not in named:
+                return widget.default, None
+            value = named[widget.name]
+            return ("" if value is None and widget.text_box else value), widget.name
+
+        return _walk(node_type, plan, take_named)
+    seq = values or []
+    cursor = iter(_kept_indexes(plan, len(seq)))
 
     def take(widget: WidgetSpec) -> tuple[Any, int | str | None]:
         index = next(cursor, None)
@@ -223,36 +291,26 @@ def widget_layout(node_type: str, node_def: dict[str, Any], values: list[Any] | 
         value = seq[index]
         return ("" if value is None and widget.text_box else value), index
 
-    return list(_walk(node_type, node_def, take))
+    return _walk(node_type, plan, take)
 
 
-def _layout_named(node_type: str, node_def: dict[str, Any], values: dict[str, Any]) -> list[WidgetValue]:
-    def take(widget: WidgetSpec) -> tuple[Any, int | str | None]:
-        if widget.name not in values:
-            return widget.default, None
-        value = values[widget.name]
-        return ("" if value is None and widget.text_box else value), widget.name
+def _walk(node_type: str, plan: _Plan, take: Take) -> list[WidgetValue]:
+    out: list[WidgetValue] = []
 
-    return list(_walk(node_type, node_def, take))
+    def visit(entries: tuple[_Entry, ...]) -> None:
+        for entry in entries:
+            value, slot = take(entry.widget)
+            out.append(WidgetValue(entry.widget, value, slot))
+            for extra in entry.companions:
+                out.append(WidgetValue(extra, *take(extra)))
+            if entry.dynamic:
+                visit(_entries(_dynamic_option_inputs(entry.spec, value), entry.widget.name + "."))
 
-
-def _walk(node_type: str, node_def: dict[str, Any], take) -> Iterator[WidgetValue]:
-    def visit(inputs: list[tuple[str, list[Any]]], prefix: str) -> Iterator[WidgetValue]:
-        for name, spec in inputs:
-            if not is_widget_input(spec):
-                continue
-            widget = _widget_for(prefix + name, spec)
-            value, slot = take(widget)
-            yield WidgetValue(widget, value, slot)
-            for extra in _companions(name, spec):
-                yield WidgetValue(extra, *take(extra))
-            if input_type_name(spec) == _DYNAMIC_COMBO:
-                yield from visit(_dynamic_option_inputs(spec, value), f"{prefix}{name}.")
-
-    yield from visit(ordered_inputs(node_def, ("required",)), "")
-    for extra in _EXTENSION_INPUTS.get(node_type, []):
-        yield WidgetValue(extra, *take(extra))
-    yield from visit(ordered_inputs(node_def, ("optional",)), "")
+    visit(plan.required)
+    for extra in _EXTENSION_INPUTS.get(node_type, ()):
+        out.append(WidgetValue(extra, *take(extra)))
+    visit(plan.optional)
+    return out
 
 
 def kept_value_indexes(node_def: dict[str, Any], count: int) -> list[int]:
@@ -263,17 +321,11 @@ def kept_value_indexes(node_def: dict[str, Any], count: int) -> list[int]:
     the node's old widget layout, pairing inputs with values by position (as
     here), so files saved before such a change still line up.
     """
-    everything = list(range(count))
-    originals = [
-        (name, spec) for name, spec in ordered_inputs(node_def)
-        if is_widget_input(spec) or input_options(spec).get("forceInput")
-    ]
-    if not any(input_options(spec).get("forceInput") for _, spec in originals):
-        return everything
-    slots = sum(
-        2 if input_options(spec).get("control_after_generate") or name in SEED_NAMES else 1
-        for name, spec in originals
-    )
-    if slots != count:
-        return everything
-    return [i for i in everything if i >= len(originals) or not input_options(originals[i][1]).get("forceInput")]
+    return list(_kept_indexes(_plan(node_def), count))
+
+
+def _kept_indexes(plan: _Plan, count: int) -> range | list[int]:
+    forced = plan.forced
+    if not any(forced) or plan.forced_slots != count:
+        return range(count)
+    return [i for i in range(count) if i >= len(forced) or not forced[i]]
