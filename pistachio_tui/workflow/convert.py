@@ -22,7 +22,7 @@ from pistachio_tui.workflow.dynprompts import process_dynamic_prompt
 from pistachio_tui.workflow.errors import WorkflowError
 from pistachio_tui.workflow.groupnodes import expand_group_nodes
 from pistachio_tui.workflow.load import Workflow, load_workflow
-from pistachio_tui.workflow.node_widgets import WidgetSpec, computed_value, prompt_value, widget_layout
+from pistachio_tui.workflow.node_widgets import WidgetSpec, computed_value, prompt_value, widget_values
 from pistachio_tui.workflow.textreplace import SAVE_NODE_TYPES, apply_text_replacements
 from pistachio_tui.workflow.uigraph import (
     MODE_BYPASS,
@@ -74,6 +74,10 @@ class _Exec:
 
 class _Recursion(Exception):
     pass
+
+
+#: A slot already followed while resolving one input: (graph id, node id, is an input, slot).
+_Visit = tuple[str, str, bool, int]
 
 
 def is_valid_connection(a: str, b: str) -> bool:
@@ -134,15 +138,16 @@ class _Converter:
         definition = self.node_def(node)
         result: list[tuple[WidgetSpec, Any]] = []
         if definition is not None:
-            result = [(w.widget, w.value) for w in widget_layout(node.type, definition, node.widgets_values)]
+            result = widget_values(node.type, definition, node.widgets_values)
         elif not self.is_virtual(node):
             values = node.widgets_values
             seq = list(values.values()) if isinstance(values, dict) else list(values or [])
             if seq:
                 last = seq[-1]
                 result = [(WidgetSpec(UNKNOWN_WIDGET), "null" if last is None else last)]
-        overrides = self._overrides.get(key, {})
-        result = [(w, overrides.get(w.name, v)) for w, v in result]
+        overrides = self._overrides.get(key)
+        if overrides:
+            result = [(w, overrides.get(w.name, v)) for w, v in result]
         self._widget_cache[key] = result
         return result
 
@@ -252,16 +257,16 @@ class _Converter:
         return node.type if self.node_def(node) is not None and node.type not in SAVE_NODE_TYPES else None
 
     # -- link resolution --------------------------------------------------
-    def resolve_input(self, dto: _Exec, slot: int, visited: set[str], type_: str | None = None) -> _Resolved | None:
-        key = f"{dto.graph.id}:{dto.node.id}[I]{slot}"
-        if key in visited:
-            raise _Recursion(f"circular link at node {dto.exec_id} input {slot}")
-        visited.add(key)
+    def resolve_input(self, dto: _Exec, slot: int, visited: set[_Visit], type_: str | None = None) -> _Resolved | None:
         if slot < 0 or slot >= len(dto.node.inputs):
             return None
         inp = dto.node.inputs[slot]
         if inp.link is None:
             return None
+        key = (dto.graph.id, dto.node.id, True, slot)
+        if key in visited:
+            raise _Recursion(f"circular link at node {dto.exec_id} input {slot}")
+        visited.add(key)
         link = dto.graph.links.get(inp.link)
         if link is None:
             self.warnings.append(f"node {dto.exec_id} input {inp.name!r}: link {inp.link} does not exist")
@@ -278,7 +283,7 @@ class _Converter:
             return None
         return self.resolve_output(origin_dto, link.origin_slot, type_ or inp.type, visited)
 
-    def _resolve_from_host(self, dto: _Exec, host: _Exec, def_slot: int, visited: set[str]) -> _Resolved | None:
+    def _resolve_from_host(self, dto: _Exec, host: _Exec, def_slot: int, visited: set[_Visit]) -> _Resolved | None:
         graph = self.wf.subgraphs[host.node.type]
         if def_slot >= len(graph.inputs):
             return None
@@ -291,8 +296,8 @@ class _Converter:
             return _Resolved(dto.exec_id, -1, value, True)
         return self.resolve_input(host, index, visited)
 
-    def resolve_output(self, dto: _Exec, slot: int, type_: str, visited: set[str]) -> _Resolved | None:
-        key = f"{dto.graph.id}:{dto.node.id}[O]{slot}"
+    def resolve_output(self, dto: _Exec, slot: int, type_: str, visited: set[_Visit]) -> _Resolved | None:
+        key = (dto.graph.id, dto.node.id, False, slot)
         if key in visited:
             raise _Recursion(f"circular link at node {dto.exec_id} output {slot}")
         visited.add(key)
@@ -327,7 +332,7 @@ class _Converter:
                 return i
         return -1
 
-    def _resolve_subgraph_output(self, dto: _Exec, slot: int, type_: str, visited: set[str]) -> _Resolved | None:
+    def _resolve_subgraph_output(self, dto: _Exec, slot: int, type_: str, visited: set[_Visit]) -> _Resolved | None:
         graph = self.wf.subgraphs[dto.node.type]
         if slot >= len(graph.outputs) or not graph.outputs[slot].link_ids:
             return None
@@ -362,6 +367,8 @@ class _Converter:
                 value = self.replace_text(value)
             inputs[widget.name] = prompt_value(widget, value)
         for i, inp in enumerate(dto.node.inputs):
+            if inp.link is None:
+                continue
             try:
                 resolved = self.resolve_input(dto, i, set())
             except _Recursion as exc:

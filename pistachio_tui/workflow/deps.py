@@ -17,7 +17,7 @@ from typing import Any
 from pistachio_tui.workflow.convert import VIRTUAL_NODE_TYPES, ConversionResult, to_api
 from pistachio_tui.workflow.groupnodes import expand_group_nodes
 from pistachio_tui.workflow.load import Workflow
-from pistachio_tui.workflow.node_widgets import combo_values, ordered_inputs
+from pistachio_tui.workflow.node_widgets import combo_values, input_spec
 from pistachio_tui.workflow.uigraph import UIWorkflow
 
 #: (node class, input) → model folder, for the core loader nodes.
@@ -141,10 +141,8 @@ class _Analyser:
         definition = self.object_info.get(class_type)
         if not isinstance(definition, dict):
             return None
-        for name, spec in ordered_inputs(definition):
-            if name == input_name:
-                return combo_values(spec)
-        return None
+        spec = input_spec(definition, input_name)
+        return combo_values(spec) if spec is not None else None
 
     def folder_by_options(self, options: list[Any] | None) -> str | None:
         """The folder of a core loader offering exactly this (non-empty) file list."""

@@ -229,6 +229,8 @@ class _Plan:
     forced: tuple[bool, ...]
     #: How many values a file saved before those inputs became sockets holds.
     forced_slots: int
+    #: Every input's spec by name (required first).
+    specs: dict[str, list[Any]]
 
 
 #: id(node definition) → (the definition, its plan). Definitions are read, never changed, so a
@@ -250,14 +252,18 @@ def _plan(node_def: dict[str, Any]) -> _Plan:
     hit = _PLANS.get(id(node_def))
     if hit is not None and hit[0] is node_def:
         return hit[1]
-    originals = [(name, spec) for name, spec in ordered_inputs(node_def)
-                 if is_widget_input(spec) or input_options(spec).get("forceInput")]
+    every = ordered_inputs(node_def)
+    originals = [(name, spec) for name, spec in every if is_widget_input(spec) or input_options(spec).get("forceInput")]
+    specs: dict[str, list[Any]] = {}
+    for name, spec in every:
+        specs.setdefault(name, spec)
     plan = _Plan(
         _entries(ordered_inputs(node_def, ("required",))),
         _entries(ordered_inputs(node_def, ("optional",))),
         tuple(bool(input_options(spec).get("forceInput")) for _, spec in originals),
         sum(2 if input_options(spec).get("control_after_generate") or name in SEED_NAMES else 1
             for name, spec in originals),
+        specs,
     )
     if len(_PLANS) >= _PLAN_LIMIT:
         _PLANS.clear()
@@ -265,11 +271,27 @@ def _plan(node_def: dict[str, Any]) -> _Plan:
     return plan
 
 
+def input_spec(node_def: dict[str, Any], name: str) -> list[Any] | None:
+    """The spec of input ``name`` (required or optional), if the definition has one."""
+    return _plan(node_def).specs.get(name)
+
+
 Take = Callable[[WidgetSpec], tuple[Any, "int | str | None"]]
 
 
 def widget_layout(node_type: str, node_def: dict[str, Any], values: list[Any] | dict[str, Any] | None) -> list[WidgetValue]:
     """Every widget of a node with its value, as the editor has it after loading the file."""
+    return [WidgetValue(w, v, slot) for w, v, slot in _layout(node_type, node_def, values)]
+
+
+def widget_values(node_type: str, node_def: dict[str, Any],
+                  values: list[Any] | dict[str, Any] | None) -> list[tuple[WidgetSpec, Any]]:
+    """``(widget, value)`` of every widget of a node: :func:`widget_layout` without the slots."""
+    return [(w, v) for w, v, _ in _layout(node_type, node_def, values)]
+
+
+def _layout(node_type: str, node_def: dict[str, Any],
+            values: list[Any] | dict[str, Any] | None) -> list[tuple[WidgetSpec, Any, int | str | None]]:
     plan = _plan(node_def)
     if isinstance(values, dict):
         named = values
@@ -294,21 +316,21 @@ def widget_layout(node_type: str, node_def: dict[str, Any], values: list[Any] | 
     return _walk(node_type, plan, take)
 
 
-def _walk(node_type: str, plan: _Plan, take: Take) -> list[WidgetValue]:
-    out: list[WidgetValue] = []
+def _walk(node_type: str, plan: _Plan, take: Take) -> list[tuple[WidgetSpec, Any, int | str | None]]:
+    out: list[tuple[WidgetSpec, Any, int | str | None]] = []
 
     def visit(entries: tuple[_Entry, ...]) -> None:
         for entry in entries:
             value, slot = take(entry.widget)
-            out.append(WidgetValue(entry.widget, value, slot))
+            out.append((entry.widget, value, slot))
             for extra in entry.companions:
-                out.append(WidgetValue(extra, *take(extra)))
+                out.append((extra, *take(extra)))
             if entry.dynamic:
                 visit(_entries(_dynamic_option_inputs(entry.spec, value), entry.widget.name + "."))
 
     visit(plan.required)
     for extra in _EXTENSION_INPUTS.get(node_type, ()):
-        out.append(WidgetValue(extra, *take(extra)))
+        out.append((extra, *take(extra)))
     visit(plan.optional)
     return out
 
