@@ -22,7 +22,7 @@ MODE_NEVER = 2  # "muted"
 MODE_BYPASS = 4
 
 
-@dataclass
+@dataclass(slots=True)
 class InputSlot:
     name: str
     type: str
@@ -30,14 +30,14 @@ class InputSlot:
     widget: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class OutputSlot:
     name: str
     type: str
     links: list[int] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class Node:
     id: str
     type: str
@@ -51,7 +51,7 @@ class Node:
     raw: dict[str, Any]
 
 
-@dataclass
+@dataclass(slots=True)
 class Link:
     id: int
     origin_id: str
@@ -61,14 +61,14 @@ class Link:
     type: str
 
 
-@dataclass
+@dataclass(slots=True)
 class SubgraphSlot:
     name: str
     type: str
     link_ids: list[int]
 
 
-@dataclass
+@dataclass(slots=True)
 class Graph:
     """The root graph or one subgraph definition."""
 
@@ -81,7 +81,7 @@ class Graph:
     outputs: list[SubgraphSlot] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class UIWorkflow:
     root: Graph
     subgraphs: dict[str, Graph]
