@@ -70,6 +70,11 @@ class _Exec:
     graph: Graph
     path: tuple[str, ...]
     host: "_Exec | None"
+    subgraph: bool = False
+    #: Never sent to the server (a subgraph instance, or an editor-only node the server does not know).
+    virtual: bool = False
+    #: An ordinary node whose outputs are its own: active, neither a subgraph nor virtual.
+    plain: bool = False
 
 
 class _Recursion(Exception):
@@ -120,11 +125,13 @@ class _Converter:
             raise WorkflowError("subgraphs nest more than 32 levels deep (a subgraph contains itself?)", path=graph.path)
         for node in graph.nodes.values():
             exec_id = ":".join((*path, node.id))
-            dto = _Exec(exec_id, node, graph, path, host)
+            subgraph, virtual = self.is_subgraph(node), self.is_virtual(node)
+            plain = not virtual and node.mode not in (MODE_NEVER, MODE_BYPASS)
+            dto = _Exec(exec_id, node, graph, path, host, subgraph, virtual, plain)
             # A muted or bypassed instance on the root graph runs none of its inner nodes (frontend
             # 1.38+); one nested inside another subgraph is expanded whatever its mode, as there.
             skipped = depth == 0 and node.mode in (MODE_NEVER, MODE_BYPASS)
-            if self.is_subgraph(node) and not skipped:
+            if subgraph and not skipped:
                 self.expand(self.wf.subgraphs[node.type], (*path, node.id), dto, depth + 1)
             self.execs[exec_id] = dto
 
@@ -257,31 +264,31 @@ class _Converter:
         return node.type if self.node_def(node) is not None and node.type not in SAVE_NODE_TYPES else None
 
     # -- link resolution --------------------------------------------------
-    def resolve_input(self, dto: _Exec, slot: int, visited: set[_Visit], type_: str | None = None) -> _Resolved | None:
+    def resolve_input(self, dto: _Exec, slot: int, visited: set[_Visit] | None = None,
+                      type_: str | None = None) -> _Resolved | None:
         if slot < 0 or slot >= len(dto.node.inputs):
             return None
         inp = dto.node.inputs[slot]
         if inp.link is None:
             return None
-        key = (dto.graph.id, dto.node.id, True, slot)
-        if key in visited:
-            raise _Recursion(f"circular link at node {dto.exec_id} input {slot}")
-        visited.add(key)
         link = dto.graph.links.get(inp.link)
         if link is None:
             self.warnings.append(f"node {dto.exec_id} input {inp.name!r}: link {inp.link} does not exist")
             return None
-        host = dto.host
-        if host is not None and link.origin_id == SUBGRAPH_INPUT_ID:
-            return self._resolve_from_host(dto, host, link.origin_slot, visited)
+        host = dto.host if link.origin_id == SUBGRAPH_INPUT_ID else None
+        if host is not None:
+            return self._resolve_from_host(dto, host, link.origin_slot, _guard(visited, dto, slot, True))
         origin = dto.graph.nodes.get(link.origin_id)
         if origin is None:
             self.warnings.append(f"node {dto.exec_id} input {inp.name!r}: source node {link.origin_id} does not exist")
             return None
-        origin_dto = self.execs.get(":".join((*dto.path, origin.id)))
+        origin_dto = self.execs.get(":".join((*dto.path, origin.id)) if dto.path else origin.id)
         if origin_dto is None:
             return None
-        return self.resolve_output(origin_dto, link.origin_slot, type_ or inp.type, visited)
+        if origin_dto.plain:
+            # Its output is the answer: nothing is followed, so there is no loop to guard against.
+            return _Resolved(origin_dto.exec_id, link.origin_slot)
+        return self.resolve_output(origin_dto, link.origin_slot, type_ or inp.type, _guard(visited, dto, slot, True))
 
     def _resolve_from_host(self, dto: _Exec, host: _Exec, def_slot: int, visited: set[_Visit]) -> _Resolved | None:
         graph = self.wf.subgraphs[host.node.type]
@@ -297,19 +304,16 @@ class _Converter:
         return self.resolve_input(host, index, visited)
 
     def resolve_output(self, dto: _Exec, slot: int, type_: str, visited: set[_Visit]) -> _Resolved | None:
-        key = (dto.graph.id, dto.node.id, False, slot)
-        if key in visited:
-            raise _Recursion(f"circular link at node {dto.exec_id} output {slot}")
-        visited.add(key)
+        _guard(visited, dto, slot, False)
         node = dto.node
         if node.mode == MODE_NEVER:
             return None
         if node.mode == MODE_BYPASS:
             index = self._bypass_slot(node, slot, type_)
             return None if index < 0 else self.resolve_input(dto, index, visited)
-        if self.is_subgraph(node):
+        if dto.subgraph:
             return self._resolve_subgraph_output(dto, slot, type_, visited)
-        if self.is_virtual(node):
+        if dto.virtual:
             if slot < len(node.inputs):
                 return self.resolve_input(dto, slot, visited, type_)
             return None
@@ -370,7 +374,7 @@ class _Converter:
             if inp.link is None:
                 continue
             try:
-                resolved = self.resolve_input(dto, i, set())
+                resolved = self.resolve_input(dto, i)
             except _Recursion as exc:
                 self.warnings.append(str(exc))
                 continue
@@ -389,9 +393,9 @@ class _Converter:
         prompt: dict[str, dict[str, Any]] = {}
         unknown: dict[str, None] = {}
         for exec_id, dto in self.execs.items():
-            node = dto.node
-            if self.is_virtual(node) or node.mode in (MODE_NEVER, MODE_BYPASS):
+            if not dto.plain:
                 continue
+            node = dto.node
             entry: dict[str, Any] = {"inputs": self.node_inputs(dto)}
             if self.node_def(node) is not None:
                 entry["class_type"] = node.type
@@ -405,6 +409,16 @@ class _Converter:
             for name in [n for n, v in inputs.items() if _is_link(v) and v[0] not in prompt]:
                 del inputs[name]
         return ConversionResult(prompt, list(unknown), self.warnings)
+
+
+def _guard(visited: set[_Visit] | None, dto: _Exec, slot: int, is_input: bool) -> set[_Visit]:
+    """Record that one slot is being followed; a slot met twice in one resolution is a loop."""
+    visited = set() if visited is None else visited
+    key = (dto.graph.id, dto.node.id, is_input, slot)
+    if key in visited:
+        raise _Recursion(f"circular link at node {dto.exec_id} {'input' if is_input else 'output'} {slot}")
+    visited.add(key)
+    return visited
 
 
 def _is_link(value: Any) -> bool:

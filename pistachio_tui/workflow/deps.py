@@ -174,12 +174,12 @@ class _Analyser:
                 if not isinstance(value, str) or value in _BUILTIN_VALUES:
                     continue
                 folder = LOADER_FOLDERS.get((class_type, input_name))
+                if folder is None and not looks_like_model_file(value):
+                    continue
                 options = self.options(class_type, input_name)
                 if folder is None:
                     if options is None and class_type in self.object_info:
                         continue  # a plain string input (prompt text), never a file reference
-                    if not looks_like_model_file(value):
-                        continue
                     folder = self.folder_by_options(options) or _folder_by_hint(input_name)
                 needs.append(ModelNeed(value, folder, node_id, input_name, None,
                                        self.presence(value, folder, options), is_unsafe_name(value)))
@@ -212,6 +212,8 @@ def pack_refs(graph: UIWorkflow) -> dict[str, PackRef]:
         if node.type in packs or node.type in graph.subgraphs:
             continue
         props = node.properties
+        if "cnr_id" not in props and "aux_id" not in props:
+            continue
         ref = PackRef(_text(props.get("cnr_id")), _text(props.get("aux_id")), _text(props.get("ver")))
         if ref.cnr_id or ref.aux_id:
             packs[node.type] = ref
