@@ -231,6 +231,8 @@ class _Plan:
     forced_slots: int
     #: Every input's spec by name (required first).
     specs: dict[str, list[Any]]
+    #: The widgets in order when the layout does not depend on values (no dynamic combo), else None.
+    fixed: tuple[WidgetSpec, ...] | None
 
 
 #: id(node definition) → (the definition, its plan). Definitions are read, never changed, so a
@@ -257,13 +259,19 @@ def _plan(node_def: dict[str, Any]) -> _Plan:
     specs: dict[str, list[Any]] = {}
     for name, spec in every:
         specs.setdefault(name, spec)
+    required = _entries(ordered_inputs(node_def, ("required",)))
+    optional = _entries(ordered_inputs(node_def, ("optional",)))
+    entries = required + optional
+    fixed = None if any(e.dynamic for e in entries) else tuple(
+        w for e in entries for w in (e.widget, *e.companions))
     plan = _Plan(
-        _entries(ordered_inputs(node_def, ("required",))),
-        _entries(ordered_inputs(node_def, ("optional",))),
+        required,
+        optional,
         tuple(bool(input_options(spec).get("forceInput")) for _, spec in originals),
         sum(2 if input_options(spec).get("control_after_generate") or name in SEED_NAMES else 1
             for name, spec in originals),
         specs,
+        fixed,
     )
     if len(_PLANS) >= _PLAN_LIMIT:
         _PLANS.clear()
@@ -304,7 +312,16 @@ def _layout(node_type: str, node_def: dict[str, Any],
 
         return _walk(node_type, plan, take_named)
     seq = values or []
-    cursor = iter(_kept_indexes(plan, len(seq)))
+    kept = _kept_indexes(plan, len(seq))
+    if plan.fixed is not None and node_type not in _EXTENSION_INPUTS:
+        # Most nodes: widgets in a fixed order, paired with the kept values by position.
+        count = len(kept)
+        return [
+            ((w, "" if (v := seq[kept[i]]) is None and w.text_box else v, kept[i]) if i < count
+             else (w, w.default, None))
+            for i, w in enumerate(plan.fixed)
+        ]
+    cursor = iter(kept)
 
     def take(widget: WidgetSpec) -> tuple[Any, int | str | None]:
         index = next(cursor, None)
