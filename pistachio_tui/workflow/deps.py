@@ -118,8 +118,12 @@ def is_unsafe_name(name: str) -> bool:
     return any(part == ".." for part in re.split(r"[\\/]", name))
 
 
+_LONGEST_EXTENSION = max(map(len, MODEL_EXTENSIONS))
+
+
 def looks_like_model_file(value: Any) -> bool:
-    return isinstance(value, str) and value.lower().endswith(MODEL_EXTENSIONS)
+    # Only the tail matters; lowering a whole prompt text to read its last letters is wasted work.
+    return isinstance(value, str) and value[-_LONGEST_EXTENSION:].lower().endswith(MODEL_EXTENSIONS)
 
 
 def _folder_by_hint(input_name: str) -> str | None:
