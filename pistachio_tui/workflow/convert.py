@@ -124,7 +124,7 @@ class _Converter:
         if depth > 32:
             raise WorkflowError("subgraphs nest more than 32 levels deep (a subgraph contains itself?)", path=graph.path)
         for node in graph.nodes.values():
-            exec_id = ":".join((*path, node.id))
+            exec_id = ":".join((*path, node.id)) if path else node.id
             subgraph, virtual = self.is_subgraph(node), self.is_virtual(node)
             plain = not virtual and node.mode not in (MODE_NEVER, MODE_BYPASS)
             dto = _Exec(exec_id, node, graph, path, host, subgraph, virtual, plain)
@@ -357,7 +357,8 @@ class _Converter:
             return None
         return definition.get("display_name") or definition.get("name") or node.type
 
-    def node_inputs(self, dto: _Exec) -> dict[str, Any]:
+    def node_inputs(self, dto: _Exec, links: list[tuple[dict[str, Any], str, list[Any]]]) -> dict[str, Any]:
+        """The node's prompt inputs; each link it holds is also noted in ``links`` (inputs, name, link)."""
         inputs: dict[str, Any] = {}
         widgets = self.widgets(dto.node)
         for widget, value in widgets:
@@ -384,7 +385,8 @@ class _Converter:
                 # A promoted widget's value is wrapped by list-ness alone, without its type.
                 inputs[inp.name] = prompt_value(_PLAIN_WIDGET, resolved.widget_value)
             else:
-                inputs[inp.name] = [resolved.origin_id, resolved.origin_slot]
+                link = inputs[inp.name] = [resolved.origin_id, resolved.origin_slot]
+                links.append((inputs, inp.name, link))
         return inputs
 
     def run(self) -> ConversionResult:
@@ -392,11 +394,12 @@ class _Converter:
         self.expand(self.wf.root, (), None)
         prompt: dict[str, dict[str, Any]] = {}
         unknown: dict[str, None] = {}
+        links: list[tuple[dict[str, Any], str, list[Any]]] = []
         for exec_id, dto in self.execs.items():
             if not dto.plain:
                 continue
             node = dto.node
-            entry: dict[str, Any] = {"inputs": self.node_inputs(dto)}
+            entry: dict[str, Any] = {"inputs": self.node_inputs(dto, links)}
             if self.node_def(node) is not None:
                 entry["class_type"] = node.type
             else:
@@ -404,9 +407,9 @@ class _Converter:
             title = self.title(node)
             entry["_meta"] = {"title": title} if title is not None else {}
             prompt[exec_id] = entry
-        for entry in prompt.values():
-            inputs = entry["inputs"]
-            for name in [n for n, v in inputs.items() if _is_link(v) and v[0] not in prompt]:
+        # Links into nodes that are not sent (muted, or whose source was dropped) go, as in the editor.
+        for inputs, name, link in links:
+            if link[0] not in prompt and inputs.get(name) is link:
                 del inputs[name]
         return ConversionResult(prompt, list(unknown), self.warnings)
 
@@ -419,10 +422,6 @@ def _guard(visited: set[_Visit] | None, dto: _Exec, slot: int, is_input: bool) -
         raise _Recursion(f"circular link at node {dto.exec_id} {'input' if is_input else 'output'} {slot}")
     visited.add(key)
     return visited
-
-
-def _is_link(value: Any) -> bool:
-    return isinstance(value, list) and len(value) == 2
 
 
 def _slot_index(inputs: list[InputSlot], name: str, fallback: int) -> int | None:

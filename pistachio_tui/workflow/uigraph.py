@@ -237,9 +237,11 @@ def _parse_output(r: _Reader, slot: Any, node_path: str, index: int) -> OutputSl
 
 
 def _parse_node(r: _Reader, raw: Any, path: str) -> Node:
-    obj = r.obj(raw, path)
+    obj = raw if type(raw) is dict else r.obj(raw, path)
     ident = _plain_id(obj.get("id")) or r.node_id(obj.get("id"), f"{path}.id")
-    ntype = r.str_(obj.get("type"), f"{path}.type")
+    ntype = obj.get("type")
+    if type(ntype) is not str:
+        ntype = r.str_(ntype, f"{path}.type")
     mode = obj.get("mode", 0)
     mode = 0 if mode is None else mode if type(mode) is int else r.int_(mode, f"{path}.mode")
     title = obj.get("title")
@@ -247,10 +249,12 @@ def _parse_node(r: _Reader, raw: Any, path: str) -> Node:
         title = str(title)
     raw_inputs = obj.get("inputs") or []
     raw_outputs = obj.get("outputs") or []
-    inputs = [_parse_input(r, slot, path, i)
-              for i, slot in enumerate(r.arr(raw_inputs, f"{path}.inputs"))] if raw_inputs else []
-    outputs = [_parse_output(r, slot, path, i)
-               for i, slot in enumerate(r.arr(raw_outputs, f"{path}.outputs"))] if raw_outputs else []
+    if type(raw_inputs) is not list:
+        r.arr(raw_inputs, f"{path}.inputs")
+    if type(raw_outputs) is not list:
+        r.arr(raw_outputs, f"{path}.outputs")
+    inputs = [_parse_input(r, slot, path, i) for i, slot in enumerate(raw_inputs)]
+    outputs = [_parse_output(r, slot, path, i) for i, slot in enumerate(raw_outputs)]
     values = obj.get("widgets_values")
     if values is not None and not isinstance(values, (list, dict)):
         raise r.fail(f"{path}.widgets_values", f"found {_kind(values)}", "an array or an object")
