@@ -227,9 +227,14 @@ def _parse_input(r: _Reader, slot: Any, node_path: str, index: int) -> InputSlot
 def _parse_output(r: _Reader, slot: Any, node_path: str, index: int) -> OutputSlot:
     s = slot if type(slot) is dict else r.obj(slot, f"{node_path}.outputs[{index}]")
     raw_links = s.get("links") or []
-    if type(raw_links) is list and all(type(v) is int for v in raw_links):
-        links = raw_links[:]
-    else:
+    links: list[int] | None = None
+    if type(raw_links) is list:
+        for v in raw_links:
+            if type(v) is not int:
+                break
+        else:
+            links = raw_links[:]
+    if links is None:
         path = f"{node_path}.outputs[{index}]"
         links = [r.int_(v, f"{path}.links[{j}]") for j, v in enumerate(r.arr(raw_links, f"{path}.links"))]
     name, stype = s.get("name"), s.get("type")
@@ -284,6 +289,14 @@ def _parse_graph(r: _Reader, obj: dict[str, Any], path: str) -> Graph:
     for i, raw in enumerate(r.arr(raw_links if raw_links is not None else [], f"{path}.links")):
         if raw is None:  # deleted links are sometimes left as null holes
             continue
+        if type(raw) is list and len(raw) == 6:
+            # The editor's own shape, [id, origin, slot, target, slot, type] with integer node ids:
+            # by far the most links, so they skip even the general fast path.
+            ident, origin, oslot, target, tslot, ltype = raw
+            if (type(ident) is int and type(origin) is int and type(oslot) is int and type(target) is int
+                    and type(tslot) is int and type(ltype) is str):
+                links[ident] = Link(ident, str(origin), oslot, str(target), tslot, ltype)
+                continue
         link = _parse_link(r, raw, path, i)
         links[link.id] = link
     return Graph(nodes, links, path)
