@@ -4,10 +4,13 @@
 
     pistachio train watch RUN [--log FILE] [--json] [--follow]
     pistachio train best RUN [--patience K] [--tolerance T] [--json]
-    pistachio train promote RUN --epoch N [--comfy PATH] [--name NAME] [--overwrite] [--json]
+    pistachio train promote RUN (--checkpoint epoch7|step15 | --epoch N) [--comfy PATH] [--name NAME]
+                                [--overwrite] [--json]
     pistachio train prepare DATASET --trigger WORD --gpu {h200,a100,4090} --model {wan14b,flux,sdxl} [-o OUT]
 
-RUN is a run folder, an output folder (its newest run) or a console log.
+RUN is a run folder, an output folder (its newest run), a folder written by
+``prepare`` (the newest run under it; ``watch`` waits for the first one) or a
+console log.
 Exit codes: bad RUN/DATASET or arguments → USAGE; a checkpoint that cannot be
 promoted or a refused overwrite → REJECTED; a failed run or no eval data → FAILED.
 """
@@ -39,7 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     watch.add_argument("--interval", type=float, default=2.0, help="seconds between polls with --follow")
     watch.set_defaults(func=run_watch)
 
-    best = actions.add_parser("best", help="the epoch with the lowest eval loss, and where it stopped improving")
+    best = actions.add_parser("best", help="the save (epochN/ or stepN/) with the lowest eval loss, and where "
+                                           "it stopped improving")
     _run_args(best)
     best.add_argument("--patience", type=int, default=3, metavar="K",
                       help="evals without improvement that mean converged (default 3)")
@@ -47,11 +51,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="relative change that still counts as flat (e.g. 0.01 = 1%%)")
     best.set_defaults(func=run_best)
 
-    promote = actions.add_parser("promote", help="copy epochN's LoRA into ComfyUI's models/loras")
+    promote = actions.add_parser("promote", help="copy a saved LoRA (epochN/ or stepN/) into ComfyUI's models/loras")
     _run_args(promote)
-    promote.add_argument("--epoch", type=int, required=True, metavar="N")
+    which = promote.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", metavar="NAME", help="save folder to promote: epoch7, step15, ...")
+    which.add_argument("--epoch", type=int, metavar="N", help="same as --checkpoint epochN")
     promote.add_argument("--comfy", type=Path, help="ComfyUI folder (default: comfy_dir from the settings)")
-    promote.add_argument("--name", help="file name stem instead of the run folder's name")
+    promote.add_argument("--name", help="run title in the file name instead of the prepare folder's name")
     promote.add_argument("--overwrite", action="store_true", help="replace an existing file of that name")
     promote.set_defaults(func=run_promote)
 
@@ -103,10 +109,14 @@ def _fmt(value: float | None, spec: str = ".4g") -> str:
 
 
 def _status_line(state) -> str:
+    if state.step is None and state.status in ("waiting", "caching"):
+        doing = f"caching latents ({state.caching})" if state.status == "caching" else "no step yet"
+        return f"{state.status:<9} {doing}; the run folder appears once caching and model loading are done"
     epoch = f"{state.epoch or '—'}/{state.total_epochs or '?'}"
+    eta = "" if state.status in ("failed", "stopped", "quit") else f"  ETA {_duration(state.eta_s)}"
     return (f"{state.status:<9} epoch {epoch}  step {state.step or '—'}/{state.total_steps or '?'}  "
             f"loss {_fmt(state.loss)} (avg {_fmt(state.loss_ema)})  "
-            f"{_fmt(state.it_per_s, '.3f')} it/s  ETA {_duration(state.eta_s)}")
+            f"{_fmt(state.it_per_s, '.3f')} it/s{eta}")
 
 
 def _report(state) -> str:
@@ -119,12 +129,15 @@ def _report(state) -> str:
         lines.append(f"eval loss ({state.eval_name}): " + ", ".join(f"e{e} {v:.4g}" for e, v in last))
     ck = state.checkpoints
     if ck is not None:
-        ok = ck.usable_epochs
-        bad = [s for s in ck.saved if not s.ok]
-        lines.append(f"saved epochs: {_ranges(ok) or 'none'}"
-                     + (f"; resume states: global_step{ck.global_steps[-1]} (+{len(ck.global_steps) - 1} older)"
-                        if ck.global_steps else ""))
-        lines.extend(f"  unusable {s.name}: {s.problem}" for s in bad)
+        steps = [s.step for s in ck.saved if s.ok and s.step is not None]
+        saved = f"saved epochs: {_ranges(ck.usable_epochs) or 'none'}"
+        if steps:
+            saved += f"; saved steps: {', '.join(map(str, steps))}"
+        lines.append(saved + (f"; resume states: global_step{ck.global_steps[-1]} (+{len(ck.global_steps) - 1} older)"
+                              if ck.global_steps else ""))
+        lines.extend(f"  unusable {s.name}: {s.problem}" for s in ck.saved if not s.ok)
+    if state.ended_reason:
+        lines.append(f"ended: {state.ended_reason}")
     if state.nan_count:
         lines.append(f"NaN/inf loss on {state.nan_count} steps")
     for err in state.errors:
@@ -161,13 +174,13 @@ async def run_watch(args: argparse.Namespace) -> int:
         else:
             async for state in watcher.watch(args.interval):
                 print(json.dumps(state.to_dict()) if args.json else _status_line(state), flush=True)
-                if state.status in ("complete", "quit"):
+                if state.ended:
                     if not args.json:
                         print(_report(state))
                     break
     finally:
         watcher.close()
-    return exit_codes.FAILED if state is not None and state.status == "failed" else exit_codes.OK
+    return exit_codes.FAILED if state is not None and state.status in ("failed", "stopped") else exit_codes.OK
 
 
 async def run_best(args: argparse.Namespace) -> int:
@@ -187,19 +200,29 @@ async def run_best(args: argparse.Namespace) -> int:
         state = await asyncio.to_thread(watcher.poll)
     finally:
         watcher.close()
-    evals = state.eval_loss_by_epoch()
     result = state.convergence(patience=args.patience, tolerance=args.tolerance)
+    candidates = state.candidates()
     if args.json:
         print(json.dumps({
-            "run": state.name, "best_epoch": result.best_epoch, "best_loss": result.best_loss,
-            "stop_epoch": result.stop_epoch, "trend": result.trend, "patience": result.patience,
+            "run": state.name, "best": result.best, "best_step": result.best_step,
+            "best_epoch": result.best_epoch, "best_loss": result.best_loss,
+            "stop_step": result.stop_step, "trend": result.trend, "patience": result.patience,
             "explanation": result.explanation, "eval_name": state.eval_name,
-            "eval_loss_by_epoch": {str(k): v for k, v in evals.items()},
+            "eval_loss_by_step": {str(k): v for k, v in state.eval_loss_by_step().items()},
+            "checkpoints": [{"name": c.name, "step": c.step, "eval_loss": c.eval_loss, "ok": c.ok}
+                            for c in candidates],
             "saved_epochs": state.saved_epochs,
         }, indent=2))
     else:
         print(result.explanation)
-    return exit_codes.OK if result.best_epoch is not None else exit_codes.FAILED
+        for c in candidates:
+            mark = "★" if c.name == result.best else " "
+            loss = "no eval at this step" if c.eval_loss is None else f"{c.eval_loss:.4f}"
+            step = "?" if c.step is None else str(c.step)
+            print(f"{mark} {c.name:<10} step {step:>6}  {loss}" + ("" if c.ok else f"  unusable: {c.saved.problem}"))
+        if result.best is not None and state.run_dir is not None:
+            _say(f"promote it: pistachio train promote {state.run_dir} --checkpoint {result.best}")
+    return exit_codes.OK if result.best is not None else exit_codes.FAILED
 
 
 def run_promote(args: argparse.Namespace) -> int:
@@ -216,7 +239,8 @@ def run_promote(args: argparse.Namespace) -> int:
         if paths.run_dir is None:
             _say(f"error: {args.run} is a log without a run folder next to it — give the run folder")
             return exit_codes.USAGE
-        result = promote(paths.run_dir, args.epoch, comfy.expanduser(), name=args.name, overwrite=args.overwrite)
+        checkpoint = args.checkpoint if args.checkpoint is not None else args.epoch
+        result = promote(paths.run_dir, checkpoint, comfy.expanduser(), name=args.name, overwrite=args.overwrite)
     except (CheckpointUnusable, PromoteRefused) as exc:
         _say(f"error: {exc}")
         return exit_codes.REJECTED
