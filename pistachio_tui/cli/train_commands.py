@@ -147,7 +147,7 @@ def _report(state) -> str:
 
 
 def _ranges(numbers: list[int]) -> str:
-    parts: list[str] = []
+    parts: list[tuple[int, int]] = []
     for n in sorted(numbers):
         if parts and parts[-1][1] == n - 1:
             parts[-1] = (parts[-1][0], n)
