@@ -6,7 +6,9 @@
     pistachio train best RUN [--patience K] [--tolerance T] [--json]
     pistachio train promote RUN (--checkpoint epoch7|step15 | --epoch N) [--comfy PATH] [--name NAME]
                                 [--overwrite] [--json]
-    pistachio train prepare DATASET --trigger WORD --gpu {h200,a100,4090} --model {wan14b,flux,sdxl} [-o OUT]
+    pistachio train prepare DATASET --trigger WORD --model {wan14b,flux,sdxl} [--gpu CARD] [--num-gpus N]
+                            [-o OUT] [--repeats N] [--eval-repeats N] [--comfy-models DIR]
+                            [--model-path DIR] [--wandb [RUN_NAME]] [--json]
 
 RUN is a run folder, an output folder (its newest run), a folder written by
 ``prepare`` (the newest run under it; ``watch`` waits for the first one) or a
@@ -25,7 +27,7 @@ from typing import Any
 
 from pistachio_tui.cli import exit_codes
 
-_GPUS = ("h200", "a100", "4090")
+_GPUS = ("3090", "4090", "5090", "a6000", "a40", "l40s", "a100", "h100", "h200")
 _MODELS = ("wan14b", "flux", "sdxl")
 
 
@@ -61,15 +63,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     promote.add_argument("--overwrite", action="store_true", help="replace an existing file of that name")
     promote.set_defaults(func=run_promote)
 
-    prepare = actions.add_parser("prepare", help="split a dataset, write DiffusionPipe TOMLs, print the command")
-    prepare.add_argument("dataset", type=Path, metavar="DATASET", help="folder of images with .txt captions")
+    prepare = actions.add_parser("prepare", help="split a dataset, work out buckets and steps, write DiffusionPipe "
+                                                 "TOMLs, print the command")
+    prepare.add_argument("dataset", type=Path, metavar="DATASET", help="folder of images/videos with .txt captions")
     prepare.add_argument("--trigger", required=True, metavar="WORD", help="token put first in every caption")
-    prepare.add_argument("--gpu", required=True, choices=_GPUS)
     prepare.add_argument("--model", required=True, choices=_MODELS)
+    prepare.add_argument("--gpu", choices=_GPUS, help="card to train on (default: this machine's, from NVML)")
+    prepare.add_argument("--num-gpus", type=int, help="GPUs for data parallel training (default: 1, or all "
+                                                      "of this machine's when --gpu is not given)")
     prepare.add_argument("-o", "--out", type=Path, help="where to write (default: DATASET_lora next to DATASET)")
     prepare.add_argument("--epochs", type=int, default=30)
-    prepare.add_argument("--num-gpus", type=int, default=1)
-    prepare.add_argument("--model-path", help="path of the base model weights for [model]")
+    prepare.add_argument("--repeats", type=int, metavar="N", help="num_repeats of the training set "
+                                                                 "(default: the smallest that drops nothing)")
+    prepare.add_argument("--eval-repeats", type=int, metavar="N", help="num_repeats of the eval set "
+                                                                      "(default: the smallest that drops nothing)")
+    prepare.add_argument("--comfy-models", type=Path, metavar="DIR",
+                         help="ComfyUI models/ folder to take the weights from (default: comfy_dir/models "
+                              "from the settings)")
+    prepare.add_argument("--model-path", type=Path, metavar="DIR",
+                         help="the model's official folder (Wan: ckpt_path; Flux: diffusers_path)")
+    prepare.add_argument("--wandb", nargs="?", const="", metavar="RUN_NAME",
+                         help="also log to Weights & Biases (key from WANDB_API_KEY); TensorBoard stays on")
     prepare.add_argument("--copy", action="store_true", help="copy images instead of hardlinking them")
     prepare.add_argument("--json", action="store_true", help="print JSON on stdout")
     prepare.set_defaults(func=run_prepare)
@@ -266,44 +280,125 @@ def _settings_comfy_dir(args: argparse.Namespace) -> Path | None:
         return None
 
 
-def run_prepare(args: argparse.Namespace) -> int:
+def _gpu_choice(args: argparse.Namespace) -> tuple[Any, int] | None:
+    from pistachio_tui.training.presets import GPUS, detect_gpu
+
+    if args.gpu:
+        return GPUS[args.gpu], args.num_gpus or 1
+    detected = detect_gpu()
+    if detected is None:
+        return None
+    card, count = detected
+    _say(f"GPU: {card.name} ×{count} (found on this machine)")
+    return card, args.num_gpus or count
+
+
+async def _price_per_hour(card) -> float | None:
+    """On-demand $/h of one such card on RunPod, when an API key is set; None otherwise."""
+    import asyncio
+
+    from pistachio_tui.config import ConfigError, get_secret
+    from pistachio_tui.runpod.api import RunPodClient
+    from pistachio_tui.runpod.errors import RunPodError
+
+    try:
+        key = get_secret("RUNPOD_API_KEY")
+    except ConfigError:
+        return None
+    if not key or not card.runpod_name:
+        return None
+    try:
+        async with RunPodClient(key) as client:
+            types = await asyncio.wait_for(client.gpu_types(), 15)
+    except (RunPodError, TimeoutError, OSError):
+        return None
+    match = [t for t in types if card.runpod_name.lower() in t.display_name.lower()]
+    return min((t.on_demand_price for t in match if t.on_demand_price), default=None)
+
+
+async def run_prepare(args: argparse.Namespace) -> int:
+    import asyncio
+
     from pistachio_tui.training.errors import TrainingError
     from pistachio_tui.training.prepare import prepare_run
 
+    choice = _gpu_choice(args)
+    if choice is None:
+        _say("error: no NVIDIA GPU found here — pass --gpu (" + ", ".join(_GPUS) + ")")
+        return exit_codes.USAGE
+    card, num_gpus = choice
     out = args.out or args.dataset.parent / f"{args.dataset.name}_lora"
+    comfy_models = args.comfy_models
+    if comfy_models is None and (comfy := _settings_comfy_dir(args)) is not None:
+        comfy_models = comfy / "models"
+    wandb = None if args.wandb is None else (args.wandb or out.name)
     try:
-        run = prepare_run(args.dataset, out, trigger=args.trigger, gpu=args.gpu, model=args.model,
-                          epochs=args.epochs, num_gpus=args.num_gpus, model_path=args.model_path,
-                          link=not args.copy)
+        run = await asyncio.to_thread(
+            prepare_run, args.dataset, out, trigger=args.trigger, gpu=card, model=args.model,
+            epochs=args.epochs, num_gpus=num_gpus, link=not args.copy, num_repeats=args.repeats,
+            eval_repeats=args.eval_repeats, comfy_models=comfy_models, official_model=args.model_path,
+            wandb=wandb)
     except TrainingError as exc:
         _say(f"error: {exc}")
         return exit_codes.USAGE
-    choices = run.preset.choices()
+    price = await _price_per_hour(card)
     if args.json:
-        print(json.dumps(_prepare_json(run, choices), indent=2))
+        print(json.dumps(_prepare_json(run, price), indent=2))
         return exit_codes.OK
-    print(f"{run.preset.model.name} on {run.preset.gpu.name}: "
-          f"{len(run.dataset.train)} train / {len(run.dataset.eval)} eval ({run.dataset.report.summary()})")
-    for name, choice in choices.items():
-        value = "(not set)" if choice.value is None else choice.value
-        print(f"  {name} = {value}: {choice.why}")
-    for warning in run.warnings:
-        print(f"warning: {warning}")
-    print(f"configs: {run.main_toml}, {run.dataset_toml}, {run.eval_toml}")
-    print("launch (from the diffusion-pipe folder):")
-    print(f"  {run.launch_command}")
-    print("resume the newest run:")
-    print(f"  {run.resume_command}")
+    print(_prepare_report(run, price))
     return exit_codes.OK
 
 
-def _prepare_json(run, choices) -> dict[str, Any]:
+def _prepare_report(run, price: float | None) -> str:
+    plan, preset = run.plan, run.preset
+    num_gpus = plan.num_gpus
+    lines = [f"{preset.model.name} on {preset.gpu.name} ×{num_gpus}: "
+             f"{len(run.dataset.train)} train / {len(run.dataset.eval)} eval ({run.dataset.report.summary()})"]
+    for title, bucket_plan, repeats, batch in (("train", plan.train, plan.num_repeats, plan.global_batch),
+                                               ("eval", plan.eval, plan.eval_repeats, plan.eval_global_batch)):
+        lines.append(f"{title} buckets (num_repeats {repeats}, global batch {batch}): {bucket_plan.kept} of "
+                     f"{bucket_plan.items} items kept")
+        lines.extend(f"  {b.describe()}" for b in bucket_plan.buckets)
+    if plan.frame_buckets != (1,):
+        lines.append(f"frame buckets: {list(plan.frame_buckets)}")
+    lines.append(f"steps: {plan.steps_per_epoch} per epoch × {plan.epochs} epochs = {plan.total_steps}; "
+                 f"warm-up {plan.warmup_steps} steps")
+    cost = f", about ${plan.duration_s / 3600 * price * num_gpus:.2f} at ${price:.2f}/h per GPU" if price else ""
+    lines.append(f"expected duration: ~{_duration(plan.duration_s)} (rough: {_duration(plan.epoch_seconds)} "
+                 f"per epoch + {_duration(plan.eval_seconds)} per eval){cost}")
+    for name, choice in preset.choices().items():
+        value = "(not set)" if choice.value is None else choice.value
+        lines.append(f"  {name} = {value}: {choice.why}")
+    lines.extend(f"warning: {w}" for w in run.warnings)
+    lines.append(f"configs: {run.main_toml}, {run.dataset_toml}, {run.eval_toml}")
+    lines.append("launch (from the diffusion-pipe folder):")
+    lines.append(f"  {run.launch_command}")
+    lines.append("resume the newest run:")
+    lines.append(f"  {run.resume_command}")
+    lines.append(f"watch it: pistachio train watch {run.out_dir} --follow")
+    return "\n".join(lines)
+
+
+def _bucket_json(b) -> dict[str, Any]:
+    return {"ar": b.ar, "width": b.width, "height": b.height, "frames": b.frames, "files": b.files,
+            "items": b.items, "kept": b.kept, "dropped": b.dropped, "batches": b.batches}
+
+
+def _prepare_json(run, price: float | None) -> dict[str, Any]:
+    plan = run.plan
     return {
-        "gpu": run.preset.gpu.key, "model": run.preset.model.key,
+        "gpu": run.preset.gpu.key, "model": run.preset.model.key, "num_gpus": plan.num_gpus,
         "train": run.dataset.train, "eval": run.dataset.eval,
         "train_dir": str(run.dataset.train_dir), "eval_dir": str(run.dataset.eval_dir),
         "main_toml": str(run.main_toml), "dataset_toml": str(run.dataset_toml),
         "eval_toml": str(run.eval_toml),
-        "choices": {k: {"value": c.value, "why": c.why} for k, c in choices.items()},
+        "num_repeats": plan.num_repeats, "eval_repeats": plan.eval_repeats,
+        "global_batch": plan.global_batch, "frame_buckets": list(plan.frame_buckets),
+        "train_buckets": [_bucket_json(b) for b in plan.train.buckets],
+        "eval_buckets": [_bucket_json(b) for b in plan.eval.buckets],
+        "steps_per_epoch": plan.steps_per_epoch, "total_steps": plan.total_steps,
+        "warmup_steps": plan.warmup_steps, "duration_s": plan.duration_s, "price_per_hour": price,
+        "model_paths": run.model_paths.keys, "missing": run.model_paths.missing,
+        "choices": {k: {"value": c.value, "why": c.why} for k, c in run.preset.choices().items()},
         "warnings": run.warnings, "launch": run.launch_command, "resume": run.resume_command,
     }
