@@ -255,7 +255,8 @@ def build_configs(preset: TrainingPreset, plan: RunPlan, *, train_dir: Path, eva
     keys = dict(model_paths.keys) if model_paths else {}
     if m.path_key not in keys:
         keys[m.path_key] = f"/CHANGE/ME/{m.path_hint}"
-        warnings.append(f"set [model] {m.path_key} in the main TOML to your {m.name} weights")
+        if not any(line.startswith(f"{m.path_key}:") for line in (model_paths.missing if model_paths else [])):
+            warnings.append(f"set [model] {m.path_key} in the main TOML to your {m.name} weights")
     model.update(keys)
     model["dtype"] = "bfloat16"
     if c["transformer_dtype"].value is not None:
