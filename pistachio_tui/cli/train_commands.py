@@ -10,6 +10,9 @@
                             [-o OUT] [--repeats N] [--eval-repeats N] [--comfy-models DIR]
                             [--model-path DIR] [--wandb [RUN_NAME]] [--json]
 
+    pistachio train start CONFIG [--detach|--tmux] [--gpu CARD] [--num-gpus N] [--diffusion-pipe DIR]
+    pistachio train resume RUN [--detach|--tmux] [--gpu CARD] [--num-gpus N] [--diffusion-pipe DIR]
+
 RUN is a run folder, an output folder (its newest run), a folder written by
 ``prepare`` (the newest run under it; ``watch`` waits for the first one) or a
 console log.
@@ -87,6 +90,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prepare.add_argument("--copy", action="store_true", help="copy images instead of hardlinking them")
     prepare.add_argument("--json", action="store_true", help="print JSON on stdout")
     prepare.set_defaults(func=run_prepare)
+
+    start = actions.add_parser("start", help="start a run from its main TOML, console kept in the run folder")
+    start.add_argument("config", type=Path, metavar="CONFIG", help="the main TOML (e.g. from prepare)")
+    _launch_args(start)
+    start.set_defaults(func=run_start)
+
+    resume = actions.add_parser("resume", help="resume a run from its newest resume state (global_stepN)")
+    resume.add_argument("run", type=Path, metavar="RUN", help="the run folder (output_dir/YYYYMMDD_HH-MM-SS)")
+    _launch_args(resume)
+    resume.set_defaults(func=run_resume)
+
+
+def _launch_args(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--detach", action="store_true", help="run in the background; survives logging out")
+    where.add_argument("--tmux", action="store_true", help="run in a new tmux session; survives logging out")
+    parser.add_argument("--gpu", choices=_GPUS, help="card (decides the NCCL variables; default: NVML)")
+    parser.add_argument("--num-gpus", type=int, help="GPUs to use (default: all of this machine's)")
+    parser.add_argument("--diffusion-pipe", type=Path, metavar="DIR", help="the diffusion-pipe checkout "
+                        "(default: $DIFFUSION_PIPE_DIR, ~/diffusion-pipe or /workspace/diffusion-pipe)")
+    parser.add_argument("--dry-run", action="store_true", help="print the command and the log path only")
 
 
 def _run_args(parser: argparse.ArgumentParser) -> None:
@@ -402,3 +426,46 @@ def _prepare_json(run, price: float | None) -> dict[str, Any]:
         "choices": {k: {"value": c.value, "why": c.why} for k, c in run.preset.choices().items()},
         "warnings": run.warnings, "launch": run.launch_command, "resume": run.resume_command,
     }
+
+
+def _launch(args: argparse.Namespace, plan_for) -> int:
+    from pistachio_tui.training.errors import TrainingError
+    from pistachio_tui.training.launch import start
+    from pistachio_tui.training.presets import GPUS, detect_gpu
+
+    detected = None if args.gpu else detect_gpu()
+    card = GPUS[args.gpu] if args.gpu else (detected[0] if detected else None)
+    num_gpus = args.num_gpus or (detected[1] if detected else 1)
+    try:
+        plan = plan_for(card, num_gpus, args.diffusion_pipe)
+    except TrainingError as exc:
+        _say(f"error: {exc}")
+        return exit_codes.USAGE
+    _say(f"command: {plan.shell_command}")
+    _say(f"console log: {plan.log_path}" + ("" if plan.run_dir else " (linked into the run folder as train.log "
+                                                                    "once the trainer creates it)"))
+    if args.dry_run:
+        return exit_codes.OK
+    mode = "detach" if args.detach else "tmux" if args.tmux else "foreground"
+    try:
+        result = start(plan, mode=mode)
+    except TrainingError as exc:
+        _say(f"error: {exc}")
+        return exit_codes.USAGE
+    if mode == "foreground":
+        return exit_codes.OK if result == 0 else exit_codes.FAILED
+    _say(f"started ({'pid' if mode == 'detach' else 'tmux session'} {result}); watch it with: "
+         f"pistachio train watch {plan.run_dir or plan.config.parent} --follow")
+    return exit_codes.OK
+
+
+def run_start(args: argparse.Namespace) -> int:
+    from pistachio_tui.training.launch import plan_launch
+
+    return _launch(args, lambda card, n, dp: plan_launch(args.config, gpu=card, num_gpus=n, diffusion_pipe=dp))
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    from pistachio_tui.training.launch import plan_resume
+
+    return _launch(args, lambda card, n, dp: plan_resume(args.run, gpu=card, num_gpus=n, diffusion_pipe=dp))

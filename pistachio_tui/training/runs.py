@@ -107,12 +107,26 @@ def resolve_run(target: Path | str, log: Path | str | None = None) -> RunPaths:
     output_dir = output_dir or path
     runs = runs_in(output_dir)
     if runs:
-        return RunPaths(runs[-1], log_path or find_log(runs[-1]), output_dir)
+        return RunPaths(runs[-1], log_path or _unlinked_log(log_dirs[0], runs[-1]) or find_log(runs[-1]), output_dir)
     log_path = log_path or next((found for d in log_dirs if (found := _newest_log(d))), None)
     if log_path is None and output_dir == path:
         raise RunNotFound(f"{path} holds no DiffusionPipe run (no YYYYMMDD_HH-MM-SS folder, "
                           "no event files, no epochN/ or stepN/), no main TOML and no log file")
     return RunPaths(None, log_path, output_dir)
+
+
+def _unlinked_log(logs: Path, newest_run: Path) -> Path | None:
+    """A launcher log not yet linked into any run folder and newer than the newest run:
+    a run still caching latents, before its folder exists."""
+    if logs.name != "logs":
+        return None
+    log = _newest_log(logs)
+    try:
+        if log is not None and log.stat().st_nlink == 1 and log.stat().st_mtime > newest_run.stat().st_mtime:
+            return log
+    except OSError:
+        pass
+    return None
 
 
 def find_log(run_dir: Path) -> Path | None:

@@ -38,6 +38,7 @@ from pistachio_tui.training import logparse as lp
 from pistachio_tui.training.checkpoints import RunCheckpoints, SavedModel, scan_checkpoints
 from pistachio_tui.training.converge import Convergence, find_convergence
 from pistachio_tui.training.epochs import EpochEnds
+from pistachio_tui.training.errors import TrainingError
 from pistachio_tui.training.runs import RunConfig, RunPaths, find_log, read_run_config, resolve_run, runs_in
 from pistachio_tui.training.series import DownsampledSeries
 from pistachio_tui.training.tail import DEFAULT_MAX_BYTES, LogFollower
@@ -298,6 +299,7 @@ class RunWatcher:
                  stall_after_s: float = 900.0, failed_after_s: float = 30.0,
                  clock: Callable[[], float] = time.monotonic,
                  process_check: Callable[[str | None], bool | None] = trainer_running) -> None:
+        self._target = target
         self.paths: RunPaths = resolve_run(target, log)
         self._smoothing = smoothing
         self._chunk_bytes = chunk_bytes
@@ -396,6 +398,16 @@ class RunWatcher:
         output_dir = self.paths.output_dir
         if output_dir is None:
             return
+        if self._follower is None and not self._explicit_log:
+            # The launcher's log may be created after the watcher opened.
+            try:
+                log = resolve_run(self._target).log_path
+            except TrainingError:
+                log = None
+            if log is not None and log.parent != output_dir:
+                self.paths = RunPaths(None, log, output_dir)
+                self.state.log_path = log
+                self._follower = LogFollower(log, max_bytes=self._chunk_bytes)
         runs = [r for r in runs_in(output_dir) if r not in self._known_runs or self.state.status != "caching"]
         if not runs:
             return
