@@ -11,6 +11,7 @@
                             [--model-path DIR] [--wandb [RUN_NAME]] [--json]
 
     pistachio train start CONFIG [--detach|--tmux] [--gpu CARD] [--num-gpus N] [--diffusion-pipe DIR]
+    pistachio train tournament RUN --server URL --workflow WF [--comfy DIR] [--prompt TEXT]... [--around N]
     pistachio train resume RUN [--detach|--tmux] [--gpu CARD] [--num-gpus N] [--diffusion-pipe DIR]
 
 RUN is a run folder, an output folder (its newest run), a folder written by
@@ -100,6 +101,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     resume.add_argument("run", type=Path, metavar="RUN", help="the run folder (output_dir/YYYYMMDD_HH-MM-SS)")
     _launch_args(resume)
     resume.set_defaults(func=run_resume)
+
+    tour = actions.add_parser("tournament", help="render the saves around the eval minimum side by side "
+                                                 "through a ComfyUI server; writes a contact sheet")
+    _run_args(tour)
+    tour.add_argument("--server", action="append", required=True, metavar="URL",
+                      help="ComfyUI server (repeat for a fleet); its loras folder must be reachable (--comfy)")
+    tour.add_argument("--workflow", type=Path, required=True, metavar="WF", help="a workflow with a LoRA loader")
+    tour.add_argument("--comfy", type=Path, help="the server's ComfyUI folder (default: comfy_dir from the settings)")
+    tour.add_argument("--prompt", action="append", metavar="TEXT", help="a prompt (repeat; the trigger word is "
+                      "added when missing; default: three portrait/full-body prompts)")
+    tour.add_argument("--checkpoint", action="append", metavar="NAME", help="saves to compare (default: the best "
+                      "and --around saves on each side)")
+    tour.add_argument("--around", type=int, default=2, metavar="N")
+    tour.add_argument("--seed", type=int, default=1234)
+    tour.add_argument("-o", "--out", type=Path, help="output folder (default: RUN/tournament)")
+    tour.set_defaults(func=run_tournament_cmd)
 
 
 def _launch_args(parser: argparse.ArgumentParser) -> None:
@@ -469,3 +486,56 @@ def run_resume(args: argparse.Namespace) -> int:
     from pistachio_tui.training.launch import plan_resume
 
     return _launch(args, lambda card, n, dp: plan_resume(args.run, gpu=card, num_gpus=n, diffusion_pipe=dp))
+
+
+async def run_tournament_cmd(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from pistachio_tui.config import ServerConfig
+    from pistachio_tui.training.errors import TrainingError
+    from pistachio_tui.training.promote import find_trigger
+    from pistachio_tui.training.tournament import pick_contenders, run_tournament, tournament_prompts
+
+    comfy = args.comfy or _settings_comfy_dir(args)
+    if comfy is None:
+        _say("error: the server's loras folder is needed — pass --comfy PATH (its ComfyUI folder)")
+        return exit_codes.USAGE
+    try:
+        watcher = _open_watcher(args)
+    except TrainingError as exc:
+        _say(f"error: {exc}")
+        return exit_codes.USAGE
+    try:
+        state = await asyncio.to_thread(watcher.poll)
+    finally:
+        watcher.close()
+    if state.run_dir is None:
+        _say(f"error: {args.run} has no run folder with saves")
+        return exit_codes.USAGE
+    try:
+        contenders = args.checkpoint or pick_contenders(state, args.around)
+        prompts = tournament_prompts(find_trigger(state.run_dir), args.prompt)
+        servers = [ServerConfig(f"server{i + 1}", url) for i, url in enumerate(args.server)]
+        _say(f"rendering {len(prompts)} prompts × {', '.join(contenders)} on {len(servers)} server(s)")
+        result = await run_tournament(state.run_dir, contenders, prompts, workflow=args.workflow, servers=servers,
+                                      loras_dir=comfy.expanduser() / "models" / "loras",
+                                      out_dir=args.out or state.run_dir / "tournament", seed=args.seed,
+                                      on_progress=_say)
+    except Exception as exc:  # noqa: BLE001 — setup errors of fleet and training both carry a message
+        message = getattr(exc, "message", None) or str(exc)
+        _say(f"error: {message}")
+        return exit_codes.FAILED
+    if args.json:
+        print(json.dumps({"checkpoints": contenders, "prompts": prompts, "sheet": _str_or_none(result.sheet),
+                          "images": {f"{c}|{i}": str(p) for (c, i), p in result.images.items()},
+                          "failed": result.failed}, indent=2))
+    else:
+        print(result.sheet or "no images came back")
+        best = state.convergence().best
+        _say(f"saves down, prompts across; eval loss picks {best}. Promote the one you like: "
+             f"pistachio train promote {state.run_dir} --checkpoint NAME")
+    return exit_codes.OK if result.images and not result.failed else exit_codes.FAILED
+
+
+def _str_or_none(path: Path | None) -> str | None:
+    return None if path is None else str(path)
