@@ -12,6 +12,7 @@
 
     pistachio train start CONFIG [--detach|--tmux] [--gpu CARD] [--num-gpus N] [--diffusion-pipe DIR]
     pistachio train tournament RUN --server URL --workflow WF [--comfy DIR] [--prompt TEXT]... [--around N]
+    pistachio train captions DATASET [--trigger WORD] [--captioner CMD] [--set NAME=TEXT]... [--json]
     pistachio train resume RUN [--detach|--tmux] [--gpu CARD] [--num-gpus N] [--diffusion-pipe DIR]
 
 RUN is a run folder, an output folder (its newest run), a folder written by
@@ -101,6 +102,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     resume.add_argument("run", type=Path, metavar="RUN", help="the run folder (output_dir/YYYYMMDD_HH-MM-SS)")
     _launch_args(resume)
     resume.set_defaults(func=run_resume)
+
+    captions = actions.add_parser("captions", help="every image with its caption; flags missing, empty, "
+                                                   "duplicate and trigger-less captions; fills gaps")
+    captions.add_argument("dataset", type=Path, metavar="DATASET")
+    captions.add_argument("--trigger", metavar="WORD", help="the trigger word each caption should hold")
+    captions.add_argument("--captioner", metavar="CMD", help="command that prints a caption for {image} "
+                          "(e.g. JoyCaption's script); run on the images without a caption")
+    captions.add_argument("--set", action="append", default=[], metavar="NAME=TEXT",
+                          help="write one caption (repeat); the trigger word goes first")
+    captions.add_argument("--json", action="store_true", help="print JSON on stdout")
+    captions.set_defaults(func=run_captions)
 
     tour = actions.add_parser("tournament", help="render the saves around the eval minimum side by side "
                                                  "through a ComfyUI server; writes a contact sheet")
@@ -539,3 +551,44 @@ async def run_tournament_cmd(args: argparse.Namespace) -> int:
 
 def _str_or_none(path: Path | None) -> str | None:
     return None if path is None else str(path)
+
+
+def run_captions(args: argparse.Namespace) -> int:
+    from pistachio_tui.training.captions import review_captions, run_captioner, set_caption
+    from pistachio_tui.training.errors import TrainingError
+
+    try:
+        for item in args.set:
+            name, sep, text = item.partition("=")
+            if not sep:
+                _say(f"error: --set needs NAME=TEXT, not {item!r}")
+                return exit_codes.USAGE
+            set_caption(args.dataset, name, text, args.trigger)
+        review = review_captions(args.dataset, args.trigger)
+        if args.captioner and review.missing:
+            def progress(done: int, total: int, name: str, caption: str | None) -> None:
+                _say(f"[{done}/{total}] {name}: {caption if caption is not None else 'failed'}")
+
+            results = run_captioner(args.dataset, args.captioner, review.missing, trigger=args.trigger,
+                                    on_progress=progress)
+            for name, value in results.items():
+                if value.startswith("error: "):
+                    _say(f"  {name}: {value}")
+            review = review_captions(args.dataset, args.trigger)
+    except TrainingError as exc:
+        _say(f"error: {exc}")
+        return exit_codes.USAGE
+    if args.json:
+        print(json.dumps({"folder": str(review.folder), "trigger": review.trigger,
+                          "trigger_problem": review.trigger_problem,
+                          "entries": [{"name": e.name, "caption": e.caption, "flags": e.flags}
+                                      for e in review.entries]}, indent=2))
+    else:
+        for entry in review.entries:
+            caption = "(no caption file)" if entry.caption is None else entry.caption or "(empty)"
+            flags = f"  ⚠ {'; '.join(entry.flags)}" if entry.flags else ""
+            print(f"{entry.name}: {caption}{flags}")
+        print(review.summary())
+        if review.trigger_problem:
+            print(f"warning: {review.trigger_problem}")
+    return exit_codes.OK if not review.flagged and not review.trigger_problem else exit_codes.REJECTED
