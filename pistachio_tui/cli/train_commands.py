@@ -64,6 +64,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     which.add_argument("--checkpoint", metavar="NAME", help="save folder to promote: epoch7, step15, ...")
     which.add_argument("--epoch", type=int, metavar="N", help="same as --checkpoint epochN")
     promote.add_argument("--comfy", type=Path, help="ComfyUI folder (default: comfy_dir from the settings)")
+    promote.add_argument("--remote", metavar="USER@HOST:/PATH", help="a ComfyUI folder on a pod, over SSH "
+                         "(e.g. root@203.0.113.7:/workspace/ComfyUI)")
+    promote.add_argument("--ssh-port", type=int, help="SSH port of --remote (RunPod shows it in the pod's SSH "
+                         "command)")
+    promote.add_argument("--ssh-key", type=Path, help="SSH private key for --remote")
     promote.add_argument("--name", help="run title in the file name instead of the prepare folder's name")
     promote.add_argument("--overwrite", action="store_true", help="replace an existing file of that name")
     promote.set_defaults(func=run_promote)
@@ -294,12 +299,13 @@ async def run_best(args: argparse.Namespace) -> int:
 
 def run_promote(args: argparse.Namespace) -> int:
     from pistachio_tui.training.errors import CheckpointUnusable, PromoteRefused, TrainingError
-    from pistachio_tui.training.promote import promote
+    from pistachio_tui.training.promote import RemoteComfy, promote, promote_remote
     from pistachio_tui.training.runs import resolve_run
 
-    comfy = args.comfy or _settings_comfy_dir(args)
-    if comfy is None:
-        _say("error: no ComfyUI folder — pass --comfy PATH or set comfy_dir in the settings")
+    comfy = None if args.remote else args.comfy or _settings_comfy_dir(args)
+    if comfy is None and not args.remote:
+        _say("error: no ComfyUI folder — pass --comfy PATH or --remote USER@HOST:/PATH, or set comfy_dir in the "
+             "settings")
         return exit_codes.USAGE
     try:
         paths = resolve_run(args.run, args.log)
@@ -307,7 +313,12 @@ def run_promote(args: argparse.Namespace) -> int:
             _say(f"error: {args.run} is a log without a run folder next to it — give the run folder")
             return exit_codes.USAGE
         checkpoint = args.checkpoint if args.checkpoint is not None else args.epoch
-        result = promote(paths.run_dir, checkpoint, comfy.expanduser(), name=args.name, overwrite=args.overwrite)
+        if args.remote:
+            remote = RemoteComfy.parse(args.remote, args.ssh_port, args.ssh_key)
+            result = promote_remote(paths.run_dir, checkpoint, remote, name=args.name, overwrite=args.overwrite)
+        else:
+            result = promote(paths.run_dir, checkpoint, comfy.expanduser(), name=args.name,
+                             overwrite=args.overwrite)
     except (CheckpointUnusable, PromoteRefused) as exc:
         _say(f"error: {exc}")
         return exit_codes.REJECTED

@@ -12,7 +12,9 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +25,8 @@ from pistachio_tui.training.dataset import PREP_METADATA
 from pistachio_tui.training.errors import CheckpointUnusable, PromoteRefused
 from pistachio_tui.training.runs import RUN_NAME
 
-__all__ = ["Promoted", "promote", "lora_name", "run_title", "find_trigger", "checkpoint_name"]
+__all__ = ["Promoted", "promote", "promote_remote", "RemoteComfy", "lora_name", "run_title", "find_trigger",
+           "checkpoint_name"]
 
 _CHUNK = 1024 * 1024
 _CHECKPOINT = re.compile(r"(epoch|step)\d+")
@@ -118,6 +121,84 @@ def promote(run_dir: Path, checkpoint: str | int, comfy_dir: Path, *, name: str 
     finally:
         tmp.unlink(missing_ok=True)
     return Promoted(target, size, digest, trigger, existed)
+
+
+@dataclass(frozen=True)
+class RemoteComfy:
+    """A ComfyUI folder on another machine reached over SSH (a RunPod pod's
+    ``root@<ip> -p <port>``): ``user@host:/workspace/ComfyUI``."""
+    host: str
+    path: str
+    port: int | None = None
+    identity: Path | None = None
+
+    @classmethod
+    def parse(cls, target: str, port: int | None = None, identity: Path | None = None) -> RemoteComfy:
+        host, sep, path = target.partition(":")
+        if not sep or not host or not path.startswith("/"):
+            raise PromoteRefused(f"{target!r} is not user@host:/absolute/path/to/ComfyUI")
+        return cls(host, path.rstrip("/"), port, identity)
+
+    def _ssh_options(self, port_flag: str) -> list[str]:
+        options = ["-o", "BatchMode=yes"]
+        if self.port:
+            options += [port_flag, str(self.port)]
+        if self.identity:
+            options += ["-i", str(self.identity)]
+        return options
+
+    @staticmethod
+    def _run(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise PromoteRefused(f"{argv[0]} did not finish within {timeout:.0f} s — is the pod reachable?") from None
+        except OSError as exc:
+            raise PromoteRefused(f"cannot run {argv[0]}: {exc.strerror} — install the OpenSSH client") from None
+
+    def ssh(self, command: str, timeout: float = 60) -> str:
+        done = self._run(["ssh", *self._ssh_options("-p"), self.host, command], timeout)
+        if done.returncode != 0:
+            raise PromoteRefused(f"ssh {self.host} failed ({done.returncode}): "
+                                 f"{(done.stderr.strip().splitlines() or ['no output'])[-1]}")
+        return done.stdout
+
+    def upload(self, source: Path, remote: str, timeout: float = 3600) -> None:
+        done = self._run(["scp", "-q", *self._ssh_options("-P"), str(source), f"{self.host}:{remote}"], timeout)
+        if done.returncode != 0:
+            raise PromoteRefused(f"scp to {self.host} failed ({done.returncode}): "
+                                 f"{(done.stderr.strip().splitlines() or ['no output'])[-1]}")
+
+
+def promote_remote(run_dir: Path, checkpoint: str | int, remote: RemoteComfy, *, name: str | None = None,
+                   overwrite: bool = False) -> Promoted:
+    """Like :func:`promote`, into ``<remote>/models/loras`` over SSH: uploaded to a hidden
+    temporary name, its SHA-256 checked on the far side, then renamed into place."""
+    folder = checkpoint_name(checkpoint)
+    source = run_dir / folder / ADAPTER_FILE
+    try:
+        size = check_safetensors(source)
+    except SafetensorsProblem as exc:
+        raise CheckpointUnusable(f"Cannot promote {folder} of {run_dir.name}: {exc}.") from None
+    trigger = find_trigger(run_dir)
+    file_name = lora_name(name or run_title(run_dir), folder, trigger)
+    loras = f"{remote.path}/models/loras"
+    target, tmp = f"{loras}/{file_name}", f"{loras}/.{file_name}.partial"
+    state = remote.ssh(f"test -d {shlex.quote(remote.path + '/models')} || echo nocomfy; "
+                       f"test -e {shlex.quote(target)} && echo exists; mkdir -p {shlex.quote(loras)}")
+    if "nocomfy" in state:
+        raise PromoteRefused(f"{remote.host}:{remote.path} has no models/ folder — give the ComfyUI folder")
+    existed = "exists" in state
+    if existed and not overwrite:
+        raise PromoteRefused(f"{remote.host}:{target} already exists — allow overwriting (--overwrite) to replace it")
+    digest = _sha256(source)
+    remote.upload(source, tmp)
+    far = remote.ssh(f"sha256sum {shlex.quote(tmp)}").split()
+    if not far or far[0] != digest:
+        remote.ssh(f"rm -f {shlex.quote(tmp)}")
+        raise PromoteRefused(f"the copy on {remote.host} did not verify (SHA-256 differs) — check its free space")
+    remote.ssh(f"mv -f {shlex.quote(tmp)} {shlex.quote(target)}")
+    return Promoted(Path(target), size, digest, trigger, existed)
 
 
 def _sha256(path: Path) -> str:

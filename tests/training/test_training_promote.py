@@ -96,3 +96,48 @@ def test_names_are_readable_and_filesystem_safe(tmp_path):
     assert run_title(tmp_path / "alice_lora" / "runs" / "20260820_10-00-00") == "alice_lora_20260820-1000"
     with pytest.raises(ValueError, match="not a checkpoint name"):
         lora_name("run", "global_step40")
+
+
+FAKE_SSH = """#!/bin/sh
+# Stand-in for OpenSSH's ssh: options, then the host, then the command, run here.
+while [ "$#" -gt 2 ]; do
+  case "$1" in -o|-p|-i) shift 2 ;; *) break ;; esac
+done
+echo "$@" >> "$FAKE_LOG"
+shift
+exec sh -c "$*"
+"""
+FAKE_SCP = """#!/bin/sh
+# Stand-in for scp: options, then the source, then host:path, copied here.
+while [ "$#" -gt 2 ]; do
+  case "$1" in -q) shift ;; -o|-P|-i) shift 2 ;; *) break ;; esac
+done
+echo "scp $@" >> "$FAKE_LOG"
+cp "$1" "${2#*:}"
+"""
+
+
+def test_promote_to_a_pod_over_ssh(tmp_path, monkeypatch, capsys):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in (("ssh", FAKE_SSH), ("scp", FAKE_SCP)):
+        (bin_dir / name).write_text(body)
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
+    monkeypatch.setenv("FAKE_LOG", str(tmp_path / "calls.log"))
+    run = make_run(tmp_path, tensorboard=False)
+    pod = tmp_path / "workspace" / "ComfyUI"
+    (pod / "models").mkdir(parents=True)
+    args = ["train", "promote", str(run.run_dir), "--checkpoint", "epoch17", "--remote", f"root@pod:{pod}",
+            "--ssh-port", "22022", "--json"]
+    assert main(args) == exit_codes.OK
+    out = json.loads(capsys.readouterr().out)
+    target = pod / "models" / "loras" / "pstch-output_20260820-1000-epoch17.safetensors"
+    assert out["path"] == str(target) and sha(target) == out["sha256"]
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name]  # no partial file left
+    assert "root@pod" in (tmp_path / "calls.log").read_text()
+    assert main(args) == exit_codes.REJECTED and "already exists" in capsys.readouterr().err
+    assert main(args[:-1] + ["--overwrite"]) == exit_codes.OK
+    assert main(["train", "promote", str(run.run_dir), "--epoch", "3", "--remote", f"root@pod:{tmp_path}/nope"]) \
+        == exit_codes.REJECTED
+    assert "no models/ folder" in capsys.readouterr().err
