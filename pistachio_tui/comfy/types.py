@@ -423,7 +423,7 @@ class Job:
         if self.detail is None or not self.finished:
             return None
         workflow = self.detail.get("workflow") or {}
-        queued = [self.priority, self.id, workflow.get("prompt") or {}, workflow.get("extra_data") or {}, []]
+        queued: list[Any] = [self.priority, self.id, workflow.get("prompt") or {}, workflow.get("extra_data") or {}, []]
         return HistoryEntry.from_wire(self.id, {
             "prompt": queued,
             "outputs": self.detail.get("outputs") or {},
