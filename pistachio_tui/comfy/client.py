@@ -307,7 +307,10 @@ class ComfyClient:
             payload["extra_data"] = extra_data
         if front:
             payload["front"] = True
-        response = await self.request("POST", "/prompt", json=payload)
+        # Python's own encoding, not httpx's strict one: ComfyUI parses Infinity/NaN (it is Python too)
+        # and answers a non-finite widget value with a validation report that names the input.
+        body = json.dumps(payload).encode()
+        response = await self.request("POST", "/prompt", content=body, headers={"Content-Type": "application/json"})
         if response.status_code == 400:
             body = self._decode("POST", "/prompt", response)
             if not isinstance(body, dict):

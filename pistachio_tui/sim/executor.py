@@ -86,11 +86,14 @@ PREVIEW_METHODS = ("none", "auto", "latent2rgb", "taesd")
 class Execution:
     """Knobs shared by the server and its executor.
 
-    ``preview_method`` is the server's ``--preview-method`` (ComfyUI's default: none).
+    ``preview_method`` is the server's ``--preview-method`` (ComfyUI's default: none);
+    ``node_delay`` is how long every node without steps takes (a real CPU takes a
+    while for image nodes too: the contract tests interrupt such a chain).
     """
 
     step_delay: float
     preview_every: int = 5
+    node_delay: float = 0.0
     preview_method: str = "none"
     failing_classes: dict[str, str] = field(default_factory=dict)
 
@@ -329,6 +332,8 @@ class _Run:
         steps = inputs.get("steps")
         if isinstance(steps, int) and not isinstance(steps, bool) and steps > 0:
             await self.step_through(node_id, steps)
+        elif self.ex.knobs.node_delay > 0:
+            await asyncio.sleep(self.ex.knobs.node_delay)
         self.raise_if_failing(node_id, class_type)
         ui = self.make_outputs(node_id, class_type, inputs)
         if ui is not None:

@@ -72,8 +72,10 @@ class SimServer:
     def __init__(self, *, step_delay: float = 0.02, object_info: dict[str, Any] | None = None,
                  models: dict[str, list[str]] | None = None, manager: bool = False,
                  models_dir: Path | None = None, reboot_downtime: float = 0.2,
-                 preview_every: int = 5, preview_method: str = "none", newer: bool = False) -> None:
-        self.knobs = Execution(step_delay=step_delay, preview_every=preview_every, preview_method=preview_method)
+                 preview_every: int = 5, preview_method: str = "none", newer: bool = False,
+                 node_delay: float = 0.0) -> None:
+        self.knobs = Execution(step_delay=step_delay, preview_every=preview_every, preview_method=preview_method,
+                               node_delay=node_delay)
         self.newer = newer
         self.models_dir = Path(models_dir) if models_dir is not None else None
         self.reboot_downtime = reboot_downtime
