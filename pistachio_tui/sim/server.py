@@ -125,6 +125,8 @@ class SimServer:
         self._add_routes(app)
         if self.manager is not None:
             self.manager.add_routes(app, self._route)
+        # Last: the real server's static files at "/" take GET and HEAD of any other path.
+        app.router.add_route("*", "/{tail:.*}", self._static_fallback)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, host, port, reuse_address=True)
@@ -503,6 +505,12 @@ class SimServer:
         body = reencode(data, image_format, quality, rgb_only=channel == "rgb")
         return web.Response(body=body, content_type=f"image/{image_format}",
                             headers={"Content-Disposition": f'filename="{filename}"'})
+
+    @staticmethod
+    async def _static_fallback(request: web.Request) -> web.Response:
+        if request.method in ("GET", "HEAD"):
+            return web.Response(status=404, text="404: Not Found")
+        return web.Response(status=405, text="405: Method Not Allowed", headers={"Allow": "GET,HEAD"})
 
     async def _jobs(self, request: web.Request) -> web.Response:
         running = [self.queue.running] if self.queue.running is not None else []
