@@ -8,11 +8,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
+
+import httpx
 
 from pistachio_tui.fix.nodedb import manager_data_dir
 from pistachio_tui.workflow.deps import ModelNeed, canonical_folder
@@ -36,6 +39,8 @@ FOLDER_MANAGER_TYPES = {
 _SOURCE_ORDER = {"workflow": 0, "manager": 1, "huggingface": 2}
 _SIZE = re.compile(r"^\s*([\d.]+)\s*([KMGT]?)i?B\s*$", re.IGNORECASE)
 HF_RESULTS = 5
+#: One short attempt decides whether the Hub is reachable at all (a search makes several calls).
+HUB_PROBE_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -135,8 +140,32 @@ def from_model_list(need: ModelNeed, entries: tuple[dict[str, Any], ...] | None 
     return found
 
 
+def hf_endpoint() -> str:
+    """The Hub's address: ``HF_ENDPOINT`` (a mirror) when set, as ``huggingface_hub`` reads it."""
+    return (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+
+
 def hf_file_url(repo: str, path: str, revision: str = "main") -> str:
-    return f"https://huggingface.co/{repo}/resolve/{quote(revision)}/{quote(path)}"
+    return f"{hf_endpoint()}/{repo}/resolve/{quote(revision)}/{quote(path)}"
+
+
+async def hub_unreachable(*, timeout: float = HUB_PROBE_TIMEOUT,
+                          transport: httpx.AsyncBaseTransport | None = None) -> str | None:
+    """None when the Hub answers; else one sentence naming it and what to do instead."""
+    endpoint = hf_endpoint()
+    try:
+        async with httpx.AsyncClient(timeout=timeout, transport=transport) as http:
+            response = await http.get(f"{endpoint}/api/models", params={"limit": 1})
+    except httpx.HTTPError as exc:
+        reason = type(exc).__name__
+    else:
+        if response.status_code < 500:
+            return None
+        reason = f"HTTP {response.status_code}"
+    host = urlsplit(endpoint).hostname or endpoint
+    return (f"Hugging Face ({host}) is unreachable from here ({reason}), so models cannot be searched there: "
+            "paste a direct download URL, set HF_ENDPOINT to a mirror you can reach, or copy the file into "
+            "the server's models/<folder>/ yourself.")
 
 
 def _licence(info: Any) -> str | None:

@@ -3,8 +3,8 @@
 It answers the REST routes and the websocket the way the recorded real
 server does (see ``tests/fixtures/comfyui-0.8.0``), runs prompts without a
 GPU (see ``executor``), validates them with the real rules (see
-``validate``) and, with ``manager=True``, emulates ComfyUI-Manager v4's queue
-API (see ``manager``). Every route is also served under ``/api``, as the real
+``validate``) and, with ``manager=True`` (or a Manager version such as
+``"V3.39"``), emulates ComfyUI-Manager's queue API (see ``manager``). Every route is also served under ``/api``, as the real
 server does.
 """
 
@@ -58,12 +58,13 @@ class SimServer:
     ``object_info`` replaces the recorded node definitions; ``models`` maps a
     model folder to file names (defaults to a few plausible files);
     ``models_dir`` adds the files really present in ``models_dir/<folder>/``,
-    read live; ``manager`` turns on the ComfyUI-Manager v4 emulation, whose
-    reboot keeps the server down for ``reboot_downtime`` seconds.
+    read live; ``manager`` turns on the ComfyUI-Manager emulation (True: 4.0.4,
+    or the version to emulate), whose reboot keeps the server down for
+    ``reboot_downtime`` seconds.
     """
 
     def __init__(self, *, step_delay: float = 0.02, object_info: dict[str, Any] | None = None,
-                 models: dict[str, list[str]] | None = None, manager: bool = False,
+                 models: dict[str, list[str]] | None = None, manager: bool | str = False,
                  models_dir: Path | None = None, reboot_downtime: float = 0.2,
                  preview_every: int = 5) -> None:
         self.knobs = Execution(step_delay=step_delay, preview_every=preview_every)
@@ -97,7 +98,7 @@ class SimServer:
         if manager:
             from pistachio_tui.sim.manager import ManagerEmulation
 
-            self.manager = ManagerEmulation(self)
+            self.manager = ManagerEmulation(self) if manager is True else ManagerEmulation(self, version=str(manager))
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -333,6 +334,7 @@ class SimServer:
             (post, "/upload/image", self._upload_image),
             (get, "/internal/logs/raw", self._logs_raw),
             (get, "/internal/logs", self._logs),
+            (get, "/internal/folder_paths", self._folder_paths),
             (get, "/userdata", self._list_userdata),
             (get, "/userdata/{file}", self._get_userdata),
             (post, "/userdata/{file}", self._post_userdata),
@@ -404,7 +406,13 @@ class SimServer:
         return web.json_response(catalog.frontend_extensions())
 
     async def _features(self, request: web.Request) -> web.Response:
-        return web.json_response(_FEATURES)
+        return web.json_response(self.manager.features(_FEATURES) if self.manager is not None else _FEATURES)
+
+    async def _folder_paths(self, request: web.Request) -> web.Response:
+        # internal_routes.get_folder_paths: each folder's paths (models/<name>, as on a default install).
+        root = str(self.models_dir) if self.models_dir is not None else "/workspace/ComfyUI/models"
+        folders = list(catalog.MODEL_FOLDERS) + [f for f in self.models() if f not in catalog.MODEL_FOLDERS]
+        return web.json_response({folder: [f"{root}/{folder}"] for folder in folders})
 
     async def _get_queue(self, request: web.Request) -> web.Response:
         running = [self.queue.running.as_list()] if self.queue.running is not None else []
