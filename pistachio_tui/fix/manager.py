@@ -334,15 +334,15 @@ class ManagerClient:
     async def _refusal(self, method: str, path: str, status: int, said: str) -> ManagerError:
         dialect = self.dialect
         who = dialect.label if dialect else "ComfyUI-Manager"
-        mode = await self.network_mode()
-        mode_note = f" It runs with network_mode = {mode}." if mode else ""
         if status == 403 or "security" in said.lower():
+            mode = await self.network_mode()
+            mode_note = f" It runs with network_mode = {mode}." if mode else ""
             return ManagerError(
                 f"{who} refused {method} {path} ({status}): its security_level forbids this. Installing and "
                 "restarting need security_level = normal (or weak) in the Manager's config.ini; on 4.x, a server "
                 f"listening beyond localhost also needs network_mode = personal_cloud.{mode_note} Stop ComfyUI, "
                 f"edit config.ini, start it again — or do it by hand. ({SECURITY_DOC})")
-        return ManagerError(f"{who} refused {method} {path} ({status}): {said or 'no details'}.{mode_note}")
+        return ManagerError(f"{who} refused {method} {path} ({status}): {said or 'no details'}.")
 
     async def _send(self, method: str, path: str, body: dict[str, Any] | None) -> tuple[int, str]:
         kwargs: dict[str, Any] = {"json": body if body is not None else {}} if method == "POST" else {}
@@ -496,7 +496,8 @@ class ManagerClient:
                 elif status == "in_progress" and data.get("target") in wanted and on_event:
                     on_event(TaskEvent(str(data["target"]), "", "started"))
                 elif status == "all-done" and started:
-                    # The queue ran dry after ours began: the poll looks up what we missed.
+                    # The queue ran dry after ours began: what we missed is over too.
+                    await self._fill_from_history(wanted, results)
                     return
                 if wanted <= results.keys():
                     return
