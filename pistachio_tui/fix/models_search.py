@@ -13,10 +13,11 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
+from pistachio_tui.fix.downloads import is_hf_url
 from pistachio_tui.fix.nodedb import manager_data_dir
 from pistachio_tui.workflow.deps import ModelNeed, canonical_folder
 
@@ -147,6 +148,29 @@ def hf_endpoint() -> str:
 
 def hf_file_url(repo: str, path: str, revision: str = "main") -> str:
     return f"{hf_endpoint()}/{repo}/resolve/{quote(revision)}/{quote(path)}"
+
+
+def model_source(text: str) -> tuple[str, str]:
+    """A download address as people paste it → (URL, file name).
+
+    ``hf://owner/repo/path/file`` (revision ``main``, or ``hf://owner/repo@rev/path``),
+    Hugging Face ``blob`` page URLs (turned into ``resolve``), and plain URLs.
+    """
+    if text.startswith("hf://"):
+        parts = text[len("hf://"):].strip("/").split("/")
+        if len(parts) < 3:
+            raise ValueError(f"{text!r}: an hf:// address is hf://owner/repo/path/to/file")
+        repo_name, _, revision = parts[1].partition("@")
+        path = "/".join(parts[2:])
+        return hf_file_url(f"{parts[0]}/{repo_name}", path, revision or "main"), PurePosixPath(path).name
+    split = urlsplit(text)
+    if split.scheme not in ("http", "https") or not split.netloc:
+        raise ValueError(f"{text!r} is not a download address: give an http(s) URL or hf://owner/repo/file")
+    url = text.replace("/blob/", "/resolve/", 1) if "/blob/" in split.path and is_hf_url(text) else text
+    name = unquote(PurePosixPath(split.path).name)
+    if not name:
+        raise ValueError(f"{text!r} names no file: add --name")
+    return url, name
 
 
 async def hub_unreachable(*, timeout: float = HUB_PROBE_TIMEOUT,
