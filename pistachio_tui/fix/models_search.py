@@ -76,13 +76,15 @@ def parse_size(text: Any) -> int | None:
 
 
 def rank(need: ModelNeed, candidates: list[ModelCandidate]) -> list[ModelCandidate]:
-    """Best first: the exact file, then the right folder, then a known size, then source."""
+    """Best first: the exact file, then the right folder, then the workflow's own address
+    (where its author got the file), then a known size, then source."""
     folder = canonical_folder(need.folder)
 
-    def key(c: ModelCandidate) -> tuple[int, int, int, int]:
+    def key(c: ModelCandidate) -> tuple[int, int, int, int, int]:
         return (
             0 if c.matches(need.name) else 1,
             0 if folder and canonical_folder(c.folder) == folder else 1,
+            0 if c.source == "workflow" else 1,
             0 if c.size is not None else 1,
             _SOURCE_ORDER.get(c.source, 9),
         )
