@@ -207,6 +207,8 @@ class FixFlow:
         self._folders_read = False
         self._hub_down: str | None = None
         self._listings: dict[str, list[str]] | None = None
+        #: Why no node map could be read at all (then "no pack known" would be a lie).
+        self._lookup_error: str | None = None
         self.outcome = FixOutcome(False, None, None)
 
     def emit(self, step: str, item: str | None, state: str, message: str, **data: Any) -> None:
@@ -322,8 +324,8 @@ class FixFlow:
         except NodeDBError as exc:
             offline = None
             if live is None:
-                self.emit("nodes", None, "failed", str(exc))
-                self.outcome.remaining.append(str(exc))
+                self._lookup_error = str(exc)
+                self.emit("nodes", None, "failed", self._lookup_error)
         return live, offline
 
     async def resolve_packs(self, classes: list[str]) -> tuple[dict[str, list[str]], dict[str, NodePack], list[str]]:
@@ -349,7 +351,8 @@ class FixFlow:
             matches = (live.packs_for(class_type) if live else []) or (offline.packs_for(class_type) if offline else [])
             if not matches:
                 unknown.append(class_type)
-                self.emit("nodes", class_type, "failed", f"No known node pack provides {class_type}")
+                said = "Cannot look up" if self._lookup_error else "No known node pack provides"
+                self.emit("nodes", class_type, "failed", f"{said} {class_type}")
                 continue
             pack = matches[0].pack
             others = len(matches) - 1
@@ -425,6 +428,8 @@ class FixFlow:
         by_pack, packs, unknown = await self.resolve_packs(classes)
         for class_type in unknown:
             self.outcome.remaining.append(
+                f"Cannot look up which pack provides node {class_type!r}: {self._lookup_error}"
+                if self._lookup_error else
                 f"No known pack provides node {class_type!r}: search its name on GitHub or the Comfy registry; "
                 "the pack may have been renamed, or the workflow needs a newer ComfyUI.")
         installed = await self.install_packs([packs[url] for url in by_pack])

@@ -74,3 +74,26 @@ async def test_flow_installs_the_version_the_node_names(tmp_path, ver, queued):
     starts = [e.message.removeprefix("Queueing ") for e in events if e.step == "install" and e.state == "start"]
     assert starts == queued
     assert installed["comfyui_ultimatesdupscale"]["ver"] == "1.3.2"
+
+
+async def test_a_lookup_that_cannot_run_says_why(tmp_path, monkeypatch):
+    from pistachio_tui.fix import nodedb
+
+    monkeypatch.setattr(nodedb, "manager_data_dir", lambda: None)
+    nodedb._offline_db.cache_clear()
+    nodedb._offline_details.cache_clear()
+    sim = SimServer(step_delay=0.001)
+    await sim.start()
+    prompt = {"1": {"class_type": "UltimateSDUpscale", "inputs": {}},
+              "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}}}
+    try:
+        async with ComfyClient(sim.url) as client:
+            outcome = await FixFlow(client, load_workflow(json.dumps(prompt).encode(), "api.json"),
+                                    FixOptions(hf_search=False, queue=False, state_dir=tmp_path / "s")).run()
+    finally:
+        await sim.stop()
+        nodedb._offline_db.cache_clear()
+        nodedb._offline_details.cache_clear()
+    [line] = [r for r in outcome.remaining if "UltimateSDUpscale" in r]
+    assert line.startswith("Cannot look up which pack provides node 'UltimateSDUpscale'")
+    assert "comfyui-manager" in line and "No known pack" not in line
