@@ -360,18 +360,19 @@ class ManagerClient:
 
     async def _change(self, route: str) -> int:
         """A body-less state change (``queue/start``, ``queue/reset``, ``reboot``) with the
-        dialect's method; a 405 means the version guess was wrong, so the other method is
+        dialect's method. A wrong guess is answered 405 (POST to a GET route) or 404 (GET to
+        a POST route: ComfyUI's static files take every other GET), so the other method is
         tried once and kept."""
         dialect = await self._dialect()
         path = dialect.path(route)
         status, said = await self._send(dialect.state_method, path, None)
-        if status == 405:
+        if status in (404, 405):
             other = "GET" if dialect.state_method == "POST" else "POST"
             status, said = await self._send(other, path, None)
-            if status != 405:
+            if status not in (404, 405):
                 self.dialect = replace(dialect, state_method=other)
             else:
-                raise ManagerError(f"{dialect.label} routes {path} with neither GET nor POST (405): "
+                raise ManagerError(f"{dialect.label} routes {path} with neither GET nor POST ({status}): "
                                    "is this a Manager version Pistachio does not know?")
         if status not in (200, 201):
             raise await self._refusal((self.dialect or dialect).state_method, path, status, said)

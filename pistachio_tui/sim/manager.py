@@ -376,8 +376,15 @@ class ManagerEmulation:
             ]
             if change == "POST":
                 routes.append(("POST", "/manager/db_mode", self._ok))
+        if change == "POST":
+            # A real ComfyUI serves its web folder for every other GET, so a GET to a
+            # POST-only route finds no file: 404, where a POST to a GET route gets 405.
+            routes += [("GET", path, self._not_found) for method, path, _ in routes if method == change]
         for method, path, handler in routes:
             route(app, method, self.prefix + path, self._gated(handler) if method == change else handler)
+
+    async def _not_found(self, request: web.Request) -> web.Response:
+        return web.Response(status=404, text="404: Not Found")
 
     def _gated(self, handler: Any) -> Any:
         """POST state changes of 3.40+ / 4.2.1+ refuse the Content-Types a cross-site form can send."""

@@ -242,6 +242,15 @@ async def test_a_wrong_method_guess_is_corrected_once(respx_mock, comfy):
 
 
 @respx.mock(base_url=URL)
+async def test_a_get_to_a_post_route_is_a_404_and_corrected(respx_mock, comfy):
+    get = respx_mock.get("/manager/queue/start").mock(return_value=httpx.Response(404, text="404: Not Found"))
+    post = respx_mock.post("/manager/queue/start").mock(return_value=httpx.Response(200))
+    manager = ManagerClient(comfy, dialect=dialect_for("V3.39", v2=False))
+    await manager.start()
+    assert get.called and post.called and manager.dialect.state_method == "POST"
+
+
+@respx.mock(base_url=URL)
 async def test_reboot_forbidden_says_why_at_once(respx_mock, comfy):
     respx_mock.get("/v2/manager/reboot").mock(return_value=httpx.Response(403))
     respx_mock.get("/internal/logs/raw").mock(return_value=httpx.Response(200, json={"entries": [
