@@ -115,7 +115,7 @@ def demo_prompt(object_info: dict) -> dict:
 def stock_bundled_models(server) -> list[str]:
     """Give the simulated server every model the bundled sample workflows use,
     so each of them runs in the demo; returns ``folder/name`` of each."""
-    from pistachio_tui.ui.workflow_sources import bundled_dir, workflow_files
+    from pistachio_tui.ui.workflows.sources import bundled_dir, workflow_files
     from pistachio_tui.workflow.deps import analyse
     from pistachio_tui.workflow.load import WorkflowError, load_workflow
 

@@ -16,21 +16,21 @@ from pistachio_tui.comfy.errors import ComfyError
 from pistachio_tui.comfy.session import FINISHED, PROGRESS, ServerSession, SessionManager, SessionUpdate
 from pistachio_tui.comfy.stream import Backoff
 from pistachio_tui.config import ConfigError, ServerConfig, Settings, save_settings
+from pistachio_tui.ui.batch.screen import BatchScreen
 from pistachio_tui.ui.commands import PistachioCommands
+from pistachio_tui.ui.dashboard.screen import DashboardScreen
+from pistachio_tui.ui.fix.screen import FixScreen
 from pistachio_tui.ui.format import duration
+from pistachio_tui.ui.gpu.screen import GpuScreen
 from pistachio_tui.ui.help_screen import HelpScreen
 from pistachio_tui.ui.messages import SessionChanged
-from pistachio_tui.ui.screens.batch import BatchScreen
-from pistachio_tui.ui.screens.dashboard import DashboardScreen
-from pistachio_tui.ui.screens.fix import FixScreen
-from pistachio_tui.ui.screens.gpu import GpuScreen
-from pistachio_tui.ui.screens.pods import PodsScreen
-from pistachio_tui.ui.screens.queue import QueueScreen
-from pistachio_tui.ui.screens.servers import ServersScreen
-from pistachio_tui.ui.screens.training import TrainingScreen
-from pistachio_tui.ui.screens.workflows import WorkflowsScreen
+from pistachio_tui.ui.pods.screen import PodsScreen
+from pistachio_tui.ui.queue.screen import QueueScreen
+from pistachio_tui.ui.servers.screen import ServersScreen
 from pistachio_tui.ui.themes import discover_themes
+from pistachio_tui.ui.training.screen import TrainingScreen
 from pistachio_tui.ui.widgets.nav_bar import SCREENS
+from pistachio_tui.ui.workflows.screen import WorkflowsScreen
 from pistachio_tui.workflow.load import Workflow
 
 #: A server can send thousands of progress events a second; more redraws than this only cost CPU
@@ -75,6 +75,8 @@ class PistachioApp(App):
             self.register_theme(theme)
         for problem in problems:
             self.notify(problem, title="Theme skipped", severity="warning")
+        for problem in self.settings.problems:
+            self.notify(problem, title="Settings", severity="error", timeout=30)
         if self.settings.theme in self.available_themes:
             self.theme = self.settings.theme
         self.theme_changed_signal.subscribe(self, self._remember_theme)

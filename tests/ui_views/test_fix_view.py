@@ -11,7 +11,7 @@ from pistachio_tui.comfy.client import ComfyClient
 from pistachio_tui.config import Settings
 from pistachio_tui.fix.flow import FixEvent, FixOptions, FixOutcome
 from pistachio_tui.sim.server import SimServer
-from pistachio_tui.ui.views.fix import ChooseModel, FixView
+from pistachio_tui.ui.fix.view import ChooseModel, FixView
 from pistachio_tui.workflow.load import load_workflow
 from tests.fix.file_server import FileServer
 from tests.fix.workflows import MODELS, fix_workflow

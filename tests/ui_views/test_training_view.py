@@ -8,9 +8,9 @@ import pytest
 
 from pistachio_tui.config import Settings
 from pistachio_tui.training.synth import write_run
-from pistachio_tui.ui.views.common import TextModal, YesNo
-from pistachio_tui.ui.views.loglines import LogLines
-from pistachio_tui.ui.views.training import TrainingView
+from pistachio_tui.ui.dialogs import TextModal, YesNo
+from pistachio_tui.ui.training.view import TrainingView
+from pistachio_tui.ui.widgets.loglines import LogLines
 from tests.ui_views.harness import ViewApp, screen_text, until
 
 LORA = "20260820_10-00-00_e17.safetensors"
