@@ -518,7 +518,8 @@ class FixFlow:
         return True
 
     def _save_corrected(self) -> None:
-        target = self.options.output or fixed_path(self.workflow.source, self.workflow.name)
+        fallback = self.options.state_dir / "fixed" if self.options.state_dir is not None else None
+        target = self.options.output or fixed_path(self.workflow.source, self.workflow.name, fallback)
         try:
             self.outcome.saved = save_workflow(self.workflow, target)
         except OSError as exc:

@@ -112,12 +112,14 @@ def _rename_entries(entries: Any, old: str, new: str) -> int:
     return count
 
 
-def fixed_path(source: str | None, name: str) -> Path:
-    """Where the corrected workflow goes by default: ``<stem>.fixed.json`` beside the original."""
-    if source:
+def fixed_path(source: str | None, name: str, fallback: Path | None = None) -> Path:
+    """Where the corrected workflow goes by default: ``<stem>.fixed.json`` beside the original,
+    or in ``fallback`` (else the current folder) for a workflow that is no local file."""
+    if source and Path(source).is_file():
         original = Path(source)
         return original.with_name(f"{original.stem}.fixed.json")
-    return Path(f"{PurePosixPath(name).stem or 'workflow'}.fixed.json")
+    stem = PurePosixPath((name or "workflow").replace("\\", "/")).stem or "workflow"
+    return (fallback or Path()) / f"{stem}.fixed.json"
 
 
 def save_workflow(workflow: Workflow, target: Path) -> Path:
