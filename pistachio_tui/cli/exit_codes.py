@@ -9,3 +9,7 @@ REJECTED = 2
 UNREACHABLE = 3
 #: The command line or the configuration is wrong.
 USAGE = 64
+#: A bug: an exception Pistachio did not plan for (details in the debug log).
+INTERNAL = 70
+#: Stopped by Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
