@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         # Point stdout at devnull so the interpreter's final flush stays quiet.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return exit_codes.FAILED
+    except exit_codes.UsageError as exc:
+        print(f"{getattr(args, 'command', None) or 'pistachio'}: {exc}", file=sys.stderr)
+        return exit_codes.USAGE
     except Exception as exc:
         return _unexpected(args, exc)
     return exit_codes.OK if result is None else int(result)
