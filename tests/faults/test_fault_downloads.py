@@ -15,11 +15,11 @@ import pytest
 from pistachio_tui.fix import downloads
 from pistachio_tui.fix.downloads import DiskFull, DownloadError, download, part_path
 from tests.faults.helpers import assert_actionable, wait_until
-from tests.fix.file_server import FileServer
+from tests.fix.file_server import FileServer, fake_model
 
 SIZE = 2_000_000
 HALF = SIZE // 2
-DATA = os.urandom(SIZE)
+DATA = fake_model(SIZE)
 SHA = hashlib.sha256(DATA).hexdigest()
 
 
@@ -127,14 +127,11 @@ class FillsUp:
 
 @pytest.fixture
 def disk_fills_after(monkeypatch):
+    from pistachio_tui.fix import ranges
+
     def install(room: int) -> None:
-        real_open = Path.open
-
-        def open_(self, mode="r", *args, **kwargs):
-            fh = real_open(self, mode, *args, **kwargs)
-            return FillsUp(fh, room) if self.name.endswith(".part") and "b" in mode and "r" not in mode else fh
-
-        monkeypatch.setattr(Path, "open", open_)
+        real_open = ranges.open_part
+        monkeypatch.setattr(ranges, "open_part", lambda part, *, resume: FillsUp(real_open(part, resume=resume), room))
     return install
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import hashlib
-import os
 from collections import namedtuple
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,9 +21,9 @@ from pistachio_tui.fix.downloads import (
     part_path,
     safe_target,
 )
-from tests.fix.file_server import FileServer
+from tests.fix.file_server import FileServer, fake_model
 
-DATA = os.urandom(3 * 1024 * 1024 + 123)
+DATA = fake_model(3 * 1024 * 1024 + 123)
 SHA = hashlib.sha256(DATA).hexdigest()
 
 
@@ -122,7 +120,7 @@ async def test_not_enough_free_space_refused_before_start(server, tmp_path, monk
 
 
 async def test_enospc_during_write_removes_partial(server, tmp_path, monkeypatch):
-    real_open = Path.open
+    from pistachio_tui.fix import ranges
 
     class _Full:
         def __init__(self, fh):
@@ -137,11 +135,8 @@ async def test_enospc_during_write_removes_partial(server, tmp_path, monkeypatch
         def __exit__(self, *exc):
             self._fh.close()
 
-    def fake_open(self, mode="r", *args, **kwargs):
-        fh = real_open(self, mode, *args, **kwargs)
-        return _Full(fh) if self.name.endswith(".part") and "b" in mode and mode[0] in "wa" else fh
-
-    monkeypatch.setattr(Path, "open", fake_open)
+    real_open = ranges.open_part
+    monkeypatch.setattr(ranges, "open_part", lambda part, *, resume: _Full(real_open(part, resume=resume)))
     target = tmp_path / "model.safetensors"
     with pytest.raises(DiskFull) as info:
         await download(f"{server.url}/model.safetensors", target)
