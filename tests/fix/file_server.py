@@ -48,6 +48,8 @@ class FileServer:
     wrong_total_after: int | None = None
     #: Answer every request with this status and an HTML login page instead of the file.
     login_page: int | None = None
+    #: Paths answered with a 302 to the given location.
+    redirects: dict[str, str] = field(default_factory=dict)
     token: str | None = None
     #: When set, the body is sent in two halves with a wait on this event between them.
     gate: asyncio.Event | None = None
@@ -68,6 +70,8 @@ class FileServer:
         number = len(self.requests)
         if self.token and request.headers.get("Authorization") != f"Bearer {self.token}":
             return web.Response(status=401, text="unauthorised")
+        if request.match_info["name"] in self.redirects:
+            return web.Response(status=302, headers={"Location": self.redirects[request.match_info["name"]]})
         if self.login_page is not None:
             return web.Response(status=self.login_page, body=LOGIN_PAGE, content_type="text/html")
         data = self.files.get(request.match_info["name"])
