@@ -223,7 +223,7 @@ async def test_html_bytes_under_a_binary_type_are_refused_too(server, tmp_path):
     os.urandom(5000),  # not a safetensors header at all
     fake_model(5000)[:4000],  # a whole header, but tensors that run past the end
     struct.pack("<Q", 60) + json.dumps({"w": {"data_offsets": ["0", "9"]}}).encode().ljust(60) + b"x" * 9,
-])
+], ids=["random-bytes", "cut-short", "string-offsets"])
 async def test_a_safetensors_file_must_have_a_header_that_fits(server, tmp_path, blob):
     server.files["bad.safetensors"] = blob
     target = tmp_path / "bad.safetensors"
