@@ -37,6 +37,11 @@ _BODY_SNIPPET = 300
 DECODE_IN_THREAD_BYTES = 512 * 1024
 
 
+#: A request may take this many times the client's (per read) timeout in all.
+API_DEADLINE_FACTOR = 3
+#: ``view`` may take this many times the client's timeout in all (outputs can be large).
+VIEW_DEADLINE_FACTOR = 30
+
 class ComfyClient:
     """REST API of one ComfyUI server.
 
@@ -73,16 +78,24 @@ class ComfyClient:
 
     # -- raw helpers ---------------------------------------------------------
 
-    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def request(self, method: str, path: str, *, deadline: float | None = None,
+                      **kwargs: Any) -> httpx.Response:
         """Send one request; a network failure or a 401/403/5xx becomes a ``ComfyError``.
 
+        The whole exchange must end within ``deadline`` seconds (default: a few times the
+        client's ``timeout``, room for a large ``/object_info``): httpx's own timeout applies to each read, so a server dribbling a
+        byte a second would otherwise hold the caller for as long as it likes.
         Other 4xx answers are returned, because their meaning depends on the endpoint.
         """
+        limit = self.timeout * API_DEADLINE_FACTOR if deadline is None else deadline
         try:
-            response = await self._http.request(method, path, **kwargs)
-        except httpx.TimeoutException:
+            async with asyncio.timeout(limit):
+                response = await self._http.request(method, path, **kwargs)
+        except (httpx.TimeoutException, TimeoutError) as exc:
+            # httpx's timeout is per read; ours (TimeoutError) is for the whole answer.
+            waited = self.timeout if isinstance(exc, httpx.TimeoutException) else limit
             raise ServerUnreachable(
-                f"ComfyUI at {self.shown_url} did not answer within {self.timeout:g} s — "
+                f"ComfyUI at {self.shown_url} did not answer within {waited:g} s — "
                 "is it overloaded, or is a proxy or firewall holding the connection? (timeout)") from None
         except httpx.ConnectError as exc:
             raise ServerUnreachable(self._connect_failure(exc)) from None
@@ -277,7 +290,8 @@ class ComfyClient:
     async def view(self, filename: str, subfolder: str = "", type: str = "output") -> bytes:
         """The bytes of an output, input or temp file."""
         params = {"filename": filename, "subfolder": subfolder, "type": type}
-        response = await self.request("GET", "/view", params=params)
+        # An output may be a large video over a slow link: more time than an API call, still bounded.
+        response = await self.request("GET", "/view", params=params, deadline=self.timeout * VIEW_DEADLINE_FACTOR)
         if response.status_code == 400:
             raise ServerError(
                 f"ComfyUI refused to serve {filename!r} (400): the name must be a plain file inside its "
