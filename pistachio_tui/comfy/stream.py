@@ -27,10 +27,11 @@ MAX_FRAME = 64 * 1024 * 1024
 _READ_SLICE_S = 0.005
 
 
-@dataclass(frozen=True)
 #: Seconds to wait for the server's side of the websocket close handshake.
 CLOSE_TIMEOUT = 1.0
 
+
+@dataclass(frozen=True)
 class Backoff:
     """Reconnect delays: ``initial * factor**attempt`` capped at ``cap``, spread by ±``jitter``."""
 
