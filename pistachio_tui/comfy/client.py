@@ -178,7 +178,8 @@ class ComfyClient:
         body = await self.get_json("/system_stats")
         try:
             return SystemStats.from_wire(body)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            # OverflowError: a size of Infinity (what Python's json writes for inf) has no int.
             raise self._shape_error("/system_stats answer", exc) from None
 
     async def object_info(self, refresh: bool = False) -> dict[str, dict[str, Any]]:
@@ -205,15 +206,23 @@ class ComfyClient:
     async def models(self, folder: str | None = None) -> list[str]:
         """Model folder names, or the files in one folder (e.g. "checkpoints")."""
         path = "/models" if folder is None else f"/models/{quote(folder, safe='')}"
-        return [str(v) for v in await self.get_json(path)]
+        return await self._names(path)
 
     async def embeddings(self) -> list[str]:
         """Embedding names."""
-        return [str(v) for v in await self.get_json("/embeddings")]
+        return await self._names("/embeddings")
 
     async def extensions(self) -> list[str]:
         """Frontend extension script paths (custom node packs that ship web code show up here)."""
-        return [str(v) for v in await self.get_json("/extensions")]
+        return await self._names("/extensions")
+
+    async def _names(self, path: str) -> list[str]:
+        """A JSON list of names; anything else is a ``BadResponse`` (iterating an object would
+        silently give its keys)."""
+        body = await self.get_json(path)
+        if not isinstance(body, list):
+            raise self._shape_error(f"{path} answer", TypeError(f"a list was expected, not {type(body).__name__}"))
+        return [str(v) for v in body]
 
     async def features(self) -> dict[str, Any]:
         """Server feature flags (e.g. whether ComfyUI-Manager v4 is enabled)."""

@@ -40,3 +40,26 @@ async def test_a_dribbling_server_is_given_up_on_at_the_deadline():
     finally:
         await runner.cleanup()
     assert elapsed < 2.0, f"held for {elapsed:.1f} s"
+
+
+async def test_non_finite_sizes_and_wrong_shapes_are_bad_responses():
+    """``/system_stats`` with Infinity/NaN sizes, ``/models`` answered with an object: a
+    ``BadResponse`` naming the endpoint, not an OverflowError or a list of keys."""
+    import httpx
+
+    from pistachio_tui.comfy.errors import BadResponse
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/system_stats":
+            return httpx.Response(200, text='{"system": {"ram_total": Infinity, "ram_free": NaN}, '
+                                            '"devices": [{"name": "cuda:0", "vram_total": 1e999}]}')
+        return httpx.Response(200, json={"checkpoints": 1})
+
+    client = ComfyClient("http://comfy.test", transport=httpx.MockTransport(answer))
+    try:
+        with pytest.raises(BadResponse, match="/system_stats"):
+            await client.system_stats()
+        with pytest.raises(BadResponse, match="/models answer"):
+            await client.models()
+    finally:
+        await client.aclose()
