@@ -14,6 +14,7 @@ case a proxy or the API ever echoes it back).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import time
@@ -66,9 +67,12 @@ def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        # "nan" and "inf" parse as floats but say nothing usable.
+        return max(seconds, 0.0) if math.isfinite(seconds) else None
     try:
         return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
     except (TypeError, ValueError):
