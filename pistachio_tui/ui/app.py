@@ -13,7 +13,7 @@ from textual.theme import Theme
 from textual.timer import Timer
 
 from pistachio_tui.comfy.errors import ComfyError
-from pistachio_tui.comfy.session import FINISHED, PROGRESS, ServerSession, SessionManager, SessionUpdate
+from pistachio_tui.comfy.session import FINISHED, HEALTH, PROGRESS, ServerSession, SessionManager, SessionUpdate
 from pistachio_tui.comfy.stream import Backoff
 from pistachio_tui.config import ConfigError, ServerConfig, Settings, save_settings
 from pistachio_tui.ui.batch.screen import BatchScreen
@@ -199,10 +199,14 @@ class PistachioApp(App):
             self.manager.add(config)
         self.switch_server(config.name)
 
-    def switch_server(self, name: str) -> None:
+    def switch_server(self, name: str, *, announce: bool = True) -> None:
+        """Make ``name`` the active server: the manager holds it, every screen's header shows it."""
+        if name not in self.manager.sessions:
+            return
         self.manager.set_active(name)
-        self.screen.post_message(SessionChanged(SessionUpdate(self.manager.active, "health")))
-        self.notify(f"Active server: {name}")
+        self._show(SessionUpdate(self.manager.active, HEALTH))
+        if announce:
+            self.notify(f"Active server: {name}")
 
 
 def run_app(settings: Settings, demo_label: str | None = None, dashboard: bool = False,
