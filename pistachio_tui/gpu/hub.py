@@ -41,8 +41,8 @@ class LocalSampler:
             samples = await asyncio.to_thread(self.reader.read)
         except NvmlUnavailable as exc:
             self.unavailable = exc.reason
-            for source in self.devices.values():
-                source.mark_down(exc.reason)
+            for down in self.devices.values():
+                down.mark_down(exc.reason)
             return
         for s in samples:
             source = self.devices.get(s.index)
