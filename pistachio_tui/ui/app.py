@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Awaitable
+import inspect
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from textual.app import App, ScreenStackError
 from textual.binding import Binding
@@ -16,6 +17,7 @@ from pistachio_tui.comfy.errors import ComfyError
 from pistachio_tui.comfy.session import FINISHED, HEALTH, PROGRESS, ServerSession, SessionManager, SessionUpdate
 from pistachio_tui.comfy.stream import Backoff
 from pistachio_tui.config import ConfigError, ServerConfig, Settings, save_settings
+from pistachio_tui.ui.base import PistachioScreen
 from pistachio_tui.ui.batch.screen import BatchScreen
 from pistachio_tui.ui.commands import PistachioCommands
 from pistachio_tui.ui.dashboard.screen import DashboardScreen
@@ -32,6 +34,8 @@ from pistachio_tui.ui.training.screen import TrainingScreen
 from pistachio_tui.ui.widgets.nav_bar import SCREENS
 from pistachio_tui.ui.workflows.screen import WorkflowsScreen
 from pistachio_tui.workflow.load import Workflow
+
+S = TypeVar("S", bound=PistachioScreen)
 
 #: A server can send thousands of progress events a second; more redraws than this only cost CPU
 #: (and a busy loop never idles long enough for Textual to repaint at all).
@@ -184,12 +188,25 @@ class PistachioApp(App):
             return
         self.server_call(session.free(), f"{session.name}: models unloaded, memory freed")
 
+    async def show_screen(self, screen_type: type[S]) -> S:
+        """Switch to the main screen of ``screen_type`` and return it."""
+        await self.switch_mode(screen_type.MODE)
+        screen = self.screen
+        if not isinstance(screen, screen_type):
+            raise TypeError(f"mode {screen_type.MODE!r} shows {type(screen).__name__}, not {screen_type.__name__}")
+        return screen
+
+    def on_screen(self, screen_type: type[S], then: Callable[[S], object]) -> None:
+        """Switch to the main screen of ``screen_type``, then call ``then`` with it (awaited if it is async)."""
+        async def go() -> None:
+            result = then(await self.show_screen(screen_type))
+            if inspect.isawaitable(result):
+                await result
+        self.call_later(go)
+
     def open_fix(self, session: ServerSession, workflow: Workflow) -> None:
         """Go to the Fix screen with ``workflow`` loaded for ``session``'s server."""
-        async def go() -> None:
-            await self.switch_mode("fix")
-            await self.screen.fix(session, workflow)
-        self.call_later(go)
+        self.on_screen(FixScreen, lambda screen: screen.fix(session, workflow))
 
     def add_server(self, config: ServerConfig) -> None:
         """Save a new server, start following it and make it the active one."""

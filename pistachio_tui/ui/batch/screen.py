@@ -20,7 +20,7 @@ from pistachio_tui.comfy.session import SessionUpdate
 from pistachio_tui.config import ConfigError
 from pistachio_tui.fleet.build import BatchSetupError, NoReachableTarget, batches_dir, prepare_batch, quick_sweep
 from pistachio_tui.fleet.spec import SEED_MODES, BatchSpec, BatchSpecError, load_batch_file
-from pistachio_tui.ui.base import PistachioScreen
+from pistachio_tui.ui.base import ViewScreen
 from pistachio_tui.ui.batch.view import COMMANDS, BatchView
 from pistachio_tui.ui.workflows.screen import WorkflowsScreen
 from pistachio_tui.workflow.errors import WorkflowError
@@ -29,7 +29,7 @@ from pistachio_tui.workflow.errors import WorkflowError
 MAX_SWEEP = 1000
 
 
-class BatchScreen(PistachioScreen):
+class BatchScreen(ViewScreen):
     """One batch over every configured server (and the endpoints a batch file names)."""
 
     MODE = "batch"
@@ -61,7 +61,10 @@ class BatchScreen(PistachioScreen):
                              id="sweep-mode", compact=True)
                 yield Static("", id="sweep-source")
             yield Static("", id="batch-hint")
-        yield BatchView(self.papp.settings, id="batch-view")
+        yield from super().compose_body()
+
+    def make_view(self) -> BatchView:
+        return BatchView(self.papp.settings, id="batch-view")
 
     @property
     def view(self) -> BatchView:
