@@ -35,7 +35,8 @@ class ServerSampler:
     def __init__(self, name: str, stats: StatsSource, *, running: RunningSource | None = None,
                  timeout: float = 10.0, shape: SeriesShape | None = None) -> None:
         self.name = name
-        self._stats = stats
+        #: Where the figures come from (compared by the GPU screen to see if a session's client changed).
+        self.stats = stats
         self._running = running
         self._timeout = timeout
         self._shape = shape or SeriesShape()
@@ -49,7 +50,7 @@ class ServerSampler:
     async def sample(self, t: float) -> None:
         """Poll once at time ``t``; never raises for a server or stats failure."""
         try:
-            stats = await asyncio.wait_for(self._stats(), self._timeout)
+            stats = await asyncio.wait_for(self.stats(), self._timeout)
         except (asyncio.TimeoutError, TimeoutError):
             self._down(f"ComfyUI server {self.name} did not answer /system_stats within {self._timeout:g} s")
             return

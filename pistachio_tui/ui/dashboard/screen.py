@@ -8,13 +8,14 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, ProgressBar, Sparkline, Static
+from textual.widgets import Footer, ProgressBar, Static
 
-from pistachio_tui.comfy.session import SessionUpdate
+from pistachio_tui.comfy.session import HEALTH, ServerSession, SessionUpdate
 from pistachio_tui.config import ConfigError
 from pistachio_tui.runpod.errors import RunPodError
 from pistachio_tui.ui.base import PistachioScreen
 from pistachio_tui.ui.format import gib, state_text
+from pistachio_tui.ui.gpu.graph import GraphData, HistoryGraph
 from pistachio_tui.ui.queue.screen import progress_line
 from pistachio_tui.ui.widgets.status_header import StatusHeader
 
@@ -57,8 +58,7 @@ class DashboardScreen(PistachioScreen):
             with Vertical(id="dash-run"):
                 yield Static("Idle", id="dash-run-title")
                 yield ProgressBar(total=100, show_eta=False, id="dash-progress")
-                yield Static("VRAM used (active server)", classes="hint")
-                yield Sparkline([0.0], summary_function=max, id="dash-vram")
+                yield HistoryGraph("VRAM used (active server)", id="dash-vram")
         with Horizontal(id="dash-bottom"):
             yield Static("[b]Training[/b]\nno run followed yet", id="dash-training")
             yield Static("[b]Pods[/b]\nno RunPod key (see 7 Pods)", id="dash-pods")
@@ -76,9 +76,16 @@ class DashboardScreen(PistachioScreen):
             self.query_one("#dash-run-title", Static).update(
                 f"[b]{state.prompt_id[:8]}[/b] {node}\n{progress_line(state)}")
             self.query_one(ProgressBar).update(progress=round(state.fraction * 100, 1))
-        if update is None or update.kind == "health":
-            samples = list(session.vram_used) if session else []
-            self.query_one(Sparkline).data = samples or [0.0]
+        if update is None or update.kind == HEALTH:
+            self._show_vram(session)
+
+    def _show_vram(self, session: ServerSession | None) -> None:
+        """The active server's VRAM on the same fixed 0-100 % scale as the GPU screen (never auto-scaled)."""
+        samples = [fraction * 100 for fraction in session.vram_used] if session else []
+        # Health polls are evenly spaced, which is all the time axis needs.
+        step = self.papp.manager.health_interval
+        self.query_one("#dash-vram", HistoryGraph).data = GraphData(
+            tuple(samples), tuple(i * step for i in range(len(samples))))
 
     def on_mount(self) -> None:
         self.refresh_view(None)
