@@ -6,10 +6,12 @@ import gc
 import inspect
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import httpx
 from textual.app import App, ScreenStackError
 from textual.binding import Binding
+from textual.reactive import reactive
 from textual.theme import Theme
 from textual.timer import Timer
 
@@ -29,11 +31,15 @@ from pistachio_tui.ui.messages import SessionChanged
 from pistachio_tui.ui.pods.screen import PodsScreen
 from pistachio_tui.ui.queue.screen import QueueScreen
 from pistachio_tui.ui.servers.screen import ServersScreen
+from pistachio_tui.ui.state import OpenWorkflow
 from pistachio_tui.ui.themes import discover_themes
 from pistachio_tui.ui.training.screen import TrainingScreen
 from pistachio_tui.ui.widgets.nav_bar import SCREENS
 from pistachio_tui.ui.workflows.screen import WorkflowsScreen
 from pistachio_tui.workflow.load import Workflow
+
+if TYPE_CHECKING:
+    from pistachio_tui.runpod.monitor import PodsMonitor
 
 S = TypeVar("S", bound=PistachioScreen)
 
@@ -58,6 +64,9 @@ class PistachioApp(App):
         Binding("q", "quit", "Quit"),
     ]
 
+    #: The workflow open on the Workflows screen (set there, read by Batch); None until one is opened.
+    open_workflow: reactive[OpenWorkflow | None] = reactive(None, init=False)
+
     def __init__(self, settings: Settings, *, demo_label: str | None = None, dashboard: bool = False,
                  health_interval: float = 3.0, backoff: Backoff | None = None,
                  initial_run: Path | None = None) -> None:
@@ -72,6 +81,8 @@ class PistachioApp(App):
         #: The newest progress update per session not yet shown, and the timer that shows it.
         self._progress: dict[ServerSession, SessionUpdate] = {}
         self._progress_timer: Timer | None = None
+        self._runpod: PodsMonitor | None = None
+        self._runpod_http: httpx.AsyncClient | None = None
 
     def on_mount(self) -> None:
         themes, problems = discover_themes()
@@ -92,6 +103,32 @@ class PistachioApp(App):
     async def on_unmount(self) -> None:
         gc.unfreeze()
         await self.manager.stop()
+        if self._runpod is not None:
+            await self._runpod.client.aclose()
+        if self._runpod_http is not None:
+            await self._runpod_http.aclose()
+
+    def runpod_http(self) -> httpx.AsyncClient:
+        """The HTTP client that probes pods' ComfyUI (shared like the monitor; closed with the app)."""
+        if self._runpod_http is None:
+            self._runpod_http = httpx.AsyncClient(timeout=5.0)
+        return self._runpod_http
+
+    def runpod(self) -> PodsMonitor:
+        """The one RunPod monitor the Pods screen and the dashboard share: one client, one idle guard, one state.
+
+        Built on first use from the configured key; raises ``ApiKeyMissing`` or
+        ``ConfigError`` while there is none (and tries again on the next call).
+        """
+        if self._runpod is None:
+            # RunPod's modules load only when someone looks at pods: start-up stays lean.
+            from pistachio_tui.runpod.api import RunPodClient, load_api_key
+            from pistachio_tui.runpod.idle import IdleGuard
+            from pistachio_tui.runpod.monitor import PodsMonitor
+
+            guard = IdleGuard(idle_minutes=self.settings.idle_minutes, auto_stop=self.settings.auto_stop_idle)
+            self._runpod = PodsMonitor(RunPodClient(load_api_key()), guard=guard, comfy_http=self.runpod_http())
+        return self._runpod
 
     def _remember_theme(self, theme: Theme) -> None:
         if theme.name == self._saved_theme:

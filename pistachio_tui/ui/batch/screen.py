@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -22,7 +22,7 @@ from pistachio_tui.fleet.build import BatchSetupError, NoReachableTarget, batche
 from pistachio_tui.fleet.spec import SEED_MODES, BatchSpec, BatchSpecError, load_batch_file
 from pistachio_tui.ui.base import ViewScreen
 from pistachio_tui.ui.batch.view import COMMANDS, BatchView
-from pistachio_tui.ui.workflows.screen import WorkflowsScreen
+from pistachio_tui.ui.state import OpenWorkflow
 from pistachio_tui.workflow.errors import WorkflowError
 
 #: Jobs a quick sweep may have: more belongs in a batch file.
@@ -87,19 +87,15 @@ class BatchScreen(ViewScreen):
         hint.set_class(level == "error", "-error")
         hint.update(text)
 
-    def _show_sweep_source(self) -> None:
-        workflows = self._workflows_screen()
-        preview = workflows.preview if workflows else None
-        text = (f"of {preview.workflow.name} (open on Workflows)" if preview is not None
+    def on_mount(self) -> None:
+        # The open workflow is app state the Workflows screen sets; follow it, never reach into that screen.
+        self.watch(self.papp, "open_workflow", self._show_sweep_source)
+
+    def _show_sweep_source(self, opened: OpenWorkflow | None = None) -> None:
+        opened = self.papp.open_workflow
+        text = (f"of {opened.name} (open on Workflows)" if opened is not None
                 else "open a workflow on Workflows (2) first")
         self.query_one("#sweep-source", Static).update(text)
-
-    def _workflows_screen(self) -> WorkflowsScreen | None:
-        """The Workflows screen if it has been shown (it holds the open workflow)."""
-        # Each mode keeps its own screen stack and Textual has no public way to
-        # reach another mode's screen; the stack is read, never changed.
-        stack = self.app._screen_stacks.get(WorkflowsScreen.MODE, [])
-        return next((s for s in stack if isinstance(s, WorkflowsScreen)), None)
 
     # -- actions -----------------------------------------------------------------
 
@@ -112,12 +108,16 @@ class BatchScreen(ViewScreen):
     def action_back_to_jobs(self) -> None:
         self.query_one("#batch-jobs", DataTable).focus()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
+    @on(Input.Submitted, "#batch-file")
+    def _file_entered(self, event: Input.Submitted) -> None:
         event.stop()
-        if event.input.id == "batch-file":
-            self.load_file(event.value)
-        elif event.input.id == "sweep-count":
-            self.load_sweep(event.value)
+        self.load_file(event.value)
+        self.action_back_to_jobs()
+
+    @on(Input.Submitted, "#sweep-count")
+    def _count_entered(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.load_sweep(event.value)
         # Back to the jobs, so s, x and the number keys work again.
         self.action_back_to_jobs()
 
@@ -131,11 +131,11 @@ class BatchScreen(ViewScreen):
 
     def load_sweep(self, count_text: str) -> None:
         """Load a seed sweep of the workflow open on the Workflows screen."""
-        workflows = self._workflows_screen()
-        if workflows is None or workflows.preview is None:
+        opened = self.papp.open_workflow
+        if opened is None:
             self._error("No workflow is open: pick one on Workflows (2), then come back and press w.")
             return
-        if workflows.preview.prompt is None:
+        if not opened.converted:
             self._error("That workflow is not converted yet: open it on Workflows with a server connected.")
             return
         try:
@@ -146,12 +146,12 @@ class BatchScreen(ViewScreen):
             self._error(f"A sweep has 1 to {MAX_SWEEP} jobs; for more, write a batch file.")
             return
         try:
-            prompt = workflows._edited_prompt()
+            prompt = opened.prompt()
         except (ValueError, WorkflowError) as exc:
             self._error(f"The workflow's form has a bad value: {exc}. Fix it on Workflows (2).")
             return
         mode = str(self.query_one("#sweep-mode", Select).value)
-        name = workflows.preview.workflow.name
+        name = opened.name
         self._load(lambda: quick_sweep(prompt, name, count, mode), f"sweep of {name}")
 
     def _load(self, make_spec: Callable[[], BatchSpec], label: str) -> None:
