@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.table import Table
 from rich.text import Text
 from textual import work
@@ -18,6 +20,9 @@ from pistachio_tui.ui.format import gib, state_text
 from pistachio_tui.ui.gpu.graph import GraphData, HistoryGraph
 from pistachio_tui.ui.queue.screen import progress_line
 from pistachio_tui.ui.widgets.status_header import StatusHeader
+
+if TYPE_CHECKING:
+    from pistachio_tui.runpod.monitor import PodsMonitor
 
 #: RunPod rate-limits its API; a dashboard needs no fresher pod data than this.
 PODS_SECONDS = 30.0
@@ -46,10 +51,6 @@ class DashboardScreen(PistachioScreen):
     CSS_PATH = "screen.tcss"
     SUMMARY = "Compact overview for a tmux pane"
     BINDINGS = [Binding("i", "app.interrupt", "Interrupt")]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._pods_monitor = None
 
     def compose(self) -> ComposeResult:
         yield StatusHeader()
@@ -89,35 +90,24 @@ class DashboardScreen(PistachioScreen):
 
     def on_mount(self) -> None:
         self.refresh_view(None)
-        self._pods_monitor = self._make_pods_monitor()
-        if self._pods_monitor is not None:
-            self.set_interval(PODS_SECONDS, self._refresh_pods)
-            self._refresh_pods()
-
-    def _make_pods_monitor(self):
-        """A RunPod monitor when a key is configured; None keeps the panel's hint."""
-        from pistachio_tui.runpod.api import RunPodClient, load_api_key
-        from pistachio_tui.runpod.monitor import PodsMonitor
-
         try:
-            return PodsMonitor(RunPodClient(load_api_key()))
+            monitor = self.papp.runpod()
         except (RunPodError, ConfigError):
-            return None
+            return  # no key: the panel keeps its hint
+        self.set_interval(PODS_SECONDS, lambda: self._refresh_pods(monitor))
+        self._refresh_pods(monitor)
 
     @work(exclusive=True, group="dash-pods")
-    async def _refresh_pods(self) -> None:
+    async def _refresh_pods(self, monitor: PodsMonitor) -> None:
         from pistachio_tui.ui.pods.view import account_line
 
         panel = self.query_one("#dash-pods", Static)
         try:
-            state = await self._pods_monitor.refresh()
+            # The Pods screen may have refreshed the shared monitor moments ago: reuse that.
+            state = await monitor.recent(PODS_SECONDS)
         except RunPodError as exc:
             panel.update(Text.assemble(("Pods\n", "bold"), (exc.message, "red")))
             return
         idle = sum(1 for info in state.idle.values() if info.flagged)
         flagged = Text(f"\n{idle} idle pod(s) flagged", style="yellow") if idle else Text("")
         panel.update(Text.assemble(("Pods\n", "bold"), account_line(state), flagged))
-
-    async def on_unmount(self) -> None:
-        if self._pods_monitor is not None:
-            await self._pods_monitor.client.aclose()

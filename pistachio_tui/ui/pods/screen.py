@@ -17,7 +17,10 @@ class PodsScreen(ViewScreen):
     VIEW_COMMANDS = COMMANDS
 
     def make_view(self) -> PodsView:
-        return PodsView(self.papp.settings, id="pods-view")
+        # The app's one monitor: the dashboard reads the same client, idle guard and newest state.
+        app = self.papp
+        return PodsView(app.settings, client_factory=lambda: app.runpod().client,
+                        monitor_factory=lambda _client: app.runpod(), comfy_http=app.runpod_http(), id="pods-view")
 
     @on(PodsView.AddServer)
     def _add_server(self, message: PodsView.AddServer) -> None:
