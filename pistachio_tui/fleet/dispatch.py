@@ -134,11 +134,15 @@ class BatchRunner:
             for target in usable
             for slot in range(target.slots)
         ]
-        if self._remaining and workers:
-            await self._all_settled.wait()
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        try:
+            if self._remaining and workers:
+                await self._all_settled.wait()
+        finally:
+            # Also when run() itself is cancelled (the app quits): a worker left behind would
+            # fail on its closed client later, as an exception no one retrieves.
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
         stranded = []
         while not self._queue.empty():
             stranded.append(self._queue.get_nowait().job.id)

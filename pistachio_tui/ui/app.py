@@ -23,6 +23,7 @@ from pistachio_tui.ui.base import PistachioScreen
 from pistachio_tui.ui.batch.screen import BatchScreen
 from pistachio_tui.ui.commands import PistachioCommands
 from pistachio_tui.ui.dashboard.screen import DashboardScreen
+from pistachio_tui.ui.dialogs import ConfirmScreen
 from pistachio_tui.ui.fix.screen import FixScreen
 from pistachio_tui.ui.format import duration
 from pistachio_tui.ui.gpu.screen import GpuScreen
@@ -46,6 +47,12 @@ S = TypeVar("S", bound=PistachioScreen)
 #: A server can send thousands of progress events a second; more redraws than this only cost CPU
 #: (and a busy loop never idles long enough for Textual to repaint at all).
 PROGRESS_PER_SECOND = 20
+
+#: Work quitting would cut short, by worker group, and what the person is told before confirming.
+LONG_WORK = {
+    "batch-run": "a batch is running (finished jobs stay recorded: pick its output folder on Batch to resume)",
+    "fix-run": "a fix is running (a download or install stops half-way; s on Fix resumes it)",
+}
 
 MAIN_SCREENS = (ServersScreen, WorkflowsScreen, QueueScreen, GpuScreen, FixScreen, TrainingScreen, PodsScreen,
                 BatchScreen)
@@ -206,6 +213,15 @@ class PistachioApp(App):
                 if done:
                     self.notify(done)
         self.run_worker(run(), group="server-calls")
+
+    async def action_quit(self) -> None:
+        """Quit, after asking when a batch or a fix (downloads, installs) would be cut short."""
+        busy = sorted({LONG_WORK[w.group] for w in self.workers if w.is_running and w.group in LONG_WORK})
+        if not busy:
+            self.exit()
+            return
+        question = "Quit now? " + "; ".join(busy) + "."
+        self.push_screen(ConfirmScreen(question), lambda yes: self.exit() if yes else None)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
