@@ -136,3 +136,35 @@ async def test_quitting_during_a_batch_asks_then_leaves_no_task_errors(two_sims,
     gc.collect()
     leaked = [r.getMessage() for r in caplog.records if "never retrieved" in r.getMessage()]
     assert not leaked, leaked
+
+
+async def test_an_interrupted_batch_resumes_from_its_output_folder(two_sims, tmp_path):
+    shutil.copy(SIM_WORKFLOW, tmp_path / "wf.json")
+    (tmp_path / "b.toml").write_text('workflow = "wf.json"\ncount = 30\nseed_mode = "increment"\n'
+                                     'start_seed = 7\noutput = "out"\n')
+    app = make_app(tmp_path, ("left", two_sims[0].url), ("right", two_sims[1].url))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await load_by_keyboard(pilot, "b.toml")
+        view = app.screen.view
+        await until(pilot, lambda: len(view.jobs) == 30)
+        await pilot.press("s")
+        await until(pilot, lambda: view.counts()["done"] >= 2)
+        await pilot.press("x")
+        await until(pilot, lambda: view.result is not None)
+    done_before = sum(1 for line in (tmp_path / "out" / ".pistachio-batch.jsonl").read_text().splitlines()
+                      if '"done"' in line)
+    assert 2 <= done_before < 30
+    (tmp_path / "b.toml").unlink()  # the folder alone is enough
+
+    app = make_app(tmp_path, ("left", two_sims[0].url), ("right", two_sims[1].url))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await load_by_keyboard(pilot, "out")
+        view = app.screen.view
+        await until(pilot, lambda: len(view.jobs) == 30)
+        assert "Loaded resume of out" in hint(app)
+        assert view.counts()["done"] == done_before, "finished jobs show as done from the start"
+        await pilot.press("s")
+        await until(pilot, lambda: view.result is not None, timeout=30)
+        assert view.result.ok
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert sorted(job["params"]["seed"] for job in manifest["jobs"]) == list(range(7, 37))

@@ -7,6 +7,7 @@ batch file lists. Everything between the file and the runner is
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from textual.widgets import DataTable, Input, Label, Select, Static
 from pistachio_tui.comfy.session import SessionUpdate
 from pistachio_tui.config import ConfigError
 from pistachio_tui.fleet.build import BatchSetupError, NoReachableTarget, batches_dir, prepare_batch, quick_sweep
+from pistachio_tui.fleet.resume import load_resume_folder, write_resume_file
 from pistachio_tui.fleet.spec import SEED_MODES, BatchSpec, BatchSpecError, load_batch_file
 from pistachio_tui.ui.base import ViewScreen
 from pistachio_tui.ui.batch.view import COMMANDS, BatchView
@@ -53,7 +55,8 @@ class BatchScreen(ViewScreen):
         with Vertical(id="batch-load"):
             with Horizontal(classes="batch-row"):
                 yield Label("Batch file", classes="batch-label")
-                yield Input(placeholder="path to a batch .toml, Enter loads it", id="batch-file", compact=True)
+                yield Input(placeholder="a batch .toml, or a batch's output folder to resume; Enter",
+                            id="batch-file", compact=True)
             with Horizontal(classes="batch-row"):
                 yield Label("Sweep", classes="batch-label")
                 yield Input("4", id="sweep-count", type="integer", compact=True, tooltip="jobs in the sweep")
@@ -78,7 +81,7 @@ class BatchScreen(ViewScreen):
 
     def _how_to_load(self) -> None:
         servers = ", ".join(self.papp.manager.sessions) or "none yet (add them on Servers, 1)"
-        self._hint(f"o open a batch file · w sweep the open workflow · s start/resume · x cancel\n"
+        self._hint(f"o batch file, or output folder to resume · w sweep the open workflow · s start\n"
                    f"Targets: servers {servers} + endpoints the file lists\n"
                    f"Output: the file's 'output', else {batches_dir()}/<name>")
 
@@ -122,12 +125,16 @@ class BatchScreen(ViewScreen):
         self.action_back_to_jobs()
 
     def load_file(self, text: str) -> None:
-        """Load the batch file at ``text`` (a path, ``~`` allowed)."""
+        """Load the batch file at ``text`` (a path, ``~`` allowed), or resume the batch whose output folder it is."""
         if not text.strip():
             self._error("Type the path of a batch .toml file, then Enter.")
             return
         path = Path(text.strip()).expanduser()
-        self._load(lambda: load_batch_file(path), path.name)
+        if path.is_dir():
+            # An output folder: the batch that wrote it, resumed (its journal skips the finished jobs).
+            self._load(lambda: load_resume_folder(path), f"resume of {path.name}")
+        else:
+            self._load(lambda: load_batch_file(path), path.name)
 
     def load_sweep(self, count_text: str) -> None:
         """Load a seed sweep of the workflow open on the Workflows screen."""
@@ -170,6 +177,7 @@ class BatchScreen(ViewScreen):
                 raise BatchSetupError("no servers configured: add one on Servers (1), "
                                       "or list serverless endpoints in the batch file")
             prepared = await prepare_batch(spec, servers)
+            await asyncio.to_thread(write_resume_file, spec, prepared.out_dir)
         except NoReachableTarget as exc:
             self._error(f"{exc}. Start ComfyUI there, or add a server on Servers (1).")
             return
