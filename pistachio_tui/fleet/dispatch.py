@@ -171,6 +171,8 @@ class BatchRunner:
                                    return_when=asyncio.FIRST_COMPLETED)
         finally:
             settled.cancel()
+            # Also when run() itself is cancelled (the app quits): a worker left behind would
+            # fail on its closed client later, as an exception no one retrieves.
             for task in workers:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from pistachio_tui.cli import exit_codes, main
-from pistachio_tui.runpod.http import retry_after_s
 from pistachio_tui.runpod.errors import RateLimited
+from pistachio_tui.runpod.http import retry_after_s
 
 
 @pytest.fixture(autouse=True)
