@@ -261,18 +261,24 @@ class Journal:
                limit: int = 50) -> list[JournalEntry]:
         """Newest first. ``text`` matches the prompt text, the workflow name and model/LoRA names
         (every word, as a prefix); the other filters are exact; times are epoch seconds."""
+        # Results come newest first, a page at a time: walking the ``seen_at`` index and stopping at
+        # ``limit`` matches is fast whatever the size. A unary ``+`` keeps SQLite from choosing the
+        # full-text or (server, prompt_id) index instead, which collects every match (tens of
+        # thousands at 100k prompts) and sorts them all: 100-400 ms instead of about 10.
         where: list[str] = []
         args: list[Any] = []
         if text and _fts_query(text):
-            where.append("p.id IN (SELECT rowid FROM prompts_text WHERE prompts_text MATCH ?)")
+            where.append("+p.id IN (SELECT rowid FROM prompts_text WHERE prompts_text MATCH ?)")
             args.append(_fts_query(text))
-        for column, value in (("p.server", server), ("p.seed", seed), ("p.status", status)):
+        for column, value in (("+p.server", server), ("p.seed", seed), ("+p.status", status)):
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
         if since is not None:
-            where.append("COALESCE(p.queued_at, p.seen_at) >= ?")
-            args.append(since)
+            # An entry is seen when (or after) it is queued, so ``seen_at >= since`` holds too and
+            # lets the index walk stop at ``since``.
+            where.append("COALESCE(p.queued_at, p.seen_at) >= ? AND p.seen_at >= ?")
+            args += [since, since]
         if until is not None:
             where.append("COALESCE(p.queued_at, p.seen_at) < ?")
             args.append(until)

@@ -1,0 +1,35 @@
+"""Searches of a large journal walk the newest-first index and stop at the page's end.
+
+At 100,000 prompts a plan that collects every match and sorts them costs
+100-400 ms; walking the ``seen_at`` index costs about 10 (benchmarks/bench_journal.py).
+The plans are checked here, on a small journal, so the test stays fast.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pistachio_tui.journal import Journal, JournalEntry
+
+
+@pytest.mark.parametrize("search", [
+    {"text": "portrait"},
+    {"server": "http://a:8188"},
+    {"status": "success"},
+    {"text": "castle", "server": "http://a:8188"},
+    {"since": 100.0},
+    {},
+])
+def test_search_walks_the_newest_first_index_without_sorting(tmp_path, search):
+    with Journal(tmp_path / "j.sqlite3") as journal:
+        journal.record([JournalEntry(f"http://{'ab'[n % 2]}:8188", f"p{n}", "success",
+                                     positive=f"portrait castle {n}", queued_at=float(n)) for n in range(200)],
+                       now=1000.0)
+        executed: list[str] = []
+        journal._db.set_trace_callback(executed.append)
+        found = journal.search(**search)
+        journal._db.set_trace_callback(None)
+        select = next(sql for sql in executed if sql.lstrip().startswith("SELECT"))
+        plan = " | ".join(row[3] for row in journal._db.execute("EXPLAIN QUERY PLAN " + select))
+    assert found
+    assert "prompts_seen" in plan and "TEMP B-TREE" not in plan, plan
