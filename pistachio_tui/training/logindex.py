@@ -29,7 +29,10 @@ import numpy as np
 
 __all__ = ["LogIndex", "ScanProgress"]
 
-_CHUNK = 8 * 1024 * 1024
+#: Read and scanned at a time. The compare and the newline search each pass over the chunk;
+#: at 1 MiB it stays in the CPU cache between them, which makes indexing about twice as fast
+#: as with 8 MiB chunks (measured in benchmarks/bench_biglog.py against ``wc -l``).
+_CHUNK = 1024 * 1024
 _SEARCH_CHUNK = 4 * 1024 * 1024
 
 
