@@ -122,6 +122,7 @@ CREATE TABLE IF NOT EXISTS prompts (
 );
 CREATE INDEX IF NOT EXISTS prompts_seen ON prompts (seen_at);
 CREATE INDEX IF NOT EXISTS prompts_seed ON prompts (seed);
+CREATE INDEX IF NOT EXISTS prompts_when ON prompts (COALESCE(queued_at, seen_at));
 CREATE VIRTUAL TABLE IF NOT EXISTS prompts_text USING fts5 (
     positive, workflow, models, content='prompts', content_rowid='id', tokenize='unicode61'
 );
@@ -274,19 +275,21 @@ class Journal:
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
+        # A date range is served, in its own order (newest first by that date), by the index on
+        # the date: walking ``seen_at`` to a range a month back would pass every newer prompt.
+        when = "COALESCE(p.queued_at, p.seen_at)"
         if since is not None:
-            # An entry is seen when (or after) it is queued, so ``seen_at >= since`` holds too and
-            # lets the index walk stop at ``since``.
-            where.append("COALESCE(p.queued_at, p.seen_at) >= ? AND p.seen_at >= ?")
-            args += [since, since]
+            where.append(f"{when} >= ?")
+            args.append(since)
         if until is not None:
-            where.append("COALESCE(p.queued_at, p.seen_at) < ?")
+            where.append(f"{when} < ?")
             args.append(until)
-        return self._select(("WHERE " + " AND ".join(where)) if where else "", args, limit)
+        order = when if since is not None or until is not None else "p.seen_at"
+        return self._select(("WHERE " + " AND ".join(where)) if where else "", args, limit, order)
 
-    def _select(self, where: str, args: list[Any], limit: int) -> list[JournalEntry]:
+    def _select(self, where: str, args: list[Any], limit: int, order: str = "p.seen_at") -> list[JournalEntry]:
         sql = (f"SELECT {', '.join('p.' + c for c in _COLUMNS)} FROM prompts p {where} "
-               "ORDER BY p.seen_at DESC, p.id DESC LIMIT ?")
+               f"ORDER BY {order} DESC, p.id DESC LIMIT ?")
         with self._lock:
             try:
                 rows = self._db.execute(sql, [*args, max(1, limit)]).fetchall()
