@@ -138,6 +138,8 @@ class PistachioApp(App):
         # Opened after the first paint, and SQLite and the journal's modules are imported in the
         # thread: neither the import nor the open (a migration, a retention sweep) delays the screen.
         def open_journal() -> Journal | str:
+            # The recorder describes each prompt with the workflow modules: imported here too.
+            import pistachio_tui.workflow.edit  # noqa: F401
             from pistachio_tui.journal import Journal, JournalError
 
             settings = self.settings
