@@ -136,12 +136,22 @@ async def test_not_a_run_is_an_error_line(tmp_path):
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
 def test_training_snapshot(snap_compare, size, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    write_run(Path("output"), epochs=30, best_epoch=17)
+    write_run(Path("output"), epochs=6, best_epoch=4)
 
     async def settled(pilot):
         view = await watched(pilot)
         log = view.query_one(LogLines)
         await until(pilot, lambda: log.index.progress.caught_up, "the log index")
+        # The table scrolls to the picked save and focus lands a frame or two later: shoot once both rest.
+        table = view.query_one("#train-epochs")
+        table.focus()
+        seen: list[tuple] = []
+
+        def resting() -> bool:
+            seen.append((table.scroll_y, table.cursor_row, pilot.app.focused, log.scroll_y))
+            return len(seen) > 20 and len(set(seen[-20:])) == 1
+
+        await until(pilot, resting, "the table to come to rest")
 
     app = ViewApp(lambda: TrainingView(Settings(), run=Path("output"), poll_interval=0.05))
     assert snap_compare(app, terminal_size=size, run_before=settled)
