@@ -313,7 +313,7 @@ def run_promote(args: argparse.Namespace) -> int:
             _say(f"error: {args.run} is a log without a run folder next to it — give the run folder")
             return exit_codes.USAGE
         checkpoint = args.checkpoint if args.checkpoint is not None else args.epoch
-        if args.remote:
+        if comfy is None:
             remote = RemoteComfy.parse(args.remote, args.ssh_port, args.ssh_key)
             result = promote_remote(paths.run_dir, checkpoint, remote, name=args.name, overwrite=args.overwrite)
         else:
@@ -439,6 +439,8 @@ def _prepare_report(run, price: float | None) -> str:
     lines.append(f"  {run.launch_command}")
     lines.append("resume the newest run:")
     lines.append(f"  {run.resume_command}")
+    lines.append(f"or let pistachio run it, console kept in the run folder: pistachio train start {run.main_toml} "
+                 "--detach")
     lines.append(f"watch it: pistachio train watch {run.out_dir} --follow")
     return "\n".join(lines)
 
