@@ -171,9 +171,30 @@ def test_crashed_run_without_a_log_ends_without_eta(tmp_path):
     clock.now += 1000
     assert not watcher.poll().ended  # idle but the trainer is still there (a long eval, a save)
     running["train.py"] = False
+    clock.now += 10  # processes are looked at every 10 s
     state = watcher.poll()
     assert state.ended and state.status == "stopped" and state.eta_s is None
     assert seen[-1] == "wan_lora.toml"
+
+
+def test_a_trainer_seen_running_then_gone_ends_the_run_soon(tmp_path):
+    run_dir = replay_run(tmp_path / "out", TrainerConfig(epochs=3, steps_per_epoch=4), u_curve(8), stop_after=6)
+    (run_dir / "train.log").unlink()
+    clock = Clock()
+    running = {"now": True}
+    watcher = RunWatcher(run_dir, clock=clock, process_check=lambda name: running["now"])
+    assert watcher.poll().status == "training"
+    running["now"] = False  # killed: no traceback, no log line
+    clock.now += 31
+    state = watcher.poll()
+    assert state.ended and state.status == "stopped"
+    # From another machine the trainer is never seen: only a long silence ends the run.
+    remote = RunWatcher(run_dir, clock=clock, process_check=lambda name: False)
+    assert remote.poll().status == "training"
+    clock.now += 31
+    assert not remote.poll().ended
+    clock.now += 900
+    assert remote.poll().status == "stopped"
 
 
 def test_crash_with_traceback_ends_follow_and_shows_no_eta(tmp_path, capsys):
