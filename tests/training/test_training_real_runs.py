@@ -221,3 +221,20 @@ def test_tensorboardx_files_are_read_the_same(tmp_path):
     sa, sb = RunWatcher(a).poll(), RunWatcher(b).poll()
     assert sa.eval_loss_by_step() == pytest.approx(sb.eval_loss_by_step())
     assert sa.convergence().best == sb.convergence().best == "step9"
+
+
+def test_multi_gpu_run_examples_axis_from_the_log_and_rank_tracebacks(tmp_path):
+    """Two GPUs × micro batch 4: x is examples (8 per step); both ranks print the OOM traceback."""
+    from pistachio_tui.training.synth import oom_traceback
+
+    cfg = TrainerConfig(epochs=4, steps_per_epoch=5, global_batch=8, x_axis_examples=True,
+                        save_every_n_steps=3, eval_every_n_steps=3)
+    run_dir = replay_run(tmp_path / "out", cfg, u_curve(9), stop_after=13)
+    with open(run_dir / "train.log", "a") as fh:
+        for a, b in zip(oom_traceback(0), oom_traceback(1)):
+            fh.write(f"{a}\n{b}\n")
+    state = RunWatcher(run_dir, failed_after_s=0, process_check=lambda name: None).poll()
+    assert state.global_batch_size == 8 and state.step == 13
+    assert sorted(state.eval_loss_by_step()) == [0, 3, 5, 6, 9, 10, 12]
+    assert state.convergence().best == "step9"
+    assert [e.kind for e in state.errors] == ["oom", "oom"] and state.ended and state.eta_s is None
