@@ -145,3 +145,36 @@ def test_training_snapshot(snap_compare, size, tmp_path, monkeypatch):
 
     app = ViewApp(lambda: TrainingView(Settings(), run=Path("output"), poll_interval=0.05))
     assert snap_compare(app, terminal_size=size, run_before=settled)
+
+
+async def test_tournament_tab_renders_the_grid_and_the_choice_promotes(tmp_path):
+    from pistachio_tui.config import ServerConfig
+    from pistachio_tui.sim.server import SimServer
+    from pistachio_tui.training.replay import TrainerConfig, replay_run
+
+    run_dir = replay_run(tmp_path / "out", TrainerConfig(epochs=5, steps_per_epoch=4), lambda s: abs(s - 12) + 1)
+    comfy = tmp_path / "ComfyUI"
+    (comfy / "models" / "loras").mkdir(parents=True)
+    (comfy / "models" / "checkpoints").mkdir()
+    (comfy / "models" / "checkpoints" / "sd_xl_base_1.0.safetensors").write_bytes(b"x")
+    sim = SimServer(step_delay=0.001, models_dir=comfy / "models")
+    await sim.start()
+    try:
+        settings = Settings(comfy_dir=comfy, servers=[ServerConfig("sim", sim.url)])
+        app = ViewApp(lambda: TrainingView(settings, run=run_dir, poll_interval=0.05))
+        async with app.run_test(size=(120, 40)) as pilot:
+            view = await watched(pilot)
+            await pilot.press("t")
+            view.query_one("#train-tour-wf").value = str(Path(__file__).resolve().parents[2] / "workflows"
+                                                         / "sdxl_lora.json")
+            await pilot.press("enter")
+            await until(pilot, lambda: view.tournament is not None, "the tournament", rounds=1500)
+            assert view.tournament.checkpoints == ["epoch1", "epoch2", "epoch3", "epoch4", "epoch5"]
+            assert len(view.tournament.images) == 15 and view.tournament.sheet.is_file()
+            assert "Saves down, prompts across" in str(view.status.render())
+            view.query_one("#train-epochs").focus()
+            await pilot.press("p")
+            target = comfy / "models" / "loras" / "out_20260820-1000-epoch3.safetensors"
+            await until(pilot, target.exists, "the promoted choice")
+    finally:
+        await sim.stop()

@@ -30,9 +30,11 @@ from pistachio_tui.training.prepare import launch_command
 from pistachio_tui.training.presets import GPUS, detect_gpu
 from pistachio_tui.training.promote import find_trigger, lora_name, promote, run_title
 from pistachio_tui.training.runs import RUN_NAME
+from pistachio_tui.training.tournament import TournamentResult, pick_contenders, run_tournament, tournament_prompts
 from pistachio_tui.training.watch import RunState, RunWatcher
 from pistachio_tui.ui.dialogs import TextModal, YesNo
 from pistachio_tui.ui.widgets.loglines import LogLines
+from pistachio_tui.ui.widgets.output_preview import OutputPreview
 from pistachio_tui.ui.widgets.status_line import StatusLine
 
 COMMANDS: list[tuple[str, str, str]] = [
@@ -42,6 +44,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("Training: copy launch command", "Copy the deepspeed command that resumes this run", "copy_launch"),
     ("Training: search log", "Find text in the run's console log", "search"),
     ("Training: log / curves", "Switch between the loss curves and the console log", "toggle_log"),
+    ("Training: tournament", "Render the saves around the eval minimum side by side on the servers", "tournament"),
 ]
 
 
@@ -99,6 +102,7 @@ class TrainingView(Vertical):
         Binding("N", "next_match(True)", "Previous match", show=False),
         Binding("f", "show_config", "Config"),
         Binding("y", "copy_launch", "Copy command"),
+        Binding("t", "tournament", "Tournament"),
     ]
 
     def __init__(self, settings: Settings, *, run: Path | None = None, poll_interval: float = 2.0,
@@ -112,6 +116,7 @@ class TrainingView(Vertical):
         self.watcher: RunWatcher | None = None
         self.state: RunState | None = None
         self.convergence: Convergence | None = None
+        self.tournament: TournamentResult | None = None
         self._epoch_rows: tuple = ()
         self._search: str = ""
         self._drawn: tuple = ()
@@ -134,6 +139,10 @@ class TrainingView(Vertical):
                     yield LogLines(id="train-log")
                     yield Input(placeholder="Search the log — Enter finds, n next, N previous",
                                 id="train-search", compact=True)
+                with TabPane("Tournament", id="train-tourpane"):
+                    yield Input(placeholder="Workflow with a LoRA loader — Enter renders every save around the "
+                                "best on the configured servers", id="train-tour-wf", compact=True)
+                    yield OutputPreview(id="train-tour-sheet")
         yield StatusLine("", id="train-status")
 
     def on_mount(self) -> None:
@@ -158,6 +167,9 @@ class TrainingView(Vertical):
         if event.input.id == "train-path":
             if event.value.strip():
                 self.open_path(Path(event.value.strip()).expanduser())
+        elif event.input.id == "train-tour-wf":
+            if event.value.strip():
+                self._tournament(Path(event.value.strip()).expanduser())
         elif event.input.id == "train-search":
             self._search = event.value
             event.input.display = False
@@ -329,6 +341,39 @@ class TrainingView(Vertical):
                                  resume=self.watcher.paths.run_dir.name)
         self.app.copy_to_clipboard(command)
         self.status.show(f"Copied: {command}", "ok")
+
+    def action_tournament(self) -> None:
+        self.query_one("#train-tabs", TabbedContent).active = "train-tourpane"
+        self.query_one("#train-tour-wf", Input).focus()
+
+    @work(exclusive=True, group="train-tournament", exit_on_error=False)
+    async def _tournament(self, workflow: Path) -> None:
+        run_dir = self.watcher.paths.run_dir if self.watcher else None
+        comfy, servers = self.settings.comfy_dir, self.settings.servers
+        if run_dir is None or self.state is None:
+            self.status.show("Open a run with saves first", "warning")
+            return
+        if comfy is None or not servers:
+            self.status.show("A tournament needs servers and the servers' ComfyUI folder (comfy_dir) in the "
+                             "settings", "error")
+            return
+        try:
+            contenders = pick_contenders(self.state)
+            prompts = tournament_prompts(find_trigger(run_dir))
+            self.status.show(f"Rendering {len(prompts)} prompts × {', '.join(contenders)}…")
+            result = await run_tournament(run_dir, contenders, prompts, workflow=workflow, servers=servers,
+                                          loras_dir=comfy / "models" / "loras", out_dir=run_dir / "tournament",
+                                          on_progress=lambda text: self.status.show(text))
+        except Exception as exc:  # noqa: BLE001 — fleet and training setup errors both carry a message
+            self.status.show(getattr(exc, "message", None) or str(exc), "error")
+            return
+        if result.sheet is None:
+            self.status.show("No images came back: " + "; ".join(result.failed.values()), "error")
+            return
+        self.query_one("#train-tour-sheet", OutputPreview).show(result.sheet.name, result.sheet.read_bytes())
+        self.tournament = result
+        self.status.show(f"Saves down, prompts across: {', '.join(contenders)}. Select one in the table and "
+                         "press p to promote it", "ok")
 
     def action_toggle_log(self) -> None:
         tabs = self.query_one("#train-tabs", TabbedContent)
