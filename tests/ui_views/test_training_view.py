@@ -178,3 +178,37 @@ async def test_tournament_tab_renders_the_grid_and_the_choice_promotes(tmp_path)
             await until(pilot, target.exists, "the promoted choice")
     finally:
         await sim.stop()
+
+
+async def test_start_from_a_prepare_folder_runs_detached_and_is_watched(tmp_path, monkeypatch):
+    import os
+    import sys
+
+    from tests.training.test_training_launch import FAKE_DEEPSPEED, FAKE_TRAIN
+
+    dp = tmp_path / "diffusion-pipe"
+    dp.mkdir()
+    (dp / "train.py").write_text(FAKE_TRAIN)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "deepspeed").write_text(FAKE_DEEPSPEED.format(python=sys.executable))
+    (bin_dir / "deepspeed").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("DIFFUSION_PIPE_DIR", str(dp))
+    prepared = tmp_path / "alice_lora"
+    prepared.mkdir()
+    (prepared / "4090_wan14b.toml").write_text(f'output_dir = "{prepared / "runs"}"\nepochs = 3\n'
+                                               'save_every_n_epochs = 1\n[model]\ntype = "wan"\n')
+    app = ViewApp(lambda: TrainingView(Settings(), run=prepared, poll_interval=0.05, gpu="4090"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        view = app.query_one(TrainingView)
+        await until(pilot, lambda: view.watcher is not None and app.focused is view.query_one("#train-epochs"),
+                    "the prepare folder to open")
+        await pilot.press("R")
+        assert isinstance(app.screen, YesNo)
+        assert "NCCL_P2P_DISABLE=1" in screen_text(app)
+        await pilot.press("y")
+        await until(pilot, lambda: view.state is not None and view.state.status == "complete", "the run to finish",
+                    rounds=3000)
+        assert view.state.run_dir == prepared / "runs" / "20260820_10-00-00"
+        assert (view.state.run_dir / "train.log").read_text().rstrip().endswith("TRAINING COMPLETE!")

@@ -25,11 +25,12 @@ from textual_plotext import PlotextPlot
 from pistachio_tui.config import Settings
 from pistachio_tui.training.converge import Convergence
 from pistachio_tui.training.errors import PromoteRefused, TrainingError
+from pistachio_tui.training.launch import LaunchProblem, plan_launch, plan_resume, start
 from pistachio_tui.training.logindex import LogIndex
 from pistachio_tui.training.prepare import launch_command
 from pistachio_tui.training.presets import GPUS, detect_gpu
 from pistachio_tui.training.promote import find_trigger, lora_name, promote, run_title
-from pistachio_tui.training.runs import RUN_NAME
+from pistachio_tui.training.runs import RUN_NAME, read_main_toml
 from pistachio_tui.training.tournament import TournamentResult, pick_contenders, run_tournament, tournament_prompts
 from pistachio_tui.training.watch import RunState, RunWatcher
 from pistachio_tui.ui.dialogs import TextModal, YesNo
@@ -44,6 +45,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("Training: copy launch command", "Copy the deepspeed command that resumes this run", "copy_launch"),
     ("Training: search log", "Find text in the run's console log", "search"),
     ("Training: log / curves", "Switch between the loss curves and the console log", "toggle_log"),
+    ("Training: start or resume", "Start the opened prepare folder's run, or resume the opened run, detached "
+     "(survives logging out), with this machine's GPU preset", "launch"),
     ("Training: tournament", "Render the saves around the eval minimum side by side on the servers", "tournament"),
 ]
 
@@ -103,6 +106,7 @@ class TrainingView(Vertical):
         Binding("f", "show_config", "Config"),
         Binding("y", "copy_launch", "Copy command"),
         Binding("t", "tournament", "Tournament"),
+        Binding("R", "launch", "Start/Resume"),
     ]
 
     def __init__(self, settings: Settings, *, run: Path | None = None, poll_interval: float = 2.0,
@@ -341,6 +345,42 @@ class TrainingView(Vertical):
                                  resume=self.watcher.paths.run_dir.name)
         self.app.copy_to_clipboard(command)
         self.status.show(f"Copied: {command}", "ok")
+
+    def _launch_plan(self):
+        """Resume the open run if it has a resume state, else start the opened folder's main TOML."""
+        gpu = (GPUS[self.gpu], 1) if self.gpu else detect_gpu()
+        card, count = gpu if gpu else (None, 1)
+        run_dir = self.watcher.paths.run_dir if self.watcher else None
+        if run_dir is not None and (run_dir / "latest").is_file():
+            return plan_resume(run_dir, gpu=card, num_gpus=count)
+        folder = Path(self.query_one("#train-path", Input).value.strip() or ".").expanduser()
+        configs = [c for c in sorted(folder.glob("*.toml")) if read_main_toml(c) is not None] if folder.is_dir() else []
+        if not configs:
+            raise LaunchProblem("open a prepare folder (with its main TOML) to start, or a run with a resume "
+                                "state (global_stepN) to resume")
+        return plan_launch(configs[0], gpu=card, num_gpus=count)
+
+    def action_launch(self) -> None:
+        try:
+            plan = self._launch_plan()
+        except TrainingError as exc:
+            self.status.show(exc.message, "error")
+            return
+        verb = "Resume" if plan.run_dir else "Start"
+
+        def answer(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                pid = start(plan, mode="detach")
+            except TrainingError as exc:
+                self.status.show(exc.message, "error")
+                return
+            self.status.show(f"{verb}ed in the background (pid {pid}); console: {plan.log_path}", "ok")
+            self.open_path(plan.run_dir or plan.config.parent)
+
+        self.app.push_screen(YesNo(f"{verb} training?", f"{plan.shell_command}\n\nconsole → {plan.log_path}"),
+                             answer)
 
     def action_tournament(self) -> None:
         self.query_one("#train-tabs", TabbedContent).active = "train-tourpane"
