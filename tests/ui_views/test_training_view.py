@@ -212,3 +212,35 @@ async def test_start_from_a_prepare_folder_runs_detached_and_is_watched(tmp_path
                     rounds=3000)
         assert view.state.run_dir == prepared / "runs" / "20260820_10-00-00"
         assert (view.state.run_dir / "train.log").read_text().rstrip().endswith("TRAINING COMPLETE!")
+
+
+async def test_caption_review_screen_edits_in_place(tmp_path):
+    from PIL import Image
+
+    from pistachio_tui.ui.training.captions import CaptionsScreen
+
+    folder = tmp_path / "alice"
+    folder.mkdir()
+    for name, caption in [("a.png", "a red car"), ("b.png", "a red car"), ("c.png", None)]:
+        Image.new("RGB", (32, 32)).save(folder / name)
+        if caption is not None:
+            (folder / name).with_suffix(".txt").write_text(caption)
+    app = training_app(None, folder)
+    async with app.run_test(size=(120, 40)) as pilot:
+        view = app.query_one(TrainingView)
+        await until(pilot, lambda: "DiffusionPipe run" in screen_text(app), "the open attempt")
+        view.query_one("#train-epochs").focus()
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, CaptionsScreen) and app.screen.review is not None,
+                    "the caption screen")
+        text = screen_text(app)
+        assert "duplicate caption (same as b.png)" in text and "missing caption" in text
+        await pilot.press("down", "enter")  # b.png
+        edit = app.screen.query_one("#cap-edit")
+        assert edit.value == "a red car"
+        edit.value = "a blue car"
+        await pilot.press("enter")
+        await until(pilot, lambda: (folder / "b.txt").read_text() == "a blue car\n", "the caption written")
+        await until(pilot, lambda: "duplicate" not in screen_text(app), "the duplicate flag to clear")
+        await pilot.press("escape")
+        assert not isinstance(app.screen, CaptionsScreen)

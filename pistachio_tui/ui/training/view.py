@@ -24,16 +24,18 @@ from textual_plotext import PlotextPlot
 
 from pistachio_tui.config import Settings
 from pistachio_tui.training.converge import Convergence
+from pistachio_tui.training.dataset import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from pistachio_tui.training.errors import PromoteRefused, TrainingError
 from pistachio_tui.training.launch import LaunchProblem, plan_launch, plan_resume, start
 from pistachio_tui.training.logindex import LogIndex
 from pistachio_tui.training.prepare import launch_command
 from pistachio_tui.training.presets import GPUS, detect_gpu
-from pistachio_tui.training.promote import find_trigger, lora_name, promote, run_title
+from pistachio_tui.training.promote import find_trigger, lora_name, promote, run_title, training_folder
 from pistachio_tui.training.runs import RUN_NAME, read_main_toml
 from pistachio_tui.training.tournament import TournamentResult, pick_contenders, run_tournament, tournament_prompts
 from pistachio_tui.training.watch import RunState, RunWatcher
 from pistachio_tui.ui.dialogs import TextModal, YesNo
+from pistachio_tui.ui.training.captions import CaptionsScreen
 from pistachio_tui.ui.widgets.loglines import LogLines
 from pistachio_tui.ui.widgets.output_preview import OutputPreview
 from pistachio_tui.ui.widgets.status_line import StatusLine
@@ -47,6 +49,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("Training: log / curves", "Switch between the loss curves and the console log", "toggle_log"),
     ("Training: start or resume", "Start the opened prepare folder's run, or resume the opened run, detached "
      "(survives logging out), with this machine's GPU preset", "launch"),
+    ("Training: review captions", "Every image of the opened dataset folder (or the run's training set) with "
+     "its caption; edit in place", "captions"),
     ("Training: tournament", "Render the saves around the eval minimum side by side on the servers", "tournament"),
 ]
 
@@ -107,6 +111,7 @@ class TrainingView(Vertical):
         Binding("y", "copy_launch", "Copy command"),
         Binding("t", "tournament", "Tournament"),
         Binding("R", "launch", "Start/Resume"),
+        Binding("c", "captions", "Captions"),
     ]
 
     def __init__(self, settings: Settings, *, run: Path | None = None, poll_interval: float = 2.0,
@@ -381,6 +386,21 @@ class TrainingView(Vertical):
 
         self.app.push_screen(YesNo(f"{verb} training?", f"{plan.shell_command}\n\nconsole → {plan.log_path}"),
                              answer)
+
+    def action_captions(self) -> None:
+        """The typed folder when it holds images, else the open run's training set."""
+        typed = Path(self.query_one("#train-path", Input).value.strip() or ".").expanduser()
+        run_dir = self.watcher.paths.run_dir if self.watcher else None
+        trigger = find_trigger(run_dir) if run_dir else None
+        folder = typed if typed.is_dir() and any(
+            p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES for p in typed.iterdir()) else None
+        if folder is None and run_dir is not None:
+            folder = training_folder(run_dir)
+        if folder is None:
+            self.status.show("Type a dataset folder in the path bar, or open a run whose dataset TOML names one",
+                             "warning")
+            return
+        self.app.push_screen(CaptionsScreen(folder, trigger))
 
     def action_tournament(self) -> None:
         self.query_one("#train-tabs", TabbedContent).active = "train-tourpane"
