@@ -182,7 +182,7 @@ def _fmt(value: float | None, spec: str = ".4g") -> str:
 
 def _status_line(state) -> str:
     if state.step is None and state.status in ("waiting", "caching"):
-        doing = f"caching latents ({state.caching})" if state.status == "caching" else "no step yet"
+        doing = f"caching {state.caching}" if state.status == "caching" else "no step yet"
         return f"{state.status:<9} {doing}; the run folder appears once caching and model loading are done"
     epoch = f"{state.epoch or '—'}/{state.total_epochs or '?'}"
     eta = "" if state.status in ("failed", "stopped", "quit") else f"  ETA {_duration(state.eta_s)}"

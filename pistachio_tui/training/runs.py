@@ -44,7 +44,8 @@ class RunPaths:
         if self.log_path is not None:
             return self.log_path.stem
         assert self.output_dir is not None
-        return self.output_dir.name
+        # prepare's layout is <title>/runs/: the title says more than "runs".
+        return self.output_dir.parent.name if self.output_dir.name == "runs" else self.output_dir.name
 
 
 def _looks_like_run(folder: Path) -> bool:

@@ -81,7 +81,7 @@ def summary_line(state: RunState) -> Text:
     if state.loss_ema is not None:
         line.append(f"  loss {state.loss_ema:.4f}", style="dim")
     if state.status == "caching" and state.step is None:
-        line.append(f"  caching latents ({state.caching}); the run folder appears after caching", style="dim")
+        line.append(f"  caching {state.caching}; the run folder appears after caching", style="dim")
     if state.ended_reason:
         line.append(f"\n{state.ended_reason}", style="dim")
     if state.errors:
