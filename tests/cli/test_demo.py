@@ -19,6 +19,7 @@ from pistachio_tui.cli.demo_commands import (
     stock_bundled_models,
 )
 from pistachio_tui.comfy.client import ComfyClient
+from pistachio_tui.training.promote import run_title
 from pistachio_tui.ui.app import PistachioApp
 from tests.ui.helpers import FAST, until
 
@@ -103,7 +104,8 @@ async def test_demo_run_trains_on_the_training_screen_and_promotes_into_the_simu
             assert DEMO_RUN in str(app.screen.query_one("#train-summary").render())
             assert not app.screen.query_one("#training-view").state.errors, "the demo run must look healthy"
             await pilot.press("p")
-            await until(pilot, lambda: any((demo.comfy_dir / "models" / "loras").glob(f"{DEMO_RUN}_e*")))
+            title = run_title(demo.run_dir)  # promoted as <trigger>-<title>-<save>.safetensors
+            await until(pilot, lambda: any((demo.comfy_dir / "models" / "loras").glob(f"*{title}-*")))
             async with ComfyClient(demo.sim.url) as client:
                 served = await client.models("loras")
-            assert any(name.startswith(f"{DEMO_RUN}_e") for name in served)
+            assert any(f"{title}-epoch" in name for name in served)
