@@ -244,3 +244,15 @@ async def test_prepare_prices_the_run_from_runpod_when_a_key_is_set(tmp_path, mo
     data = json.loads(capsys.readouterr().out)
     assert data["price_per_hour"] == 0.69 and data["num_gpus"] == 2
     assert data["duration_s"] > 0 and data["global_batch"] == 8
+
+
+def test_sdxl_model_path_is_the_checkpoint_file(tmp_path):
+    ckpt = tmp_path / "sd_xl_base_1.0.safetensors"
+    ckpt.write_bytes(b"x")
+    src = make_mixed(tmp_path / "src")
+    run = prepare_run(src, tmp_path / "out", trigger="pstch", gpu="4090", model="sdxl", official_model=ckpt)
+    assert toml.load(run.main_toml)["model"]["checkpoint_path"] == str(ckpt)
+    assert not any("CHANGE" in w or "set [model]" in w for w in run.warnings)
+    gone = prepare_run(src, tmp_path / "out2", trigger="pstch", gpu="4090", model="sdxl",
+                       official_model=tmp_path / "nope.safetensors")
+    assert any("does not exist" in w for w in gone.warnings)
