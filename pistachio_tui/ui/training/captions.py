@@ -45,7 +45,7 @@ class CaptionsScreen(ModalScreen[None]):
         with Vertical():
             yield Label(f"Captions in {self.folder}" + (f" — trigger word: {self.trigger}" if self.trigger else ""))
             yield Static("", id="cap-summary")
-            table = DataTable(id="cap-table", cursor_type="row")
+            table: DataTable = DataTable(id="cap-table", cursor_type="row")
             table.add_columns("File", "Caption", "Problems")
             yield table
             yield Input(placeholder="Enter on a row edits its caption; Enter here writes it", id="cap-edit",

@@ -138,7 +138,7 @@ class TrainingView(Vertical):
         with Horizontal(id="train-body"):
             with Vertical(id="train-side"):
                 yield OptionList(id="train-runs")
-                epochs = DataTable(id="train-epochs", cursor_type="row")
+                epochs: DataTable = DataTable(id="train-epochs", cursor_type="row")
                 epochs.add_columns("Save", "Eval loss", "Usable")
                 yield epochs
             with TabbedContent(id="train-tabs", initial="train-curves"):
