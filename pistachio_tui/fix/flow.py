@@ -45,7 +45,7 @@ from pistachio_tui.fix.importfail import (
     parse_import_failures,
     server_paths,
 )
-from pistachio_tui.fix.manager import ManagerClient, ManagerError, TaskEvent, install_specs
+from pistachio_tui.fix.manager import ManagerClient, ManagerError, ManagerForbidden, TaskEvent, install_specs
 from pistachio_tui.fix.models_search import (
     FOLDER_MANAGER_TYPES,
     ModelCandidate,
@@ -389,6 +389,9 @@ class FixFlow:
                 ui_id = await manager.queue_install(spec)
                 result = (await manager.run([ui_id], timeout=self.options.task_timeout,
                                             poll_interval=self.options.poll_interval, on_event=on_task))[ui_id]
+            except ManagerForbidden as exc:
+                self.emit("install", pack.title, "failed", exc.message)
+                return False
             except ManagerError as exc:
                 self.emit("install", pack.title, "failed", exc.message)
                 continue

@@ -197,3 +197,18 @@ async def test_chooser_decides_and_choice_is_remembered(tmp_path, files):
     assert offered == [("fixflow_ckpt.safetensors", ["workflow"])]
     [state_file] = (tmp_path / "state" / "fix").glob("*.json")
     assert json.loads(state_file.read_text())["models"]["fixflow_ckpt.safetensors"]["url"].startswith(files.url)
+
+
+async def test_a_forbidding_3x_manager_is_asked_once_and_explained(tmp_path):
+    sim = await _sim(tmp_path, manager="V3.39.2")
+    sim.manager.security_level = "strong"
+    events = []
+    try:
+        async with ComfyClient(sim.url) as client:
+            outcome = await FixFlow(client, _api_workflow(USDU), _options(tmp_path), emit=events.append).run()
+    finally:
+        await sim.stop()
+    refusals = [e.message for e in events if e.step == "install" and e.state == "failed" and "refused" in e.message]
+    assert len(refusals) == 1 and "security_level" in refusals[0] and "POST /manager/queue/install (403)" in refusals[0]
+    assert any(c.startswith("git clone https://github.com/ssitu/ComfyUI_UltimateSDUpscale ") for c in outcome.commands)
+    assert not any(e.step == "restart" for e in events)

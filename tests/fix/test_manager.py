@@ -260,3 +260,15 @@ async def test_reboot_forbidden_says_why_at_once(respx_mock, comfy):
     message = info.value.message
     assert "refused GET /v2/manager/reboot (403)" in message
     assert "security_level" in message and "network_mode = offline" in message
+
+
+@respx.mock(base_url=URL)
+async def test_3x_model_download_refusal_says_what_instead(respx_mock, comfy):
+    respx_mock.post("/manager/queue/install_model").mock(
+        return_value=httpx.Response(400, text="Invalid model install request is detected"))
+    manager = ManagerClient(comfy, dialect=dialect_for("V3.41", v2=False))
+    with pytest.raises(ManagerError) as info:
+        await manager.queue_install_model(name="m", type="lora", url="https://x/m.safetensors",
+                                          filename="m.safetensors")
+    assert "only downloads files listed in its own model list" in info.value.message
+    assert "--comfy-dir" in info.value.message
