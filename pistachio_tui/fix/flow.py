@@ -228,10 +228,13 @@ class FixFlow:
         return to_api(self.workflow, object_info).prompt
 
     async def diagnose(self, *, submit: bool = False) -> Diagnosis:
-        """What is missing, from the workflow and, when ``submit`` or something is
-        missing, from the server's verdict on ``POST /prompt``.
+        """What is missing, from the workflow and, when ``submit``, from the server's
+        verdict on ``POST /prompt``.
 
-        A prompt the server accepts is queued: ComfyUI has no dry run.
+        A prompt the server accepts is queued: ComfyUI has no dry run. It accepts a
+        prompt as soon as one output's branch validates and runs just that branch, so
+        the verdict is only asked once our own reading finds nothing missing (else a
+        workflow with one good branch would "pass" with its other models never fetched).
         """
         self.emit("diagnose", None, "start", "Checking what the workflow needs")
         object_info = await self.client.object_info(refresh=True)
@@ -239,7 +242,7 @@ class FixFlow:
         folders = {canonical_folder(m.folder) for m in first.models if m.folder}
         needs = analyse(self.workflow, object_info, await self._server_models({f for f in folders if f}))
         diagnosis = Diagnosis(list(needs.missing_nodes), [m for m in needs.models if m.present is False], [])
-        if submit or not diagnosis.clean:
+        if submit and diagnosis.clean:
             await self._merge_verdict(diagnosis, object_info)
         state = "ok" if diagnosis.clean else "failed"
         summary = "nothing missing" if diagnosis.clean else f"{len(diagnosis.lines())} problem(s)"
