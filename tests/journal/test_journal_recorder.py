@@ -76,3 +76,17 @@ async def test_a_disk_that_fails_is_said_once(sim, tmp_path):
         assert len(said) == 1 and "journal" in said[0]
     finally:
         await session.stop()
+
+
+async def test_the_app_journals_what_its_servers_run(sim, tmp_path):
+    from pistachio_tui.config import journal_path
+    from tests.ui.helpers import make_app, until
+
+    app = make_app(tmp_path, ("sim", sim.url))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.manager.active.state == CONNECTED and app.journal is not None)
+        state = await app.manager.active.submit(fresh_prompt(sim, 4242))
+        await until(pilot, lambda: state.prompt_id in app.manager.active.history)
+    with Journal(journal_path()) as journal:
+        [entry] = journal.search(seed=4242)
+        assert entry.prompt_id == state.prompt_id and entry.status == "success"
