@@ -423,6 +423,8 @@ class FixFlow:
                 self.emit("install", pack.title, "ok", f"installed {spec.shown}" if result.ok else "queue finished")
                 return True
             self.emit("install", pack.title, "failed", await manager.explain(result))
+            if result.result == "failed":
+                return False  # the security policy refused it: another spelling would be refused too
         return False
 
     async def restart_and_wait(self, expect_classes: list[str]) -> bool:

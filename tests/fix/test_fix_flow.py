@@ -240,3 +240,18 @@ async def test_a_good_branch_does_not_end_the_fix_before_the_other_is_fixed(tmp_
     assert outcome.accepted, outcome.remaining
     assert (tmp_path / "models" / "checkpoints" / "fixflow_ckpt.safetensors").stat().st_size == SIZE
     assert [e.state for e in events if e.step == "validate"] == ["start"]
+
+
+async def test_a_4x_manager_refusing_by_policy_is_asked_once(tmp_path):
+    sim = await _sim(tmp_path, manager="V4.0.4")
+    sim.manager.security_level = "strong"
+    events = []
+    try:
+        async with ComfyClient(sim.url) as client:
+            outcome = await FixFlow(client, _api_workflow(USDU), _options(tmp_path), emit=events.append).run()
+    finally:
+        await sim.stop()
+    queued = [e.message for e in events if e.step == "install" and e.state == "start"]
+    assert queued == ["Queueing comfyui_ultimatesdupscale@latest"]
+    assert any("security_level = normal" in e.message for e in events if e.state == "failed")
+    assert not outcome.accepted and outcome.commands
