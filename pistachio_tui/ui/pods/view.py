@@ -27,7 +27,14 @@ from pistachio_tui.runpod.errors import ApiKeyMissing, RunPodError
 from pistachio_tui.runpod.idle import ActivityResumed, IdleFlagged, IdleGuard
 from pistachio_tui.runpod.models import GpuType
 from pistachio_tui.runpod.monitor import IdleInfo, PodsMonitor, PodsState
-from pistachio_tui.runpod.pods import PodSummary, comfy_server, format_duration, probe_comfy, short_gpu_name
+from pistachio_tui.runpod.pods import (
+    PodSummary,
+    comfy_server,
+    format_duration,
+    money_warnings,
+    probe_comfy,
+    short_gpu_name,
+)
 from pistachio_tui.ui.dialogs import TypeToConfirm
 from pistachio_tui.ui.widgets.status_line import StatusLine
 
@@ -159,6 +166,8 @@ class PodsView(Vertical):
         self.state: PodsState | None = None
         #: Pod id → True (ComfyUI answers) or why not; absent while unknown.
         self.comfy_ok: dict[str, bool | str] = {}
+        #: The money warnings last shown, so a refresh repeats them only when they change.
+        self._warnings: list[str] = []
         self._prices_loaded = False
 
     def _default_monitor(self, client: RunPodClient) -> PodsMonitor:
@@ -257,6 +266,10 @@ class PodsView(Vertical):
             self.app.notify(f"Stopped idle pod {names.get(pod_id, pod_id)}", title="Auto-stop")
         for pod_id, why in state.stop_errors.items():
             self.status.show(f"Auto-stop of {names.get(pod_id, pod_id)} failed: {why}", "error")
+        warnings = money_warnings(state.account, state.pods)
+        if warnings and warnings != self._warnings:
+            self.status.show(" · ".join(warnings), "warning")
+        self._warnings = warnings
 
     def _show_state(self, state: PodsState) -> None:
         self.state = state
