@@ -35,7 +35,7 @@ from pistachio_tui.runpod.pods import (
     probe_comfy,
     short_gpu_name,
 )
-from pistachio_tui.ui.dialogs import TypeToConfirm
+from pistachio_tui.ui.dialogs import TextModal, TypeToConfirm
 from pistachio_tui.ui.widgets.status_line import StatusLine
 
 #: GPUs the training presets are written for: highlighted in the price table.
@@ -47,6 +47,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("Pods: start pod", "Resume the selected stopped pod", "start_pod"),
     ("Pods: stop pod", "Stop the selected pod (its volume is kept)", "stop_pod"),
     ("Pods: terminate pod", "Delete the selected pod and its volume (asks for its name)", "terminate_pod"),
+    ("Pods: show logs", "The selected pod's last log lines (why ComfyUI is not up yet)", "pod_logs"),
     ("Pods: copy SSH command", "Copy the selected pod's SSH command to the clipboard", "copy_ssh"),
     ("Pods: add as ComfyUI server", "Add the selected pod's ComfyUI to the servers list", "add_server"),
     ("Pods: GPU prices", "Show or hide RunPod's GPU price table", "toggle_prices"),
@@ -140,6 +141,7 @@ class PodsView(Vertical):
         Binding("a", "add_server", "Add server"),
         Binding("p", "toggle_prices", "Prices"),
         Binding("k", "cancel_auto_stop", "Cancel auto-stop"),
+        Binding("l", "pod_logs", "Logs"),
     ]
 
     class AddServer(Message):
@@ -439,6 +441,24 @@ class PodsView(Vertical):
             self.action_refresh()
         else:
             self.status.show(f"No auto-stop countdown for {row.name}", "warning")
+
+    def action_pod_logs(self) -> None:
+        row = self._need_selection()
+        if row is not None and self.client is not None:
+            self._show_logs(self.client, row)
+
+    @work(exclusive=True, group="pods-logs", exit_on_error=False)
+    async def _show_logs(self, client: RunPodClient, row: PodSummary) -> None:
+        label = row.name or row.id
+        self.status.show(f"Fetching the logs of {label}…")
+        try:
+            lines = await client.pod_logs(row.id, tail=300)
+        except RunPodError as exc:
+            self.status.show(exc.message, "error")
+            return
+        self.status.show("")
+        text = "\n".join(f"{entry.ts} {entry.source:<9} {entry.line}" for entry in lines) or "(no log lines yet)"
+        self.app.push_screen(TextModal(f"Logs of {label} ({row.id})", text))
 
     def action_toggle_prices(self) -> None:
         prices = self.query_one("#pods-prices", DataTable)
