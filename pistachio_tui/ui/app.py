@@ -6,12 +6,13 @@ import gc
 import inspect
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import httpx
 from textual.app import App, ScreenStackError
 from textual.binding import Binding
 from textual.reactive import reactive
+from textual.screen import Screen
 from textual.theme import Theme
 from textual.timer import Timer
 
@@ -63,7 +64,8 @@ class PistachioApp(App):
 
     TITLE = "Pistachio"
     CSS_PATH = "app.tcss"
-    MODES = {screen.MODE: screen for screen in MAIN_SCREENS} | {"dashboard": DashboardScreen}
+    MODES: ClassVar[dict[str, str | Callable[[], Screen]]] = {
+        screen.MODE: screen for screen in (*MAIN_SCREENS, DashboardScreen)}
     COMMANDS = App.COMMANDS | {PistachioCommands}
     BINDINGS = [
         *(Binding(str(n), f"switch_mode('{mode}')", label, show=False) for n, (mode, label) in enumerate(SCREENS, 1)),
@@ -184,6 +186,8 @@ class PistachioApp(App):
         every few seconds; a toast for each would bury the ones the user waits for.
         """
         state = update.prompt
+        if state is None:
+            return
         short = state.prompt_id[:8]
         if state.status == "success":
             if not state.ours:
@@ -194,7 +198,8 @@ class PistachioApp(App):
         elif state.status == "interrupted":
             self.notify(f"{short} was interrupted", title=update.session.name, severity="warning")
         elif state.lost:
-            self.notify(f"{short} is lost: {state.error.exception_message}", title=update.session.name,
+            why = state.error.exception_message if state.error else "the server forgot it"
+            self.notify(f"{short} is lost: {why}", title=update.session.name,
                         severity="error", timeout=10)
         else:
             node = state.error.node_type if state.error else "a node"
@@ -271,10 +276,11 @@ class PistachioApp(App):
 
     def switch_server(self, name: str, *, announce: bool = True) -> None:
         """Make ``name`` the active server: the manager holds it, every screen's header shows it."""
-        if name not in self.manager.sessions:
+        session = self.manager.sessions.get(name)
+        if session is None:
             return
         self.manager.set_active(name)
-        self._show(SessionUpdate(self.manager.active, HEALTH))
+        self._show(SessionUpdate(session, HEALTH))
         if announce:
             self.notify(f"Active server: {name}")
 
