@@ -49,10 +49,11 @@ S = TypeVar("S", bound=PistachioScreen)
 #: (and a busy loop never idles long enough for Textual to repaint at all).
 PROGRESS_PER_SECOND = 20
 
-#: Work quitting would cut short, by worker group, and what the person is told before confirming.
+#: Work quitting would cut short, by worker group, and what the person is told before confirming
+#: (lines short enough for the dialog at 80 columns).
 LONG_WORK = {
-    "batch-run": "a batch is running (finished jobs stay recorded: pick its output folder on Batch to resume)",
-    "fix-run": "a fix is running (a download or install stops half-way; s on Fix resumes it)",
+    "batch-run": "A batch is running. Finished jobs stay recorded:\npick its output folder on Batch to resume.",
+    "fix-run": "A fix is running: a download or install\nstops half-way (s on Fix resumes it).",
 }
 
 MAIN_SCREENS = (ServersScreen, WorkflowsScreen, QueueScreen, GpuScreen, FixScreen, TrainingScreen, PodsScreen,
@@ -225,7 +226,7 @@ class PistachioApp(App):
         if not busy:
             self.exit()
             return
-        question = "Quit now? " + "; ".join(busy) + "."
+        question = "\n".join(busy) + "\n\nQuit anyway?"
         self.push_screen(ConfirmScreen(question), lambda yes: self.exit() if yes else None)
 
     def action_help(self) -> None:
