@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import inspect
 from collections.abc import Awaitable, Callable
@@ -19,7 +20,9 @@ from textual.timer import Timer
 from pistachio_tui.comfy.errors import ComfyError
 from pistachio_tui.comfy.session import FINISHED, HEALTH, PROGRESS, ServerSession, SessionManager, SessionUpdate
 from pistachio_tui.comfy.stream import Backoff
-from pistachio_tui.config import ConfigError, ServerConfig, Settings, save_settings
+from pistachio_tui.config import ConfigError, ServerConfig, Settings, journal_path, save_settings
+from pistachio_tui.journal import Journal, JournalError
+from pistachio_tui.journal_recorder import JournalRecorder
 from pistachio_tui.ui.base import PistachioScreen
 from pistachio_tui.ui.batch.screen import BatchScreen
 from pistachio_tui.ui.commands import PistachioCommands
@@ -91,6 +94,8 @@ class PistachioApp(App):
         #: The newest progress update per session not yet shown, and the timer that shows it.
         self._progress: dict[ServerSession, SessionUpdate] = {}
         self._progress_timer: Timer | None = None
+        #: Keeps every prompt seen in the journal; None until it is open (or when it cannot be).
+        self.journal: JournalRecorder | None = None
         self._runpod: PodsMonitor | None = None
         self._runpod_http: httpx.AsyncClient | None = None
 
@@ -100,10 +105,13 @@ class PistachioApp(App):
             self.register_theme(theme)
         for problem in problems:
             self.notify(problem, title="Theme skipped", severity="warning")
+        for problem in self.settings.problems:
+            self.notify(problem, title="Settings", severity="error", timeout=30)
         if self.settings.theme in self.available_themes:
             self.theme = self.settings.theme
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         self.manager.subscribe(self._on_session_update)
+        self.run_worker(self._open_journal(), name="journal", exclusive=True)
         self.manager.start()
         self.switch_mode(self.start_mode)
         # What exists after the first paint (widgets, styles, modules) lives as long as the app:
@@ -117,6 +125,19 @@ class PistachioApp(App):
             await self._runpod.client.aclose()
         if self._runpod_http is not None:
             await self._runpod_http.aclose()
+        if self.journal is not None:
+            await self.journal.close()
+
+    async def _open_journal(self) -> None:
+        settings = self.settings
+        try:
+            journal = await asyncio.to_thread(Journal, journal_path(), max_entries=settings.journal_max_entries,
+                                              keep_days=settings.journal_keep_days)
+        except JournalError as exc:
+            self.notify(f"History will not outlive the servers: {exc}", title="Prompt journal", severity="warning")
+            return
+        self.journal = JournalRecorder(
+            journal, on_error=lambda message: self.notify(message, title="Prompt journal", severity="warning"))
 
     def runpod_http(self) -> httpx.AsyncClient:
         """The HTTP client that probes pods' ComfyUI (shared like the monitor; closed with the app)."""
@@ -156,6 +177,8 @@ class PistachioApp(App):
         return True
 
     def _on_session_update(self, update: SessionUpdate) -> None:
+        if self.journal is not None:
+            self.journal.on_update(update)
         if update.kind == FINISHED and update.prompt is not None:
             self._toast_finished(update)
         if update.kind == PROGRESS:

@@ -1,9 +1,10 @@
-"""The Training view: watch a DiffusionPipe run, pick its epoch, promote it into ComfyUI.
+"""The Training view: watch a DiffusionPipe run, pick its checkpoint, promote it into ComfyUI.
 
 A ``training.watch.RunWatcher`` polls the run (in a thread) and the view draws
-each ``RunState``: progress, the loss and eval-loss curves, an epoch table with
-the checkpoints present, the convergence epoch with its one-line reason, and the
-console log through a ``LogIndex`` (only the lines on screen are read).
+each ``RunState``: progress, the loss and eval-loss curves, a table of the saves
+(``epochN/``, ``stepN/``) with the eval at each one's step, the suggested save
+with its one-line reason, and the console log through a ``LogIndex`` (only the
+lines on screen are read).
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from textual.worker import Worker, WorkerState
 from textual_plotext import PlotextPlot
 
 from pistachio_tui.config import Settings
-from pistachio_tui.training.converge import Convergence, find_convergence
+from pistachio_tui.training.converge import Convergence
 from pistachio_tui.training.errors import PromoteRefused, TrainingError
 from pistachio_tui.training.logindex import LogIndex
 from pistachio_tui.training.prepare import launch_command
-from pistachio_tui.training.promote import lora_name, promote
+from pistachio_tui.training.presets import GPUS, detect_gpu
+from pistachio_tui.training.promote import find_trigger, lora_name, promote, run_title
 from pistachio_tui.training.runs import RUN_NAME
 from pistachio_tui.training.watch import RunState, RunWatcher
 from pistachio_tui.ui.dialogs import TextModal, YesNo
@@ -35,7 +37,7 @@ from pistachio_tui.ui.widgets.status_line import StatusLine
 
 COMMANDS: list[tuple[str, str, str]] = [
     ("Training: open run folder", "Watch a DiffusionPipe run, output folder or log file", "open_run"),
-    ("Training: promote epoch", "Copy the selected epoch's LoRA into ComfyUI's models/loras", "promote"),
+    ("Training: promote checkpoint", "Copy the selected save's LoRA into ComfyUI's models/loras", "promote"),
     ("Training: show config", "Show the run's DiffusionPipe TOML", "show_config"),
     ("Training: copy launch command", "Copy the deepspeed command that resumes this run", "copy_launch"),
     ("Training: search log", "Find text in the run's console log", "search"),
@@ -54,7 +56,7 @@ def runs_under(folder: Path) -> list[Path]:
 def summary_line(state: RunState) -> Text:
     """Status, epoch and step, speed, ETA and smoothed loss on one line."""
     line = Text()
-    style = {"complete": "green", "failed": "bold red", "quit": "yellow"}.get(state.status, "cyan")
+    style = {"complete": "green", "failed": "bold red", "stopped": "bold red", "quit": "yellow"}.get(state.status, "cyan")
     line.append(state.name, style="bold")
     line.append(f"  {state.status}", style=style)
     if state.epoch is not None:
@@ -68,6 +70,10 @@ def summary_line(state: RunState) -> Text:
         line.append(f"  ETA {minutes // 60}h {minutes % 60:02d}m" if minutes >= 60 else f"  ETA {minutes}m {seconds:02d}s")
     if state.loss_ema is not None:
         line.append(f"  loss {state.loss_ema:.4f}", style="dim")
+    if state.status == "caching" and state.step is None:
+        line.append(f"  caching latents ({state.caching}); the run folder appears after caching", style="dim")
+    if state.ended_reason:
+        line.append(f"\n{state.ended_reason}", style="dim")
     if state.errors:
         last = state.errors[-1]
         line.append(f"\n{last.kind}: {last.suggestion or last.text}", style="bold red")
@@ -78,7 +84,8 @@ class TrainingView(Vertical):
     """Runs list, curves, epoch table with convergence, log pane; promote and launch actions.
 
     ``run`` opens a run (or output folder, or log) at start. ``gpu`` is the
-    training preset GPU key used for the resume command (it decides NCCL flags).
+    training preset GPU key used for the resume command (it decides NCCL flags);
+    None means this machine's GPU as NVML reports it.
     """
 
     DEFAULT_CSS = ""
@@ -95,7 +102,7 @@ class TrainingView(Vertical):
     ]
 
     def __init__(self, settings: Settings, *, run: Path | None = None, poll_interval: float = 2.0,
-                 gpu: str = "h200", name: str | None = None, id: str | None = None,
+                 gpu: str | None = None, name: str | None = None, id: str | None = None,
                  classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.settings = settings
@@ -118,7 +125,7 @@ class TrainingView(Vertical):
             with Vertical(id="train-side"):
                 yield OptionList(id="train-runs")
                 epochs = DataTable(id="train-epochs", cursor_type="row")
-                epochs.add_columns("Epoch", "Eval loss", "Saved")
+                epochs.add_columns("Save", "Eval loss", "Usable")
                 yield epochs
             with TabbedContent(id="train-tabs", initial="train-curves"):
                 with TabPane("Curves", id="train-curves"):
@@ -198,14 +205,15 @@ class TrainingView(Vertical):
     def _signature(state: RunState) -> tuple:
         """What changes when there is something new to draw (the state is updated in place)."""
         return (state.status, state.step, state.epoch, state.loss_series.last_step, len(state.errors),
-                sum(len(v) for v in state.evals.values()), tuple(state.saved_epochs))
+                sum(len(v) for v in state.evals.values()),
+                tuple((s.name, s.size) for s in state.checkpoints.saved) if state.checkpoints else ())
 
     def _show(self, state: RunState) -> None:
         signature = self._signature(state)
         if state is self.state and signature == self._drawn:
             return
         self.state, self._drawn = state, signature
-        self.convergence = find_convergence(state.eval_loss_by_epoch(), saved_epochs=state.saved_epochs)
+        self.convergence = state.convergence()
         self.query_one("#train-summary", Static).update(summary_line(state))
         converge = Text("★ ", style="bold yellow")
         converge.append(self.convergence.explanation)
@@ -214,31 +222,27 @@ class TrainingView(Vertical):
         self._draw_plot(state)
 
     def _draw_epochs(self, state: RunState) -> None:
-        evals = state.eval_loss_by_epoch()
-        checkpoints = state.checkpoints
-        epochs = sorted((set(evals) | set(state.saved_epochs)) - {0})
-        best = self.convergence.best_epoch if self.convergence else None
+        best = self.convergence.best if self.convergence else None
         rows = []
-        for epoch in epochs:
-            saved = checkpoints.epoch(epoch) if checkpoints else None
-            mark = "—" if saved is None else ("yes" if saved.ok else f"broken: {saved.problem}")
-            rows.append((epoch, evals.get(epoch), mark, epoch == best))
+        for c in state.candidates():
+            mark = "yes" if c.ok else f"broken: {c.saved.problem}"
+            rows.append((c.name, c.eval_loss, mark, c.name == best))
         if tuple(rows) == self._epoch_rows:
             return
         first = not self._epoch_rows
         self._epoch_rows = tuple(rows)
         table = self.query_one("#train-epochs", DataTable)
-        selected = self.selected_epoch()
+        selected = self.selected_checkpoint()
         table.clear()
-        for epoch, loss, mark, is_best in rows:
+        for name, loss, mark, is_best in rows:
             style = "bold yellow" if is_best else ""
-            table.add_row(Text(f"{'★' if is_best else ' '}{epoch}", style=style),
+            table.add_row(Text(f"{'★' if is_best else ' '}{name}", style=style),
                           Text("—" if loss is None else f"{loss:.4f}", style=style),
-                          Text(mark, style="green" if mark == "yes" else "red" if mark != "—" else "dim"),
-                          key=str(epoch))
+                          Text(mark, style="green" if mark == "yes" else "red"),
+                          key=name)
         keep = best if first or selected is None else selected
-        if keep is not None and str(keep) in table.rows:
-            table.move_cursor(row=table.get_row_index(str(keep)))
+        if keep is not None and keep in table.rows:
+            table.move_cursor(row=table.get_row_index(keep))
 
     def _draw_plot(self, state: RunState) -> None:
         widget = self.query_one("#train-plot", PlotextPlot)
@@ -249,13 +253,10 @@ class TrainingView(Vertical):
         if points:
             plt.plot([s for s, _ in points], [v for _, v in points], label="loss", marker="braille")
         name = state.eval_name
-        evals = list(state.evals.get(name, ())) if name else []
+        evals = sorted(state.eval_loss_by_step(name).items()) if name else []
         if evals:
             plt.plot([s for s, _ in evals], [v for _, v in evals], label="eval", marker="dot")
-        best = self.convergence.best_epoch if self.convergence else None
-        end = state.epoch_end_steps.get(best) if best is not None else None
-        if end is None and best is not None and state.steps_per_epoch:
-            end = best * state.steps_per_epoch
+        end = self.convergence.best_step if self.convergence else None
         if end is not None:
             plt.vline(end, "yellow")
         plt.xlabel("step")
@@ -263,43 +264,43 @@ class TrainingView(Vertical):
 
     # -- selection and actions -----------------------------------------------------
 
-    def selected_epoch(self) -> int | None:
-        """The epoch under the cursor of the epoch table, else the suggested one."""
+    def selected_checkpoint(self) -> str | None:
+        """The save under the cursor of the table, else the suggested one."""
         table = self.query_one("#train-epochs", DataTable)
         if table.row_count:
-            return int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
-        return self.convergence.best_epoch if self.convergence else None
+            return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        return self.convergence.best if self.convergence else None
 
     def action_promote(self) -> None:
-        epoch = self.selected_epoch()
+        checkpoint = self.selected_checkpoint()
         run_dir = self.watcher.paths.run_dir if self.watcher else None
         comfy = self.settings.comfy_dir
-        if run_dir is None or epoch is None:
-            self.status.show("Open a run with saved epochs first", "warning")
+        if run_dir is None or checkpoint is None:
+            self.status.show("Open a run with saved checkpoints first", "warning")
             return
         if comfy is None:
             self.status.show("No local ComfyUI folder: set comfy_dir in the settings file", "error")
             return
-        target = comfy / "models" / "loras" / lora_name(run_dir.name, epoch)
+        target = comfy / "models" / "loras" / lora_name(run_title(run_dir), checkpoint, find_trigger(run_dir))
         if not target.exists():
-            self._promote(run_dir, epoch, comfy, False)
+            self._promote(run_dir, checkpoint, comfy, False)
             return
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self._promote(run_dir, epoch, comfy, True)
+                self._promote(run_dir, checkpoint, comfy, True)
             else:
                 self.status.show(f"Not promoted: {target.name} is already there", "warning")
 
         self.app.push_screen(YesNo(f"Replace {target.name}?",
-                                   f"{target} already exists. Replace it with epoch {epoch} of {run_dir.name}?"),
+                                   f"{target} already exists. Replace it with {checkpoint} of {run_dir.name}?"),
                              answer)
 
     @work(group="train-promote", exit_on_error=False)
-    async def _promote(self, run_dir: Path, epoch: int, comfy: Path, overwrite: bool) -> None:
-        self.status.show(f"Copying epoch {epoch} into ComfyUI…")
+    async def _promote(self, run_dir: Path, checkpoint: str, comfy: Path, overwrite: bool) -> None:
+        self.status.show(f"Copying {checkpoint} into ComfyUI…")
         try:
-            done = await asyncio.to_thread(promote, run_dir, epoch, comfy, overwrite=overwrite)
+            done = await asyncio.to_thread(promote, run_dir, checkpoint, comfy, overwrite=overwrite)
         except (PromoteRefused, TrainingError) as exc:
             self.status.show(exc.message, "error")
             return
@@ -323,7 +324,9 @@ class TrainingView(Vertical):
         if self.watcher is None or self.watcher.config.path is None or self.watcher.paths.run_dir is None:
             self.status.show("Open a run with its DiffusionPipe TOML first", "warning")
             return
-        command = launch_command(self.watcher.config.path, self.gpu, resume=self.watcher.paths.run_dir.name)
+        card, count = (GPUS[self.gpu], 1) if self.gpu else (detect_gpu() or (GPUS["h100"], 1))
+        command = launch_command(self.watcher.config.path, card, num_gpus=count,
+                                 resume=self.watcher.paths.run_dir.name)
         self.app.copy_to_clipboard(command)
         self.status.show(f"Copied: {command}", "ok")
 
