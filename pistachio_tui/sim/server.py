@@ -3,13 +3,13 @@
 It answers the REST routes and the websocket the way the recorded real
 server does (see ``tests/fixtures/comfyui-0.8.0``), runs prompts without a
 GPU (see ``executor``), validates them with the real rules (see
-``validate``) and, with ``manager=True``, emulates ComfyUI-Manager v4's queue
-API (see ``manager``). Every route is also served under ``/api``, as the real
-server does; ``/api/jobs`` only there (see ``jobs``). Its origin check, log
-subscription and ``/view?preview=`` follow 0.8.0's ``server.py`` and
-``api_server/routes/internal``. ``newer=True`` answers as servers after 0.8.0
-do where they differ: the ``missing_node_type`` validation error and
-``POST /api/jobs/{id}/cancel``.
+``validate``) and, with ``manager=True`` (or a Manager version such as
+``"V3.39"``), emulates ComfyUI-Manager's queue API (see ``manager``). Every
+route is also served under ``/api``, as the real server does; ``/api/jobs``
+only there (see ``jobs``). Its origin check, log subscription and
+``/view?preview=`` follow 0.8.0's ``server.py`` and ``api_server/routes/internal``.
+``newer=True`` answers as servers after 0.8.0 do where they differ: the
+``missing_node_type`` validation error and ``POST /api/jobs/{id}/cancel``.
 """
 
 from __future__ import annotations
@@ -65,12 +65,13 @@ class SimServer:
     ``object_info`` replaces the recorded node definitions; ``models`` maps a
     model folder to file names (defaults to a few plausible files);
     ``models_dir`` adds the files really present in ``models_dir/<folder>/``,
-    read live; ``manager`` turns on the ComfyUI-Manager v4 emulation, whose
-    reboot keeps the server down for ``reboot_downtime`` seconds.
+    read live; ``manager`` turns on the ComfyUI-Manager emulation (True: 4.0.4,
+    or the version to emulate), whose reboot keeps the server down for
+    ``reboot_downtime`` seconds.
     """
 
     def __init__(self, *, step_delay: float = 0.02, object_info: dict[str, Any] | None = None,
-                 models: dict[str, list[str]] | None = None, manager: bool = False,
+                 models: dict[str, list[str]] | None = None, manager: bool | str = False,
                  models_dir: Path | None = None, reboot_downtime: float = 0.2,
                  preview_every: int = 5, preview_method: str = "none", newer: bool = False,
                  node_delay: float = 0.0) -> None:
@@ -109,7 +110,7 @@ class SimServer:
         if manager:
             from pistachio_tui.sim.manager import ManagerEmulation
 
-            self.manager = ManagerEmulation(self)
+            self.manager = ManagerEmulation(self) if manager is True else ManagerEmulation(self, version=str(manager))
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -379,6 +380,7 @@ class SimServer:
             (get, "/internal/logs/raw", self._logs_raw),
             (get, "/internal/logs", self._logs),
             ("PATCH", "/internal/logs/subscribe", self._logs_subscribe),
+            (get, "/internal/folder_paths", self._folder_paths),
             (get, "/userdata", self._list_userdata),
             (get, "/userdata/{file}", self._get_userdata),
             (post, "/userdata/{file}", self._post_userdata),
@@ -454,7 +456,13 @@ class SimServer:
         return web.json_response(catalog.frontend_extensions())
 
     async def _features(self, request: web.Request) -> web.Response:
-        return web.json_response(_FEATURES)
+        return web.json_response(self.manager.features(_FEATURES) if self.manager is not None else _FEATURES)
+
+    async def _folder_paths(self, request: web.Request) -> web.Response:
+        # internal_routes.get_folder_paths: each folder's paths (models/<name>, as on a default install).
+        root = str(self.models_dir) if self.models_dir is not None else "/workspace/ComfyUI/models"
+        folders = list(catalog.MODEL_FOLDERS) + [f for f in self.models() if f not in catalog.MODEL_FOLDERS]
+        return web.json_response({folder: [f"{root}/{folder}"] for folder in folders})
 
     async def _get_queue(self, request: web.Request) -> web.Response:
         running = [self.queue.running.as_list()] if self.queue.running is not None else []
