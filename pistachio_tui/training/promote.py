@@ -1,13 +1,15 @@
 """Copy a chosen checkpoint's LoRA into a local ComfyUI under a readable name.
 
 ``<comfy>/models/loras/<trigger>-<run title>-<checkpoint>.safetensors`` (see
-:func:`lora_name`): written to a temporary name in the same folder, checked
-(size and SHA-256 against the source), then renamed into place, so ComfyUI
-never lists a half-copied file.
+:func:`lora_name`): written to a fresh private temporary name in the same folder
+(created with ``O_EXCL``, so a planted symlink cannot redirect it), checked (size
+and SHA-256 against the source), then renamed into place, so ComfyUI never lists
+a half-copied file.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -20,13 +22,14 @@ from pathlib import Path
 
 import toml
 
+from pistachio_tui.safefiles import temp_beside
 from pistachio_tui.training.checkpoints import ADAPTER_FILE, SafetensorsProblem, check_safetensors
 from pistachio_tui.training.dataset import PREP_METADATA
 from pistachio_tui.training.errors import CheckpointUnusable, PromoteRefused
 from pistachio_tui.training.runs import RUN_NAME
 
 __all__ = ["Promoted", "promote", "promote_remote", "RemoteComfy", "lora_name", "run_title", "find_trigger",
-           "checkpoint_name"]
+           "checkpoint_name", "training_folder"]
 
 _CHUNK = 1024 * 1024
 _CHECKPOINT = re.compile(r"(epoch|step)\d+")
@@ -106,20 +109,27 @@ def promote(run_dir: Path, checkpoint: str | int, comfy_dir: Path, *, name: str 
     existed = target.exists()
     if existed and not overwrite:
         raise PromoteRefused(f"{target} already exists — allow overwriting (--overwrite) to replace it, or choose another name")
+    if target.is_symlink() or loras.is_symlink():
+        raise PromoteRefused(f"{target if target.is_symlink() else loras} is a symlink — refusing to write "
+                             "through it; remove it or choose another ComfyUI folder")
     digest = _sha256(source)
-    tmp = target.with_name(f".{target.name}.partial")
     try:
-        with open(source, "rb") as src, open(tmp, "wb") as dst:
+        # A fresh private name (O_EXCL): a file or symlink planted at a guessable temporary
+        # name can neither receive the copy nor be renamed into place.
+        with temp_beside(target) as (dst, tmp), open(source, "rb") as src:
             shutil.copyfileobj(src, dst, _CHUNK)
             dst.flush()
             os.fsync(dst.fileno())
-        copied_size = tmp.stat().st_size
-        if copied_size != size or _sha256(tmp) != digest:
-            raise PromoteRefused(f"The copy of {source.name} did not verify (size or SHA-256 differ) — "
-                                 "check free disk space and try again")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+            copied_size = tmp.stat().st_size
+            if copied_size != size or _sha256(tmp) != digest:
+                raise PromoteRefused(f"The copy of {source.name} did not verify (size or SHA-256 differ) — "
+                                     "check free disk space and try again")
+            os.replace(tmp, target)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise PromoteRefused(f"The disk holding {loras} is full — free {size / 1024**2:.0f} MB or more "
+                                 "and try again; nothing was replaced") from None
+        raise PromoteRefused(f"Cannot write into {loras}: {exc.strerror or exc}") from None
     return Promoted(target, size, digest, trigger, existed)
 
 
@@ -209,25 +219,37 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _dataset_dirs(run_dir: Path) -> list[Path]:
+    """The ``[[directory]]`` paths of the dataset TOMLs copied into the run folder."""
+    found = []
+    for candidate in sorted(run_dir.glob("*.toml")):
+        try:
+            data = toml.load(candidate)
+        except (OSError, toml.TomlDecodeError):
+            continue
+        entries = data.get("directory")
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and entry.get("path"):
+                found.append(Path(str(entry["path"])))
+    return found
+
+
+def training_folder(run_dir: Path) -> Path | None:
+    """The run's first training image folder that still exists."""
+    return next((d for d in _dataset_dirs(run_dir) if d.is_dir()), None)
+
+
 def find_trigger(run_dir: Path) -> str | None:
     """The trigger word recorded by ``prepare`` for the run's dataset, if any.
 
     Looks at the dataset TOML copied into the run folder, then at the
     preparation metadata next to each dataset directory it names.
     """
-    for candidate in sorted(run_dir.glob("*.toml")):
-        try:
-            data = toml.load(candidate)
-        except (OSError, toml.TomlDecodeError):
-            continue
-        for entry in data.get("directory", []) if isinstance(data.get("directory"), list) else []:
-            folder = Path(str(entry.get("path", ""))) if isinstance(entry, dict) else None
-            if folder is None:
-                continue
-            for meta in (folder / PREP_METADATA, folder.parent / PREP_METADATA):
-                trigger = _trigger_from(meta)
-                if trigger:
-                    return trigger
+    for folder in _dataset_dirs(run_dir):
+        for meta in (folder / PREP_METADATA, folder.parent / PREP_METADATA):
+            trigger = _trigger_from(meta)
+            if trigger:
+                return trigger
     return None
 
 
