@@ -295,6 +295,15 @@ def widget_layout(node_type: str, node_def: dict[str, Any], values: list[Any] | 
 def widget_values(node_type: str, node_def: dict[str, Any],
                   values: list[Any] | dict[str, Any] | None) -> list[tuple[WidgetSpec, Any]]:
     """``(widget, value)`` of every widget of a node: :func:`widget_layout` without the slots."""
+    plan = _plan(node_def)
+    if plan.fixed is not None and node_type not in _EXTENSION_INPUTS and type(values) is list:
+        # The common case, without the slot bookkeeping: see _layout.
+        kept = _kept_indexes(plan, len(values))
+        count = len(kept)
+        return [
+            (w, "" if (v := values[kept[i]]) is None and w.text_box else v) if i < count else (w, w.default)
+            for i, w in enumerate(plan.fixed)
+        ]
     return [(w, v) for w, v, _ in _layout(node_type, node_def, values)]
 
 
@@ -365,6 +374,6 @@ def kept_value_indexes(node_def: dict[str, Any], count: int) -> list[int]:
 
 def _kept_indexes(plan: _Plan, count: int) -> range | list[int]:
     forced = plan.forced
-    if not any(forced) or plan.forced_slots != count:
+    if plan.forced_slots != count or True not in forced:
         return range(count)
     return [i for i in range(count) if i >= len(forced) or not forced[i]]
