@@ -46,6 +46,17 @@ LOADER_FOLDERS: dict[tuple[str, str], str] = {
     ("ModelPatchLoader", "name"): "model_patches",
     ("AudioEncoderLoader", "audio_encoder_name"): "audio_encoders",
 }
+
+
+def _by_class(table: dict[tuple[str, str], str]) -> dict[str, dict[str, str]]:
+    by_class: dict[str, dict[str, str]] = {}
+    for (class_type, input_name), folder in table.items():
+        by_class.setdefault(class_type, {})[input_name] = folder
+    return by_class
+
+
+#: The same table by node class, so each prompt node looks its class up once.
+_LOADER_INPUTS = _by_class(LOADER_FOLDERS)
 #: Values some loaders offer that are built in, not files.
 _BUILTIN_VALUES = frozenset({"pixel_space", "taesd", "taesdxl", "taesd3", "taef1", "None", "none", ""})
 MODEL_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".onnx", ".pt2", ".pkl", ".yaml")
@@ -174,10 +185,11 @@ class _Analyser:
             class_type = node.get("class_type")
             if not isinstance(class_type, str):
                 continue
+            loader = _LOADER_INPUTS.get(class_type, {})
             for input_name, value in (node.get("inputs") or {}).items():
                 if not isinstance(value, str) or value in _BUILTIN_VALUES:
                     continue
-                folder = LOADER_FOLDERS.get((class_type, input_name))
+                folder = loader.get(input_name)
                 if folder is None and not looks_like_model_file(value):
                     continue
                 options = self.options(class_type, input_name)
