@@ -211,7 +211,9 @@ class _Converter:
     def _inner_widget(self, graph: Graph, link_ids: list[int], depth: int) -> tuple[bool, Any] | None:
         """The widget (found, value) the first inner target of a subgraph input has, if any."""
         link = graph.links.get(link_ids[0]) if link_ids else None
-        target = graph.nodes.get(link.target_id) if link is not None else None
+        if link is None:
+            return None
+        target = graph.nodes.get(link.target_id)
         if target is None or link.target_slot >= len(target.inputs):
             return None
         slot = target.inputs[link.target_slot]
@@ -239,8 +241,8 @@ class _Converter:
                     value = self.replace_text(value)
                 for link_id in node.outputs[0].links:
                     link = graph.links.get(link_id)
-                    target = graph.nodes.get(link.target_id) if link else None
-                    if target is None or link.target_slot >= len(target.inputs):
+                    target = graph.nodes.get(link.target_id) if link is not None else None
+                    if link is None or target is None or link.target_slot >= len(target.inputs):
                         continue
                     widget_name = target.inputs[link.target_slot].widget
                     if widget_name:

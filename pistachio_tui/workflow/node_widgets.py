@@ -87,12 +87,14 @@ def ordered_inputs(node_def: dict[str, Any], sections: tuple[str, ...] = ("requi
     raw_inputs = node_def.get("input")
     if not isinstance(raw_inputs, dict):
         return result
-    order = node_def.get("input_order") if isinstance(node_def.get("input_order"), dict) else {}
+    raw_order = node_def.get("input_order")
+    order: dict[str, Any] = raw_order if isinstance(raw_order, dict) else {}
     for section in sections:
         specs = raw_inputs.get(section)
         if not isinstance(specs, dict):
             continue
-        names = order.get(section) if isinstance(order.get(section), list) else list(specs)
+        section_order = order.get(section)
+        names: list[Any] = section_order if isinstance(section_order, list) else list(specs)
         for name in names:
             spec = specs.get(name)
             if isinstance(spec, (list, tuple)) and spec:

@@ -323,5 +323,5 @@ def parse_ui(data: Any, file: str | None = None) -> UIWorkflow:
             subgraphs[graph.id] = graph
     models_raw = obj.get("models")
     models = [m for m in models_raw if isinstance(m, dict)] if isinstance(models_raw, list) else []
-    extra = obj.get("extra") if isinstance(obj.get("extra"), dict) else {}
-    return UIWorkflow(root, subgraphs, models, extra)
+    raw_extra = obj.get("extra")
+    return UIWorkflow(root, subgraphs, models, raw_extra if isinstance(raw_extra, dict) else {})
