@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 import httpx
@@ -26,7 +26,14 @@ from pistachio_tui.runpod.api import RunPodClient
 from pistachio_tui.runpod.errors import RunPodError
 from pistachio_tui.runpod.idle import Action, IdleGuard, StopNow
 from pistachio_tui.runpod.models import Account, Pod
-from pistachio_tui.runpod.pods import PodSummary, comfy_queue_length, comfy_url, current_pod_id, summarize
+from pistachio_tui.runpod.pods import (
+    PodSummary,
+    comfy_ports,
+    comfy_queue_length,
+    comfy_url,
+    current_pod_id,
+    summarize,
+)
 
 
 @dataclass(frozen=True)
@@ -64,8 +71,13 @@ class PodsMonitor:
 
     def __init__(self, client: RunPodClient, *, guard: IdleGuard | None = None,
                  comfy_http: httpx.AsyncClient | None = None, this_pod_id: str | None = None,
+                 watch: Collection[str] | None = None, busy: Callable[[], Mapping[str, str]] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        """``watch`` limits the guard to these pod ids (None: every pod); ``busy`` says which
+        pods run work the app knows of (pod id → what), asked at each refresh."""
         self.client = client
+        self.watch = set(watch) if watch is not None else None
+        self._busy = busy
         self.guard = guard or IdleGuard(clock=clock)
         self._comfy_http = comfy_http
         self.this_pod_id = this_pod_id if this_pod_id is not None else current_pod_id()
@@ -76,7 +88,8 @@ class PodsMonitor:
             return {}
         running = [p for p in pods if p.is_running and p.runtime is not None]
         lengths = await asyncio.gather(
-            *(comfy_queue_length(comfy_url(p, self.this_pod_id), self._comfy_http) for p in running)
+            *(comfy_queue_length(comfy_url(p, self.this_pod_id, comfy_ports(p)[0]), self._comfy_http)
+              for p in running)
         )
         return {p.id: n for p, n in zip(running, lengths)}
 
@@ -84,7 +97,9 @@ class PodsMonitor:
         """Fetch, feed the guard, act on due stops. RunPod failures propagate as ``RunPodError``."""
         overview = await self.client.overview()
         now = self._clock()
-        self.guard.observe_pods(overview.pods, now, await self._queues(overview.pods))
+        guarded = [p for p in overview.pods if self.watch is None or p.id in self.watch]
+        busy = self._busy() if self._busy is not None else None
+        self.guard.observe_pods(guarded, now, await self._queues(guarded), busy)
         actions = self.guard.tick(now)
         stopped: list[str] = []
         stop_errors: dict[str, str] = {}

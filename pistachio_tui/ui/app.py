@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import Awaitable
 from pathlib import Path
@@ -15,22 +16,24 @@ from textual.timer import Timer
 from pistachio_tui.comfy.errors import ComfyError
 from pistachio_tui.comfy.session import FINISHED, PROGRESS, ServerSession, SessionManager, SessionUpdate
 from pistachio_tui.comfy.stream import Backoff
-from pistachio_tui.config import ConfigError, ServerConfig, Settings, save_settings
+from pistachio_tui.config import ConfigError, ServerConfig, Settings, journal_path, save_settings
+from pistachio_tui.journal import Journal, JournalError
+from pistachio_tui.journal_recorder import JournalRecorder
+from pistachio_tui.ui.batch.screen import BatchScreen
 from pistachio_tui.ui.commands import PistachioCommands
+from pistachio_tui.ui.dashboard.screen import DashboardScreen
+from pistachio_tui.ui.fix.screen import FixScreen
 from pistachio_tui.ui.format import duration
+from pistachio_tui.ui.gpu.screen import GpuScreen
 from pistachio_tui.ui.help_screen import HelpScreen
 from pistachio_tui.ui.messages import SessionChanged
-from pistachio_tui.ui.screens.batch import BatchScreen
-from pistachio_tui.ui.screens.dashboard import DashboardScreen
-from pistachio_tui.ui.screens.fix import FixScreen
-from pistachio_tui.ui.screens.gpu import GpuScreen
-from pistachio_tui.ui.screens.pods import PodsScreen
-from pistachio_tui.ui.screens.queue import QueueScreen
-from pistachio_tui.ui.screens.servers import ServersScreen
-from pistachio_tui.ui.screens.training import TrainingScreen
-from pistachio_tui.ui.screens.workflows import WorkflowsScreen
+from pistachio_tui.ui.pods.screen import PodsScreen
+from pistachio_tui.ui.queue.screen import QueueScreen
+from pistachio_tui.ui.servers.screen import ServersScreen
 from pistachio_tui.ui.themes import discover_themes
+from pistachio_tui.ui.training.screen import TrainingScreen
 from pistachio_tui.ui.widgets.nav_bar import SCREENS
+from pistachio_tui.ui.workflows.screen import WorkflowsScreen
 from pistachio_tui.workflow.load import Workflow
 
 #: A server can send thousands of progress events a second; more redraws than this only cost CPU
@@ -68,6 +71,8 @@ class PistachioApp(App):
         #: The newest progress update per session not yet shown, and the timer that shows it.
         self._progress: dict[ServerSession, SessionUpdate] = {}
         self._progress_timer: Timer | None = None
+        #: Keeps every prompt seen in the journal; None until it is open (or when it cannot be).
+        self.journal: JournalRecorder | None = None
 
     def on_mount(self) -> None:
         themes, problems = discover_themes()
@@ -75,10 +80,13 @@ class PistachioApp(App):
             self.register_theme(theme)
         for problem in problems:
             self.notify(problem, title="Theme skipped", severity="warning")
+        for problem in self.settings.problems:
+            self.notify(problem, title="Settings", severity="error", timeout=30)
         if self.settings.theme in self.available_themes:
             self.theme = self.settings.theme
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         self.manager.subscribe(self._on_session_update)
+        self.run_worker(self._open_journal(), name="journal", exclusive=True)
         self.manager.start()
         self.switch_mode(self.start_mode)
         # What exists after the first paint (widgets, styles, modules) lives as long as the app:
@@ -88,6 +96,19 @@ class PistachioApp(App):
     async def on_unmount(self) -> None:
         gc.unfreeze()
         await self.manager.stop()
+        if self.journal is not None:
+            await self.journal.close()
+
+    async def _open_journal(self) -> None:
+        settings = self.settings
+        try:
+            journal = await asyncio.to_thread(Journal, journal_path(), max_entries=settings.journal_max_entries,
+                                              keep_days=settings.journal_keep_days)
+        except JournalError as exc:
+            self.notify(f"History will not outlive the servers: {exc}", title="Prompt journal", severity="warning")
+            return
+        self.journal = JournalRecorder(
+            journal, on_error=lambda message: self.notify(message, title="Prompt journal", severity="warning"))
 
     def _remember_theme(self, theme: Theme) -> None:
         if theme.name == self._saved_theme:
@@ -105,6 +126,8 @@ class PistachioApp(App):
         return True
 
     def _on_session_update(self, update: SessionUpdate) -> None:
+        if self.journal is not None:
+            self.journal.on_update(update)
         if update.kind == FINISHED and update.prompt is not None:
             self._toast_finished(update)
         if update.kind == PROGRESS:

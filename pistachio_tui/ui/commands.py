@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from pistachio_tui.ui.widgets.nav_bar import SCREENS
-from pistachio_tui.ui.workflow_sources import bundled_dir, workflow_files
+from pistachio_tui.ui.workflows.sources import bundled_dir, workflow_files
 
 if TYPE_CHECKING:
     from pistachio_tui.ui.app import PistachioApp

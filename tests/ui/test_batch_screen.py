@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from pistachio_tui.ui.screens.batch import BatchScreen
-from pistachio_tui.ui.screens.workflows import WorkflowsScreen
+from pistachio_tui.ui.batch.screen import BatchScreen
+from pistachio_tui.ui.workflows.screen import WorkflowsScreen
 from tests.fleet.test_batch_cli import SIM_WORKFLOW
 
 from .helpers import DEAD_URL, make_app, until

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pistachio_tui.ui.screens.gpu import GpuScreen
-from pistachio_tui.ui.views.gpu import GpuView
+from pistachio_tui.ui.gpu.screen import GpuScreen
+from pistachio_tui.ui.gpu.view import GpuView
 from tests.gpu.fake_nvml import GIB, NOT_SUPPORTED, FakeGpu, FakeNvml
 from tests.ui_views.harness import screen_text
 

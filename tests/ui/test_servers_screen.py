@@ -6,7 +6,7 @@ from textual.widgets import DataTable, Log
 
 from pistachio_tui.comfy.session import CONNECTED, DOWN
 from pistachio_tui.config import load_settings
-from pistachio_tui.ui.screens.server_form import ServerForm, parse_header
+from pistachio_tui.ui.servers.form import ServerForm, parse_header
 
 from .helpers import DEAD_URL, make_app, until
 

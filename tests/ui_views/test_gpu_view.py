@@ -7,7 +7,7 @@ import pytest
 from pistachio_tui.comfy.types import QueueState, SystemStats
 from pistachio_tui.config import ServerConfig, Settings
 from pistachio_tui.sim.catalog import recorded_system_stats
-from pistachio_tui.ui.views.gpu import GpuReading, GpuView, NoGpu
+from pistachio_tui.ui.gpu.view import GpuReading, GpuView, NoGpu
 from tests.ui_views.harness import ViewApp, screen_text, until
 
 GIB = 1024 ** 3
