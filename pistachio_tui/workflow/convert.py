@@ -22,7 +22,7 @@ from pistachio_tui.workflow.dynprompts import process_dynamic_prompt
 from pistachio_tui.workflow.errors import WorkflowError
 from pistachio_tui.workflow.groupnodes import expand_group_nodes
 from pistachio_tui.workflow.load import Workflow, load_workflow
-from pistachio_tui.workflow.node_widgets import WidgetSpec, computed_value, prompt_value, widget_values
+from pistachio_tui.workflow.node_widgets import WidgetSpec, prompt_value, widget_values
 from pistachio_tui.workflow.textreplace import SAVE_NODE_TYPES, apply_text_replacements
 from pistachio_tui.workflow.uigraph import (
     MODE_BYPASS,
@@ -367,7 +367,7 @@ class _Converter:
             if not widget.serialize:
                 continue
             if widget.computed:
-                value = computed_value(widget, widgets)
+                value = ""
             elif widget.dynamic_prompts and isinstance(value, str):
                 value = process_dynamic_prompt(value, self.rng)
             elif widget.name == "filename_prefix" and dto.node.type in SAVE_NODE_TYPES and isinstance(value, str):

@@ -217,12 +217,36 @@ class _Analyser:
         return needs
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+# The frontend's own checks (1.58 workflow schema: cnr_id, aux_id, ver), so a value it would
+# refuse to send is not offered to the fix flow either.
+_PACK_ID = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9._-]*[a-zA-Z0-9])?")
+_GITHUB_USER = re.compile(r"(?!-)(?!.*--)[a-zA-Z0-9-]+(?<!-)")
+_SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([\da-z-]+(?:\.[\da-z-]+)*))?(?:\+([\da-z-]+(?:\.[\da-z-]+)*))?")
+_COMMIT = re.compile(r"[0-9a-f]{4,40}", re.IGNORECASE)
+
+
+def _pack_id(value: Any) -> str | None:
+    return value if isinstance(value, str) and len(value) <= 100 and _PACK_ID.fullmatch(value) else None
+
+
+def _aux_id(value: Any) -> str | None:
+    if not isinstance(value, str) or value.count("/") != 1:
+        return None
+    user, repo = value.split("/")
+    return value if len(user) <= 39 and _GITHUB_USER.fullmatch(user) and _pack_id(repo) else None
+
+
+def _version(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    bare = value[1:] if value.startswith("v") else value
+    if _SEMVER.fullmatch(bare) or _COMMIT.fullmatch(bare):
+        return bare
+    return "unknown" if value == "unknown" else None
 
 
 def pack_refs(graph: UIWorkflow) -> dict[str, PackRef]:
-    """node class → its recorded pack; the first node of a class that names one wins."""
+    """node class → its recorded pack; the first node of a class that names a valid one wins."""
     packs: dict[str, PackRef] = {}
     for node in graph.all_nodes():
         if node.type in packs or node.type in graph.subgraphs:
@@ -230,7 +254,7 @@ def pack_refs(graph: UIWorkflow) -> dict[str, PackRef]:
         props = node.properties
         if "cnr_id" not in props and "aux_id" not in props:
             continue
-        ref = PackRef(_text(props.get("cnr_id")), _text(props.get("aux_id")), _text(props.get("ver")))
+        ref = PackRef(_pack_id(props.get("cnr_id")), _aux_id(props.get("aux_id")), _version(props.get("ver")))
         if ref.cnr_id or ref.aux_id:
             packs[node.type] = ref
     return packs

@@ -12,18 +12,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable
-from urllib.parse import quote
 
 #: The editor's widget registry: an input whose type is a key here becomes a widget, any
-#: other type a socket (``inputIsWidget``). The core constructors of ``scripts/widgets.ts``
-#: (``ComfyWidgets``, including the dynamic combo), then the types the core extensions
-#: register through ``getCustomWidgets`` (3D, webcam, audio).
+#: other type a socket (``inputIsWidget``). The core constructors (``ComfyWidgets`` in
+#: ``scripts/widgets.ts``, dynamic widgets included), then the types the core extensions
+#: register through ``getCustomWidgets`` — of frontend 1.35.9 and of 1.58.1 together, as
+#: read from their release bundles, so files from either editor lay out the same way.
 WIDGET_TYPES = frozenset({
-    "INT", "FLOAT", "BOOLEAN", "STRING", "MARKDOWN", "COMBO", "IMAGEUPLOAD", "TEXTAREA",
-    "COLOR", "COLORS", "IMAGECOMPARE", "BOUNDING_BOX", "BOUNDING_BOXES", "CHART", "GALLERIA",
-    "PAINTER", "CURVE", "RANGE", "COMPOSITOR", "VIDEO_EDIT", "COMFY_DYNAMICCOMBO_V3",
-    "LOAD_3D", "LOAD_3D_ANIMATION", "PREVIEW_3D", "PREVIEW_3D_ANIMATION", "WEBCAM",
-    "AUDIO_UI", "AUDIOUPLOAD", "AUDIO_RECORD",
+    "INT", "FLOAT", "BOOLEAN", "STRING", "MARKDOWN", "COMBO", "IMAGEUPLOAD", "COLOR", "IMAGECOMPARE",
+    "BOUNDING_BOX", "CHART", "GALLERIA", "PAINTER", "COMPOSITOR", "TEXTAREA", "CURVE", "RANGE",
+    "VIDEO_EDIT", "RESOLUTION_PREVIEW", "BOUNDING_BOXES", "LIGHT_INFO_PREVIEW", "COLORS",
+    "COMFY_DYNAMICCOMBO_V3", "COMFY_DYNAMICGROUP_V3",
+    "AUDIO_UI", "AUDIOUPLOAD", "AUDIO_RECORD", "WEBCAM", "LOAD_3D", "LOAD_3D_ADVANCED", "PREVIEW_3D",
+    "CAMERA_ANGLE_VIEW", "CAMERA_INFO_STATE", "COMFY_BRANCH_INPUT_NAMES", "COMFY_BRANCH_SELECTOR",
 })
 #: Widget types whose prompt value carries its type (``{"__type__": T, "__value__": v}``),
 #: as graphToPrompt does for the curve editor; every other list value is wrapped untyped.
@@ -34,8 +35,6 @@ SEED_NAMES = frozenset({"seed", "noise_seed"})
 UPLOAD_OPTIONS = ("image_upload", "video_upload", "audio_upload", "animated_image_upload", "file_upload")
 _UPLOAD_BUTTONS = {"file_upload": ("upload3dmodel", "uploadExtraResources", "clear")}
 _DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
-#: What JavaScript's encodeURIComponent leaves unescaped besides letters and digits.
-_URI_COMPONENT_SAFE = "-_.!~*'()"
 
 
 @dataclass(frozen=True)
@@ -54,8 +53,9 @@ class WidgetSpec:
     default: Any = None
     #: The input type the widget was built for (``CURVE``...), empty for editor-only extras.
     type: str = ""
-    #: The value is not the saved one but what the editor computes when it queues (audio
-    #: players and the recorder): see :func:`computed_value`.
+    #: The editor sends ``""`` whatever was saved: the recorder uploads what was recorded in
+    #: this browser session (nothing, for a reopened file), and an audio player (``audioUI``)
+    #: is a DOM widget without a value getter in frontend 1.35.9 (1.58 leaves it out).
     computed: bool = False
 
 
@@ -156,24 +156,6 @@ def _widget_for(name: str, spec: list[Any]) -> WidgetSpec:
     text_box = itype == "STRING" and bool(opts.get("multiline"))
     return WidgetSpec(name, dynamic_prompts=bool(opts.get("dynamicPrompts")), text_box=text_box,
                       default=default_value(spec), type=itype, computed=itype == "AUDIO_RECORD")
-
-
-def computed_value(widget: WidgetSpec, widgets: list[tuple[WidgetSpec, Any]]) -> Any:
-    """What the editor sends for a widget whose value it computes rather than saves.
-
-    The recorder uploads what was recorded in this browser session; a reopened
-    file has none, so it sends ``""``. An audio player shows the file its
-    LoadAudio node selects (``/api/view?…`` of the input folder) and is empty
-    on output nodes until they have run. The frontend appends a random
-    ``&rand=`` cache-buster to the player's URL, which is left out here.
-    """
-    if widget.type != "AUDIO_UI":
-        return ""
-    selected = next((v for w, v in widgets if w.name == "audio" and w.type == "COMBO"), None)
-    if not isinstance(selected, str) or not selected:
-        return ""
-    folder, _, filename = selected.rpartition("/")
-    return f"/api/view?filename={quote(filename, safe=_URI_COMPONENT_SAFE)}&type=input&subfolder={folder}"
 
 
 def _companions(name: str, spec: list[Any]) -> list[WidgetSpec]:

@@ -126,10 +126,12 @@ def test_newer_widget_types_are_widgets_not_sockets():
     from pistachio_tui.workflow.node_widgets import is_widget_input
 
     for kind in ("CURVE", "COLOR", "BOUNDING_BOX", "BOUNDING_BOXES", "RANGE", "PAINTER", "COMPOSITOR",
-                 "VIDEO_EDIT", "COLORS", "IMAGECOMPARE", "CHART", "GALLERIA", "TEXTAREA", "MARKDOWN"):
+                 "VIDEO_EDIT", "COLORS", "IMAGECOMPARE", "CHART", "GALLERIA", "TEXTAREA", "MARKDOWN",
+                 "RESOLUTION_PREVIEW", "LIGHT_INFO_PREVIEW"):
         assert is_widget_input([kind, {}]), kind
         assert not is_widget_input([kind, {"forceInput": True}]), kind
-    assert not is_widget_input(["IMAGE", {}]) and not is_widget_input(["CURVES_LATENT", {}])
+    for socket in ("IMAGE", "LOAD3D_CAMERA", "LOAD_3D_ANIMATION", "COMFY_AUTOGROW_V3", "COMFY_MATCHTYPE_V3"):
+        assert not is_widget_input([socket, {}]), socket
 
 
 def _audio_ui() -> dict[str, Any]:
@@ -144,19 +146,10 @@ def _audio_ui() -> dict[str, Any]:
 
 
 def test_audio_ui_widgets_get_what_the_frontend_sends():
+    """Frontend 1.35.9 (core extensions Comfy.AudioWidget / Comfy.RecordAudio): the player is a DOM
+    widget with no value getter, so it sends "" whatever it plays or the file saved (here null);
+    the recorder sends what was recorded in this session, "" for a reopened file."""
     prompt = _convert(_audio_ui())
-    # The saved recording is gone once the file is reopened: the recorder sends "".
+    assert prompt["1"]["inputs"] == {"audio": "voices/demo clip.mp3", "audioUI": ""}
     assert prompt["2"]["inputs"] == {"audio": ""}
-    # An output node's player is empty until the node has run.
     assert prompt["3"]["inputs"] == {"filename_prefix": "audio/ComfyUI", "audioUI": "", "audio": ["1", 0]}
-    load = prompt["1"]["inputs"]
-    assert load["audio"] == "voices/demo clip.mp3"
-
-
-def test_load_audio_player_url_differs_only_by_the_frontends_random_cache_buster():
-    """Cosmetic difference: the frontend's player URL ends in ``&rand=<Math.random()>``, which no
-    converter can reproduce, and the server ignores ``audioUI`` (LoadAudio has no such input)."""
-    load = _convert(_audio_ui())["1"]["inputs"]
-    frontend = "/api/view?filename=demo%20clip.mp3&type=input&subfolder=voices&rand=0.6135"
-    assert load["audioUI"] == frontend.rsplit("&rand=", 1)[0]
-    assert "audioUI" not in OI["LoadAudio"]["input"]["required"]
