@@ -20,6 +20,7 @@ from typing import Any
 
 from pistachio_tui.workflow.dynprompts import process_dynamic_prompt
 from pistachio_tui.workflow.errors import WorkflowError
+from pistachio_tui.workflow.frontend_titles import frontend_title
 from pistachio_tui.workflow.groupnodes import expand_group_nodes
 from pistachio_tui.workflow.load import Workflow, load_workflow
 from pistachio_tui.workflow.node_widgets import WidgetSpec, prompt_value, widget_values
@@ -357,7 +358,7 @@ class _Converter:
         definition = self.node_def(node)
         if definition is None:
             return None
-        return definition.get("display_name") or definition.get("name") or node.type
+        return frontend_title(node.type) or definition.get("display_name") or definition.get("name") or node.type
 
     def node_inputs(self, dto: _Exec, links: list[tuple[dict[str, Any], str, list[Any]]]) -> dict[str, Any]:
         """The node's prompt inputs; each link it holds is also noted in ``links`` (inputs, name, link)."""

@@ -153,3 +153,18 @@ def test_audio_ui_widgets_get_what_the_frontend_sends():
     assert prompt["1"]["inputs"] == {"audio": "voices/demo clip.mp3", "audioUI": ""}
     assert prompt["2"]["inputs"] == {"audio": ""}
     assert prompt["3"]["inputs"] == {"filename_prefix": "audio/ComfyUI", "audioUI": "", "audio": ["1", 0]}
+
+
+def test_untitled_nodes_get_the_editors_english_display_name():
+    """The editor's locale can lag the server: 0.8.0 says "Mahiro CFG", frontend 1.35.9 shows its own
+    locale's name. A class the locale lacks shows the server's display name, else its class name."""
+    ui = {"nodes": [
+        _node(1, "Mahiro", [("model", "MODEL", None)], [("MODEL", "MODEL", [])]),
+        _node(2, "ManualSigmas", [], [("SIGMAS", "SIGMAS", [])], ["1, 0.5"]),
+        _node(3, "Mahiro", [("model", "MODEL", None)], [("MODEL", "MODEL", [])], title="My guidance"),
+    ], "links": [], "extra": {}, "version": 0.4}
+    assert OI["Mahiro"]["display_name"] == "Mahiro CFG"
+    prompt = _convert(ui)
+    assert prompt["1"]["_meta"]["title"] == "Mahiro is so cute that she deserves a better guidance function!! (。・ω・。)"
+    assert prompt["2"]["_meta"]["title"] == "ManualSigmas"
+    assert prompt["3"]["_meta"]["title"] == "My guidance"
