@@ -55,11 +55,14 @@ class ConversionResult:
 
 
 @dataclass
-class _Resolved:
-    origin_id: str = ""
-    origin_slot: int = -1
-    widget_value: Any = None
-    is_widget: bool = False
+class _Promoted:
+    """An input resolved to the value of a widget a subgraph instance shows, not to a link."""
+
+    value: Any
+
+
+#: What an input resolves to: a link ``[source execution id, output index]`` or a promoted value.
+_Resolved = list[Any] | _Promoted
 
 
 @dataclass
@@ -290,7 +293,7 @@ class _Converter:
             return None
         if origin_dto.plain:
             # Its output is the answer: nothing is followed, so there is no loop to guard against.
-            return _Resolved(origin_dto.exec_id, link.origin_slot)
+            return [origin_dto.exec_id, link.origin_slot]
         return self.resolve_output(origin_dto, link.origin_slot, type_ or inp.type, _guard(visited, dto, slot, True))
 
     def _resolve_from_host(self, dto: _Exec, host: _Exec, def_slot: int, visited: set[_Visit]) -> _Resolved | None:
@@ -303,7 +306,7 @@ class _Converter:
             has_widget, value = self.promoted_widget(host.node, name)
             if not has_widget:
                 return None
-            return _Resolved(dto.exec_id, -1, value, True)
+            return _Promoted(value)
         return self.resolve_input(host, index, visited)
 
     def resolve_output(self, dto: _Exec, slot: int, type_: str, visited: set[_Visit]) -> _Resolved | None:
@@ -320,7 +323,7 @@ class _Converter:
             if slot < len(node.inputs):
                 return self.resolve_input(dto, slot, visited, type_)
             return None
-        return _Resolved(dto.exec_id, slot)
+        return [dto.exec_id, slot]
 
     def _bypass_slot(self, node: Node, slot: int, type_: str) -> int:
         inputs = node.inputs
@@ -384,12 +387,12 @@ class _Converter:
                 continue
             if resolved is None:
                 continue
-            if resolved.is_widget:
+            if isinstance(resolved, _Promoted):
                 # A promoted widget's value is wrapped by list-ness alone, without its type.
-                inputs[inp.name] = prompt_value(_PLAIN_WIDGET, resolved.widget_value)
+                inputs[inp.name] = prompt_value(_PLAIN_WIDGET, resolved.value)
             else:
-                link = inputs[inp.name] = [resolved.origin_id, resolved.origin_slot]
-                links.append((inputs, inp.name, link))
+                inputs[inp.name] = resolved
+                links.append((inputs, inp.name, resolved))
         return inputs
 
     def run(self) -> ConversionResult:
