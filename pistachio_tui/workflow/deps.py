@@ -11,7 +11,9 @@ given, else against the option list ``object_info`` advertises for that input
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from pistachio_tui.workflow.convert import VIRTUAL_NODE_TYPES, ConversionResult, to_api
@@ -142,8 +144,13 @@ def _folder_by_hint(input_name: str) -> str | None:
     return next((folder for hint, folder in _NAME_HINTS if hint in lowered), None)
 
 
+def _file_key(name: str) -> str:
+    """A model file name as compared: Windows separators count as slashes."""
+    return name.replace("\\", "/")
+
+
 def _same_file(a: str, b: str) -> bool:
-    return a.replace("\\", "/") == b.replace("\\", "/")
+    return _file_key(a) == _file_key(b)
 
 
 class _Analyser:
@@ -225,20 +232,25 @@ _SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([\da-z-]+(?:
 _COMMIT = re.compile(r"[0-9a-f]{4,40}", re.IGNORECASE)
 
 
-def _pack_id(value: Any) -> str | None:
-    return value if isinstance(value, str) and len(value) <= 100 and _PACK_ID.fullmatch(value) else None
+def _checked(check: Callable[[str], str | None], value: Any) -> str | None:
+    return check(value) if isinstance(value, str) else None
 
 
-def _aux_id(value: Any) -> str | None:
-    if not isinstance(value, str) or value.count("/") != 1:
+@lru_cache(maxsize=1024)
+def _pack_id(value: str) -> str | None:
+    return value if len(value) <= 100 and _PACK_ID.fullmatch(value) else None
+
+
+@lru_cache(maxsize=1024)
+def _aux_id(value: str) -> str | None:
+    if value.count("/") != 1:
         return None
     user, repo = value.split("/")
     return value if len(user) <= 39 and _GITHUB_USER.fullmatch(user) and _pack_id(repo) else None
 
 
-def _version(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return None
+@lru_cache(maxsize=1024)
+def _version(value: str) -> str | None:
     bare = value[1:] if value.startswith("v") else value
     if _SEMVER.fullmatch(bare) or _COMMIT.fullmatch(bare):
         return bare
@@ -254,16 +266,20 @@ def pack_refs(graph: UIWorkflow) -> dict[str, PackRef]:
         props = node.properties
         if "cnr_id" not in props and "aux_id" not in props:
             continue
-        ref = PackRef(_pack_id(props.get("cnr_id")), _aux_id(props.get("aux_id")), _version(props.get("ver")))
+        ref = PackRef(_checked(_pack_id, props.get("cnr_id")), _checked(_aux_id, props.get("aux_id")),
+                      _checked(_version, props.get("ver")))
         if ref.cnr_id or ref.aux_id:
             packs[node.type] = ref
     return packs
 
 
 def _merge_metadata(needs: list[ModelNeed], workflow: Workflow, analyser: _Analyser) -> list[ModelNeed]:
+    by_file: dict[str, list[ModelNeed]] = {}
+    for need in needs:
+        by_file.setdefault(_file_key(need.name), []).append(need)
     for ref in workflow.model_refs:
         folder = ref.directory
-        matches = [n for n in needs if _same_file(n.name, ref.name)]
+        matches = by_file.get(_file_key(ref.name), [])
         for need in matches:
             need.url = need.url or ref.url
             if need.folder is None:
@@ -271,8 +287,9 @@ def _merge_metadata(needs: list[ModelNeed], workflow: Workflow, analyser: _Analy
                 need.present = analyser.presence(need.name, folder, None) if need.present is None else need.present
         if not matches:
             unsafe = is_unsafe_name(ref.name) or bool(folder and is_unsafe_name(folder))
-            needs.append(ModelNeed(ref.name, folder, ref.node_id, None, ref.url,
-                                   analyser.presence(ref.name, folder, None), unsafe))
+            added = ModelNeed(ref.name, folder, ref.node_id, None, ref.url, analyser.presence(ref.name, folder, None), unsafe)
+            needs.append(added)
+            by_file.setdefault(_file_key(ref.name), []).append(added)
     for need in needs:
         if need.folder and is_unsafe_name(need.folder):
             need.unsafe = True
