@@ -129,7 +129,8 @@ class _Converter:
             raise WorkflowError("subgraphs nest more than 32 levels deep (a subgraph contains itself?)", path=graph.path)
         for node in graph.nodes.values():
             exec_id = ":".join((*path, node.id)) if path else node.id
-            subgraph, virtual = self.is_subgraph(node), self.is_virtual(node)
+            subgraph = self.is_subgraph(node)
+            virtual = subgraph or (node.type in VIRTUAL_NODE_TYPES and self.node_def(node) is None)
             plain = not virtual and node.mode not in (MODE_NEVER, MODE_BYPASS)
             dto = _Exec(exec_id, node, graph, path, host, subgraph, virtual, plain)
             # A muted or bypassed instance on the root graph runs none of its inner nodes (frontend
@@ -356,9 +357,11 @@ class _Converter:
 
     # -- the prompt -------------------------------------------------------
     def title(self, node: Node) -> str | None:
+        return self._title(node, self.node_def(node))
+
+    def _title(self, node: Node, definition: dict[str, Any] | None) -> str | None:
         if node.title is not None:
             return node.title
-        definition = self.node_def(node)
         if definition is None:
             return None
         return frontend_title(node.type) or definition.get("display_name") or definition.get("name") or node.type
@@ -406,11 +409,12 @@ class _Converter:
                 continue
             node = dto.node
             entry: dict[str, Any] = {"inputs": self.node_inputs(dto, links)}
-            if self.node_def(node) is not None:
+            definition = self.node_def(node)
+            if definition is not None:
                 entry["class_type"] = node.type
             else:
                 unknown[node.type] = None
-            title = self.title(node)
+            title = self._title(node, definition)
             entry["_meta"] = {"title": title} if title is not None else {}
             prompt[exec_id] = entry
         # Links into nodes that are not sent (muted, or whose source was dropped) go, as in the editor.
