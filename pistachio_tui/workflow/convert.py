@@ -21,6 +21,7 @@ from typing import Any
 from pistachio_tui.workflow.dynprompts import process_dynamic_prompt
 from pistachio_tui.workflow.errors import WorkflowError
 from pistachio_tui.workflow.frontend_titles import frontend_title
+from pistachio_tui.workflow.gcpause import without_cyclic_gc
 from pistachio_tui.workflow.groupnodes import expand_group_nodes
 from pistachio_tui.workflow.load import Workflow, load_workflow
 from pistachio_tui.workflow.node_widgets import WidgetSpec, prompt_value, widget_values
@@ -65,7 +66,7 @@ class _Promoted:
 _Resolved = list[Any] | _Promoted
 
 
-@dataclass
+@dataclass(slots=True)
 class _Exec:
     """One executable node: a node of some graph at one place in the subgraph nesting."""
 
@@ -441,6 +442,7 @@ def _slot_index(inputs: list[InputSlot], name: str, fallback: int) -> int | None
     return fallback if fallback < len(inputs) and inputs[fallback].name == name else None
 
 
+@without_cyclic_gc
 def ui_to_api(
     workflow: UIWorkflow | dict[str, Any],
     object_info: dict[str, Any],

@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 from pistachio_tui.workflow.convert import VIRTUAL_NODE_TYPES, ConversionResult, to_api
+from pistachio_tui.workflow.gcpause import without_cyclic_gc
 from pistachio_tui.workflow.groupnodes import expand_group_nodes
 from pistachio_tui.workflow.load import Workflow
 from pistachio_tui.workflow.node_widgets import combo_values, input_spec
@@ -296,6 +297,7 @@ def _merge_metadata(needs: list[ModelNeed], workflow: Workflow, analyser: _Analy
     return needs
 
 
+@without_cyclic_gc
 def analyse(
     workflow: Workflow,
     object_info: dict[str, Any],

@@ -37,7 +37,7 @@ _UPLOAD_BUTTONS = {"file_upload": ("upload3dmodel", "uploadExtraResources", "cle
 _DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WidgetSpec:
     """One widget of a node.
 
@@ -179,7 +179,7 @@ def _dynamic_option_inputs(spec: list[Any], selected: Any) -> list[tuple[str, li
     return []
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WidgetValue:
     """A widget, its current value, and where that value sits in ``widgets_values``.
 
@@ -192,7 +192,7 @@ class WidgetValue:
     slot: int | str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Entry:
     """One widget input of a node definition, with everything about it that needs no value."""
 
@@ -203,7 +203,7 @@ class _Entry:
     dynamic: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Plan:
     """A node definition's widget layout, worked out once and reused for every node of the class."""
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pistachio_tui.workflow.errors import WorkflowError
+from pistachio_tui.workflow.gcpause import without_cyclic_gc
 
 #: Node ids the editor gives a subgraph's input and output panels.
 SUBGRAPH_INPUT_ID = "-10"
@@ -302,6 +303,7 @@ def _parse_graph(r: _Reader, obj: dict[str, Any], path: str) -> Graph:
     return Graph(nodes, links, path)
 
 
+@without_cyclic_gc
 def parse_ui(data: Any, file: str | None = None) -> UIWorkflow:
     """Parse a UI-format workflow dict; raise :class:`WorkflowError` on any bad shape."""
     r = _Reader(file)
