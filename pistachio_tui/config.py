@@ -260,6 +260,36 @@ def _parse_servers(raw: Any, path: Path, text: str, problems: list[str]) -> list
     return servers
 
 
+#: Sensible bounds of the numeric settings: a GPU poll every 0 s spins a core, a negative idle time never ends.
+GPU_INTERVAL_RANGE = (0.1, 3600.0)
+IDLE_MINUTES_RANGE = (1.0, 7 * 24 * 60.0)
+
+
+def _in_range(value: float, path: Path, key: str, bounds: tuple[float, float], unit: str) -> float:
+    """``value`` as a float if it lies within ``bounds`` (NaN never does), else a ConfigError naming the line."""
+    low, high = bounds
+    number = float(value)
+    if low <= number <= high:
+        return number
+    raise ConfigError(f"{path}, {_line_of(path, key)}'{key}' = {value!r} is out of range: give "
+                      f"{low:g} to {high:g} {unit}.")
+
+
+def _line_of(path: Path, key: str) -> str:
+    """``line N: `` for the top-level ``key = …`` line of the file, or nothing if it cannot be found."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
+    for number, line in enumerate(lines, 1):
+        if line.lstrip().startswith("["):
+            break
+        if pattern.match(line):
+            return f"line {number}: "
+    return ""
+
+
 def load_settings(path: Path | None = None) -> Settings:
     """Read the settings file; a missing file gives the defaults."""
     path = path or config_dir() / SETTINGS_FILE
@@ -277,8 +307,10 @@ def load_settings(path: Path | None = None) -> Settings:
             for p in _expect(data.get("workflow_dirs", []), list, path, "workflow_dirs")
         ],
         comfy_dir=Path(_expect(comfy_dir, str, path, "comfy_dir")).expanduser() if comfy_dir else None,
-        gpu_interval=float(_expect(data.get("gpu_interval", 1.0), number, path, "gpu_interval")),
-        idle_minutes=float(_expect(data.get("idle_minutes", 30.0), number, path, "idle_minutes")),
+        gpu_interval=_in_range(_expect(data.get("gpu_interval", 1.0), number, path, "gpu_interval"),
+                               path, "gpu_interval", GPU_INTERVAL_RANGE, "seconds"),
+        idle_minutes=_in_range(_expect(data.get("idle_minutes", 30.0), number, path, "idle_minutes"),
+                               path, "idle_minutes", IDLE_MINUTES_RANGE, "minutes"),
         auto_stop_idle=_expect(data.get("auto_stop_idle", False), bool, path, "auto_stop_idle"),
         journal_max_entries=_positive(data.get("journal_max_entries", 200_000), int, path, "journal_max_entries"),
         journal_keep_days=(None if data.get("journal_keep_days") is None else

@@ -92,7 +92,7 @@ def resolve_server(args: argparse.Namespace) -> tuple[str, dict[str, str]]:
             return server.url, dict(server.headers)
         if "://" not in wanted:
             wanted = f"http://{wanted}"
-        return wanted.rstrip("/"), {}
+        return exit_codes.check_server_url(wanted.rstrip("/")), {}
     if settings.servers:
         return settings.servers[0].url, dict(settings.servers[0].headers)
     return DEFAULT_SERVER, {}

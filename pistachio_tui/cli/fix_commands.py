@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from pistachio_tui.cli import exit_codes
+from pistachio_tui.redact import safe_url, scrub_data, scrub_urls
 
 if TYPE_CHECKING:
     from pistachio_tui.fix.flow import FixEvent, FixOutcome
@@ -120,7 +121,7 @@ def _ask_chooser(out: TextIO):
         for i, c in enumerate(candidates[:9], 1):
             size = f"{c.size / 1024**2:.1f} MB" if c.size else "size unknown"
             extra = ", gated" if c.gated else ""
-            out.write(f"  {i}. [{c.source}] {c.url} ({size}{extra})\n")
+            out.write(f"  {i}. [{c.source}] {safe_url(c.url)} ({size}{extra})\n")
         out.write("Pick a number (Enter to skip): ")
         out.flush()
         answer = (await asyncio.to_thread(sys.stdin.readline)).strip()
@@ -152,11 +153,11 @@ def _print_outcome(outcome: FixOutcome, out: TextIO) -> None:
     if outcome.remaining:
         out.write("\nStill to do:\n")
         for line in outcome.remaining:
-            out.write(f"  - {line}\n")
+            out.write(f"  - {scrub_urls(line)}\n")
     if outcome.commands:
         out.write("\nCommands (run them on the server):\n")
         for command in dict.fromkeys(outcome.commands):
-            out.write(f"  {command}\n")
+            out.write(f"  {scrub_urls(command)}\n")
 
 
 async def fix_command(args: argparse.Namespace) -> int:
@@ -202,7 +203,7 @@ async def fix_command(args: argparse.Namespace) -> int:
             print(exc.message, file=sys.stderr)
             return exit_codes.FAILED
     if args.json:
-        sys.stdout.write(json.dumps({"result": _summary(outcome)}, default=str) + "\n")
+        sys.stdout.write(json.dumps({"result": scrub_data(_summary(outcome))}, default=str) + "\n")
     else:
         _print_outcome(outcome, sys.stdout)
     if outcome.accepted or (args.no_queue and outcome.diagnosis is not None and outcome.diagnosis.clean):

@@ -122,26 +122,30 @@ def _exit_code(exc: Exception) -> int:
     return exit_codes.FAILED
 
 
-async def _with_client(action: Callable[[Any], Awaitable[int]]) -> int:
-    """Run ``action(client)`` with the configured key; RunPod failures become exit codes."""
+async def _with_client(action: Callable[[Any], Awaitable[int]], json_output: bool = False) -> int:
+    """Run ``action(client)`` with the configured key; RunPod failures become exit codes
+    (and, with ``--json``, a JSON error object on stdout, so scripts always get JSON)."""
     from pistachio_tui.config import ConfigError
     from pistachio_tui.runpod.api import RunPodClient, load_api_key
     from pistachio_tui.runpod.errors import RunPodError
 
+    def fail(message: str, code: int) -> int:
+        _say(f"error: {message}")
+        if json_output:
+            print(json.dumps({"error": message, "exit_code": code}))
+        return code
+
     try:
         key = load_api_key()
     except ConfigError as exc:
-        _say(f"error: {exc}")
-        return exit_codes.USAGE
+        return fail(str(exc), exit_codes.USAGE)
     except RunPodError as exc:
-        _say(f"error: {exc.message}")
-        return _exit_code(exc)
+        return fail(exc.message, _exit_code(exc))
     try:
         async with RunPodClient(key) as client:
             return await action(client)
     except RunPodError as exc:
-        _say(f"error: {exc.message}")
-        return _exit_code(exc)
+        return fail(exc.message, _exit_code(exc))
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Collection[int] = ()) -> str:
@@ -203,7 +207,7 @@ async def run_list(args: argparse.Namespace) -> int:
         _say(SPEND_NOTE)
         return exit_codes.OK
 
-    return await _with_client(action)
+    return await _with_client(action, getattr(args, "json", False))
 
 
 async def run_gpus(args: argparse.Namespace) -> int:
@@ -229,7 +233,7 @@ async def run_gpus(args: argparse.Namespace) -> int:
         _say("prices are per GPU, cheapest offer; they change with availability")
         return exit_codes.OK
 
-    return await _with_client(action)
+    return await _with_client(action, getattr(args, "json", False))
 
 
 async def run_start(args: argparse.Namespace) -> int:
@@ -245,7 +249,7 @@ async def run_start(args: argparse.Namespace) -> int:
         print(f"{pod.name} ({pod.id}): {status.lower() or 'start requested'}")
         return exit_codes.OK
 
-    return await _with_client(action)
+    return await _with_client(action, getattr(args, "json", False))
 
 
 async def run_stop(args: argparse.Namespace) -> int:
@@ -263,7 +267,7 @@ async def run_stop(args: argparse.Namespace) -> int:
         print(f"{pod.name} ({pod.id}): {status.lower() or 'stop requested'}")
         return exit_codes.OK
 
-    return await _with_client(action)
+    return await _with_client(action, getattr(args, "json", False))
 
 
 async def run_terminate(args: argparse.Namespace) -> int:
@@ -272,7 +276,7 @@ async def run_terminate(args: argparse.Namespace) -> int:
         print(f"{pod.name or pod.id} ({pod.id}): terminated — the pod and its volume are gone")
         return exit_codes.OK
 
-    return await _with_client(action)
+    return await _with_client(action, getattr(args, "json", False))
 
 
 async def run_create(args: argparse.Namespace) -> int:
@@ -309,7 +313,7 @@ async def run_create(args: argparse.Namespace) -> int:
             return exit_codes.OK
         return await _wait_and_add(client, pod.id, args.wait * 60)
 
-    return await _with_client(action)
+    return await _with_client(action, getattr(args, "json", False))
 
 
 async def _wait_and_add(client, pod_id: str, patience_s: float) -> int:
@@ -352,7 +356,7 @@ async def run_logs(args: argparse.Namespace) -> int:
             print(f"{entry.ts} {entry.source:<9} {entry.line}")
         return exit_codes.OK
 
-    return await _with_client(action)
+    return await _with_client(action, getattr(args, "json", False))
 
 
 async def run_comfy(args: argparse.Namespace) -> int:
@@ -375,7 +379,7 @@ async def run_comfy(args: argparse.Namespace) -> int:
             _add_server(found.url, pod.name or pod.id)
         return exit_codes.OK
 
-    return await _with_client(action)
+    return await _with_client(action, getattr(args, "json", False))
 
 
 async def run_guard(args: argparse.Namespace) -> int:
@@ -443,7 +447,7 @@ async def run_guard(args: argparse.Namespace) -> int:
                 await asyncio.sleep(args.interval)
 
     try:
-        return await _with_client(action)
+        return await _with_client(action, getattr(args, "json", False))
     except (KeyboardInterrupt, asyncio.CancelledError):
         log("exit", None, "guard stopped by the user; no countdown carried out")
         return exit_codes.OK

@@ -40,6 +40,11 @@ _BODY_SNIPPET = 300
 DECODE_IN_THREAD_BYTES = 512 * 1024
 
 
+#: A request may take this many times the client's (per read) timeout in all.
+API_DEADLINE_FACTOR = 3
+#: ``view`` may take this many times the client's timeout in all (outputs can be large).
+VIEW_DEADLINE_FACTOR = 30
+
 class ComfyClient:
     """REST API of one ComfyUI server.
 
@@ -79,16 +84,24 @@ class ComfyClient:
 
     # -- raw helpers ---------------------------------------------------------
 
-    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def request(self, method: str, path: str, *, deadline: float | None = None,
+                      **kwargs: Any) -> httpx.Response:
         """Send one request; a network failure or a 401/403/5xx becomes a ``ComfyError``.
 
+        The whole exchange must end within ``deadline`` seconds (default: a few times the
+        client's ``timeout``, room for a large ``/object_info``): httpx's own timeout applies to each read, so a server dribbling a
+        byte a second would otherwise hold the caller for as long as it likes.
         Other 4xx answers are returned, because their meaning depends on the endpoint.
         """
+        limit = self.timeout * API_DEADLINE_FACTOR if deadline is None else deadline
         try:
-            response = await self._http.request(method, path, **kwargs)
-        except httpx.TimeoutException:
+            async with asyncio.timeout(limit):
+                response = await self._http.request(method, path, **kwargs)
+        except (httpx.TimeoutException, TimeoutError) as exc:
+            # httpx's timeout is per read; ours (TimeoutError) is for the whole answer.
+            waited = self.timeout if isinstance(exc, httpx.TimeoutException) else limit
             raise ServerUnreachable(
-                f"ComfyUI at {self.shown_url} did not answer within {self.timeout:g} s — "
+                f"ComfyUI at {self.shown_url} did not answer within {waited:g} s — "
                 "is it overloaded, or is a proxy or firewall holding the connection? (timeout)") from None
         except httpx.ConnectError as exc:
             raise ServerUnreachable(self._connect_failure(exc)) from None
@@ -183,7 +196,8 @@ class ComfyClient:
         body = await self.get_json("/system_stats")
         try:
             return SystemStats.from_wire(body)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            # OverflowError: a size of Infinity (what Python's json writes for inf) has no int.
             raise self._shape_error("/system_stats answer", exc) from None
 
     async def object_info(self, refresh: bool = False) -> dict[str, dict[str, Any]]:
@@ -210,15 +224,23 @@ class ComfyClient:
     async def models(self, folder: str | None = None) -> list[str]:
         """Model folder names, or the files in one folder (e.g. "checkpoints")."""
         path = "/models" if folder is None else f"/models/{quote(folder, safe='')}"
-        return [str(v) for v in await self.get_json(path)]
+        return await self._names(path)
 
     async def embeddings(self) -> list[str]:
         """Embedding names."""
-        return [str(v) for v in await self.get_json("/embeddings")]
+        return await self._names("/embeddings")
 
     async def extensions(self) -> list[str]:
         """Frontend extension script paths (custom node packs that ship web code show up here)."""
-        return [str(v) for v in await self.get_json("/extensions")]
+        return await self._names("/extensions")
+
+    async def _names(self, path: str) -> list[str]:
+        """A JSON list of names; anything else is a ``BadResponse`` (iterating an object would
+        silently give its keys)."""
+        body = await self.get_json(path)
+        if not isinstance(body, list):
+            raise self._shape_error(f"{path} answer", TypeError(f"a list was expected, not {type(body).__name__}"))
+        return [str(v) for v in body]
 
     async def features(self) -> dict[str, Any]:
         """Server feature flags (e.g. whether ComfyUI-Manager v4 is enabled)."""
@@ -366,7 +388,8 @@ class ComfyClient:
         params = {"filename": filename, "subfolder": subfolder, "type": type}
         if preview is not None:
             params["preview"] = preview
-        response = await self.request("GET", "/view", params=params)
+        # An output may be a large video over a slow link: more time than an API call, still bounded.
+        response = await self.request("GET", "/view", params=params, deadline=self.timeout * VIEW_DEADLINE_FACTOR)
         if response.status_code == 400:
             raise ServerError(
                 f"ComfyUI refused to serve {filename!r} (400): the name must be a plain file inside its "

@@ -28,6 +28,10 @@ MAX_FRAME = 64 * 1024 * 1024
 _READ_SLICE_S = 0.005
 
 
+#: Seconds to wait for the server's side of the websocket close handshake.
+CLOSE_TIMEOUT = 1.0
+
+
 @dataclass(frozen=True)
 class Backoff:
     """Reconnect delays: ``initial * factor**attempt`` capped at ``cap``, spread by ±``jitter``."""
@@ -85,6 +89,9 @@ class EventStream:
             additional_headers=self.client.headers,
             open_timeout=self.open_timeout,
             ping_interval=self.ping_interval,
+            # The close handshake is a courtesy: a server that never answers it must not hold
+            # a command past its own deadline (the default waits 10 s).
+            close_timeout=CLOSE_TIMEOUT,
             max_size=MAX_FRAME,
         )
 

@@ -57,6 +57,8 @@ from pistachio_tui.fix.nodedb import NodeDB, NodeDBError, NodePack, identities
 from pistachio_tui.fix.ondisk import OnDisk, elsewhere, fixed_path, match_on_server, rename_model, save_workflow
 from pistachio_tui.fix.restart import restart_server
 from pistachio_tui.fix.server_folders import comfy_dir_problem, model_folders
+from pistachio_tui.redact import HIDDEN, scrub_data, scrub_urls
+from pistachio_tui.safefiles import atomic_write
 from pistachio_tui.workflow.convert import to_api
 from pistachio_tui.workflow.deps import LOADER_FOLDERS, ModelNeed, analyse, canonical_folder, looks_like_model_file
 from pistachio_tui.workflow.load import Workflow
@@ -175,13 +177,15 @@ class FixState:
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1), encoding="utf-8")
-        tmp.replace(self.path)
+        # Private and scrubbed: the choices name model URLs, which may carry credentials.
+        atomic_write(self.path, json.dumps(scrub_data(self.data), indent=1).encode("utf-8"), mode=0o600)
 
     def chosen(self, need: ModelNeed) -> ModelCandidate | None:
         entry = self.data["models"].get(need.name)
-        return ModelCandidate(**entry) if isinstance(entry, dict) else None
+        if not isinstance(entry, dict) or HIDDEN in str(entry.get("url", "")):
+            # A URL whose credentials were scrubbed is found again from the workflow or the lists.
+            return None
+        return ModelCandidate(**entry)
 
     def choose(self, need: ModelNeed, candidate: ModelCandidate) -> None:
         self.data["models"][need.name] = asdict(candidate)
@@ -212,7 +216,8 @@ class FixFlow:
         self.outcome = FixOutcome(False, None, None)
 
     def emit(self, step: str, item: str | None, state: str, message: str, **data: Any) -> None:
-        self._emit(FixEvent(step, item, state, message, data))
+        # Every transcript, JSON line and screen shows these: no URL credentials in them.
+        self._emit(FixEvent(step, item, state, scrub_urls(message), scrub_data(data)))
 
     # ------------------------------------------------------------ diagnosis
 

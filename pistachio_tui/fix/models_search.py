@@ -100,7 +100,7 @@ def from_workflow(need: ModelNeed) -> list[ModelCandidate]:
     if not need.url:
         return []
     return [ModelCandidate(PurePosixPath(need.name.replace("\\", "/")).name, canonical_folder(need.folder),
-                           need.url, "workflow")]
+                           need.url, "workflow", sha256=need.sha256)]
 
 
 @functools.cache

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import json
+import math
 import random
 import re
 import time
@@ -66,6 +68,11 @@ def check_jobs(base: dict[str, Any], jobs: list[Job]) -> None:
     """Raise :class:`WorkflowError` now, before any target is busy, if a job cannot be built."""
     if not jobs:
         raise WorkflowError("the batch has no jobs", path="$", expected="at least one job")
+    for job in jobs:
+        for name, value in job.describe().items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise WorkflowError(f"{name} = {value} is not a number a server can take", path=name,
+                                    expected="a finite number")
     seeds = {job.seed for job in jobs}
     if len(seeds) > 1 and not any(p.kind == "seed" for p in find_params(base)):
         raise WorkflowError("this workflow has no seed to vary; vary it with --prompts or --grid instead",
@@ -78,12 +85,23 @@ def batches_dir() -> Path:
     return data_dir() / "batches"
 
 
-def default_out_dir(spec: BatchSpec) -> Path:
-    """The batch file's ``output``, else a folder named after the batch under :func:`batches_dir`.
+def workflow_digest(prompt: dict[str, Any]) -> str:
+    """A short digest of the API prompt a batch varies: an edited workflow is another batch."""
+    text = json.dumps(prompt, sort_keys=True, ensure_ascii=False, allow_nan=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
-    The name is stable, so loading the same batch file again resumes it.
+
+def default_out_dir(spec: BatchSpec, digest: str | None = None) -> Path:
+    """The batch file's ``output``, else a folder named after the batch (and, given it, the
+    workflow's ``digest``) under :func:`batches_dir`.
+
+    The name is stable, so loading the same batch file again resumes it; after
+    the workflow is edited, the name changes and the batch starts afresh.
     """
-    return spec.out_dir or batches_dir() / _slug(spec.name or spec.workflow.stem)
+    if spec.out_dir:
+        return spec.out_dir
+    name = _slug(spec.name or spec.workflow.stem)
+    return batches_dir() / (f"{name}-{digest[:8]}" if digest else name)
 
 
 def _slug(name: str) -> str:
@@ -118,6 +136,8 @@ class PreparedBatch:
     servers: list[ServerConfig]
     api_key: str | None = field(repr=False)
     max_ahead: int = DEFAULT_MAX_AHEAD
+    #: ``workflow_digest`` of ``base``; the output folder's journal is tied to it.
+    digest: str = ""
     rates: dict[str, Rate] = field(default_factory=dict)
     #: Servers that did not answer while the batch was prepared, and why.
     unreachable: dict[str, str] = field(default_factory=dict)
@@ -144,7 +164,8 @@ class PreparedBatch:
         node_types = {node["class_type"] for node in self.base.values()}
         extra = {"workflow": str(self.spec.workflow), "params": sorted({p.kind for p in find_params(self.base)})}
         return BatchRunner(self.jobs, self.make_targets(), self.out_dir, lambda job: job_prompt(self.base, job),
-                           node_types=node_types, on_event=on_event, manifest_extra=extra, rates=self.rates)
+                           node_types=node_types, on_event=on_event, manifest_extra=extra, rates=self.rates,
+                           workflow=self.digest or workflow_digest(self.base))
 
 
 async def prepare_batch(spec: BatchSpec, servers: list[ServerConfig], *, out_dir: Path | None = None,
@@ -179,8 +200,9 @@ async def prepare_batch(spec: BatchSpec, servers: list[ServerConfig], *, out_dir
         rate = endpoint_rate(endpoint.cost_per_s)
         if rate is not None:
             rates[f"endpoint:{endpoint.id}"] = rate
-    return PreparedBatch(spec, jobs, base, out_dir or default_out_dir(spec), list(servers), api_key, max_ahead,
-                         rates, unreachable, [note] if note else [])
+    digest = workflow_digest(base)
+    return PreparedBatch(spec, jobs, base, out_dir or default_out_dir(spec, digest), list(servers), api_key,
+                         max_ahead, digest, rates, unreachable, [note] if note else [])
 
 
 async def _first_object_info(servers: list[ServerConfig]) -> tuple[dict[str, Any] | None, dict[str, str]]:

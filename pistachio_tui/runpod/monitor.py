@@ -2,7 +2,8 @@
 
 A screen (or a headless loop) calls ``await monitor.refresh()`` every few
 seconds and renders the returned ``PodsState``; it never talks GraphQL or runs
-the idle logic itself. With ``guard.auto_stop`` on, pods whose countdown ran
+the idle logic itself. A second reader of the same monitor that needs no
+fresher data calls ``await monitor.recent(max_age)`` and costs no request. With ``guard.auto_stop`` on, pods whose countdown ran
 out are stopped here (stopped, never terminated) and listed in ``stopped``.
 
 ::
@@ -82,6 +83,11 @@ class PodsMonitor:
         self._comfy_http = comfy_http
         self.this_pod_id = this_pod_id if this_pod_id is not None else current_pod_id()
         self._clock = clock
+        #: The newest refresh and when it was taken (by ``clock``); None before the first.
+        self.latest: PodsState | None = None
+        self.latest_at: float | None = None
+        # Several readers (the Pods screen, the dashboard) share one monitor: one request at a time.
+        self._lock = asyncio.Lock()
 
     async def _queues(self, pods: list[Pod]) -> dict[str, int | None]:
         if self._comfy_http is None:
@@ -95,6 +101,21 @@ class PodsMonitor:
 
     async def refresh(self) -> PodsState:
         """Fetch, feed the guard, act on due stops. RunPod failures propagate as ``RunPodError``."""
+        async with self._lock:
+            return await self._refresh()
+
+    async def recent(self, max_age: float) -> PodsState:
+        """The newest refresh if it is at most ``max_age`` seconds old, else a new one.
+
+        For a reader that only needs fresh-enough figures (the dashboard): it
+        costs no request while another reader keeps the monitor fresh.
+        """
+        async with self._lock:
+            if self.latest is not None and self.latest_at is not None and self._clock() - self.latest_at <= max_age:
+                return self.latest
+            return await self._refresh()
+
+    async def _refresh(self) -> PodsState:
         overview = await self.client.overview()
         now = self._clock()
         guarded = [p for p in overview.pods if self.watch is None or p.id in self.watch]
@@ -113,7 +134,8 @@ class PodsMonitor:
                 self.guard.stop_failed(action.pod_id)
                 continue
             stopped.append(action.pod_id)
-        return PodsState(
+        self.latest_at = now
+        self.latest = PodsState(
             account=overview.account,
             pods=overview.pods,
             rows=summarize(overview.pods, self.this_pod_id),
@@ -123,6 +145,7 @@ class PodsMonitor:
             stopped=stopped,
             stop_errors=stop_errors,
         )
+        return self.latest
 
     def _idle_info(self, now: float) -> dict[str, IdleInfo]:
         info = {}

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import struct
 from typing import Any
 
 from aiohttp import web
@@ -89,10 +91,22 @@ def broken_workflow(host_url: str) -> dict[str, Any]:
     }
 
 
+def safetensors_bytes(size: int, seed: bytes) -> bytes:
+    """A valid safetensors file of exactly ``size`` bytes (one uint8 tensor filled from ``seed``),
+    as a download's content check expects of a real model."""
+    def header(n: int) -> bytes:
+        return json.dumps({"w": {"dtype": "U8", "shape": [n], "data_offsets": [0, n]}}).encode()
+
+    n = size - 8 - len(header(size))
+    text = header(n)
+    # A smaller n never has a longer header: pad with spaces, as safetensors allows.
+    text += b" " * (size - 8 - n - len(text))
+    return struct.pack("<Q", len(text)) + text + (seed * (n // len(seed) + 1))[:n]
+
+
 def model_bytes(name: str, size: int) -> bytes:
     """The deterministic content of a hosted model (so a resumed download checks out)."""
-    seed = hashlib.sha256(name.encode()).digest()
-    return (seed * (size // len(seed) + 1))[:size]
+    return safetensors_bytes(size, hashlib.sha256(name.encode()).digest())
 
 
 class ModelHost:

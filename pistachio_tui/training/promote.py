@@ -1,13 +1,15 @@
 """Copy a chosen checkpoint's LoRA into a local ComfyUI under a readable name.
 
 ``<comfy>/models/loras/<trigger>-<run title>-<checkpoint>.safetensors`` (see
-:func:`lora_name`): written to a temporary name in the same folder, checked
-(size and SHA-256 against the source), then renamed into place, so ComfyUI
-never lists a half-copied file.
+:func:`lora_name`): written to a fresh private temporary name in the same folder
+(created with ``O_EXCL``, so a planted symlink cannot redirect it), checked (size
+and SHA-256 against the source), then renamed into place, so ComfyUI never lists
+a half-copied file.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import toml
 
+from pistachio_tui.safefiles import temp_beside
 from pistachio_tui.training.checkpoints import ADAPTER_FILE, SafetensorsProblem, check_safetensors
 from pistachio_tui.training.dataset import PREP_METADATA
 from pistachio_tui.training.errors import CheckpointUnusable, PromoteRefused
@@ -106,20 +109,27 @@ def promote(run_dir: Path, checkpoint: str | int, comfy_dir: Path, *, name: str 
     existed = target.exists()
     if existed and not overwrite:
         raise PromoteRefused(f"{target} already exists — allow overwriting (--overwrite) to replace it, or choose another name")
+    if target.is_symlink() or loras.is_symlink():
+        raise PromoteRefused(f"{target if target.is_symlink() else loras} is a symlink — refusing to write "
+                             "through it; remove it or choose another ComfyUI folder")
     digest = _sha256(source)
-    tmp = target.with_name(f".{target.name}.partial")
     try:
-        with open(source, "rb") as src, open(tmp, "wb") as dst:
+        # A fresh private name (O_EXCL): a file or symlink planted at a guessable temporary
+        # name can neither receive the copy nor be renamed into place.
+        with temp_beside(target) as (dst, tmp), open(source, "rb") as src:
             shutil.copyfileobj(src, dst, _CHUNK)
             dst.flush()
             os.fsync(dst.fileno())
-        copied_size = tmp.stat().st_size
-        if copied_size != size or _sha256(tmp) != digest:
-            raise PromoteRefused(f"The copy of {source.name} did not verify (size or SHA-256 differ) — "
-                                 "check free disk space and try again")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+            copied_size = tmp.stat().st_size
+            if copied_size != size or _sha256(tmp) != digest:
+                raise PromoteRefused(f"The copy of {source.name} did not verify (size or SHA-256 differ) — "
+                                     "check free disk space and try again")
+            os.replace(tmp, target)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise PromoteRefused(f"The disk holding {loras} is full — free {size / 1024**2:.0f} MB or more "
+                                 "and try again; nothing was replaced") from None
+        raise PromoteRefused(f"Cannot write into {loras}: {exc.strerror or exc}") from None
     return Promoted(target, size, digest, trigger, existed)
 
 

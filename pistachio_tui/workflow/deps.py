@@ -88,6 +88,8 @@ class ModelNeed:
     url: str | None
     present: bool | None
     unsafe: bool
+    #: The sha256 the workflow's ``models`` metadata gives for the file, checked after a download.
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -274,6 +276,12 @@ def pack_refs(graph: UIWorkflow) -> dict[str, PackRef]:
     return packs
 
 
+def _sha256_hex(value: str | None) -> str | None:
+    """A sha256 from ``models`` metadata (64 hex digits), else None: other hash kinds are not checked."""
+    text = (value or "").strip().lower()
+    return text if len(text) == 64 and all(c in "0123456789abcdef" for c in text) else None
+
+
 def _merge_metadata(needs: list[ModelNeed], workflow: Workflow, analyser: _Analyser) -> list[ModelNeed]:
     by_file: dict[str, list[ModelNeed]] = {}
     for need in needs:
@@ -283,12 +291,14 @@ def _merge_metadata(needs: list[ModelNeed], workflow: Workflow, analyser: _Analy
         matches = by_file.get(_file_key(ref.name), [])
         for need in matches:
             need.url = need.url or ref.url
+            need.sha256 = need.sha256 or _sha256_hex(ref.hash)
             if need.folder is None:
                 need.folder = folder
                 need.present = analyser.presence(need.name, folder, None) if need.present is None else need.present
         if not matches:
             unsafe = is_unsafe_name(ref.name) or bool(folder and is_unsafe_name(folder))
-            added = ModelNeed(ref.name, folder, ref.node_id, None, ref.url, analyser.presence(ref.name, folder, None), unsafe)
+            added = ModelNeed(ref.name, folder, ref.node_id, None, ref.url,
+                              analyser.presence(ref.name, folder, None), unsafe, _sha256_hex(ref.hash))
             needs.append(added)
             by_file.setdefault(_file_key(ref.name), []).append(added)
     for need in needs:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 
 from pistachio_tui.cli import main
 from pistachio_tui.sim.server import SimServer
-from tests.fix.file_server import FileServer
+from tests.fix.file_server import FileServer, fake_model
 from tests.fix.workflows import CHECKPOINT_ONLY_NODES, MODELS, fix_workflow
 
 BIG = 400_000
@@ -16,7 +15,7 @@ DROP_AT = 40_000
 
 
 async def test_fix_red_to_accepted_with_interrupted_download_resumed(tmp_path, capsys):
-    data = {name: os.urandom(BIG if folder == "checkpoints" else 50_000) for name, folder in MODELS}
+    data = {name: fake_model(BIG if folder == "checkpoints" else 50_000) for name, folder in MODELS}
     # The checkpoint's first request and all three retries break off: the first run cannot finish it.
     files = FileServer(files=data, drop_after={n: DROP_AT for n in (1, 2, 3, 4)})
     await files.start()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
@@ -11,7 +10,7 @@ from pistachio_tui.comfy.client import ComfyClient
 from pistachio_tui.fix.flow import FixFlow, FixOptions
 from pistachio_tui.sim.server import SimServer
 from pistachio_tui.workflow.load import load_workflow
-from tests.fix.file_server import FileServer
+from tests.fix.file_server import FileServer, fake_model
 from tests.fix.workflows import CHECKPOINT_ONLY_NODES, MODELS, fix_workflow
 
 SIZE = 150_000
@@ -19,7 +18,7 @@ SIZE = 150_000
 
 @pytest.fixture
 async def files():
-    server = FileServer(files={name: os.urandom(SIZE) for name, _ in MODELS})
+    server = FileServer(files={name: fake_model(SIZE) for name, _ in MODELS})
     await server.start()
     yield server
     await server.stop()

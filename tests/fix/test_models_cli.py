@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 
 import pytest
 
 from pistachio_tui.cli import main
 from pistachio_tui.fix.models_search import model_source
 from pistachio_tui.sim.server import SimServer
-from tests.fix.file_server import FileServer
+from tests.fix.file_server import FileServer, fake_model
 
-DATA = os.urandom(120_000)
+DATA = fake_model(120_000)
 
 
 @pytest.fixture

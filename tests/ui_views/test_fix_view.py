@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
@@ -13,14 +12,14 @@ from pistachio_tui.fix.flow import FixEvent, FixOptions, FixOutcome
 from pistachio_tui.sim.server import SimServer
 from pistachio_tui.ui.fix.view import ChooseModel, FixView
 from pistachio_tui.workflow.load import load_workflow
-from tests.fix.file_server import FileServer
+from tests.fix.file_server import FileServer, fake_model
 from tests.fix.workflows import MODELS, fix_workflow
 from tests.ui_views.harness import ViewApp, screen_text, until
 
 
 @pytest.fixture
 async def files():
-    server = FileServer(files={name: os.urandom(50_000) for name, _ in MODELS})
+    server = FileServer(files={name: fake_model(50_000) for name, _ in MODELS})
     await server.start()
     yield server
     await server.stop()

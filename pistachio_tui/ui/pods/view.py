@@ -149,6 +149,8 @@ class PodsView(Vertical):
         super().__init__(name=name, id=id, classes=classes)
         self.settings = settings
         self._client_factory = client_factory or (lambda: RunPodClient(load_api_key()))
+        #: A client from ``client_factory`` belongs to whoever made it (the app shares one).
+        self._owns_client = client_factory is None
         self._monitor_factory = monitor_factory or self._default_monitor
         self._comfy_http = comfy_http
         self._owns_http = comfy_http is None
@@ -185,7 +187,7 @@ class PodsView(Vertical):
         self._connect()
 
     async def on_unmount(self) -> None:
-        if self.client is not None:
+        if self.client is not None and self._owns_client:
             await self.client.aclose()
         if self._owns_http and self._comfy_http is not None:
             await self._comfy_http.aclose()

@@ -18,7 +18,7 @@ from pistachio_tui.comfy.types import HistoryEntry, OutputFile
 from pistachio_tui.ui.base import PistachioScreen
 from pistachio_tui.ui.dialogs import AskScreen
 from pistachio_tui.ui.format import duration, gib, status_text
-from pistachio_tui.ui.gpu.view import VramHistory
+from pistachio_tui.ui.gpu.graph import FixedSparkline
 from pistachio_tui.ui.widgets.output_preview import OutputPreview
 
 
@@ -61,7 +61,7 @@ class QueueScreen(PistachioScreen):
             yield ProgressBar(total=1, show_eta=False, id="node-steps")
             with Horizontal(id="vram-row"):
                 yield Static("VRAM —", id="vram-label")
-                yield VramHistory(classes="queue-vram")
+                yield FixedSparkline(classes="queue-vram")
         with Horizontal(id="queue-body"):
             with Vertical(id="queue-lists"):
                 yield Static("Pending", classes="panel-title")
@@ -103,7 +103,7 @@ class QueueScreen(PistachioScreen):
         if samples and device is not None:
             label = f"VRAM {samples[-1]:.0%} of {gib(device.vram_total)}"
         self.query_one("#vram-label", Static).update(label)
-        self.query_one(VramHistory).set_data(samples, 1.0)
+        self.query_one(FixedSparkline).set_data(samples, 1.0)
 
     def _show_running(self, session: ServerSession | None) -> None:
         state = session.running() if session else None

@@ -18,7 +18,6 @@ from pistachio_tui.ui.base import PistachioScreen
 from pistachio_tui.ui.dialogs import ConfirmScreen
 from pistachio_tui.ui.format import gib, state_text
 from pistachio_tui.ui.servers.form import ServerForm
-from pistachio_tui.ui.widgets.status_header import StatusHeader
 
 COLUMNS = ("Name", "Status", "Queue", "ComfyUI", "Python / torch", "Device", "VRAM free", "RAM free", "URL")
 LOG_LINES = 2000
@@ -94,12 +93,14 @@ class ServersScreen(PistachioScreen):
             return
         table = self.query_one(DataTable)
         sessions = self.papp.manager.sessions
-        selected = self._selected_name() or self.papp.manager.active_name
-        table.clear()
-        for name, session in sessions.items():
-            table.add_row(*server_row(session), key=name)
-        if selected in sessions:
-            table.move_cursor(row=list(sessions).index(selected))
+        # The cursor follows the active server; refilling must not post highlights that switch it.
+        active = self.papp.manager.active_name
+        with self.prevent(DataTable.RowHighlighted):
+            table.clear()
+            for name, session in sessions.items():
+                table.add_row(*server_row(session), key=name)
+            if active in sessions:
+                table.move_cursor(row=list(sessions).index(active))
         self._show_reason()
 
     def _show_reason(self) -> None:
@@ -115,12 +116,11 @@ class ServersScreen(PistachioScreen):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key.value and event.row_key.value != self.papp.manager.active_name:
-            self.papp.manager.set_active(event.row_key.value)
+            self.papp.switch_server(event.row_key.value, announce=False)
             self.query_one("#log-title", Static).update("Log — l load, f follow, / search")
             self.query_one(Log).clear()
             self._stop_follow()
         self._show_reason()
-        self.query_one(StatusHeader).refresh_header()
 
     def action_activate(self) -> None:
         name = self._selected_name()
