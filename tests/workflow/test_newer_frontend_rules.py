@@ -168,3 +168,16 @@ def test_untitled_nodes_get_the_editors_english_display_name():
     assert prompt["1"]["_meta"]["title"] == "Mahiro is so cute that she deserves a better guidance function!! (。・ω・。)"
     assert prompt["2"]["_meta"]["title"] == "ManualSigmas"
     assert prompt["3"]["_meta"]["title"] == "My guidance"
+
+
+def test_a_muted_reroute_passes_nothing_on():
+    """ExecutableNodeDTO.resolveOutput returns nothing for a muted (NEVER) node before anything else
+    (frontend 1.58.1; 1.35.9 still followed a muted Reroute through to its source)."""
+    ui = {"nodes": [
+        _node(1, "LoadImage", [], [("IMAGE", "IMAGE", [1]), ("MASK", "MASK", [])], ["cat.png", "image"]),
+        _node(2, "Reroute", [("", "*", 1)], [("", "IMAGE", [2])], mode=2),
+        _node(3, "SaveImage", [("images", "IMAGE", 2)], [], ["out"]),
+    ], "links": [[1, 1, 0, 2, 0, "IMAGE"], [2, 2, 0, 3, 0, "IMAGE"]], "extra": {}, "version": 0.4}
+    assert _convert(ui)["3"]["inputs"] == {"filename_prefix": "out"}
+    ui["nodes"][1]["mode"] = 0
+    assert _convert(ui)["3"]["inputs"] == {"filename_prefix": "out", "images": ["1", 0]}
