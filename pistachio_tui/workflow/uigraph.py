@@ -234,7 +234,7 @@ def _parse_output(r: _Reader, slot: Any, node_path: str, index: int) -> OutputSl
             if type(v) is not int:
                 break
         else:
-            links = raw_links[:]
+            links = raw_links  # read-only here: the parsed list itself will do
     if links is None:
         path = f"{node_path}.outputs[{index}]"
         links = [r.int_(v, f"{path}.links[{j}]") for j, v in enumerate(r.arr(raw_links, f"{path}.links"))]
