@@ -54,8 +54,9 @@ def measure(which: str, runs: int, *, servers: int = 1, env: dict[str, str] | No
         for secret in ("RUNPOD_API_KEY", "HF_TOKEN"):
             child_env.pop(secret, None)
         for _ in range(runs + 1):  # the first run warms the OS file cache; not counted
+            # A start that never paints or never exits fails the benchmark instead of stalling the run.
             out = subprocess.run([sys.executable, "-c", CHILD, which, str(servers)], capture_output=True, text=True,
-                                 check=True, env=child_env)
+                                 check=True, env=child_env, timeout=120)
             result = json.loads(out.stdout.strip().splitlines()[-1])
             paints.append(result["first_paint"])
             rss.append(result["rss_mib"])
