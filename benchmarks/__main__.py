@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             item.pop("ratio", None)
             figures.append(Figure(**item))
     main_rows = [f for f in figures if not f.name.startswith("scale: ")]
-    print(format_table(main_rows))
+    if main_rows:
+        print(format_table(main_rows))
     if len(main_rows) < len(figures):
         print("\nHow cost grows (each size against the smallest, or against its yardstick)\n")
         print(format_table(f for f in figures if f.name.startswith("scale: ")))
