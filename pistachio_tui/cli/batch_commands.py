@@ -157,20 +157,21 @@ async def run_batch(args: argparse.Namespace) -> int:
     finally:
         await runner.aclose()
     interrupted = result.stranded_reason == "interrupted"
+    targets = {name: {"done": s.done, "busy_s": round(s.busy_s, 2), "down": s.down,
+                      "cost": result.cost["targets"].get(name)}
+               for name, s in result.targets.items()}
     summary = {
         "done": len(result.records), "total": len(jobs), "failed": result.failed, "stranded": result.stranded,
         "stranded_reason": result.stranded_reason or None,
         "manifest": str(result.manifest), "contact_sheet": str(sheet) if sheet else None,
-        "targets": {name: {"done": s.done, "busy_s": round(s.busy_s, 2), "down": s.down,
-                           "cost": result.cost["targets"].get(name)}
-                    for name, s in result.targets.items()},
+        "targets": targets,
         "cost": result.cost,
     }
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         print(f"{summary['done']}/{summary['total']} jobs done → {prepared.out_dir}")
-        for name, stats in summary["targets"].items():
+        for name, stats in targets.items():
             print(f"  {name}: {stats['done']} done" + (f" (left: {stats['down']})" if stats["down"] else ""))
         if result.cost["targets"]:
             print(f"  cost so far ${result.cost['total']:.4f}")

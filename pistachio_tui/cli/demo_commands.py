@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pistachio_tui.config import Settings
+    from pistachio_tui.sim.server import SimServer
 
 DEMO_LABEL = "SIMULATED ComfyUI — demo, no real GPU"
 #: The simulator's own txt2img workflow: its models exist there, so it always runs.
@@ -57,15 +58,21 @@ class SimThread:
         self._options = sim_options
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="pistachio-sim", daemon=True)
-        self.server = None
+        self._server: SimServer | None = None
         self.url = ""
+
+    @property
+    def server(self) -> SimServer:
+        if self._server is None:
+            raise RuntimeError("the simulator is not started yet")
+        return self._server
 
     def start(self) -> str:
         from pistachio_tui.sim.server import SimServer
 
         self._thread.start()
-        self.server = SimServer(**self._options)
-        self.url = self.call(self.server.start())
+        self._server = SimServer(**self._options)
+        self.url = self.call(self._server.start())
         return self.url
 
     def call(self, coro, timeout: float = 30.0):
@@ -76,8 +83,8 @@ class SimThread:
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.call(self.server.stop())
+        if self._server is not None:
+            self.call(self._server.stop())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
 

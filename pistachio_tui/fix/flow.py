@@ -57,7 +57,7 @@ from pistachio_tui.fix.nodedb import CORE_ID, NodeDB, NodeDBError, NodePack
 from pistachio_tui.fix.ondisk import OnDisk, elsewhere, fixed_path, match_on_server, rename_model, save_workflow
 from pistachio_tui.fix.restart import restart_server
 from pistachio_tui.fix.server_folders import comfy_dir_problem, model_folders
-from pistachio_tui.redact import HIDDEN, scrub_data, scrub_urls
+from pistachio_tui.redact import HIDDEN, scrub_data, scrub_mapping, scrub_urls
 from pistachio_tui.safefiles import atomic_write
 from pistachio_tui.workflow.convert import to_api
 from pistachio_tui.workflow.deps import (
@@ -226,7 +226,7 @@ class FixFlow:
 
     def emit(self, step: str, item: str | None, state: str, message: str, **data: Any) -> None:
         # Every transcript, JSON line and screen shows these: no URL credentials in them.
-        self._emit(FixEvent(step, item, state, scrub_urls(message), scrub_data(data)))
+        self._emit(FixEvent(step, item, state, scrub_urls(message), scrub_mapping(data)))
 
     # ------------------------------------------------------------ diagnosis
 

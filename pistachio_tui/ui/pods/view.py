@@ -181,10 +181,10 @@ class PodsView(Vertical):
     def compose(self) -> ComposeResult:
         yield Static("Connecting to RunPod…", id="pods-account")
         yield Static("", id="pods-nokey")
-        table = DataTable(id="pods-table", cursor_type="row", zebra_stripes=True)
+        table: DataTable[object] = DataTable(id="pods-table", cursor_type="row", zebra_stripes=True)
         table.add_columns("Name", "GPU", "Status", "Up", "$/h", "Spent~", "Use%", "Comfy")
         yield table
-        prices = DataTable(id="pods-prices", cursor_type="row")
+        prices: DataTable[object] = DataTable(id="pods-prices", cursor_type="row")
         prices.add_columns("★", "GPU", "VRAM", "On-demand", "Spot", "Clouds")
         yield prices
         yield Static("", id="pods-detail")
