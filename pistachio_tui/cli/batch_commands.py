@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from pistachio_tui.cli import exit_codes
+from pistachio_tui.format import money
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -174,7 +175,7 @@ async def run_batch(args: argparse.Namespace) -> int:
         for name, stats in targets.items():
             print(f"  {name}: {stats['done']} done" + (f" (left: {stats['down']})" if stats["down"] else ""))
         if result.cost["targets"]:
-            print(f"  cost so far ${result.cost['total']:.4f}")
+            print(f"  cost so far {money(result.cost['total'], 4)}")
         if result.failed:
             print(f"  {len(result.failed)} failed; see {result.manifest}")
         if result.stranded:
