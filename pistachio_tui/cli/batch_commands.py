@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pistachio_tui.cli import exit_codes
 from pistachio_tui.format import money
+from pistachio_tui.workflow.seeds import SEED_MODES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--server", action="append", default=[], help="ComfyUI server URL or configured name (repeatable)")
     parser.add_argument("--endpoint", action="append", default=[], help="RunPod serverless endpoint id (repeatable)")
     parser.add_argument("--count", type=int, help="jobs per prompt and grid point")
-    parser.add_argument("--seed-mode", choices=("random", "increment", "fixed"), help="how each job's seed is chosen")
+    parser.add_argument("--seed-mode", choices=SEED_MODES, help="how each job's seed is chosen")
     parser.add_argument("--start-seed", type=int, help="first seed for increment/fixed")
     parser.add_argument("--batch-seed", type=int, help="seed of the batch's random choices (same seed, same jobs)")
     parser.add_argument("--prompts", type=Path, help="file with one prompt per line")
