@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -193,29 +192,14 @@ def start_training(output_dir: Path, stop: threading.Event, step_seconds: float)
 
 
 @contextmanager
-def _data_dir(path: Path) -> Iterator[None]:
-    """Everything the app writes (batch outputs, the prompt journal, fix-flow state) goes to ``path``
-    while the demo runs: a demo must leave nothing in the user's real data folder."""
-    before = os.environ.get("PISTACHIO_DATA_DIR")
-    os.environ["PISTACHIO_DATA_DIR"] = str(path)
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("PISTACHIO_DATA_DIR", None)
-        else:
-            os.environ["PISTACHIO_DATA_DIR"] = before
-
-
-@contextmanager
 def demo_session(*, step_delay: float = 0.3, autorun: bool = True,
                  train_step_seconds: float = TRAIN_STEP_SECONDS) -> Iterator[Demo]:
     """The simulator, the training run and a scratch ComfyUI folder, all removed on exit."""
-    from pistachio_tui.config import ServerConfig, Settings, load_settings
+    from pistachio_tui.config import ServerConfig, Settings, data_dir_set_to, load_settings
     from pistachio_tui.sim.demo_fix import ModelHost
 
     with (tempfile.TemporaryDirectory(prefix="pistachio-demo-", ignore_cleanup_errors=True) as tmp,
-          _data_dir(Path(tmp) / "data")):
+          data_dir_set_to(Path(tmp) / "data")):
         scratch = Path(tmp)
         comfy_dir = scratch / "ComfyUI"
         models_dir = comfy_dir / "models"

@@ -7,14 +7,13 @@ probe that says whether ComfyUI answers.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
 
-from pistachio_tui.config import ServerConfig
+from pistachio_tui.config import ServerConfig, env_override
 from pistachio_tui.format import MISSING, duration, money
 from pistachio_tui.runpod.models import Account, Pod
 
@@ -29,8 +28,7 @@ DEFAULT_SSH_KEY = "~/.ssh/id_ed25519"
 
 def current_pod_id(environ: Mapping[str, str] | None = None) -> str | None:
     """The id of the pod Pistachio runs on (RunPod sets ``RUNPOD_POD_ID`` in every pod)."""
-    value = (os.environ if environ is None else environ).get("RUNPOD_POD_ID", "").strip()
-    return value or None
+    return env_override("RUNPOD_POD_ID", environ)
 
 
 def default_comfy_url(environ: Mapping[str, str] | None = None) -> str | None:
