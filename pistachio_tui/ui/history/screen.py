@@ -16,6 +16,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Input, Static
 
 from pistachio_tui.comfy.errors import ComfyError
@@ -163,7 +164,7 @@ class HistoryScreen(PistachioScreen):
         table = self.query_one("#history-results", DataTable)
         if table.row_count == 0:
             return None
-        row_key, _ = table.coordinate_to_cell_key((table.cursor_row, 0))
+        row_key, _ = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0))
         return row_key.value
 
     def selected(self) -> JournalEntry | None:
