@@ -110,7 +110,7 @@ async def test_search_by_words_and_seed_finds_the_right_rows(tmp_path):
         assert "[castle] on a hill" in detail and "[Pony] x.safetensors" in detail
         assert "out of memory while decoding" in detail
         table = screen.query_one("#history-results", DataTable)
-        assert str(table.get_cell_at((0, 7))) == "[castle] on a hill, golden hour"
+        assert str(table.get_cell_at((0, 2))) == "[castle] on a hill, golden ho…", "cut to fit, brackets kept"
 
 
 async def test_requeue_without_a_kept_prompt_or_a_server_is_explained(tmp_path):
@@ -146,7 +146,8 @@ async def test_a_prompt_lost_in_a_restart_is_listed_and_queued_again(tmp_path):
             await until(pilot, lambda: state.lost)
             screen = await open_history(pilot, app)
             await type_search(pilot, screen, "seed:9191 status:lost", [state.prompt_id[:2]])
-            assert str(screen.query_one("#history-results", DataTable).get_cell_at((0, 2))) == "lost"
+            assert str(screen.query_one("#history-results", DataTable).get_cell_at((0, 1))) == "lost"
+            assert screen.entries[f"{slow.url} {state.prompt_id}"].queued_at, "first seen in the queue: its time"
             await until(pilot, lambda: session.state == CONNECTED)
             await pilot.press("escape", "r")
             await until(pilot, lambda: any("queued again" in t for t in toasts))

@@ -28,8 +28,9 @@ from pistachio_tui.ui.history.query import QueryError, parse_query
 
 #: Rows one search shows: enough to scroll through, few enough to draw at once.
 RESULT_LIMIT = 200
-#: The table's prompt column (the last: it is the long one) is cut to this many characters; the detail shows it whole.
-PROMPT_WIDTH = 48
+#: The table's prompt column is cut to this many characters, so the seed still fits at 80 columns (the detail
+#: shows the whole text; server and workflow, also in the detail, come last).
+PROMPT_WIDTH = 30
 #: After a prompt finishes, the recorder writes it in a thread: search again a little later.
 RESEARCH_DELAY_S = 0.5
 
@@ -59,6 +60,8 @@ class HistoryScreen(PistachioScreen):
     MODE = "history"
     CSS_PATH = "screen.tcss"
     SUMMARY = "Prompt journal of every server: search by words, seed:, server:, status:, since:; r queues again"
+    #: The results, not the search box: number keys keep switching screens until "/" is pressed.
+    AUTO_FOCUS = "#history-results"
     BINDINGS = [
         Binding("slash", "focus_search", "Search", key_display="/"),
         Binding("escape", "leave_search", "Results", show=False),
@@ -79,7 +82,7 @@ class HistoryScreen(PistachioScreen):
 
     def on_mount(self) -> None:
         self.query_one("#history-results", DataTable).add_columns(
-            "Time", "Server", "Status", "Took", "Out", "Seed", "Workflow", "Prompt")
+            "Time", "Status", "Prompt", "Seed", "Took", "Out", "Server", "Workflow")
         self.search()
 
     def on_screen_resume(self) -> None:
@@ -147,9 +150,9 @@ class HistoryScreen(PistachioScreen):
         table.clear()
         for key, entry in self.entries.items():
             table.add_row(
-                clock(_when(entry)), Text(names.get(entry.server, entry.server)), status_text(entry.status),
-                duration(entry.duration), str(len(entry.outputs)), "—" if entry.seed is None else str(entry.seed),
-                Text(one_line(entry.workflow, 24) or "—"), Text(one_line(entry.positive, PROMPT_WIDTH)), key=key)
+                clock(_when(entry)), status_text(entry.status), Text(one_line(entry.positive, PROMPT_WIDTH)),
+                "—" if entry.seed is None else str(entry.seed), duration(entry.duration), str(len(entry.outputs)),
+                Text(names.get(entry.server, entry.server)), Text(one_line(entry.workflow, 24) or "—"), key=key)
         keys = list(self.entries)
         if selected in keys:
             table.move_cursor(row=keys.index(selected))
