@@ -190,7 +190,7 @@ async def run_list(args: argparse.Namespace) -> int:
             ))
         else:
             print("No pods in this RunPod account.")
-        left = f" (≈ {account.hours_left:.1f} h left)" if account.hours_left is not None else ""
+        left = f" (≈ {duration(account.hours_left * 3600)} left)" if account.hours_left is not None else ""
         print(f"\nAccount: {money(account.current_spend_per_hr, 3)}/h now · "
               f"balance {money(account.client_balance)}{left}")
         if this_pod:

@@ -93,8 +93,12 @@ def money_warnings(account: Account, pods: Iterable[Pod]) -> list[str]:
     balance, spend, limit = account.client_balance, account.current_spend_per_hr, account.spend_limit
     at_risk = sorted(p.name or p.id for p in pods if p.desired_status in ("RUNNING", "EXITED") and not p.network_volume)
     hours = account.hours_left
-    if balance is not None and (balance <= 0 or (hours is not None and hours < LOW_BALANCE_HOURS)):
-        when = "is used up" if balance <= 0 else f"lasts about {hours:.1f} h at {money(spend, 3)}/h"
+    when = None
+    if balance is not None and balance <= 0:
+        when = "is used up"
+    elif balance is not None and hours is not None and hours < LOW_BALANCE_HOURS:
+        when = f"lasts about {duration(hours * 3600)} at {money(spend, 3)}/h"
+    if when is not None:
         warnings.append(f"Balance {money(balance)} {when}: add funds")
         if at_risk:
             warnings.append("At $0 RunPod terminates pods without a network volume, and their data with them: "
