@@ -9,6 +9,7 @@ REST, so a prompt that finished while the socket was down is not missed.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from pistachio_tui.comfy.client import ComfyClient
 from pistachio_tui.comfy.errors import ComfyError
-from pistachio_tui.comfy.events import Connected, Disconnected, Event, Resynced, parse_message
+from pistachio_tui.comfy.events import CLIENT_FEATURES, Connected, Disconnected, Event, Resynced, parse_message
 
 #: Largest frame accepted; previews are small, a huge frame means something is wrong.
 MAX_FRAME = 64 * 1024 * 1024
@@ -110,6 +111,8 @@ class EventStream:
             else:
                 self._ws = ws
                 try:
+                    # ComfyUI reads feature flags only from the first message a client sends.
+                    await ws.send(json.dumps({"type": "feature_flags", "data": CLIENT_FEATURES}))
                     first = parse_message(await asyncio.wait_for(ws.recv(), self.open_timeout))
                     attempt = 0
                     yield Connected(getattr(first, "sid", None) or self.client.client_id)

@@ -1,9 +1,12 @@
-"""Which custom node pack provides a node class: ComfyUI-Manager's node map.
+"""Which custom node pack provides a node class.
 
-The map comes live from a server's Manager (``/v2/customnode/getmappings``) or,
-when the server has none, from the JSON files bundled in the ``comfyui-manager``
-package. The package is only located, never imported: importing it starts the
-whole Manager.
+First the node's own identity: the official frontend saves the pack of most
+nodes in their ``properties`` (``cnr_id`` and ``ver`` for Comfy registry packs,
+``aux_id`` = ``author/repo`` and a commit for git-only ones). Then
+ComfyUI-Manager's node map, live from a server's Manager (``getmappings``) or,
+when the server has none, from the JSON files of the ``comfyui-manager``
+package (a dependency of Pistachio). The package is only located, never
+imported: importing it starts the whole Manager.
 """
 
 from __future__ import annotations
@@ -37,8 +40,10 @@ class NodePack:
     pip: tuple[str, ...] = ()
     stars: int | None = None
     description: str = ""
-    #: The Comfy registry id, when the Manager's live map names the pack by it.
+    #: The Comfy registry id, when the Manager's live map or the workflow names the pack by it.
     registry_id: str | None = None
+    #: The exact version the workflow was saved with (registry version or git commit).
+    version: str | None = None
 
     @property
     def repo_name(self) -> str:
@@ -49,6 +54,53 @@ class NodePack:
     @property
     def is_git(self) -> bool:
         return self.install_type in (None, "git-clone") and self.url.startswith(("https://", "http://"))
+
+
+#: ``cnr_id`` of ComfyUI's own nodes.
+CORE_ID = "comfy-core"
+
+
+@dataclass(frozen=True)
+class PackIdentity:
+    """The pack a workflow node says it comes from (its ``properties``)."""
+
+    cnr_id: str | None
+    aux_id: str | None
+    ver: str | None
+
+    @classmethod
+    def of(cls, properties: Any) -> PackIdentity | None:
+        """The identity in a node's ``properties``; None for core nodes and nodes without one."""
+        if not isinstance(properties, dict):
+            return None
+        cnr_id, aux_id, ver = (properties.get(k) for k in ("cnr_id", "aux_id", "ver"))
+        cnr_id = cnr_id if isinstance(cnr_id, str) and cnr_id and cnr_id != CORE_ID else None
+        aux_id = aux_id if isinstance(aux_id, str) and aux_id.count("/") == 1 else None
+        if cnr_id is None and aux_id is None:
+            return None
+        return cls(cnr_id, aux_id, ver if isinstance(ver, str) and ver else None)
+
+    @property
+    def repository(self) -> str | None:
+        return f"https://github.com/{self.aux_id}" if self.aux_id else None
+
+
+def identities(workflow_ui: dict[str, Any] | None) -> dict[str, PackIdentity]:
+    """Node class → the pack identity its nodes carry, over the graph and its subgraphs."""
+    if not isinstance(workflow_ui, dict):
+        return {}
+    graphs = [workflow_ui]
+    definitions = workflow_ui.get("definitions")
+    if isinstance(definitions, dict) and isinstance(definitions.get("subgraphs"), list):
+        graphs += [g for g in definitions["subgraphs"] if isinstance(g, dict)]
+    found: dict[str, PackIdentity] = {}
+    for graph in graphs:
+        for node in graph.get("nodes") or []:
+            if isinstance(node, dict) and isinstance(node.get("type"), str):
+                identity = PackIdentity.of(node.get("properties"))
+                if identity is not None:
+                    found.setdefault(node["type"], identity)
+    return found
 
 
 @dataclass(frozen=True)
@@ -162,6 +214,24 @@ class NodeDB:
     def __len__(self) -> int:
         return len(self._packs)
 
+    def pack_for_identity(self, identity: PackIdentity) -> NodePack:
+        """The pack a node's identity names, with details from the lists when they know it.
+
+        A pack missing from the lists (newer than them) is still installable by
+        its registry id or repository."""
+        known = None
+        for pack in self._packs.values():
+            if identity.cnr_id and identity.cnr_id in (pack.registry_id, pack.id, pack.repo_name.lower()):
+                known = pack
+            elif identity.repository and _norm_url(pack.url) == _norm_url(identity.repository):
+                known = pack
+            if known is not None:
+                break
+        url = identity.repository or (known.url if known else f"https://registry.comfy.org/nodes/{identity.cnr_id}")
+        base = known or NodePack(url=url, title=identity.cnr_id or identity.aux_id or url,
+                                 install_type="git-clone" if identity.repository else "cnr")
+        return replace(base, registry_id=identity.cnr_id or base.registry_id, version=identity.ver)
+
     def pack(self, url: str) -> NodePack | None:
         """The pack whose node-map key (repository URL) is ``url``."""
         return self._packs.get(url)
@@ -185,8 +255,9 @@ def _offline_db() -> NodeDB:
     folder = manager_data_dir()
     if folder is None:
         raise NodeDBError(
-            "No offline node list: install the 'comfyui-manager' package into Pistachio's "
-            "environment, or connect to a server that runs ComfyUI-Manager."
+            "No offline node list: the 'comfyui-manager' package (a dependency of Pistachio) is missing "
+            "or has no extension-node-map.json; reinstall Pistachio (pip install --force-reinstall "
+            "pistachio-tui), or connect to a server that runs ComfyUI-Manager."
         )
     node_list, stats = _offline_details()
     return NodeDB(_read_json(folder / NODE_MAP_FILE), node_list, stats)

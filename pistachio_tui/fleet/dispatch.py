@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pistachio_tui.fleet.cost import Rate, cost_summary
+from pistachio_tui.fleet.cost import Metered, Rate, cost_summary
 from pistachio_tui.fleet.journal import BatchLock, JobRecord, Journal, write_manifest, write_output
 from pistachio_tui.fleet.spec import Job
 from pistachio_tui.fleet.targets import Output, Target, TargetFailed
@@ -171,6 +171,8 @@ class BatchRunner:
                                    return_when=asyncio.FIRST_COMPLETED)
         finally:
             settled.cancel()
+            # Also when run() itself is cancelled (the app quits): a worker left behind would
+            # fail on its closed client later, as an exception no one retrieves.
             for task in workers:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
@@ -202,7 +204,8 @@ class BatchRunner:
 
     def cost(self) -> dict[str, Any]:
         """What the batch has cost so far on the targets with a price (see ``cost.cost_summary``)."""
-        return cost_summary(self.rates, self.stats, self._clock())
+        metered = {t.name: t for t in self.targets if isinstance(t, Metered)}
+        return cost_summary(self.rates, self.stats, self._clock(), metered)
 
     async def aclose(self) -> None:
         """Close every target's connections (after the run)."""

@@ -5,8 +5,10 @@ from __future__ import annotations
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.widgets import Static
+
+from pistachio_tui.ui.base import PistachioScreen, ViewScreen
 
 
 def _key(binding: Binding) -> str:
@@ -34,7 +36,7 @@ class HelpScreen(ModalScreen[None]):
     """
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
 
-    def __init__(self, screens: tuple[type[Screen], ...]) -> None:
+    def __init__(self, screens: tuple[type[PistachioScreen], ...]) -> None:
         super().__init__()
         self.screens = screens
 
@@ -42,9 +44,10 @@ class HelpScreen(ModalScreen[None]):
         lines = ["Pistachio — keys ([b]Esc[/b] closes; [b]ctrl+p[/b] searches every action)", ""]
         lines += binding_lines("Everywhere", self._declared(App) + self._declared(type(self.app)))
         for screen in self.screens:
-            summary = getattr(screen, "SUMMARY", "")
-            view = getattr(screen, "VIEW_CLASS", None)
-            bindings = self._declared(screen) + (self._declared(view) if view else [])
+            summary = screen.SUMMARY
+            bindings = self._declared(screen)
+            if issubclass(screen, ViewScreen):
+                bindings += self._declared(screen.VIEW_CLASS)
             lines += ["", *binding_lines(f"{screen.__name__.removesuffix('Screen')} — {summary}", bindings)]
         with Vertical():
             with VerticalScroll():

@@ -17,7 +17,7 @@ from typing import Any
 from pistachio_tui.workflow.convert import VIRTUAL_NODE_TYPES, ConversionResult, to_api
 from pistachio_tui.workflow.groupnodes import expand_group_nodes
 from pistachio_tui.workflow.load import Workflow
-from pistachio_tui.workflow.node_widgets import combo_values, ordered_inputs
+from pistachio_tui.workflow.node_widgets import combo_values, input_spec
 from pistachio_tui.workflow.uigraph import UIWorkflow
 
 #: (node class, input) → model folder, for the core loader nodes.
@@ -78,6 +78,20 @@ class ModelNeed:
     sha256: str | None = None
 
 
+@dataclass(frozen=True)
+class PackRef:
+    """The node pack the editor recorded on a node (``properties.cnr_id`` / ``aux_id`` / ``ver``).
+
+    ``cnr_id`` is the pack's id in the Comfy registry (``comfy-core`` for
+    built-in nodes), ``aux_id`` its GitHub ``owner/repo`` when it is not in
+    the registry, ``ver`` the version or commit the workflow was saved with.
+    """
+
+    cnr_id: str | None = None
+    aux_id: str | None = None
+    ver: str | None = None
+
+
 @dataclass
 class Needs:
     """Everything a workflow requires from a server."""
@@ -87,6 +101,8 @@ class Needs:
     node_types: list[str]
     #: Types kept without ``class_type`` by the conversion (their widget values cannot be named).
     unknown_types: list[str] = field(default_factory=list)
+    #: node class → the pack the workflow says it came from, for classes whose nodes record one.
+    packs: dict[str, PackRef] = field(default_factory=dict)
 
     @property
     def missing_models(self) -> list[ModelNeed]:
@@ -104,8 +120,12 @@ def is_unsafe_name(name: str) -> bool:
     return any(part == ".." for part in re.split(r"[\\/]", name))
 
 
+_LONGEST_EXTENSION = max(map(len, MODEL_EXTENSIONS))
+
+
 def looks_like_model_file(value: Any) -> bool:
-    return isinstance(value, str) and value.lower().endswith(MODEL_EXTENSIONS)
+    # Only the tail matters; lowering a whole prompt text to read its last letters is wasted work.
+    return isinstance(value, str) and value[-_LONGEST_EXTENSION:].lower().endswith(MODEL_EXTENSIONS)
 
 
 def _folder_by_hint(input_name: str) -> str | None:
@@ -127,10 +147,8 @@ class _Analyser:
         definition = self.object_info.get(class_type)
         if not isinstance(definition, dict):
             return None
-        for name, spec in ordered_inputs(definition):
-            if name == input_name:
-                return combo_values(spec)
-        return None
+        spec = input_spec(definition, input_name)
+        return combo_values(spec) if spec is not None else None
 
     def folder_by_options(self, options: list[Any] | None) -> str | None:
         """The folder of a core loader offering exactly this (non-empty) file list."""
@@ -162,12 +180,12 @@ class _Analyser:
                 if not isinstance(value, str) or value in _BUILTIN_VALUES:
                     continue
                 folder = LOADER_FOLDERS.get((class_type, input_name))
+                if folder is None and not looks_like_model_file(value):
+                    continue
                 options = self.options(class_type, input_name)
                 if folder is None:
                     if options is None and class_type in self.object_info:
                         continue  # a plain string input (prompt text), never a file reference
-                    if not looks_like_model_file(value):
-                        continue
                     folder = self.folder_by_options(options) or _folder_by_hint(input_name)
                 needs.append(ModelNeed(value, folder, node_id, input_name, None,
                                        self.presence(value, folder, options), is_unsafe_name(value)))
@@ -187,6 +205,25 @@ class _Analyser:
                 if looks_like_model_file(value):
                     needs.append(ModelNeed(value, None, node.id, None, None, None, is_unsafe_name(value)))
         return needs
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def pack_refs(graph: UIWorkflow) -> dict[str, PackRef]:
+    """node class → its recorded pack; the first node of a class that names one wins."""
+    packs: dict[str, PackRef] = {}
+    for node in graph.all_nodes():
+        if node.type in packs or node.type in graph.subgraphs:
+            continue
+        props = node.properties
+        if "cnr_id" not in props and "aux_id" not in props:
+            continue
+        ref = PackRef(_text(props.get("cnr_id")), _text(props.get("aux_id")), _text(props.get("ver")))
+        if ref.cnr_id or ref.aux_id:
+            packs[node.type] = ref
+    return packs
 
 
 def _sha256_hex(value: str | None) -> str | None:
@@ -236,4 +273,5 @@ def analyse(
     needs = analyser.from_prompt(conversion.prompt) + analyser.from_unknown_nodes(graph)
     needs = _merge_metadata(needs, workflow, analyser)
     missing = sorted(t for t in types if t not in object_info)
-    return Needs(missing, needs, sorted(types), sorted(conversion.unknown_types))
+    packs = pack_refs(graph) if graph is not None else {}
+    return Needs(missing, needs, sorted(types), sorted(conversion.unknown_types), packs)

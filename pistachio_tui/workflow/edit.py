@@ -10,7 +10,9 @@ encoder feeds a sampler's ``positive`` or ``negative`` input.
 
 from __future__ import annotations
 
+import copy
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -171,6 +173,21 @@ def set_param(prompt: dict[str, Any], what: str, value: Any, *, node: str | None
         prompt[param.node_id]["inputs"][param.name] = new
         changed.append(Param(param.node_id, param.class_type, param.title, param.name, param.kind, new, param.role))
     return changed
+
+
+def apply_edits(prompt: dict[str, Any], edits: Iterable[tuple[Param, str]]) -> dict[str, Any]:
+    """A copy of ``prompt`` with each typed value written into its parameter; ``prompt`` is left as it was.
+
+    ``edits`` pairs a :class:`Param` (from :func:`find_params`) with the text a
+    person typed for it. Text equal to the saved value changes nothing, so an
+    untouched ``1`` is not rewritten as ``1.0``. Raises :class:`WorkflowError`
+    for a value of the wrong type, naming the input.
+    """
+    edited = copy.deepcopy(prompt)
+    for param, typed in edits:
+        if typed != str(param.value):
+            set_param(edited, param.name, typed, node=param.node_id)
+    return edited
 
 
 def apply_seed_mode(prompt: dict[str, Any], mode: SeedMode, *, value: int | None = None,

@@ -45,7 +45,7 @@ def test_sim_thread_keeps_a_prompt_running():
 
 
 async def test_demo_server_has_every_model_the_bundled_workflows_use(sim):
-    from pistachio_tui.ui.workflow_sources import bundled_dir, workflow_files
+    from pistachio_tui.ui.workflows.sources import bundled_dir, workflow_files
     from pistachio_tui.workflow.deps import analyse
     from pistachio_tui.workflow.load import load_workflow
 

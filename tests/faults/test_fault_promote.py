@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from pistachio_tui.training.errors import PromoteRefused
-from pistachio_tui.training.promote import lora_name, promote
+from pistachio_tui.training.promote import find_trigger, lora_name, promote, run_title
 from tests.training.helpers import make_comfy, make_run
 
 
@@ -19,7 +19,7 @@ def setup(tmp_path):
     comfy = make_comfy(tmp_path)
     loras = comfy / "models" / "loras"
     loras.mkdir(exist_ok=True)
-    return run.run_dir, comfy, loras / lora_name(run.run_dir.name, 17)
+    return run.run_dir, comfy, loras / lora_name(run_title(run.run_dir), 17, find_trigger(run.run_dir))
 
 
 def test_a_symlink_planted_at_the_old_temporary_name_is_not_followed(setup, tmp_path):

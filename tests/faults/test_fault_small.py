@@ -9,8 +9,8 @@ import json
 import pytest
 
 from pistachio_tui.cli import exit_codes, main
-from pistachio_tui.runpod.api import _retry_after
 from pistachio_tui.runpod.errors import RateLimited
+from pistachio_tui.runpod.http import retry_after_s
 
 
 @pytest.fixture(autouse=True)
@@ -31,8 +31,8 @@ def test_pods_json_failure_prints_a_json_error_object(monkeypatch, capsys):
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "soon"])
 def test_a_bad_retry_after_is_no_number(value):
-    assert _retry_after(value) is None
-    assert "nan" not in str(RateLimited(_retry_after(value))) and "inf" not in str(RateLimited(_retry_after(value)))
+    assert retry_after_s(value) is None
+    assert "nan" not in str(RateLimited(retry_after_s(value))) and "inf" not in str(RateLimited(retry_after_s(value)))
 
 
 async def test_ctrl_c_on_a_batch_says_interrupted_and_exits_130(sim, tmp_path, capsys):

@@ -9,26 +9,19 @@ announce a wrong total, cut a connection, or send a login page instead.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import struct
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from pistachio_tui.sim.demo_fix import safetensors_bytes
 from tests.loopback import serve_on_loopback
 
 
 def fake_model(size: int) -> bytes:
-    """``size`` bytes that are a valid safetensors file (one uint8 tensor of random bytes), so
-    downloads pass the content check the way a real model does."""
-    def header(n: int) -> bytes:
-        return json.dumps({"w": {"dtype": "U8", "shape": [n], "data_offsets": [0, n]}}).encode()
-
-    n = size - 8 - len(header(size))  # the header of a smaller n is no longer: pad it with spaces
-    text = header(n)
-    text += b" " * (size - 8 - n - len(text))
-    return struct.pack("<Q", len(text)) + text + os.urandom(n)
+    """``size`` bytes that are a valid safetensors file of random content, so downloads pass the
+    content check the way a real model does."""
+    return safetensors_bytes(size, os.urandom(4096))
 
 
 LOGIN_PAGE = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>Sign in</body></html>"

@@ -37,6 +37,18 @@ async def test_grid_batch_over_two_servers_and_resume(two_sims, tmp_path, capsys
     assert await history_sizes(two_sims) == before
 
 
+async def test_increment_without_start_seed_gives_each_job_its_own_seed(two_sims, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["batch", str(SIM_WORKFLOW), "--server", two_sims[0].url, "--count", "5", "--seed-mode", "increment",
+            "-o", str(out), "--json"]
+    assert await run_cli(argv) == exit_codes.OK
+    manifest = json.loads((out / "manifest.json").read_text())
+    seeds = sorted(j["params"]["seed"] for j in manifest["jobs"])
+    first = json.loads(SIM_WORKFLOW.read_text())
+    assert len(set(seeds)) == 5 and seeds == list(range(seeds[0], seeds[0] + 5))
+    assert str(seeds[0]) in json.dumps(first), "counting starts from the workflow's own seed"
+
+
 async def history_sizes(sims):
     sizes = []
     for sim in sims:

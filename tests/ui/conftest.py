@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pistachio_tui.ui.screens.gpu import GpuScreen
+from pistachio_tui.ui.gpu.screen import GpuScreen
 from tests.gpu.fake_nvml import FakeNvml, NVMLError_LibraryNotFound
 
 

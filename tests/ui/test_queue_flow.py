@@ -6,9 +6,9 @@ from textual.widgets import DataTable, Input, ProgressBar
 
 from pistachio_tui.comfy.session import CONNECTED, PROGRESS
 from pistachio_tui.sim.server import SimServer
-from pistachio_tui.ui.screens.workflows import WorkflowsScreen
 from pistachio_tui.ui.widgets.output_preview import OutputPreview
-from pistachio_tui.ui.workflow_sources import bundled_dir
+from pistachio_tui.ui.workflows.screen import WorkflowsScreen
+from pistachio_tui.ui.workflows.sources import bundled_dir
 
 from .helpers import make_app, until
 
@@ -88,7 +88,7 @@ async def test_interrupt_a_long_run(tmp_path):
 
 
 async def test_fix_opens_for_the_open_workflow(sim, tmp_path):
-    from pistachio_tui.ui.views.fix import FixView
+    from pistachio_tui.ui.fix.view import FixView
 
     app = make_app(tmp_path, ("sim", sim.url))
     async with app.run_test(size=(100, 30)) as pilot:
@@ -155,7 +155,7 @@ async def test_pending_delete_and_move_to_front(tmp_path):
 async def test_vram_history_and_another_clients_prompt(tmp_path):
     from pistachio_tui.cli.demo_commands import demo_prompt
     from pistachio_tui.comfy.client import ComfyClient
-    from pistachio_tui.ui.views.gpu import VramHistory
+    from pistachio_tui.ui.gpu.graph import FixedSparkline
 
     slow = SimServer(step_delay=0.2)
     await slow.start()
@@ -165,7 +165,7 @@ async def test_vram_history_and_another_clients_prompt(tmp_path):
             await until(pilot, lambda: app.manager.active.state == CONNECTED)
             await pilot.press("3")
             session = app.manager.active
-            history = app.screen.query_one(VramHistory)
+            history = app.screen.query_one(FixedSparkline)
             await until(pilot, lambda: len(history.values) >= 2)
             assert history.top == 1.0, "an absolute 0-100% scale, not the samples' own range"
             label = str(app.screen.query_one("#vram-label").render())

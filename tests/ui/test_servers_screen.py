@@ -6,7 +6,7 @@ from textual.widgets import DataTable, Log
 
 from pistachio_tui.comfy.session import CONNECTED, DOWN
 from pistachio_tui.config import load_settings
-from pistachio_tui.ui.screens.server_form import ServerForm, parse_header
+from pistachio_tui.ui.servers.form import ServerForm, parse_header
 
 from .helpers import DEAD_URL, make_app, until
 
@@ -69,3 +69,32 @@ async def test_log_loads_and_filters(sim, tmp_path):
         await until(pilot, lambda: log.line_count == 0)
         await pilot.press("enter", "m")
         await until(pilot, lambda: any("memory freed" in str(n.message) for n in app._notifications))
+
+
+async def test_active_server_is_the_one_picked_and_the_header_says_so(sim, tmp_path):
+    from pistachio_tui.ui.widgets.status_header import StatusHeader
+
+    def header(app) -> str:
+        return str(app.screen.query_one(StatusHeader).render())
+
+    app = make_app(tmp_path, ("one", sim.url), ("two", DEAD_URL))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert app.manager.active_name == "one"
+        # Picked elsewhere (palette), then Servers shown again: its table cursor must not undo the pick.
+        await pilot.press("3")
+        app.switch_server("two")
+        await pilot.press("1")
+        await pilot.pause()
+        await pilot.pause()
+        assert app.manager.active_name == "two"
+        assert header(app).startswith("Pistachio  two")
+        assert app.screen.query_one(DataTable).cursor_row == 1, "the cursor follows the active server"
+
+        # Adding a server says "Active server: three" and must mean it.
+        await pilot.press("a")
+        await fill_form(pilot, "three", sim.url)
+        await pilot.pause()
+        await pilot.pause()
+        assert app.manager.active_name == "three"
+        assert header(app).startswith("Pistachio  three")

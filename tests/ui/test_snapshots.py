@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from pistachio_tui.comfy.session import DOWN
-from pistachio_tui.ui.screens.workflows import WorkflowsScreen
-from pistachio_tui.ui.workflow_sources import bundled_dir
+from pistachio_tui.ui.workflows.screen import WorkflowsScreen
+from pistachio_tui.ui.workflows.sources import bundled_dir
 
 from .helpers import DEAD_URL, make_app, until
 

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import Footer
 
-from pistachio_tui.ui.views import CSS_FILES
+from pistachio_tui import ui
 
 
 class ViewApp(App):
     """Mounts ``make_view()`` above a footer; records the messages the view posts."""
 
-    CSS_PATH = CSS_FILES
+    CSS_PATH = sorted(Path(ui.__file__).parent.glob("*/view.tcss"))
 
     def __init__(self, make_view: Callable[[], Widget]) -> None:
         super().__init__()

@@ -11,7 +11,7 @@ import pytest
 from pistachio_tui.config import Settings
 from pistachio_tui.fleet.cost import Rate
 from pistachio_tui.fleet.dispatch import BatchRunner
-from pistachio_tui.ui.views.batch import BatchView
+from pistachio_tui.ui.batch.view import BatchView
 from tests.fleet.test_dispatch import FakeTarget, build, jobs
 from tests.ui_views.harness import ViewApp, screen_text, until
 

@@ -8,12 +8,12 @@ import pytest
 
 from pistachio_tui.config import Settings
 from pistachio_tui.training.synth import write_run
-from pistachio_tui.ui.views.common import TextModal, YesNo
-from pistachio_tui.ui.views.loglines import LogLines
-from pistachio_tui.ui.views.training import TrainingView
+from pistachio_tui.ui.dialogs import TextModal, YesNo
+from pistachio_tui.ui.training.view import TrainingView
+from pistachio_tui.ui.widgets.loglines import LogLines
 from tests.ui_views.harness import ViewApp, screen_text, until
 
-LORA = "20260820_10-00-00_e17.safetensors"
+LORA = "pstch-output_20260820-1000-epoch17.safetensors"
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def training_app(comfy: Path | None, run: Path | None = None) -> ViewApp:
 async def watched(pilot) -> TrainingView:
     view = pilot.app.query_one(TrainingView)
     await until(pilot, lambda: view.state is not None and view.state.status == "complete"
-                and view.convergence.best_epoch is not None and view._epoch_rows, "the run to be read")
+                and view.convergence.best is not None and view._epoch_rows, "the run to be read")
     await pilot.pause()
     return view
 
@@ -44,10 +44,10 @@ async def test_typed_run_dir_shows_convergence_and_promotes_epoch_17(run_and_com
         app.query_one("#train-path").value = str(synth.output_dir)
         await pilot.press("enter")
         view = await watched(pilot)
-        assert view.convergence.best_epoch == 17
-        assert view.selected_epoch() == 17
+        assert view.convergence.best == "epoch17"
+        assert view.selected_checkpoint() == "epoch17"
         text = screen_text(app)
-        assert "epoch 17: lowest eval loss" in text and "epoch 30/30" in text
+        assert "epoch17 (step 136): lowest eval loss" in text and "epoch 30/30" in text
         await pilot.press("p")
         target = comfy / "models" / "loras" / LORA
         await until(pilot, target.exists, "the promoted LoRA")
@@ -123,7 +123,7 @@ async def test_output_folder_lists_its_runs_and_switches(tmp_path):
         await pilot.press("enter")
         await until(pilot, lambda: view.state is not None and view.state.name == older.run_dir.name
                     and view.state.status == "complete", "the older run")
-        await until(pilot, lambda: view.convergence.best_epoch == 6, "the older run's convergence")
+        await until(pilot, lambda: view.convergence.best == "epoch6", "the older run's convergence")
 
 
 async def test_not_a_run_is_an_error_line(tmp_path):

@@ -1,0 +1,259 @@
+"""Queue screen: the running prompt's progress, pending prompts, history with errors and outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Collapsible, DataTable, OptionList, ProgressBar, Static
+
+from pistachio_tui.comfy.errors import ComfyError
+from pistachio_tui.comfy.session import ServerSession, SessionUpdate
+from pistachio_tui.comfy.tracker import PromptState
+from pistachio_tui.comfy.types import HistoryEntry, OutputFile
+from pistachio_tui.ui.base import PistachioScreen
+from pistachio_tui.ui.dialogs import AskScreen
+from pistachio_tui.ui.format import duration, gib, status_text
+from pistachio_tui.ui.gpu.graph import FixedSparkline
+from pistachio_tui.ui.widgets.output_preview import OutputPreview
+
+
+def progress_line(state: PromptState) -> str:
+    rate = f"{state.it_per_s:.2f} it/s" if state.it_per_s else "— it/s"
+    eta = f"ETA {duration(state.eta_s)}" if state.eta_s is not None else "ETA —"
+    return f"{rate}  {eta}  cached {len(state.cached_nodes)}  done {len(state.done_nodes)}"
+
+
+def error_text(state: PromptState, titles: dict[str, str]) -> str:
+    """The failed node by title, then what it said."""
+    error = state.error
+    if error is None:
+        return ""
+    title = titles.get(error.node_id, error.node_type)
+    return (f"[b red]Failed in node {error.node_id} “{title}” ({error.node_type})[/]\n"
+            f"{error.exception_type}: {error.exception_message}")
+
+
+class QueueScreen(PistachioScreen):
+    """Live view of the active server's queue."""
+
+    MODE = "queue"
+    CSS_PATH = "screen.tcss"
+    SUMMARY = "Running prompt, pending list, history with errors and outputs"
+    BINDINGS = [
+        Binding("i", "app.interrupt", "Interrupt"),
+        Binding("x", "delete_pending", "Delete"),
+        Binding("t", "to_front", "To front"),
+        Binding("v", "view_output", "View"),
+        Binding("s", "save_output", "Save to…"),
+        Binding("r", "refresh", "Refresh"),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        with Vertical(id="running"):
+            yield Static("Idle — nothing running", id="running-title")
+            yield ProgressBar(total=100, show_eta=False, id="overall")
+            yield Static("", id="node-line")
+            yield ProgressBar(total=1, show_eta=False, id="node-steps")
+            with Horizontal(id="vram-row"):
+                yield Static("VRAM —", id="vram-label")
+                yield FixedSparkline(classes="queue-vram")
+        with Horizontal(id="queue-body"):
+            with Vertical(id="queue-lists"):
+                yield Static("Pending", classes="panel-title")
+                yield DataTable(id="pending", cursor_type="row")
+                yield Static("History", classes="panel-title")
+                yield DataTable(id="history", cursor_type="row")
+            with VerticalScroll(id="detail"):
+                yield Static("Select a prompt in the history.", id="detail-text")
+                with Collapsible(title="Traceback", collapsed=True, id="traceback-box"):
+                    yield Static("", id="traceback")
+                yield OptionList(id="outputs")
+                yield OutputPreview(id="preview")
+
+    def on_mount(self) -> None:
+        self.query_one("#pending", DataTable).add_columns("#", "Prompt", "Nodes")
+        self.query_one("#history", DataTable).add_columns("Status", "Prompt", "Time", "Out")
+        self.query_one("#traceback-box").display = False
+        self.query_one("#outputs").display = False
+        self.refresh_view(None)
+
+    def refresh_view(self, update: SessionUpdate | None) -> None:
+        session = self.session
+        if update is not None and session is not None and update.session is not session:
+            return
+        kind = update.kind if update else None
+        self._show_running(session)
+        if kind in (None, "queue", "health", "finished"):
+            self._fill_pending(session)
+        if kind in (None, "history", "finished"):
+            self._fill_history(session)
+        if kind in (None, "health"):
+            self._show_vram(session)
+
+    def _show_vram(self, session: ServerSession | None) -> None:
+        """VRAM use of the server's first device over time, on a 0–100% scale."""
+        samples = list(session.vram_used) if session else []
+        device = session.stats.main_device if session and session.stats else None
+        label = "VRAM —"
+        if samples and device is not None:
+            label = f"VRAM {samples[-1]:.0%} of {gib(device.vram_total)}"
+        self.query_one("#vram-label", Static).update(label)
+        self.query_one(FixedSparkline).set_data(samples, 1.0)
+
+    def _show_running(self, session: ServerSession | None) -> None:
+        state = session.running() if session else None
+        title = self.query_one("#running-title", Static)
+        overall = self.query_one("#overall", ProgressBar)
+        steps = self.query_one("#node-steps", ProgressBar)
+        if state is None:
+            down = session is not None and session.state == "down"
+            title.update(f"[red]Server down[/]: {session.reason}" if down else "Idle — nothing running")
+            overall.update(progress=0)
+            steps.update(total=1, progress=0)
+            self.query_one("#node-line", Static).update("")
+            return
+        title.update(f"Running [b]{state.prompt_id[:8]}[/b]  {progress_line(state)}")
+        overall.update(progress=round(state.fraction * 100, 1))
+        if not state.ours and state.started_at is None and state.current_node is None:
+            # ComfyUI sends a prompt's execution events only to the client that queued it
+            # (to everyone when it was queued without a client id, and then they do arrive).
+            self.query_one("#node-line", Static).update(
+                "Queued by another client: ComfyUI sends its node progress only to that client")
+        else:
+            node = state.current_title or state.current_node or "—"
+            step = f"  step {state.value}/{state.max}" if state.max else ""
+            self.query_one("#node-line", Static).update(f"Node: {node}{step}")
+        steps.update(total=max(state.max, 1), progress=state.value)
+
+    def _fill_pending(self, session: ServerSession | None) -> None:
+        self._refill(self.query_one("#pending", DataTable), [
+            (item.prompt_id, (str(item.number), item.prompt_id[:8], str(len(item.prompt))))
+            for item in (session.queue.pending if session else [])])
+
+    def _fill_history(self, session: ServerSession | None) -> None:
+        self._refill(self.query_one("#history", DataTable), [
+            (entry.prompt_id, (status_text(entry.outcome), entry.prompt_id[:8], duration(entry.duration),
+                               str(len(entry.outputs))))
+            for entry in (session.history.values() if session else [])])
+
+    def _refill(self, table: DataTable, rows: list[tuple[str, tuple]]) -> None:
+        """Replace the rows; the cursor stays on the prompt the user picked (tables refill every few seconds)."""
+        selected = self._row_key(table)
+        table.clear()
+        for key, cells in rows:
+            table.add_row(*cells, key=key)
+        keys = [key for key, _ in rows]
+        if selected in keys:
+            table.move_cursor(row=keys.index(selected))
+
+    @staticmethod
+    def _row_key(table: DataTable) -> str | None:
+        if table.row_count == 0:
+            return None
+        row_key, _ = table.coordinate_to_cell_key((table.cursor_row, 0))
+        return row_key.value
+
+    def _selected_entry(self) -> HistoryEntry | None:
+        session = self.session
+        key = self._row_key(self.query_one("#history", DataTable))
+        return session.history.get(key) if session and key else None
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "history":
+            self._show_detail(self._selected_entry())
+
+    def _show_detail(self, entry: HistoryEntry | None) -> None:
+        session = self.session
+        box = self.query_one("#traceback-box", Collapsible)
+        outputs = self.query_one("#outputs", OptionList)
+        if entry is None or session is None:
+            self.query_one("#detail-text", Static).update("Select a prompt in the history.")
+            box.display = outputs.display = False
+            return
+        state = session.tracker.get(entry.prompt_id)
+        lines = [Text.assemble(status_text(entry.outcome), "  ", (entry.prompt_id, "bold")).markup,
+                 f"{len(entry.prompt)} nodes, took {duration(entry.duration)}"]
+        if state is not None and state.error is not None:
+            lines.append(error_text(state, session.prompt_titles(entry.prompt_id)))
+            self.query_one("#traceback", Static).update(Text("".join(state.error.traceback)))
+            box.display = True
+        else:
+            box.display = False
+        if state is not None and state.interrupted is not None:
+            lines.append(f"Interrupted in node {state.interrupted.node_id} ({state.interrupted.node_type})")
+        self.query_one("#detail-text", Static).update("\n".join(lines))
+        outputs.clear_options()
+        outputs.add_options([f"{f.kind}: {f.subfolder + '/' if f.subfolder else ''}{f.filename}"
+                             for f in entry.outputs])
+        outputs.display = bool(entry.outputs)
+
+    def _selected_output(self) -> OutputFile | None:
+        entry = self._selected_entry()
+        if entry is None or not entry.outputs:
+            self.notify("Pick a history entry with outputs first.", severity="warning")
+            return None
+        index = self.query_one("#outputs", OptionList).highlighted or 0
+        return entry.outputs[min(index, len(entry.outputs) - 1)]
+
+    def action_view_output(self) -> None:
+        output = self._selected_output()
+        session = self.session
+        if output is not None and session is not None:
+            self._fetch_and_show(session, output)
+
+    @work(exclusive=True, group="preview")
+    async def _fetch_and_show(self, session: ServerSession, output: OutputFile) -> None:
+        try:
+            data = await session.client.view(output.filename, output.subfolder, output.type)
+        except ComfyError as exc:
+            self.notify(exc.message, severity="error")
+            return
+        self.query_one(OutputPreview).show(output.filename, data)
+
+    def action_save_output(self) -> None:
+        output = self._selected_output()
+        session = self.session
+        if output is None or session is None:
+            return
+        default = str(Path.home() / output.filename)
+        self.app.push_screen(AskScreen(f"Save {output.filename} to:", default),
+                             lambda path: self._save(session, output, path) if path else None)
+
+    @work(group="save")
+    async def _save(self, session: ServerSession, output: OutputFile, path: str) -> None:
+        try:
+            data = await session.client.view(output.filename, output.subfolder, output.type)
+            target = Path(path).expanduser()
+            if target.is_dir():
+                target = target / output.filename
+            target.write_bytes(data)
+        except ComfyError as exc:
+            self.notify(exc.message, severity="error")
+        except OSError as exc:
+            self.notify(f"Cannot write {path}: {exc.strerror or exc}", severity="error")
+        else:
+            self.notify(f"Saved {target}")
+
+    def _selected_pending(self) -> str | None:
+        return self._row_key(self.query_one("#pending", DataTable))
+
+    def action_delete_pending(self) -> None:
+        session, prompt_id = self.require_session(), self._selected_pending()
+        if session and prompt_id:
+            self.papp.server_call(session.delete([prompt_id]), f"Deleted {prompt_id[:8]}")
+
+    def action_to_front(self) -> None:
+        session, prompt_id = self.require_session(), self._selected_pending()
+        if session and prompt_id:
+            self.papp.server_call(session.move_to_front(prompt_id), f"{prompt_id[:8]} moved to the front")
+
+    def action_refresh(self) -> None:
+        session = self.require_session()
+        if session is not None:
+            self.papp.server_call(session.refresh_history())
+            self.papp.server_call(session.refresh_queue())

@@ -1,0 +1,232 @@
+"""Servers screen: health of every configured server, add/edit/remove, the server log."""
+
+from __future__ import annotations
+
+import re
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.timer import Timer
+from textual.widgets import DataTable, Input, Log, Static
+
+from pistachio_tui.comfy.errors import ComfyError
+from pistachio_tui.comfy.session import ServerSession, SessionUpdate
+from pistachio_tui.config import ServerConfig
+from pistachio_tui.ui.base import PistachioScreen
+from pistachio_tui.ui.dialogs import ConfirmScreen
+from pistachio_tui.ui.format import gib, state_text
+from pistachio_tui.ui.servers.form import ServerForm
+
+COLUMNS = ("Name", "Status", "Queue", "ComfyUI", "Python / torch", "Device", "VRAM free", "RAM free", "URL")
+LOG_LINES = 2000
+FOLLOW_SECONDS = 2.0
+
+
+def short_device(name: str) -> str:
+    """``cuda:0 NVIDIA GeForce RTX 4090 : cudaMallocAsync`` → ``NVIDIA GeForce RTX 4090``."""
+    return re.sub(r"^\w+:\d+\s+", "", name).split(" : ")[0][:28]
+
+
+def server_row(session: ServerSession) -> tuple:
+    stats = session.stats
+    queue = len(session.queue.running) + len(session.queue.pending)
+    if stats is None:
+        return (session.name, state_text(session.state), "—", "—", "—", "—", "—", "—", session.config.url)
+    device = stats.main_device
+    torch = stats.pytorch_version.split("+")[0]
+    return (
+        session.name, state_text(session.state), str(queue), stats.comfyui_version,
+        f"{stats.python_version.split()[0]} / {torch}",
+        short_device(device.name) if device else "cpu",
+        f"{gib(device.vram_free)} / {gib(device.vram_total)}" if device else "—",
+        f"{gib(stats.ram_free)} / {gib(stats.ram_total)}", session.config.url,
+    )
+
+
+class ServersScreen(PistachioScreen):
+    """Table of servers; the selected row is the active server."""
+
+    MODE = "servers"
+    CSS_PATH = "screen.tcss"
+    SUMMARY = "Every ComfyUI server: health, versions, memory, queue; its log"
+    BINDINGS = [
+        Binding("a", "add", "Add"),
+        Binding("e", "edit", "Edit"),
+        Binding("delete,x", "remove", "Remove"),
+        Binding("enter", "activate", "Use", show=False),
+        Binding("m", "app.free_memory", "Free mem"),
+        Binding("n", "refresh_nodes", "Reload nodes"),
+        Binding("l", "logs", "Log"),
+        Binding("f", "follow", "Follow log"),
+        Binding("slash", "search", "Search log", key_display="/"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._follow: Timer | None = None
+        self._log_lines: list[str] = []
+
+    def compose_body(self) -> ComposeResult:
+        with Vertical(id="servers-body"):
+            yield DataTable(id="servers-table", cursor_type="row", zebra_stripes=True)
+            yield Static("", id="server-reason")
+            with Horizontal(id="log-bar"):
+                yield Static("Log — l load, f follow, / search", id="log-title", classes="panel-title")
+                yield Input(placeholder="search the log", id="log-search")
+            yield Log(id="server-log", max_lines=LOG_LINES, auto_scroll=True)
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).add_columns(*COLUMNS)
+        self.refresh_view(None)
+
+    def _selected_name(self) -> str | None:
+        table = self.query_one(DataTable)
+        if table.row_count == 0:
+            return None
+        row_key, _ = table.coordinate_to_cell_key((table.cursor_row, 0))
+        return row_key.value
+
+    def refresh_view(self, update: SessionUpdate | None) -> None:
+        if update is not None and update.kind not in ("health", "queue"):
+            return
+        table = self.query_one(DataTable)
+        sessions = self.papp.manager.sessions
+        # The cursor follows the active server; refilling must not post highlights that switch it.
+        active = self.papp.manager.active_name
+        with self.prevent(DataTable.RowHighlighted):
+            table.clear()
+            for name, session in sessions.items():
+                table.add_row(*server_row(session), key=name)
+            if active in sessions:
+                table.move_cursor(row=list(sessions).index(active))
+        self._show_reason()
+
+    def _show_reason(self) -> None:
+        name = self._selected_name()
+        session = self.papp.manager.sessions.get(name) if name else None
+        if session is None:
+            text = "No servers yet — press [b]a[/b] to add one (name, URL, optional auth header)."
+        elif session.reason:
+            text = f"[b]{session.name}[/b]: {session.reason}"
+        else:
+            text = f"[b]{session.name}[/b] {session.config.url}"
+        self.query_one("#server-reason", Static).update(text)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value and event.row_key.value != self.papp.manager.active_name:
+            self.papp.switch_server(event.row_key.value, announce=False)
+            self.query_one("#log-title", Static).update("Log — l load, f follow, / search")
+            self.query_one(Log).clear()
+            self._stop_follow()
+        self._show_reason()
+
+    def action_activate(self) -> None:
+        name = self._selected_name()
+        if name:
+            self.papp.switch_server(name)
+
+    def action_add(self) -> None:
+        self.app.push_screen(ServerForm(taken=set(self.papp.manager.sessions)), self._added)
+
+    def _added(self, config: ServerConfig | None) -> None:
+        if config is not None:
+            self.papp.add_server(config)
+            self.refresh_view(None)
+
+    def action_edit(self) -> None:
+        name = self._selected_name()
+        if name is None:
+            return
+        existing = self.papp.manager.sessions[name].config
+        self.app.push_screen(ServerForm(existing, set(self.papp.manager.sessions)),
+                             lambda config: self._edited(name, config))
+
+    @work
+    async def _edited(self, old_name: str, config: ServerConfig | None) -> None:
+        if config is None:
+            return
+        servers = self.papp.settings.servers
+        servers[:] = [config if s.name == old_name else s for s in servers]
+        self.papp.save()
+        await self.papp.manager.replace(old_name, config)
+        self.refresh_view(None)
+
+    def action_remove(self) -> None:
+        name = self._selected_name()
+        if name is not None:
+            self.app.push_screen(ConfirmScreen(f"Remove server {name!r} from the list?"),
+                                 lambda yes: self._removed(name) if yes else None)
+
+    @work
+    async def _removed(self, name: str) -> None:
+        self.papp.settings.servers[:] = [s for s in self.papp.settings.servers if s.name != name]
+        self.papp.save()
+        await self.papp.manager.remove(name)
+        self.refresh_view(None)
+        self.notify(f"Removed {name}")
+
+    def action_refresh_nodes(self) -> None:
+        session = self.require_session()
+        if session is not None:
+            self.run_worker(self._refresh_nodes(session), group="nodes")
+
+    async def _refresh_nodes(self, session: ServerSession) -> None:
+        try:
+            count = await session.refresh_node_list()
+        except ComfyError as exc:
+            self.notify(exc.message, severity="error")
+        else:
+            self.notify(f"{session.name}: {count} node types")
+
+    # -- log ---------------------------------------------------------------
+
+    def action_logs(self) -> None:
+        session = self.require_session()
+        if session is not None:
+            self._load_logs(session)
+
+    @work(exclusive=True, group="logs")
+    async def _load_logs(self, session: ServerSession) -> None:
+        try:
+            entries = await session.logs()
+        except ComfyError as exc:
+            self.query_one("#log-title", Static).update(f"[red]Log unavailable[/]: {exc.message}")
+            return
+        text = "".join(entry.m for entry in entries)
+        self._log_lines = text.splitlines()[-LOG_LINES:]
+        follow = " (following)" if self._follow else ""
+        self.query_one("#log-title", Static).update(f"Log of {session.name}{follow}")
+        self._render_log()
+
+    def _render_log(self) -> None:
+        needle = self.query_one("#log-search", Input).value.strip().lower()
+        lines = [line for line in self._log_lines if needle in line.lower()] if needle else self._log_lines
+        log = self.query_one(Log)
+        log.clear()
+        log.write_lines(lines)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "log-search":
+            self._render_log()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "log-search":
+            self.query_one(DataTable).focus()
+
+    def action_search(self) -> None:
+        self.query_one("#log-search", Input).focus()
+
+    def action_follow(self) -> None:
+        if self._follow:
+            self._stop_follow()
+            self.notify("Stopped following the log")
+            return
+        self._follow = self.set_interval(FOLLOW_SECONDS, self.action_logs)
+        self.action_logs()
+
+    def _stop_follow(self) -> None:
+        if self._follow is not None:
+            self._follow.stop()
+            self._follow = None
