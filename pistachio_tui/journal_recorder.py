@@ -10,6 +10,7 @@ one batch at a time, so a slow disk never stalls the screen.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 from pistachio_tui.comfy.session import FINISHED, HISTORY, QUEUE, ServerSession, SessionUpdate
@@ -43,11 +44,14 @@ class JournalRecorder:
         written = self._written.setdefault(server, {})
         entries: list[JournalEntry] = []
         if update.kind == QUEUE:
+            # ComfyUI does not say when a prompt was queued: the first time it is seen waiting is close,
+            # and the journal keeps the first time it is given.
+            now = time.time()
             for status, items in (("running", session.queue.running), ("queued", session.queue.pending)):
                 for item in items:
                     if written.get(item.prompt_id) != status:
                         written[item.prompt_id] = status
-                        entries.append(JournalEntry(server, item.prompt_id, status, item.prompt))
+                        entries.append(JournalEntry(server, item.prompt_id, status, item.prompt, queued_at=now))
         elif update.kind == HISTORY:
             for entry in session.history.values():
                 if written.get(entry.prompt_id) != entry.outcome:

@@ -27,7 +27,7 @@ from typing import Any
 
 from pistachio_tui.cli import exit_codes
 
-SPEND_NOTE = "spend ≈ $/h × uptime since the last start (an estimate; storage not included)"
+SPEND_NOTE = "spend ≈ $/h × uptime since the last start (an estimate; a running pod's storage is not included)"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

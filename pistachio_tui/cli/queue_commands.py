@@ -20,7 +20,7 @@ import time
 from typing import TYPE_CHECKING, Any, TextIO
 
 from pistachio_tui.cli import exit_codes
-from pistachio_tui.cli.comfy_commands import _fail, _settings_or_usage
+from pistachio_tui.cli.comfy_commands import fail, settings_or_usage
 
 if TYPE_CHECKING:
     from pistachio_tui.comfy.session import ServerSession, SessionUpdate
@@ -151,7 +151,7 @@ async def queue_command(args: argparse.Namespace) -> int:
     from pistachio_tui.comfy.session import ServerSession
     from pistachio_tui.config import ServerConfig
 
-    resolved = _settings_or_usage(args)
+    resolved = settings_or_usage(args)
     if isinstance(resolved, int):
         return resolved
     url, headers = resolved
@@ -161,7 +161,7 @@ async def queue_command(args: argparse.Namespace) -> int:
             await session.refresh_queue()
             await session.refresh_history()
         except ComfyError as exc:
-            return _fail(exc, args.json, url)
+            return fail(exc, args.json, url)
         if not args.follow:
             _print_snapshot(url, snapshot(session, args.limit), args.json, sys.stdout)
             return exit_codes.OK

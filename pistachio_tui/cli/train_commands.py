@@ -182,7 +182,7 @@ def _fmt(value: float | None, spec: str = ".4g") -> str:
 
 def _status_line(state) -> str:
     if state.step is None and state.status in ("waiting", "caching"):
-        doing = f"caching latents ({state.caching})" if state.status == "caching" else "no step yet"
+        doing = f"caching {state.caching}" if state.status == "caching" else "no step yet"
         return f"{state.status:<9} {doing}; the run folder appears once caching and model loading are done"
     epoch = f"{state.epoch or '—'}/{state.total_epochs or '?'}"
     eta = "" if state.status in ("failed", "stopped", "quit") else f"  ETA {_duration(state.eta_s)}"
@@ -313,7 +313,7 @@ def run_promote(args: argparse.Namespace) -> int:
             _say(f"error: {args.run} is a log without a run folder next to it — give the run folder")
             return exit_codes.USAGE
         checkpoint = args.checkpoint if args.checkpoint is not None else args.epoch
-        if args.remote:
+        if comfy is None:
             remote = RemoteComfy.parse(args.remote, args.ssh_port, args.ssh_key)
             result = promote_remote(paths.run_dir, checkpoint, remote, name=args.name, overwrite=args.overwrite)
         else:
@@ -439,6 +439,8 @@ def _prepare_report(run, price: float | None) -> str:
     lines.append(f"  {run.launch_command}")
     lines.append("resume the newest run:")
     lines.append(f"  {run.resume_command}")
+    lines.append(f"or let pistachio run it, console kept in the run folder: pistachio train start {run.main_toml} "
+                 "--detach")
     lines.append(f"watch it: pistachio train watch {run.out_dir} --follow")
     return "\n".join(lines)
 

@@ -242,7 +242,7 @@ def own_size(part: Path) -> int:
     return info.st_size
 
 
-class _PartWriter:
+class PartWriter:
     """Appends received bytes to the open ``.part`` file and hashes them, in a worker thread.
 
     A write can stall for long on a network volume or under writeback pressure,

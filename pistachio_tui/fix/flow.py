@@ -45,7 +45,7 @@ from pistachio_tui.fix.importfail import (
     parse_import_failures,
     server_paths,
 )
-from pistachio_tui.fix.manager import ManagerClient, ManagerError, TaskEvent, install_specs
+from pistachio_tui.fix.manager import ManagerClient, ManagerError, ManagerForbidden, TaskEvent, install_specs
 from pistachio_tui.fix.models_search import (
     FOLDER_MANAGER_TYPES,
     ModelCandidate,
@@ -53,14 +53,21 @@ from pistachio_tui.fix.models_search import (
     find_candidates,
     hub_unreachable,
 )
-from pistachio_tui.fix.nodedb import NodeDB, NodeDBError, NodePack, identities
+from pistachio_tui.fix.nodedb import CORE_ID, NodeDB, NodeDBError, NodePack
 from pistachio_tui.fix.ondisk import OnDisk, elsewhere, fixed_path, match_on_server, rename_model, save_workflow
 from pistachio_tui.fix.restart import restart_server
 from pistachio_tui.fix.server_folders import comfy_dir_problem, model_folders
 from pistachio_tui.redact import HIDDEN, scrub_data, scrub_urls
 from pistachio_tui.safefiles import atomic_write
 from pistachio_tui.workflow.convert import to_api
-from pistachio_tui.workflow.deps import LOADER_FOLDERS, ModelNeed, analyse, canonical_folder, looks_like_model_file
+from pistachio_tui.workflow.deps import (
+    LOADER_FOLDERS,
+    ModelNeed,
+    PackRef,
+    analyse,
+    canonical_folder,
+    looks_like_model_file,
+)
 from pistachio_tui.workflow.load import Workflow
 from pistachio_tui.workflow.node_widgets import combo_values, ordered_inputs
 
@@ -213,6 +220,8 @@ class FixFlow:
         self._listings: dict[str, list[str]] | None = None
         #: Why no node map could be read at all (then "no pack known" would be a lie).
         self._lookup_error: str | None = None
+        #: Node class → the pack its nodes say they come from, from the last diagnosis.
+        self._pack_refs: dict[str, PackRef] = {}
         self.outcome = FixOutcome(False, None, None)
 
     def emit(self, step: str, item: str | None, state: str, message: str, **data: Any) -> None:
@@ -233,18 +242,22 @@ class FixFlow:
         return to_api(self.workflow, object_info).prompt
 
     async def diagnose(self, *, submit: bool = False) -> Diagnosis:
-        """What is missing, from the workflow and, when ``submit`` or something is
-        missing, from the server's verdict on ``POST /prompt``.
+        """What is missing, from the workflow and, when ``submit``, from the server's
+        verdict on ``POST /prompt``.
 
-        A prompt the server accepts is queued: ComfyUI has no dry run.
+        A prompt the server accepts is queued: ComfyUI has no dry run. It accepts a
+        prompt as soon as one output's branch validates and runs just that branch, so
+        the verdict is only asked once our own reading finds nothing missing (else a
+        workflow with one good branch would "pass" with its other models never fetched).
         """
         self.emit("diagnose", None, "start", "Checking what the workflow needs")
         object_info = await self.client.object_info(refresh=True)
         first = analyse(self.workflow, object_info, None)
         folders = {canonical_folder(m.folder) for m in first.models if m.folder}
         needs = analyse(self.workflow, object_info, await self._server_models({f for f in folders if f}))
+        self._pack_refs = needs.packs
         diagnosis = Diagnosis(list(needs.missing_nodes), [m for m in needs.models if m.present is False], [])
-        if submit or not diagnosis.clean:
+        if submit and diagnosis.clean:
             await self._merge_verdict(diagnosis, object_info)
         state = "ok" if diagnosis.clean else "failed"
         summary = "nothing missing" if diagnosis.clean else f"{len(diagnosis.lines())} problem(s)"
@@ -341,14 +354,18 @@ class FixFlow:
         by_pack: dict[str, list[str]] = {}
         packs: dict[str, NodePack] = {}
         unknown = []
-        carried = identities(self.workflow.ui)
         for class_type in classes:
-            identity = carried.get(class_type)
-            if identity is not None:
-                pack = (live or offline or NodeDB({})).pack_for_identity(identity)
+            ref = self._pack_refs.get(class_type)
+            if ref is not None and ref.cnr_id == CORE_ID:
+                unknown.append(class_type)
+                self.emit("nodes", class_type, "failed",
+                          f"{class_type} is a ComfyUI node (saved with ComfyUI {ref.ver or '?'}): update ComfyUI")
+                continue
+            if ref is not None:
+                pack = (live or offline or NodeDB({})).pack_for_identity(ref)
                 packs[pack.url] = pack
                 by_pack.setdefault(pack.url, []).append(class_type)
-                pinned = f"@{identity.ver}" if identity.ver else ""
+                pinned = f"@{ref.ver}" if ref.ver else ""
                 self.emit("nodes", class_type, "ok",
                           f"{class_type} → {pack.title} <{pack.url}> (the node names {pack.registry_id or pack.url}"
                           f"{pinned})")
@@ -394,6 +411,9 @@ class FixFlow:
                 ui_id = await manager.queue_install(spec)
                 result = (await manager.run([ui_id], timeout=self.options.task_timeout,
                                             poll_interval=self.options.poll_interval, on_event=on_task))[ui_id]
+            except ManagerForbidden as exc:
+                self.emit("install", pack.title, "failed", exc.message)
+                return False
             except ManagerError as exc:
                 self.emit("install", pack.title, "failed", exc.message)
                 continue
@@ -403,6 +423,8 @@ class FixFlow:
                 self.emit("install", pack.title, "ok", f"installed {spec.shown}" if result.ok else "queue finished")
                 return True
             self.emit("install", pack.title, "failed", await manager.explain(result))
+            if result.result == "failed":
+                return False  # the security policy refused it: another spelling would be refused too
         return False
 
     async def restart_and_wait(self, expect_classes: list[str]) -> bool:
@@ -432,11 +454,7 @@ class FixFlow:
         """Resolve, install, restart, re-check; leftovers go to the outcome."""
         by_pack, packs, unknown = await self.resolve_packs(classes)
         for class_type in unknown:
-            self.outcome.remaining.append(
-                f"Cannot look up which pack provides node {class_type!r}: {self._lookup_error}"
-                if self._lookup_error else
-                f"No known pack provides node {class_type!r}: search its name on GitHub or the Comfy registry; "
-                "the pack may have been renamed, or the workflow needs a newer ComfyUI.")
+            self.outcome.remaining.append(self._unknown_reason(class_type))
         installed = await self.install_packs([packs[url] for url in by_pack])
         if not installed:
             return
@@ -447,6 +465,16 @@ class FixFlow:
         still = [c for c in expected if c not in info]
         if still:
             await self._report_import_failures(installed, still)
+
+    def _unknown_reason(self, class_type: str) -> str:
+        ref = self._pack_refs.get(class_type)
+        if ref is not None and ref.cnr_id == CORE_ID:
+            return (f"Node {class_type!r} is part of ComfyUI itself (the workflow was saved with ComfyUI "
+                    f"{ref.ver or 'a newer version'}): update ComfyUI on the server.")
+        if self._lookup_error:
+            return f"Cannot look up which pack provides node {class_type!r}: {self._lookup_error}"
+        return (f"No known pack provides node {class_type!r}: search its name on GitHub or the Comfy registry; "
+                "the pack may have been renamed, or the workflow needs a newer ComfyUI.")
 
     async def _report_import_failures(self, installed: list[NodePack], missing: list[str]) -> None:
         try:

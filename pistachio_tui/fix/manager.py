@@ -52,6 +52,10 @@ class ManagerError(ComfyError):
     """The Manager refused or failed a request; the message says what to do."""
 
 
+class ManagerForbidden(ManagerError):
+    """The Manager's security policy refuses this kind of request: retrying another way will not help."""
+
+
 def parse_version(text: str) -> tuple[int, int, int] | None:
     """``"V4.0.4"`` → ``(4, 0, 4)``; None for anything that is not a Manager version."""
     match = _VERSION.match(text.strip())
@@ -337,12 +341,16 @@ class ManagerClient:
         if status == 403 or "security" in said.lower():
             mode = await self.network_mode()
             mode_note = f" It runs with network_mode = {mode}." if mode else ""
-            return ManagerError(
+            return ManagerForbidden(
                 f"{who} refused {method} {path} ({status}): its security_level forbids this. Installing and "
                 "restarting need security_level = normal (or weak) in the Manager's config.ini; on 4.x, a server "
                 f"listening beyond localhost also needs network_mode = personal_cloud.{mode_note} Stop ComfyUI, "
                 f"edit config.ini, start it again — or do it by hand. ({SECURITY_DOC})")
-        return ManagerError(f"{who} refused {method} {path} ({status}): {said or 'no details'}.")
+        hint = ""
+        if dialect is not None and not dialect.prefix and path.endswith("/install_model") and status == 400:
+            hint = (" The 3.x Manager only downloads files listed in its own model list: give --comfy-dir "
+                    "(the server's ComfyUI folder) to download it directly.")
+        return ManagerError(f"{who} refused {method} {path} ({status}): {said or 'no details'}.{hint}")
 
     async def _send(self, method: str, path: str, body: dict[str, Any] | None) -> tuple[int, str]:
         kwargs: dict[str, Any] = {"json": body if body is not None else {}} if method == "POST" else {}

@@ -19,6 +19,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from pistachio_tui.workflow.deps import PackRef
+
 NODE_MAP_FILE = "extension-node-map.json"
 NODE_LIST_FILE = "custom-node-list.json"
 STATS_FILE = "github-stats.json"
@@ -56,51 +58,8 @@ class NodePack:
         return self.install_type in (None, "git-clone") and self.url.startswith(("https://", "http://"))
 
 
-#: ``cnr_id`` of ComfyUI's own nodes.
+#: ``cnr_id`` of ComfyUI's own nodes: a missing one needs a newer ComfyUI, not a pack.
 CORE_ID = "comfy-core"
-
-
-@dataclass(frozen=True)
-class PackIdentity:
-    """The pack a workflow node says it comes from (its ``properties``)."""
-
-    cnr_id: str | None
-    aux_id: str | None
-    ver: str | None
-
-    @classmethod
-    def of(cls, properties: Any) -> PackIdentity | None:
-        """The identity in a node's ``properties``; None for core nodes and nodes without one."""
-        if not isinstance(properties, dict):
-            return None
-        cnr_id, aux_id, ver = (properties.get(k) for k in ("cnr_id", "aux_id", "ver"))
-        cnr_id = cnr_id if isinstance(cnr_id, str) and cnr_id and cnr_id != CORE_ID else None
-        aux_id = aux_id if isinstance(aux_id, str) and aux_id.count("/") == 1 else None
-        if cnr_id is None and aux_id is None:
-            return None
-        return cls(cnr_id, aux_id, ver if isinstance(ver, str) and ver else None)
-
-    @property
-    def repository(self) -> str | None:
-        return f"https://github.com/{self.aux_id}" if self.aux_id else None
-
-
-def identities(workflow_ui: dict[str, Any] | None) -> dict[str, PackIdentity]:
-    """Node class → the pack identity its nodes carry, over the graph and its subgraphs."""
-    if not isinstance(workflow_ui, dict):
-        return {}
-    graphs = [workflow_ui]
-    definitions = workflow_ui.get("definitions")
-    if isinstance(definitions, dict) and isinstance(definitions.get("subgraphs"), list):
-        graphs += [g for g in definitions["subgraphs"] if isinstance(g, dict)]
-    found: dict[str, PackIdentity] = {}
-    for graph in graphs:
-        for node in graph.get("nodes") or []:
-            if isinstance(node, dict) and isinstance(node.get("type"), str):
-                identity = PackIdentity.of(node.get("properties"))
-                if identity is not None:
-                    found.setdefault(node["type"], identity)
-    return found
 
 
 @dataclass(frozen=True)
@@ -214,23 +173,25 @@ class NodeDB:
     def __len__(self) -> int:
         return len(self._packs)
 
-    def pack_for_identity(self, identity: PackIdentity) -> NodePack:
-        """The pack a node's identity names, with details from the lists when they know it.
+    def pack_for_identity(self, ref: PackRef) -> NodePack:
+        """The pack a node's recorded identity names (``cnr_id``, else ``aux_id``), with
+        details from the lists when they know it, and the version it was saved with.
 
         A pack missing from the lists (newer than them) is still installable by
         its registry id or repository."""
+        repository = f"https://github.com/{ref.aux_id}" if ref.aux_id and ref.aux_id.count("/") == 1 else None
         known = None
         for pack in self._packs.values():
-            if identity.cnr_id and identity.cnr_id in (pack.registry_id, pack.id, pack.repo_name.lower()):
+            if ref.cnr_id and ref.cnr_id in (pack.registry_id, pack.id, pack.repo_name.lower()):
                 known = pack
-            elif identity.repository and _norm_url(pack.url) == _norm_url(identity.repository):
+            elif repository and _norm_url(pack.url) == _norm_url(repository):
                 known = pack
             if known is not None:
                 break
-        url = identity.repository or (known.url if known else f"https://registry.comfy.org/nodes/{identity.cnr_id}")
-        base = known or NodePack(url=url, title=identity.cnr_id or identity.aux_id or url,
-                                 install_type="git-clone" if identity.repository else "cnr")
-        return replace(base, registry_id=identity.cnr_id or base.registry_id, version=identity.ver)
+        url = repository or (known.url if known else f"https://registry.comfy.org/nodes/{ref.cnr_id}")
+        base = known or NodePack(url=url, title=ref.cnr_id or ref.aux_id or url,
+                                 install_type="git-clone" if repository else "cnr")
+        return replace(base, registry_id=ref.cnr_id or base.registry_id, version=ref.ver)
 
     def pack(self, url: str) -> NodePack | None:
         """The pack whose node-map key (repository URL) is ``url``."""

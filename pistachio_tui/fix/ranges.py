@@ -31,12 +31,12 @@ from pistachio_tui.fix.downloads import (
     Answer,
     DownloadError,
     DownloadProgress,
+    PartWriter,
     ProgressCallback,
     SpeedMeter,
     UnsafePath,
     Verifier,
     WrongContent,
-    _PartWriter,
     check_free_space,
     finish,
     open_answer,
@@ -226,7 +226,7 @@ async def _single(job: Job, answer: Answer, have: int, total: int | None) -> Non
     resumed_from = done = have
     try:
         with open_part(part, resume=bool(have)) as fh:
-            writer = _PartWriter(fh, digest)
+            writer = PartWriter(fh, digest)
             try:
                 # No chunk size: httpx would hold bytes back to fill a chunk and lose them on a drop.
                 async for chunk in answer.response.aiter_bytes():

@@ -156,7 +156,9 @@ class PreparedBatch:
         ]
         if self.spec.endpoints:
             base_url = env_override("RUNPOD_SERVERLESS_URL") or RUNPOD_SERVERLESS_URL
-            targets += [ServerlessTarget(e.id, self.api_key or "", base_url=base_url) for e in self.spec.endpoints]
+            # LoadImage files next to the workflow go with each job: the worker has only its own.
+            targets += [ServerlessTarget(e.id, self.api_key or "", base_url=base_url,
+                                         input_dirs=[self.spec.workflow.parent]) for e in self.spec.endpoints]
         return targets
 
     def runner(self, on_event: Callable[[BatchEvent], None] | None = None) -> BatchRunner:

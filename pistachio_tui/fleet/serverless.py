@@ -20,8 +20,9 @@ import base64
 import binascii
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -81,17 +82,18 @@ class ServerlessTarget:
     """A RunPod serverless endpoint running the worker-comfyui image.
 
     ``slots`` starts at ``min_slots`` and follows the endpoint's live workers
-    (``/health``) at :meth:`check`, up to ``max_slots``. ``input_images`` (name →
-    bytes) go with every job as worker-comfyui's ``input.images`` for the
-    workflow's ``LoadImage`` nodes; ``execution_timeout_s`` and ``ttl_s`` become
-    the job's RunPod ``policy``.
+    (``/health``) at :meth:`check`, up to ``max_slots``. The images a prompt's
+    ``LoadImage`` nodes name go with its job as worker-comfyui's ``input.images``
+    when they are found in ``input_dirs`` (a worker whose image or volume already
+    has them needs none); ``execution_timeout_s`` and ``ttl_s`` become the job's
+    RunPod ``policy``.
     """
 
     def __init__(self, endpoint_id: str, api_key: str, *, base_url: str = RUNPOD_SERVERLESS_URL,
                  min_slots: int = 2, max_slots: int = 32, poll_interval: float = 1.0, timeout: float = 30.0,
                  give_up_after: float = 600.0, backoff_cap: float = 30.0,
                  execution_timeout_s: float | None = None, ttl_s: float | None = None,
-                 input_images: Mapping[str, bytes] | None = None,
+                 input_dirs: Sequence[Path] = (),
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.name = f"endpoint:{endpoint_id}"
         self.slots = min_slots
@@ -104,8 +106,9 @@ class ServerlessTarget:
         self._backoff_cap = backoff_cap
         self._policy = {key: int(seconds * 1000) for key, seconds in
                         (("executionTimeout", execution_timeout_s), ("ttl", ttl_s)) if seconds is not None}
-        self._images = [{"name": name, "image": base64.b64encode(data).decode()}
-                        for name, data in (input_images or {}).items()]
+        self._input_dirs = tuple(input_dirs)
+        #: Input image name → its base64, read once per batch.
+        self._images: dict[str, str] = {}
         self._jobs: set[str] = set()
         self._cancelled: set[str] = set()
         headers = {"User-Agent": USER_AGENT}
@@ -220,8 +223,9 @@ class ServerlessTarget:
 
     async def _submit(self, prompt: dict[str, Any]) -> str:
         job_input: dict[str, Any] = {"workflow": prompt}
-        if self._images:
-            job_input["images"] = self._images
+        images = await asyncio.to_thread(self._input_images, prompt)
+        if images:
+            job_input["images"] = images
         body: dict[str, Any] = {"input": job_input}
         if self._policy:
             body["policy"] = self._policy
@@ -236,6 +240,18 @@ class ServerlessTarget:
         if not isinstance(job_id, str) or not job_id:
             raise TargetFailed(f"{self.name} returned no job id")
         return job_id
+
+    def _input_images(self, prompt: dict[str, Any]) -> list[dict[str, str]]:
+        """worker-comfyui's ``input.images`` for the files the prompt's image loaders name."""
+        images = []
+        for name in sorted(loaded_images(prompt)):
+            if name not in self._images:
+                path = next((d / name for d in self._input_dirs if (d / name).is_file()), None)
+                if path is None:
+                    continue
+                self._images[name] = base64.b64encode(path.read_bytes()).decode()
+            images.append({"name": name, "image": self._images[name]})
+        return images
 
     async def _wait(self, job_id: str) -> dict[str, Any]:
         """The job's final ``/status``; transient failures reset on each answer."""
@@ -352,6 +368,18 @@ class ServerlessTarget:
 
     async def aclose(self) -> None:
         await asyncio.gather(self._api.aclose(), self._files.aclose())
+
+
+def loaded_images(prompt: Mapping[str, Any]) -> set[str]:
+    """Input file names the prompt's ``LoadImage``-style nodes read (literal ``image`` inputs)."""
+    names = set()
+    for node in prompt.values():
+        if not isinstance(node, dict) or not str(node.get("class_type", "")).startswith("LoadImage"):
+            continue
+        image = (node.get("inputs") or {}).get("image")
+        if isinstance(image, str) and image and "/" not in image and "\\" not in image:
+            names.add(image)
+    return names
 
 
 def _failure(status: Mapping[str, Any]) -> tuple[str, list[str]]:

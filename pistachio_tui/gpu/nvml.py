@@ -87,7 +87,7 @@ class NvmlReader:
     def _module(self) -> Any:
         if self._nvml is None:
             try:
-                import pynvml  # type: ignore[import-untyped]
+                import pynvml
             except ImportError as exc:
                 raise NvmlUnavailable(NO_BINDINGS) from exc
             self._nvml = pynvml

@@ -267,27 +267,27 @@ class RunPodClient:
         """Every GPU type with its $/h prices (one GPU), cheapest on-demand first.
 
         From REST's catalog, with spot prices added from GraphQL (the catalog has
-        none) when GraphQL answers.
+        none) when GraphQL answers; without REST, from GraphQL alone.
         """
-        types: list[GpuType] | None = None
+        catalog: list[GpuType] | None = None
         if self._rest_ok:
             try:
-                types = [GpuType.from_rest(t) for t in await self._rest.gpu_types()]
+                catalog = [GpuType.from_rest(t) for t in await self._rest.gpu_types()]
             except RestUnavailable as exc:
                 self._rest_gone(exc)
         try:
-            data = await self.execute(queries.GPU_TYPES)
-        except GraphQLUnavailable:
-            if types is None:
-                raise
-            data = {}
-        raw = data.get("gpuTypes")
-        if types is None or raw is not None:
+            raw = (await self.execute(queries.GPU_TYPES)).get("gpuTypes")
             if not isinstance(raw, list):
                 raise BadResponse("RunPod answered without a GPU type list")
-            by_id = {t.id: t for t in (GpuType.from_wire(r) for r in raw)}
-            types = [_with_spot(t, by_id.get(t.id)) for t in types] if types is not None else list(by_id.values())
-        return sorted(types, key=lambda t: (t.on_demand_price is None, t.on_demand_price or 0.0, t.display_name))
+        except RunPodError:
+            if catalog is None:
+                raise
+            return _by_price(catalog)  # spot prices are a nicety: the catalog stands alone
+        graphql = [GpuType.from_wire(r) for r in raw]
+        if catalog is None:
+            return _by_price(graphql)
+        spot = {t.id: t for t in graphql}
+        return _by_price([_with_spot(t, spot.get(t.id)) for t in catalog])
 
     async def start_pod(self, pod_id: str, gpu_count: int | None = None, *, bid_per_gpu: float | None = None) -> str:
         """Resume a stopped pod with ``gpu_count`` GPUs (None: as many as it had); returns the new desired status.
@@ -409,6 +409,10 @@ class RunPodClient:
         if not isinstance(result, dict):
             raise BadResponse(f"RunPod answered {field} without the pod")
         return str(result.get("desiredStatus") or "")
+
+
+def _by_price(types: list[GpuType]) -> list[GpuType]:
+    return sorted(types, key=lambda t: (t.on_demand_price is None, t.on_demand_price or 0.0, t.display_name))
 
 
 def _with_spot(rest: GpuType, graphql: GpuType | None) -> GpuType:

@@ -111,7 +111,8 @@ class Bucket:
     def describe(self) -> str:
         frames = "image" if self.frames == 1 else f"{self.frames} frames"
         files = f"{self.files} file{'s' if self.files != 1 else ''}"
-        line = (f"{self.width}×{self.height} (ar {self.ar:g}, {frames}): {files} → {self.items} items, "
+        items = f"{self.items} item{'s' if self.items != 1 else ''}"
+        line = (f"{self.width}×{self.height} (ar {self.ar:g}, {frames}): {files} → {items}, "
                 f"{self.batches} batch{'es' if self.batches != 1 else ''} of {self.global_batch}")
         if self.dropped:
             line += f", {self.dropped} dropped" + (" (the whole bucket)" if not self.kept else "")

@@ -78,6 +78,12 @@ def find_model_paths(model: str, *, comfy_models: Path | None = None,
             elif key == "checkpoint_path" or model == "wan14b":
                 found.missing.append(f"{folder}/{names[0]} is not in {comfy_models} — download it from "
                                      f"{_source(folder, names[0])} into {comfy_models / folder}")
+    if model not in _OFFICIAL and official is not None:
+        # Single-file models (SDXL): the given path is the checkpoint itself.
+        if official.is_file():
+            found.keys["checkpoint_path"] = str(official)
+        else:
+            found.missing.append(f"{official} does not exist — give the model's .safetensors file")
     if model in _OFFICIAL:
         key, needed, download = _OFFICIAL[model]
         if official is None:

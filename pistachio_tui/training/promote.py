@@ -29,7 +29,7 @@ from pistachio_tui.training.errors import CheckpointUnusable, PromoteRefused
 from pistachio_tui.training.runs import RUN_NAME
 
 __all__ = ["Promoted", "promote", "promote_remote", "RemoteComfy", "lora_name", "run_title", "find_trigger",
-           "checkpoint_name"]
+           "checkpoint_name", "training_folder"]
 
 _CHUNK = 1024 * 1024
 _CHECKPOINT = re.compile(r"(epoch|step)\d+")
@@ -219,25 +219,37 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _dataset_dirs(run_dir: Path) -> list[Path]:
+    """The ``[[directory]]`` paths of the dataset TOMLs copied into the run folder."""
+    found = []
+    for candidate in sorted(run_dir.glob("*.toml")):
+        try:
+            data = toml.load(candidate)
+        except (OSError, toml.TomlDecodeError):
+            continue
+        entries = data.get("directory")
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and entry.get("path"):
+                found.append(Path(str(entry["path"])))
+    return found
+
+
+def training_folder(run_dir: Path) -> Path | None:
+    """The run's first training image folder that still exists."""
+    return next((d for d in _dataset_dirs(run_dir) if d.is_dir()), None)
+
+
 def find_trigger(run_dir: Path) -> str | None:
     """The trigger word recorded by ``prepare`` for the run's dataset, if any.
 
     Looks at the dataset TOML copied into the run folder, then at the
     preparation metadata next to each dataset directory it names.
     """
-    for candidate in sorted(run_dir.glob("*.toml")):
-        try:
-            data = toml.load(candidate)
-        except (OSError, toml.TomlDecodeError):
-            continue
-        for entry in data.get("directory", []) if isinstance(data.get("directory"), list) else []:
-            folder = Path(str(entry.get("path", ""))) if isinstance(entry, dict) else None
-            if folder is None:
-                continue
-            for meta in (folder / PREP_METADATA, folder.parent / PREP_METADATA):
-                trigger = _trigger_from(meta)
-                if trigger:
-                    return trigger
+    for folder in _dataset_dirs(run_dir):
+        for meta in (folder / PREP_METADATA, folder.parent / PREP_METADATA):
+            trigger = _trigger_from(meta)
+            if trigger:
+                return trigger
     return None
 
 

@@ -22,6 +22,7 @@ __all__ = ["RunPaths", "resolve_run", "find_log", "RUN_NAME", "read_run_config",
 #: DiffusionPipe names each run folder by its UTC start time.
 RUN_NAME = re.compile(r"\d{8}_\d{2}-\d{2}-\d{2}")
 _LOG_SUFFIXES = (".log", ".txt", ".out")
+_MEDIA_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".mp4", ".webm", ".mov", ".mkv"})
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ class RunPaths:
         if self.log_path is not None:
             return self.log_path.stem
         assert self.output_dir is not None
-        return self.output_dir.name
+        # prepare's layout is <title>/runs/: the title says more than "runs".
+        return self.output_dir.parent.name if self.output_dir.name == "runs" else self.output_dir.name
 
 
 def _looks_like_run(folder: Path) -> bool:
@@ -62,11 +64,14 @@ def runs_in(output_dir: Path) -> list[Path]:
 
 
 def _newest_log(folder: Path) -> Path | None:
+    """The newest ``*.log``/``.txt``/``.out`` — but a ``.txt`` beside a same-named image is a caption."""
     try:
-        logs = [p for p in folder.iterdir() if p.is_file() and p.suffix in _LOG_SUFFIXES
-                and p.name != "latest"]
+        files = [p for p in folder.iterdir() if p.is_file()]
     except OSError:
         return None
+    media = {p.stem for p in files if p.suffix.lower() in _MEDIA_SUFFIXES}
+    logs = [p for p in files if p.suffix in _LOG_SUFFIXES and p.name != "latest"
+            and not (p.suffix == ".txt" and p.stem in media)]
     return max(logs, key=lambda p: p.stat().st_mtime, default=None)
 
 

@@ -11,6 +11,7 @@ across, in ``tournament.png``. The temporary LoRAs are removed afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 from collections.abc import Callable
@@ -103,7 +104,7 @@ async def run_tournament(run_dir: Path, checkpoints: list[str], prompts: list[st
     from pistachio_tui.fleet.build import prepare_batch
     from pistachio_tui.fleet.spec import BatchSpec
 
-    names = stage_loras(run_dir, checkpoints, loras_dir)
+    names = await asyncio.to_thread(stage_loras, run_dir, checkpoints, loras_dir)
     by_name = {v: k for k, v in names.items()}
     result = TournamentResult(checkpoints, prompts)
     try:
@@ -124,8 +125,8 @@ async def run_tournament(run_dir: Path, checkpoints: list[str], prompts: list[st
                 continue
             result.images[(checkpoint, prompts.index(text))] = out_dir / record.files[0]
     finally:
-        unstage(loras_dir, names)
-    result.sheet = grid_sheet(result, out_dir / SHEET_NAME)
+        await asyncio.to_thread(unstage, loras_dir, names)
+    result.sheet = await asyncio.to_thread(grid_sheet, result, out_dir / SHEET_NAME)
     return result
 
 

@@ -309,6 +309,8 @@ class RunWatcher:
         self._clock = clock
         self._process_check = process_check
         self._last_activity = clock()
+        self._seen_running = False
+        self._last_check: tuple[float, bool | None] | None = None
         self._known_runs = set(runs_in(self.paths.output_dir)) if self.paths.output_dir else set()
         self._explicit_log = log is not None
         self.config: RunConfig = read_run_config(self.paths.run_dir)
@@ -441,13 +443,25 @@ class RunWatcher:
             s.ended = idle >= self._failed_after_s or self._process_check(self._config_name()) is False
             return
         s.ended = False
+        running = self._trainer_running()
+        self._seen_running = self._seen_running or running is True
+        # A trainer seen running here and now gone is proof; otherwise (watching from another
+        # machine, or before it showed up) only a long silence is.
+        gone_for = self._failed_after_s if self._seen_running else self._stall_after_s
         if self.paths.run_dir is not None and idle >= self._finish_after_s and self._final_save_written():
             s.status, s.ended = "complete", True
             s.ended_reason = f"the final save is written and nothing new for {idle:.0f} s"
-        elif idle >= self._stall_after_s and self._process_check(self._config_name()) is False:
+        elif idle >= gone_for and running is False:
             s.status, s.ended = "stopped", True
             s.ended_reason = (f"no trainer process and nothing new for {idle / 60:.0f} min — it crashed "
                               "or was killed; resume from the newest global_step")
+
+    def _trainer_running(self) -> bool | None:
+        """The process check, at most every 10 s (it reads every process's command line)."""
+        now = self._clock()
+        if self._last_check is None or now - self._last_check[0] >= 10.0:
+            self._last_check = (now, self._process_check(self._config_name()))
+        return self._last_check[1]
 
     def _config_name(self) -> str | None:
         return self.config.path.name if self.config.path and self.config.path.parent == self.paths.run_dir else None

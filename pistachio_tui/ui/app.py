@@ -7,12 +7,13 @@ import gc
 import inspect
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import httpx
 from textual.app import App, ScreenStackError
 from textual.binding import Binding
 from textual.reactive import reactive
+from textual.screen import Screen
 from textual.theme import Theme
 from textual.timer import Timer
 
@@ -31,6 +32,7 @@ from pistachio_tui.ui.fix.screen import FixScreen
 from pistachio_tui.ui.format import duration
 from pistachio_tui.ui.gpu.screen import GpuScreen
 from pistachio_tui.ui.help_screen import HelpScreen
+from pistachio_tui.ui.history.screen import HistoryScreen
 from pistachio_tui.ui.messages import SessionChanged
 from pistachio_tui.ui.pods.screen import PodsScreen
 from pistachio_tui.ui.queue.screen import QueueScreen
@@ -51,14 +53,15 @@ S = TypeVar("S", bound=PistachioScreen)
 #: (and a busy loop never idles long enough for Textual to repaint at all).
 PROGRESS_PER_SECOND = 20
 
-#: Work quitting would cut short, by worker group, and what the person is told before confirming.
+#: Work quitting would cut short, by worker group, and what the person is told before confirming
+#: (lines short enough for the dialog at 80 columns).
 LONG_WORK = {
-    "batch-run": "a batch is running (finished jobs stay recorded: pick its output folder on Batch to resume)",
-    "fix-run": "a fix is running (a download or install stops half-way; s on Fix resumes it)",
+    "batch-run": "A batch is running. Finished jobs stay recorded:\npick its output folder on Batch to resume.",
+    "fix-run": "A fix is running: a download or install\nstops half-way (s on Fix resumes it).",
 }
 
 MAIN_SCREENS = (ServersScreen, WorkflowsScreen, QueueScreen, GpuScreen, FixScreen, TrainingScreen, PodsScreen,
-                BatchScreen)
+                BatchScreen, HistoryScreen)
 
 
 class PistachioApp(App):
@@ -66,7 +69,8 @@ class PistachioApp(App):
 
     TITLE = "Pistachio"
     CSS_PATH = "app.tcss"
-    MODES = {screen.MODE: screen for screen in MAIN_SCREENS} | {"dashboard": DashboardScreen}
+    MODES: ClassVar[dict[str, str | Callable[[], Screen]]] = {
+        screen.MODE: screen for screen in (*MAIN_SCREENS, DashboardScreen)}
     COMMANDS = App.COMMANDS | {PistachioCommands}
     BINDINGS = [
         *(Binding(str(n), f"switch_mode('{mode}')", label, show=False) for n, (mode, label) in enumerate(SCREENS, 1)),
@@ -207,6 +211,8 @@ class PistachioApp(App):
         every few seconds; a toast for each would bury the ones the user waits for.
         """
         state = update.prompt
+        if state is None:
+            return
         short = state.prompt_id[:8]
         if state.status == "success":
             if not state.ours:
@@ -217,7 +223,8 @@ class PistachioApp(App):
         elif state.status == "interrupted":
             self.notify(f"{short} was interrupted", title=update.session.name, severity="warning")
         elif state.lost:
-            self.notify(f"{short} is lost: {state.error.exception_message}", title=update.session.name,
+            why = state.error.exception_message if state.error else "the server forgot it"
+            self.notify(f"{short} is lost: {why}", title=update.session.name,
                         severity="error", timeout=10)
         else:
             node = state.error.node_type if state.error else "a node"
@@ -243,7 +250,7 @@ class PistachioApp(App):
         if not busy:
             self.exit()
             return
-        question = "Quit now? " + "; ".join(busy) + "."
+        question = "\n".join(busy) + "\n\nQuit anyway?"
         self.push_screen(ConfirmScreen(question), lambda yes: self.exit() if yes else None)
 
     def action_help(self) -> None:
@@ -294,10 +301,11 @@ class PistachioApp(App):
 
     def switch_server(self, name: str, *, announce: bool = True) -> None:
         """Make ``name`` the active server: the manager holds it, every screen's header shows it."""
-        if name not in self.manager.sessions:
+        session = self.manager.sessions.get(name)
+        if session is None:
             return
         self.manager.set_active(name)
-        self._show(SessionUpdate(self.manager.active, HEALTH))
+        self._show(SessionUpdate(session, HEALTH))
         if announce:
             self.notify(f"Active server: {name}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult
@@ -71,7 +72,7 @@ class ViewScreen(PistachioScreen):
     ``screen.tcss`` where the screen adds widgets of its own.
     """
 
-    CSS_PATH: ClassVar[str | list[str]] = "view.tcss"
+    CSS_PATH: ClassVar[str | PurePath | list[str | PurePath] | None] = "view.tcss"
     DEFAULT_CSS = """
     ViewScreen > .domain-view { height: 1fr; }
     """

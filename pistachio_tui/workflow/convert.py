@@ -20,9 +20,11 @@ from typing import Any
 
 from pistachio_tui.workflow.dynprompts import process_dynamic_prompt
 from pistachio_tui.workflow.errors import WorkflowError
+from pistachio_tui.workflow.frontend_titles import frontend_title
+from pistachio_tui.workflow.gcpause import without_cyclic_gc
 from pistachio_tui.workflow.groupnodes import expand_group_nodes
 from pistachio_tui.workflow.load import Workflow, load_workflow
-from pistachio_tui.workflow.node_widgets import WidgetSpec, computed_value, prompt_value, widget_values
+from pistachio_tui.workflow.node_widgets import WidgetSpec, prompt_value, widget_values
 from pistachio_tui.workflow.textreplace import SAVE_NODE_TYPES, apply_text_replacements
 from pistachio_tui.workflow.uigraph import (
     MODE_BYPASS,
@@ -54,14 +56,17 @@ class ConversionResult:
 
 
 @dataclass
-class _Resolved:
-    origin_id: str = ""
-    origin_slot: int = -1
-    widget_value: Any = None
-    is_widget: bool = False
+class _Promoted:
+    """An input resolved to the value of a widget a subgraph instance shows, not to a link."""
+
+    value: Any
 
 
-@dataclass
+#: What an input resolves to: a link ``[source execution id, output index]`` or a promoted value.
+_Resolved = list[Any] | _Promoted
+
+
+@dataclass(slots=True)
 class _Exec:
     """One executable node: a node of some graph at one place in the subgraph nesting."""
 
@@ -125,7 +130,8 @@ class _Converter:
             raise WorkflowError("subgraphs nest more than 32 levels deep (a subgraph contains itself?)", path=graph.path)
         for node in graph.nodes.values():
             exec_id = ":".join((*path, node.id)) if path else node.id
-            subgraph, virtual = self.is_subgraph(node), self.is_virtual(node)
+            subgraph = self.is_subgraph(node)
+            virtual = subgraph or (node.type in VIRTUAL_NODE_TYPES and self.node_def(node) is None)
             plain = not virtual and node.mode not in (MODE_NEVER, MODE_BYPASS)
             dto = _Exec(exec_id, node, graph, path, host, subgraph, virtual, plain)
             # A muted or bypassed instance on the root graph runs none of its inner nodes (frontend
@@ -211,7 +217,9 @@ class _Converter:
     def _inner_widget(self, graph: Graph, link_ids: list[int], depth: int) -> tuple[bool, Any] | None:
         """The widget (found, value) the first inner target of a subgraph input has, if any."""
         link = graph.links.get(link_ids[0]) if link_ids else None
-        target = graph.nodes.get(link.target_id) if link is not None else None
+        if link is None:
+            return None
+        target = graph.nodes.get(link.target_id)
         if target is None or link.target_slot >= len(target.inputs):
             return None
         slot = target.inputs[link.target_slot]
@@ -239,8 +247,8 @@ class _Converter:
                     value = self.replace_text(value)
                 for link_id in node.outputs[0].links:
                     link = graph.links.get(link_id)
-                    target = graph.nodes.get(link.target_id) if link else None
-                    if target is None or link.target_slot >= len(target.inputs):
+                    target = graph.nodes.get(link.target_id) if link is not None else None
+                    if link is None or target is None or link.target_slot >= len(target.inputs):
                         continue
                     widget_name = target.inputs[link.target_slot].widget
                     if widget_name:
@@ -287,7 +295,7 @@ class _Converter:
             return None
         if origin_dto.plain:
             # Its output is the answer: nothing is followed, so there is no loop to guard against.
-            return _Resolved(origin_dto.exec_id, link.origin_slot)
+            return [origin_dto.exec_id, link.origin_slot]
         return self.resolve_output(origin_dto, link.origin_slot, type_ or inp.type, _guard(visited, dto, slot, True))
 
     def _resolve_from_host(self, dto: _Exec, host: _Exec, def_slot: int, visited: set[_Visit]) -> _Resolved | None:
@@ -300,7 +308,7 @@ class _Converter:
             has_widget, value = self.promoted_widget(host.node, name)
             if not has_widget:
                 return None
-            return _Resolved(dto.exec_id, -1, value, True)
+            return _Promoted(value)
         return self.resolve_input(host, index, visited)
 
     def resolve_output(self, dto: _Exec, slot: int, type_: str, visited: set[_Visit]) -> _Resolved | None:
@@ -317,7 +325,7 @@ class _Converter:
             if slot < len(node.inputs):
                 return self.resolve_input(dto, slot, visited, type_)
             return None
-        return _Resolved(dto.exec_id, slot)
+        return [dto.exec_id, slot]
 
     def _bypass_slot(self, node: Node, slot: int, type_: str) -> int:
         inputs = node.inputs
@@ -350,12 +358,14 @@ class _Converter:
 
     # -- the prompt -------------------------------------------------------
     def title(self, node: Node) -> str | None:
+        return self._title(node, self.node_def(node))
+
+    def _title(self, node: Node, definition: dict[str, Any] | None) -> str | None:
         if node.title is not None:
             return node.title
-        definition = self.node_def(node)
         if definition is None:
             return None
-        return definition.get("display_name") or definition.get("name") or node.type
+        return frontend_title(node.type) or definition.get("display_name") or definition.get("name") or node.type
 
     def node_inputs(self, dto: _Exec, links: list[tuple[dict[str, Any], str, list[Any]]]) -> dict[str, Any]:
         """The node's prompt inputs; each link it holds is also noted in ``links`` (inputs, name, link)."""
@@ -365,7 +375,7 @@ class _Converter:
             if not widget.serialize:
                 continue
             if widget.computed:
-                value = computed_value(widget, widgets)
+                value = ""
             elif widget.dynamic_prompts and isinstance(value, str):
                 value = process_dynamic_prompt(value, self.rng)
             elif widget.name == "filename_prefix" and dto.node.type in SAVE_NODE_TYPES and isinstance(value, str):
@@ -381,12 +391,12 @@ class _Converter:
                 continue
             if resolved is None:
                 continue
-            if resolved.is_widget:
+            if isinstance(resolved, _Promoted):
                 # A promoted widget's value is wrapped by list-ness alone, without its type.
-                inputs[inp.name] = prompt_value(_PLAIN_WIDGET, resolved.widget_value)
+                inputs[inp.name] = prompt_value(_PLAIN_WIDGET, resolved.value)
             else:
-                link = inputs[inp.name] = [resolved.origin_id, resolved.origin_slot]
-                links.append((inputs, inp.name, link))
+                inputs[inp.name] = resolved
+                links.append((inputs, inp.name, resolved))
         return inputs
 
     def run(self) -> ConversionResult:
@@ -400,11 +410,12 @@ class _Converter:
                 continue
             node = dto.node
             entry: dict[str, Any] = {"inputs": self.node_inputs(dto, links)}
-            if self.node_def(node) is not None:
+            definition = self.node_def(node)
+            if definition is not None:
                 entry["class_type"] = node.type
             else:
                 unknown[node.type] = None
-            title = self.title(node)
+            title = self._title(node, definition)
             entry["_meta"] = {"title": title} if title is not None else {}
             prompt[exec_id] = entry
         # Links into nodes that are not sent (muted, or whose source was dropped) go, as in the editor.
@@ -431,6 +442,7 @@ def _slot_index(inputs: list[InputSlot], name: str, fallback: int) -> int | None
     return fallback if fallback < len(inputs) and inputs[fallback].name == name else None
 
 
+@without_cyclic_gc
 def ui_to_api(
     workflow: UIWorkflow | dict[str, Any],
     object_info: dict[str, Any],

@@ -11,10 +11,13 @@ given, else against the option list ``object_info`` advertises for that input
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from pistachio_tui.workflow.convert import VIRTUAL_NODE_TYPES, ConversionResult, to_api
+from pistachio_tui.workflow.gcpause import without_cyclic_gc
 from pistachio_tui.workflow.groupnodes import expand_group_nodes
 from pistachio_tui.workflow.load import Workflow
 from pistachio_tui.workflow.node_widgets import combo_values, input_spec
@@ -46,6 +49,17 @@ LOADER_FOLDERS: dict[tuple[str, str], str] = {
     ("ModelPatchLoader", "name"): "model_patches",
     ("AudioEncoderLoader", "audio_encoder_name"): "audio_encoders",
 }
+
+
+def _by_class(table: dict[tuple[str, str], str]) -> dict[str, dict[str, str]]:
+    by_class: dict[str, dict[str, str]] = {}
+    for (class_type, input_name), folder in table.items():
+        by_class.setdefault(class_type, {})[input_name] = folder
+    return by_class
+
+
+#: The same table by node class, so each prompt node looks its class up once.
+_LOADER_INPUTS = _by_class(LOADER_FOLDERS)
 #: Values some loaders offer that are built in, not files.
 _BUILTIN_VALUES = frozenset({"pixel_space", "taesd", "taesdxl", "taesd3", "taef1", "None", "none", ""})
 MODEL_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".onnx", ".pt2", ".pkl", ".yaml")
@@ -133,8 +147,13 @@ def _folder_by_hint(input_name: str) -> str | None:
     return next((folder for hint, folder in _NAME_HINTS if hint in lowered), None)
 
 
+def _file_key(name: str) -> str:
+    """A model file name as compared: Windows separators count as slashes."""
+    return name.replace("\\", "/")
+
+
 def _same_file(a: str, b: str) -> bool:
-    return a.replace("\\", "/") == b.replace("\\", "/")
+    return _file_key(a) == _file_key(b)
 
 
 class _Analyser:
@@ -176,10 +195,11 @@ class _Analyser:
             class_type = node.get("class_type")
             if not isinstance(class_type, str):
                 continue
+            loader = _LOADER_INPUTS.get(class_type, {})
             for input_name, value in (node.get("inputs") or {}).items():
                 if not isinstance(value, str) or value in _BUILTIN_VALUES:
                     continue
-                folder = LOADER_FOLDERS.get((class_type, input_name))
+                folder = loader.get(input_name)
                 if folder is None and not looks_like_model_file(value):
                     continue
                 options = self.options(class_type, input_name)
@@ -207,12 +227,41 @@ class _Analyser:
         return needs
 
 
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+# The frontend's own checks (1.58 workflow schema: cnr_id, aux_id, ver), so a value it would
+# refuse to send is not offered to the fix flow either.
+_PACK_ID = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9._-]*[a-zA-Z0-9])?")
+_GITHUB_USER = re.compile(r"(?!-)(?!.*--)[a-zA-Z0-9-]+(?<!-)")
+_SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([\da-z-]+(?:\.[\da-z-]+)*))?(?:\+([\da-z-]+(?:\.[\da-z-]+)*))?")
+_COMMIT = re.compile(r"[0-9a-f]{4,40}", re.IGNORECASE)
+
+
+def _checked(check: Callable[[str], str | None], value: Any) -> str | None:
+    return check(value) if isinstance(value, str) else None
+
+
+@lru_cache(maxsize=1024)
+def _pack_id(value: str) -> str | None:
+    return value if len(value) <= 100 and _PACK_ID.fullmatch(value) else None
+
+
+@lru_cache(maxsize=1024)
+def _aux_id(value: str) -> str | None:
+    if value.count("/") != 1:
+        return None
+    user, repo = value.split("/")
+    return value if len(user) <= 39 and _GITHUB_USER.fullmatch(user) and _pack_id(repo) else None
+
+
+@lru_cache(maxsize=1024)
+def _version(value: str) -> str | None:
+    bare = value[1:] if value.startswith("v") else value
+    if _SEMVER.fullmatch(bare) or _COMMIT.fullmatch(bare):
+        return bare
+    return "unknown" if value == "unknown" else None
 
 
 def pack_refs(graph: UIWorkflow) -> dict[str, PackRef]:
-    """node class → its recorded pack; the first node of a class that names one wins."""
+    """node class → its recorded pack; the first node of a class that names a valid one wins."""
     packs: dict[str, PackRef] = {}
     for node in graph.all_nodes():
         if node.type in packs or node.type in graph.subgraphs:
@@ -220,7 +269,8 @@ def pack_refs(graph: UIWorkflow) -> dict[str, PackRef]:
         props = node.properties
         if "cnr_id" not in props and "aux_id" not in props:
             continue
-        ref = PackRef(_text(props.get("cnr_id")), _text(props.get("aux_id")), _text(props.get("ver")))
+        ref = PackRef(_checked(_pack_id, props.get("cnr_id")), _checked(_aux_id, props.get("aux_id")),
+                      _checked(_version, props.get("ver")))
         if ref.cnr_id or ref.aux_id:
             packs[node.type] = ref
     return packs
@@ -233,9 +283,12 @@ def _sha256_hex(value: str | None) -> str | None:
 
 
 def _merge_metadata(needs: list[ModelNeed], workflow: Workflow, analyser: _Analyser) -> list[ModelNeed]:
+    by_file: dict[str, list[ModelNeed]] = {}
+    for need in needs:
+        by_file.setdefault(_file_key(need.name), []).append(need)
     for ref in workflow.model_refs:
         folder = ref.directory
-        matches = [n for n in needs if _same_file(n.name, ref.name)]
+        matches = by_file.get(_file_key(ref.name), [])
         for need in matches:
             need.url = need.url or ref.url
             need.sha256 = need.sha256 or _sha256_hex(ref.hash)
@@ -244,14 +297,17 @@ def _merge_metadata(needs: list[ModelNeed], workflow: Workflow, analyser: _Analy
                 need.present = analyser.presence(need.name, folder, None) if need.present is None else need.present
         if not matches:
             unsafe = is_unsafe_name(ref.name) or bool(folder and is_unsafe_name(folder))
-            needs.append(ModelNeed(ref.name, folder, ref.node_id, None, ref.url,
-                                   analyser.presence(ref.name, folder, None), unsafe, _sha256_hex(ref.hash)))
+            added = ModelNeed(ref.name, folder, ref.node_id, None, ref.url,
+                              analyser.presence(ref.name, folder, None), unsafe, _sha256_hex(ref.hash))
+            needs.append(added)
+            by_file.setdefault(_file_key(ref.name), []).append(added)
     for need in needs:
         if need.folder and is_unsafe_name(need.folder):
             need.unsafe = True
     return needs
 
 
+@without_cyclic_gc
 def analyse(
     workflow: Workflow,
     object_info: dict[str, Any],

@@ -219,9 +219,10 @@ def _walk_path(workflow: Workflow, exec_id: str) -> list[tuple[Graph, Node]]:
             raise WorkflowError(f"no node {exec_id!r}", path=exec_id, expected="a node id of this workflow")
         chain.append((graph, node))
         if depth < len(parts) - 1:
-            graph = workflow.graph.subgraphs.get(node.type)
-            if graph is None:
+            inner = workflow.graph.subgraphs.get(node.type)
+            if inner is None:
                 raise WorkflowError(f"node {part} is not a subgraph", path=exec_id)
+            graph = inner
     return chain
 
 

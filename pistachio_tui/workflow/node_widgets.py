@@ -12,18 +12,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable
-from urllib.parse import quote
 
 #: The editor's widget registry: an input whose type is a key here becomes a widget, any
-#: other type a socket (``inputIsWidget``). The core constructors of ``scripts/widgets.ts``
-#: (``ComfyWidgets``, including the dynamic combo), then the types the core extensions
-#: register through ``getCustomWidgets`` (3D, webcam, audio).
+#: other type a socket (``inputIsWidget``). The core constructors (``ComfyWidgets`` in
+#: ``scripts/widgets.ts``, dynamic widgets included), then the types the core extensions
+#: register through ``getCustomWidgets`` — of frontend 1.35.9 and of 1.58.1 together, as
+#: read from their release bundles, so files from either editor lay out the same way.
 WIDGET_TYPES = frozenset({
-    "INT", "FLOAT", "BOOLEAN", "STRING", "MARKDOWN", "COMBO", "IMAGEUPLOAD", "TEXTAREA",
-    "COLOR", "COLORS", "IMAGECOMPARE", "BOUNDING_BOX", "BOUNDING_BOXES", "CHART", "GALLERIA",
-    "PAINTER", "CURVE", "RANGE", "COMPOSITOR", "VIDEO_EDIT", "COMFY_DYNAMICCOMBO_V3",
-    "LOAD_3D", "LOAD_3D_ANIMATION", "PREVIEW_3D", "PREVIEW_3D_ANIMATION", "WEBCAM",
-    "AUDIO_UI", "AUDIOUPLOAD", "AUDIO_RECORD",
+    "INT", "FLOAT", "BOOLEAN", "STRING", "MARKDOWN", "COMBO", "IMAGEUPLOAD", "COLOR", "IMAGECOMPARE",
+    "BOUNDING_BOX", "CHART", "GALLERIA", "PAINTER", "COMPOSITOR", "TEXTAREA", "CURVE", "RANGE",
+    "VIDEO_EDIT", "RESOLUTION_PREVIEW", "BOUNDING_BOXES", "LIGHT_INFO_PREVIEW", "COLORS",
+    "COMFY_DYNAMICCOMBO_V3", "COMFY_DYNAMICGROUP_V3",
+    "AUDIO_UI", "AUDIOUPLOAD", "AUDIO_RECORD", "WEBCAM", "LOAD_3D", "LOAD_3D_ADVANCED", "PREVIEW_3D",
+    "CAMERA_ANGLE_VIEW", "CAMERA_INFO_STATE", "COMFY_BRANCH_INPUT_NAMES", "COMFY_BRANCH_SELECTOR",
 })
 #: Widget types whose prompt value carries its type (``{"__type__": T, "__value__": v}``),
 #: as graphToPrompt does for the curve editor; every other list value is wrapped untyped.
@@ -34,11 +35,9 @@ SEED_NAMES = frozenset({"seed", "noise_seed"})
 UPLOAD_OPTIONS = ("image_upload", "video_upload", "audio_upload", "animated_image_upload", "file_upload")
 _UPLOAD_BUTTONS = {"file_upload": ("upload3dmodel", "uploadExtraResources", "clear")}
 _DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
-#: What JavaScript's encodeURIComponent leaves unescaped besides letters and digits.
-_URI_COMPONENT_SAFE = "-_.!~*'()"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WidgetSpec:
     """One widget of a node.
 
@@ -54,8 +53,9 @@ class WidgetSpec:
     default: Any = None
     #: The input type the widget was built for (``CURVE``...), empty for editor-only extras.
     type: str = ""
-    #: The value is not the saved one but what the editor computes when it queues (audio
-    #: players and the recorder): see :func:`computed_value`.
+    #: The editor sends ``""`` whatever was saved: the recorder uploads what was recorded in
+    #: this browser session (nothing, for a reopened file), and an audio player (``audioUI``)
+    #: is a DOM widget without a value getter in frontend 1.35.9 (1.58 leaves it out).
     computed: bool = False
 
 
@@ -87,12 +87,14 @@ def ordered_inputs(node_def: dict[str, Any], sections: tuple[str, ...] = ("requi
     raw_inputs = node_def.get("input")
     if not isinstance(raw_inputs, dict):
         return result
-    order = node_def.get("input_order") if isinstance(node_def.get("input_order"), dict) else {}
+    raw_order = node_def.get("input_order")
+    order: dict[str, Any] = raw_order if isinstance(raw_order, dict) else {}
     for section in sections:
         specs = raw_inputs.get(section)
         if not isinstance(specs, dict):
             continue
-        names = order.get(section) if isinstance(order.get(section), list) else list(specs)
+        section_order = order.get(section)
+        names: list[Any] = section_order if isinstance(section_order, list) else list(specs)
         for name in names:
             spec = specs.get(name)
             if isinstance(spec, (list, tuple)) and spec:
@@ -156,24 +158,6 @@ def _widget_for(name: str, spec: list[Any]) -> WidgetSpec:
                       default=default_value(spec), type=itype, computed=itype == "AUDIO_RECORD")
 
 
-def computed_value(widget: WidgetSpec, widgets: list[tuple[WidgetSpec, Any]]) -> Any:
-    """What the editor sends for a widget whose value it computes rather than saves.
-
-    The recorder uploads what was recorded in this browser session; a reopened
-    file has none, so it sends ``""``. An audio player shows the file its
-    LoadAudio node selects (``/api/view?…`` of the input folder) and is empty
-    on output nodes until they have run. The frontend appends a random
-    ``&rand=`` cache-buster to the player's URL, which is left out here.
-    """
-    if widget.type != "AUDIO_UI":
-        return ""
-    selected = next((v for w, v in widgets if w.name == "audio" and w.type == "COMBO"), None)
-    if not isinstance(selected, str) or not selected:
-        return ""
-    folder, _, filename = selected.rpartition("/")
-    return f"/api/view?filename={quote(filename, safe=_URI_COMPONENT_SAFE)}&type=input&subfolder={folder}"
-
-
 def _companions(name: str, spec: list[Any]) -> list[WidgetSpec]:
     extras = []
     if input_type_name(spec) == "AUDIO_RECORD":
@@ -195,7 +179,7 @@ def _dynamic_option_inputs(spec: list[Any], selected: Any) -> list[tuple[str, li
     return []
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WidgetValue:
     """A widget, its current value, and where that value sits in ``widgets_values``.
 
@@ -208,7 +192,7 @@ class WidgetValue:
     slot: int | str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Entry:
     """One widget input of a node definition, with everything about it that needs no value."""
 
@@ -219,7 +203,7 @@ class _Entry:
     dynamic: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Plan:
     """A node definition's widget layout, worked out once and reused for every node of the class."""
 
@@ -295,6 +279,15 @@ def widget_layout(node_type: str, node_def: dict[str, Any], values: list[Any] | 
 def widget_values(node_type: str, node_def: dict[str, Any],
                   values: list[Any] | dict[str, Any] | None) -> list[tuple[WidgetSpec, Any]]:
     """``(widget, value)`` of every widget of a node: :func:`widget_layout` without the slots."""
+    plan = _plan(node_def)
+    if plan.fixed is not None and node_type not in _EXTENSION_INPUTS and type(values) is list:
+        # The common case, without the slot bookkeeping: see _layout.
+        kept = _kept_indexes(plan, len(values))
+        count = len(kept)
+        return [
+            (w, "" if (v := values[kept[i]]) is None and w.text_box else v) if i < count else (w, w.default)
+            for i, w in enumerate(plan.fixed)
+        ]
     return [(w, v) for w, v, _ in _layout(node_type, node_def, values)]
 
 
@@ -365,6 +358,6 @@ def kept_value_indexes(node_def: dict[str, Any], count: int) -> list[int]:
 
 def _kept_indexes(plan: _Plan, count: int) -> range | list[int]:
     forced = plan.forced
-    if not any(forced) or plan.forced_slots != count:
+    if plan.forced_slots != count or True not in forced:
         return range(count)
     return [i for i in range(count) if i >= len(forced) or not forced[i]]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pistachio_tui.workflow.errors import WorkflowError
+from pistachio_tui.workflow.gcpause import without_cyclic_gc
 
 #: Node ids the editor gives a subgraph's input and output panels.
 SUBGRAPH_INPUT_ID = "-10"
@@ -233,7 +234,7 @@ def _parse_output(r: _Reader, slot: Any, node_path: str, index: int) -> OutputSl
             if type(v) is not int:
                 break
         else:
-            links = raw_links[:]
+            links = raw_links  # read-only here: the parsed list itself will do
     if links is None:
         path = f"{node_path}.outputs[{index}]"
         links = [r.int_(v, f"{path}.links[{j}]") for j, v in enumerate(r.arr(raw_links, f"{path}.links"))]
@@ -302,6 +303,7 @@ def _parse_graph(r: _Reader, obj: dict[str, Any], path: str) -> Graph:
     return Graph(nodes, links, path)
 
 
+@without_cyclic_gc
 def parse_ui(data: Any, file: str | None = None) -> UIWorkflow:
     """Parse a UI-format workflow dict; raise :class:`WorkflowError` on any bad shape."""
     r = _Reader(file)
@@ -323,5 +325,5 @@ def parse_ui(data: Any, file: str | None = None) -> UIWorkflow:
             subgraphs[graph.id] = graph
     models_raw = obj.get("models")
     models = [m for m in models_raw if isinstance(m, dict)] if isinstance(models_raw, list) else []
-    extra = obj.get("extra") if isinstance(obj.get("extra"), dict) else {}
-    return UIWorkflow(root, subgraphs, models, extra)
+    raw_extra = obj.get("extra")
+    return UIWorkflow(root, subgraphs, models, raw_extra if isinstance(raw_extra, dict) else {})

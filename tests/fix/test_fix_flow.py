@@ -8,6 +8,7 @@ import pytest
 
 from pistachio_tui.comfy.client import ComfyClient
 from pistachio_tui.fix.flow import FixFlow, FixOptions
+from pistachio_tui.fix.models_search import ModelCandidate
 from pistachio_tui.sim.server import SimServer
 from pistachio_tui.workflow.load import load_workflow
 from tests.fix.file_server import FileServer, fake_model
@@ -196,3 +197,61 @@ async def test_chooser_decides_and_choice_is_remembered(tmp_path, files):
     assert offered == [("fixflow_ckpt.safetensors", ["workflow"])]
     [state_file] = (tmp_path / "state" / "fix").glob("*.json")
     assert json.loads(state_file.read_text())["models"]["fixflow_ckpt.safetensors"]["url"].startswith(files.url)
+
+
+async def test_a_forbidding_3x_manager_is_asked_once_and_explained(tmp_path):
+    sim = await _sim(tmp_path, manager="V3.39.2")
+    sim.manager.security_level = "strong"
+    events = []
+    try:
+        async with ComfyClient(sim.url) as client:
+            outcome = await FixFlow(client, _api_workflow(USDU), _options(tmp_path), emit=events.append).run()
+    finally:
+        await sim.stop()
+    refusals = [e.message for e in events if e.step == "install" and e.state == "failed" and "refused" in e.message]
+    assert len(refusals) == 1 and "security_level" in refusals[0] and "POST /manager/queue/install (403)" in refusals[0]
+    assert any(c.startswith("git clone https://github.com/ssitu/ComfyUI_UltimateSDUpscale ") for c in outcome.commands)
+    assert not any(e.step == "restart" for e in events)
+
+
+async def test_a_good_branch_does_not_end_the_fix_before_the_other_is_fixed(tmp_path, files):
+    # ComfyUI accepts a prompt once one output validates and runs only that branch.
+    prompt = {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "good"}},
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "fixflow_ckpt.safetensors"}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["4", 2]}},
+        "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "needs-model", "images": ["8", 0]}},
+    }
+    sim = await _sim(tmp_path)
+    events = []
+
+    async def chooser(need, _candidates):
+        return ModelCandidate(need.name, "checkpoints", f"{files.url}/{need.name}", "workflow")
+
+    try:
+        async with ComfyClient(sim.url) as client:
+            flow = FixFlow(client, _api_workflow(prompt), _options(tmp_path, comfy_dir=tmp_path),
+                           emit=events.append, chooser=chooser)
+            outcome = await flow.run()
+    finally:
+        await sim.stop()
+    assert outcome.accepted, outcome.remaining
+    assert (tmp_path / "models" / "checkpoints" / "fixflow_ckpt.safetensors").stat().st_size == SIZE
+    assert [e.state for e in events if e.step == "validate"] == ["start"]
+
+
+async def test_a_4x_manager_refusing_by_policy_is_asked_once(tmp_path):
+    sim = await _sim(tmp_path, manager="V4.0.4")
+    sim.manager.security_level = "strong"
+    events = []
+    try:
+        async with ComfyClient(sim.url) as client:
+            outcome = await FixFlow(client, _api_workflow(USDU), _options(tmp_path), emit=events.append).run()
+    finally:
+        await sim.stop()
+    queued = [e.message for e in events if e.step == "install" and e.state == "start"]
+    assert queued == ["Queueing comfyui_ultimatesdupscale@latest"]
+    assert any("security_level = normal" in e.message for e in events if e.state == "failed")
+    assert not outcome.accepted and outcome.commands

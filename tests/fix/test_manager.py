@@ -260,3 +260,37 @@ async def test_reboot_forbidden_says_why_at_once(respx_mock, comfy):
     message = info.value.message
     assert "refused GET /v2/manager/reboot (403)" in message
     assert "security_level" in message and "network_mode = offline" in message
+
+
+@respx.mock(base_url=URL)
+async def test_3x_model_download_refusal_says_what_instead(respx_mock, comfy):
+    respx_mock.post("/manager/queue/install_model").mock(
+        return_value=httpx.Response(400, text="Invalid model install request is detected"))
+    manager = ManagerClient(comfy, dialect=dialect_for("V3.41", v2=False))
+    with pytest.raises(ManagerError) as info:
+        await manager.queue_install_model(name="m", type="lora", url="https://x/m.safetensors",
+                                          filename="m.safetensors")
+    assert "only downloads files listed in its own model list" in info.value.message
+    assert "--comfy-dir" in info.value.message
+
+
+@pytest.mark.parametrize(("answers", "expected"), [
+    # The git-installed line: no /v2 routes; POST from 3.40 on.
+    ({"/manager/version": "V3.39.2"}, ("", True, "GET")),
+    ({"/manager/version": "V3.41"}, ("", True, "POST")),
+    # 4.x: the version, or the flag in /features, says POST; the legacy UI keeps the 3.x queue under /v2.
+    ({"/v2/manager/version": "V4.1"}, ("/v2", False, "GET")),
+    ({"/v2/manager/version": "V4.1", "csrf": True}, ("/v2", False, "POST")),
+    ({"/v2/manager/version": "V4.0.4", "legacy": True}, ("/v2", True, "GET")),
+])
+async def test_detection_of_each_line(comfy, answers, expected):
+    manager_flags = {"supports_v4": True, **({"supports_csrf_post": True} if answers.get("csrf") else {})}
+    with respx.mock(base_url=URL, assert_all_called=False) as server:
+        for path in ("/v2/manager/version", "/manager/version"):
+            server.get(path).mock(return_value=httpx.Response(200, text=answers[path]) if path in answers
+                                  else httpx.Response(404, text="404: Not Found"))
+        server.get("/features").mock(return_value=httpx.Response(200, json={"extension": {"manager": manager_flags}}))
+        server.get("/v2/manager/is_legacy_manager_ui").mock(
+            return_value=httpx.Response(200, json={"is_legacy_manager_ui": bool(answers.get("legacy"))}))
+        dialect = await ManagerClient(comfy).detect()
+    assert dialect is not None and (dialect.prefix, dialect.legacy_queue, dialect.state_method) == expected

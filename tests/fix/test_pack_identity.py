@@ -10,8 +10,9 @@ from pistachio_tui.comfy.client import ComfyClient
 from pistachio_tui.fix.flow import FixFlow, FixOptions
 from pistachio_tui.fix.importfail import ServerPaths, manual_install_commands
 from pistachio_tui.fix.manager import install_specs
-from pistachio_tui.fix.nodedb import NodeDB, PackIdentity, identities
+from pistachio_tui.fix.nodedb import NodeDB
 from pistachio_tui.sim.server import SimServer
+from pistachio_tui.workflow.deps import PackRef
 from pistachio_tui.workflow.load import load_workflow
 from tests.fix.workflows import FIX_NODES, fix_workflow
 
@@ -23,17 +24,8 @@ def _with_properties(properties: dict[int, dict]) -> dict:
     return data
 
 
-def test_identities_skip_core_nodes_and_read_subgraphs():
-    ui = {"nodes": [{"id": 1, "type": "KSampler", "properties": {"cnr_id": "comfy-core", "ver": "0.8.0"}},
-                    {"id": 2, "type": "A", "properties": {"cnr_id": "pack-a", "ver": "1.2.0"}}],
-          "definitions": {"subgraphs": [{"nodes": [
-              {"id": 3, "type": "B", "properties": {"aux_id": "someone/ComfyUI-B", "ver": "0123abc"}}]}]}}
-    assert identities(ui) == {"A": PackIdentity("pack-a", None, "1.2.0"),
-                              "B": PackIdentity(None, "someone/ComfyUI-B", "0123abc")}
-
-
 def test_identity_resolves_through_the_offline_lists_and_pins_the_version():
-    pack = NodeDB.from_manager_package().pack_for_identity(PackIdentity("comfyui_ultimatesdupscale", None, "1.3.2"))
+    pack = NodeDB.from_manager_package().pack_for_identity(PackRef("comfyui_ultimatesdupscale", None, "1.3.2"))
     assert pack.url == "https://github.com/ssitu/ComfyUI_UltimateSDUpscale"
     specs = install_specs(pack)
     assert [(s.id, s.selected_version) for s in specs][:2] == [
@@ -42,11 +34,11 @@ def test_identity_resolves_through_the_offline_lists_and_pins_the_version():
 
 def test_a_pack_newer_than_the_lists_is_still_installable():
     db = NodeDB({})
-    registry = db.pack_for_identity(PackIdentity("brand-new-pack", None, "0.1.0"))
+    registry = db.pack_for_identity(PackRef("brand-new-pack", None, "0.1.0"))
     assert [(s.id, s.selected_version) for s in install_specs(registry)] == [
         ("brand-new-pack", "0.1.0"), ("brand-new-pack", "latest")]
     assert manual_install_commands(registry, ServerPaths())[-1] == "comfy node install brand-new-pack@0.1.0"
-    git = db.pack_for_identity(PackIdentity(None, "someone/ComfyUI-New", "0123abc"))
+    git = db.pack_for_identity(PackRef(None, "someone/ComfyUI-New", "0123abc"))
     assert git.url == "https://github.com/someone/ComfyUI-New"
     assert install_specs(git)[-1].repository == git.url
 
@@ -66,6 +58,7 @@ async def test_flow_installs_the_version_the_node_names(tmp_path, ver, queued):
             flow = FixFlow(client, load_workflow(json.dumps(data).encode(), "w.json"),
                            FixOptions(poll_interval=0.02, hf_search=False, queue=False, state_dir=tmp_path / "s"),
                            emit=events.append)
+            await flow.diagnose()
             await flow.fix_nodes(["UltimateSDUpscale"])
             installed = await flow.manager.installed()
     finally:
@@ -97,3 +90,20 @@ async def test_a_lookup_that_cannot_run_says_why(tmp_path, monkeypatch):
     [line] = [r for r in outcome.remaining if "UltimateSDUpscale" in r]
     assert line.startswith("Cannot look up which pack provides node 'UltimateSDUpscale'")
     assert "comfyui-manager" in line and "No known pack" not in line
+
+
+async def test_a_missing_core_node_asks_for_a_newer_comfyui(tmp_path):
+    data = _with_properties({9: {"cnr_id": "comfy-core", "ver": "0.9.2"}})
+    sim = SimServer(step_delay=0.001, manager=True)
+    await sim.start()
+    try:
+        async with ComfyClient(sim.url) as client:
+            flow = FixFlow(client, load_workflow(json.dumps(data).encode(), "w.json"),
+                           FixOptions(hf_search=False, queue=False, state_dir=tmp_path / "s"))
+            await flow.diagnose()
+            await flow.fix_nodes(["UltimateSDUpscale"])
+    finally:
+        await sim.stop()
+    assert flow.outcome.remaining == [
+        "Node 'UltimateSDUpscale' is part of ComfyUI itself (the workflow was saved with ComfyUI 0.9.2): "
+        "update ComfyUI on the server."]

@@ -351,10 +351,16 @@ async def test_slots_follow_the_endpoints_workers():
     assert target.slots == 6
 
 
-async def test_policy_and_input_images_go_with_each_job(endpoint):
-    await run_one(endpoint, execution_timeout_s=120, ttl_s=3600, input_images={"cat.png": b"CAT"})
-    assert endpoint.policies == [{"executionTimeout": 120000, "ttl": 3600000}]
+async def test_policy_and_input_images_go_with_each_job(endpoint, tmp_path):
+    (tmp_path / "cat.png").write_bytes(b"CAT")
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": "cat.png"}},
+              "2": {"class_type": "LoadImageMask", "inputs": {"image": "on_the_worker.png", "channel": "alpha"}},
+              "3": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}}}
+    await run_one(endpoint, prompt, execution_timeout_s=120, ttl_s=3600, input_dirs=[tmp_path])
+    await run_one(endpoint, {"3": {"class_type": "SaveImage", "inputs": {}}}, input_dirs=[tmp_path])
+    assert endpoint.policies == [{"executionTimeout": 120000, "ttl": 3600000}, None]
     assert endpoint.inputs[0]["images"] == [{"name": "cat.png", "image": base64.b64encode(b"CAT").decode()}]
+    assert "images" not in endpoint.inputs[1], "a prompt without image loaders sends none"
 
 
 async def test_cancel_reaches_the_endpoint(endpoint):

@@ -161,6 +161,7 @@ async def test_graphql_unauthorized_means_bad_key_and_mutations_mention_write_ac
 
 async def test_graphql_errors_are_all_listed(runpod, fake_runpod):
     fake_runpod.graphql_errors = ["Something broke", "And another"]
+    fake_runpod.rest_available = False
     with pytest.raises(GraphQLError, match="Something broke; And another"):
         await runpod.gpu_types()
 

@@ -86,3 +86,11 @@ async def test_every_request_says_who_sends_it(runpod, fake_runpod):
     await runpod.overview()
     agents = {r["user_agent"] for r in fake_runpod.requests}
     assert len(agents) == 1 and agents.pop().startswith("pistachio-tui/")
+
+
+async def test_gpu_prices_from_the_catalog_with_spot_prices_from_graphql(runpod, fake_runpod):
+    rtx = next(t for t in await runpod.gpu_types() if t.id == "NVIDIA GeForce RTX 4090")
+    assert (rtx.on_demand_price, rtx.spot_price) == (0.69, 0.35)
+    fake_runpod.graphql_errors = ["Something broke"]
+    rtx = next(t for t in await runpod.gpu_types() if t.id == "NVIDIA GeForce RTX 4090")
+    assert (rtx.on_demand_price, rtx.spot_price) == (0.69, None), "without GraphQL the catalog stands alone"

@@ -226,3 +226,33 @@ def test_watch_a_prepare_folder_finds_its_runs(tmp_path, capsys):
     assert RunWatcher(run.out_dir).poll().run_dir == run.out_dir / "runs" / "20260820_10-00-00"
     assert main(["train", "best", str(run.out_dir), "--json"]) == exit_codes.OK
     assert json.loads(capsys.readouterr().out)["best"] == "epoch2"
+
+
+async def test_prepare_prices_the_run_from_runpod_when_a_key_is_set(tmp_path, monkeypatch, capsys):
+    from pistachio_tui.cli.train_commands import run_prepare
+    from tests.runpod.fake_graphql import FakeRunPod
+
+    src = make_mixed(tmp_path / "src")
+    async with FakeRunPod() as fake:
+        monkeypatch.setenv("RUNPOD_API_URL", fake.url)
+        monkeypatch.setenv("RUNPOD_API_KEY", fake.api_key)
+        args = __import__("argparse").Namespace(
+            dataset=src, trigger="pstch", model="flux", gpu="4090", num_gpus=2, out=tmp_path / "out", epochs=10,
+            repeats=None, eval_repeats=None, comfy_models=None, model_path=None, wandb=None, copy=False,
+            json=True, config=None)
+        assert await run_prepare(args) == exit_codes.OK
+    data = json.loads(capsys.readouterr().out)
+    assert data["price_per_hour"] == 0.69 and data["num_gpus"] == 2
+    assert data["duration_s"] > 0 and data["global_batch"] == 8
+
+
+def test_sdxl_model_path_is_the_checkpoint_file(tmp_path):
+    ckpt = tmp_path / "sd_xl_base_1.0.safetensors"
+    ckpt.write_bytes(b"x")
+    src = make_mixed(tmp_path / "src")
+    run = prepare_run(src, tmp_path / "out", trigger="pstch", gpu="4090", model="sdxl", official_model=ckpt)
+    assert toml.load(run.main_toml)["model"]["checkpoint_path"] == str(ckpt)
+    assert not any("CHANGE" in w or "set [model]" in w for w in run.warnings)
+    gone = prepare_run(src, tmp_path / "out2", trigger="pstch", gpu="4090", model="sdxl",
+                       official_model=tmp_path / "nope.safetensors")
+    assert any("does not exist" in w for w in gone.warnings)

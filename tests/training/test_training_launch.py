@@ -126,3 +126,28 @@ def test_dry_run_prints_the_command(setup, capsys):
     assert main(["train", "start", str(config), "--gpu", "4090", "--diffusion-pipe", str(config.parent)]) == \
         exit_codes.USAGE
     assert "no diffusion-pipe checkout" in capsys.readouterr().err
+
+
+def test_tmux_start_survives_in_its_own_session(setup, tmp_path, monkeypatch, capsys):
+    import shutil
+    import subprocess
+
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is needed for this test")
+    dp, config = setup
+    monkeypatch.setenv("TMUX_TMPDIR", str(tmp_path))  # a tmux server of this test's own
+    monkeypatch.delenv("TMUX", raising=False)
+    try:
+        assert main(["train", "start", str(config), "--gpu", "4090", "--tmux", "--diffusion-pipe", str(dp)]) == \
+            exit_codes.OK
+        err = capsys.readouterr().err
+        session = err.split("tmux session ")[1].split(")")[0]
+        assert session.startswith("pistachio-4090_wan14b-")
+        assert subprocess.run(["tmux", "has-session", "-t", session]).returncode == 0
+        run_log = config.parent / "runs" / "20260820_10-00-00" / "train.log"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (run_log.exists() and "TRAINING COMPLETE!" in run_log.read_text()):
+            time.sleep(0.1)
+        assert "TRAINING COMPLETE!" in run_log.read_text()
+    finally:
+        subprocess.run(["tmux", "kill-server"], capture_output=True)

@@ -171,9 +171,30 @@ def test_crashed_run_without_a_log_ends_without_eta(tmp_path):
     clock.now += 1000
     assert not watcher.poll().ended  # idle but the trainer is still there (a long eval, a save)
     running["train.py"] = False
+    clock.now += 10  # processes are looked at every 10 s
     state = watcher.poll()
     assert state.ended and state.status == "stopped" and state.eta_s is None
     assert seen[-1] == "wan_lora.toml"
+
+
+def test_a_trainer_seen_running_then_gone_ends_the_run_soon(tmp_path):
+    run_dir = replay_run(tmp_path / "out", TrainerConfig(epochs=3, steps_per_epoch=4), u_curve(8), stop_after=6)
+    (run_dir / "train.log").unlink()
+    clock = Clock()
+    running = {"now": True}
+    watcher = RunWatcher(run_dir, clock=clock, process_check=lambda name: running["now"])
+    assert watcher.poll().status == "training"
+    running["now"] = False  # killed: no traceback, no log line
+    clock.now += 31
+    state = watcher.poll()
+    assert state.ended and state.status == "stopped"
+    # From another machine the trainer is never seen: only a long silence ends the run.
+    remote = RunWatcher(run_dir, clock=clock, process_check=lambda name: False)
+    assert remote.poll().status == "training"
+    clock.now += 31
+    assert not remote.poll().ended
+    clock.now += 900
+    assert remote.poll().status == "stopped"
 
 
 def test_crash_with_traceback_ends_follow_and_shows_no_eta(tmp_path, capsys):
@@ -200,3 +221,20 @@ def test_tensorboardx_files_are_read_the_same(tmp_path):
     sa, sb = RunWatcher(a).poll(), RunWatcher(b).poll()
     assert sa.eval_loss_by_step() == pytest.approx(sb.eval_loss_by_step())
     assert sa.convergence().best == sb.convergence().best == "step9"
+
+
+def test_multi_gpu_run_examples_axis_from_the_log_and_rank_tracebacks(tmp_path):
+    """Two GPUs × micro batch 4: x is examples (8 per step); both ranks print the OOM traceback."""
+    from pistachio_tui.training.synth import oom_traceback
+
+    cfg = TrainerConfig(epochs=4, steps_per_epoch=5, global_batch=8, x_axis_examples=True,
+                        save_every_n_steps=3, eval_every_n_steps=3)
+    run_dir = replay_run(tmp_path / "out", cfg, u_curve(9), stop_after=13)
+    with open(run_dir / "train.log", "a") as fh:
+        for a, b in zip(oom_traceback(0), oom_traceback(1)):
+            fh.write(f"{a}\n{b}\n")
+    state = RunWatcher(run_dir, failed_after_s=0, process_check=lambda name: None).poll()
+    assert state.global_batch_size == 8 and state.step == 13
+    assert sorted(state.eval_loss_by_step()) == [0, 3, 5, 6, 9, 10, 12]
+    assert state.convergence().best == "step9"
+    assert [e.kind for e in state.errors] == ["oom", "oom"] and state.ended and state.eta_s is None

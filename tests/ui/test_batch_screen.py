@@ -168,3 +168,23 @@ async def test_an_interrupted_batch_resumes_from_its_output_folder(two_sims, tmp
         assert view.result.ok
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert sorted(job["params"]["seed"] for job in manifest["jobs"]) == list(range(7, 37))
+
+
+async def test_the_sweep_runs_the_values_typed_on_workflows(two_sims, tmp_path, data_dir):
+    from textual.widgets import Input
+
+    app = make_app(tmp_path, ("left", two_sims[0].url), ("right", two_sims[1].url))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.manager.active.state != "connecting")
+        await pilot.press("2")
+        workflows = app.screen
+        workflows.open_workflow(SIM_WORKFLOW)
+        await until(pilot, lambda: app.open_workflow is not None and app.open_workflow.converted)
+        steps = next(i for i, p in enumerate(workflows.preview.params) if p.kind == "steps")
+        workflows.query_one(f"#param-{steps}", Input).value = "3"
+        await until(pilot, lambda: app.open_workflow.values[steps] == "3")
+        await pilot.press("8", "w", "backspace", "1", "enter")
+        await until(pilot, lambda: len(app.screen.view.jobs) == 1)
+    (folder,) = (data_dir / "batches").iterdir()
+    prompt = json.loads((folder / "workflow.json").read_text())
+    assert [node["inputs"]["steps"] for node in prompt.values() if "steps" in node["inputs"]] == [3]

@@ -126,10 +126,12 @@ def test_newer_widget_types_are_widgets_not_sockets():
     from pistachio_tui.workflow.node_widgets import is_widget_input
 
     for kind in ("CURVE", "COLOR", "BOUNDING_BOX", "BOUNDING_BOXES", "RANGE", "PAINTER", "COMPOSITOR",
-                 "VIDEO_EDIT", "COLORS", "IMAGECOMPARE", "CHART", "GALLERIA", "TEXTAREA", "MARKDOWN"):
+                 "VIDEO_EDIT", "COLORS", "IMAGECOMPARE", "CHART", "GALLERIA", "TEXTAREA", "MARKDOWN",
+                 "RESOLUTION_PREVIEW", "LIGHT_INFO_PREVIEW"):
         assert is_widget_input([kind, {}]), kind
         assert not is_widget_input([kind, {"forceInput": True}]), kind
-    assert not is_widget_input(["IMAGE", {}]) and not is_widget_input(["CURVES_LATENT", {}])
+    for socket in ("IMAGE", "LOAD3D_CAMERA", "LOAD_3D_ANIMATION", "COMFY_AUTOGROW_V3", "COMFY_MATCHTYPE_V3"):
+        assert not is_widget_input([socket, {}]), socket
 
 
 def _audio_ui() -> dict[str, Any]:
@@ -144,19 +146,38 @@ def _audio_ui() -> dict[str, Any]:
 
 
 def test_audio_ui_widgets_get_what_the_frontend_sends():
+    """Frontend 1.35.9 (core extensions Comfy.AudioWidget / Comfy.RecordAudio): the player is a DOM
+    widget with no value getter, so it sends "" whatever it plays or the file saved (here null);
+    the recorder sends what was recorded in this session, "" for a reopened file."""
     prompt = _convert(_audio_ui())
-    # The saved recording is gone once the file is reopened: the recorder sends "".
+    assert prompt["1"]["inputs"] == {"audio": "voices/demo clip.mp3", "audioUI": ""}
     assert prompt["2"]["inputs"] == {"audio": ""}
-    # An output node's player is empty until the node has run.
     assert prompt["3"]["inputs"] == {"filename_prefix": "audio/ComfyUI", "audioUI": "", "audio": ["1", 0]}
-    load = prompt["1"]["inputs"]
-    assert load["audio"] == "voices/demo clip.mp3"
 
 
-def test_load_audio_player_url_differs_only_by_the_frontends_random_cache_buster():
-    """Cosmetic difference: the frontend's player URL ends in ``&rand=<Math.random()>``, which no
-    converter can reproduce, and the server ignores ``audioUI`` (LoadAudio has no such input)."""
-    load = _convert(_audio_ui())["1"]["inputs"]
-    frontend = "/api/view?filename=demo%20clip.mp3&type=input&subfolder=voices&rand=0.6135"
-    assert load["audioUI"] == frontend.rsplit("&rand=", 1)[0]
-    assert "audioUI" not in OI["LoadAudio"]["input"]["required"]
+def test_untitled_nodes_get_the_editors_english_display_name():
+    """The editor's locale can lag the server: 0.8.0 says "Mahiro CFG", frontend 1.35.9 shows its own
+    locale's name. A class the locale lacks shows the server's display name, else its class name."""
+    ui = {"nodes": [
+        _node(1, "Mahiro", [("model", "MODEL", None)], [("MODEL", "MODEL", [])]),
+        _node(2, "ManualSigmas", [], [("SIGMAS", "SIGMAS", [])], ["1, 0.5"]),
+        _node(3, "Mahiro", [("model", "MODEL", None)], [("MODEL", "MODEL", [])], title="My guidance"),
+    ], "links": [], "extra": {}, "version": 0.4}
+    assert OI["Mahiro"]["display_name"] == "Mahiro CFG"
+    prompt = _convert(ui)
+    assert prompt["1"]["_meta"]["title"] == "Mahiro is so cute that she deserves a better guidance function!! (。・ω・。)"
+    assert prompt["2"]["_meta"]["title"] == "ManualSigmas"
+    assert prompt["3"]["_meta"]["title"] == "My guidance"
+
+
+def test_a_muted_reroute_passes_nothing_on():
+    """ExecutableNodeDTO.resolveOutput returns nothing for a muted (NEVER) node before anything else
+    (frontend 1.58.1; 1.35.9 still followed a muted Reroute through to its source)."""
+    ui = {"nodes": [
+        _node(1, "LoadImage", [], [("IMAGE", "IMAGE", [1]), ("MASK", "MASK", [])], ["cat.png", "image"]),
+        _node(2, "Reroute", [("", "*", 1)], [("", "IMAGE", [2])], mode=2),
+        _node(3, "SaveImage", [("images", "IMAGE", 2)], [], ["out"]),
+    ], "links": [[1, 1, 0, 2, 0, "IMAGE"], [2, 2, 0, 3, 0, "IMAGE"]], "extra": {}, "version": 0.4}
+    assert _convert(ui)["3"]["inputs"] == {"filename_prefix": "out"}
+    ui["nodes"][1]["mode"] = 0
+    assert _convert(ui)["3"]["inputs"] == {"filename_prefix": "out", "images": ["1", 0]}

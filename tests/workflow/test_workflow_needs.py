@@ -93,10 +93,16 @@ def test_pack_identity_recorded_by_the_editor_is_kept_per_node_class():
     ui = tiny_ui()
     ui["nodes"].append({"id": 30, "type": "CustomSharpen", "mode": 0, "inputs": [], "outputs": [],
                         "widgets_values": [], "properties": {"aux_id": "someone/sharpen-nodes", "ver": "4f1c2e9"}})
+    # Values the frontend's schema refuses are not offered: a bad pack id, a repo path, a bad version.
+    ui["nodes"].append({"id": 31, "type": "CustomBlur", "mode": 0, "inputs": [], "outputs": [], "widgets_values": [],
+                        "properties": {"cnr_id": "-blur", "aux_id": "https://github.com/x/y", "ver": "latest"}})
+    ui["nodes"].append({"id": 32, "type": "CustomGlow", "mode": 0, "inputs": [], "outputs": [], "widgets_values": [],
+                        "properties": {"cnr_id": "glow-pack", "ver": "v1.2.0"}})
     for node in ui["nodes"]:
         if node["type"] == "KSampler":
             node["properties"] = {"cnr_id": "comfy-core", "ver": "0.3.64", "Node name for S&R": "KSampler"}
     packs = _needs(ui).packs
     assert packs["KSampler"] == PackRef("comfy-core", None, "0.3.64")
     assert packs["CustomSharpen"] == PackRef(None, "someone/sharpen-nodes", "4f1c2e9")
-    assert "SaveImage" not in packs
+    assert "SaveImage" not in packs and "CustomBlur" not in packs
+    assert packs["CustomGlow"] == PackRef("glow-pack", None, "1.2.0")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from rich.text import Text
@@ -51,7 +52,12 @@ class QueueScreen(PistachioScreen):
         Binding("v", "view_output", "View"),
         Binding("s", "save_output", "Save to…"),
         Binding("r", "refresh", "Refresh"),
+        Binding("p", "toggle_previews", "Previews"),
     ]
+    #: Live previews are redrawn at most this often (a sampler may send one per step).
+    PREVIEW_INTERVAL_S = 1.0
+    _drawn_preview: object = None
+    _preview_drawn_at = 0.0
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="running"):
@@ -129,6 +135,22 @@ class QueueScreen(PistachioScreen):
             step = f"  step {state.value}/{state.max}" if state.max else ""
             self.query_one("#node-line", Static).update(f"Node: {node}{step}")
         steps.update(total=max(state.max, 1), progress=state.value)
+        self._show_live_preview(state)
+
+    def _show_live_preview(self, state: PromptState) -> None:
+        preview = state.preview
+        now = time.monotonic()
+        if preview is None or preview is self._drawn_preview or now - self._preview_drawn_at < self.PREVIEW_INTERVAL_S:
+            return
+        self._drawn_preview, self._preview_drawn_at = preview, now
+        node = state.current_title or preview.node_id or "?"
+        self.query_one(OutputPreview).show(f"live preview of {state.prompt_id[:8]} ({node})", preview.data)
+
+    def action_toggle_previews(self) -> None:
+        session = self.require_session()
+        if session is not None:
+            session.previews = not session.previews
+            self.notify(f"Live previews {'on' if session.previews else 'off'} for prompts queued from here")
 
     def _fill_pending(self, session: ServerSession | None) -> None:
         self._refill(self.query_one("#pending", DataTable), [

@@ -24,15 +24,20 @@ from textual_plotext import PlotextPlot
 
 from pistachio_tui.config import Settings
 from pistachio_tui.training.converge import Convergence
+from pistachio_tui.training.dataset import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from pistachio_tui.training.errors import PromoteRefused, TrainingError
+from pistachio_tui.training.launch import LaunchProblem, plan_launch, plan_resume, start
 from pistachio_tui.training.logindex import LogIndex
 from pistachio_tui.training.prepare import launch_command
 from pistachio_tui.training.presets import GPUS, detect_gpu
-from pistachio_tui.training.promote import find_trigger, lora_name, promote, run_title
-from pistachio_tui.training.runs import RUN_NAME
+from pistachio_tui.training.promote import find_trigger, lora_name, promote, run_title, training_folder
+from pistachio_tui.training.runs import RUN_NAME, read_main_toml
+from pistachio_tui.training.tournament import TournamentResult, pick_contenders, run_tournament, tournament_prompts
 from pistachio_tui.training.watch import RunState, RunWatcher
 from pistachio_tui.ui.dialogs import TextModal, YesNo
+from pistachio_tui.ui.training.captions import CaptionsScreen
 from pistachio_tui.ui.widgets.loglines import LogLines
+from pistachio_tui.ui.widgets.output_preview import OutputPreview
 from pistachio_tui.ui.widgets.status_line import StatusLine
 
 COMMANDS: list[tuple[str, str, str]] = [
@@ -42,6 +47,11 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("Training: copy launch command", "Copy the deepspeed command that resumes this run", "copy_launch"),
     ("Training: search log", "Find text in the run's console log", "search"),
     ("Training: log / curves", "Switch between the loss curves and the console log", "toggle_log"),
+    ("Training: start or resume", "Start the opened prepare folder's run, or resume the opened run, detached "
+     "(survives logging out), with this machine's GPU preset", "launch"),
+    ("Training: review captions", "Every image of the opened dataset folder (or the run's training set) with "
+     "its caption; edit in place", "captions"),
+    ("Training: tournament", "Render the saves around the eval minimum side by side on the servers", "tournament"),
 ]
 
 
@@ -71,7 +81,7 @@ def summary_line(state: RunState) -> Text:
     if state.loss_ema is not None:
         line.append(f"  loss {state.loss_ema:.4f}", style="dim")
     if state.status == "caching" and state.step is None:
-        line.append(f"  caching latents ({state.caching}); the run folder appears after caching", style="dim")
+        line.append(f"  caching {state.caching}; the run folder appears after caching", style="dim")
     if state.ended_reason:
         line.append(f"\n{state.ended_reason}", style="dim")
     if state.errors:
@@ -99,6 +109,9 @@ class TrainingView(Vertical):
         Binding("N", "next_match(True)", "Previous match", show=False),
         Binding("f", "show_config", "Config"),
         Binding("y", "copy_launch", "Copy command"),
+        Binding("t", "tournament", "Tournament"),
+        Binding("R", "launch", "Start/Resume"),
+        Binding("c", "captions", "Captions"),
     ]
 
     def __init__(self, settings: Settings, *, run: Path | None = None, poll_interval: float = 2.0,
@@ -112,6 +125,7 @@ class TrainingView(Vertical):
         self.watcher: RunWatcher | None = None
         self.state: RunState | None = None
         self.convergence: Convergence | None = None
+        self.tournament: TournamentResult | None = None
         self._epoch_rows: tuple = ()
         self._search: str = ""
         self._drawn: tuple = ()
@@ -124,7 +138,7 @@ class TrainingView(Vertical):
         with Horizontal(id="train-body"):
             with Vertical(id="train-side"):
                 yield OptionList(id="train-runs")
-                epochs = DataTable(id="train-epochs", cursor_type="row")
+                epochs: DataTable = DataTable(id="train-epochs", cursor_type="row")
                 epochs.add_columns("Save", "Eval loss", "Usable")
                 yield epochs
             with TabbedContent(id="train-tabs", initial="train-curves"):
@@ -134,6 +148,10 @@ class TrainingView(Vertical):
                     yield LogLines(id="train-log")
                     yield Input(placeholder="Search the log — Enter finds, n next, N previous",
                                 id="train-search", compact=True)
+                with TabPane("Tournament", id="train-tourpane"):
+                    yield Input(placeholder="Workflow with a LoRA loader — Enter renders every save around the "
+                                "best on the configured servers", id="train-tour-wf", compact=True)
+                    yield OutputPreview(id="train-tour-sheet")
         yield StatusLine("", id="train-status")
 
     def on_mount(self) -> None:
@@ -158,6 +176,9 @@ class TrainingView(Vertical):
         if event.input.id == "train-path":
             if event.value.strip():
                 self.open_path(Path(event.value.strip()).expanduser())
+        elif event.input.id == "train-tour-wf":
+            if event.value.strip():
+                self._tournament(Path(event.value.strip()).expanduser())
         elif event.input.id == "train-search":
             self._search = event.value
             event.input.display = False
@@ -329,6 +350,90 @@ class TrainingView(Vertical):
                                  resume=self.watcher.paths.run_dir.name)
         self.app.copy_to_clipboard(command)
         self.status.show(f"Copied: {command}", "ok")
+
+    def _launch_plan(self):
+        """Resume the open run if it has a resume state, else start the opened folder's main TOML."""
+        gpu = (GPUS[self.gpu], 1) if self.gpu else detect_gpu()
+        card, count = gpu if gpu else (None, 1)
+        run_dir = self.watcher.paths.run_dir if self.watcher else None
+        if run_dir is not None and (run_dir / "latest").is_file():
+            return plan_resume(run_dir, gpu=card, num_gpus=count)
+        folder = Path(self.query_one("#train-path", Input).value.strip() or ".").expanduser()
+        configs = [c for c in sorted(folder.glob("*.toml")) if read_main_toml(c) is not None] if folder.is_dir() else []
+        if not configs:
+            raise LaunchProblem("open a prepare folder (with its main TOML) to start, or a run with a resume "
+                                "state (global_stepN) to resume")
+        return plan_launch(configs[0], gpu=card, num_gpus=count)
+
+    def action_launch(self) -> None:
+        try:
+            plan = self._launch_plan()
+        except TrainingError as exc:
+            self.status.show(exc.message, "error")
+            return
+        verb = "Resume" if plan.run_dir else "Start"
+
+        def answer(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                pid = start(plan, mode="detach")
+            except TrainingError as exc:
+                self.status.show(exc.message, "error")
+                return
+            self.status.show(f"{verb}ed in the background (pid {pid}); console: {plan.log_path}", "ok")
+            self.open_path(plan.run_dir or plan.config.parent)
+
+        self.app.push_screen(YesNo(f"{verb} training?", f"{plan.shell_command}\n\nconsole → {plan.log_path}"),
+                             answer)
+
+    def action_captions(self) -> None:
+        """The typed folder when it holds images, else the open run's training set."""
+        typed = Path(self.query_one("#train-path", Input).value.strip() or ".").expanduser()
+        run_dir = self.watcher.paths.run_dir if self.watcher else None
+        trigger = find_trigger(run_dir) if run_dir else None
+        folder = typed if typed.is_dir() and any(
+            p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES for p in typed.iterdir()) else None
+        if folder is None and run_dir is not None:
+            folder = training_folder(run_dir)
+        if folder is None:
+            self.status.show("Type a dataset folder in the path bar, or open a run whose dataset TOML names one",
+                             "warning")
+            return
+        self.app.push_screen(CaptionsScreen(folder, trigger))
+
+    def action_tournament(self) -> None:
+        self.query_one("#train-tabs", TabbedContent).active = "train-tourpane"
+        self.query_one("#train-tour-wf", Input).focus()
+
+    @work(exclusive=True, group="train-tournament", exit_on_error=False)
+    async def _tournament(self, workflow: Path) -> None:
+        run_dir = self.watcher.paths.run_dir if self.watcher else None
+        comfy, servers = self.settings.comfy_dir, self.settings.servers
+        if run_dir is None or self.state is None:
+            self.status.show("Open a run with saves first", "warning")
+            return
+        if comfy is None or not servers:
+            self.status.show("A tournament needs servers and the servers' ComfyUI folder (comfy_dir) in the "
+                             "settings", "error")
+            return
+        try:
+            contenders = pick_contenders(self.state)
+            prompts = tournament_prompts(find_trigger(run_dir))
+            self.status.show(f"Rendering {len(prompts)} prompts × {', '.join(contenders)}…")
+            result = await run_tournament(run_dir, contenders, prompts, workflow=workflow, servers=servers,
+                                          loras_dir=comfy / "models" / "loras", out_dir=run_dir / "tournament",
+                                          on_progress=lambda text: self.status.show(text))
+        except Exception as exc:  # noqa: BLE001 — fleet and training setup errors both carry a message
+            self.status.show(getattr(exc, "message", None) or str(exc), "error")
+            return
+        if result.sheet is None:
+            self.status.show("No images came back: " + "; ".join(result.failed.values()), "error")
+            return
+        self.query_one("#train-tour-sheet", OutputPreview).show(result.sheet.name, result.sheet.read_bytes())
+        self.tournament = result
+        self.status.show(f"Saves down, prompts across: {', '.join(contenders)}. Select one in the table and "
+                         "press p to promote it", "ok")
 
     def action_toggle_log(self) -> None:
         tabs = self.query_one("#train-tabs", TabbedContent)
