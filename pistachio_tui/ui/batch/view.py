@@ -28,7 +28,7 @@ from textual.worker import Worker, WorkerState
 from pistachio_tui.config import Settings
 from pistachio_tui.fleet.contact_sheet import make_contact_sheet
 from pistachio_tui.fleet.dispatch import BatchEvent, BatchResult, BatchRunner
-from pistachio_tui.fleet.journal import Journal
+from pistachio_tui.fleet.journal import BatchFolderError, Journal
 from pistachio_tui.fleet.spec import Job
 from pistachio_tui.format import duration, money
 from pistachio_tui.ui.widgets.status_line import StatusLine
@@ -187,6 +187,10 @@ class BatchView(Vertical):
         ticker = self.set_interval(self.TICK, self._redraw)
         try:
             result = await runner.run()
+        except BatchFolderError as exc:
+            # Another run holds the folder, or it holds another workflow's batch: nothing ran.
+            self.status.show(str(exc), "error")
+            return
         finally:
             ticker.stop()
             await runner.aclose()
