@@ -22,7 +22,7 @@ from collections import OrderedDict
 
 from benchmarks.bench_biglog import index_in_child, synthetic_log, wc_lines
 from benchmarks.bench_fleet import throughput
-from benchmarks.bench_journal import synthetic_journal
+from benchmarks.bench_journal_startup import synthetic_journal
 from benchmarks.bench_startup import measure
 from benchmarks.common import Figure, bench_main
 from benchmarks.headless import in_child, pistachio_app, run_headless

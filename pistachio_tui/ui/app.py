@@ -57,7 +57,7 @@ LONG_WORK = {
 SCREEN_CLASSES = {
     "servers": "ServersScreen", "workflows": "WorkflowsScreen", "queue": "QueueScreen", "gpu": "GpuScreen",
     "fix": "FixScreen", "training": "TrainingScreen", "pods": "PodsScreen", "batch": "BatchScreen",
-    "dashboard": "DashboardScreen",
+    "history": "HistoryScreen", "dashboard": "DashboardScreen",
 }
 
 
