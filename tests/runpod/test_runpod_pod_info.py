@@ -26,7 +26,7 @@ from pistachio_tui.runpod.pods import (
     summarize,
 )
 from tests.loopback import serve_on_loopback
-from tests.runpod.fake_graphql import make_pod
+from pistachio_tui.sim.runpod import make_pod
 
 
 def pod(*args, **kwargs) -> Pod:
