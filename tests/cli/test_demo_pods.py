@@ -11,6 +11,7 @@ from textual.widgets import DataTable
 
 from pistachio_tui.cli.demo_commands import DEMO_COMFY_POD, DEMO_LABEL, DEMO_RUNPOD_KEY, demo_session
 from pistachio_tui.ui.app import PistachioApp
+from pistachio_tui.ui.dialogs import ConfirmScreen, YesNo
 from tests.ui.helpers import FAST, until
 
 IDLE_POD = "sim0idle0a100"
@@ -54,10 +55,12 @@ async def test_demo_pods_screen_lists_simulated_pods_and_stops_the_idle_one(loop
             table.focus()
             table.move_cursor(row=table.get_row_index(IDLE_POD))
             await pilot.press("x")
+            if isinstance(app.screen, (ConfirmScreen, YesNo)):
+                await pilot.press("y")
             await until(pilot, lambda: demo.runpod.pod(IDLE_POD)["desiredStatus"] == "EXITED")
             await until(pilot, lambda: "stopped" in str(table.get_row(IDLE_POD)[2]).lower()
                         or "exited" in str(table.get_row(IDLE_POD)[2]).lower())
-        assert ("podStop" in demo.runpod.operations())
+        assert "podStop" in demo.runpod.operations()
     assert loopback_only == []
     assert os.environ["RUNPOD_API_KEY"] == "the-users-real-key" and "RUNPOD_API_URL" not in os.environ
     assert "RUNPOD_PROXY_URL" not in os.environ
