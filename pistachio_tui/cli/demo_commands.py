@@ -21,7 +21,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pistachio_tui.config import Settings
     from pistachio_tui.sim.runpod import FakeRunPod
+    from pistachio_tui.sim.server import SimServer
 
 DEMO_LABEL = "SIMULATED ComfyUI — demo, no real GPU"
 #: The simulator's own txt2img workflow: its models exist there, so it always runs.
@@ -66,15 +67,21 @@ class SimThread:
         self._options = sim_options
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="pistachio-sim", daemon=True)
-        self.server = None
+        self._server: SimServer | None = None
         self.url = ""
+
+    @property
+    def server(self) -> SimServer:
+        if self._server is None:
+            raise RuntimeError("the simulator is not started yet")
+        return self._server
 
     def start(self) -> str:
         from pistachio_tui.sim.server import SimServer
 
         self._thread.start()
-        self.server = SimServer(**self._options)
-        self.url = self.call(self.server.start())
+        self._server = SimServer(**self._options)
+        self.url = self.call(self._server.start())
         return self.url
 
     def call(self, coro, timeout: float = 30.0):
@@ -85,8 +92,8 @@ class SimThread:
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.call(self.server.stop())
+        if self._server is not None:
+            self.call(self._server.stop())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
 
@@ -211,12 +218,6 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _data_dir(path: Path) -> AbstractContextManager[None]:
-    """Everything the app writes (batch outputs, the prompt journal, fix-flow state) goes to ``path``
-    while the demo runs: a demo must leave nothing in the user's real data folder."""
-    return _environ({"PISTACHIO_DATA_DIR": str(path)})
-
-
 def simulated_runpod(comfy_url: str) -> FakeRunPod:
     """The demo's RunPod account: a pod whose ComfyUI is the demo's simulated server, an idle one
     still billing (so the idle flag and a stop can be tried) and a stopped one (to start)."""
@@ -245,11 +246,11 @@ def runpod_environ(runpod: FakeRunPod) -> dict[str, str]:
 def demo_session(*, step_delay: float = 0.3, autorun: bool = True,
                  train_step_seconds: float = TRAIN_STEP_SECONDS) -> Iterator[Demo]:
     """The simulator, the training run and a scratch ComfyUI folder, all removed on exit."""
-    from pistachio_tui.config import ServerConfig, Settings, load_settings
+    from pistachio_tui.config import ServerConfig, Settings, data_dir_set_to, load_settings
     from pistachio_tui.sim.demo_fix import ModelHost
 
     with (tempfile.TemporaryDirectory(prefix="pistachio-demo-", ignore_cleanup_errors=True) as tmp,
-          _data_dir(Path(tmp) / "data"), ExitStack() as stack):
+          data_dir_set_to(Path(tmp) / "data"), ExitStack() as stack):
         scratch = Path(tmp)
         comfy_dir = scratch / "ComfyUI"
         models_dir = comfy_dir / "models"

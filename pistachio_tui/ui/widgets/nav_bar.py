@@ -7,12 +7,12 @@ from textual.widgets import Tab, Tabs
 #: Mode id, label — in number-key order.
 SCREENS: list[tuple[str, str]] = [
     ("servers", "Servers"), ("workflows", "Workflows"), ("queue", "Queue"), ("gpu", "GPU"),
-    ("fix", "Fix"), ("training", "Training"), ("pods", "Pods"), ("batch", "Batch"),
+    ("fix", "Fix"), ("training", "Training"), ("pods", "Pods"), ("batch", "Batch"), ("history", "History"),
 ]
 
 
 class NavBar(Tabs):
-    """Tabs that never take focus: the keyboard reaches screens with 1–8."""
+    """Tabs that never take focus: the keyboard reaches screens with their number keys."""
 
     can_focus = False
 
