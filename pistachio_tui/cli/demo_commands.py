@@ -230,7 +230,9 @@ def simulated_runpod(comfy_url: str) -> FakeRunPod:
         make_pod("sim0stopped40", "SIMULATED stopped-a40", gpu="NVIDIA A40", cost_per_hr=0.39, running=False),
     ]
     # graphql-core is a test dependency: the demo's answers come from the same code either way.
-    runpod = FakeRunPod(api_key=DEMO_RUNPOD_KEY, pods=pods, validate_schema=find_spec("graphql") is not None)
+    # A balance that lasts days at this spend: the low-balance warning is not what the demo is about.
+    runpod = FakeRunPod(api_key=DEMO_RUNPOD_KEY, pods=pods, balance=120.0,
+                        validate_schema=find_spec("graphql") is not None)
     runpod.proxied[DEMO_COMFY_POD] = comfy_url
     return runpod
 
