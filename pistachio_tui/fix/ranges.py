@@ -30,10 +30,9 @@ from pistachio_tui.fix.downloads import (
     PARALLEL_MIN,
     Answer,
     DownloadError,
-    DownloadProgress,
     PartWriter,
     ProgressCallback,
-    SpeedMeter,
+    ProgressReporter,
     UnsafePath,
     Verifier,
     WrongContent,
@@ -222,8 +221,7 @@ async def _single(job: Job, answer: Answer, have: int, total: int | None) -> Non
     """The rest of the file over this one connection, appended to the ``.part`` and hashed on the way."""
     part = job.part
     digest = (await asyncio.to_thread(_hash_prefix, part)) if have else hashlib.sha256()
-    meter = SpeedMeter()
-    resumed_from = done = have
+    progress = ProgressReporter(job.url, job.target, job.progress, total, have)
     try:
         with open_part(part, resume=bool(have)) as fh:
             writer = PartWriter(fh, digest)
@@ -231,18 +229,15 @@ async def _single(job: Job, answer: Answer, have: int, total: int | None) -> Non
                 # No chunk size: httpx would hold bytes back to fill a chunk and lose them on a drop.
                 async for chunk in answer.response.aiter_bytes():
                     await writer.add(chunk)
-                    done += len(chunk)
-                    if job.progress is not None:
-                        speed = meter.add(done)
-                        eta = (total - done) / speed if total and speed > 0 else None
-                        job.progress(DownloadProgress(job.url, job.target, done, total, speed, eta, resumed_from))
+                    progress.add(len(chunk))
             finally:
                 # What arrived is kept even on a drop or a cancel, so a resume starts after it.
                 await writer.flush()
+                progress.tell()
     except OSError as exc:
         raise write_error(exc, part, job.target) from None
-    if total is not None and done < total:
-        raise Dropped(f"connection closed at {done} of {total} bytes")
+    if total is not None and progress.done < total:
+        raise Dropped(f"connection closed at {progress.done} of {total} bytes")
     await asyncio.to_thread(finish, part, job.target, job.verifier, digest.hexdigest())
 
 
@@ -254,24 +249,14 @@ def _hash_prefix(path: Path) -> hashlib._Hash:
     return digest
 
 
-class _Progress:
+class _Progress(ProgressReporter):
     """The spans' bytes added up, reported as one download."""
 
     def __init__(self, job: Job, plan: Plan) -> None:
-        self.job, self.plan = job, plan
-        self.resumed_from = self.done = plan.done
-        self.meter = SpeedMeter()
+        super().__init__(job.url, job.target, job.progress, plan.total, plan.done)
         self.connections = sum(1 for span in plan.spans if span.left)
         #: Writes running in threads: the file must not close under them.
         self.writes: set[asyncio.Future[None]] = set()
-
-    def add(self, n: int) -> None:
-        self.done += n
-        if self.job.progress is not None:
-            speed = self.meter.add(self.done)
-            eta = (self.plan.total - self.done) / speed if speed > 0 else None
-            self.job.progress(DownloadProgress(self.job.url, self.job.target, self.done, self.plan.total, speed,
-                                               eta, self.resumed_from, self.connections))
 
 
 async def _parallel(job: Job, plan: Plan, first: Answer | None) -> None:
@@ -364,37 +349,44 @@ async def _span(job: Job, fd: int, plan: Plan, span: Span, answer: Answer | None
 
 async def _pump(job: Job, fd: int, plan: Plan, span: Span, answer: Answer, progress: _Progress) -> None:
     """Copy ``answer``'s body into ``span`` until it is full or the body ends."""
-    buffer = bytearray()
+    chunks: list[bytes] = []
+    gathered = 0
 
     async def flush() -> None:
-        if not buffer:
+        nonlocal chunks, gathered
+        if not chunks:
             return
-        data = bytes(buffer)
-        buffer.clear()
-        write = asyncio.ensure_future(asyncio.to_thread(_pwrite_all, fd, data, span.start + span.done))
+        batch, size = chunks, gathered
+        chunks, gathered = [], 0
+        write = asyncio.ensure_future(asyncio.to_thread(_pwrite_all, fd, batch, span.start + span.done))
         progress.writes.add(write)
         write.add_done_callback(progress.writes.discard)
         await asyncio.shield(write)
-        span.done += len(data)
+        span.done += size
         if time.monotonic() - plan._saved_at >= PLAN_SAVE_EVERY_S:
             await asyncio.to_thread(plan.save, job.plan_path)
 
     try:
         async for chunk in answer.response.aiter_bytes():
-            room = span.left - len(buffer)
-            buffer += chunk[:room]
-            progress.add(min(len(chunk), room))
-            if len(buffer) >= SPAN_WRITE:
+            room = span.left - gathered
+            if len(chunk) > room:
+                # The first answer runs to the end of the file; the rest belongs to the next span.
+                chunk = chunk[:room]
+            chunks.append(chunk)
+            gathered += len(chunk)
+            progress.add(len(chunk))
+            if gathered >= SPAN_WRITE:
                 await flush()
-            if len(chunk) >= room:
+            if len(chunk) == room:
                 break
     finally:
         # Bytes that arrived are written even on a cut or a cancel, so the span resumes after them.
         await asyncio.shield(flush())
+        progress.tell()
 
 
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
+def _pwrite_all(fd: int, chunks: list[bytes], offset: int) -> None:
+    view = memoryview(b"".join(chunks))
     while view:
         written = os.pwrite(fd, view, offset)
         view, offset = view[written:], offset + written
