@@ -57,8 +57,8 @@ WRITE_BATCH = 4 * 1024 * 1024
 READ_SIZE = 1024 * 1024
 #: Seconds between two progress reports.
 PROGRESS_EVERY_S = 0.1
-#: Connections for one large file when the server honours ``Range``.
-CONNECTIONS = 4
+#: Most connections for one large file when the server honours ``Range`` (files of 128 MB and more use all).
+CONNECTIONS = 8
 #: Files smaller than this come over one connection: more would not pay for their set-up.
 PARALLEL_MIN = 32 * 1024 * 1024
 MAX_REDIRECTS = 10
@@ -475,7 +475,7 @@ async def download(
     a Bearer token to Hugging Face hosts only (on every redirect hop too). When
     the server announces a sha256 (Hugging Face LFS files do) it is checked even
     if ``sha256`` is not given. Files of ``PARALLEL_MIN`` bytes or more come
-    over up to ``connections`` ranged connections. Raises :class:`DownloadError`
+    over up to ``connections`` ranged connections (``ranges.span_count``). Raises :class:`DownloadError`
     subclasses; on cancellation or a dropped connection the ``.part`` file is
     kept for resume.
     """

@@ -212,9 +212,19 @@ async def _first_answer(job: Job, answer: Answer, have: int) -> None:
     if total is not None:
         check_free_space(job.target.parent, total - have)
     if answer.status == 206 and have == 0 and total is not None and total >= PARALLEL_MIN and job.connections > 1:
-        await _parallel(job, Plan.split(total, job.connections), answer)
+        await _parallel(job, Plan.split(total, span_count(total, job.connections)), answer)
         return
     await _single(job, answer, have, total)
+
+
+def span_count(total: int, connections: int) -> int:
+    """Connections for a file of ``total`` bytes: one per half ``PARALLEL_MIN``, up to ``connections``.
+
+    A server that limits each connection makes the download as fast as the
+    connections it has; a span much smaller than that would spend more on its
+    set-up than it saves.
+    """
+    return max(2, min(connections, total // (PARALLEL_MIN // 2)))
 
 
 async def _single(job: Job, answer: Answer, have: int, total: int | None) -> None:
