@@ -50,6 +50,11 @@ from pistachio_tui.safefiles import UnsafeFile, atomic_write, open_own_regular
 
 #: Bytes a span gathers before one write at its offset (in a thread).
 SPAN_WRITE = 1024 * 1024
+#: How often the first connection's rate is looked at before more connections are opened.
+SPLIT_PROBE_S = 0.2
+#: More connections are opened once one alone would take longer than this for the rest of the file
+#: (0: all of them at once).
+SPLIT_IF_LONGER_S = 1.0
 #: How often the spans' progress is saved beside the ``.part``.
 PLAN_SAVE_EVERY_S = 1.0
 _TRANSIENT = (httpx.TimeoutException, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
@@ -260,13 +265,33 @@ def _hash_prefix(path: Path) -> hashlib._Hash:
 
 
 class _Progress(ProgressReporter):
-    """The spans' bytes added up, reported as one download."""
+    """The spans' bytes added up, reported as one download; which spans have a connection."""
 
-    def __init__(self, job: Job, plan: Plan) -> None:
+    def __init__(self, job: Job, plan: Plan, *, hash_prefix: bool) -> None:
         super().__init__(job.url, job.target, job.progress, plan.total, plan.done)
-        self.connections = sum(1 for span in plan.spans if span.left)
+        self.plan = plan
         #: Writes running in threads: the file must not close under them.
         self.writes: set[asyncio.Future[None]] = set()
+        self.started: set[int] = set()
+        #: sha256 of the file's first ``prefix_end`` bytes, fed by the span at offset 0 as it writes,
+        #: so only the rest is read back to verify the file (None: a resumed plan, hashed whole).
+        self.prefix = hashlib.sha256() if hash_prefix else None
+        self.prefix_end = 0
+
+    def start(self, span: Span) -> None:
+        self.started.add(span.start)
+        self.connections = len(self.started)
+
+    def absorb(self, span: Span) -> bool:
+        """Extend ``span`` over the next one if no connection has started it yet (its answer
+        runs to the end of the file, so the same connection carries on)."""
+        spans = self.plan.spans
+        after = [other for other in spans if other.start == span.end]
+        if not after or after[0].start in self.started:
+            return False
+        span.end = after[0].end
+        spans.remove(after[0])
+        return True
 
 
 async def _parallel(job: Job, plan: Plan, first: Answer | None) -> None:
@@ -283,11 +308,23 @@ async def _parallel(job: Job, plan: Plan, first: Answer | None) -> None:
         raise UnsafePath(f"Refusing to write through {part}: {exc.strerror}.") from None
     except OSError as exc:
         raise write_error(exc, part, job.target) from None
-    progress = _Progress(job, plan)
+    progress = _Progress(job, plan, hash_prefix=first is not None and bool(job.verifier.sha256))
+    tasks: list[asyncio.Task[None]] = []
+
+    def start(span: Span, answer: Answer | None) -> None:
+        progress.start(span)
+        tasks.append(asyncio.create_task(_span(job, fd, plan, span, answer, progress)))
+
     try:
-        tasks = [asyncio.create_task(_span(job, fd, plan, span, first if i == 0 else None, progress))
-                 for i, span in enumerate(plan.spans) if span.left]
         try:
+            if first is not None:
+                start(plan.spans[0], first)
+                await _until_worth_splitting(progress, tasks[0])
+                if tasks[0].done():
+                    tasks[0].result()  # its failure, before opening more connections
+            for span in list(plan.spans):
+                if span.left and span.start not in progress.started:
+                    start(span, None)
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:
@@ -313,7 +350,39 @@ async def _parallel(job: Job, plan: Plan, first: Answer | None) -> None:
         if part.exists():
             await asyncio.shield(asyncio.to_thread(plan.save, job.plan_path))
     job.plan_path.unlink(missing_ok=True)
-    await asyncio.to_thread(finish, part, job.target, job.verifier, None)
+    digest = None
+    if progress.prefix is not None:
+        digest = await asyncio.to_thread(_hash_rest, part, progress.prefix, progress.prefix_end)
+    await asyncio.to_thread(finish, part, job.target, job.verifier, digest)
+
+
+async def _until_worth_splitting(progress: _Progress, first: asyncio.Task[None]) -> None:
+    """Let the first connection run alone while it would finish the file soon on its own.
+
+    On a fast link more connections only share the same CPU (and the file's
+    sha256 then cannot be computed on the way); on a server that holds each
+    connection to a rate they multiply the speed. The first connection's rate
+    over its first moments tells which case this is.
+    """
+    if SPLIT_IF_LONGER_S <= 0:
+        return
+    seen, seen_at = progress.done, time.monotonic()
+    while not first.done():
+        await asyncio.wait([first], timeout=SPLIT_PROBE_S)
+        now = time.monotonic()
+        # The rate of the last moments, so a connection that stalls after a fast start still splits.
+        rate = (progress.done - seen) / (now - seen_at)
+        seen, seen_at = progress.done, now
+        if not first.done() and (progress.plan.total - progress.done) > rate * SPLIT_IF_LONGER_S:
+            return
+
+
+def _hash_rest(part: Path, digest: hashlib._Hash, offset: int) -> str:
+    with part.open("rb") as fh:
+        fh.seek(offset)
+        for block in iter(lambda: fh.read(4 * 1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _discard(job: Job) -> None:
@@ -328,7 +397,7 @@ async def _span(job: Job, fd: int, plan: Plan, span: Span, answer: Answer | None
         try:
             if answer is not None:
                 first, answer = answer, None
-                await _pump(job, fd, plan, span, first, progress)
+                await _pump(job, fd, plan, span, first, progress, open_ended=True)
                 continue
             position = span.start + span.done
             headers = {"Accept-Encoding": "identity", "Range": f"bytes={position}-{span.end - 1}"}
@@ -343,7 +412,7 @@ async def _span(job: Job, fd: int, plan: Plan, span: Span, answer: Answer | None
                         _RangesRefused("the server answered a Range request without the file's size")
                 if start != position:
                     raise _RangesRefused(f"the server sent byte {start} on, not {position} on")
-                await _pump(job, fd, plan, span, reply, progress)
+                await _pump(job, fd, plan, span, reply, progress, open_ended=False)
         except _TRANSIENT as exc:
             cuts += 1
             if cuts > job.retries:
@@ -357,8 +426,10 @@ async def _span(job: Job, fd: int, plan: Plan, span: Span, answer: Answer | None
                 raise Dropped(f"one of {len(plan.spans)} connections kept ending early")
 
 
-async def _pump(job: Job, fd: int, plan: Plan, span: Span, answer: Answer, progress: _Progress) -> None:
-    """Copy ``answer``'s body into ``span`` until it is full or the body ends."""
+async def _pump(job: Job, fd: int, plan: Plan, span: Span, answer: Answer, progress: _Progress, *,
+                open_ended: bool) -> None:
+    """Copy ``answer``'s body into ``span`` until it is full or the body ends; an ``open_ended``
+    answer (to the end of the file) goes on into the next spans while no connection has them."""
     chunks: list[bytes] = []
     gathered = 0
 
@@ -368,17 +439,24 @@ async def _pump(job: Job, fd: int, plan: Plan, span: Span, answer: Answer, progr
             return
         batch, size = chunks, gathered
         chunks, gathered = [], 0
-        write = asyncio.ensure_future(asyncio.to_thread(_pwrite_all, fd, batch, span.start + span.done))
+        offset = span.start + span.done
+        # Only bytes that follow the hashed prefix, and only once the write before them is done.
+        digest = progress.prefix if progress.prefix is not None and offset == progress.prefix_end else None
+        write = asyncio.ensure_future(asyncio.to_thread(_pwrite_all, fd, batch, offset, digest))
         progress.writes.add(write)
         write.add_done_callback(progress.writes.discard)
         await asyncio.shield(write)
         span.done += size
+        if digest is not None:
+            progress.prefix_end = offset + size
         if time.monotonic() - plan._saved_at >= PLAN_SAVE_EVERY_S:
             await asyncio.to_thread(plan.save, job.plan_path)
 
     try:
         async for chunk in answer.response.aiter_bytes():
             room = span.left - gathered
+            while open_ended and len(chunk) >= room and progress.absorb(span):
+                room = span.left - gathered
             if len(chunk) > room:
                 # The first answer runs to the end of the file; the rest belongs to the next span.
                 chunk = chunk[:room]
@@ -395,8 +473,11 @@ async def _pump(job: Job, fd: int, plan: Plan, span: Span, answer: Answer, progr
         progress.tell()
 
 
-def _pwrite_all(fd: int, chunks: list[bytes], offset: int) -> None:
-    view = memoryview(b"".join(chunks))
+def _pwrite_all(fd: int, chunks: list[bytes], offset: int, digest: hashlib._Hash | None) -> None:
+    data = b"".join(chunks)
+    if digest is not None:
+        digest.update(data)
+    view = memoryview(data)
     while view:
         written = os.pwrite(fd, view, offset)
         view, offset = view[written:], offset + written

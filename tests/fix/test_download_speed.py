@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 
@@ -27,6 +28,7 @@ async def files():
 def parallel(monkeypatch):
     """Files of 1 MB and more come over several connections, one per 500 KB."""
     monkeypatch.setattr(ranges, "PARALLEL_MIN", 1_000_000)
+    monkeypatch.setattr(ranges, "SPLIT_IF_LONGER_S", 0)
 
 
 def spans_asked(files) -> list[str]:
@@ -78,3 +80,46 @@ async def test_reads_are_larger_than_httpcores_default(files, tmp_path, monkeypa
     await download(f"{files.url}/model.safetensors", target, sha256=BIG_SHA)
     assert not part_path(target).exists()
     assert sum(sizes) == len(BIG) and max(sizes) > 64 * 1024, max(sizes)
+
+
+async def test_a_connection_that_would_finish_soon_stays_alone_and_hashes_on_the_way(files, tmp_path, monkeypatch):
+    monkeypatch.setattr(ranges, "PARALLEL_MIN", 1_000_000)
+    read_back: list[int] = []
+    real_rest = ranges._hash_rest
+
+    def hash_rest(part, digest, offset):
+        read_back.append(offset)
+        return real_rest(part, digest, offset)
+
+    monkeypatch.setattr(ranges, "_hash_rest", hash_rest)
+    target = tmp_path / "model.safetensors"
+    await download(f"{files.url}/model.safetensors", target, sha256=BIG_SHA)
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == BIG_SHA
+    assert spans_asked(files) == ["bytes=0-"]
+    # Hashed while it arrived: nothing is read back to verify it.
+    assert read_back == [len(BIG)]
+    assert not part_path(target).exists() and not part_path(target).with_suffix(".part.ranges").exists()
+
+
+async def test_a_connection_that_stalls_gets_help_for_the_spans_it_has_not_reached(files, tmp_path, monkeypatch):
+    monkeypatch.setattr(ranges, "PARALLEL_MIN", 1_000_000)
+    monkeypatch.setattr(ranges, "SPLIT_PROBE_S", 0.05)
+    files.gate = asyncio.Event()  # the first answer sends half the file, then waits
+    target = tmp_path / "model.safetensors"
+    task = asyncio.create_task(download(f"{files.url}/model.safetensors", target, sha256=BIG_SHA))
+    try:
+        await asyncio.wait_for(_until(lambda: len(files.requests) > 1), 10)
+    finally:
+        files.gate.set()
+    await asyncio.wait_for(task, 10)
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == BIG_SHA
+    asked = [r.get("Range", "") for r in files.requests]
+    assert asked[0] == "bytes=0-"
+    starts = [int(r.removeprefix("bytes=").split("-")[0]) for r in asked[1:]]
+    # Only the spans the first connection had not reached get a connection of their own.
+    assert starts and all(s >= len(BIG) // 2 and s % 1_000_000 == 0 for s in starts), asked
+
+
+async def _until(condition) -> None:
+    while not condition():
+        await asyncio.sleep(0.01)
