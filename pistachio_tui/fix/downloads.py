@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import hashlib
 import os
 import shutil
+import ssl
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -341,6 +343,13 @@ def read_in_large_blocks() -> None:
         httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = READ_SIZE
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """httpx's default TLS settings, built once: loading the trust store costs tens of
+    milliseconds, paid by every download that brings its own client."""
+    return httpx.create_ssl_context()
+
+
 def check_free_space(folder: Path, needed: int) -> None:
     free = shutil.disk_usage(folder).free
     if free < needed + FREE_SPACE_MARGIN:
@@ -490,7 +499,8 @@ async def download(
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     owns_client = client is None
-    http = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)))
+    http = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
+                                       verify=tls_context())
     job = ranges.Job(http, url, target, token, verifier, progress, max(1, connections), retries)
     try:
         attempt = 0

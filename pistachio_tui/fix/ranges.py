@@ -48,8 +48,8 @@ from pistachio_tui.fix.downloads import (
 )
 from pistachio_tui.safefiles import UnsafeFile, atomic_write, open_own_regular
 
-#: Bytes a span gathers before one write at its offset (in a thread).
-SPAN_WRITE = 1024 * 1024
+#: Bytes a span gathers before one write at its offset (in a thread, while it reads the next ones).
+SPAN_WRITE = 2 * 1024 * 1024
 #: How often the first connection's rate is looked at before more connections are opened.
 SPLIT_PROBE_S = 0.2
 #: More connections are opened once one alone would take longer than this for the rest of the file
@@ -432,9 +432,26 @@ async def _pump(job: Job, fd: int, plan: Plan, span: Span, answer: Answer, progr
     answer (to the end of the file) goes on into the next spans while no connection has them."""
     chunks: list[bytes] = []
     gathered = 0
+    #: The one write of this span in a thread (its size, and whether it fed the prefix hash),
+    #: so the next bytes are read while it runs; the span counts them once it is done.
+    in_flight: tuple[asyncio.Future[None], int, bool] | None = None
+
+    async def settle() -> None:
+        nonlocal in_flight
+        if in_flight is None:
+            return
+        write, size, hashed = in_flight
+        in_flight = None
+        await asyncio.shield(write)
+        span.done += size
+        if hashed:
+            progress.prefix_end = span.start + span.done
+        if time.monotonic() - plan._saved_at >= PLAN_SAVE_EVERY_S:
+            await asyncio.to_thread(plan.save, job.plan_path)
 
     async def flush() -> None:
-        nonlocal chunks, gathered
+        nonlocal chunks, gathered, in_flight
+        await settle()
         if not chunks:
             return
         batch, size = chunks, gathered
@@ -445,18 +462,20 @@ async def _pump(job: Job, fd: int, plan: Plan, span: Span, answer: Answer, progr
         write = asyncio.ensure_future(asyncio.to_thread(_pwrite_all, fd, batch, offset, digest))
         progress.writes.add(write)
         write.add_done_callback(progress.writes.discard)
-        await asyncio.shield(write)
-        span.done += size
-        if digest is not None:
-            progress.prefix_end = offset + size
-        if time.monotonic() - plan._saved_at >= PLAN_SAVE_EVERY_S:
-            await asyncio.to_thread(plan.save, job.plan_path)
+        in_flight = (write, size, digest is not None)
+
+    def room_left() -> int:
+        return span.left - gathered - (in_flight[1] if in_flight else 0)
+
+    async def flush_all() -> None:
+        await flush()
+        await settle()
 
     try:
         async for chunk in answer.response.aiter_bytes():
-            room = span.left - gathered
+            room = room_left()
             while open_ended and len(chunk) >= room and progress.absorb(span):
-                room = span.left - gathered
+                room = room_left()
             if len(chunk) > room:
                 # The first answer runs to the end of the file; the rest belongs to the next span.
                 chunk = chunk[:room]
@@ -469,7 +488,7 @@ async def _pump(job: Job, fd: int, plan: Plan, span: Span, answer: Answer, progr
                 break
     finally:
         # Bytes that arrived are written even on a cut or a cancel, so the span resumes after them.
-        await asyncio.shield(flush())
+        await asyncio.shield(flush_all())
         progress.tell()
 
 
