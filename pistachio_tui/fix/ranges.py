@@ -371,7 +371,7 @@ async def _until_worth_splitting(progress: _Progress, first: asyncio.Task[None])
         await asyncio.wait([first], timeout=SPLIT_PROBE_S)
         now = time.monotonic()
         # The rate of the last moments, so a connection that stalls after a fast start still splits.
-        rate = (progress.done - seen) / (now - seen_at)
+        rate = (progress.done - seen) / max(now - seen_at, 1e-3)
         seen, seen_at = progress.done, now
         if not first.done() and (progress.plan.total - progress.done) > rate * SPLIT_IF_LONGER_S:
             return
