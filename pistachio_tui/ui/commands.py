@@ -5,15 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from pistachio_tui.ui.base import ViewScreen
-from pistachio_tui.ui.servers.screen import ServersScreen
 from pistachio_tui.ui.widgets.nav_bar import SCREENS
-from pistachio_tui.ui.workflows.screen import WorkflowsScreen
-from pistachio_tui.ui.workflows.sources import bundled_dir, workflow_files
 
 if TYPE_CHECKING:
     from pistachio_tui.ui.app import PistachioApp
@@ -26,9 +23,15 @@ class PistachioCommands(Provider):
 
     @property
     def papp(self) -> PistachioApp:
-        return self.app  # type: ignore[return-value]
+        # Textual types ``app`` as any App; these only ever run inside PistachioApp.
+        return cast("PistachioApp", self.app)
 
     def commands(self) -> list[Command]:
+        # Imported when the palette opens, not with the app: start-up pays only for the first screen.
+        from pistachio_tui.ui.servers.screen import ServersScreen
+        from pistachio_tui.ui.workflows.screen import WorkflowsScreen
+        from pistachio_tui.ui.workflows.sources import bundled_dir, workflow_files
+
         app = self.papp
         found: list[Command] = [
             (f"Go to {label}", partial(app.switch_mode, mode), f"screen {n} (key {n})")
@@ -64,6 +67,8 @@ class PistachioCommands(Provider):
                 for title, help_text, action in screen.VIEW_COMMANDS]
 
     def _open_workflow(self, path: Path) -> None:
+        from pistachio_tui.ui.workflows.screen import WorkflowsScreen
+
         self.papp.on_screen(WorkflowsScreen, lambda screen: screen.open_workflow(path))
 
     async def discover(self) -> Hits:

@@ -20,7 +20,7 @@ from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Input, Static
 
 from pistachio_tui.comfy.errors import ComfyError
-from pistachio_tui.comfy.session import FINISHED, HISTORY, ServerSession, SessionUpdate
+from pistachio_tui.comfy.session import ServerSession, SessionUpdate, UpdateKind
 from pistachio_tui.journal import Journal, JournalEntry, JournalError
 from pistachio_tui.ui.base import PistachioScreen
 from pistachio_tui.ui.format import duration, status_text
@@ -92,7 +92,7 @@ class HistoryScreen(PistachioScreen):
     def refresh_view(self, update: SessionUpdate | None) -> None:
         # Finished prompts (and the lost ones) change what the journal holds; new history arrives in bursts,
         # so one search follows a burst instead of one per update.
-        if update is not None and update.kind in (FINISHED, HISTORY) and not self._research_timer_set:
+        if update is not None and update.kind in (UpdateKind.FINISHED, UpdateKind.HISTORY) and not self._research_timer_set:
             self._research_timer_set = True
             self.set_timer(RESEARCH_DELAY_S, self._research)
 
