@@ -12,10 +12,10 @@ from pistachio_tui.fleet.cost import Rate, cost_of, cost_summary, pod_id_for_url
 from pistachio_tui.fleet.dispatch import BatchRunner, TargetStats
 from pistachio_tui.fleet.serverless import ServerlessTarget
 from pistachio_tui.fleet.spec import load_batch_file
+from pistachio_tui.sim.runpod import FakeRunPod
 from tests.fleet.fake_serverless import FakeServerless
 from tests.fleet.test_batch_cli import SIM_WORKFLOW, run_cli
 from tests.fleet.test_dispatch import FakeTarget, build, jobs
-from pistachio_tui.sim.runpod import FakeRunPod
 
 
 def test_pod_behind_a_url():

@@ -24,8 +24,8 @@ from pistachio_tui.runpod.pods import (
     ssh_command,
     summarize,
 )
-from tests.loopback import serve_on_loopback
 from pistachio_tui.sim.runpod import make_pod
+from tests.loopback import serve_on_loopback
 
 
 def pod(*args, **kwargs) -> Pod:
