@@ -9,6 +9,7 @@ from typing import Any
 
 from textual.app import App, ScreenStackError
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.theme import Theme
 from textual.timer import Timer
 
@@ -103,6 +104,11 @@ class PistachioApp(App):
             self.notify(f"Settings not saved: {exc}", severity="error")
             return False
         return True
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """A toast whose text is never markup: it quotes servers and files (``[Pony] x.safetensors``)."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def _on_session_update(self, update: SessionUpdate) -> None:
         if update.kind == FINISHED and update.prompt is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -22,6 +23,7 @@ from pistachio_tui.fleet.build import BatchSetupError, NoReachableTarget, batche
 from pistachio_tui.fleet.spec import SEED_MODES, BatchSpec, BatchSpecError, load_batch_file
 from pistachio_tui.ui.base import PistachioScreen
 from pistachio_tui.ui.batch.view import COMMANDS, BatchView
+from pistachio_tui.ui.format import esc
 from pistachio_tui.ui.workflows.screen import WorkflowsScreen
 from pistachio_tui.workflow.errors import WorkflowError
 
@@ -82,12 +84,12 @@ class BatchScreen(PistachioScreen):
     def _hint(self, text: str, level: str = "info") -> None:
         hint = self.query_one("#batch-hint", Static)
         hint.set_class(level == "error", "-error")
-        hint.update(text)
+        hint.update(Text(text))
 
     def _show_sweep_source(self) -> None:
         workflows = self._workflows_screen()
         preview = workflows.preview if workflows else None
-        text = (f"of {preview.workflow.name} (open on Workflows)" if preview is not None
+        text = (f"of {esc(preview.workflow.name)} (open on Workflows)" if preview is not None
                 else "open a workflow on Workflows (2) first")
         self.query_one("#sweep-source", Static).update(text)
 

@@ -17,7 +17,7 @@ from pistachio_tui.comfy.tracker import PromptState
 from pistachio_tui.comfy.types import HistoryEntry, OutputFile
 from pistachio_tui.ui.base import PistachioScreen
 from pistachio_tui.ui.dialogs import AskScreen
-from pistachio_tui.ui.format import duration, gib, status_text
+from pistachio_tui.ui.format import duration, esc, gib, plain, status_text
 from pistachio_tui.ui.gpu.view import VramHistory
 from pistachio_tui.ui.widgets.output_preview import OutputPreview
 
@@ -34,8 +34,8 @@ def error_text(state: PromptState, titles: dict[str, str]) -> str:
     if error is None:
         return ""
     title = titles.get(error.node_id, error.node_type)
-    return (f"[b red]Failed in node {error.node_id} “{title}” ({error.node_type})[/]\n"
-            f"{error.exception_type}: {error.exception_message}")
+    return (f"[b red]Failed in node {esc(error.node_id)} “{esc(title)}” ({esc(error.node_type)})[/]\n"
+            f"{esc(error.exception_type)}: {esc(error.exception_message)}")
 
 
 class QueueScreen(PistachioScreen):
@@ -112,7 +112,7 @@ class QueueScreen(PistachioScreen):
         steps = self.query_one("#node-steps", ProgressBar)
         if state is None:
             down = session is not None and session.state == "down"
-            title.update(f"[red]Server down[/]: {session.reason}" if down else "Idle — nothing running")
+            title.update(f"[red]Server down[/]: {esc(session.reason)}" if down else "Idle — nothing running")
             overall.update(progress=0)
             steps.update(total=1, progress=0)
             self.query_one("#node-line", Static).update("")
@@ -127,7 +127,7 @@ class QueueScreen(PistachioScreen):
         else:
             node = state.current_title or state.current_node or "—"
             step = f"  step {state.value}/{state.max}" if state.max else ""
-            self.query_one("#node-line", Static).update(f"Node: {node}{step}")
+            self.query_one("#node-line", Static).update(f"Node: {esc(node)}{step}")
         steps.update(total=max(state.max, 1), progress=state.value)
 
     def _fill_pending(self, session: ServerSession | None) -> None:
@@ -185,10 +185,10 @@ class QueueScreen(PistachioScreen):
         else:
             box.display = False
         if state is not None and state.interrupted is not None:
-            lines.append(f"Interrupted in node {state.interrupted.node_id} ({state.interrupted.node_type})")
+            lines.append(esc(f"Interrupted in node {state.interrupted.node_id} ({state.interrupted.node_type})"))
         self.query_one("#detail-text", Static).update("\n".join(lines))
         outputs.clear_options()
-        outputs.add_options([f"{f.kind}: {f.subfolder + '/' if f.subfolder else ''}{f.filename}"
+        outputs.add_options([plain(f"{f.kind}: {f.subfolder + '/' if f.subfolder else ''}{f.filename}")
                              for f in entry.outputs])
         outputs.display = bool(entry.outputs)
 
@@ -221,7 +221,7 @@ class QueueScreen(PistachioScreen):
         if output is None or session is None:
             return
         default = str(Path.home() / output.filename)
-        self.app.push_screen(AskScreen(f"Save {output.filename} to:", default),
+        self.app.push_screen(AskScreen(f"Save {esc(output.filename)} to:", default),
                              lambda path: self._save(session, output, path) if path else None)
 
     @work(group="save")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -76,6 +77,6 @@ class ServerForm(ModalScreen[ServerConfig | None]):
                    else f"A server named {name!r} already exists" if name in self.taken
                    else check_url(url) or (headers if isinstance(headers, str) else None))
         if problem:
-            self.query_one("#form-error", Static).update(f"[red]{problem}[/]")
+            self.query_one("#form-error", Static).update(Text(problem, style="red"))
             return
         self.dismiss(ServerConfig(name, url, headers))

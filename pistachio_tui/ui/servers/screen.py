@@ -16,7 +16,7 @@ from pistachio_tui.comfy.session import ServerSession, SessionUpdate
 from pistachio_tui.config import ServerConfig
 from pistachio_tui.ui.base import PistachioScreen
 from pistachio_tui.ui.dialogs import ConfirmScreen
-from pistachio_tui.ui.format import gib, state_text
+from pistachio_tui.ui.format import esc, gib, plain, state_text
 from pistachio_tui.ui.servers.form import ServerForm
 from pistachio_tui.ui.widgets.status_header import StatusHeader
 
@@ -97,7 +97,7 @@ class ServersScreen(PistachioScreen):
         selected = self._selected_name() or self.papp.manager.active_name
         table.clear()
         for name, session in sessions.items():
-            table.add_row(*server_row(session), key=name)
+            table.add_row(*map(plain, server_row(session)), key=name)
         if selected in sessions:
             table.move_cursor(row=list(sessions).index(selected))
         self._show_reason()
@@ -108,9 +108,9 @@ class ServersScreen(PistachioScreen):
         if session is None:
             text = "No servers yet — press [b]a[/b] to add one (name, URL, optional auth header)."
         elif session.reason:
-            text = f"[b]{session.name}[/b]: {session.reason}"
+            text = f"[b]{esc(session.name)}[/b]: {esc(session.reason)}"
         else:
-            text = f"[b]{session.name}[/b] {session.config.url}"
+            text = f"[b]{esc(session.name)}[/b] {esc(session.config.url)}"
         self.query_one("#server-reason", Static).update(text)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -156,7 +156,7 @@ class ServersScreen(PistachioScreen):
     def action_remove(self) -> None:
         name = self._selected_name()
         if name is not None:
-            self.app.push_screen(ConfirmScreen(f"Remove server {name!r} from the list?"),
+            self.app.push_screen(ConfirmScreen(f"Remove server {esc(repr(name))} from the list?"),
                                  lambda yes: self._removed(name) if yes else None)
 
     @work
@@ -192,12 +192,12 @@ class ServersScreen(PistachioScreen):
         try:
             entries = await session.logs()
         except ComfyError as exc:
-            self.query_one("#log-title", Static).update(f"[red]Log unavailable[/]: {exc.message}")
+            self.query_one("#log-title", Static).update(f"[red]Log unavailable[/]: {esc(exc.message)}")
             return
         text = "".join(entry.m for entry in entries)
         self._log_lines = text.splitlines()[-LOG_LINES:]
         follow = " (following)" if self._follow else ""
-        self.query_one("#log-title", Static).update(f"Log of {session.name}{follow}")
+        self.query_one("#log-title", Static).update(f"Log of {esc(session.name)}{follow}")
         self._render_log()
 
     def _render_log(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
@@ -35,7 +36,7 @@ class OutputPreview(Vertical):
     def show(self, filename: str, data: bytes) -> None:
         for old in self.query(".picture"):
             old.remove()
-        self.query_one(".caption", Static).update(describe_bytes(filename, data))
+        self.query_one(".caption", Static).update(Text(describe_bytes(filename, data)))
         try:
             from PIL import Image
             from textual_image.widget import Image as ImageWidget

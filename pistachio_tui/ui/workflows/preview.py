@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pistachio_tui.ui.format import esc
 from pistachio_tui.workflow.convert import ConversionResult, to_api
 from pistachio_tui.workflow.deps import Needs, analyse
 from pistachio_tui.workflow.edit import Param, find_params
@@ -44,24 +45,24 @@ def _mark(present: bool | None) -> str:
 def preview_markup(preview: Preview, server: str | None) -> str:
     """Node count, node types, models with presence, missing nodes."""
     wf = preview.workflow
-    lines = [f"[b]{wf.name}[/b]  ({wf.format} format)"]
+    lines = [f"[b]{esc(wf.name)}[/b]  ({wf.format} format)"]
     if preview.prompt is not None:
         lines.append(f"{len(preview.prompt)} nodes to run")
     needs = preview.needs
     if needs is not None:
-        types = ", ".join(needs.node_types[:12]) + (" …" if len(needs.node_types) > 12 else "")
+        types = esc(", ".join(needs.node_types[:12])) + (" …" if len(needs.node_types) > 12 else "")
         lines.append(f"{len(needs.node_types)} node types: {types}")
         if needs.missing_nodes:
-            lines.append(f"[red]Missing on {server}:[/] " + ", ".join(needs.missing_nodes)
+            lines.append(f"[red]Missing on {esc(server)}:[/] " + esc(", ".join(needs.missing_nodes))
                          + "  → Fix screen (5) or `pistachio fix`")
         else:
-            lines.append(f"[green]All node types available on {server}[/]")
+            lines.append(f"[green]All node types available on {esc(server)}[/]")
         if needs.models:
             lines.append("Models:")
-            lines.extend(f"  {m.folder or '?'}/{m.name} {_mark(m.present)}" for m in needs.models[:10])
+            lines.extend(f"  {esc(m.folder or '?')}/{esc(m.name)} {_mark(m.present)}" for m in needs.models[:10])
             if len(needs.models) > 10:
                 lines.append(f"  … and {len(needs.models) - 10} more")
         else:
             lines.append("No model files referenced")
-    lines.extend(f"[yellow]{w}[/]" for w in preview.warnings[:3])
+    lines.extend(f"[yellow]{esc(w)}[/]" for w in preview.warnings[:3])
     return "\n".join(lines)

@@ -15,6 +15,7 @@ from textual.widgets import Button, Input, Label, Select, Static, Tree
 from pistachio_tui.comfy.errors import ComfyError, PromptRejected
 from pistachio_tui.comfy.session import ServerSession, SessionUpdate
 from pistachio_tui.ui.base import PistachioScreen
+from pistachio_tui.ui.format import esc, plain
 from pistachio_tui.ui.workflows.preview import Preview, build_preview, preview_markup
 from pistachio_tui.ui.workflows.sources import (
     ServerWorkflow,
@@ -74,7 +75,7 @@ class WorkflowsScreen(PistachioScreen):
         self._add_files(tree.root.add("Bundled", expand=True), workflow_files(bundled_dir()))
         mine = tree.root.add("My folders", expand=True)
         for folder in self.papp.settings.workflow_dirs:
-            self._add_files(mine.add(str(folder)), workflow_files(Path(folder).expanduser()))
+            self._add_files(mine.add(plain(folder)), workflow_files(Path(folder).expanduser()))
         if not self.papp.settings.workflow_dirs:
             mine.add_leaf("(add workflow_dirs in settings.toml)")
         self._server_node = tree.root.add("On server")
@@ -85,7 +86,7 @@ class WorkflowsScreen(PistachioScreen):
     @staticmethod
     def _add_files(node, files: list[Path]) -> None:
         for path in files:
-            node.add_leaf(path.stem, data=path)
+            node.add_leaf(plain(path.stem), data=path)
 
     def action_reload_sources(self) -> None:
         self._fill_tree()
@@ -97,7 +98,7 @@ class WorkflowsScreen(PistachioScreen):
         node = self._server_node
         node.remove_children()
         for item in items:
-            node.add_leaf(item.name, data=item)
+            node.add_leaf(plain(item.name), data=item)
         node.set_label(f"On server ({len(items)})")
 
     def refresh_view(self, update: SessionUpdate | None) -> None:
@@ -142,7 +143,7 @@ class WorkflowsScreen(PistachioScreen):
             object_info = await self._object_info(session)
             preview = await asyncio.to_thread(build_preview, workflow, object_info)
         except (WorkflowError, ComfyError) as exc:
-            summary.update(f"[red]{getattr(exc, 'message', exc)}[/]")
+            summary.update(f"[red]{esc(getattr(exc, 'message', exc))}[/]")
             return
         self.preview = preview
         summary.update(preview_markup(preview, session.name if session else None))
@@ -163,7 +164,7 @@ class WorkflowsScreen(PistachioScreen):
         widgets = []
         for index, param in enumerate(preview.params):
             role = f" ({param.role})" if param.role else ""
-            widgets.append(Label(f"{param.title} · {param.name}{role}", classes="param-label"))
+            widgets.append(Label(plain(f"{param.title} · {param.name}{role}"), classes="param-label"))
             widgets.append(Input(str(param.value), id=f"param-{index}", classes="param"))
         await box.mount_all(widgets)
 
@@ -223,6 +224,6 @@ class WorkflowsScreen(PistachioScreen):
         self.notify(f"Queued {len(queued)} prompt(s) on {session.name} — see Queue (3)")
 
     def _show_rejection(self, exc: PromptRejected) -> None:
-        lines = "\n".join(exc.report.describe())
+        lines = esc("\n".join(exc.report.describe()))
         self.query_one("#wf-summary", Static).update(f"[b red]The server refused the prompt[/]\n{lines}")
         self.notify("The server refused the prompt — details in the preview pane.", severity="error")
