@@ -1,7 +1,10 @@
 """Settings (TOML in the user config dir) and secrets (env vars or a 0600 file).
 
 The settings file is meant to be edited by hand, so a mistake in it must come
-back as a message naming the file and line, never as a traceback.
+back as a message naming the file and line, never as a traceback; saving edits
+the file in place, so the user's comments, order and tables survive.
+
+Every environment variable Pistachio reads is read here (see the README's table).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import platformdirs
-import tomli_w
+import tomlkit
+import tomlkit.items
 
 APP_NAME = "pistachio"
 SETTINGS_FILE = "settings.toml"
@@ -28,6 +32,33 @@ SECRET_NAMES = ("RUNPOD_API_KEY", "HF_TOKEN")
 
 class ConfigError(Exception):
     """The settings or secrets file cannot be used; the message says where and why."""
+
+
+class InvalidServerURL(ConfigError):
+    """A server URL that Pistachio could not connect to; the message says what is wrong."""
+
+
+def check_server_url(url: str) -> str:
+    """``url`` as Pistachio stores it (no trailing slash), or :class:`InvalidServerURL`.
+
+    Everything a later start or connect would trip on is caught here, so a typo is
+    refused when it is typed instead of crashing the app on every start after it.
+    """
+    shown = hide_password(url) if "@" in url else url
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidServerURL(f"{shown!r} is not a valid URL ({exc}); e.g. http://127.0.0.1:8188") from None
+    if parts.scheme not in ("http", "https"):
+        raise InvalidServerURL(f"{shown!r} must start with http:// or https://")
+    if not parts.hostname:
+        raise InvalidServerURL(f"{shown!r} names no host; e.g. http://127.0.0.1:8188")
+    if port == 0:
+        raise InvalidServerURL(f"{shown!r}: port 0 is not a port a server listens on (1-65535)")
+    if parts.query or parts.fragment:
+        raise InvalidServerURL(f"{shown!r}: give the server's address only, without ?… or #…")
+    return url.strip().rstrip("/")
 
 
 @dataclass
@@ -61,6 +92,8 @@ class Settings:
     idle_minutes: float = 30.0
     auto_stop_idle: bool = False
     path: Path = field(default_factory=lambda: config_dir() / SETTINGS_FILE)
+    #: Entries of the file that were skipped, each naming its line and what is wrong.
+    problems: list[str] = field(default_factory=list)
 
     def server(self, name_or_url: str) -> ServerConfig | None:
         """The configured server with this name or URL, if any."""
@@ -108,10 +141,26 @@ def state_dir() -> Path:
     return config_dir() / "state"
 
 
+def data_dir() -> Path:
+    """Where Pistachio keeps what it makes (batch outputs); ``PISTACHIO_DATA_DIR`` overrides it."""
+    override = os.environ.get("PISTACHIO_DATA_DIR")
+    return Path(override) if override else Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def env_override(name: str) -> str | None:
+    """An endpoint override from the environment (``RUNPOD_API_URL``…), or None when unset or blank."""
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
 _TOML_WHERE = re.compile(r"^(?P<msg>.*) \((?:at line (?P<line>\d+), column (?P<col>\d+)|at end of document)\)$")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    return _read_toml_text(path)[1]
+
+
+def _read_toml_text(path: Path) -> tuple[str, dict[str, Any]]:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -121,7 +170,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     # The standard library's strict parser: the older `toml` package accepts broken
     # files, e.g. an unterminated `servers = [` silently reads as an empty list.
     try:
-        return tomllib.loads(text)
+        return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}, {_toml_error_place(str(exc), text)}. "
                           "Fix that line or delete the file to start from the defaults.") from None
@@ -149,27 +198,48 @@ def _expect(value: Any, kind: type | tuple[type, ...], path: Path, key: str, *, 
     return value
 
 
-def _parse_servers(raw: Any, path: Path) -> list[ServerConfig]:
+def _server_entry(entry: Any, path: Path, where: str) -> ServerConfig:
+    _expect(entry, dict, path, where)
+    if "url" not in entry:
+        raise ConfigError(f"{path}: {where} has no 'url' (e.g. url = \"http://127.0.0.1:8188\").")
+    url = _expect(entry["url"], str, path, f"{where}.url")
+    try:
+        url = check_server_url(url)
+    except InvalidServerURL as exc:
+        raise ConfigError(f"{path}: {where}.url: {exc}.") from None
+    # Header values are usually credentials: errors name them but never echo them.
+    headers = _expect(entry.get("headers", {}), dict, path, f"{where}.headers", secret=True)
+    return ServerConfig(
+        name=_expect(entry.get("name", url), str, path, f"{where}.name"),
+        url=url,
+        headers={str(k): str(_expect(v, (str, int, float), path, f"{where}.headers.{k}", secret=True))
+                 for k, v in headers.items()},
+    )
+
+
+def _server_line(text: str, index: int, url: Any) -> int | None:
+    """The line of the ``index``-th server entry: where its URL is written, else its ``[[servers]]``."""
+    lines = text.splitlines()
+    headers = [n for n, line in enumerate(lines, 1) if line.strip().startswith("[[servers]]")]
+    start = headers[index] if index < len(headers) else 1
+    if isinstance(url, str) and url:
+        for number in range(start, len(lines) + 1):
+            if f'"{url}"' in lines[number - 1] or f"'{url}'" in lines[number - 1]:
+                return number
+    return headers[index] if index < len(headers) else None
+
+
+def _parse_servers(raw: Any, path: Path, text: str, problems: list[str]) -> list[ServerConfig]:
+    """The usable servers; a broken entry is skipped with a problem naming its line, so one typo
+    in one entry never keeps the app from starting."""
     servers = []
     for i, entry in enumerate(_expect(raw, list, path, "servers")):
-        where = f"servers[{i}]"
-        _expect(entry, dict, path, where)
-        if "url" not in entry:
-            raise ConfigError(f"{path}: {where} has no 'url' (e.g. url = \"http://127.0.0.1:8188\").")
-        url = _expect(entry["url"], str, path, f"{where}.url")
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError(
-                f"{path}: {where}.url must start with http:// or https://, not {hide_password(url)!r}.")
-        # Header values are usually credentials: errors name them but never echo them.
-        headers = _expect(entry.get("headers", {}), dict, path, f"{where}.headers", secret=True)
-        servers.append(
-            ServerConfig(
-                name=_expect(entry.get("name", url), str, path, f"{where}.name"),
-                url=url,
-                headers={str(k): str(_expect(v, (str, int, float), path, f"{where}.headers.{k}", secret=True))
-                         for k, v in headers.items()},
-            )
-        )
+        try:
+            servers.append(_server_entry(entry, path, f"servers[{i}]"))
+        except ConfigError as exc:
+            line = _server_line(text, i, entry.get("url") if isinstance(entry, dict) else None)
+            where = f"line {line}: " if line else ""
+            problems.append(f"{where}{exc} This server was skipped; fix or remove it.")
     return servers
 
 
@@ -178,11 +248,12 @@ def load_settings(path: Path | None = None) -> Settings:
     path = path or config_dir() / SETTINGS_FILE
     if not path.exists():
         return Settings(path=path)
-    data = _read_toml(path)
+    text, data = _read_toml_text(path)
     number = (int, float)
     comfy_dir = data.get("comfy_dir")
+    problems: list[str] = []
     return Settings(
-        servers=_parse_servers(data.get("servers", []), path),
+        servers=_parse_servers(data.get("servers", []), path, text, problems),
         theme=_expect(data.get("theme", "pistachio"), str, path, "theme"),
         workflow_dirs=[
             Path(_expect(p, str, path, "workflow_dirs")).expanduser()
@@ -193,29 +264,99 @@ def load_settings(path: Path | None = None) -> Settings:
         idle_minutes=float(_expect(data.get("idle_minutes", 30.0), number, path, "idle_minutes")),
         auto_stop_idle=_expect(data.get("auto_stop_idle", False), bool, path, "auto_stop_idle"),
         path=path,
+        problems=problems,
     )
 
 
+def _plain(value: Any) -> Any:
+    """A tomlkit value as plain Python, to compare with what the app holds."""
+    return value.unwrap() if hasattr(value, "unwrap") else value
+
+
+def _set(table: Any, key: str, value: Any, default: Any = None) -> None:
+    """Set ``key`` only when its value changed, so an untouched line keeps its comment and layout,
+    and a default the file never named is not written into it."""
+    if key in table:
+        if _plain(table[key]) != value:
+            table[key] = value
+    elif value != default:
+        table[key] = value
+
+
+def _server_table(server: ServerConfig) -> tomlkit.items.Table:
+    table = tomlkit.table()
+    table["name"] = server.name
+    table["url"] = server.url
+    if server.headers:
+        headers = tomlkit.inline_table()
+        headers.update(server.headers)
+        table["headers"] = headers
+    return table
+
+
+def _sync_servers(doc: Any, servers: list[ServerConfig]) -> None:
+    """Make the file's servers match ``servers``: entries that did not change keep their text
+    (comments included); changed ones are rewritten; removed ones go."""
+    wanted = [{"name": s.name, "url": s.url, **({"headers": s.headers} if s.headers else {})} for s in servers]
+    existing = doc.get("servers")
+    old, broken = {}, []
+    if isinstance(existing, tomlkit.items.AoT):
+        for entry in existing:
+            try:
+                _server_entry(_plain(entry), Path(), "")
+            except ConfigError:
+                # Loading skipped it with a message; saving keeps it for the user to fix.
+                broken.append(entry)
+            else:
+                old[_plain(entry).get("url").rstrip("/")] = entry
+        if [_plain(e) for e in existing if e not in broken] == wanted:
+            return
+    if not servers and not broken:
+        if "servers" in doc:
+            del doc["servers"]
+        return
+    tables = tomlkit.aot()
+    for server, plain in zip(servers, wanted):
+        kept = old.get(server.url)
+        if kept is not None:
+            for key in [k for k in kept if k not in plain]:
+                del kept[key]
+            for key, value in plain.items():
+                _set(kept, key, value)
+            tables.append(kept)
+        else:
+            tables.append(_server_table(server))
+    for entry in broken:
+        tables.append(entry)
+    if "servers" in doc:
+        del doc["servers"]
+    doc.append("servers", tables)
+
+
 def save_settings(settings: Settings) -> None:
-    """Write the settings atomically, so a crash mid-write never leaves half a file."""
-    data: dict[str, Any] = {
-        "theme": settings.theme,
-        "gpu_interval": settings.gpu_interval,
-        "idle_minutes": settings.idle_minutes,
-        "auto_stop_idle": settings.auto_stop_idle,
-        "workflow_dirs": [str(p) for p in settings.workflow_dirs],
-        "servers": [
-            {"name": s.name, "url": s.url, **({"headers": s.headers} if s.headers else {})}
-            for s in settings.servers
-        ],
-    }
+    """Write the settings into the file in place (the user's comments, order and tables survive),
+    atomically, so a crash mid-write never leaves half a file."""
+    try:
+        doc = tomlkit.parse(settings.path.read_text(encoding="utf-8")) if settings.path.exists() else tomlkit.document()
+    except (OSError, UnicodeDecodeError, tomlkit.exceptions.ParseError) as exc:
+        raise ConfigError(f"Cannot update {settings.path} in place ({exc}); fix or remove it first.") from None
+    defaults = Settings(path=settings.path)
+    _set(doc, "theme", settings.theme, defaults.theme)
+    _set(doc, "gpu_interval", settings.gpu_interval, defaults.gpu_interval)
+    _set(doc, "idle_minutes", settings.idle_minutes, defaults.idle_minutes)
+    _set(doc, "auto_stop_idle", settings.auto_stop_idle, defaults.auto_stop_idle)
+    _set(doc, "workflow_dirs", [str(p) for p in settings.workflow_dirs], [])
     if settings.comfy_dir is not None:
-        data["comfy_dir"] = str(settings.comfy_dir)
+        _set(doc, "comfy_dir", str(settings.comfy_dir))
+    elif "comfy_dir" in doc:
+        del doc["comfy_dir"]
+    _sync_servers(doc, settings.servers)
+    text = tomlkit.dumps(doc)
+    # Never write what the next start could not load.
+    tomllib.loads(text)
     settings.path.parent.mkdir(parents=True, exist_ok=True)
     tmp = settings.path.with_name(settings.path.name + ".tmp")
-    # tomli_w, not the `toml` package: that one writes "C:\\x64" as "C:\x64", an invalid
-    # escape, and crashes on control characters, leaving a file that no longer loads.
-    tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(settings.path)
 
 

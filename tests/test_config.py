@@ -6,8 +6,10 @@ import pytest
 
 from pistachio_tui.config import (
     ConfigError,
+    InvalidServerURL,
     ServerConfig,
     Settings,
+    check_server_url,
     config_dir,
     get_secret,
     load_settings,
@@ -53,8 +55,6 @@ def test_broken_toml_names_the_line(tmp_path):
 @pytest.mark.parametrize(
     "text, fragment",
     [
-        ('[[servers]]\nname = "x"\n', "has no 'url'"),
-        ('[[servers]]\nurl = "localhost:8188"\n', "must start with http"),
         ("gpu_interval = true\n", "'gpu_interval' must be"),
         ('servers = "x"\n', "'servers' must be a list"),
     ],
@@ -115,9 +115,8 @@ def test_proxy_credentials_stay_out_of_reprs_and_errors(tmp_path):
                  '[[servers]]\nurl = "http://a"\nheaders = {Authorization = ["Bearer HDR-SECRET"]}\n',
                  '[[servers]]\nurl = "ftp://me:PW-SECRET@a"\n'):
         path.write_text(text)
-        with pytest.raises(ConfigError) as err:
-            load_settings(path)
-        assert "SECRET" not in str(err.value) and str(path) in str(err.value)
+        [problem] = load_settings(path).problems
+        assert "SECRET" not in problem and str(path) in problem
 
 
 def test_a_broken_secrets_file_is_named_without_its_values():
@@ -137,3 +136,115 @@ def test_saved_settings_load_back_whatever_the_strings_hold(tmp_path):
         workflow_dirs=[Path(name) for name in odd], comfy_dir=Path(odd[0]), path=tmp_path / "s.toml")
     save_settings(settings)
     assert load_settings(settings.path) == settings
+
+
+@pytest.mark.parametrize(
+    "entry, fragment",
+    [
+        ('name = "x"', "has no 'url'"),
+        ('url = "localhost:8188"', "must start with http"),
+        ('url = "http://[::1"', "not a valid URL"),
+        ('url = "http://"', "names no host"),
+        ('url = "http://127.0.0.1:81888"', "not a valid URL"),
+        ('url = "http://localhost:abc"', "not a valid URL"),
+    ],
+)
+def test_a_broken_server_entry_is_skipped_with_its_line_and_the_rest_loads(tmp_path, entry, fragment):
+    path = tmp_path / "s.toml"
+    path.write_text('theme = "nord"\n\n[[servers]]\nname = "good"\nurl = "http://127.0.0.1:8188"\n\n'
+                    f'[[servers]]\n{entry}\n')
+    settings = load_settings(path)
+    assert [s.name for s in settings.servers] == ["good"]
+    assert settings.theme == "nord"
+    [problem] = settings.problems
+    assert fragment in problem and "skipped" in problem
+    assert "line 8" in problem or "line 7" in problem
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://", "http:", "http://h:81888", "http://h:0", "localhost:8188",
+                                 "http://localhost:abc", "ftp://h", "http://h/?x=1"])
+def test_check_server_url_refuses_what_could_not_be_loaded_or_reached(url):
+    with pytest.raises(InvalidServerURL):
+        check_server_url(url)
+
+
+@pytest.mark.parametrize("url, stored", [("http://127.0.0.1:8188/", "http://127.0.0.1:8188"),
+                                         ("https://abc-8188.proxy.runpod.net", "https://abc-8188.proxy.runpod.net"),
+                                         ("http://[::1]:8188", "http://[::1]:8188"),
+                                         ("http://host/comfy/", "http://host/comfy")])
+def test_check_server_url_keeps_good_urls(url, stored):
+    assert check_server_url(url) == stored
+
+
+HAND_WRITTEN = """\
+# My Pistachio settings — written by hand.
+theme = "pistachio"   # the default theme
+gpu_interval = 2.0
+
+# The big box under the desk.
+[[servers]]
+name = "local"
+url = "http://127.0.0.1:8188"   # ComfyUI's default port
+
+[[servers]]
+name = "pod"
+url = "https://abc-8188.proxy.runpod.net"
+headers = { Authorization = "Bearer x" }
+"""
+
+
+def test_saving_keeps_the_users_comments_order_and_tables(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(HAND_WRITTEN)
+    settings = load_settings(path)
+    settings.theme = "nord"
+    settings.servers.append(ServerConfig("lan", "http://192.0.2.7:8188"))
+    save_settings(settings)
+    text = path.read_text()
+    for kept in ("# My Pistachio settings — written by hand.", "# The big box under the desk.",
+                 "# ComfyUI's default port", "gpu_interval = 2.0\n", 'headers = { Authorization = "Bearer x" }'):
+        assert kept in text
+    assert 'theme = "nord"' in text and text.count("[[servers]]") == 3
+    assert text.index('name = "local"') < text.index('name = "pod"') < text.index('name = "lan"')
+    assert load_settings(path).servers == settings.servers
+
+
+def test_removing_a_server_keeps_the_others_text(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(HAND_WRITTEN)
+    settings = load_settings(path)
+    settings.servers = [s for s in settings.servers if s.name != "pod"]
+    save_settings(settings)
+    text = path.read_text()
+    assert "# ComfyUI's default port" in text and "proxy.runpod.net" not in text
+    assert load_settings(path).servers == settings.servers
+
+
+def test_an_unchanged_save_rewrites_nothing(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(HAND_WRITTEN)
+    save_settings(load_settings(path))
+    assert path.read_text() == HAND_WRITTEN
+
+
+def test_a_new_setting_lands_above_the_server_tables(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(HAND_WRITTEN)
+    settings = load_settings(path)
+    settings.comfy_dir = tmp_path / "ComfyUI"
+    settings.workflow_dirs = [tmp_path / "wf"]
+    save_settings(settings)
+    assert load_settings(path) == settings
+    text = path.read_text()
+    assert text.index("comfy_dir") < text.index("[[servers]]")
+
+
+def test_saving_keeps_a_broken_entry_for_the_user_to_fix(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(HAND_WRITTEN + '\n[[servers]]\nname = "typo"\nurl = "http://[::1"\n')
+    settings = load_settings(path)
+    assert len(settings.problems) == 1
+    settings.servers.append(ServerConfig("lan", "http://192.0.2.7:8188"))
+    save_settings(settings)
+    again = load_settings(path)
+    assert again.servers == settings.servers and len(again.problems) == 1

@@ -31,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--prompts", type=Path, help="file with one prompt per line")
     parser.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2", help="vary a parameter (repeatable)")
     parser.add_argument("--wildcards", type=Path, help="folder of NAME.txt files for __NAME__ in prompts")
+    parser.add_argument("--object-info", type=Path, metavar="FILE",
+                        help="a saved /object_info to convert a UI workflow with when no --server answers")
     parser.add_argument("--max-ahead", type=int, default=2, help="jobs queued at once on each ComfyUI server")
     parser.add_argument("-o", "--out", type=Path,
                         help="output folder (files, manifest, journal); default: the batch file's 'output', "
@@ -87,6 +89,20 @@ def _print_event(event) -> None:
         print(f"{event.kind}{who} on {event.target}: {event.message}", file=sys.stderr)
 
 
+def _object_info(path: Path | None) -> dict | None:
+    from pistachio_tui.fleet.build import BatchSetupError
+
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise BatchSetupError(f"--object-info {path}: cannot read it as JSON ({exc})") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise BatchSetupError(f"--object-info {path}: not a node list (save it from http://<server>/object_info)")
+    return data
+
+
 async def run_batch(args: argparse.Namespace) -> int:
     from pistachio_tui.config import ConfigError
     from pistachio_tui.fleet.build import BatchSetupError, NoReachableTarget, prepare_batch
@@ -100,7 +116,8 @@ async def run_batch(args: argparse.Namespace) -> int:
         if not servers and not spec.endpoints:
             print("give at least one --server or --endpoint (or endpoints in the batch file)", file=sys.stderr)
             return exit_codes.USAGE
-        prepared = await prepare_batch(spec, servers, out_dir=args.out, max_ahead=args.max_ahead)
+        prepared = await prepare_batch(spec, servers, out_dir=args.out, max_ahead=args.max_ahead,
+                                       object_info=_object_info(args.object_info))
     except NoReachableTarget as exc:
         print(f"batch: {exc}", file=sys.stderr)
         return exit_codes.UNREACHABLE

@@ -31,8 +31,10 @@ from pistachio_tui.fleet.dispatch import BatchEvent, BatchRunner
 from pistachio_tui.fleet.serverless import RUNPOD_SERVERLESS_URL, ServerlessTarget
 from pistachio_tui.fleet.spec import BatchSpec, BatchSpecError, Job, expand
 from pistachio_tui.fleet.targets import Target
+from pistachio_tui.workflow.convert import to_api
 from pistachio_tui.workflow.edit import SEED_MAX, apply_seed_mode, find_params, set_param
 from pistachio_tui.workflow.errors import WorkflowError
+from pistachio_tui.workflow.load import load_workflow
 
 #: Jobs queued at once on each ComfyUI server unless told otherwise.
 DEFAULT_MAX_AHEAD = 2
@@ -151,8 +153,12 @@ class PreparedBatch:
 
 
 async def prepare_batch(spec: BatchSpec, servers: list[ServerConfig], *, out_dir: Path | None = None,
-                        max_ahead: int = DEFAULT_MAX_AHEAD) -> PreparedBatch:
+                        max_ahead: int = DEFAULT_MAX_AHEAD,
+                        object_info: dict[str, Any] | None = None) -> PreparedBatch:
     """Everything a batch needs before its first job, checked now rather than mid-run.
+
+    A UI workflow is converted with the node list of the first server that answers, or with
+    ``object_info`` (a saved ``/object_info``) when no server is given or none answers.
 
     Raises ``BatchSpecError`` (the spec), ``BatchSetupError`` (no key for the
     endpoints), ``NoReachableTarget``, ``WorkflowError`` (the workflow cannot
@@ -166,8 +172,9 @@ async def prepare_batch(spec: BatchSpec, servers: list[ServerConfig], *, out_dir
     api_key = get_secret("RUNPOD_API_KEY")
     if spec.endpoints and not api_key:
         raise BatchSetupError("serverless endpoints need RUNPOD_API_KEY (env var, or secrets.toml in the config dir)")
-    object_info, unreachable = await _first_object_info(servers)
-    if object_info is None and not spec.endpoints:
+    answered, unreachable = await _first_object_info(servers)
+    object_info = answered if answered is not None else object_info
+    if answered is None and not spec.endpoints:
         reasons = "; ".join(f"{name}: {why}" for name, why in unreachable.items())
         raise NoReachableTarget(f"no server answers — {reasons}")
     base = await asyncio.to_thread(_base_prompt, spec.workflow, object_info)
@@ -196,9 +203,22 @@ async def _first_object_info(servers: list[ServerConfig]) -> tuple[dict[str, Any
     return found, unreachable
 
 
-def _base_prompt(workflow: Path, object_info: dict[str, Any] | None) -> dict[str, Any]:
-    """The workflow as an API prompt, converted with the server's nodes (else the stock node set)."""
-    from pistachio_tui.sim.catalog import recorded_object_info
-    from pistachio_tui.workflow.convert import load_prompt_for_run
+class NodeListNeeded(BatchSetupError):
+    """A UI workflow, and no node list to convert it with."""
 
-    return load_prompt_for_run(workflow, object_info if object_info is not None else recorded_object_info())
+
+def _base_prompt(workflow: Path, object_info: dict[str, Any] | None) -> dict[str, Any]:
+    """The workflow as an API prompt, converted with the given node list.
+
+    Without one, only a workflow that is already an API prompt (or an image carrying one) can
+    run: guessing the node list would silently drop a custom node's inputs.
+    """
+    loaded = load_workflow(workflow)
+    if loaded.api is not None:
+        return loaded.api
+    if object_info is None:
+        raise NodeListNeeded(
+            f"{workflow.name} is in the editor's format and converting it needs the server's node list: "
+            "add a ComfyUI server that answers (--server URL), or give --object-info FILE "
+            "(a saved copy of http://<server>/object_info)")
+    return to_api(loaded, object_info).prompt

@@ -76,6 +76,8 @@ class PistachioApp(App):
             self.register_theme(theme)
         for problem in problems:
             self.notify(problem, title="Theme skipped", severity="warning")
+        for problem in self.settings.problems:
+            self.notify(problem, title="Settings", severity="error", timeout=30)
         if self.settings.theme in self.available_themes:
             self.theme = self.settings.theme
         self.theme_changed_signal.subscribe(self, self._remember_theme)
