@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from textual.widgets import DataTable, Log
 
 from pistachio_tui.comfy.session import CONNECTED, DOWN
@@ -45,16 +46,42 @@ async def test_add_edit_remove_server(sim, tmp_path):
         assert load_settings(app.settings.path).servers == []
 
 
-async def test_form_rejects_bad_input(tmp_path):
+@pytest.mark.parametrize(("url", "says"), [
+    ("localhost:8188", "http://"),
+    ("http://[::1", "not a valid URL"),
+    ("http://", "names no host"),
+    (":81888", "http://"),
+    ("http://127.0.0.1:81888", "Port out of range"),
+    ("localhost:abc", "http://"),
+    ("http://localhost:abc", "not a valid URL"),
+])
+async def test_form_refuses_a_url_the_app_could_not_load(tmp_path, url, says):
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("a")
-        await fill_form(pilot, "x", "localhost:8188")
-        assert isinstance(app.screen, ServerForm)
-        assert "http://" in str(app.screen.query_one("#form-error").render())
+        await fill_form(pilot, "x", url)
+        assert isinstance(app.screen, ServerForm), "the form stays open"
+        assert says in str(app.screen.query_one("#form-error").render())
+        assert app.focused is app.screen.query_one("#url")
         await pilot.press("escape")
         assert not app.manager.sessions
+    assert not app.settings.path.exists(), "nothing was saved"
     assert parse_header("nonsense") == "Auth header must look like `Authorization: Bearer …`"
+
+
+async def test_enter_moves_through_the_form_and_saves_on_the_last_field(sim, tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("a")
+        form = app.screen
+        await pilot.press(*"studio", "enter")
+        assert app.focused is form.query_one("#url")
+        await pilot.press(*sim.url, "enter")
+        assert app.focused is form.query_one("#header")
+        assert isinstance(app.screen, ServerForm), "not saved before the last field"
+        await pilot.press("enter")
+        await until(pilot, lambda: "studio" in app.manager.sessions)
+        assert [s.url for s in load_settings(app.settings.path).servers] == [sim.url]
 
 
 async def test_log_loads_and_filters(sim, tmp_path):
