@@ -117,10 +117,22 @@ class WorkflowsScreen(PistachioScreen):
         self.query_one("#batch", Input).focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "open-path" and event.value.strip():
+        if event.input.id != "open-path":
+            self._next_field(event.input)
+            return
+        if event.value.strip():
             self.open_workflow(Path(event.value.strip()).expanduser())
         # Back to the tree, so the screen's single-key bindings work again.
         self.query_one(Tree).focus()
+
+    def _next_field(self, field: Input) -> None:
+        """Enter in the queue form: on to the next field; the last one queues."""
+        fields = [self.query_one("#batch", Input), *self.query(".param").results(Input)]
+        index = fields.index(field) if field in fields else len(fields) - 1
+        if index + 1 < len(fields):
+            fields[index + 1].focus()
+        else:
+            self.action_queue_prompt()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "queue-button":
