@@ -274,9 +274,16 @@ class ComfyClient:
         """Ask the server to unload models and/or free cached memory."""
         await self.post_json("/free", {"unload_models": unload_models, "free_memory": free_memory})
 
-    async def view(self, filename: str, subfolder: str = "", type: str = "output") -> bytes:
-        """The bytes of an output, input or temp file."""
+    async def view(self, filename: str, subfolder: str = "", type: str = "output",
+                   preview: str | None = None) -> bytes:
+        """The bytes of an output, input or temp file.
+
+        ``preview`` (``"webp;50"``: format and quality) asks the server to re-encode
+        an image smaller, as ComfyUI's web UI does for its thumbnails.
+        """
         params = {"filename": filename, "subfolder": subfolder, "type": type}
+        if preview is not None:
+            params["preview"] = preview
         response = await self.request("GET", "/view", params=params)
         if response.status_code == 400:
             raise ServerError(

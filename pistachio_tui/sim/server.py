@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import io
 import json
 import time
 import uuid
@@ -441,7 +442,26 @@ class SimServer:
         data = self.files.get(request.query.get("type", "output"), subfolder, filename)
         if data is None:
             return web.Response(status=404)
+        if "preview" in request.query:
+            return self._view_preview(request, filename, data)
         return web.Response(body=data, content_type=content_type(filename),
+                            headers={"Content-Disposition": f'filename="{filename}"'})
+
+    @staticmethod
+    def _view_preview(request: web.Request, filename: str, data: bytes) -> web.Response:
+        """``preview=webp;50`` as ComfyUI's server.py view_image answers it: the image re-encoded in
+        webp (or jpeg) at the given quality (90 without one); webp whenever an alpha channel is asked."""
+        from PIL import Image
+
+        fmt, *rest = request.query["preview"].split(";")
+        if fmt not in ("webp", "jpeg") or "a" in request.query.get("channel", ""):
+            fmt = "webp"
+        quality = int(rest[-1]) if rest and rest[-1].isdigit() else 90
+        buffer = io.BytesIO()
+        with Image.open(io.BytesIO(data)) as image:
+            picture = image.convert("RGB") if fmt == "jpeg" or request.query.get("channel") == "rgb" else image
+            picture.save(buffer, format=fmt, quality=quality)
+        return web.Response(body=buffer.getvalue(), content_type=f"image/{fmt}",
                             headers={"Content-Disposition": f'filename="{filename}"'})
 
     async def _logs_raw(self, request: web.Request) -> web.Response:

@@ -9,17 +9,48 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Collapsible, DataTable, OptionList, ProgressBar, Static
+from textual.widgets import Collapsible, OptionList, ProgressBar, Static
 
 from pistachio_tui.comfy.errors import ComfyError
 from pistachio_tui.comfy.session import ServerSession, SessionUpdate
 from pistachio_tui.comfy.tracker import PromptState
-from pistachio_tui.comfy.types import HistoryEntry, OutputFile
+from pistachio_tui.comfy.types import HistoryEntry, OutputFile, QueueItem
 from pistachio_tui.ui.base import PistachioScreen
 from pistachio_tui.ui.dialogs import AskScreen
 from pistachio_tui.ui.format import duration, esc, gib, plain, status_text
 from pistachio_tui.ui.gpu.view import VramHistory
+from pistachio_tui.ui.queue.rows import PromptSummary, summarize
+from pistachio_tui.ui.widgets.filter_table import FilterTable
 from pistachio_tui.ui.widgets.output_preview import OutputPreview
+
+#: ComfyUI's /view re-encodes an image for a thumbnail: webp at quality 50, as its web UI asks.
+THUMBNAIL = "webp;50"
+THUMBNAILS_KEPT = 32
+#: Cells longer than this end in "…" (the detail pane shows them whole).
+WORKFLOW_CHARS, PROMPT_CHARS = 18, 40
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def summary_cells(summary: PromptSummary) -> tuple[str, str, str]:
+    return clip(summary.workflow, WORKFLOW_CHARS), clip(summary.positive, PROMPT_CHARS), summary.seed
+
+
+def pending_row(item: QueueItem) -> tuple[str, tuple]:
+    return item.prompt_id, (str(item.number), *summary_cells(summarize(item.prompt, item.extra_data)))
+
+
+def history_row(entry: HistoryEntry) -> tuple[str, tuple]:
+    summary = summarize(entry.prompt, entry.extra_data)
+    return entry.prompt_id, (status_text(entry.outcome), *summary_cells(summary), duration(entry.duration),
+                             str(len(entry.outputs)))
+
+
+def first_image(entry: HistoryEntry) -> OutputFile | None:
+    return next((f for f in entry.outputs if f.filename.lower().endswith(IMAGE_SUFFIXES)), None)
 
 
 def progress_line(state: PromptState) -> str:
@@ -51,7 +82,14 @@ class QueueScreen(PistachioScreen):
         Binding("v", "view_output", "View"),
         Binding("s", "save_output", "Save to…"),
         Binding("r", "refresh", "Refresh"),
+        Binding("slash", "filter", "Filter", key_display="/"),
     ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: Thumbnails fetched, newest last: moving the cursor back and forth asks the server once.
+        self._thumbnails: dict[tuple[str, str, str], bytes] = {}
+        self._detail_for: str | None = None
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="running"):
@@ -65,9 +103,9 @@ class QueueScreen(PistachioScreen):
         with Horizontal(id="queue-body"):
             with Vertical(id="queue-lists"):
                 yield Static("Pending", classes="panel-title")
-                yield DataTable(id="pending", cursor_type="row")
+                yield FilterTable(id="pending")
                 yield Static("History", classes="panel-title")
-                yield DataTable(id="history", cursor_type="row")
+                yield FilterTable(id="history")
             with VerticalScroll(id="detail"):
                 yield Static("Select a prompt in the history.", id="detail-text")
                 with Collapsible(title="Traceback", collapsed=True, id="traceback-box"):
@@ -76,8 +114,8 @@ class QueueScreen(PistachioScreen):
                 yield OutputPreview(id="preview")
 
     def on_mount(self) -> None:
-        self.query_one("#pending", DataTable).add_columns("#", "Prompt", "Nodes")
-        self.query_one("#history", DataTable).add_columns("Status", "Prompt", "Time", "Out")
+        self.query_one("#pending", FilterTable).set_columns("#", "Workflow", "Prompt", "Seed")
+        self.query_one("#history", FilterTable).set_columns("Status", "Workflow", "Prompt", "Seed", "Time", "Out")
         self.query_one("#traceback-box").display = False
         self.query_one("#outputs").display = False
         self.refresh_view(None)
@@ -131,39 +169,29 @@ class QueueScreen(PistachioScreen):
         steps.update(total=max(state.max, 1), progress=state.value)
 
     def _fill_pending(self, session: ServerSession | None) -> None:
-        self._refill(self.query_one("#pending", DataTable), [
-            (item.prompt_id, (str(item.number), item.prompt_id[:8], str(len(item.prompt))))
-            for item in (session.queue.pending if session else [])])
+        self.query_one("#pending", FilterTable).set_rows(
+            [pending_row(item) for item in (session.queue.pending if session else [])])
 
     def _fill_history(self, session: ServerSession | None) -> None:
-        self._refill(self.query_one("#history", DataTable), [
-            (entry.prompt_id, (status_text(entry.outcome), entry.prompt_id[:8], duration(entry.duration),
-                               str(len(entry.outputs))))
-            for entry in (session.history.values() if session else [])])
-
-    def _refill(self, table: DataTable, rows: list[tuple[str, tuple]]) -> None:
-        """Replace the rows; the cursor stays on the prompt the user picked (tables refill every few seconds)."""
-        selected = self._row_key(table)
-        table.clear()
-        for key, cells in rows:
-            table.add_row(*cells, key=key)
-        keys = [key for key, _ in rows]
-        if selected in keys:
-            table.move_cursor(row=keys.index(selected))
+        self.query_one("#history", FilterTable).set_rows(
+            [history_row(entry) for entry in (session.history.values() if session else [])])
 
     @staticmethod
-    def _row_key(table: DataTable) -> str | None:
-        if table.row_count == 0:
-            return None
-        row_key, _ = table.coordinate_to_cell_key((table.cursor_row, 0))
-        return row_key.value
+    def _row_key(table: FilterTable) -> str | None:
+        return table.selected_key
 
     def _selected_entry(self) -> HistoryEntry | None:
         session = self.session
-        key = self._row_key(self.query_one("#history", DataTable))
+        key = self.query_one("#history", FilterTable).selected_key
         return session.history.get(key) if session and key else None
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+    def action_filter(self) -> None:
+        """``/`` filters the focused list (the history when neither is focused)."""
+        focused = self.focused
+        table = focused if isinstance(focused, FilterTable) else self.query_one("#history", FilterTable)
+        table.action_filter()
+
+    def on_data_table_row_highlighted(self, event: FilterTable.RowHighlighted) -> None:
         if event.data_table.id == "history":
             self._show_detail(self._selected_entry())
 
@@ -171,13 +199,23 @@ class QueueScreen(PistachioScreen):
         session = self.session
         box = self.query_one("#traceback-box", Collapsible)
         outputs = self.query_one("#outputs", OptionList)
+        key = entry.prompt_id if entry is not None else None
+        if key != self._detail_for:
+            # Another prompt: nothing of the previous one's outputs may stay on screen.
+            self._detail_for = key
+            self.query_one(OutputPreview).clear()
+            if entry is not None and session is not None and (image := first_image(entry)) is not None:
+                self._show_thumbnail(session, image)
         if entry is None or session is None:
             self.query_one("#detail-text", Static).update("Select a prompt in the history.")
             box.display = outputs.display = False
             return
         state = session.tracker.get(entry.prompt_id)
+        summary = summarize(entry.prompt, entry.extra_data)
         lines = [Text.assemble(status_text(entry.outcome), "  ", (entry.prompt_id, "bold")).markup,
-                 f"{len(entry.prompt)} nodes, took {duration(entry.duration)}"]
+                 f"{len(entry.prompt)} nodes, took {duration(entry.duration)}",
+                 f"Workflow {esc(summary.workflow)} · seed {esc(summary.seed)}",
+                 f"[dim]{esc(summary.positive)}[/]"]
         if state is not None and state.error is not None:
             lines.append(error_text(state, session.prompt_titles(entry.prompt_id)))
             self.query_one("#traceback", Static).update(Text("".join(state.error.traceback)))
@@ -205,6 +243,22 @@ class QueueScreen(PistachioScreen):
         session = self.session
         if output is not None and session is not None:
             self._fetch_and_show(session, output)
+
+    @work(exclusive=True, group="preview")
+    async def _show_thumbnail(self, session: ServerSession, output: OutputFile) -> None:
+        """The first image of the picked prompt, small (the server re-encodes it)."""
+        key = (session.name, output.subfolder, output.filename)
+        data = self._thumbnails.get(key)
+        if data is None:
+            try:
+                data = await session.client.view(output.filename, output.subfolder, output.type, THUMBNAIL)
+            except ComfyError as exc:
+                self.query_one(OutputPreview).show(output.filename, b"", f"No thumbnail: {exc.message}")
+                return
+            self._thumbnails[key] = data
+            while len(self._thumbnails) > THUMBNAILS_KEPT:
+                del self._thumbnails[next(iter(self._thumbnails))]
+        self.query_one(OutputPreview).show(output.filename, data, f"{output.filename} (thumbnail; v shows it whole)")
 
     @work(exclusive=True, group="preview")
     async def _fetch_and_show(self, session: ServerSession, output: OutputFile) -> None:
@@ -240,7 +294,7 @@ class QueueScreen(PistachioScreen):
             self.notify(f"Saved {target}")
 
     def _selected_pending(self) -> str | None:
-        return self._row_key(self.query_one("#pending", DataTable))
+        return self.query_one("#pending", FilterTable).selected_key
 
     def action_delete_pending(self) -> None:
         session, prompt_id = self.require_session(), self._selected_pending()

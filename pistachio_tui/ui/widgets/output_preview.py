@@ -33,10 +33,16 @@ class OutputPreview(Vertical):
     def compose(self) -> ComposeResult:
         yield Static("", classes="caption")
 
-    def show(self, filename: str, data: bytes) -> None:
+    def clear(self) -> None:
+        """Show nothing (another prompt was picked: its picture must not stay)."""
         for old in self.query(".picture"):
             old.remove()
-        self.query_one(".caption", Static).update(Text(describe_bytes(filename, data)))
+        self.query_one(".caption", Static).update("")
+
+    def show(self, filename: str, data: bytes, caption: str | None = None) -> None:
+        """Draw ``data``; the caption describes it (or says ``caption``)."""
+        self.clear()
+        self.query_one(".caption", Static).update(Text(caption or describe_bytes(filename, data)))
         try:
             from PIL import Image
             from textual_image.widget import Image as ImageWidget

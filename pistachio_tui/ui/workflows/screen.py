@@ -16,6 +16,7 @@ from pistachio_tui.comfy.errors import ComfyError, PromptRejected
 from pistachio_tui.comfy.session import ServerSession, SessionUpdate
 from pistachio_tui.ui.base import PistachioScreen
 from pistachio_tui.ui.format import esc, plain
+from pistachio_tui.ui.queue.rows import WORKFLOW_KEY
 from pistachio_tui.ui.workflows.preview import Preview, build_preview, preview_markup
 from pistachio_tui.ui.workflows.sources import (
     ServerWorkflow,
@@ -216,7 +217,9 @@ class WorkflowsScreen(PistachioScreen):
     @work(group="submit")
     async def submit_batch(self, session: ServerSession, prompt: dict, batch: int, mode: str) -> None:
         workflow = self.preview.workflow if self.preview else None
-        extra = {"extra_pnginfo": {"workflow": workflow.ui}} if workflow and workflow.ui else None
+        extra: dict = {WORKFLOW_KEY: workflow.name} if workflow else {}
+        if workflow and workflow.ui:
+            extra["extra_pnginfo"] = {"workflow": workflow.ui}
         queued = []
         for _ in range(batch):
             one = copy.deepcopy(prompt)
@@ -225,7 +228,7 @@ class WorkflowsScreen(PistachioScreen):
             except WorkflowError:
                 pass  # a workflow without a seed runs as is
             try:
-                queued.append(await session.submit(one, extra))
+                queued.append(await session.submit(one, extra or None))
             except PromptRejected as exc:
                 self._show_rejection(exc)
                 return
