@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from textual.widgets import DataTable, Log
 
+from pistachio_tui.ui.widgets.filter_table import FilterInput
+
 from pistachio_tui.comfy.session import CONNECTED, DOWN
 from pistachio_tui.config import load_settings
 from pistachio_tui.ui.servers.form import ServerForm, parse_header
@@ -91,8 +93,29 @@ async def test_log_loads_and_filters(sim, tmp_path):
         await pilot.press("l")
         log = app.screen.query_one(Log)
         await until(pilot, lambda: log.line_count > 0)
-        await pilot.press("slash")
+        await pilot.press("s")
         await pilot.press(*"zzz-no-such-line")
         await until(pilot, lambda: log.line_count == 0)
         await pilot.press("enter", "m")
         await until(pilot, lambda: any("memory freed" in str(n.message) for n in app._notifications))
+
+
+async def test_url_column_shows_at_80_and_120_columns_and_slash_filters(tmp_path):
+    app = make_app(tmp_path, ("studio", DEAD_URL), ("render-box", "https://abc123-8188.proxy.runpod.net"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.screen.query_one(DataTable)
+        await until(pilot, lambda: table.row_count == 2)
+        for width in (80, 120):
+            await pilot.resize_terminal(width, 24)
+            await pilot.pause(0.1)
+            labels = [str(c.label) for c in table.columns.values()]
+            assert "URL" in labels, width
+            url = table.columns[list(table.columns)[labels.index("URL")]]
+            assert url.get_render_width(table) + table.region.x <= width
+            assert sum(c.get_render_width(table) for c in table.columns.values()) <= width
+        table.focus()
+        await pilot.press("slash", *"abc123")
+        assert isinstance(app.focused, FilterInput)
+        await until(pilot, lambda: table.row_count == 1)
+        await pilot.press("escape")
+        assert table.row_count == 2
