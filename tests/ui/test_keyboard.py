@@ -51,3 +51,17 @@ async def test_enter_walks_the_queue_form_and_queues_on_the_last_field(sim, tmp_
         params[-1].focus()
         await pilot.press("enter")
         await until(pilot, lambda: len(app.manager.active.history) == 1)
+
+
+async def test_help_lists_the_current_screens_keys_first(tmp_path):
+    from pistachio_tui.ui.help_screen import HelpScreen
+
+    app = make_app(tmp_path, ("studio", DEAD_URL))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3", "question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        sections = [line for line in str(app.screen.query_one("Static").render()).splitlines()
+                    if line and not line.startswith(" ")]
+        assert sections[1].startswith("Queue — "), sections[:3]
+        assert sections[2] == "Everywhere"
