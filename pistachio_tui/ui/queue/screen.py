@@ -134,12 +134,16 @@ class QueueScreen(PistachioScreen):
             self._show_vram(session)
 
     def _show_vram(self, session: ServerSession | None) -> None:
-        """VRAM use of the server's first device over time, on a 0–100% scale."""
+        """Memory use of the server's first device over time, on a 0–100% scale.
+
+        A CPU server's device memory is its RAM, and is called so.
+        """
         samples = list(session.vram_used) if session else []
         device = session.stats.main_device if session and session.stats else None
-        label = "VRAM —"
+        kind = "RAM" if device is not None and device.type == "cpu" else "VRAM"
+        label = f"{kind} —"
         if samples and device is not None:
-            label = f"VRAM {samples[-1]:.0%} of {gib(device.vram_total)}"
+            label = f"{kind} {samples[-1]:.0%} of {gib(device.vram_total)}"
         self.query_one("#vram-label", Static).update(label)
         self.query_one(VramHistory).set_data(samples, 1.0)
 
