@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 from textual.widgets import DataTable, Log
 
-from pistachio_tui.ui.widgets.filter_table import FilterInput
-
 from pistachio_tui.comfy.session import CONNECTED, DOWN
 from pistachio_tui.config import load_settings
 from pistachio_tui.ui.servers.form import ServerForm, parse_header
+from pistachio_tui.ui.widgets.filter_table import FilterInput
 
 from .helpers import DEAD_URL, make_app, until
 

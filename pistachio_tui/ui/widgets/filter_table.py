@@ -14,6 +14,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Input
 
 Row = tuple[str, Sequence[Any]]
@@ -102,7 +103,7 @@ class FilterTable(DataTable):
     def selected_key(self) -> str | None:
         if self.row_count == 0:
             return None
-        row_key, _ = self.coordinate_to_cell_key((self.cursor_row, 0))
+        row_key, _ = self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0))
         return row_key.value
 
     def _visible(self) -> list[Row]:

@@ -10,6 +10,7 @@ from pistachio_tui.workflow.convert import ConversionResult, to_api
 from pistachio_tui.workflow.deps import Needs, analyse
 from pistachio_tui.workflow.edit import Param, find_params
 from pistachio_tui.workflow.load import Workflow
+from pistachio_tui.workflow.node_widgets import combo_values, input_options
 
 #: The form shows the first few editable values; the rest stay as saved.
 MAX_PARAMS = 12
@@ -17,13 +18,62 @@ MAX_PARAMS = 12
 
 @dataclass
 class Preview:
-    """A loaded workflow, its API prompt (if the server's nodes allow) and what it needs."""
+    """A loaded workflow, its API prompt (if the server's nodes allow) and what it needs.
+
+    ``choices`` maps a param's index to the server's allowed values (its model
+    files, samplers, schedulers, input images); ``uploads`` holds the indexes of
+    params that take an uploaded image.
+    """
 
     workflow: Workflow
     prompt: dict[str, Any] | None
     needs: Needs | None
     params: list[Param] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    choices: dict[int, list[str]] = field(default_factory=dict)
+    uploads: set[int] = field(default_factory=set)
+
+
+def _spec(object_info: dict[str, Any], class_type: str, name: str) -> list[Any] | None:
+    inputs = (object_info.get(class_type) or {}).get("input") or {}
+    for group in ("required", "optional"):
+        spec = (inputs.get(group) or {}).get(name)
+        if isinstance(spec, list) and spec:
+            return spec
+    return None
+
+
+def _model_params(prompt: dict[str, Any], object_info: dict[str, Any], known: set[tuple[str, str]]) -> list[Param]:
+    """Model-file and input-image fields the common params leave out (``ckpt_name``, ``vae_name``, ``image``…)."""
+    found = []
+    for node_id, node in prompt.items():
+        class_type = str(node.get("class_type", ""))
+        title = str((node.get("_meta") or {}).get("title") or class_type)
+        for name, value in (node.get("inputs") or {}).items():
+            spec = _spec(object_info, class_type, name)
+            if (node_id, name) in known or not isinstance(value, str) or spec is None or combo_values(spec) is None:
+                continue
+            if input_options(spec).get("image_upload"):
+                found.append(Param(node_id, class_type, title, name, "image", value))
+            elif name.endswith("_name"):
+                found.append(Param(node_id, class_type, title, name, "model", value))
+    return found
+
+
+def with_choices(preview: Preview, object_info: dict[str, Any]) -> Preview:
+    """Models and input images first, then the common params; each combo gets the server's list."""
+    prompt = preview.prompt or {}
+    known = {(p.node_id, p.name) for p in preview.params}
+    params = _model_params(prompt, object_info, known) + preview.params
+    preview.params = params
+    for index, param in enumerate(params):
+        spec = _spec(object_info, param.class_type, param.name)
+        values = combo_values(spec) if spec else None
+        if spec is not None and values is not None:
+            preview.choices[index] = [str(v) for v in values]
+            if input_options(spec).get("image_upload"):
+                preview.uploads.add(index)
+    return preview
 
 
 def build_preview(workflow: Workflow, object_info: dict[str, Any] | None) -> Preview:
@@ -34,8 +84,9 @@ def build_preview(workflow: Workflow, object_info: dict[str, Any] | None) -> Pre
                        ["no server connected: models and missing nodes unknown"])
     conversion = ConversionResult(workflow.api) if workflow.api is not None else to_api(workflow, object_info)
     needs = analyse(workflow, object_info, None, conversion)
-    return Preview(workflow, conversion.prompt, needs, find_params(conversion.prompt)[:MAX_PARAMS],
-                   conversion.warnings)
+    preview = Preview(workflow, conversion.prompt, needs, find_params(conversion.prompt)[:MAX_PARAMS],
+                      conversion.warnings)
+    return with_choices(preview, object_info)
 
 
 def _mark(present: bool | None) -> str:

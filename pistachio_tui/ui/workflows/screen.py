@@ -10,13 +10,16 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static, Tree
 
 from pistachio_tui.comfy.errors import ComfyError, PromptRejected
 from pistachio_tui.comfy.session import ServerSession, SessionUpdate
 from pistachio_tui.ui.base import PistachioScreen
+from pistachio_tui.ui.dialogs import AskScreen
 from pistachio_tui.ui.format import esc, plain
 from pistachio_tui.ui.queue.rows import WORKFLOW_KEY
+from pistachio_tui.ui.widgets.choice import ChoiceInput
 from pistachio_tui.ui.workflows.preview import Preview, build_preview, preview_markup
 from pistachio_tui.ui.workflows.sources import (
     ServerWorkflow,
@@ -45,6 +48,7 @@ class WorkflowsScreen(PistachioScreen):
         Binding("f", "fix", "Fix"),
         Binding("b", "focus_batch", "Batch"),
         Binding("r", "reload_sources", "Reload"),
+        Binding("a", "add_folder", "Add folder"),
     ]
 
     def __init__(self) -> None:
@@ -78,7 +82,7 @@ class WorkflowsScreen(PistachioScreen):
         for folder in self.papp.settings.workflow_dirs:
             self._add_files(mine.add(plain(folder)), workflow_files(Path(folder).expanduser()))
         if not self.papp.settings.workflow_dirs:
-            mine.add_leaf("(add workflow_dirs in settings.toml)")
+            mine.add_leaf("(press a to add a folder)")
         self._server_node = tree.root.add("On server")
         templates = tree.root.add("Official templates")
         self._add_files(templates, workflow_files(templates_dir()))
@@ -174,21 +178,77 @@ class WorkflowsScreen(PistachioScreen):
     async def _show_params(self, preview: Preview) -> None:
         box = self.query_one("#wf-params", Vertical)
         await box.remove_children()
-        widgets = []
+        widgets: list[Widget] = []
         for index, param in enumerate(preview.params):
             role = f" ({param.role})" if param.role else ""
-            widgets.append(Label(plain(f"{param.title} · {param.name}{role}"), classes="param-label"))
-            widgets.append(Input(str(param.value), id=f"param-{index}", classes="param"))
+            label = f"{param.title} · {param.name}{role}"
+            widgets.append(Label(plain(label), classes="param-label"))
+            choices = preview.choices.get(index)
+            if choices is None:
+                widgets.append(Input(str(param.value), id=f"param-{index}", classes="param"))
+            else:
+                widgets.append(ChoiceInput(str(param.value), choices, title=label, upload=index in preview.uploads,
+                                           id=f"param-{index}", classes="param"))
         await box.mount_all(widgets)
 
     def _edited_prompt(self) -> dict:
         """The prompt with the form's values applied (raises WorkflowError on a bad value)."""
+        assert self.preview is not None and self.preview.prompt is not None
         prompt = copy.deepcopy(self.preview.prompt)
         for index, param in enumerate(self.preview.params):
             value = self.query_one(f"#param-{index}", Input).value
-            if value != str(param.value):
+            if value == str(param.value):
+                continue
+            if param.kind in ("model", "image"):
+                # A file name from the server's own list: nothing to convert.
+                prompt[param.node_id]["inputs"][param.name] = value
+            else:
                 set_param(prompt, param.name, value, node=param.node_id)
         return prompt
+
+    # -- input images and workflow folders ------------------------------------
+
+    def on_choice_input_upload_wanted(self, message: ChoiceInput.UploadWanted) -> None:
+        session = self.require_session()
+        if session is not None:
+            self.app.push_screen(AskScreen("Upload which image? (a file on this computer)", str(Path.home()) + "/"),
+                                 lambda path: self._upload(session, message.field, path) if path else None)
+
+    @work(group="upload")
+    async def _upload(self, session: ServerSession, field: ChoiceInput, path: str) -> None:
+        """Send a local image to the server's input folder (POST /upload/image) and pick it."""
+        source = Path(path).expanduser()
+        try:
+            data = await asyncio.to_thread(source.read_bytes)
+            answer = await session.client.upload_image(data, source.name)
+        except OSError as exc:
+            self.notify(f"Cannot read {source}: {exc.strerror or exc}", severity="error")
+            return
+        except ComfyError as exc:
+            self.notify(exc.message, severity="error")
+            return
+        name = str(answer.get("name") or source.name)
+        subfolder = str(answer.get("subfolder") or "")
+        field.value = f"{subfolder}/{name}" if subfolder else name
+        field.choices.append(field.value)
+        self.notify(f"Uploaded {source.name} to {session.name} as {field.value}")
+
+    def action_add_folder(self) -> None:
+        self.app.push_screen(AskScreen("Add a folder of workflows (.json, .png, .webp):", str(Path.home()) + "/"),
+                             lambda path: self._add_folder(path) if path else None)
+
+    def _add_folder(self, path: str) -> None:
+        folder = Path(path).expanduser()
+        if not folder.is_dir():
+            self.notify(f"{folder} is not a folder", severity="error")
+            return
+        if folder in self.papp.settings.workflow_dirs:
+            self.notify(f"{folder} is already listed")
+            return
+        self.papp.settings.workflow_dirs.append(folder)
+        if self.papp.save():
+            self.notify(f"Added {folder}: {len(workflow_files(folder))} workflow(s)")
+        self._fill_tree()
 
     def action_fix(self) -> None:
         session = self.require_session()
