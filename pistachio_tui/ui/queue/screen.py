@@ -26,8 +26,13 @@ from pistachio_tui.ui.widgets.output_preview import OutputPreview
 #: ComfyUI's /view re-encodes an image for a thumbnail: webp at quality 50, as its web UI asks.
 THUMBNAIL = "webp;50"
 THUMBNAILS_KEPT = 32
-#: Cells longer than this end in "…" (the detail pane shows them whole).
-WORKFLOW_CHARS, PROMPT_CHARS = 18, 40
+#: Cells longer than this end in "…" (the detail pane shows them whole); the prompt gets what is left.
+WORKFLOW_CHARS = 16
+PROMPT_CHARS = (16, 60)
+#: Below this width the detail pane takes the lists' place on Enter instead of sitting beside them.
+SIDE_BY_SIDE = 140
+#: Width the history's other columns take (status, workflow, seed, time, outputs, cell padding).
+OTHER_COLUMNS = 60
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 
 
@@ -35,17 +40,22 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def summary_cells(summary: PromptSummary) -> tuple[str, str, str]:
-    return clip(summary.workflow, WORKFLOW_CHARS), clip(summary.positive, PROMPT_CHARS), summary.seed
+def prompt_chars(lists_width: int) -> int:
+    low, high = PROMPT_CHARS
+    return max(low, min(high, lists_width - OTHER_COLUMNS))
 
 
-def pending_row(item: QueueItem) -> tuple[str, tuple]:
-    return item.prompt_id, (str(item.number), *summary_cells(summarize(item.prompt, item.extra_data)))
+def summary_cells(summary: PromptSummary, chars: int) -> tuple[str, str, str]:
+    return clip(summary.workflow, WORKFLOW_CHARS), clip(summary.positive, chars), summary.seed
 
 
-def history_row(entry: HistoryEntry) -> tuple[str, tuple]:
+def pending_row(item: QueueItem, chars: int) -> tuple[str, tuple]:
+    return item.prompt_id, (str(item.number), *summary_cells(summarize(item.prompt, item.extra_data), chars))
+
+
+def history_row(entry: HistoryEntry, chars: int) -> tuple[str, tuple]:
     summary = summarize(entry.prompt, entry.extra_data)
-    return entry.prompt_id, (status_text(entry.outcome), *summary_cells(summary), duration(entry.duration),
+    return entry.prompt_id, (status_text(entry.outcome), *summary_cells(summary, chars), duration(entry.duration),
                              str(len(entry.outputs)))
 
 
@@ -83,6 +93,7 @@ class QueueScreen(PistachioScreen):
         Binding("s", "save_output", "Save to…"),
         Binding("r", "refresh", "Refresh"),
         Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("escape", "close_detail", "Back", show=False),
     ]
 
     def __init__(self) -> None:
@@ -152,6 +163,9 @@ class QueueScreen(PistachioScreen):
         title = self.query_one("#running-title", Static)
         overall = self.query_one("#overall", ProgressBar)
         steps = self.query_one("#node-steps", ProgressBar)
+        # Idle: the node line and its bar would only be blank rows.
+        for widget in (self.query_one("#node-line"), steps):
+            widget.display = state is not None
         if state is None:
             down = session is not None and session.state == "down"
             title.update(f"[red]Server down[/]: {esc(session.reason)}" if down else "Idle — nothing running")
@@ -172,13 +186,39 @@ class QueueScreen(PistachioScreen):
             self.query_one("#node-line", Static).update(f"Node: {esc(node)}{step}")
         steps.update(total=max(state.max, 1), progress=state.value)
 
+    @property
+    def _prompt_chars(self) -> int:
+        width = self.size.width
+        return prompt_chars(width if width < SIDE_BY_SIDE else width * 3 // 5)
+
     def _fill_pending(self, session: ServerSession | None) -> None:
         self.query_one("#pending", FilterTable).set_rows(
-            [pending_row(item) for item in (session.queue.pending if session else [])])
+            [pending_row(item, self._prompt_chars) for item in (session.queue.pending if session else [])])
 
     def _fill_history(self, session: ServerSession | None) -> None:
         self.query_one("#history", FilterTable).set_rows(
-            [history_row(entry) for entry in (session.history.values() if session else [])])
+            [history_row(entry, self._prompt_chars) for entry in (session.history.values() if session else [])])
+
+    # -- layout: side by side when wide; when narrow, Enter shows the detail in the lists' place --
+
+    def on_resize(self) -> None:
+        narrow = self.size.width < SIDE_BY_SIDE
+        if narrow != self.has_class("-narrow"):
+            self.set_class(narrow, "-narrow")
+            self.remove_class("-show-detail")
+            self.refresh_view(None)
+
+    def on_data_table_row_selected(self, event: FilterTable.RowSelected) -> None:
+        if event.data_table.id == "history" and self.has_class("-narrow"):
+            self.add_class("-show-detail")
+            self.query_one("#detail").focus()
+
+    def action_close_detail(self) -> None:
+        if self.has_class("-show-detail"):
+            self.remove_class("-show-detail")
+            self.query_one("#history", FilterTable).focus()
+        else:
+            self.action_leave_input()
 
     @staticmethod
     def _row_key(table: FilterTable) -> str | None:

@@ -24,7 +24,7 @@ from pistachio_tui.ui.widgets.status_header import StatusHeader
 #: Every column, most essential first; a narrow terminal shows the first few (see ``columns_for``).
 COLUMNS = ("Name", "Status", "URL", "Queue", "VRAM free", "ComfyUI", "Device", "RAM free", "Python / torch")
 #: Terminal width → how many of COLUMNS fit.
-WIDTHS = ((150, 9), (125, 8), (105, 7), (90, 6), (0, 5))
+WIDTHS = ((150, 9), (125, 8), (105, 7), (90, 6), (72, 5), (0, 3))
 URL_CHARS = 32
 LOG_LINES = 2000
 LOG_TITLE = "Log — l load, f follow, s search"

@@ -32,7 +32,8 @@ from pistachio_tui.ui.workflows.sources import (
 from pistachio_tui.workflow.edit import apply_seed_mode, set_param
 from pistachio_tui.workflow.load import WorkflowError, load_workflow
 
-SEED_MODES = [("random seed", "random"), ("increment seed", "increment"), ("fixed seed", "fixed")]
+#: Short labels: the queue bar shares a line with the batch size and the button at 60 columns.
+SEED_MODES = [("random", "random"), ("increment", "increment"), ("fixed", "fixed")]
 MAX_BATCH = 100
 
 
@@ -61,12 +62,17 @@ class WorkflowsScreen(PistachioScreen):
             yield Tree("Workflows", id="wf-tree")
             with VerticalScroll(id="wf-side"):
                 with Horizontal(id="wf-queue-bar"):
-                    yield Label("Batch")
-                    yield Input("1", id="batch", type="integer")
-                    yield Select(SEED_MODES, value="random", allow_blank=False, id="seed-mode")
+                    yield Label("Batch", id="batch-label")
+                    yield Input("1", id="batch", type="integer", tooltip="How many prompts to queue")
+                    yield Select(SEED_MODES, value="random", allow_blank=False, id="seed-mode",
+                                 tooltip="How each queued prompt's seed is chosen")
                     yield Button("Queue", variant="primary", id="queue-button")
                 yield Static("Pick a workflow on the left.", id="wf-summary")
                 yield Vertical(id="wf-params")
+
+    def on_resize(self) -> None:
+        # At 60 columns the word would push the Queue button off the line.
+        self.query_one("#batch-label", Label).update("Batch" if self.size.width >= 72 else "×")
 
     def on_mount(self) -> None:
         tree = self.query_one(Tree)
