@@ -168,7 +168,8 @@ class QueueScreen(PistachioScreen):
             widget.display = state is not None
         if state is None:
             down = session is not None and session.state == "down"
-            title.update(f"[red]Server down[/]: {esc(session.reason)}" if down else "Idle — nothing running")
+            reason = session.reason if session is not None else ""
+            title.update(f"[red]Server down[/]: {esc(reason)}" if down else "Idle — nothing running")
             overall.update(progress=0)
             steps.update(total=1, progress=0)
             self.query_one("#node-line", Static).update("")
@@ -319,8 +320,12 @@ class QueueScreen(PistachioScreen):
         if output is None or session is None:
             return
         default = str(Path.home() / output.filename)
-        self.app.push_screen(AskScreen(f"Save {esc(output.filename)} to:", default),
-                             lambda path: self._save(session, output, path) if path else None)
+
+        def chosen(path: str | None) -> None:
+            if path:
+                self._save(session, output, path)
+
+        self.app.push_screen(AskScreen(f"Save {esc(output.filename)} to:", default), chosen)
 
     @work(group="save")
     async def _save(self, session: ServerSession, output: OutputFile, path: str) -> None:

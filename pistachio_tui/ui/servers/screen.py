@@ -169,8 +169,11 @@ class ServersScreen(PistachioScreen):
         if name is None:
             return
         existing = self.papp.manager.sessions[name].config
-        self.app.push_screen(ServerForm(existing, set(self.papp.manager.sessions)),
-                             lambda config: self._edited(name, config))
+
+        def saved(config: ServerConfig | None) -> None:
+            self._edited(name, config)
+
+        self.app.push_screen(ServerForm(existing, set(self.papp.manager.sessions)), saved)
 
     @work
     async def _edited(self, old_name: str, config: ServerConfig | None) -> None:
@@ -184,9 +187,14 @@ class ServersScreen(PistachioScreen):
 
     def action_remove(self) -> None:
         name = self._selected_name()
-        if name is not None:
-            self.app.push_screen(ConfirmScreen(f"Remove server {esc(repr(name))} from the list?"),
-                                 lambda yes: self._removed(name) if yes else None)
+        if name is None:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._removed(name)
+
+        self.app.push_screen(ConfirmScreen(f"Remove server {esc(repr(name))} from the list?"), answered)
 
     @work
     async def _removed(self, name: str) -> None:

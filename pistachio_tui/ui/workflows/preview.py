@@ -90,7 +90,9 @@ def build_preview(workflow: Workflow, object_info: dict[str, Any] | None) -> Pre
 
 
 def _mark(present: bool | None) -> str:
-    return {True: "[green]✓[/]", False: "[red]✗ missing[/]"}.get(present, "[yellow]?[/]")
+    if present is None:
+        return "[yellow]?[/]"
+    return "[green]✓[/]" if present else "[red]✗ missing[/]"
 
 
 def preview_markup(preview: Preview, server: str | None) -> str:

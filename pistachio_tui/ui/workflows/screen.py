@@ -217,8 +217,12 @@ class WorkflowsScreen(PistachioScreen):
     def on_choice_input_upload_wanted(self, message: ChoiceInput.UploadWanted) -> None:
         session = self.require_session()
         if session is not None:
+            def chosen(path: str | None) -> None:
+                if path:
+                    self._upload(session, message.field, path)
+
             self.app.push_screen(AskScreen("Upload which image? (a file on this computer)", str(Path.home()) + "/"),
-                                 lambda path: self._upload(session, message.field, path) if path else None)
+                                 chosen)
 
     @work(group="upload")
     async def _upload(self, session: ServerSession, field: ChoiceInput, path: str) -> None:
@@ -241,9 +245,11 @@ class WorkflowsScreen(PistachioScreen):
 
     def action_add_folder(self) -> None:
         self.app.push_screen(AskScreen("Add a folder of workflows (.json, .png, .webp):", str(Path.home()) + "/"),
-                             lambda path: self._add_folder(path) if path else None)
+                             self._add_folder)
 
-    def _add_folder(self, path: str) -> None:
+    def _add_folder(self, path: str | None) -> None:
+        if not path:
+            return
         folder = Path(path).expanduser()
         if not folder.is_dir():
             self.notify(f"{folder} is not a folder", severity="error")
