@@ -9,6 +9,7 @@ Every environment variable Pistachio reads is read here (see the README's table)
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
@@ -91,6 +92,9 @@ class Settings:
     gpu_interval: float = 1.0
     idle_minutes: float = 30.0
     auto_stop_idle: bool = False
+    #: The prompt journal keeps at most this many prompts, and none older than ``journal_keep_days``.
+    journal_max_entries: int = 200_000
+    journal_keep_days: float | None = None
     path: Path = field(default_factory=lambda: config_dir() / SETTINGS_FILE)
     #: Entries of the file that were skipped, each naming its line and what is wrong.
     problems: list[str] = field(default_factory=list)
@@ -129,7 +133,7 @@ def scrub_secrets(text: str, secrets: Iterable[str]) -> str:
 
 
 def config_dir() -> Path:
-    """The folder holding settings, secrets, user themes and saved state."""
+    """The folder holding settings, secrets and user themes."""
     override = os.environ.get("PISTACHIO_CONFIG_DIR")
     if override:
         return Path(override)
@@ -137,14 +141,20 @@ def config_dir() -> Path:
 
 
 def state_dir() -> Path:
-    """Where resumable jobs (fix flow, batches) keep their journals."""
-    return config_dir() / "state"
+    """Where resumable jobs (the fix flow) keep their journals: with the data, not the settings,
+    so one ``PISTACHIO_DATA_DIR`` (the demo's scratch folder, a test's) holds everything written."""
+    return data_dir() / "state"
 
 
 def data_dir() -> Path:
     """Where Pistachio keeps what it makes (batch outputs); ``PISTACHIO_DATA_DIR`` overrides it."""
     override = os.environ.get("PISTACHIO_DATA_DIR")
     return Path(override) if override else Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def journal_path() -> Path:
+    """The prompt journal's SQLite file."""
+    return data_dir() / "journal.sqlite3"
 
 
 def env_override(name: str) -> str | None:
@@ -198,6 +208,13 @@ def _expect(value: Any, kind: type | tuple[type, ...], path: Path, key: str, *, 
     return value
 
 
+def _positive(value: Any, kind: type | tuple[type, ...], path: Path, key: str) -> Any:
+    _expect(value, kind, path, key)
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{path}: '{key}' must be a number above 0, not {value!r}.")
+    return value
+
+
 def _server_entry(entry: Any, path: Path, where: str) -> ServerConfig:
     _expect(entry, dict, path, where)
     if "url" not in entry:
@@ -243,6 +260,36 @@ def _parse_servers(raw: Any, path: Path, text: str, problems: list[str]) -> list
     return servers
 
 
+#: Sensible bounds of the numeric settings: a GPU poll every 0 s spins a core, a negative idle time never ends.
+GPU_INTERVAL_RANGE = (0.1, 3600.0)
+IDLE_MINUTES_RANGE = (1.0, 7 * 24 * 60.0)
+
+
+def _in_range(value: float, path: Path, key: str, bounds: tuple[float, float], unit: str) -> float:
+    """``value`` as a float if it lies within ``bounds`` (NaN never does), else a ConfigError naming the line."""
+    low, high = bounds
+    number = float(value)
+    if low <= number <= high:
+        return number
+    raise ConfigError(f"{path}, {_line_of(path, key)}'{key}' = {value!r} is out of range: give "
+                      f"{low:g} to {high:g} {unit}.")
+
+
+def _line_of(path: Path, key: str) -> str:
+    """``line N: `` for the top-level ``key = …`` line of the file, or nothing if it cannot be found."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
+    for number, line in enumerate(lines, 1):
+        if line.lstrip().startswith("["):
+            break
+        if pattern.match(line):
+            return f"line {number}: "
+    return ""
+
+
 def load_settings(path: Path | None = None) -> Settings:
     """Read the settings file; a missing file gives the defaults."""
     path = path or config_dir() / SETTINGS_FILE
@@ -260,9 +307,14 @@ def load_settings(path: Path | None = None) -> Settings:
             for p in _expect(data.get("workflow_dirs", []), list, path, "workflow_dirs")
         ],
         comfy_dir=Path(_expect(comfy_dir, str, path, "comfy_dir")).expanduser() if comfy_dir else None,
-        gpu_interval=float(_expect(data.get("gpu_interval", 1.0), number, path, "gpu_interval")),
-        idle_minutes=float(_expect(data.get("idle_minutes", 30.0), number, path, "idle_minutes")),
+        gpu_interval=_in_range(_expect(data.get("gpu_interval", 1.0), number, path, "gpu_interval"),
+                               path, "gpu_interval", GPU_INTERVAL_RANGE, "seconds"),
+        idle_minutes=_in_range(_expect(data.get("idle_minutes", 30.0), number, path, "idle_minutes"),
+                               path, "idle_minutes", IDLE_MINUTES_RANGE, "minutes"),
         auto_stop_idle=_expect(data.get("auto_stop_idle", False), bool, path, "auto_stop_idle"),
+        journal_max_entries=_positive(data.get("journal_max_entries", 200_000), int, path, "journal_max_entries"),
+        journal_keep_days=(None if data.get("journal_keep_days") is None else
+                           _positive(data["journal_keep_days"], (int, float), path, "journal_keep_days")),
         path=path,
         problems=problems,
     )
@@ -346,6 +398,11 @@ def save_settings(settings: Settings) -> None:
     _set(doc, "idle_minutes", settings.idle_minutes, defaults.idle_minutes)
     _set(doc, "auto_stop_idle", settings.auto_stop_idle, defaults.auto_stop_idle)
     _set(doc, "workflow_dirs", [str(p) for p in settings.workflow_dirs], [])
+    _set(doc, "journal_max_entries", settings.journal_max_entries, defaults.journal_max_entries)
+    if settings.journal_keep_days is not None:
+        _set(doc, "journal_keep_days", settings.journal_keep_days)
+    elif "journal_keep_days" in doc:
+        del doc["journal_keep_days"]
     if settings.comfy_dir is not None:
         _set(doc, "comfy_dir", str(settings.comfy_dir))
     elif "comfy_dir" in doc:

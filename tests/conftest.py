@@ -24,9 +24,10 @@ def fixture_json():
 
 @pytest.fixture(autouse=True)
 def _isolated_config(tmp_path_factory, monkeypatch):
-    """Every test gets its own settings file and no secrets from the developer's shell."""
+    """Every test gets its own settings file and data folder, and no secrets from the developer's shell."""
     home = tmp_path_factory.mktemp("config")
     monkeypatch.setenv("PISTACHIO_CONFIG_DIR", str(home))
+    monkeypatch.setenv("PISTACHIO_DATA_DIR", str(tmp_path_factory.mktemp("data")))
     for var in ("RUNPOD_API_KEY", "HF_TOKEN", "RUNPOD_POD_ID", "RUNPOD_API_URL"):
         monkeypatch.delenv(var, raising=False)
     return home

@@ -15,6 +15,9 @@ import inspect
 import os
 import pkgutil
 import sys
+import time
+import traceback
+from pathlib import Path
 
 from pistachio_tui import __version__
 from pistachio_tui.cli import exit_codes
@@ -53,10 +56,51 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return exit_codes.INTERRUPTED
     except BrokenPipeError:
         # `pistachio ... | head` closed our stdout: not an error worth a traceback.
         # Point stdout at devnull so the interpreter's final flush stays quiet.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return exit_codes.FAILED
+    except exit_codes.UsageError as exc:
+        print(f"{getattr(args, 'command', None) or 'pistachio'}: {exc}", file=sys.stderr)
+        return exit_codes.USAGE
+    except Exception as exc:
+        return _unexpected(args, exc)
     return exit_codes.OK if result is None else int(result)
+
+
+#: The debug log is cut back to this size before a new entry is added.
+DEBUG_LOG_MAX = 1024 * 1024
+
+
+def debug_log_path() -> Path:
+    """Where tracebacks of unexpected errors go (one file, kept small)."""
+    from pistachio_tui.config import state_dir
+
+    return state_dir() / "debug.log"
+
+
+def _unexpected(args: argparse.Namespace, exc: Exception) -> int:
+    """A bug reached the top: one line for the person, the traceback for the bug report."""
+    from pistachio_tui.redact import scrub_urls
+
+    summary = scrub_urls(f"{type(exc).__name__}: {exc}".splitlines()[0])[:300]
+    where = "(no debug log could be written)"
+    try:
+        path = debug_log_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists() and path.stat().st_size > DEBUG_LOG_MAX:
+            path.unlink()
+        entry = (f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} pistachio {__version__} "
+                 f"{scrub_urls(' '.join(sys.argv[1:]))}\n"
+                 + scrub_urls("".join(traceback.format_exception(exc))))
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
+            fh.write(entry)
+        where = f"details in {path}"
+    except OSError:
+        pass
+    command = getattr(args, "command", None) or "pistachio"
+    print(f"{command}: unexpected error ({summary}); this is a bug in Pistachio — {where}", file=sys.stderr)
+    return exit_codes.INTERNAL

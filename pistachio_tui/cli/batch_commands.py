@@ -107,6 +107,7 @@ async def run_batch(args: argparse.Namespace) -> int:
     from pistachio_tui.config import ConfigError
     from pistachio_tui.fleet.build import BatchSetupError, NoReachableTarget, prepare_batch
     from pistachio_tui.fleet.contact_sheet import make_contact_sheet
+    from pistachio_tui.fleet.journal import BatchFolderError
     from pistachio_tui.fleet.spec import BatchSpecError
     from pistachio_tui.workflow.errors import WorkflowError
 
@@ -149,11 +150,16 @@ async def run_batch(args: argparse.Namespace) -> int:
             await runner.cancel()
             result = await task
         print(file=sys.stderr)
-        sheet = make_contact_sheet(prepared.out_dir, result.records)
+        sheet = await asyncio.to_thread(make_contact_sheet, prepared.out_dir, result.records)
+    except BatchFolderError as exc:
+        print(f"batch: {exc}", file=sys.stderr)
+        return exit_codes.USAGE
     finally:
         await runner.aclose()
+    interrupted = result.stranded_reason == "interrupted"
     summary = {
         "done": len(result.records), "total": len(jobs), "failed": result.failed, "stranded": result.stranded,
+        "stranded_reason": result.stranded_reason or None,
         "manifest": str(result.manifest), "contact_sheet": str(sheet) if sheet else None,
         "targets": {name: {"done": s.done, "busy_s": round(s.busy_s, 2), "down": s.down,
                            "cost": result.cost["targets"].get(name)}
@@ -171,7 +177,9 @@ async def run_batch(args: argparse.Namespace) -> int:
         if result.failed:
             print(f"  {len(result.failed)} failed; see {result.manifest}")
         if result.stranded:
-            print(f"  {len(result.stranded)} not run: every target left; run the same command to resume")
+            print(f"  {len(result.stranded)} not run ({result.stranded_reason}); run the same command to resume")
+    if interrupted:
+        return exit_codes.INTERRUPTED
     if not result.records and len(jobs):
         return exit_codes.UNREACHABLE if all(s.down for s in result.targets.values()) else exit_codes.FAILED
     return exit_codes.OK if result.ok else exit_codes.FAILED

@@ -92,7 +92,7 @@ def resolve_server(args: argparse.Namespace) -> tuple[str, dict[str, str]]:
             return server.url, dict(server.headers)
         if "://" not in wanted:
             wanted = f"http://{wanted}"
-        return wanted.rstrip("/"), {}
+        return exit_codes.check_server_url(wanted.rstrip("/")), {}
     if settings.servers:
         return settings.servers[0].url, dict(settings.servers[0].headers)
     return DEFAULT_SERVER, {}
@@ -112,7 +112,7 @@ def _emit_json(payload: dict[str, Any]) -> None:
     print(json.dumps(payload, indent=2, default=str))
 
 
-def _fail(exc: ComfyError, as_json: bool, url: str) -> int:
+def fail(exc: ComfyError, as_json: bool, url: str) -> int:
     code = _error_exit(exc)
     kind = "unreachable" if code == exit_codes.UNREACHABLE else "failed"
     if as_json:
@@ -121,7 +121,7 @@ def _fail(exc: ComfyError, as_json: bool, url: str) -> int:
     return code
 
 
-def _settings_or_usage(args: argparse.Namespace) -> tuple[str, dict[str, str]] | int:
+def settings_or_usage(args: argparse.Namespace) -> tuple[str, dict[str, str]] | int:
     from pistachio_tui.config import ConfigError
 
     try:
@@ -140,7 +140,7 @@ async def status_command(args: argparse.Namespace) -> int:
     from pistachio_tui.comfy.client import ComfyClient
     from pistachio_tui.comfy.errors import ComfyError
 
-    resolved = _settings_or_usage(args)
+    resolved = settings_or_usage(args)
     if isinstance(resolved, int):
         return resolved
     url, headers = resolved
@@ -148,7 +148,7 @@ async def status_command(args: argparse.Namespace) -> int:
         try:
             stats, queue = await asyncio.gather(client.system_stats(), client.queue())
         except ComfyError as exc:
-            return _fail(exc, args.json, url)
+            return fail(exc, args.json, url)
     if args.json:
         _emit_json({
             "server": url,
@@ -269,7 +269,7 @@ async def run_command(args: argparse.Namespace) -> int:
             _emit_json({"status": "rejected", "error": str(exc)})
         print(exc, file=sys.stderr)
         return exit_codes.REJECTED
-    resolved = _settings_or_usage(args)
+    resolved = settings_or_usage(args)
     if isinstance(resolved, int):
         return resolved
     url, headers = resolved
@@ -291,7 +291,7 @@ async def run_command(args: argparse.Namespace) -> int:
             return exit_codes.REJECTED
         except ComfyError as exc:
             progress.end()
-            return _fail(exc, args.json, url)
+            return fail(exc, args.json, url)
         except (TimeoutError, _Lost) as exc:
             progress.end()
             prompt_id = submitted[0] if submitted else None

@@ -5,12 +5,16 @@ over real HTTP and websockets exactly as it would to a real server, and a busy
 UI never slows the simulated GPU down (nor the other way round). A synthetic
 DiffusionPipe run "trains" in another thread, and both share a throwaway
 ComfyUI folder, so a promoted LoRA shows up in the simulated server's list.
+A "downloaded" workflow with two missing node packs and missing models sits in
+a scratch workflows folder, so the fix flow can be tried end to end (its
+models come from a simulated local file host).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -129,6 +133,18 @@ def stock_bundled_models(server) -> list[str]:
     return stocked
 
 
+def write_broken_workflow(folder: Path, host_url: str) -> Path:
+    """Save the demo's broken workflow (models on ``host_url``) into ``folder``."""
+    import json
+
+    from pistachio_tui.sim.demo_fix import BROKEN_WORKFLOW_FILE, broken_workflow
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / BROKEN_WORKFLOW_FILE
+    path.write_text(json.dumps(broken_workflow(host_url), indent=1), encoding="utf-8")
+    return path
+
+
 @dataclass
 class Demo:
     """What the app is opened on: throwaway settings, the simulator and the training run."""
@@ -138,6 +154,8 @@ class Demo:
     scratch: Path
     comfy_dir: Path
     run_dir: Path
+    #: The broken workflow the fix flow repairs in the demo.
+    broken_workflow: Path
 
 
 def start_training(output_dir: Path, stop: threading.Event, step_seconds: float) -> tuple[Path, threading.Thread]:
@@ -168,12 +186,29 @@ def start_training(output_dir: Path, stop: threading.Event, step_seconds: float)
 
 
 @contextmanager
+def _data_dir(path: Path) -> Iterator[None]:
+    """Everything the app writes (batch outputs, the prompt journal, fix-flow state) goes to ``path``
+    while the demo runs: a demo must leave nothing in the user's real data folder."""
+    before = os.environ.get("PISTACHIO_DATA_DIR")
+    os.environ["PISTACHIO_DATA_DIR"] = str(path)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PISTACHIO_DATA_DIR", None)
+        else:
+            os.environ["PISTACHIO_DATA_DIR"] = before
+
+
+@contextmanager
 def demo_session(*, step_delay: float = 0.3, autorun: bool = True,
                  train_step_seconds: float = TRAIN_STEP_SECONDS) -> Iterator[Demo]:
     """The simulator, the training run and a scratch ComfyUI folder, all removed on exit."""
     from pistachio_tui.config import ServerConfig, Settings, load_settings
+    from pistachio_tui.sim.demo_fix import ModelHost
 
-    with tempfile.TemporaryDirectory(prefix="pistachio-demo-", ignore_cleanup_errors=True) as tmp:
+    with (tempfile.TemporaryDirectory(prefix="pistachio-demo-", ignore_cleanup_errors=True) as tmp,
+          _data_dir(Path(tmp) / "data")):
         scratch = Path(tmp)
         comfy_dir = scratch / "ComfyUI"
         models_dir = comfy_dir / "models"
@@ -182,8 +217,10 @@ def demo_session(*, step_delay: float = 0.3, autorun: bool = True,
         stop = threading.Event()
         trainer: threading.Thread | None = None
         url = sim.start()
+        host = ModelHost()
         try:
             stock_bundled_models(sim.server)
+            broken = write_broken_workflow(scratch / "workflows", sim.call(host.start()))
             if autorun:
                 sim.submit(keep_busy(url, demo_prompt(sim.server.object_info())))
             run_dir, trainer = start_training(scratch / "training", stop, train_step_seconds)
@@ -192,16 +229,17 @@ def demo_session(*, step_delay: float = 0.3, autorun: bool = True,
             settings = Settings(
                 servers=[ServerConfig("demo (simulated)", url)],
                 theme=user.theme,
-                workflow_dirs=user.workflow_dirs,
+                workflow_dirs=[broken.parent, *user.workflow_dirs],
                 comfy_dir=comfy_dir,
                 path=scratch / "settings.toml",
             )
-            yield Demo(settings, sim, scratch, comfy_dir, run_dir)
+            yield Demo(settings, sim, scratch, comfy_dir, run_dir, broken)
         finally:
             stop.set()
             # The trainer must stop writing before its folder is removed under it.
             if trainer is not None:
                 trainer.join(timeout=5)
+            sim.call(host.stop())
             sim.stop()
 
 

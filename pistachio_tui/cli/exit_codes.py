@@ -9,3 +9,31 @@ REJECTED = 2
 UNREACHABLE = 3
 #: The command line or the configuration is wrong.
 USAGE = 64
+#: A bug: an exception Pistachio did not plan for (details in the debug log).
+INTERNAL = 70
+#: Stopped by Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """The command line is wrong; ``main`` prints the message and exits with :data:`USAGE`."""
+
+
+def check_server_url(url: str) -> str:
+    """``url`` if it can name a ComfyUI server (http/https, a host, a port in 1..65535), else
+    :class:`UsageError` saying what is wrong: ``localhost:abc`` or ``http://[::1`` must not
+    reach the HTTP library, which answers with exceptions of its own."""
+    from urllib.parse import urlsplit
+
+    from pistachio_tui.redact import safe_url
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UsageError(f"{safe_url(url)} is not a server URL ({exc}); e.g. http://127.0.0.1:8188") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"{safe_url(url)} is not a server URL; e.g. http://127.0.0.1:8188")
+    if port == 0:
+        raise UsageError(f"{safe_url(url)}: port 0 is not a server port")
+    return url

@@ -2,11 +2,14 @@
 
 ::
 
-    pistachio fix WORKFLOW [--server URL|NAME] [--comfy-dir PATH] [--yes] [--json]
+    pistachio fix WORKFLOW [--server URL|NAME] [--comfy-dir PATH] [-o OUT] [--yes] [--json]
 
 Installs missing node packs through ComfyUI-Manager (restarting the server),
-downloads missing models (into ``--comfy-dir``'s ``models/`` when ComfyUI runs
-on this machine, else through the Manager), then submits the prompt. Prints a
+uses model files the server already has under another name (the corrected
+workflow is saved to ``OUT``, by default ``<stem>.fixed.json`` beside the
+original), downloads the other missing models (into ``--comfy-dir``'s
+``models/`` when ComfyUI runs on this machine and reads that folder, else
+through the Manager), then submits the prompt. Prints a
 transcript, or with ``--json`` one JSON object per event and a final summary.
 Exit codes: 0 accepted, 2 still not runnable or bad file, 3 server
 unreachable, 64 bad settings. Run it again after an interruption: downloads
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from pistachio_tui.cli import exit_codes
+from pistachio_tui.redact import safe_url, scrub_data, scrub_urls
 
 if TYPE_CHECKING:
     from pistachio_tui.fix.flow import FixEvent, FixOutcome
@@ -43,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fix.add_argument("--server", help="server URL or configured name (default: the first configured server)")
     fix.add_argument("--comfy-dir", type=Path, metavar="PATH",
                      help="local ComfyUI folder: models are downloaded into PATH/models/ (default: settings)")
+    fix.add_argument("-o", "--output", type=Path, metavar="OUT",
+                     help="where to save the corrected workflow when model names are rewritten "
+                          "(default: <stem>.fixed.json beside the original)")
     fix.add_argument("--yes", action="store_true", help="take the best exact match for each model without asking")
     fix.add_argument("--json", action="store_true", help="print JSON lines on stdout")
     fix.add_argument("--no-queue", action="store_true", help="stop once nothing is missing; do not submit")
@@ -114,7 +121,7 @@ def _ask_chooser(out: TextIO):
         for i, c in enumerate(candidates[:9], 1):
             size = f"{c.size / 1024**2:.1f} MB" if c.size else "size unknown"
             extra = ", gated" if c.gated else ""
-            out.write(f"  {i}. [{c.source}] {c.url} ({size}{extra})\n")
+            out.write(f"  {i}. [{c.source}] {safe_url(c.url)} ({size}{extra})\n")
         out.write("Pick a number (Enter to skip): ")
         out.flush()
         answer = (await asyncio.to_thread(sys.stdin.readline)).strip()
@@ -132,21 +139,25 @@ def _summary(outcome: FixOutcome) -> dict[str, Any]:
         "remaining": outcome.remaining,
         "commands": outcome.commands,
         "import_failures": [asdict(f) for f in outcome.import_failures],
+        "renamed": outcome.renamed,
+        "saved": str(outcome.saved) if outcome.saved else None,
     }
 
 
 def _print_outcome(outcome: FixOutcome, out: TextIO) -> None:
+    if outcome.saved is not None:
+        out.write(f"\nThe corrected workflow is saved as {outcome.saved} (model names the server uses).\n")
     if outcome.accepted:
         out.write(f"\nThe server accepted the workflow (prompt {outcome.prompt_id}).\n")
         return
     if outcome.remaining:
         out.write("\nStill to do:\n")
         for line in outcome.remaining:
-            out.write(f"  - {line}\n")
+            out.write(f"  - {scrub_urls(line)}\n")
     if outcome.commands:
         out.write("\nCommands (run them on the server):\n")
         for command in dict.fromkeys(outcome.commands):
-            out.write(f"  {command}\n")
+            out.write(f"  {scrub_urls(command)}\n")
 
 
 async def fix_command(args: argparse.Namespace) -> int:
@@ -177,7 +188,7 @@ async def fix_command(args: argparse.Namespace) -> int:
         return exit_codes.USAGE
     options = FixOptions(
         comfy_dir=comfy_dir, yes=args.yes, queue=not args.no_queue, hf_search=not args.no_hf,
-        hf_token=hf_token, restart_timeout=args.restart_timeout * 60, state_dir=state_dir(),
+        hf_token=hf_token, restart_timeout=args.restart_timeout * 60, state_dir=state_dir(), output=args.output,
     )
     emit = JsonLines(sys.stdout) if args.json else Transcript(sys.stdout)
     interactive = not args.yes and not args.json and sys.stdin.isatty()
@@ -192,7 +203,7 @@ async def fix_command(args: argparse.Namespace) -> int:
             print(exc.message, file=sys.stderr)
             return exit_codes.FAILED
     if args.json:
-        sys.stdout.write(json.dumps({"result": _summary(outcome)}, default=str) + "\n")
+        sys.stdout.write(json.dumps({"result": scrub_data(_summary(outcome))}, default=str) + "\n")
     else:
         _print_outcome(outcome, sys.stdout)
     if outcome.accepted or (args.no_queue and outcome.diagnosis is not None and outcome.diagnosis.clean):

@@ -7,7 +7,9 @@
 
 ``convert`` writes one API prompt per workflow: to OUT itself for a single
 one, else to ``OUT/<stem>.api.json`` (zip archives may hold several). A
-failing file does not stop the others.
+failing file does not stop the others. An output never replaces an input,
+an existing output is replaced only with ``--force``, and every output is
+written to a temporary name and renamed, so it is whole or absent.
 Exit codes: 0 all good, 1 some conversion or write failed, 2 an input could
 not be read as a workflow, 3 the server was unreachable, 64 bad arguments.
 """
@@ -55,6 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_source_options(convert, required=True)
     convert.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
                          help="output file (one input) or directory (several inputs)")
+    convert.add_argument("--force", action="store_true", help="replace output files that already exist")
     convert.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     convert.set_defaults(func=convert_command)
 
@@ -228,9 +231,15 @@ async def convert_command(args: argparse.Namespace) -> int:
         return exit_codes.USAGE
     used: set[str] = set()
     failed = False
+    inputs = [path for path in args.files if path.exists()]
     for path, workflow in loaded:
         target = out / _output_name(workflow.name, used) if several else out
-        entry = _convert_one(workflow, object_info, target)
+        refusal = _refuse_target(target, inputs, force=getattr(args, "force", False))
+        if refusal is not None:
+            print(f"error: {refusal}", file=sys.stderr)
+            entry: dict[str, Any] = {"output": str(target), "ok": False, "error": refusal}
+        else:
+            entry = _convert_one(workflow, object_info, target)
         entry["file"] = workflow.source or str(path)
         results.append(entry)
         failed = failed or not entry["ok"]
@@ -251,7 +260,23 @@ def _output_name(stem: str, used: set[str]) -> str:
     return name
 
 
+def _refuse_target(target: Path, inputs: list[Path], *, force: bool) -> str | None:
+    """Why ``target`` must not be written, or None: it is one of the inputs (never replaced,
+    even with ``--force``), or it exists and ``--force`` was not given."""
+    for source in inputs:
+        try:
+            same = target.exists() and target.samefile(source)
+        except OSError:
+            same = False
+        if same or target.resolve() == source.resolve():
+            return f"{target} is one of the inputs; refusing to overwrite it (choose another -o)"
+    if target.exists() and not force:
+        return f"{target} already exists; give --force to replace it"
+    return None
+
+
 def _convert_one(workflow: Workflow, object_info: dict[str, Any], target: Path) -> dict[str, Any]:
+    from pistachio_tui.safefiles import atomic_write
     from pistachio_tui.workflow.convert import to_api
     from pistachio_tui.workflow.load import WorkflowError
 
@@ -259,10 +284,17 @@ def _convert_one(workflow: Workflow, object_info: dict[str, Any], target: Path) 
     try:
         result = to_api(workflow, object_info)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(result.prompt, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    except (WorkflowError, OSError) as exc:
-        entry["error"] = str(exc)
-        print(f"error: {workflow.source}: {exc}", file=sys.stderr)
+        text = json.dumps(result.prompt, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+        atomic_write(target, text.encode("utf-8"))
+    except WorkflowError as exc:
+        # The error names the file already (``file: $.path: reason``).
+        entry["error"] = str(exc.with_file(workflow.source))
+        print(f"error: {entry['error']}", file=sys.stderr)
+        return entry
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        entry["error"] = f"cannot write {target}: {reason}"
+        print(f"error: {workflow.source}: {entry['error']}", file=sys.stderr)
         return entry
     entry.update(ok=True, nodes=len(result.prompt), unknown_types=result.unknown_types, warnings=result.warnings)
     note = f" (unknown node types: {', '.join(result.unknown_types)})" if result.unknown_types else ""

@@ -18,11 +18,14 @@ from pistachio_tui.comfy.errors import (
     AuthRequired,
     BadResponse,
     PromptRejected,
+    Refused,
     ServerError,
     ServerUnreachable,
 )
 from pistachio_tui.comfy.types import (
     HistoryEntry,
+    Job,
+    JobsPage,
     LogEntry,
     QueueState,
     SubmitResult,
@@ -36,6 +39,11 @@ _BODY_SNIPPET = 300
 #: several MB of /object_info, which would freeze the UI for a visible moment.
 DECODE_IN_THREAD_BYTES = 512 * 1024
 
+
+#: A request may take this many times the client's (per read) timeout in all.
+API_DEADLINE_FACTOR = 3
+#: ``view`` may take this many times the client's timeout in all (outputs can be large).
+VIEW_DEADLINE_FACTOR = 30
 
 class ComfyClient:
     """REST API of one ComfyUI server.
@@ -56,6 +64,9 @@ class ComfyClient:
                                        transport=transport)
         self._object_info: dict[str, dict[str, Any]] | None = None
         self._object_info_lock = asyncio.Lock()
+        #: Learnt on first use: None until then, False when this server lacks the route.
+        self._has_jobs: bool | None = None
+        self._has_job_cancel: bool | None = None
 
     def __repr__(self) -> str:
         # Headers may hold proxy credentials, so they stay out of the repr.
@@ -73,16 +84,24 @@ class ComfyClient:
 
     # -- raw helpers ---------------------------------------------------------
 
-    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def request(self, method: str, path: str, *, deadline: float | None = None,
+                      **kwargs: Any) -> httpx.Response:
         """Send one request; a network failure or a 401/403/5xx becomes a ``ComfyError``.
 
+        The whole exchange must end within ``deadline`` seconds (default: a few times the
+        client's ``timeout``, room for a large ``/object_info``): httpx's own timeout applies to each read, so a server dribbling a
+        byte a second would otherwise hold the caller for as long as it likes.
         Other 4xx answers are returned, because their meaning depends on the endpoint.
         """
+        limit = self.timeout * API_DEADLINE_FACTOR if deadline is None else deadline
         try:
-            response = await self._http.request(method, path, **kwargs)
-        except httpx.TimeoutException:
+            async with asyncio.timeout(limit):
+                response = await self._http.request(method, path, **kwargs)
+        except (httpx.TimeoutException, TimeoutError) as exc:
+            # httpx's timeout is per read; ours (TimeoutError) is for the whole answer.
+            waited = self.timeout if isinstance(exc, httpx.TimeoutException) else limit
             raise ServerUnreachable(
-                f"ComfyUI at {self.shown_url} did not answer within {self.timeout:g} s — "
+                f"ComfyUI at {self.shown_url} did not answer within {waited:g} s — "
                 "is it overloaded, or is a proxy or firewall holding the connection? (timeout)") from None
         except httpx.ConnectError as exc:
             raise ServerUnreachable(self._connect_failure(exc)) from None
@@ -93,6 +112,8 @@ class ComfyClient:
             raise ServerUnreachable(
                 f"Lost the connection to ComfyUI at {self.shown_url} — did it crash or restart? "
                 f"({type(exc).__name__})") from None
+        if response.status_code == 403 and _from_comfyui(response):
+            raise Refused(self._refusal(method, path), status=403, body=self._said(response))
         if response.status_code in (401, 403):
             raise AuthRequired(
                 f"ComfyUI at {self.shown_url} answered {response.status_code}: this proxy needs an auth "
@@ -103,6 +124,16 @@ class ComfyClient:
                 f"{_snippet(self._said(response)) or 'no details'} — see the server log",
                 status=response.status_code, body=self._said(response))
         return response
+
+    def _refusal(self, method: str, path: str) -> str:
+        where = f"ComfyUI at {self.shown_url} refused {method} {path} (403)"
+        if path.startswith(_MANAGER_PATHS):
+            return (f"{where}: ComfyUI-Manager's security_level forbids this action; lower it in the "
+                    "Manager's config.ini or do it on the server by hand")
+        if path.endswith(("/view", "/upload/image", "/upload/mask")) or "/userdata" in path:
+            return f"{where}: the path points outside its input/output/temp folders"
+        return (f"{where}: its origin check failed — a reverse proxy must pass the Host header through "
+                "unchanged, or start ComfyUI with --enable-cors-header")
 
     def _connect_failure(self, exc: httpx.ConnectError) -> str:
         text = str(exc).lower()
@@ -165,7 +196,8 @@ class ComfyClient:
         body = await self.get_json("/system_stats")
         try:
             return SystemStats.from_wire(body)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            # OverflowError: a size of Infinity (what Python's json writes for inf) has no int.
             raise self._shape_error("/system_stats answer", exc) from None
 
     async def object_info(self, refresh: bool = False) -> dict[str, dict[str, Any]]:
@@ -192,15 +224,23 @@ class ComfyClient:
     async def models(self, folder: str | None = None) -> list[str]:
         """Model folder names, or the files in one folder (e.g. "checkpoints")."""
         path = "/models" if folder is None else f"/models/{quote(folder, safe='')}"
-        return [str(v) for v in await self.get_json(path)]
+        return await self._names(path)
 
     async def embeddings(self) -> list[str]:
         """Embedding names."""
-        return [str(v) for v in await self.get_json("/embeddings")]
+        return await self._names("/embeddings")
 
     async def extensions(self) -> list[str]:
         """Frontend extension script paths (custom node packs that ship web code show up here)."""
-        return [str(v) for v in await self.get_json("/extensions")]
+        return await self._names("/extensions")
+
+    async def _names(self, path: str) -> list[str]:
+        """A JSON list of names; anything else is a ``BadResponse`` (iterating an object would
+        silently give its keys)."""
+        body = await self.get_json(path)
+        if not isinstance(body, list):
+            raise self._shape_error(f"{path} answer", TypeError(f"a list was expected, not {type(body).__name__}"))
+        return [str(v) for v in body]
 
     async def features(self) -> dict[str, Any]:
         """Server feature flags (e.g. whether ComfyUI-Manager v4 is enabled)."""
@@ -229,6 +269,52 @@ class ComfyClient:
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             raise self._shape_error("/history answer", exc) from None
 
+    async def has_jobs(self) -> bool:
+        """Whether the server has ``/api/jobs`` (ComfyUI 0.8.0 and newer); asked once."""
+        if self._has_jobs is None:
+            response = await self.request("GET", "/api/jobs", params={"limit": 1})
+            self._has_jobs = response.status_code == 200 and _json_has(response, "jobs")
+        return self._has_jobs
+
+    async def jobs(self, statuses: list[str] | None = None, limit: int | None = None,
+                   offset: int = 0) -> JobsPage:
+        """``GET /api/jobs``: running, pending and finished prompts, newest first.
+
+        ``statuses`` filters ("pending", "in_progress", "completed", "failed").
+        Raises ``ServerError`` (404) on a server without the route; ``has_jobs`` tells first.
+        """
+        params: dict[str, Any] = {"offset": offset}
+        if statuses:
+            params["status"] = ",".join(statuses)
+        if limit is not None:
+            params["limit"] = limit
+        body = await self.get_json("/api/jobs", params=params)
+        try:
+            return JobsPage.from_wire(body)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            raise self._shape_error("/api/jobs answer", exc) from None
+
+    async def job(self, prompt_id: str) -> Job | None:
+        """``GET /api/jobs/{id}``: one prompt wherever it is (queue or history); None when unknown."""
+        path = f"/api/jobs/{quote(prompt_id, safe='')}"
+        response = await self.request("GET", path)
+        if response.status_code == 404 and _json_has(response, "error"):
+            return None
+        if not response.is_success:
+            raise self._unexpected("GET", path, response)
+        try:
+            return Job.from_wire(self._decode("GET", path, response))
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            raise self._shape_error(f"{path} answer", exc) from None
+
+    async def finished_entry(self, prompt_id: str) -> HistoryEntry | None:
+        """The history entry of a finished prompt: from ``/api/jobs/{id}`` where the server has it,
+        else from ``/history/{id}``; None while it is still queued or running, or when unknown."""
+        if await self.has_jobs():
+            job = await self.job(prompt_id)
+            return job.history_entry() if job is not None else None
+        return (await self.history(prompt_id)).get(prompt_id)
+
     async def submit(self, prompt: dict[str, Any], extra_data: dict[str, Any] | None = None,
                      front: bool = False, prompt_id: str | None = None) -> SubmitResult:
         """Queue an API-format prompt; raises ``PromptRejected`` with the validation report.
@@ -243,7 +329,10 @@ class ComfyClient:
             payload["extra_data"] = extra_data
         if front:
             payload["front"] = True
-        response = await self.request("POST", "/prompt", json=payload)
+        # Python's own encoding, not httpx's strict one: ComfyUI parses Infinity/NaN (it is Python too)
+        # and answers a non-finite widget value with a validation report that names the input.
+        body = json.dumps(payload).encode()
+        response = await self.request("POST", "/prompt", content=body, headers={"Content-Type": "application/json"})
         if response.status_code == 400:
             body = self._decode("POST", "/prompt", response)
             if not isinstance(body, dict):
@@ -270,6 +359,21 @@ class ComfyClient:
         """Stop the running prompt; with ``prompt_id``, only if that one is running."""
         await self.post_json("/interrupt", {"prompt_id": prompt_id} if prompt_id else {})
 
+    async def cancel_job(self, prompt_id: str) -> bool:
+        """``POST /api/jobs/{id}/cancel``, where the server offers it: one pending or running prompt,
+        atomically. Returns False (and remembers) when this server has no such route."""
+        if self._has_job_cancel is False:
+            return False
+        path = f"/api/jobs/{quote(prompt_id, safe='')}/cancel"
+        response = await self.request("POST", path)
+        if response.status_code in (404, 405) and not _json_has(response, "error"):
+            self._has_job_cancel = False
+            return False
+        if not response.is_success and response.status_code != 404:
+            raise self._unexpected("POST", path, response)
+        self._has_job_cancel = True
+        return True
+
     async def free(self, unload_models: bool = True, free_memory: bool = True) -> None:
         """Ask the server to unload models and/or free cached memory."""
         await self.post_json("/free", {"unload_models": unload_models, "free_memory": free_memory})
@@ -278,13 +382,14 @@ class ComfyClient:
                    preview: str | None = None) -> bytes:
         """The bytes of an output, input or temp file.
 
-        ``preview`` (``"webp;50"``: format and quality) asks the server to re-encode
-        an image smaller, as ComfyUI's web UI does for its thumbnails.
+        ``preview`` (e.g. "webp;50" or "jpeg;80") asks the server for a smaller re-encoded copy of an
+        image, as the official frontend does for thumbnails.
         """
         params = {"filename": filename, "subfolder": subfolder, "type": type}
         if preview is not None:
             params["preview"] = preview
-        response = await self.request("GET", "/view", params=params)
+        # An output may be a large video over a slow link: more time than an API call, still bounded.
+        response = await self.request("GET", "/view", params=params, deadline=self.timeout * VIEW_DEADLINE_FACTOR)
         if response.status_code == 400:
             raise ServerError(
                 f"ComfyUI refused to serve {filename!r} (400): the name must be a plain file inside its "
@@ -317,12 +422,50 @@ class ComfyClient:
         except (KeyError, TypeError, AttributeError) as exc:
             raise self._shape_error("/internal/logs/raw answer", exc) from None
 
+    async def subscribe_logs(self, enabled: bool = True) -> bool:
+        """Ask for the server's console as ``logs`` websocket events (``PATCH /internal/logs/subscribe``).
+
+        Returns False when the server has no such route; then poll :meth:`logs` instead.
+        """
+        response = await self.request("PATCH", "/internal/logs/subscribe",
+                                      json={"clientId": self.client_id, "enabled": enabled})
+        if response.status_code in (404, 405):
+            return False
+        if not response.is_success:
+            raise self._unexpected("PATCH", "/internal/logs/subscribe", response)
+        return True
+
     def ws_url(self) -> str:
         """The websocket address for this client's id: ``ws(s)://host/ws?clientId=…``."""
         parts = urlsplit(self.base_url)
         scheme = "wss" if parts.scheme == "https" else "ws"
         path = parts.path.rstrip("/") + "/ws"
         return urlunsplit((scheme, parts.netloc, path, f"clientId={quote(self.client_id)}", ""))
+
+
+#: Where ComfyUI-Manager's routes live (v4 under /v2, older versions at the root).
+_MANAGER_PATHS = ("/v2/manager", "/v2/customnode", "/v2/snapshot", "/v2/externalmodel", "/manager",
+                  "/customnode", "/snapshot", "/externalmodel", "/api/manager", "/api/v2/")
+
+
+def _json_has(response: httpx.Response, key: str) -> bool:
+    """True when the body is a JSON object with ``key`` (ComfyUI's own answer, not a bare 404 page)."""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(body, dict) and key in body
+
+
+def _from_comfyui(response: httpx.Response) -> bool:
+    """True when a refusal came from ComfyUI's own aiohttp server, not from a proxy in front of it.
+
+    ComfyUI answers its 403s with an empty or plain-text body and aiohttp's ``Server`` header; an
+    auth proxy's refusal names itself (nginx, cloudflare...) or sends an HTML page.
+    """
+    server = response.headers.get("server", "").lower()
+    html = "html" in response.headers.get("content-type", "").lower()
+    return "aiohttp" in server and not html
 
 
 def _snippet(text: str) -> str:

@@ -24,6 +24,17 @@ class AuthRequired(ComfyError):
     """The server (usually a proxy in front of it) answered 401 or 403."""
 
 
+class Refused(AuthRequired):
+    """ComfyUI itself (not a proxy) answered 403: a path outside its folders, its origin check,
+    or ComfyUI-Manager's security level. A kind of ``AuthRequired`` so code that handles every
+    refusal keeps doing so; the message says which one it was."""
+
+    def __init__(self, message: str, *, status: int, body: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
 class ServerError(ComfyError):
     """A 5xx or any status the endpoint should not return."""
 

@@ -12,11 +12,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from pistachio_tui.comfy.types import HistoryEntry, OutputFile, QueueState, parse_outputs
+from pistachio_tui.comfy.types import HistoryEntry, LogEntry, OutputFile, QueueState, parse_outputs
 
 #: Binary frame event types (ComfyUI ``server.py`` ``BinaryEventTypes``).
 PREVIEW_IMAGE = 1
+PREVIEW_IMAGE_WITH_METADATA = 4
 _IMAGE_TYPES = {1: "jpeg", 2: "png"}
+#: What this client tells the server it understands, as the first websocket message
+#: (ComfyUI ``comfy_api/feature_flags.py``): previews then come as type-4 frames that name
+#: their prompt and node.
+CLIENT_FEATURES: dict[str, Any] = {"supports_preview_metadata": True}
 
 
 def _seconds(data: dict[str, Any]) -> float | None:
@@ -171,10 +176,31 @@ class ExecutionInterrupted:
 
 @dataclass(frozen=True)
 class PreviewImage:
-    """A live preview frame; ``image_type`` is "jpeg" or "png"."""
+    """A live preview frame; ``image_type`` is "jpeg" or "png".
+
+    Type-4 frames name the prompt and node they belong to; type-1 frames (servers or clients
+    without ``supports_preview_metadata``) do not, and belong to whatever runs now.
+    """
 
     image_type: str
     data: bytes
+    prompt_id: str | None = None
+    node_id: str | None = None
+    display_node_id: str | None = None
+
+
+@dataclass(frozen=True)
+class LogLines:
+    """New console output of the server (after ``subscribe_logs``)."""
+
+    entries: list[LogEntry]
+
+
+@dataclass(frozen=True)
+class FeatureFlags:
+    """The server's answer to our feature flags (what it supports)."""
+
+    flags: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -210,7 +236,7 @@ class Resynced:
 
 Event = Union[
     Status, ExecutionStart, ExecutionCached, Executing, Progress, ProgressState, Executed,
-    ExecutionSuccess, ExecutionError, ExecutionInterrupted, PreviewImage, Unknown,
+    ExecutionSuccess, ExecutionError, ExecutionInterrupted, PreviewImage, LogLines, FeatureFlags, Unknown,
     Connected, Disconnected, Resynced,
 ]
 
@@ -242,6 +268,8 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], Event]] = {
     "execution_success": lambda d: ExecutionSuccess(str(d["prompt_id"]), _seconds(d)),
     "execution_error": ExecutionError.from_wire,
     "execution_interrupted": ExecutionInterrupted.from_wire,
+    "logs": lambda d: LogLines([LogEntry(t=str(e.get("t", "")), m=str(e.get("m", ""))) for e in d["entries"]]),
+    "feature_flags": lambda d: FeatureFlags(dict(d)),
 }
 
 
@@ -271,4 +299,20 @@ def _parse_binary(frame: bytes) -> Event:
     if event_type == PREVIEW_IMAGE and len(frame) >= 8:
         (image_type,) = struct.unpack(">I", frame[4:8])
         return PreviewImage(_IMAGE_TYPES.get(image_type, f"unknown-{image_type}"), frame[8:])
+    if event_type == PREVIEW_IMAGE_WITH_METADATA and len(frame) >= 8:
+        return _preview_with_metadata(frame)
     return Unknown(f"binary-{event_type}", frame[4:])
+
+
+def _preview_with_metadata(frame: bytes) -> Event:
+    # Layout: event type, metadata length, metadata JSON, then the image bytes.
+    (length,) = struct.unpack(">I", frame[4:8])
+    try:
+        meta = json.loads(frame[8:8 + length])
+    except (ValueError, UnicodeDecodeError):
+        return Unknown("binary-4", frame[4:])
+    if not isinstance(meta, dict) or len(frame) < 8 + length:
+        return Unknown("binary-4", frame[4:])
+    mime = str(meta.get("image_type", "image/jpeg"))
+    return PreviewImage(mime.rsplit("/", 1)[-1], frame[8 + length:], _opt_str(meta.get("prompt_id")),
+                        _opt_str(meta.get("node_id")), _opt_str(meta.get("display_node_id")))

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pistachio_tui.comfy.client import ComfyClient
@@ -25,12 +25,14 @@ from pistachio_tui.comfy.events import (
     ExecutionInterrupted,
     ExecutionStart,
     ExecutionSuccess,
+    LogLines,
+    PreviewImage,
     Resynced,
     Status,
 )
 from pistachio_tui.comfy.stream import Backoff, EventStream
 from pistachio_tui.comfy.tracker import PromptState, PromptTracker
-from pistachio_tui.comfy.types import HistoryEntry, LogEntry, QueueState, SystemStats
+from pistachio_tui.comfy.types import JOB_COMPLETED, JOB_FAILED, HistoryEntry, Job, LogEntry, QueueState, SystemStats
 from pistachio_tui.config import ServerConfig
 
 CONNECTED = "connected"
@@ -39,7 +41,11 @@ DOWN = "down"
 CONNECTING = "connecting"
 
 #: What a subscriber is told about; it re-reads the session's attributes.
-HEALTH, QUEUE, PROGRESS, FINISHED, HISTORY = "health", "queue", "progress", "finished", "history"
+HEALTH, QUEUE, PROGRESS, FINISHED, HISTORY, LOGS = "health", "queue", "progress", "finished", "history", "logs"
+#: ``extra_data.preview_method`` asked for when previews are on (as the official frontend sends it).
+PREVIEW_METHOD = "auto"
+#: At most this many history entries are fetched at once when /api/jobs lists new ones.
+_DETAIL_CONCURRENCY = 8
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,8 @@ class ServerSession:
     """
 
     def __init__(self, config: ServerConfig, *, health_interval: float = 3.0, max_history: int = 100,
-                 max_samples: int = 120, backoff: Backoff | None = None, client: ComfyClient | None = None) -> None:
+                 max_samples: int = 120, backoff: Backoff | None = None, client: ComfyClient | None = None,
+                 max_log_lines: int = 2000) -> None:
         self.config = config
         self.client = client or ComfyClient(config.url, headers=config.headers or None)
         self.tracker = PromptTracker()
@@ -82,6 +89,13 @@ class ServerSession:
         self._subscribers: list[Subscriber] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._poke = asyncio.Event()
+        #: Ask the server for live previews with each prompt queued here.
+        self.previews = False
+        #: Server console lines received since ``follow_logs`` (newest last, bounded).
+        self.log_lines: deque[LogEntry] = deque(maxlen=max_log_lines)
+        self._logs_subscribed = False
+        #: Lightweight list of recent finished prompts (``/api/jobs``), newest first; empty on older servers.
+        self.jobs: list[Job] = []
 
     @property
     def name(self) -> str:
@@ -150,7 +164,13 @@ class ServerSession:
 
     async def submit(self, prompt: dict[str, Any], extra_data: dict[str, Any] | None = None,
                      front: bool = False) -> PromptState:
-        """Queue a prompt and follow it; raises ``PromptRejected`` with the server's report."""
+        """Queue a prompt and follow it; raises ``PromptRejected`` with the server's report.
+
+        With ``previews`` on, the prompt asks for live previews (``extra_data.preview_method``);
+        the server sends them only for prompts that ask, unless it was started with ``--preview-method``.
+        """
+        if self.previews and "preview_method" not in (extra_data or {}):
+            extra_data = {**(extra_data or {}), "preview_method": PREVIEW_METHOD}
         state = await self.tracker.submit(self.client, prompt, extra_data, front=front)
         await self.refresh_queue()
         return state
@@ -167,8 +187,48 @@ class ServerSession:
         await self.client.delete(prompt_ids)
         await self.refresh_queue()
 
-    async def interrupt(self, prompt_id: str | None = None) -> None:
-        await self.client.interrupt(prompt_id)
+    async def interrupt(self, prompt_id: str | None = None) -> bool:
+        """Stop the running prompt (``prompt_id``: only if that one runs); False when nothing was sent.
+
+        The server is always told which prompt to stop, so a click that arrives just after that
+        prompt ended cannot stop the next one.
+        """
+        await self.refresh_queue()
+        running = [item.prompt_id for item in self.queue.running]
+        target = prompt_id if prompt_id is not None else (running[0] if running else None)
+        if target is None or target not in running:
+            return False
+        await self.client.interrupt(target)
+        return True
+
+    async def cancel(self, prompt_id: str) -> None:
+        """Take one prompt off the server, pending or running.
+
+        Newer servers do this atomically (``POST /api/jobs/{id}/cancel``); elsewhere a pending
+        prompt is deleted and a running one interrupted by its id.
+        """
+        if await self.client.cancel_job(prompt_id):
+            await self.refresh_queue()
+            return
+        await self.refresh_queue()
+        if any(item.prompt_id == prompt_id for item in self.queue.pending):
+            await self.delete([prompt_id])
+        else:
+            await self.interrupt(prompt_id)
+
+    async def follow_logs(self) -> bool:
+        """Have the server push its console as ``logs`` events (``LOGS`` updates, ``log_lines``).
+
+        Returns False on a server without the subscription; poll :meth:`logs` there.
+        """
+        self._logs_subscribed = await self.client.subscribe_logs(True)
+        return self._logs_subscribed
+
+    async def unfollow_logs(self) -> None:
+        if self._logs_subscribed:
+            self._logs_subscribed = False
+            with contextlib.suppress(ComfyError):
+                await self.client.subscribe_logs(False)
 
     async def free(self) -> None:
         await self.client.free()
@@ -181,19 +241,58 @@ class ServerSession:
         return len(await self.client.object_info(refresh=True))
 
     async def refresh_queue(self) -> None:
+        before = self.queue.ids()
         self._set_queue(await self.client.queue())
+        await self._settle(before - self.queue.ids())
 
     def _set_queue(self, queue: QueueState) -> None:
         # ComfyUI lists pending prompts in heap order; people expect run order.
         queue.pending.sort(key=lambda item: item.number)
         for item in queue.running + queue.pending:
             self.tracker.track_item(item)
+        for item in queue.running:
+            # Another client's prompt gets no execution events here: the queue is all we see.
+            if self.tracker.mark_running(item.prompt_id) is not None:
+                self._emit(PROGRESS, self.tracker.get(item.prompt_id))
         self.queue = queue
         self._emit(QUEUE)
 
+    async def _settle(self, gone: set[str]) -> None:
+        """End the prompts that left the queue without us seeing them end.
+
+        ComfyUI sends a prompt's execution events only to the client that queued it, so
+        another client's prompt (a browser tab, a script) ends for us only here: looked
+        up in ``/api/jobs/{id}`` where the server has it, else in ``/history/{id}``.
+        """
+        for prompt_id in sorted(gone):
+            state = self.tracker.get(prompt_id)
+            if state is None or state.finished:
+                continue
+            entry = await self.client.finished_entry(prompt_id)
+            if entry is not None:
+                self._merge_history({prompt_id: entry})
+                self._emit(FINISHED, self.tracker.get(prompt_id) or state)
+            elif not state.ours and state.status == "queued":
+                # Deleted from the queue before it ran: nothing will ever finish it.
+                self.tracker.forget(prompt_id)
+
     async def refresh_history(self) -> None:
-        entries = await self.client.history(max_items=self.max_history)
-        self._merge_history(entries)
+        """Recent finished prompts: listed by ``/api/jobs`` where the server has it (small answers,
+        details fetched only for prompts not seen yet), else the newest of ``/history``."""
+        if not await self.client.has_jobs():
+            self._merge_history(await self.client.history(max_items=self.max_history))
+            return
+        page = await self.client.jobs(statuses=[JOB_COMPLETED, JOB_FAILED], limit=self.max_history)
+        self.jobs = page.jobs
+        limit = asyncio.Semaphore(_DETAIL_CONCURRENCY)
+
+        async def detail(prompt_id: str) -> HistoryEntry | None:
+            async with limit:
+                return await self.client.finished_entry(prompt_id)
+
+        new = [job.id for job in page.jobs if job.id not in self.history]
+        found = await asyncio.gather(*(detail(prompt_id) for prompt_id in new))
+        self._merge_history({entry.prompt_id: entry for entry in found if entry is not None})
 
     def _merge_history(self, entries: dict[str, HistoryEntry]) -> None:
         ordered = sorted(entries.values(), key=lambda e: e.number, reverse=True)
@@ -261,7 +360,21 @@ class ServerSession:
             self._ws_up = True
             if self.stats is not None:
                 self._set_state(CONNECTED)
+            if self._logs_subscribed:
+                # A restarted server forgot the subscription.
+                with contextlib.suppress(ComfyError):
+                    await self.client.subscribe_logs(True)
             return
+        if isinstance(event, LogLines):
+            self.log_lines.extend(event.entries)
+            self._emit(LOGS)
+            return
+        if isinstance(event, PreviewImage) and event.prompt_id is None:
+            # A type-1 frame names no prompt: it belongs to the one running now.
+            running = self.running()
+            if running is None:
+                return
+            event = replace(event, prompt_id=running.prompt_id)
         if isinstance(event, Disconnected):
             self._ws_up = False
             # When HTTP is failing too, the health poll's reason is the one to show.
@@ -276,9 +389,9 @@ class ServerSession:
             self._merge_history(event.finished)
             self._set_queue(event.queue)
             # Prompts that ended while the socket was down (or that the server forgot) end here.
-            for state in unfinished:
-                if state.finished:
-                    self._emit(FINISHED, state)
+            for ended in unfinished:
+                if ended.finished:
+                    self._emit(FINISHED, ended)
             return
         if isinstance(event, Status):
             await self.refresh_queue()
@@ -291,9 +404,9 @@ class ServerSession:
             return
         if isinstance(event, (ExecutionSuccess, ExecutionError, ExecutionInterrupted)):
             with contextlib.suppress(ComfyError):
-                entries = await self.client.history(prompt_id)
+                entries = await self.client.history(state.prompt_id)
                 self._merge_history(entries)
-            self._emit(FINISHED, self.tracker.get(prompt_id) or state)
+            self._emit(FINISHED, self.tracker.get(state.prompt_id) or state)
         else:
             self._emit(PROGRESS, state)
 

@@ -9,6 +9,7 @@ REST, so a prompt that finished while the socket was down is not missed.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,12 +20,16 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from pistachio_tui.comfy.client import ComfyClient
 from pistachio_tui.comfy.errors import ComfyError
-from pistachio_tui.comfy.events import Connected, Disconnected, Event, Resynced, parse_message
+from pistachio_tui.comfy.events import CLIENT_FEATURES, Connected, Disconnected, Event, Resynced, parse_message
 
 #: Largest frame accepted; previews are small, a huge frame means something is wrong.
 MAX_FRAME = 64 * 1024 * 1024
 #: The longest the stream reads frames back to back before other tasks get a turn.
 _READ_SLICE_S = 0.005
+
+
+#: Seconds to wait for the server's side of the websocket close handshake.
+CLOSE_TIMEOUT = 1.0
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,9 @@ class EventStream:
             additional_headers=self.client.headers,
             open_timeout=self.open_timeout,
             ping_interval=self.ping_interval,
+            # The close handshake is a courtesy: a server that never answers it must not hold
+            # a command past its own deadline (the default waits 10 s).
+            close_timeout=CLOSE_TIMEOUT,
             max_size=MAX_FRAME,
         )
 
@@ -103,6 +111,8 @@ class EventStream:
             else:
                 self._ws = ws
                 try:
+                    # ComfyUI reads feature flags only from the first message a client sends.
+                    await ws.send(json.dumps({"type": "feature_flags", "data": CLIENT_FEATURES}))
                     first = parse_message(await asyncio.wait_for(ws.recv(), self.open_timeout))
                     attempt = 0
                     yield Connected(getattr(first, "sid", None) or self.client.client_id)

@@ -2,18 +2,24 @@
 
 Overall progress of a prompt is
 
-    (nodes done + fraction of the current node's steps) / nodes to execute
+    (weight of the nodes done + fraction of the current node's weight) / weight of the nodes to execute
 
 where the nodes to execute are those the outputs depend on (all nodes when the
-outputs are unknown) minus the cached ones. It never goes down, even when the
-server reports things in an unexpected order.
+outputs are unknown) minus the cached ones, and a node weighs its sampler
+steps (1 when it has none): a 30-step sampler is most of a prompt's time. It
+never goes down, even when the server reports things in an unexpected order.
+
+it/s is measured over at least ``RATE_WINDOW_S`` of progress, never from two
+frames that happened to arrive together (a stalled UI, a buffering proxy, or a
+fast node's two quick ticks would otherwise show thousands of it/s); the ETA is
+every sampler step still to run, at that rate.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -27,6 +33,7 @@ from pistachio_tui.comfy.events import (
     ExecutionInterrupted,
     ExecutionStart,
     ExecutionSuccess,
+    PreviewImage,
     Progress,
     ProgressState,
     Resynced,
@@ -41,8 +48,10 @@ LOST = "PromptLost"
 
 #: Statuses after which no event changes a prompt any more.
 FINAL = frozenset({"success", "error", "interrupted"})
-#: Weight of the newest step rate in the smoothed it/s.
-_RATE_SMOOTHING = 0.3
+#: The shortest span of progress a step rate is measured over (seconds).
+RATE_WINDOW_S = 1.0
+#: Older samples than this are dropped once a newer one spans the window.
+_RATE_HISTORY_S = 5.0
 
 
 @dataclass
@@ -71,6 +80,8 @@ class PromptState:
     #: Queued by this client. ComfyUI sends node progress only to the client that
     #: queued a prompt, so others' prompts (e.g. from a browser) show none.
     ours: bool = False
+    #: The newest live preview of this prompt, when the server sends them.
+    preview: PreviewImage | None = None
 
     @property
     def finished(self) -> bool:
@@ -94,6 +105,20 @@ def _links(inputs: dict[str, Any]) -> list[str]:
     # A linked input is ``[source_node_id, output_index]``.
     return [str(v[0]) for v in inputs.values()
             if isinstance(v, list) and len(v) == 2 and isinstance(v[0], (str, int)) and isinstance(v[1], int)]
+
+
+def sampler_steps(inputs: dict[str, Any]) -> int:
+    """Steps a node will report, from its ``steps`` input (0 when it has none).
+
+    KSamplerAdvanced-style nodes run only ``start_at_step``..``end_at_step`` of them.
+    """
+    steps = inputs.get("steps")
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
+        return 0
+    start, end = inputs.get("start_at_step"), inputs.get("end_at_step")
+    if isinstance(start, int) and isinstance(end, int) and not isinstance(start, bool):
+        return max(0, min(steps, end) - max(0, start))
+    return steps
 
 
 def nodes_to_execute(prompt: dict[str, Any], outputs: list[str] | None) -> set[str]:
@@ -120,8 +145,12 @@ class _Tracked:
         self.needed = nodes_to_execute(prompt, outputs)
         self.cached: set[str] = set()
         self.done: set[str] = set()
-        #: (node, step value, clock time) of the last step seen, for it/s.
-        self.last_step: tuple[str, int, float] | None = None
+        #: Sampler steps of each node (0 for nodes without steps).
+        self.steps = {node: sampler_steps(entry.get("inputs") or {}) if isinstance(entry, dict) else 0
+                      for node, entry in prompt.items()}
+        #: The node the rate samples belong to, and its (clock time, step) samples, oldest first.
+        self.rate_node: str | None = None
+        self.samples: deque[tuple[float, int]] = deque()
         #: False while the POST that queues it is in flight: the server may not list it yet.
         self.confirmed = True
 
@@ -134,6 +163,9 @@ class _Tracked:
             self.done.add(node)
             self.state.done_nodes.append(node)
 
+    def weight(self, node: str) -> int:
+        return max(1, self.steps.get(node, 0))
+
     def update_fraction(self) -> None:
         state = self.state
         todo = self.needed - self.cached
@@ -143,9 +175,35 @@ class _Tracked:
             partial = 0.0
             node = state.current_node
             if node in todo and node not in self.done and state.max > 0:
-                partial = min(1.0, state.value / state.max)
-            value = (len(todo & self.done) + partial) / len(todo)
+                partial = min(1.0, state.value / state.max) * self.weight(node)
+            done = sum(self.weight(n) for n in todo & self.done)
+            value = (done + partial) / sum(self.weight(n) for n in todo)
         state.fraction = max(state.fraction, min(1.0, max(0.0, value)))
+
+    def steps_left(self) -> int:
+        """Sampler steps still to run: the rest of the current node's, then every later sampler's."""
+        state = self.state
+        current = state.current_node
+        left = max(0, state.max - state.value) if current is not None and current not in self.done else 0
+        later = self.needed - self.cached - self.done - {current}
+        return left + sum(self.steps.get(n, 0) for n in later)
+
+    def sample(self, node: str, value: int, now: float) -> float | None:
+        """Record step ``value`` of ``node`` at ``now``; the rate over the newest window, if one spans it."""
+        if node != self.rate_node or (self.samples and value < self.samples[-1][1]):
+            # Another node, or the same one starting over: its steps need not take as long.
+            self.rate_node = node
+            self.samples.clear()
+        if not self.samples or value > self.samples[-1][1]:
+            self.samples.append((now, value))
+        # Keep one sample at least a window old as the base; older ones are of no use.
+        while len(self.samples) > 2 and now - self.samples[1][0] >= RATE_WINDOW_S and \
+                now - self.samples[0][0] > _RATE_HISTORY_S:
+            self.samples.popleft()
+        base = next((s for s in reversed(self.samples) if now - s[0] >= RATE_WINDOW_S), None)
+        if base is None or value <= base[1]:
+            return None
+        return (value - base[1]) / (now - base[0])
 
 
 class PromptTracker:
@@ -166,6 +224,9 @@ class PromptTracker:
         """Start following a prompt (API format) queued as ``prompt_id``."""
         existing = self._prompts.get(prompt_id)
         if existing is not None:
+            if not existing.prompt and prompt:
+                # First seen without its prompt (e.g. a preview frame): now its nodes are known.
+                self._prompts[prompt_id] = _Tracked(existing.state, prompt, outputs_to_execute)
             return existing.state
         tracked = _Tracked(PromptState(prompt_id), prompt, outputs_to_execute)
         self._prompts[prompt_id] = tracked
@@ -197,6 +258,18 @@ class PromptTracker:
     def track_item(self, item: QueueItem) -> PromptState:
         """Follow a prompt found in the server's queue."""
         return self.track(item.prompt_id, item.prompt, item.outputs_to_execute)
+
+    def mark_running(self, prompt_id: str) -> PromptState | None:
+        """The server lists the prompt as running (the only sign of another client's prompt)."""
+        tracked = self._prompts.get(prompt_id)
+        if tracked is None or tracked.state.status != "queued":
+            return None
+        tracked.state.status = "running"
+        return tracked.state
+
+    def forget(self, prompt_id: str) -> None:
+        """Stop following a prompt (e.g. another client's, deleted before it ran)."""
+        self._prompts.pop(prompt_id, None)
 
     def get(self, prompt_id: str) -> PromptState | None:
         """The state of a tracked prompt."""
@@ -302,6 +375,8 @@ class PromptTracker:
         elif isinstance(event, ExecutionInterrupted):
             state.interrupted = event
             self._finish(state, "interrupted", event.timestamp)
+        elif isinstance(event, PreviewImage):
+            state.preview = event
 
     def _on_executing(self, tracked: _Tracked, event: Executing) -> None:
         state = tracked.state
@@ -318,25 +393,20 @@ class PromptTracker:
         state.value = state.max = 0
         # A rate belongs to one node's steps; the next node's steps may be much slower or faster.
         state.it_per_s = state.eta_s = None
-        tracked.last_step = (event.node, 0, self._clock())
 
     def _on_progress(self, tracked: _Tracked, event: Progress) -> None:
         state = tracked.state
         node = str(event.node)
-        now = self._clock()
         if state.current_node != node:
             state.current_node = node
             state.current_title = tracked.title(node)
         state.value, state.max = event.value, event.max
-        last = tracked.last_step
-        if last is not None and last[0] == node and event.value > last[1] and now > last[2]:
-            rate = (event.value - last[1]) / (now - last[2])
-            state.it_per_s = rate if state.it_per_s is None else (
-                _RATE_SMOOTHING * rate + (1 - _RATE_SMOOTHING) * state.it_per_s)
-        if last is None or last[0] != node or event.value != last[1]:
-            tracked.last_step = (node, event.value, now)
-        remaining = max(0, event.max - event.value)
-        state.eta_s = remaining / state.it_per_s if state.it_per_s else None
+        if node != tracked.rate_node:
+            state.it_per_s = None
+        rate = tracked.sample(node, event.value, self._clock())
+        if rate is not None:
+            state.it_per_s = rate
+        state.eta_s = tracked.steps_left() / state.it_per_s if state.it_per_s else None
 
     @staticmethod
     def _finish(state: PromptState, status: str, timestamp: float | None) -> None:

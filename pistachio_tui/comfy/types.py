@@ -11,8 +11,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-#: ComfyUI names the missing class only in the message of an ``invalid_prompt`` error.
+#: ComfyUI 0.8.0 names the missing class only in the message of an ``invalid_prompt`` error.
 _MISSING_NODE = re.compile(r"node (?P<name>.+?) does not exist")
+#: Newer servers say ``missing_node_type`` and put the class in ``extra_info.class_type``.
+MISSING_NODE_TYPE = "missing_node_type"
 
 
 @dataclass
@@ -295,6 +297,7 @@ class ValidationReport:
     message: str
     details: str
     node_errors: list[NodeError]
+    extra_info: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_wire(cls, body: dict[str, Any]) -> ValidationReport:
@@ -315,10 +318,19 @@ class ValidationReport:
             message=str(error.get("message", "")),
             details=str(error.get("details", "")),
             node_errors=node_errors,
+            extra_info=dict(error.get("extra_info") or {}),
         )
 
     def missing_node_types(self) -> list[str]:
-        """Node classes the server does not have (ComfyUI stops at the first one)."""
+        """Node classes the server does not have (ComfyUI stops at the first one).
+
+        0.8.0: ``invalid_prompt`` "Cannot execute because node X does not exist.";
+        newer: ``missing_node_type`` "Node '<title>' not found", the class in
+        ``extra_info.class_type`` (None when the node has no class at all).
+        """
+        if self.error_type == MISSING_NODE_TYPE:
+            class_type = self.extra_info.get("class_type")
+            return [str(class_type)] if class_type else []
         match = _MISSING_NODE.search(self.message) if self.error_type == "invalid_prompt" else None
         return [match.group("name")] if match else []
 
@@ -348,3 +360,96 @@ class LogEntry:
 
     t: str
     m: str
+
+
+#: ``status`` values of ``/api/jobs`` (ComfyUI ``comfy_execution/jobs.py``).
+JOB_PENDING, JOB_RUNNING, JOB_COMPLETED, JOB_FAILED = "pending", "in_progress", "completed", "failed"
+JOB_FINAL = frozenset({JOB_COMPLETED, JOB_FAILED})
+
+
+@dataclass
+class Job:
+    """One entry of ``GET /api/jobs`` (or the whole of ``GET /api/jobs/{id}``).
+
+    Much smaller than a history entry: no prompt, a count of outputs and one
+    ``preview_output`` instead of every file. ``detail`` (only from
+    ``/api/jobs/{id}`` of a finished job) holds the full outputs, status
+    messages and prompt, from which :meth:`history_entry` rebuilds a
+    ``HistoryEntry``. Times are epoch seconds.
+    """
+
+    id: str
+    status: str
+    priority: float
+    created_at: float | None
+    started_at: float | None
+    finished_at: float | None
+    outputs_count: int
+    preview: OutputFile | None
+    error: dict[str, Any] | None
+    detail: dict[str, Any] | None = None
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Job:
+        def seconds(key: str) -> float | None:
+            value = data.get(key)
+            return value / 1000 if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+        preview = data.get("preview_output")
+        preview_file = None
+        if isinstance(preview, dict) and "filename" in preview:
+            preview_file = parse_outputs(str(preview.get("nodeId", "")),
+                                         {str(preview.get("mediaType", "images")): [preview]})[0]
+        detailed = "execution_status" in data or "outputs" in data
+        return cls(
+            id=str(data["id"]),
+            status=str(data.get("status", "")),
+            priority=float(data.get("priority") or 0),
+            created_at=seconds("create_time"),
+            started_at=seconds("execution_start_time"),
+            finished_at=seconds("execution_end_time"),
+            outputs_count=int(data.get("outputs_count") or 0),
+            preview=preview_file,
+            error=data.get("execution_error") if isinstance(data.get("execution_error"), dict) else None,
+            detail=data if detailed else None,
+        )
+
+    @property
+    def finished(self) -> bool:
+        return self.status in JOB_FINAL
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+    def history_entry(self) -> HistoryEntry | None:
+        """The history entry this finished job stands for (None without the detail)."""
+        if self.detail is None or not self.finished:
+            return None
+        workflow = self.detail.get("workflow") or {}
+        queued: list[Any] = [self.priority, self.id, workflow.get("prompt") or {}, workflow.get("extra_data") or {}, []]
+        return HistoryEntry.from_wire(self.id, {
+            "prompt": queued,
+            "outputs": self.detail.get("outputs") or {},
+            "status": self.detail.get("execution_status") or {
+                "status_str": "success" if self.status == JOB_COMPLETED else "error",
+                "completed": self.status == JOB_COMPLETED, "messages": []},
+        })
+
+
+@dataclass
+class JobsPage:
+    """``GET /api/jobs``: one page of jobs, newest first by default, and the total."""
+
+    jobs: list[Job]
+    total: int
+    has_more: bool
+
+    @classmethod
+    def from_wire(cls, body: dict[str, Any]) -> JobsPage:
+        pagination = body.get("pagination") or {}
+        jobs = [Job.from_wire(j) for j in body["jobs"]]
+        return cls(jobs=jobs, total=int(pagination.get("total", len(jobs))),
+                   has_more=bool(pagination.get("has_more", False)))

@@ -1,13 +1,25 @@
 """Resumable, verified downloads of model files (Hugging Face and plain URLs).
 
 A download is written to ``<target>.part`` in the target's own folder and only
-renamed to its final name once its size (and sha256, when known) check out.
-ComfyUI lists model files by extension (``folder_paths.filter_files_extensions``),
-so ``model.safetensors.part`` never shows up in a loader's list half-written
-(only folders registered with no extension filter list every file), and the
-rename is atomic because it stays on one file system. An interrupted or
-cancelled download leaves the ``.part`` behind; the next call resumes it with an
-HTTP ``Range`` request.
+renamed to its final name once its size (and sha256, when known) check out and
+its bytes look like what the name promises (``fix.content``: an HTML login
+page is not a model). ComfyUI lists model files by extension
+(``folder_paths.filter_files_extensions``), so ``model.safetensors.part`` never
+shows up in a loader's list half-written (only folders registered with no
+extension filter list every file), and the rename is atomic because it stays
+on one file system. An interrupted or cancelled download leaves the ``.part``
+behind; the next call resumes it with an HTTP ``Range`` request.
+
+Large files from a server that honours ``Range`` come over several connections
+at once (``fix.ranges``), each writing its own span of the one ``.part``; the
+spans done so far are kept beside it in ``<target>.part.ranges``, so each
+connection resumes on its own and a ``.part`` with holes is never taken for a
+whole file.
+
+The ``.part`` is opened without following symlinks and must be a regular file
+of the user's: a link planted at that name cannot send the bytes elsewhere.
+Credentials are attached per host on every hop of a redirect: the HF token
+only to Hugging Face over https, nothing to any other host.
 """
 
 from __future__ import annotations
@@ -19,13 +31,18 @@ import os
 import shutil
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx
+
+from pistachio_tui.fix.content import NotAModel, check_file
+from pistachio_tui.redact import safe_url
+from pistachio_tui.safefiles import UnsafeFile, open_own_regular
 
 #: Room left free on the disk beyond the file itself, so a download never fills it to the last byte.
 FREE_SPACE_MARGIN = 256 * 1024 * 1024
@@ -34,6 +51,11 @@ CHUNK_SIZE = 1024 * 1024
 RETRIES = 3
 #: Received bytes allowed to wait for the disk before the download waits for it.
 WRITE_BATCH = 4 * 1024 * 1024
+#: Connections for one large file when the server honours ``Range``.
+CONNECTIONS = 4
+#: Files smaller than this come over one connection: more would not pay for their set-up.
+PARALLEL_MIN = 32 * 1024 * 1024
+MAX_REDIRECTS = 10
 _HF_HOSTS = ("huggingface.co", "hf.co")
 _SPEED_WINDOW_S = 5.0
 
@@ -48,6 +70,10 @@ class GatedModel(DownloadError):
 
 class ChecksumMismatch(DownloadError):
     """The bytes received do not match the expected size or sha256."""
+
+
+class WrongContent(ChecksumMismatch):
+    """The bytes received are not the kind of file the name promises (an HTML page, a cut header)."""
 
 
 class DiskFull(DownloadError):
@@ -71,6 +97,8 @@ class DownloadProgress:
     eta: float | None
     #: Bytes that were already on disk from an earlier attempt.
     resumed_from: int = 0
+    #: Connections in use (more than one for a parallel ranged download).
+    connections: int = 1
 
     @property
     def fraction(self) -> float | None:
@@ -93,7 +121,7 @@ def safe_target(root: Path, relative: str | os.PathLike[str]) -> Path:
     resolves (through symlinks) to somewhere outside ``root``."""
     text = os.fspath(relative)
     pure = PurePosixPath(text.replace("\\", "/"))
-    if not text or pure.is_absolute() or Path(text).is_absolute() or ".." in pure.parts:
+    if not text or "\0" in text or pure.is_absolute() or Path(text).is_absolute() or ".." in pure.parts:
         raise UnsafePath(f"Refusing to write {text!r}: model paths must stay inside {root}.")
     root_real = root.resolve()
     candidate = (root / Path(*pure.parts)).resolve()
@@ -107,7 +135,10 @@ def safe_target(root: Path, relative: str | os.PathLike[str]) -> Path:
 
 def is_hf_url(url: str) -> bool:
     """True for Hugging Face hosts, the only ones that get the HF token."""
-    host = (urlsplit(url).hostname or "").lower()
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return False
     return any(host == h or host.endswith("." + h) for h in _HF_HOSTS)
 
 
@@ -121,7 +152,14 @@ def hf_repo_of(url: str) -> str | None:
     return "/".join(parts[:2]) if len(parts) >= 2 else None
 
 
-class _SpeedMeter:
+def credentials_for(url: str, token: str | None) -> dict[str, str]:
+    """The headers a request to ``url`` may carry: the HF token to Hugging Face over https, else none."""
+    if token and is_hf_url(url) and urlsplit(url).scheme == "https":
+        return {"Authorization": f"Bearer {token}"}
+    return {}
+
+
+class SpeedMeter:
     """Bytes per second over a sliding window, so a stall shows quickly."""
 
     def __init__(self) -> None:
@@ -137,9 +175,12 @@ class _SpeedMeter:
 
 
 @dataclass
-class _Verifier:
+class Verifier:
+    """What the finished file must be: its size, sha256 and kind (by its name)."""
+
     expected_size: int | None
     sha256: str | None
+    name: str
 
     def check(self, part: Path, digest: str | None) -> None:
         size = part.stat().st_size
@@ -155,17 +196,53 @@ class _Verifier:
                 f"sha256 mismatch (got {digest[:12]}…, expected {self.sha256[:12]}…): the file is "
                 "corrupt or not the one expected; the partial file was removed."
             )
+        try:
+            check_file(part, self.name)
+        except NotAModel as exc:
+            part.unlink(missing_ok=True)
+            raise WrongContent(f"{exc}; the partial file was removed.") from None
 
 
-def _hash_file(path: Path) -> hashlib._Hash:
+def hash_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(CHUNK_SIZE), b""):
             digest.update(block)
-    return digest
+    return digest.hexdigest()
 
 
-class _PartWriter:
+def finish(part: Path, target: Path, verifier: Verifier, digest: str | None) -> None:
+    """Verify the whole ``.part`` and give it its final name (``digest`` hashed already, or None)."""
+    if digest is None and verifier.sha256:
+        digest = hash_file(part)
+    verifier.check(part, digest)
+    part.replace(target)
+
+
+def open_part(part: Path, *, resume: bool) -> BinaryIO:
+    """The ``.part`` opened for writing: appended to when resuming, else created empty.
+    Never through a symlink, never someone else's file."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if resume else os.O_TRUNC)
+    try:
+        fd = open_own_regular(part, flags)
+    except UnsafeFile as exc:
+        raise UnsafePath(f"Refusing to write through {part}: {exc.strerror}.") from None
+    return os.fdopen(fd, "ab" if resume else "wb")
+
+
+def own_size(part: Path) -> int:
+    """Size of an existing ``.part`` (0 when there is none), refused if it is not a regular file of ours."""
+    try:
+        info = part.lstat()
+    except FileNotFoundError:
+        return 0
+    if part.is_symlink() or not part.is_file() or info.st_uid != os.getuid():
+        raise UnsafePath(f"Refusing to resume {part}: it is not a regular file of yours (a symlink?); "
+                         "remove it and retry.")
+    return info.st_size
+
+
+class PartWriter:
     """Appends received bytes to the open ``.part`` file and hashes them, in a worker thread.
 
     A write can stall for long on a network volume or under writeback pressure,
@@ -207,13 +284,18 @@ class _PartWriter:
         self._digest.update(data)
 
 
-def _check_free_space(folder: Path, needed: int) -> None:
+def check_free_space(folder: Path, needed: int) -> None:
     free = shutil.disk_usage(folder).free
     if free < needed + FREE_SPACE_MARGIN:
         raise DiskFull(
             f"Not enough disk space in {folder}: need {_human(needed)} plus "
             f"{_human(FREE_SPACE_MARGIN)} headroom, {_human(free)} free. Free some space and retry."
         )
+
+
+def disk_full(target: Path) -> DiskFull:
+    return DiskFull(f"The disk holding {target.parent} filled up during the download; the partial "
+                    "file was removed. Free some space and retry.")
 
 
 def _human(n: float) -> str:
@@ -224,26 +306,73 @@ def _human(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def _hf_metadata(response: httpx.Response) -> tuple[int | None, str | None]:
-    """Size and sha256 that Hugging Face announces on the redirect of an LFS file."""
-    for hop in (*response.history, response):
-        etag = hop.headers.get("x-linked-etag", "").strip('"')
-        size = hop.headers.get("x-linked-size")
-        if len(etag) == 64 and all(c in "0123456789abcdef" for c in etag.lower()):
-            return (int(size) if size and size.isdigit() else None), etag
-    return None, None
+def _number(text: str | None) -> int | None:
+    """A byte count from a header: ASCII digits only (``'²'.isdigit()`` is true, ``int('²')`` fails)."""
+    text = (text or "").strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 20 else None
 
 
-def _content_range_total(value: str | None) -> tuple[int | None, int | None]:
-    """(start, total) of ``bytes start-end/total`` or ``bytes */total``."""
-    if not value or not value.startswith("bytes "):
+@dataclass
+class Answer:
+    """What the server said about the file before its bytes: status, sizes, checksums, kind."""
+
+    response: httpx.Response
+    #: Headers of every hop (redirects first): Hugging Face puts its metadata on the redirect.
+    hops: list[httpx.Headers]
+
+    @property
+    def status(self) -> int:
+        return self.response.status_code
+
+    def hf_metadata(self) -> tuple[int | None, str | None]:
+        """Size and sha256 that Hugging Face announces on the redirect of an LFS file."""
+        for headers in self.hops:
+            etag = headers.get("x-linked-etag", "").strip('"')
+            if len(etag) == 64 and all(c in "0123456789abcdef" for c in etag.lower()):
+                return _number(headers.get("x-linked-size")), etag
         return None, None
-    span, _, total = value[6:].partition("/")
-    start = int(span.split("-")[0]) if span[:1].isdigit() else None
-    return start, (int(total) if total.isdigit() else None)
+
+    def content_range(self) -> tuple[int | None, int | None, int | None]:
+        """(start, end, total) of ``bytes start-end/total`` or ``bytes */total``; None where absent or malformed."""
+        value = self.response.headers.get("content-range", "")
+        unit, _, rest = value.partition(" ")
+        if unit.lower() != "bytes":
+            return None, None, None
+        span, _, total = rest.partition("/")
+        first, _, last = span.partition("-")
+        return _number(first), _number(last), _number(total)
+
+    def length(self) -> int | None:
+        return _number(self.response.headers.get("content-length"))
 
 
-def _status_error(url: str, status: int) -> DownloadError:
+@asynccontextmanager
+async def open_answer(http: httpx.AsyncClient, url: str, token: str | None,
+                      headers: dict[str, str]) -> AsyncIterator[Answer]:
+    """GET ``url`` as a stream, following redirects here so credentials are chosen per hop."""
+    hops: list[httpx.Headers] = []
+    for _ in range(MAX_REDIRECTS + 1):
+        request = http.build_request("GET", url, headers={**headers, **credentials_for(url, token)})
+        response = await http.send(request, stream=True, follow_redirects=False)
+        if not response.is_redirect:
+            break
+        hops.append(response.headers)
+        location = response.headers.get("location", "")
+        await response.aclose()
+        if not location:
+            raise DownloadError(f"{_host(url)} redirected without saying where to.")
+        url = urljoin(url, location)
+    else:
+        await response.aclose()
+        raise DownloadError(f"Too many redirects from {safe_url(url)}.")
+    hops.append(response.headers)
+    try:
+        yield Answer(response, hops)
+    finally:
+        await response.aclose()
+
+
+def status_error(url: str, status: int) -> DownloadError:
     repo = hf_repo_of(url)
     if status in (401, 403) and repo:
         return GatedModel(
@@ -253,19 +382,20 @@ def _status_error(url: str, status: int) -> DownloadError:
     if status in (401, 403):
         return DownloadError(f"{_host(url)} refused the download (HTTP {status}): it needs credentials.")
     if status == 404:
-        return DownloadError(f"Not found (HTTP 404): {_safe_url(url)} — check the URL or file name.")
-    return DownloadError(f"{_host(url)} answered HTTP {status} for {_safe_url(url)}; try again later.")
+        return DownloadError(f"Not found (HTTP 404): {safe_url(url)} — check the URL or file name.")
+    return DownloadError(f"{_host(url)} answered HTTP {status} for {safe_url(url)}; try again later.")
 
 
 def _host(url: str) -> str:
-    return urlsplit(url).hostname or url
+    try:
+        return urlsplit(url).hostname or safe_url(url)
+    except ValueError:
+        return safe_url(url)
 
 
-def _safe_url(url: str) -> str:
-    """The URL without its query string, which may carry signed tokens, nor a ``user:password@``."""
-    parts = urlsplit(url)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return f"{parts.scheme}://{host}{parts.path}"
+def size_mismatch(url: str, total: int, expected: int) -> ChecksumMismatch:
+    return ChecksumMismatch(f"{safe_url(url)} is {total} bytes but {expected} were expected: "
+                            "not the file the workflow names, or it changed upstream.")
 
 
 async def download(
@@ -279,157 +409,68 @@ async def download(
     client: httpx.AsyncClient | None = None,
     timeout: float = 30.0,
     retries: int = RETRIES,
+    connections: int = CONNECTIONS,
 ) -> Path:
     """Download ``url`` to ``target`` (resuming ``target.part`` if present) and return ``target``.
 
     An existing ``target`` of the expected size (or of any size when none is
-    expected) counts as done. ``token`` is sent as a Bearer token to Hugging
-    Face hosts only. When the server announces a sha256 (Hugging Face LFS
-    files do) it is checked even if ``sha256`` is not given. Raises :class:`DownloadError` subclasses; on
-    cancellation or a dropped connection the ``.part`` file is kept for resume.
+    expected) counts as done once its content checks out. ``token`` is sent as
+    a Bearer token to Hugging Face hosts only (on every redirect hop too). When
+    the server announces a sha256 (Hugging Face LFS files do) it is checked even
+    if ``sha256`` is not given. Files of ``PARALLEL_MIN`` bytes or more come
+    over up to ``connections`` ranged connections. Raises :class:`DownloadError`
+    subclasses; on cancellation or a dropped connection the ``.part`` file is
+    kept for resume.
     """
+    from pistachio_tui.fix import ranges
+
+    verifier = Verifier(expected_size, sha256, target.name)
+    if target.is_symlink():
+        raise UnsafePath(f"Refusing to write {target}: it is a symlink; remove it and retry.")
     if target.is_file() and expected_size in (None, target.stat().st_size):
+        await asyncio.to_thread(_verify_present, target, verifier)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    headers = {"Authorization": f"Bearer {token}"} if token and is_hf_url(url) else {}
     owns_client = client is None
-    http = client or httpx.AsyncClient(
-        follow_redirects=True, timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0))
-    )
-    verifier = _Verifier(expected_size, sha256)
+    http = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)))
+    job = ranges.Job(http, url, target, token, verifier, progress, max(1, connections), retries)
     try:
         attempt = 0
         while True:
             try:
-                await _attempt(http, url, target, headers, verifier, progress)
+                await ranges.attempt(job)
                 return target
-            except _Dropped as exc:
+            except ranges.Dropped as exc:
                 attempt += 1
                 if attempt > retries:
                     raise DownloadError(
                         f"The connection to {_host(url)} kept dropping ({exc}); run the download "
                         "again to resume from where it stopped."
                     ) from None
+            except httpx.ConnectError as exc:
+                raise DownloadError(f"Cannot reach {_host(url)} ({exc}); check the network and the URL.") from None
+            except httpx.HTTPError as exc:
+                raise DownloadError(f"The download from {_host(url)} failed ({type(exc).__name__}); "
+                                    "run it again to resume.") from None
     finally:
         if owns_client:
             await http.aclose()
 
 
-class _Dropped(Exception):
-    """The connection broke mid-file; the caller may resume."""
-
-
-async def _attempt(
-    http: httpx.AsyncClient,
-    url: str,
-    target: Path,
-    headers: dict[str, str],
-    verifier: _Verifier,
-    progress: ProgressCallback | None,
-) -> None:
-    part = part_path(target)
-    have = part.stat().st_size if part.exists() else 0
-    if verifier.expected_size is not None:
-        if have > verifier.expected_size:
-            part.unlink()
-            have = 0
-        elif have == verifier.expected_size:
-            digest = (await asyncio.to_thread(_hash_file, part)).hexdigest() if verifier.sha256 else None
-            verifier.check(part, digest)
-            part.replace(target)
-            return
-        _check_free_space(target.parent, verifier.expected_size - have)
-    # Byte offsets of a resume must refer to the file itself, not a compressed stream.
-    request_headers = {**headers, "Accept-Encoding": "identity"}
-    if have:
-        request_headers["Range"] = f"bytes={have}-"
+def _verify_present(target: Path, verifier: Verifier) -> None:
+    """A file already at the final name counts as done only if it is what a download would keep."""
     try:
-        async with http.stream("GET", url, headers=request_headers) as response:
-            await _receive(response, url, target, part, have, verifier, progress)
-    except httpx.ConnectError as exc:
-        raise DownloadError(f"Cannot reach {_host(url)} ({exc}); check the network and the URL.") from None
-    except httpx.TimeoutException:
-        raise _Dropped("timed out") from None
-    except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-        raise _Dropped(str(exc) or type(exc).__name__) from None
+        check_file(target, target.name)
+    except NotAModel as exc:
+        raise WrongContent(f"{target} is already there but {exc} Delete it and run again.") from None
+    if verifier.sha256 and hash_file(target).lower() != verifier.sha256.lower():
+        raise ChecksumMismatch(f"{target} is already there but its sha256 is not the expected one: "
+                               "delete it and run again.")
 
 
-async def _receive(
-    response: httpx.Response,
-    url: str,
-    target: Path,
-    part: Path,
-    have: int,
-    verifier: _Verifier,
-    progress: ProgressCallback | None,
-) -> None:
-    status = response.status_code
-    if status == 416 and have:
-        _, total = _content_range_total(response.headers.get("content-range"))
-        if total == have:
-            digest = (await asyncio.to_thread(_hash_file, part)).hexdigest() if verifier.sha256 else None
-            verifier.check(part, digest)
-            part.replace(target)
-            return
-        # The partial file is longer than the remote one: it is not a prefix of it.
-        part.unlink()
-        raise _Dropped("partial file does not match the remote file; restarting")
-    if status not in (200, 206):
-        raise _status_error(url, status)
-    hf_size, hf_sha = _hf_metadata(response)
-    verifier.sha256 = verifier.sha256 or hf_sha
-    if verifier.expected_size is None:
-        verifier.expected_size = hf_size
-    if status == 206:
-        start, total = _content_range_total(response.headers.get("content-range"))
-        if start != have:
-            part.unlink()
-            raise _Dropped(f"server resumed at byte {start}, not {have}; restarting")
-    else:
-        # A 200 to a Range request: the server ignores ranges, so start over.
-        have = 0
-        length = response.headers.get("content-length")
-        total = int(length) if length and length.isdigit() else None
-    if total is not None and verifier.expected_size is not None and total != verifier.expected_size:
+def write_error(exc: OSError, part: Path, target: Path) -> DownloadError:
+    """A failed write as the person should read it; a full disk also removes the useless partial."""
+    if exc.errno == errno.ENOSPC:
         part.unlink(missing_ok=True)
-        raise ChecksumMismatch(
-            f"{_safe_url(url)} is {total} bytes but {verifier.expected_size} were expected: "
-            "not the file the workflow names, or it changed upstream."
-        )
-    total = total or verifier.expected_size
-    if verifier.expected_size is None:
-        verifier.expected_size = total
-    if total is not None:
-        _check_free_space(target.parent, total - have)
-
-    digest = await asyncio.to_thread(_hash_file, part) if have else hashlib.sha256()
-    meter = _SpeedMeter()
-    resumed_from = have
-    done = have
-    try:
-        with part.open("ab" if have else "wb") as fh:
-            writer = _PartWriter(fh, digest)
-            try:
-                # No chunk size: httpx would hold bytes back to fill a chunk and lose them on a drop.
-                async for chunk in response.aiter_bytes():
-                    await writer.add(chunk)
-                    done += len(chunk)
-                    if progress is not None:
-                        speed = meter.add(done)
-                        eta = (total - done) / speed if total and speed > 0 else None
-                        progress(DownloadProgress(url, target, done, total, speed, eta, resumed_from))
-            finally:
-                # What arrived is kept even on a drop or a cancel, so a resume starts after it.
-                await writer.flush()
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            part.unlink(missing_ok=True)
-            raise DiskFull(
-                f"The disk holding {target.parent} filled up during the download; the partial "
-                "file was removed. Free some space and retry."
-            ) from None
-        raise DownloadError(f"Cannot write {part}: {exc.strerror}.") from None
-    if total is not None and done < total:
-        raise _Dropped(f"connection closed at {done} of {total} bytes")
-    verifier.check(part, digest.hexdigest())
-    part.replace(target)
+        return disk_full(target)
+    return DownloadError(f"Cannot write {part}: {exc.strerror or exc}.")

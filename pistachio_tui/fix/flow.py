@@ -2,9 +2,12 @@
 
 A UI-free state machine. It diagnoses (what the workflow needs, merged with
 the server's own validation verdict), installs missing node packs one at a
-time through ComfyUI-Manager, restarts the server and waits for it, then gets
-the missing model files (downloaded straight into the local ComfyUI folder,
-or queued on the Manager), and validates again. Every step is reported as a
+time through ComfyUI-Manager (whichever version the server runs), restarts the
+server and waits for it, then deals with the missing model files: a file the
+server already has under another name is used by rewriting the workflow (the
+corrected copy is saved), the others are downloaded straight into the local
+ComfyUI folder (once it is checked to be one the server reads) or queued on the
+Manager; then it validates again. Every step is reported as a
 :class:`FixEvent`, which the TUI Fix screen and the CLI both render. What it
 decided (packs tried, model sources chosen) is kept in a small JSON file so an
 interrupted run resumes with the same choices and the same partial downloads.
@@ -32,7 +35,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pistachio_tui.comfy.client import ComfyClient
-from pistachio_tui.comfy.errors import ComfyError, PromptRejected, ServerUnreachable
+from pistachio_tui.comfy.errors import ComfyError, PromptRejected
 from pistachio_tui.fix.downloads import DownloadError, DownloadProgress, download, is_hf_url, safe_target
 from pistachio_tui.fix.importfail import (
     ImportFailure,
@@ -42,12 +45,31 @@ from pistachio_tui.fix.importfail import (
     parse_import_failures,
     server_paths,
 )
-from pistachio_tui.fix.manager import ManagerClient, ManagerError, TaskEvent, install_specs
-from pistachio_tui.fix.models_search import FOLDER_MANAGER_TYPES, ModelCandidate, best_exact, find_candidates
-from pistachio_tui.fix.nodedb import NodeDB, NodeDBError, NodePack
+from pistachio_tui.fix.manager import ManagerClient, ManagerError, ManagerForbidden, TaskEvent, install_specs
+from pistachio_tui.fix.models_search import (
+    FOLDER_MANAGER_TYPES,
+    ModelCandidate,
+    best_exact,
+    find_candidates,
+    hub_unreachable,
+)
+from pistachio_tui.fix.nodedb import CORE_ID, NodeDB, NodeDBError, NodePack
+from pistachio_tui.fix.ondisk import OnDisk, elsewhere, fixed_path, match_on_server, rename_model, save_workflow
+from pistachio_tui.fix.restart import restart_server
+from pistachio_tui.fix.server_folders import comfy_dir_problem, model_folders
+from pistachio_tui.redact import HIDDEN, scrub_data, scrub_urls
+from pistachio_tui.safefiles import atomic_write
 from pistachio_tui.workflow.convert import to_api
-from pistachio_tui.workflow.deps import LOADER_FOLDERS, ModelNeed, analyse, canonical_folder, looks_like_model_file
+from pistachio_tui.workflow.deps import (
+    LOADER_FOLDERS,
+    ModelNeed,
+    PackRef,
+    analyse,
+    canonical_folder,
+    looks_like_model_file,
+)
 from pistachio_tui.workflow.load import Workflow
+from pistachio_tui.workflow.node_widgets import combo_values, ordered_inputs
 
 #: Seconds between two download progress events (the UI redraws on each).
 PROGRESS_EVERY = 0.5
@@ -111,6 +133,9 @@ class FixOptions:
     task_timeout: float = 1800.0
     poll_interval: float = 1.0
     state_dir: Path | None = None
+    #: Where the corrected workflow is saved when a model name was rewritten
+    #: (default: ``<stem>.fixed.json`` beside the original).
+    output: Path | None = None
 
 
 @dataclass
@@ -125,6 +150,10 @@ class FixOutcome:
     #: One actionable sentence per remaining problem.
     remaining: list[str] = field(default_factory=list)
     import_failures: list[ImportFailure] = field(default_factory=list)
+    #: The corrected workflow, when model names were rewritten to the server's.
+    saved: Path | None = None
+    #: Workflow value → the server's name for the same file.
+    renamed: dict[str, str] = field(default_factory=dict)
 
 
 Chooser = Callable[[ModelNeed, list[ModelCandidate]], Awaitable[ModelCandidate | None]]
@@ -155,13 +184,15 @@ class FixState:
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1), encoding="utf-8")
-        tmp.replace(self.path)
+        # Private and scrubbed: the choices name model URLs, which may carry credentials.
+        atomic_write(self.path, json.dumps(scrub_data(self.data), indent=1).encode("utf-8"), mode=0o600)
 
     def chosen(self, need: ModelNeed) -> ModelCandidate | None:
         entry = self.data["models"].get(need.name)
-        return ModelCandidate(**entry) if isinstance(entry, dict) else None
+        if not isinstance(entry, dict) or HIDDEN in str(entry.get("url", "")):
+            # A URL whose credentials were scrubbed is found again from the workflow or the lists.
+            return None
+        return ModelCandidate(**entry)
 
     def choose(self, need: ModelNeed, candidate: ModelCandidate) -> None:
         self.data["models"][need.name] = asdict(candidate)
@@ -183,10 +214,19 @@ class FixFlow:
         self._manager_checked = manager is not None
         self.state = FixState.for_run(self.options.state_dir, client.base_url, workflow)
         self._paths: ServerPaths | None = None
+        self._folders: dict[str, list[str]] | None = None
+        self._folders_read = False
+        self._hub_down: str | None = None
+        self._listings: dict[str, list[str]] | None = None
+        #: Why no node map could be read at all (then "no pack known" would be a lie).
+        self._lookup_error: str | None = None
+        #: Node class → the pack its nodes say they come from, from the last diagnosis.
+        self._pack_refs: dict[str, PackRef] = {}
         self.outcome = FixOutcome(False, None, None)
 
     def emit(self, step: str, item: str | None, state: str, message: str, **data: Any) -> None:
-        self._emit(FixEvent(step, item, state, message, data))
+        # Every transcript, JSON line and screen shows these: no URL credentials in them.
+        self._emit(FixEvent(step, item, state, scrub_urls(message), scrub_data(data)))
 
     # ------------------------------------------------------------ diagnosis
 
@@ -202,18 +242,22 @@ class FixFlow:
         return to_api(self.workflow, object_info).prompt
 
     async def diagnose(self, *, submit: bool = False) -> Diagnosis:
-        """What is missing, from the workflow and, when ``submit`` or something is
-        missing, from the server's verdict on ``POST /prompt``.
+        """What is missing, from the workflow and, when ``submit``, from the server's
+        verdict on ``POST /prompt``.
 
-        A prompt the server accepts is queued: ComfyUI has no dry run.
+        A prompt the server accepts is queued: ComfyUI has no dry run. It accepts a
+        prompt as soon as one output's branch validates and runs just that branch, so
+        the verdict is only asked once our own reading finds nothing missing (else a
+        workflow with one good branch would "pass" with its other models never fetched).
         """
         self.emit("diagnose", None, "start", "Checking what the workflow needs")
         object_info = await self.client.object_info(refresh=True)
         first = analyse(self.workflow, object_info, None)
         folders = {canonical_folder(m.folder) for m in first.models if m.folder}
         needs = analyse(self.workflow, object_info, await self._server_models({f for f in folders if f}))
+        self._pack_refs = needs.packs
         diagnosis = Diagnosis(list(needs.missing_nodes), [m for m in needs.models if m.present is False], [])
-        if submit or not diagnosis.clean:
+        if submit and diagnosis.clean:
             await self._merge_verdict(diagnosis, object_info)
         state = "ok" if diagnosis.clean else "failed"
         summary = "nothing missing" if diagnosis.clean else f"{len(diagnosis.lines())} problem(s)"
@@ -268,12 +312,12 @@ class FixFlow:
             self._manager_checked = True
             candidate = ManagerClient(self.client)
             try:
-                version = await candidate.version()
+                dialect = await candidate.detect()
             except ComfyError:
-                version = None
-            self.manager = candidate if version else None
-            self.emit("nodes", None, "info",
-                      f"ComfyUI-Manager {version} found" if version else "No ComfyUI-Manager on this server")
+                dialect = None
+            self.manager = candidate if dialect else None
+            self.emit("nodes", None, "info", f"{dialect.label} found" if dialect else
+                      "No ComfyUI-Manager on this server (neither /v2/manager/version nor /manager/version answer)")
         return self.manager
 
     async def _server_paths(self) -> ServerPaths:
@@ -291,12 +335,15 @@ class FixFlow:
         if manager is not None:
             try:
                 live = await asyncio.to_thread(NodeDB.from_mappings, await manager.mappings("cache"))
-            except (ComfyError, NodeDBError):
-                live = None
+            except (ComfyError, NodeDBError) as exc:
+                self.emit("nodes", None, "info", f"The Manager's node map is unavailable ({exc}); using the offline one")
         try:
             offline = await asyncio.to_thread(NodeDB.from_manager_package)
-        except NodeDBError:
+        except NodeDBError as exc:
             offline = None
+            if live is None:
+                self._lookup_error = str(exc)
+                self.emit("nodes", None, "failed", self._lookup_error)
         return live, offline
 
     async def resolve_packs(self, classes: list[str]) -> tuple[dict[str, list[str]], dict[str, NodePack], list[str]]:
@@ -308,10 +355,26 @@ class FixFlow:
         packs: dict[str, NodePack] = {}
         unknown = []
         for class_type in classes:
+            ref = self._pack_refs.get(class_type)
+            if ref is not None and ref.cnr_id == CORE_ID:
+                unknown.append(class_type)
+                self.emit("nodes", class_type, "failed",
+                          f"{class_type} is a ComfyUI node (saved with ComfyUI {ref.ver or '?'}): update ComfyUI")
+                continue
+            if ref is not None:
+                pack = (live or offline or NodeDB({})).pack_for_identity(ref)
+                packs[pack.url] = pack
+                by_pack.setdefault(pack.url, []).append(class_type)
+                pinned = f"@{ref.ver}" if ref.ver else ""
+                self.emit("nodes", class_type, "ok",
+                          f"{class_type} → {pack.title} <{pack.url}> (the node names {pack.registry_id or pack.url}"
+                          f"{pinned})")
+                continue
             matches = (live.packs_for(class_type) if live else []) or (offline.packs_for(class_type) if offline else [])
             if not matches:
                 unknown.append(class_type)
-                self.emit("nodes", class_type, "failed", f"No known node pack provides {class_type}")
+                said = "Cannot look up" if self._lookup_error else "No known node pack provides"
+                self.emit("nodes", class_type, "failed", f"{said} {class_type}")
                 continue
             pack = matches[0].pack
             others = len(matches) - 1
@@ -343,80 +406,75 @@ class FixFlow:
                 self.emit("install", pack.title, "progress", "installing…")
 
         for spec in install_specs(pack):
-            self.emit("install", pack.title, "start", f"Queueing {spec.id}@{spec.selected_version}")
+            self.emit("install", pack.title, "start", f"Queueing {spec.shown}")
             try:
                 ui_id = await manager.queue_install(spec)
                 result = (await manager.run([ui_id], timeout=self.options.task_timeout,
                                             poll_interval=self.options.poll_interval, on_event=on_task))[ui_id]
+            except ManagerForbidden as exc:
+                self.emit("install", pack.title, "failed", exc.message)
+                return False
             except ManagerError as exc:
                 self.emit("install", pack.title, "failed", exc.message)
                 continue
             self.state.data["packs"][pack.url] = {"spec": spec.params(), "result": result.result}
             self.state.save()
             if result.ok is not False:
-                self.emit("install", pack.title, "ok", "installed" if result.ok else "queue finished")
+                self.emit("install", pack.title, "ok", f"installed {spec.shown}" if result.ok else "queue finished")
                 return True
-            self.emit("install", pack.title, "failed", result.result)
+            self.emit("install", pack.title, "failed", await manager.explain(result))
+            if result.result == "failed":
+                return False  # the security policy refused it: another spelling would be refused too
         return False
 
-    async def restart_and_wait(self, expect_classes: list[str]) -> None:
-        """Reboot through the Manager and wait until the server answers again, with a timer."""
+    async def restart_and_wait(self, expect_classes: list[str]) -> bool:
+        """Reboot through the Manager and wait until the server answers again, with a timer.
+        A refused restart is reported at once (False), with nothing to wait for."""
         manager = await self._detect_manager()
         if manager is None:
-            return
-        self.emit("restart", None, "start", "Restarting ComfyUI to load the new nodes")
-        try:
-            await manager.reboot()
-        except ManagerError as exc:
-            self.emit("restart", None, "failed", f"{exc.message} Waiting for it to come back…")
-        started = time.monotonic()
-        seen_down = False
-        polls = 0
-        while True:
-            elapsed = time.monotonic() - started
-            try:
-                await self.client.system_stats()
-            except ComfyError:
-                seen_down = True
-            else:
-                if seen_down or await self._classes_loaded(expect_classes):
-                    break
-            if elapsed > self.options.restart_timeout:
-                raise ServerUnreachable(
-                    f"ComfyUI at {self.client.base_url} did not come back within "
-                    f"{self.options.restart_timeout / 60:.0f} min after the restart — check its console, "
-                    "then run the fix again.")
-            self.emit("restart", None, "waiting", f"waiting for the server… {elapsed:.0f} s", elapsed=elapsed)
-            # Quick polls first, so a fast restart is noticed at once; then the configured pace.
-            await asyncio.sleep(min(self.options.poll_interval, 0.1 * 2**polls))
-            polls += 1
-        self.client.invalidate_object_info()
-        self._paths = None
-        self.emit("restart", None, "ok", f"Server is back after {time.monotonic() - started:.0f} s")
-
-    async def _classes_loaded(self, classes: list[str]) -> bool:
-        try:
-            info = await self.client.object_info(refresh=True)
-        except ComfyError:
             return False
-        return bool(classes) and all(c in info for c in classes)
+        self.emit("restart", None, "start", "Restarting ComfyUI to load the new nodes")
+
+        def waiting(elapsed: float) -> None:
+            self.emit("restart", None, "waiting", f"waiting for the server… {elapsed:.0f} s", elapsed=elapsed)
+
+        try:
+            took = await restart_server(self.client, manager, timeout=self.options.restart_timeout,
+                                        poll_interval=self.options.poll_interval, expect_classes=expect_classes,
+                                        on_wait=waiting)
+        except ManagerError as exc:
+            self.emit("restart", None, "failed", exc.message)
+            self.outcome.remaining.append(f"Restart ComfyUI by hand to load the new nodes: {exc.message}")
+            return False
+        self._paths = None
+        self.emit("restart", None, "ok", f"Server is back after {took:.0f} s", elapsed=took)
+        return True
 
     async def fix_nodes(self, classes: list[str]) -> None:
         """Resolve, install, restart, re-check; leftovers go to the outcome."""
         by_pack, packs, unknown = await self.resolve_packs(classes)
         for class_type in unknown:
-            self.outcome.remaining.append(
-                f"No known pack provides node {class_type!r}: search its name on GitHub or the Comfy registry; "
-                "the pack may have been renamed, or the workflow needs a newer ComfyUI.")
+            self.outcome.remaining.append(self._unknown_reason(class_type))
         installed = await self.install_packs([packs[url] for url in by_pack])
         if not installed:
             return
         expected = [c for p in installed for c in by_pack[p.url]]
-        await self.restart_and_wait(expected)
+        if not await self.restart_and_wait(expected):
+            return
         info = await self.client.object_info(refresh=True)
         still = [c for c in expected if c not in info]
         if still:
             await self._report_import_failures(installed, still)
+
+    def _unknown_reason(self, class_type: str) -> str:
+        ref = self._pack_refs.get(class_type)
+        if ref is not None and ref.cnr_id == CORE_ID:
+            return (f"Node {class_type!r} is part of ComfyUI itself (the workflow was saved with ComfyUI "
+                    f"{ref.ver or 'a newer version'}): update ComfyUI on the server.")
+        if self._lookup_error:
+            return f"Cannot look up which pack provides node {class_type!r}: {self._lookup_error}"
+        return (f"No known pack provides node {class_type!r}: search its name on GitHub or the Comfy registry; "
+                "the pack may have been renamed, or the workflow needs a newer ComfyUI.")
 
     async def _report_import_failures(self, installed: list[NodePack], missing: list[str]) -> None:
         try:
@@ -444,7 +502,8 @@ class FixFlow:
         if remembered is not None:
             self.emit("models", need.name, "info", f"using the source chosen earlier: {remembered.url}")
             return remembered
-        candidates = await find_candidates(need, hf=self.options.hf_search, token=self.options.hf_token)
+        hub = self.options.hf_search and await self._hub_reachable()
+        candidates = await find_candidates(need, hf=hub, token=self.options.hf_token)
         self.emit("models", need.name, "choose", f"{len(candidates)} candidate(s)",
                   candidates=[asdict(c) for c in candidates[:5]])
         if self.chooser is not None:
@@ -457,13 +516,72 @@ class FixFlow:
             self.state.choose(need, choice)
         return choice
 
+    async def _choices_for(self, need: ModelNeed) -> list[Any]:
+        """What the server accepts for this need: the loader input's choices, else its folder's files."""
+        object_info = await self.client.object_info()
+        if need.node_id is not None and need.input_name is not None:
+            node = self._prompt(object_info).get(need.node_id) or {}
+            definition = object_info.get(str(node.get("class_type")))
+            if isinstance(definition, dict):
+                for name, spec in ordered_inputs(definition):
+                    if name == need.input_name:
+                        return combo_values(spec) or []
+        folder = canonical_folder(need.folder)
+        if folder and folder in await self.client.models():
+            return await self.client.models(folder)
+        return []
+
+    async def _use_on_server(self, need: ModelNeed) -> bool:
+        """Use a file the server has under another name: rewrite the workflow's value."""
+        found: OnDisk | None = match_on_server(need.name, await self._choices_for(need))
+        if found is None:
+            if self._listings is None:
+                self._listings = await self._server_models(set(await self.client.models()) - {"configs", "custom_nodes"})
+            places = elsewhere(need.name, self._listings)
+            if places:
+                self.emit("models", need.name, "info",
+                          f"the server has {', '.join(places[:3])}, but this loader does not read that folder")
+            return False
+        rename_model(self.workflow, need.name, found.server_name)
+        self.outcome.renamed[need.name] = found.server_name
+        where = f"{canonical_folder(need.folder)}/" if need.folder else ""
+        others = f" ({found.alternatives} files have this name)" if found.alternatives > 1 else ""
+        self.emit("models", need.name, "ok", f"using {where}{found.server_name} already on the server{others}",
+                  server_name=found.server_name)
+        return True
+
+    def _save_corrected(self) -> None:
+        fallback = self.options.state_dir / "fixed" if self.options.state_dir is not None else None
+        target = self.options.output or fixed_path(self.workflow.source, self.workflow.name, fallback)
+        try:
+            self.outcome.saved = save_workflow(self.workflow, target)
+        except OSError as exc:
+            self.outcome.remaining.append(f"Could not save the corrected workflow to {target}: {exc}")
+            self.emit("models", None, "failed", f"could not save {target}: {exc}")
+            return
+        self.emit("models", None, "ok", f"corrected workflow saved to {target}", path=str(target))
+
+    async def _hub_reachable(self) -> bool:
+        """Probe Hugging Face once per run; said once, in one message, when it is unreachable."""
+        if self._hub_down is None:
+            self._hub_down = await hub_unreachable() or ""
+            if self._hub_down:
+                self.emit("models", None, "failed", self._hub_down)
+                self.outcome.remaining.append(self._hub_down)
+        return not self._hub_down
+
     async def fix_models(self, needs: list[ModelNeed]) -> None:
-        """Find, choose and fetch each missing model; leftovers go to the outcome."""
+        """Use files already on the server, else find, choose and fetch each missing
+        model; leftovers go to the outcome."""
+        renamed = False
         for need in needs:
             if need.unsafe:
                 self.outcome.remaining.append(
                     f"Refusing model path {need.name!r}: it would land outside the models folder.")
                 self.emit("models", need.name, "failed", "unsafe path refused")
+                continue
+            if await self._use_on_server(need):
+                renamed = True
                 continue
             choice = await self._choose(need)
             folder = canonical_folder(need.folder) or (choice.folder if choice else None)
@@ -471,6 +589,8 @@ class FixFlow:
                 self._unknown_model(need, folder)
                 continue
             await self._fetch(need, choice, folder)
+        if renamed:
+            self._save_corrected()
 
     def _unknown_model(self, need: ModelNeed, folder: str | None) -> None:
         where = f"models/{folder}/" if folder else "the matching models/<folder>/"
@@ -482,6 +602,11 @@ class FixFlow:
     async def _fetch(self, need: ModelNeed, choice: ModelCandidate, folder: str) -> None:
         relative = f"{folder}/{need.name.replace(chr(92), '/')}"
         if self.options.comfy_dir is not None:
+            problem = await self._comfy_dir_problem(self.options.comfy_dir, folder)
+            if problem is not None:
+                self.outcome.remaining.append(problem)
+                self.emit("download", need.name, "failed", problem)
+                return
             await self._download_local(need, choice, self.options.comfy_dir, relative)
             return
         manager = await self._detect_manager()
@@ -500,15 +625,25 @@ class FixFlow:
             result = (await manager.run([ui_id], timeout=self.options.task_timeout,
                                         poll_interval=self.options.poll_interval))[ui_id]
         except ManagerError as exc:
-            result = None
-            message = exc.message
+            message: str | None = exc.message
         else:
-            message = result.result
-        if result is None or result.ok is False:
+            message = await manager.explain(result) if result.ok is False else None
+        if message is not None:
             self.outcome.remaining.append(f"The Manager could not download {need.name}: {message}")
             self.emit("download", need.name, "failed", message)
         else:
             self.emit("download", need.name, "ok", f"models/{relative}")
+
+    async def _comfy_dir_problem(self, comfy_dir: Path, folder: str) -> str | None:
+        if not self._folders_read:
+            self._folders_read = True
+            self._folders = await model_folders(self.client)
+            if self._folders is None:
+                self.emit("download", None, "info", "The server does not list its model folders; cannot check "
+                          f"that it reads {comfy_dir}/models")
+        if self._folders is None:
+            return None
+        return comfy_dir_problem(comfy_dir, folder, self._folders, self.client.shown_url)
 
     async def _download_local(self, need: ModelNeed, choice: ModelCandidate, comfy_dir: Path,
                               relative: str) -> None:

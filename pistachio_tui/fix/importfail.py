@@ -55,6 +55,10 @@ class ImportFailure:
 def manual_install_commands(pack: NodePack, paths: ServerPaths) -> list[str]:
     """Shell commands that install ``pack`` by hand, with the server's own Python."""
     folder = f"{paths.custom_nodes()}/{pack.repo_name}"
+    if not pack.is_git and pack.registry_id:
+        version = f"@{pack.version}" if pack.version else ""
+        return [f"# {pack.title}: a Comfy registry pack; with comfy-cli on the server:",
+                f"comfy node install {shlex.quote(pack.registry_id + version)}"]
     if not pack.is_git:
         return [f"# {pack.title}: download {pack.files[0] if pack.files else pack.url} into {paths.custom_nodes()}/"]
     commands = [

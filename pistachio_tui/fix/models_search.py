@@ -8,12 +8,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
+import httpx
+
+from pistachio_tui.fix.downloads import is_hf_url
 from pistachio_tui.fix.nodedb import manager_data_dir
 from pistachio_tui.workflow.deps import ModelNeed, canonical_folder
 
@@ -36,6 +40,8 @@ FOLDER_MANAGER_TYPES = {
 _SOURCE_ORDER = {"workflow": 0, "manager": 1, "huggingface": 2}
 _SIZE = re.compile(r"^\s*([\d.]+)\s*([KMGT]?)i?B\s*$", re.IGNORECASE)
 HF_RESULTS = 5
+#: One short attempt decides whether the Hub is reachable at all (a search makes several calls).
+HUB_PROBE_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -70,13 +76,15 @@ def parse_size(text: Any) -> int | None:
 
 
 def rank(need: ModelNeed, candidates: list[ModelCandidate]) -> list[ModelCandidate]:
-    """Best first: the exact file, then the right folder, then a known size, then source."""
+    """Best first: the exact file, then the right folder, then the workflow's own address
+    (where its author got the file), then a known size, then source."""
     folder = canonical_folder(need.folder)
 
-    def key(c: ModelCandidate) -> tuple[int, int, int, int]:
+    def key(c: ModelCandidate) -> tuple[int, int, int, int, int]:
         return (
             0 if c.matches(need.name) else 1,
             0 if folder and canonical_folder(c.folder) == folder else 1,
+            0 if c.source == "workflow" else 1,
             0 if c.size is not None else 1,
             _SOURCE_ORDER.get(c.source, 9),
         )
@@ -92,7 +100,7 @@ def from_workflow(need: ModelNeed) -> list[ModelCandidate]:
     if not need.url:
         return []
     return [ModelCandidate(PurePosixPath(need.name.replace("\\", "/")).name, canonical_folder(need.folder),
-                           need.url, "workflow")]
+                           need.url, "workflow", sha256=need.sha256)]
 
 
 @functools.cache
@@ -135,8 +143,55 @@ def from_model_list(need: ModelNeed, entries: tuple[dict[str, Any], ...] | None 
     return found
 
 
+def hf_endpoint() -> str:
+    """The Hub's address: ``HF_ENDPOINT`` (a mirror) when set, as ``huggingface_hub`` reads it."""
+    return (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+
+
 def hf_file_url(repo: str, path: str, revision: str = "main") -> str:
-    return f"https://huggingface.co/{repo}/resolve/{quote(revision)}/{quote(path)}"
+    return f"{hf_endpoint()}/{repo}/resolve/{quote(revision)}/{quote(path)}"
+
+
+def model_source(text: str) -> tuple[str, str]:
+    """A download address as people paste it → (URL, file name).
+
+    ``hf://owner/repo/path/file`` (revision ``main``, or ``hf://owner/repo@rev/path``),
+    Hugging Face ``blob`` page URLs (turned into ``resolve``), and plain URLs.
+    """
+    if text.startswith("hf://"):
+        parts = text[len("hf://"):].strip("/").split("/")
+        if len(parts) < 3:
+            raise ValueError(f"{text!r}: an hf:// address is hf://owner/repo/path/to/file")
+        repo_name, _, revision = parts[1].partition("@")
+        path = "/".join(parts[2:])
+        return hf_file_url(f"{parts[0]}/{repo_name}", path, revision or "main"), PurePosixPath(path).name
+    split = urlsplit(text)
+    if split.scheme not in ("http", "https") or not split.netloc:
+        raise ValueError(f"{text!r} is not a download address: give an http(s) URL or hf://owner/repo/file")
+    url = text.replace("/blob/", "/resolve/", 1) if "/blob/" in split.path and is_hf_url(text) else text
+    name = unquote(PurePosixPath(split.path).name)
+    if not name:
+        raise ValueError(f"{text!r} names no file: add --name")
+    return url, name
+
+
+async def hub_unreachable(*, timeout: float = HUB_PROBE_TIMEOUT,
+                          transport: httpx.AsyncBaseTransport | None = None) -> str | None:
+    """None when the Hub answers; else one sentence naming it and what to do instead."""
+    endpoint = hf_endpoint()
+    try:
+        async with httpx.AsyncClient(timeout=timeout, transport=transport) as http:
+            response = await http.get(f"{endpoint}/api/models", params={"limit": 1})
+    except httpx.HTTPError as exc:
+        reason = type(exc).__name__
+    else:
+        if response.status_code < 500:
+            return None
+        reason = f"HTTP {response.status_code}"
+    host = urlsplit(endpoint).hostname or endpoint
+    return (f"Hugging Face ({host}) is unreachable from here ({reason}), so models cannot be searched there: "
+            "paste a direct download URL, set HF_ENDPOINT to a mirror you can reach, or copy the file into "
+            "the server's models/<folder>/ yourself.")
 
 
 def _licence(info: Any) -> str | None:

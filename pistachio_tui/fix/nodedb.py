@@ -1,9 +1,12 @@
-"""Which custom node pack provides a node class: ComfyUI-Manager's node map.
+"""Which custom node pack provides a node class.
 
-The map comes live from a server's Manager (``/v2/customnode/getmappings``) or,
-when the server has none, from the JSON files bundled in the ``comfyui-manager``
-package. The package is only located, never imported: importing it starts the
-whole Manager.
+First the node's own identity: the official frontend saves the pack of most
+nodes in their ``properties`` (``cnr_id`` and ``ver`` for Comfy registry packs,
+``aux_id`` = ``author/repo`` and a commit for git-only ones). Then
+ComfyUI-Manager's node map, live from a server's Manager (``getmappings``) or,
+when the server has none, from the JSON files of the ``comfyui-manager``
+package (a dependency of Pistachio). The package is only located, never
+imported: importing it starts the whole Manager.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from pistachio_tui.workflow.deps import PackRef
 
 NODE_MAP_FILE = "extension-node-map.json"
 NODE_LIST_FILE = "custom-node-list.json"
@@ -37,8 +42,10 @@ class NodePack:
     pip: tuple[str, ...] = ()
     stars: int | None = None
     description: str = ""
-    #: The Comfy registry id, when the Manager's live map names the pack by it.
+    #: The Comfy registry id, when the Manager's live map or the workflow names the pack by it.
     registry_id: str | None = None
+    #: The exact version the workflow was saved with (registry version or git commit).
+    version: str | None = None
 
     @property
     def repo_name(self) -> str:
@@ -49,6 +56,10 @@ class NodePack:
     @property
     def is_git(self) -> bool:
         return self.install_type in (None, "git-clone") and self.url.startswith(("https://", "http://"))
+
+
+#: ``cnr_id`` of ComfyUI's own nodes: a missing one needs a newer ComfyUI, not a pack.
+CORE_ID = "comfy-core"
 
 
 @dataclass(frozen=True)
@@ -162,6 +173,26 @@ class NodeDB:
     def __len__(self) -> int:
         return len(self._packs)
 
+    def pack_for_identity(self, ref: PackRef) -> NodePack:
+        """The pack a node's recorded identity names (``cnr_id``, else ``aux_id``), with
+        details from the lists when they know it, and the version it was saved with.
+
+        A pack missing from the lists (newer than them) is still installable by
+        its registry id or repository."""
+        repository = f"https://github.com/{ref.aux_id}" if ref.aux_id and ref.aux_id.count("/") == 1 else None
+        known = None
+        for pack in self._packs.values():
+            if ref.cnr_id and ref.cnr_id in (pack.registry_id, pack.id, pack.repo_name.lower()):
+                known = pack
+            elif repository and _norm_url(pack.url) == _norm_url(repository):
+                known = pack
+            if known is not None:
+                break
+        url = repository or (known.url if known else f"https://registry.comfy.org/nodes/{ref.cnr_id}")
+        base = known or NodePack(url=url, title=ref.cnr_id or ref.aux_id or url,
+                                 install_type="git-clone" if repository else "cnr")
+        return replace(base, registry_id=ref.cnr_id or base.registry_id, version=ref.ver)
+
     def pack(self, url: str) -> NodePack | None:
         """The pack whose node-map key (repository URL) is ``url``."""
         return self._packs.get(url)
@@ -185,8 +216,9 @@ def _offline_db() -> NodeDB:
     folder = manager_data_dir()
     if folder is None:
         raise NodeDBError(
-            "No offline node list: install the 'comfyui-manager' package into Pistachio's "
-            "environment, or connect to a server that runs ComfyUI-Manager."
+            "No offline node list: the 'comfyui-manager' package (a dependency of Pistachio) is missing "
+            "or has no extension-node-map.json; reinstall Pistachio (pip install --force-reinstall "
+            "pistachio-tui), or connect to a server that runs ComfyUI-Manager."
         )
     node_list, stats = _offline_details()
     return NodeDB(_read_json(folder / NODE_MAP_FILE), node_list, stats)

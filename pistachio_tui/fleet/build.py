@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import json
-import os
+import math
 import random
 import re
 import time
@@ -20,16 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
 from pistachio_tui.comfy.client import ComfyClient
 from pistachio_tui.comfy.errors import ComfyError
-from pistachio_tui.config import ServerConfig, get_secret
+from pistachio_tui.config import ServerConfig, data_dir, env_override, get_secret
 from pistachio_tui.fleet.comfy_target import ComfyTarget
 from pistachio_tui.fleet.cost import Rate, endpoint_rate, pod_rates
 from pistachio_tui.fleet.dispatch import BatchEvent, BatchRunner
 from pistachio_tui.fleet.serverless import RUNPOD_SERVERLESS_URL, ServerlessTarget
-from pistachio_tui.fleet.spec import BatchSpec, BatchSpecError, Job, expand
+from pistachio_tui.fleet.spec import BatchSpec, BatchSpecError, Job, expand, workflow_seed
 from pistachio_tui.fleet.targets import Target
 from pistachio_tui.workflow.convert import to_api
 from pistachio_tui.workflow.edit import SEED_MAX, apply_seed_mode, find_params, set_param
@@ -69,6 +68,11 @@ def check_jobs(base: dict[str, Any], jobs: list[Job]) -> None:
     """Raise :class:`WorkflowError` now, before any target is busy, if a job cannot be built."""
     if not jobs:
         raise WorkflowError("the batch has no jobs", path="$", expected="at least one job")
+    for job in jobs:
+        for name, value in job.describe().items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise WorkflowError(f"{name} = {value} is not a number a server can take", path=name,
+                                    expected="a finite number")
     seeds = {job.seed for job in jobs}
     if len(seeds) > 1 and not any(p.kind == "seed" for p in find_params(base)):
         raise WorkflowError("this workflow has no seed to vary; vary it with --prompts or --grid instead",
@@ -77,18 +81,27 @@ def check_jobs(base: dict[str, Any], jobs: list[Job]) -> None:
 
 
 def batches_dir() -> Path:
-    """Where batches without an output folder of their own go: ``$PISTACHIO_DATA_DIR/batches``,
-    else ``batches`` in the user's data dir."""
-    root = os.environ.get("PISTACHIO_DATA_DIR") or platformdirs.user_data_dir("pistachio")
-    return Path(root) / "batches"
+    """Where batches without an output folder of their own go: ``batches`` in the data folder."""
+    return data_dir() / "batches"
 
 
-def default_out_dir(spec: BatchSpec) -> Path:
-    """The batch file's ``output``, else a folder named after the batch under :func:`batches_dir`.
+def workflow_digest(prompt: dict[str, Any]) -> str:
+    """A short digest of the API prompt a batch varies: an edited workflow is another batch."""
+    text = json.dumps(prompt, sort_keys=True, ensure_ascii=False, allow_nan=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
-    The name is stable, so loading the same batch file again resumes it.
+
+def default_out_dir(spec: BatchSpec, digest: str | None = None) -> Path:
+    """The batch file's ``output``, else a folder named after the batch (and, given it, the
+    workflow's ``digest``) under :func:`batches_dir`.
+
+    The name is stable, so loading the same batch file again resumes it; after
+    the workflow is edited, the name changes and the batch starts afresh.
     """
-    return spec.out_dir or batches_dir() / _slug(spec.name or spec.workflow.stem)
+    if spec.out_dir:
+        return spec.out_dir
+    name = _slug(spec.name or spec.workflow.stem)
+    return batches_dir() / (f"{name}-{digest[:8]}" if digest else name)
 
 
 def _slug(name: str) -> str:
@@ -123,6 +136,8 @@ class PreparedBatch:
     servers: list[ServerConfig]
     api_key: str | None = field(repr=False)
     max_ahead: int = DEFAULT_MAX_AHEAD
+    #: ``workflow_digest`` of ``base``; the output folder's journal is tied to it.
+    digest: str = ""
     rates: dict[str, Rate] = field(default_factory=dict)
     #: Servers that did not answer while the batch was prepared, and why.
     unreachable: dict[str, str] = field(default_factory=dict)
@@ -140,8 +155,10 @@ class PreparedBatch:
             for s in self.servers
         ]
         if self.spec.endpoints:
-            base_url = os.environ.get("RUNPOD_SERVERLESS_URL", RUNPOD_SERVERLESS_URL)
-            targets += [ServerlessTarget(e.id, self.api_key or "", base_url=base_url) for e in self.spec.endpoints]
+            base_url = env_override("RUNPOD_SERVERLESS_URL") or RUNPOD_SERVERLESS_URL
+            # LoadImage files next to the workflow go with each job: the worker has only its own.
+            targets += [ServerlessTarget(e.id, self.api_key or "", base_url=base_url,
+                                         input_dirs=[self.spec.workflow.parent]) for e in self.spec.endpoints]
         return targets
 
     def runner(self, on_event: Callable[[BatchEvent], None] | None = None) -> BatchRunner:
@@ -149,7 +166,8 @@ class PreparedBatch:
         node_types = {node["class_type"] for node in self.base.values()}
         extra = {"workflow": str(self.spec.workflow), "params": sorted({p.kind for p in find_params(self.base)})}
         return BatchRunner(self.jobs, self.make_targets(), self.out_dir, lambda job: job_prompt(self.base, job),
-                           node_types=node_types, on_event=on_event, manifest_extra=extra, rates=self.rates)
+                           node_types=node_types, on_event=on_event, manifest_extra=extra, rates=self.rates,
+                           workflow=self.digest or workflow_digest(self.base))
 
 
 async def prepare_batch(spec: BatchSpec, servers: list[ServerConfig], *, out_dir: Path | None = None,
@@ -164,7 +182,6 @@ async def prepare_batch(spec: BatchSpec, servers: list[ServerConfig], *, out_dir
     endpoints), ``NoReachableTarget``, ``WorkflowError`` (the workflow cannot
     make these jobs) and ``ConfigError`` (an unreadable secrets file).
     """
-    jobs = expand(spec)
     if not spec.workflow.is_file():
         raise BatchSpecError(f"workflow {spec.workflow} not found (a batch file's 'workflow' is relative to it)")
     if not servers and not spec.endpoints:
@@ -178,14 +195,16 @@ async def prepare_batch(spec: BatchSpec, servers: list[ServerConfig], *, out_dir
         reasons = "; ".join(f"{name}: {why}" for name, why in unreachable.items())
         raise NoReachableTarget(f"no server answers — {reasons}")
     base = await asyncio.to_thread(_base_prompt, spec.workflow, object_info)
+    jobs = expand(spec, workflow_seed(base))
     check_jobs(base, jobs)
     rates, note = await pod_rates({s.name: s.url for s in servers}, api_key)
     for endpoint in spec.endpoints:
         rate = endpoint_rate(endpoint.cost_per_s)
         if rate is not None:
             rates[f"endpoint:{endpoint.id}"] = rate
-    return PreparedBatch(spec, jobs, base, out_dir or default_out_dir(spec), list(servers), api_key, max_ahead,
-                         rates, unreachable, [note] if note else [])
+    digest = workflow_digest(base)
+    return PreparedBatch(spec, jobs, base, out_dir or default_out_dir(spec, digest), list(servers), api_key,
+                         max_ahead, digest, rates, unreachable, [note] if note else [])
 
 
 async def _first_object_info(servers: list[ServerConfig]) -> tuple[dict[str, Any] | None, dict[str, str]]:

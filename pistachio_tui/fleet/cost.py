@@ -2,16 +2,22 @@
 
 A pod bills by the hour whether it works or not, so the batch's share is its
 $/h for the time the batch kept it busy (at least one of our jobs on it). A
-serverless endpoint bills each worker by the second, so there every job's
-duration counts, overlapping or not. Local servers cost nothing we can know
-and stay unpriced.
+serverless endpoint bills each worker by the second while it runs a job, so
+there the seconds are RunPod's own ``executionTime`` of each job (a
+:class:`Metered` target): wall-clock time from submit would count the wait in
+the endpoint's queue, which does not bill (four 30 s jobs on one worker: about
+300 s counted against 120 s billed). A job's ``delayTime`` (queue wait plus
+cold start) is reported beside it, not priced: only its cold-start part bills
+and RunPod does not say how much of it that is. Local servers cost nothing we
+can know and stay unpriced.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pistachio_tui.runpod.errors import RunPodError
 from pistachio_tui.runpod.pods import current_pod_id
@@ -30,6 +36,13 @@ class Rate:
     per_job: bool
     #: Where the price comes from, for people: "pod abc123 at $0.69/h".
     source: str
+
+
+@runtime_checkable
+class Metered(Protocol):
+    """A target that knows the seconds it was billed for (``serverless.ServerlessTarget``)."""
+
+    def billed_seconds(self) -> float: ...
 
 
 class Busy(Protocol):
@@ -85,19 +98,26 @@ async def pod_rates(servers: dict[str, str], api_key: str | None, *,
     return rates, None
 
 
-def cost_of(rate: Rate, busy: Busy, now: float) -> float:
-    """Dollars the target has cost the batch up to ``now``."""
-    seconds = busy.job_time_until(now) if rate.per_job else busy.busy_until(now)
+def cost_of(rate: Rate, busy: Busy, now: float, metered: Metered | None = None) -> float:
+    """Dollars the target has cost the batch up to ``now`` (billed seconds when it is metered)."""
+    if rate.per_job:
+        seconds = metered.billed_seconds() if metered is not None else busy.job_time_until(now)
+    else:
+        seconds = busy.busy_until(now)
     return rate.per_s * seconds
 
 
-def cost_summary(rates: dict[str, Rate], stats: dict[str, Busy], now: float) -> dict[str, Any]:
+def cost_summary(rates: Mapping[str, Rate], stats: Mapping[str, Busy], now: float,
+                 metered: Mapping[str, Metered] | None = None) -> dict[str, Any]:
     """Cost so far as it goes into the manifest and the CLI's ``--json``: total and per target."""
-    targets = {name: round(cost_of(rate, stats[name], now), 4) for name, rate in rates.items() if name in stats}
+    metered = metered or {}
+    targets = {name: round(cost_of(rate, stats[name], now, metered.get(name)), 4)
+               for name, rate in rates.items() if name in stats}
     return {
         "currency": "USD",
         "total": round(sum(targets.values()), 4),
         "targets": targets,
         "rates": {name: rate.source for name, rate in rates.items()},
         "unpriced": sorted(set(stats) - set(rates)),
+        "billed_s": {name: round(m.billed_seconds(), 3) for name, m in metered.items()},
     }

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pistachio_tui.workflow.edit import SEED_MAX
+from pistachio_tui.workflow.edit import SEED_MAX, find_params
 
 SEED_MODES = ("random", "increment", "fixed")
 
@@ -50,7 +50,7 @@ class BatchSpec:
     seed_mode: str = "random"
     #: Seeds the random choices of the batch (random seeds, wildcards).
     batch_seed: int = 0
-    #: The seed of the first job in increment/fixed mode; None keeps the workflow's.
+    #: The seed of the first job in increment/fixed mode; None starts from the workflow's own.
     start_seed: int | None = None
     prompts: list[str] = field(default_factory=list)
     #: Parameter name (as understood by the workflow editor: "cfg", "steps",
@@ -128,8 +128,22 @@ class Wildcards:
         return text
 
 
-def expand(spec: BatchSpec) -> list[Job]:
-    """Every job of the batch, in a stable order."""
+def workflow_seed(prompt: dict[str, Any]) -> int | None:
+    """The seed an API prompt already has (its first sampler's), if any."""
+    for param in find_params(prompt):
+        if param.kind == "seed" and isinstance(param.value, int) and not isinstance(param.value, bool):
+            return param.value
+    return None
+
+
+def expand(spec: BatchSpec, base_seed: int | None = None) -> list[Job]:
+    """Every job of the batch, in a stable order.
+
+    ``base_seed`` (the workflow's own, see :func:`workflow_seed`) is where increment and fixed
+    modes start when the spec gives no ``start_seed``: counting up from it, the
+    repeats of a prompt get different seeds (and images), not N copies of one
+    that ComfyUI would serve from its cache.
+    """
     grid_names = sorted(spec.grid)
     grid_points = [dict(zip(grid_names, combo)) for combo in itertools.product(*(spec.grid[n] for n in grid_names))]
     prompts: list[str | None] = list(spec.prompts) or [None]
@@ -140,7 +154,7 @@ def expand(spec: BatchSpec) -> list[Job]:
         for point in grid_points:
             for repeat in range(spec.count):
                 rng = random.Random(f"{spec.batch_seed}:{index}")
-                seed = _seed_for(spec, repeat, rng)
+                seed = _seed_for(spec, repeat, rng, base_seed)
                 text = wildcards.expand(prompt, rng) if prompt is not None else None
                 payload = {"seed": seed, "prompt": text, "params": point}
                 jobs.append(Job(_job_id(index, payload), index, seed, text, dict(point)))
@@ -148,14 +162,15 @@ def expand(spec: BatchSpec) -> list[Job]:
     return jobs
 
 
-def _seed_for(spec: BatchSpec, repeat: int, rng: random.Random) -> int | None:
+def _seed_for(spec: BatchSpec, repeat: int, rng: random.Random, base_seed: int | None) -> int | None:
     if spec.seed_mode == "random":
         return rng.randrange(SEED_MAX)
-    if spec.start_seed is None:
+    start = spec.start_seed if spec.start_seed is not None else base_seed
+    if start is None:
         return None
     if spec.seed_mode == "increment":
-        return (spec.start_seed + repeat) % SEED_MAX
-    return spec.start_seed
+        return (start + repeat) % SEED_MAX
+    return start
 
 
 def parse_grid_flag(flag: str) -> tuple[str, list[Any]]:

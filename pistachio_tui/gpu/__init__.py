@@ -1,4 +1,4 @@
-"""GPU monitoring core: fixed-size series, the local NVML sampler, ComfyUI and pod samplers, and the hub.
+"""GPU monitoring core: fixed-size series, the local NVML sampler, the ComfyUI server sampler, and the hub.
 
-No Textual here; the GPU screen reads :class:`pistachio_tui.gpu.hub.GpuHub` snapshots.
+No Textual here; the GPU screen draws :class:`pistachio_tui.gpu.hub.GpuHub` snapshots.
 """

@@ -1,6 +1,6 @@
 """The GPU hub: owns every sampler, polls them on one interval, and hands out snapshots.
 
-Typical use (the GPU screen, the dashboard)::
+Typical use (the GPU screen, ``pistachio gpu``)::
 
     hub = GpuHub(interval=settings.gpu_interval)
     hub.add_local()                                   # NVML, lazily
@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pistachio_tui.gpu.nvml import NvmlReader, NvmlUnavailable
-from pistachio_tui.gpu.remote import PodSampler, RunningSource, ServerSampler, StatsSource
-from pistachio_tui.gpu.series import TieredSeries
+from pistachio_tui.gpu.remote import RunningSource, ServerSampler, StatsSource
+from pistachio_tui.gpu.series import PeakSeries
 from pistachio_tui.gpu.source import GpuSource, SeriesShape
 
 
@@ -41,8 +41,8 @@ class LocalSampler:
             samples = await asyncio.to_thread(self.reader.read)
         except NvmlUnavailable as exc:
             self.unavailable = exc.reason
-            for source in self.devices.values():
-                source.mark_down(exc.reason)
+            for down in self.devices.values():
+                down.mark_down(exc.reason)
             return
         for s in samples:
             source = self.devices.get(s.index)
@@ -65,7 +65,7 @@ class ServerState:
     name: str
     up: bool
     reason: str | None
-    ram: TieredSeries
+    ram: PeakSeries
     ram_total: int | None
 
 
@@ -83,7 +83,7 @@ class HubSnapshot:
 
 
 class GpuHub:
-    """Polls local GPUs and ComfyUI servers every ``interval`` seconds; pods are pushed in."""
+    """Polls local GPUs and ComfyUI servers every ``interval`` seconds."""
 
     def __init__(self, *, interval: float = 1.0, shape: SeriesShape | None = None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -94,7 +94,6 @@ class GpuHub:
         self._clock = clock
         self.local: LocalSampler | None = None
         self.servers: dict[str, ServerSampler] = {}
-        self.pods: dict[str, PodSampler] = {}
 
     def add_local(self, reader: NvmlReader | None = None) -> LocalSampler:
         """Monitor this machine's GPUs (``reader`` defaults to real NVML, opened on first sample)."""
@@ -109,17 +108,8 @@ class GpuHub:
         return sampler
 
     def remove_server(self, name: str) -> None:
+        """Stop monitoring a server (removed from the settings); its history goes with it."""
         self.servers.pop(name, None)
-
-    def pod(self, pod_id: str, name: str) -> PodSampler:
-        """The sampler for a pod (created on first use); call its ``feed`` from the pod monitor."""
-        sampler = self.pods.get(pod_id)
-        if sampler is None:
-            sampler = self.pods[pod_id] = PodSampler(pod_id, name, shape=self.shape)
-        return sampler
-
-    def remove_pod(self, pod_id: str) -> None:
-        self.pods.pop(pod_id, None)
 
     async def sample_once(self) -> None:
         """Poll every source once, concurrently, all stamped with the same time."""
@@ -138,14 +128,12 @@ class GpuHub:
             await asyncio.sleep(max(0.0, self.interval - (loop.time() - started)))
 
     def snapshot(self) -> HubSnapshot:
-        """Current sources in a stable order: local GPUs, then servers, then pods."""
+        """Current sources in a stable order: local GPUs, then servers."""
         sources: list[GpuSource] = []
         if self.local is not None:
             sources += [self.local.devices[i] for i in sorted(self.local.devices)]
         for sampler in self.servers.values():
             sources += [sampler.devices[i] for i in sorted(sampler.devices)]
-        for pod in self.pods.values():
-            sources += [pod.devices[k] for k in sorted(pod.devices)]
         servers = [ServerState(s.name, s.up, s.reason, s.ram, s.ram_total) for s in self.servers.values()]
         return HubSnapshot(self._clock(), self.local.unavailable if self.local else None, sources, servers)
 

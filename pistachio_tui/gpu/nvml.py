@@ -130,9 +130,10 @@ class NvmlReader:
             if not self._open:
                 return
             self._open = False
+            nvml = self._module()
             try:
-                self._nvml.nvmlShutdown()
-            except self._nvml.NVMLError:
+                nvml.nvmlShutdown()
+            except nvml.NVMLError:
                 pass  # shutting down a driver that vanished: nothing left to release
 
     def _sample(self, nvml: Any, index: int) -> GpuSample:

@@ -1,14 +1,14 @@
-"""Samplers for GPUs this process cannot see through NVML: ComfyUI servers and RunPod pods.
+"""The sampler for GPUs this process cannot see through NVML: a ComfyUI server's devices.
 
-Both are decoupled from their clients: a server sampler takes an async callable
-returning :class:`~pistachio_tui.comfy.types.SystemStats` (``client.system_stats``),
-a pod sampler takes the numbers the RunPod runtime reports.
+It is decoupled from the client: it takes an async callable returning
+:class:`~pistachio_tui.comfy.types.SystemStats` (e.g. an app session's
+``client.system_stats``, so no second connection is opened per server).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from pistachio_tui.gpu.source import GpuSource, SeriesShape
@@ -35,7 +35,8 @@ class ServerSampler:
     def __init__(self, name: str, stats: StatsSource, *, running: RunningSource | None = None,
                  timeout: float = 10.0, shape: SeriesShape | None = None) -> None:
         self.name = name
-        self._stats = stats
+        #: Where the figures come from (compared by the GPU screen to see if a session's client changed).
+        self.stats = stats
         self._running = running
         self._timeout = timeout
         self._shape = shape or SeriesShape()
@@ -49,7 +50,7 @@ class ServerSampler:
     async def sample(self, t: float) -> None:
         """Poll once at time ``t``; never raises for a server or stats failure."""
         try:
-            stats = await asyncio.wait_for(self._stats(), self._timeout)
+            stats = await asyncio.wait_for(self.stats(), self._timeout)
         except (asyncio.TimeoutError, TimeoutError):
             self._down(f"ComfyUI server {self.name} did not answer /system_stats within {self._timeout:g} s")
             return
@@ -85,33 +86,5 @@ class ServerSampler:
 
     def _down(self, reason: str) -> None:
         self.up, self.reason, self.polled = False, reason, True
-        for source in self.devices.values():
-            source.mark_down(reason)
-
-
-class PodSampler:
-    """GPU figures of one RunPod pod, pushed from the pod monitor (no RunPod client here).
-
-    RunPod reports per GPU only ``gpuUtilPercent`` and ``memoryUtilPercent``;
-    the latter becomes the source's VRAM percentage.
-    """
-
-    def __init__(self, pod_id: str, name: str, *, shape: SeriesShape | None = None) -> None:
-        self.pod_id = pod_id
-        self.name = name
-        self._shape = shape or SeriesShape()
-        self.devices: dict[int, GpuSource] = {}
-
-    def feed(self, t: float, gpus: Sequence[tuple[float | None, float | None]]) -> None:
-        """Record ``(gpuUtilPercent, memoryUtilPercent)`` for each GPU of the pod, in order."""
-        for k, (util, memory) in enumerate(gpus):
-            source = self.devices.get(k)
-            if source is None:
-                source = self.devices[k] = GpuSource(
-                    f"pod:{self.pod_id}:{k}", "pod", f"{self.name} · GPU {k}", shape=self._shape)
-            source.record(t, util_percent=util, memory_percent=memory)
-
-    def mark_down(self, reason: str) -> None:
-        """The pod stopped or its runtime is unknown; keep the history."""
         for source in self.devices.values():
             source.mark_down(reason)

@@ -1,4 +1,4 @@
-"""Fixed-size time series: a ring buffer with timestamps, and a two-tier variant for long runs.
+"""Fixed-size time series: a ring buffer with timestamps, and one that also keeps its peak.
 
 Memory never grows after construction: every buffer is preallocated, so a
 monitor left open for days costs the same as one open for a minute.
@@ -74,47 +74,24 @@ class Series:
         self._len = 0
 
 
-class TieredSeries:
-    """Recent samples at full rate plus bucket means over a long window.
+class PeakSeries:
+    """The last ``capacity`` samples plus the largest value seen since creation or :meth:`reset_peak`.
 
-    ``TieredSeries(600, bucket=10.0, long_capacity=8640)`` keeps 10 minutes at
-    1 s and 24 hours of 10 s means. A bucket is closed (its mean appended to
-    :attr:`long`) when a sample arrives past its end; the running peak survives
-    the short tier so "peak today" is not lost to the averaging.
+    The peak survives samples ageing out, so "the peak of this session" is not lost
+    once the graph's window has moved on.
     """
 
-    def __init__(self, capacity: int, *, bucket: float = 10.0, long_capacity: int = 8640) -> None:
-        if bucket <= 0:
-            raise ValueError(f"bucket must be a positive number of seconds, got {bucket}")
+    def __init__(self, capacity: int) -> None:
         self.recent = Series(capacity)
-        self.long = Series(long_capacity)
-        self.bucket = bucket
-        self._bucket_start: float | None = None
-        self._bucket_sum = 0.0
-        self._bucket_n = 0
         self._peak: float | None = None
 
     def __len__(self) -> int:
         return len(self.recent)
 
     def append(self, t: float, value: float) -> None:
-        """Add a sample to the recent tier and the open long-term bucket."""
         self.recent.append(t, value)
         if self._peak is None or value > self._peak:
             self._peak = value
-        if self._bucket_start is not None and t >= self._bucket_start + self.bucket:
-            self._close_bucket()
-        if self._bucket_start is None:
-            self._bucket_start = t - (t % self.bucket)
-        self._bucket_sum += value
-        self._bucket_n += 1
-
-    def _close_bucket(self) -> None:
-        assert self._bucket_start is not None
-        self.long.append(self._bucket_start, self._bucket_sum / self._bucket_n)
-        self._bucket_start = None
-        self._bucket_sum = 0.0
-        self._bucket_n = 0
 
     def values(self) -> list[float]:
         return self.recent.values()
@@ -133,5 +110,5 @@ class TieredSeries:
         return self._peak
 
     def reset_peak(self) -> None:
-        """Restart the peak from the samples still in the recent tier."""
+        """Restart the peak from the samples still held."""
         self._peak = self.recent.peak()

@@ -1,4 +1,4 @@
-"""One monitored device (local GPU, ComfyUI server device, pod GPU): latest figures, series, peak, warning level."""
+"""One monitored device (local GPU or ComfyUI server device): latest figures, series, peak, warning level."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from enum import Enum
 from typing import Any
 
 from pistachio_tui.gpu.nvml import ProcessUsage
-from pistachio_tui.gpu.series import TieredSeries
+from pistachio_tui.gpu.series import PeakSeries
 
 #: VRAM use (fraction of total) from which a device is flagged.
 WARN_AT = 0.90
@@ -38,22 +38,20 @@ def level_for(fraction: float | None) -> Level:
 
 @dataclass(frozen=True)
 class SeriesShape:
-    """Sizes of every series a source creates: ``capacity`` recent samples, ``long_capacity`` bucket means."""
+    """Size of every series a source creates: the last ``capacity`` samples (10 minutes at 1 s)."""
 
     capacity: int = 600
-    bucket: float = 10.0
-    long_capacity: int = 8640
 
-    def new(self) -> TieredSeries:
-        return TieredSeries(self.capacity, bucket=self.bucket, long_capacity=self.long_capacity)
+    def new(self) -> PeakSeries:
+        return PeakSeries(self.capacity)
 
 
 @dataclass
 class GpuSource:
     """A device and what is known about it. Figures are None when not reported; memory in bytes.
 
-    ``kind`` is ``"local"``, ``"server"`` or ``"pod"``. ``key`` is stable across
-    samples (``local:0``, ``server:<name>:<index>``, ``pod:<id>:<k>``). ``series``
+    ``kind`` is ``"local"`` or ``"server"``. ``key`` is stable across
+    samples (``local:0``, ``server:<name>:<index>``). ``series``
     maps a metric of :data:`METRICS` to its history; only reported metrics appear.
     When ``up`` is False, ``reason`` says why and the history is kept.
     """
@@ -81,7 +79,7 @@ class GpuSource:
     peak_percent: float | None = None
     peak_at: float | None = None
     peak_prompt: str | None = None
-    series: dict[str, TieredSeries] = field(default_factory=dict, repr=False)
+    series: dict[str, PeakSeries] = field(default_factory=dict, repr=False)
 
     @property
     def memory_fraction(self) -> float | None:

@@ -1,8 +1,12 @@
-"""RunPod pods: the GraphQL client, typed models, derived pod info and the idle guard.
+"""RunPod pods: the API client, typed models, derived pod info and the idle guard.
 
-- ``api.RunPodClient`` — async client (pods, account, GPU prices, start/stop/terminate)
+- ``api.RunPodClient`` — async client (pods, account, GPU prices, start/stop/terminate, create, logs):
+  REST v2 first (``rest.RestClient``), GraphQL for the account and spot pods; its docstring
+  lists which call goes where
+- ``http`` — the key only to RunPod's API origins, User-Agent, Retry-After, backoff
 - ``models`` — ``Pod``, ``PodRuntime``, ``PortMapping``, ``GpuType``, ``Account``, ``Overview``
-- ``pods`` — uptime, spend estimate, ComfyUI URL, SSH command, ``probe_comfy``, "this pod"
+- ``pods`` — uptime, spend estimate, money warnings, ComfyUI URL and ``find_comfy`` (probes the
+  pod's HTTP ports), SSH command, "this pod"
 - ``idle.IdleGuard`` — flags idle pods and, if asked, stops them (never terminates)
 - ``monitor.PodsMonitor`` — one refresh of all of the above, for a screen or a loop
 - ``errors`` — ``RunPodError`` and its subclasses
@@ -26,6 +30,6 @@ Building a pods view on this package::
     await pods.probe_comfy(row.comfy_url, http)   # True, or why not; then pods.comfy_server(row) → ServerConfig
     prices = await client.gpu_types()
 
-RunPod's API is rate limited: poll ``overview()`` (one request) rather than
-``pods()`` and ``account()`` separately, and no faster than every few seconds.
+RunPod's API is rate limited: poll ``overview()`` rather than ``pods()`` and
+``account()`` separately, and no faster than every few seconds.
 """

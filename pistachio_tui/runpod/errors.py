@@ -87,3 +87,15 @@ class ConfirmationMismatch(RunPodError):
         )
         self.pod_id = pod_id
         self.expected = expected
+
+
+class ActionNotAllowed(RunPodError):
+    """RunPod refused a pod action in the pod's current status (REST 409)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"RunPod refused: {detail} — refresh and check the pod's status")
+        self.detail = detail
+
+
+class GraphQLUnavailable(RunPodError):
+    """The GraphQL API is not there any more (404/410/501): only REST v2 answers."""

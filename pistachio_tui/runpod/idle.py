@@ -1,8 +1,11 @@
 """Idle guard: notice pods that cost money while doing nothing.
 
-Pure logic, no I/O: the caller feeds samples (time, GPU utilisation, ComfyUI
-queue length) and calls ``tick(now)``; the guard answers with actions. A pod is
-idle while its GPU stays under the threshold and its queue is empty. After
+Pure logic, no I/O: the caller feeds samples (time, GPU utilisation, container
+CPU, ComfyUI queue length, other work it knows of) and calls ``tick(now)``; the
+guard answers with actions. A pod is idle while its busiest GPU and its
+container's CPU stay under their thresholds, its queue is empty and nothing
+else (a model download, a training run) is known to run on it. A pod stuck
+starting (RUNNING, no container yet) bills too and is counted as idle. After
 ``idle_minutes`` of that it is flagged, with the money spent while idle. With
 ``auto_stop`` on, a flag starts a countdown the user can cancel; when it runs
 out the guard asks for a *stop* (the volume survives). It never asks for a
@@ -37,6 +40,11 @@ class Sample:
     time: float
     gpu_util_percent: float | None
     queue_length: int | None = None
+    cpu_percent: float | None = None
+    #: Work the app knows runs on the pod ("downloading flux.safetensors", "training"): never idle.
+    busy_with: str | None = None
+    #: The pod bills but its container is not up yet (image pull, first boot, crash loop).
+    starting: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,8 @@ class IdleFlagged:
     idle_since: float
     idle_seconds: float
     idle_cost: float
+    #: "idle", or "starting" for a pod whose container never came up.
+    reason: str = "idle"
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,7 @@ class IdleState:
     cost_per_hr: float = 0.0
     last_sample: float | None = None
     idle_since: float | None = None
+    reason: str = "idle"
     flagged: bool = False
     stop_at: float | None = None
     #: The user cancelled the countdown of this idle spell; no new one until activity.
@@ -99,11 +110,12 @@ class IdleState:
 class IdleGuard:
     """Tracks idle spells per pod and decides when to flag and (opt-in) stop."""
 
-    def __init__(self, *, idle_minutes: float = 30.0, util_threshold: float = 5.0,
+    def __init__(self, *, idle_minutes: float = 30.0, util_threshold: float = 5.0, cpu_threshold: float = 20.0,
                  auto_stop: bool = False, countdown_seconds: float = 60.0,
                  max_sample_gap: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.idle_seconds = idle_minutes * 60.0
         self.util_threshold = util_threshold
+        self.cpu_threshold = cpu_threshold
         self.auto_stop = auto_stop
         self.countdown_seconds = countdown_seconds
         self.max_sample_gap = max_sample_gap
@@ -126,10 +138,15 @@ class IdleGuard:
             state.stop_requested = False
 
     def _is_idle(self, sample: Sample) -> bool | None:
+        if sample.busy_with or (sample.queue_length is not None and sample.queue_length > 0):
+            return False
+        if sample.cpu_percent is not None and sample.cpu_percent >= self.cpu_threshold:
+            return False
+        if sample.starting:
+            return True
         if sample.gpu_util_percent is None:
             return None
-        busy_queue = sample.queue_length is not None and sample.queue_length > 0
-        return sample.gpu_util_percent < self.util_threshold and not busy_queue
+        return sample.gpu_util_percent < self.util_threshold
 
     def observe(self, pod_id: str, sample: Sample, cost_per_hr: float = 0.0) -> None:
         """Record one sample; activity ends the idle spell (and cancels a countdown)."""
@@ -142,27 +159,33 @@ class IdleGuard:
         if idle:
             if state.idle_since is None:
                 state.idle_since = sample.time
+            state.reason = "starting" if sample.starting else "idle"
             return
         if state.flagged:
             self._pending.append(ActivityResumed(pod_id))
         self._pods[pod_id] = IdleState(cost_per_hr=cost_per_hr, last_sample=sample.time)
 
     def observe_pods(self, pods: Iterable[Pod], now: float | None = None,
-                     queues: Mapping[str, int | None] | None = None) -> None:
+                     queues: Mapping[str, int | None] | None = None,
+                     busy: Mapping[str, str] | None = None) -> None:
         """Feed one RunPod poll: running pods are sampled, the others forgotten.
 
         ``queues`` maps pod id to its ComfyUI queue length (running + pending)
-        where the caller knows it.
+        where the caller knows it; ``busy`` maps pod id to other work known to
+        run there (a download, a training run).
         """
         now = self._clock() if now is None else now
-        queues = queues or {}
+        queues, busy = queues or {}, busy or {}
         seen = set()
         for pod in pods:
             if not pod.is_running:
                 continue
             seen.add(pod.id)
-            util = pod.runtime.gpu_util_percent if pod.runtime is not None else None
-            self.observe(pod.id, Sample(now, util, queues.get(pod.id)), pod.cost_per_hr)
+            runtime = pod.runtime
+            sample = Sample(now, runtime.gpu_util_percent if runtime is not None else None, queues.get(pod.id),
+                            cpu_percent=runtime.container.cpu_percent if runtime and runtime.container else None,
+                            busy_with=busy.get(pod.id), starting=runtime is None)
+            self.observe(pod.id, sample, pod.billing_per_hr)
         for pod_id in set(self._pods) - seen:
             self.forget(pod_id)
 
@@ -193,7 +216,7 @@ class IdleGuard:
                 continue
             if not state.flagged:
                 state.flagged = True
-                actions.append(IdleFlagged(pod_id, state.idle_since, idle_for, state.idle_cost(now)))
+                actions.append(IdleFlagged(pod_id, state.idle_since, idle_for, state.idle_cost(now), state.reason))
             if not self.auto_stop or state.cancelled:
                 continue
             if state.stop_at is None:

@@ -1,7 +1,8 @@
-"""Typed views of what the RunPod GraphQL API returns.
+"""Typed views of what RunPod's APIs return, whichever answered.
 
-Wire dicts become these dataclasses in ``from_wire``; nothing past this module
-looks at RunPod's JSON. RunPod leaves many fields ``null`` (a stopped pod has no
+GraphQL wire dicts become these dataclasses in ``from_wire``, REST v2 ones in
+``from_rest``; nothing past this module looks at RunPod's JSON or knows which
+API it came from. RunPod leaves many fields ``null`` (a stopped pod has no
 runtime, a GPU without a sample has no utilisation), so optional data stays
 ``None`` rather than being invented.
 """
@@ -47,6 +48,12 @@ def _str(raw: dict[str, Any], key: str) -> str:
     return "" if value is None else str(value)
 
 
+#: RunPod's price of a stopped pod's volume disk, in $ per GB per month (a running pod's is half that).
+STOPPED_VOLUME_PER_GB_MONTH = 0.20
+#: RunPod bills storage monthly; this is its hours per month.
+HOURS_PER_MONTH = 730.0
+
+
 @dataclass(frozen=True)
 class PortMapping:
     """One exposed port: ``type`` is "tcp" (direct IP) or "http" (RunPod proxy)."""
@@ -67,6 +74,16 @@ class PortMapping:
             public_port=_int(raw, "publicPort"),
             type=_str(raw, "type").lower(),
         )
+
+
+    @classmethod
+    def from_rest(cls, raw: Any) -> PortMapping:
+        """``{"private", "public", "type", "ip"}`` of a v2 ``PodRuntimePort``."""
+        raw = _obj(raw, "a port mapping")
+        ip = _str(raw, "ip")
+        kind = _str(raw, "type").lower()
+        return cls(ip=ip, is_ip_public=bool(ip) and kind == "tcp", private_port=_int(raw, "private"),
+                   public_port=_int(raw, "public"), type=kind)
 
 
 @dataclass(frozen=True)
@@ -102,9 +119,13 @@ class PodRuntime:
 
     @property
     def gpu_util_percent(self) -> float | None:
-        """Mean utilisation over the pod's GPUs, None when RunPod has no sample."""
+        """Utilisation of the pod's busiest GPU, None when RunPod has no sample.
+
+        The busiest, not the mean: one GPU of eight at 90% is a working pod,
+        which a mean (11%) would make look idle.
+        """
         values = [g.gpu_util_percent for g in self.gpus if g.gpu_util_percent is not None]
-        return sum(values) / len(values) if values else None
+        return max(values) if values else None
 
     @property
     def gpu_memory_percent(self) -> float | None:
@@ -126,6 +147,23 @@ class PodRuntime:
             container=container,
         )
 
+    @classmethod
+    def from_rest(cls, raw: Any) -> PodRuntime:
+        """A v2 ``PodRuntime``: ``uptime``, ``gpus[{util, memoryUtil}]``, ``cpu``/``memory`` ``{util}``, ``ports``."""
+        raw = _obj(raw, "a pod runtime")
+        cpu, memory = raw.get("cpu"), raw.get("memory")
+        container = None
+        if cpu is not None or memory is not None:
+            container = ContainerUsage(_num(_obj(cpu or {}, "a CPU sample"), "util"),
+                                       _num(_obj(memory or {}, "a memory sample"), "util"))
+        gpus = [_obj(g, "a GPU sample") for g in _list(raw.get("gpus"), "GPU samples")]
+        return cls(
+            uptime_seconds=_int(raw, "uptime"),
+            ports=[PortMapping.from_rest(p) for p in _list(raw.get("ports"), "ports")],
+            gpus=[GpuUsage(str(i), _num(g, "util"), _num(g, "memoryUtil")) for i, g in enumerate(gpus)],
+            container=container,
+        )
+
 
 @dataclass(frozen=True)
 class Pod:
@@ -141,6 +179,28 @@ class Pod:
     gpu_display_name: str = ""
     pod_host_id: str = ""
     runtime: PodRuntime | None = None
+    #: Ports the pod exposes, as its template says: ``"8188/http"``, ``"22/tcp"``.
+    exposed_ports: tuple[str, ...] = ()
+    #: The pod's own volume (``/workspace``) in GB; it bills while the pod is stopped too.
+    volume_in_gb: float = 0.0
+    #: $/h after a savings plan (GraphQL ``adjustedCostPerHr``), None when RunPod did not say.
+    adjusted_cost_per_hr: float | None = None
+    #: True when the pod's data lives on a network volume (it survives a $0 balance).
+    network_volume: bool = False
+
+    @property
+    def billing_per_hr(self) -> float:
+        """What the pod costs per hour as it is now.
+
+        Running: its GPU rate (the savings-plan rate when it has one). Stopped:
+        only its volume, at RunPod's rate for a stopped pod's volume. RunPod's
+        own ``costPerHr`` for a stopped pod is the GPU rate it would resume at.
+        """
+        if self.is_running:
+            return self.adjusted_cost_per_hr if self.adjusted_cost_per_hr else self.cost_per_hr
+        if self.desired_status == "TERMINATED":
+            return 0.0
+        return self.volume_in_gb * STOPPED_VOLUME_PER_GB_MONTH / HOURS_PER_MONTH
 
     @property
     def is_running(self) -> bool:
@@ -175,6 +235,37 @@ class Pod:
             gpu_display_name=_str(machine, "gpuDisplayName"),
             pod_host_id=_str(machine, "podHostId"),
             runtime=PodRuntime.from_wire(runtime) if runtime is not None else None,
+            exposed_ports=tuple(p.strip() for p in _str(raw, "ports").split(",") if p.strip()),
+            volume_in_gb=_num(raw, "volumeInGb") or 0.0,
+            adjusted_cost_per_hr=_num(raw, "adjustedCostPerHr"),
+        )
+
+    @classmethod
+    def from_rest(cls, raw: Any) -> Pod:
+        """A v2 ``Pod``. Its ``status`` maps onto GraphQL's ``desiredStatus``: a pod being
+        provisioned or started is RUNNING (it bills) without a runtime yet, as GraphQL shows it."""
+        raw = _obj(raw, "a pod")
+        if not raw.get("id"):
+            raise BadResponse("RunPod sent a pod without an id")
+        status = _str(raw, "status").upper()
+        gpu = raw.get("gpu")
+        gpu = _obj(gpu, "a pod GPU") if gpu is not None else {}
+        mounts = _obj(raw.get("mounts") or {}, "pod mounts")
+        persistent = mounts.get("persistent")
+        runtime = raw.get("runtime")
+        running = status == "RUNNING" and runtime is not None
+        return cls(
+            id=_str(raw, "id"),
+            name=_str(raw, "name"),
+            desired_status="RUNNING" if status in ("PROVISIONING", "STARTING") else status,
+            image_name=_str(raw, "image"),
+            cost_per_hr=_num(raw, "cost") or 0.0,
+            gpu_count=_int(gpu, "count"),
+            gpu_display_name=_str(gpu, "id"),
+            runtime=PodRuntime.from_rest(runtime) if running else None,
+            exposed_ports=tuple(str(p) for p in _list(raw.get("ports"), "ports")),
+            volume_in_gb=_num(_obj(persistent, "a volume"), "size") or 0.0 if persistent is not None else 0.0,
+            network_volume=bool(mounts.get("network")),
         )
 
 
@@ -200,6 +291,8 @@ class GpuType:
     secure_spot_price: float | None = None
     community_spot_price: float | None = None
     lowest: LowestPrice = LowestPrice(None, None)
+    #: Stock as REST's catalog says when asked: NONE, LOW, MEDIUM, HIGH (None: not asked or not known).
+    availability: str | None = None
 
     @property
     def on_demand_price(self) -> float | None:
@@ -235,6 +328,25 @@ class GpuType:
             lowest=LowestPrice(_num(lowest, "uninterruptablePrice"), _num(lowest, "minimumBidPrice")),
         )
 
+    @classmethod
+    def from_rest(cls, raw: Any) -> GpuType:
+        """A v2 catalog ``GpuType``: ``{id, name, memory, secure, community, price{secure, community}}``.
+        The catalog has no spot prices: those stay None."""
+        raw = _obj(raw, "a GPU type")
+        price = raw.get("price")
+        price = _obj(price, "a GPU price") if price is not None else {}
+        secure, community = bool(raw.get("secure")), bool(raw.get("community"))
+        return cls(
+            id=_str(raw, "id"),
+            display_name=_str(raw, "name") or _str(raw, "id"),
+            memory_in_gb=_int(raw, "memory"),
+            secure_cloud=secure,
+            community_cloud=community,
+            secure_price=_num(price, "secure") if secure else None,
+            community_price=_num(price, "community") if community else None,
+            availability=_str(raw, "availability") or None,
+        )
+
 
 @dataclass(frozen=True)
 class Account:
@@ -263,3 +375,17 @@ class Overview:
 
     account: Account
     pods: list[Pod]
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line of a pod's log: ``source`` is "container" or "system"."""
+
+    ts: str
+    source: str
+    line: str
+
+    @classmethod
+    def from_rest(cls, raw: Any) -> LogLine:
+        raw = _obj(raw, "a log event")
+        return cls(_str(raw, "ts"), _str(raw, "source"), _str(raw, "line"))

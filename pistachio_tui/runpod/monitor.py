@@ -2,7 +2,8 @@
 
 A screen (or a headless loop) calls ``await monitor.refresh()`` every few
 seconds and renders the returned ``PodsState``; it never talks GraphQL or runs
-the idle logic itself. With ``guard.auto_stop`` on, pods whose countdown ran
+the idle logic itself. A second reader of the same monitor that needs no
+fresher data calls ``await monitor.recent(max_age)`` and costs no request. With ``guard.auto_stop`` on, pods whose countdown ran
 out are stopped here (stopped, never terminated) and listed in ``stopped``.
 
 ::
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 import httpx
@@ -26,7 +27,14 @@ from pistachio_tui.runpod.api import RunPodClient
 from pistachio_tui.runpod.errors import RunPodError
 from pistachio_tui.runpod.idle import Action, IdleGuard, StopNow
 from pistachio_tui.runpod.models import Account, Pod
-from pistachio_tui.runpod.pods import PodSummary, comfy_queue_length, comfy_url, current_pod_id, summarize
+from pistachio_tui.runpod.pods import (
+    PodSummary,
+    comfy_ports,
+    comfy_queue_length,
+    comfy_url,
+    current_pod_id,
+    summarize,
+)
 
 
 @dataclass(frozen=True)
@@ -64,27 +72,55 @@ class PodsMonitor:
 
     def __init__(self, client: RunPodClient, *, guard: IdleGuard | None = None,
                  comfy_http: httpx.AsyncClient | None = None, this_pod_id: str | None = None,
+                 watch: Collection[str] | None = None, busy: Callable[[], Mapping[str, str]] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        """``watch`` limits the guard to these pod ids (None: every pod); ``busy`` says which
+        pods run work the app knows of (pod id → what), asked at each refresh."""
         self.client = client
+        self.watch = set(watch) if watch is not None else None
+        self._busy = busy
         self.guard = guard or IdleGuard(clock=clock)
         self._comfy_http = comfy_http
         self.this_pod_id = this_pod_id if this_pod_id is not None else current_pod_id()
         self._clock = clock
+        #: The newest refresh and when it was taken (by ``clock``); None before the first.
+        self.latest: PodsState | None = None
+        self.latest_at: float | None = None
+        # Several readers (the Pods screen, the dashboard) share one monitor: one request at a time.
+        self._lock = asyncio.Lock()
 
     async def _queues(self, pods: list[Pod]) -> dict[str, int | None]:
         if self._comfy_http is None:
             return {}
         running = [p for p in pods if p.is_running and p.runtime is not None]
         lengths = await asyncio.gather(
-            *(comfy_queue_length(comfy_url(p, self.this_pod_id), self._comfy_http) for p in running)
+            *(comfy_queue_length(comfy_url(p, self.this_pod_id, comfy_ports(p)[0]), self._comfy_http)
+              for p in running)
         )
         return {p.id: n for p, n in zip(running, lengths)}
 
     async def refresh(self) -> PodsState:
         """Fetch, feed the guard, act on due stops. RunPod failures propagate as ``RunPodError``."""
+        async with self._lock:
+            return await self._refresh()
+
+    async def recent(self, max_age: float) -> PodsState:
+        """The newest refresh if it is at most ``max_age`` seconds old, else a new one.
+
+        For a reader that only needs fresh-enough figures (the dashboard): it
+        costs no request while another reader keeps the monitor fresh.
+        """
+        async with self._lock:
+            if self.latest is not None and self.latest_at is not None and self._clock() - self.latest_at <= max_age:
+                return self.latest
+            return await self._refresh()
+
+    async def _refresh(self) -> PodsState:
         overview = await self.client.overview()
         now = self._clock()
-        self.guard.observe_pods(overview.pods, now, await self._queues(overview.pods))
+        guarded = [p for p in overview.pods if self.watch is None or p.id in self.watch]
+        busy = self._busy() if self._busy is not None else None
+        self.guard.observe_pods(guarded, now, await self._queues(guarded), busy)
         actions = self.guard.tick(now)
         stopped: list[str] = []
         stop_errors: dict[str, str] = {}
@@ -98,7 +134,8 @@ class PodsMonitor:
                 self.guard.stop_failed(action.pod_id)
                 continue
             stopped.append(action.pod_id)
-        return PodsState(
+        self.latest_at = now
+        self.latest = PodsState(
             account=overview.account,
             pods=overview.pods,
             rows=summarize(overview.pods, self.this_pod_id),
@@ -108,6 +145,7 @@ class PodsMonitor:
             stopped=stopped,
             stop_errors=stop_errors,
         )
+        return self.latest
 
     def _idle_info(self, now: float) -> dict[str, IdleInfo]:
         info = {}

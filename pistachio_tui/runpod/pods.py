@@ -15,9 +15,13 @@ from typing import Any
 import httpx
 
 from pistachio_tui.config import ServerConfig
-from pistachio_tui.runpod.models import Pod
+from pistachio_tui.runpod.models import Account, Pod
 
 COMFY_PORT = 8188
+#: Warn when the balance lasts less than this many hours at the current spend.
+LOW_BALANCE_HOURS = 24.0
+#: Warn when the spend rate reaches this share of the account's spend limit.
+SPEND_LIMIT_SHARE = 0.8
 LOCAL_COMFY_URL = f"http://127.0.0.1:{COMFY_PORT}"
 DEFAULT_SSH_KEY = "~/.ssh/id_ed25519"
 
@@ -80,7 +84,26 @@ def spend_estimate(pod: Pod) -> float:
     An estimate — uptime restarts with the container, and storage is billed
     separately — so label it as such wherever it is shown.
     """
-    return pod.cost_per_hr * uptime_seconds(pod) / 3600.0
+    return pod.billing_per_hr * uptime_seconds(pod) / 3600.0
+
+
+def money_warnings(account: Account, pods: Iterable[Pod]) -> list[str]:
+    """What the account's money means for the pods, for people: a balance about to run out
+    (RunPod then terminates the pods that keep data on their own volume) or a spend near the limit."""
+    warnings = []
+    balance, spend, limit = account.client_balance, account.current_spend_per_hr, account.spend_limit
+    at_risk = sorted(p.name or p.id for p in pods if p.desired_status in ("RUNNING", "EXITED") and not p.network_volume)
+    hours = account.hours_left
+    if balance is not None and (balance <= 0 or (hours is not None and hours < LOW_BALANCE_HOURS)):
+        when = "is used up" if balance <= 0 else f"lasts about {hours:.1f} h at ${spend:.3f}/h"
+        warnings.append(f"Balance ${balance:.2f} {when}: add funds")
+        if at_risk:
+            warnings.append("At $0 RunPod terminates pods without a network volume, and their data with them: "
+                            + ", ".join(at_risk))
+    if spend is not None and limit and spend >= SPEND_LIMIT_SHARE * limit:
+        warnings.append(f"Spending ${spend:.3f}/h of the account's ${limit:g}/h limit: "
+                        "starting more pods may be refused")
+    return warnings
 
 
 def format_duration(seconds: float) -> str:
@@ -114,6 +137,7 @@ class PodSummary:
     status: str
     desired_status: str
     uptime_seconds: int
+    #: What the pod bills per hour now: GPUs while running, its volume while stopped.
     cost_per_hr: float
     #: $/h × uptime; an estimate (see ``spend_estimate``).
     spend_estimate: float
@@ -149,7 +173,7 @@ def summarize(pods: Iterable[Pod], this_pod_id: str | None = None) -> list[PodSu
             status=pod.status,
             desired_status=pod.desired_status,
             uptime_seconds=uptime_seconds(pod),
-            cost_per_hr=pod.cost_per_hr,
+            cost_per_hr=pod.billing_per_hr,
             spend_estimate=spend_estimate(pod),
             gpu_util_percent=runtime.gpu_util_percent if runtime else None,
             gpu_memory_percent=runtime.gpu_memory_percent if runtime else None,
@@ -185,6 +209,51 @@ async def probe_comfy(url: str, client: httpx.AsyncClient, timeout: float = 3.0)
     if not isinstance(body, dict) or "system" not in body:
         return "answered, but not like ComfyUI"
     return True
+
+
+def comfy_ports(pod: Pod) -> list[int]:
+    """The pod's HTTP ports where ComfyUI may listen, 8188 first.
+
+    Templates differ (8188 for most ComfyUI images, 3000 for some, others
+    behind a launcher), so every HTTP port the pod exposes is a candidate:
+    from its template's ``ports`` ("8188/http,22/tcp") and its live mappings.
+    A pod that says nothing about its ports gets 8188.
+    """
+    ports = [int(spec.split("/")[0]) for spec in pod.exposed_ports
+             if spec.endswith("/http") and spec.split("/")[0].isdigit()]
+    if pod.runtime is not None:
+        ports += [p.private_port for p in pod.runtime.ports if p.type == "http" and p.private_port]
+    unique = list(dict.fromkeys(ports or [COMFY_PORT]))
+    return sorted(unique, key=lambda port: port != COMFY_PORT)
+
+
+@dataclass(frozen=True)
+class ComfyFound:
+    """Where a pod's ComfyUI answers (``url``), or why it was not found (``reason``)."""
+
+    url: str | None
+    reason: str = ""
+    #: The pod bills but its ComfyUI is not (yet) up: image pulling, first boot, crash loop.
+    not_up_yet: bool = False
+
+
+async def find_comfy(pod: Pod, client: httpx.AsyncClient, this_pod_id: str | None = None,
+                     timeout: float = 3.0) -> ComfyFound:
+    """Probe the pod's candidate ports (``comfy_ports``) and say where ComfyUI answers."""
+    if not pod.is_running:
+        return ComfyFound(None, f"the pod is {pod.status}")
+    if pod.runtime is None:
+        return ComfyFound(None, "the pod is starting: its container is not up yet (image pull or first boot)",
+                          not_up_yet=True)
+    reasons = []
+    for port in comfy_ports(pod):
+        url = comfy_url(pod, this_pod_id, port)
+        answer = await probe_comfy(url, client, timeout)
+        if answer is True:
+            return ComfyFound(url)
+        reasons.append(f"port {port}: {answer}")
+    return ComfyFound(None, "ComfyUI does not answer yet (" + "; ".join(reasons) + ") — see the pod's logs",
+                      not_up_yet=True)
 
 
 async def comfy_queue_length(url: str, client: httpx.AsyncClient, timeout: float = 3.0) -> int | None:

@@ -13,8 +13,11 @@ POD_FIELDS = """
       desiredStatus
       imageName
       costPerHr
+      adjustedCostPerHr
       gpuCount
       podType
+      ports
+      volumeInGb
       machine { gpuDisplayName podHostId }
       runtime {
         uptimeInSeconds
@@ -73,6 +76,20 @@ query GpuTypes {
 POD_RESUME = """
 mutation PodResume($input: PodResumeInput!) {
   podResume(input: $input) { id desiredStatus }
+}
+"""
+
+#: A spot pod resumes only with a bid per GPU (REST v2 has no bids).
+POD_BID_RESUME = """
+mutation PodBidResume($input: PodBidResumeInput!) {
+  podBidResume(input: $input) { id desiredStatus }
+}
+"""
+
+#: What REST v2 does not say about a pod: whether it is spot, and its lowest bid to resume.
+POD_TYPE = """
+query PodType($input: PodFilter!) {
+  pod(input: $input) { id podType lowestBidPriceToResume }
 }
 """
 

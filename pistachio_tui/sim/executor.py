@@ -1,5 +1,14 @@
 """Runs queued prompts and emits the websocket messages a real ComfyUI 0.8.0 sends, in its order.
 
+Who gets what follows ComfyUI 0.8.0's ``execution.py``, ``main.py`` and
+``comfy_execution/progress.py``: every message goes to the client whose id came
+with the prompt, never to other clients. A prompt queued without a client id
+sends no ``execution_start``/``cached``/``success``/``error``, ``executing`` or
+``executed`` at all, while its ``progress``, ``progress_state``, previews and
+``execution_interrupted`` go to everyone. Previews are sent only when the
+prompt's ``extra_data.preview_method`` (or the server's default) asks for
+them, as JPEG latent previews.
+
 No model runs: a node with a ``steps`` input reports that many progress steps
 (``step_delay`` seconds each), every other node finishes at once, image
 output nodes write a small real PNG. Node results are cached by input
@@ -19,7 +28,7 @@ from typing import Any
 from pistachio_tui.sim.files import FileStore
 from pistachio_tui.sim.hub import Hub
 from pistachio_tui.sim.logs import ServerLog
-from pistachio_tui.sim.png import colour_of, solid_png
+from pistachio_tui.sim.png import colour_of, solid_jpeg, solid_png
 from pistachio_tui.sim.prompt_queue import PromptQueue, QueuedPrompt
 
 
@@ -69,13 +78,30 @@ class _NodeFailed(Exception):
         self.module = module
 
 
+#: ``--preview-method`` values (``comfy/cli_args.py`` ``LatentPreviewMethod``); "none" sends nothing.
+PREVIEW_METHODS = ("none", "auto", "latent2rgb", "taesd")
+
+
 @dataclass
 class Execution:
-    """Knobs shared by the server and its executor."""
+    """Knobs shared by the server and its executor.
+
+    ``preview_method`` is the server's ``--preview-method`` (ComfyUI's default: none);
+    ``node_delay`` is how long every node without steps takes (a real CPU takes a
+    while for image nodes too: the contract tests interrupt such a chain).
+    """
 
     step_delay: float
     preview_every: int = 5
+    node_delay: float = 0.0
+    preview_method: str = "none"
     failing_classes: dict[str, str] = field(default_factory=dict)
+
+    def previews_for(self, extra_data: dict[str, Any]) -> bool:
+        """Whether a prompt gets previews: its own ``preview_method`` unless absent or "default"."""
+        asked = extra_data.get("preview_method")
+        method = asked if asked in PREVIEW_METHODS else self.preview_method
+        return method != "none"
 
 
 def now_ms() -> int:
@@ -203,7 +229,8 @@ class Executor:
         self.queue.task_done(entry)
         if entry["status"]["status_str"] == "success":
             self.log.write(f"Prompt executed in {time.monotonic() - started:.2f} seconds\n")
-        self.hub.emit("executing", {"node": None, "prompt_id": item.prompt_id}, client)
+        if client is not None:
+            self.hub.emit("executing", {"node": None, "prompt_id": item.prompt_id}, client)
         self.running_client = None
         self.last_node_id = None
 
@@ -221,14 +248,17 @@ class _Run:
         self.progress: dict[str, dict[str, Any]] = {}
         self.executed: list[str] = []
         self.ui_outputs: dict[str, Any] = {}
+        self.previews = executor.knobs.previews_for(item.extra_data)
 
-    def send(self, event: str, data: dict[str, Any]) -> None:
-        self.ex.hub.emit(event, data, self.client)
+    def send(self, event: str, data: dict[str, Any], to_all_without_client: bool = False) -> None:
+        """To the prompt's client; without one, only what ComfyUI then sends to everyone."""
+        if self.client is not None or to_all_without_client:
+            self.ex.hub.emit(event, data, self.client)
 
     def add_message(self, event: str, data: dict[str, Any]) -> None:
         """A message that also goes into the history entry's ``status.messages``."""
         self.messages.append([event, data])
-        self.send(event, data)
+        self.send(event, data, to_all_without_client=event == "execution_interrupted")
 
     def set_progress(self, node_id: str, value: float, maximum: float, state: str) -> None:
         self.progress[node_id] = {
@@ -236,7 +266,7 @@ class _Run:
             "prompt_id": self.prompt_id, "display_node_id": node_id,
             "parent_node_id": None, "real_node_id": node_id,
         }
-        self.send("progress_state", {"prompt_id": self.prompt_id, "nodes": dict(self.progress)})
+        self.send("progress_state", {"prompt_id": self.prompt_id, "nodes": dict(self.progress)}, True)
 
     async def execute(self) -> dict[str, Any]:
         self.add_message("execution_start", {"prompt_id": self.prompt_id, "timestamp": now_ms()})
@@ -302,6 +332,8 @@ class _Run:
         steps = inputs.get("steps")
         if isinstance(steps, int) and not isinstance(steps, bool) and steps > 0:
             await self.step_through(node_id, steps)
+        elif self.ex.knobs.node_delay > 0:
+            await asyncio.sleep(self.ex.knobs.node_delay)
         self.raise_if_failing(node_id, class_type)
         ui = self.make_outputs(node_id, class_type, inputs)
         if ui is not None:
@@ -320,18 +352,18 @@ class _Run:
             if self.ex.interrupted:
                 raise _Interrupted(node_id)
             self.set_progress(node_id, step, steps, "running")
-            self.send("progress", {"value": step, "max": steps, "prompt_id": self.prompt_id, "node": node_id})
-            if step % every == 0 or step == steps:
+            self.send("progress", {"value": step, "max": steps, "prompt_id": self.prompt_id, "node": node_id}, True)
+            if self.previews and (step % every == 0 or step == steps):
                 self.send_preview(node_id, step, steps)
 
     def send_preview(self, node_id: str, step: int, steps: int) -> None:
         shade = int(255 * step / steps)
-        png = solid_png(8, 8, (shade // 2, shade, shade // 3))
+        jpeg = solid_jpeg(8, 8, (shade // 2, shade, shade // 3))
         metadata = {
             "node_id": node_id, "prompt_id": self.prompt_id, "display_node_id": node_id,
-            "parent_node_id": None, "real_node_id": node_id, "image_type": "image/png",
+            "parent_node_id": None, "real_node_id": node_id,
         }
-        self.ex.hub.emit_preview(png, metadata, self.client)
+        self.ex.hub.emit_preview(jpeg, metadata, self.client)
 
     def raise_if_failing(self, node_id: str, class_type: str) -> None:
         module = self.ex.object_info.get(class_type, {}).get("python_module", "nodes")

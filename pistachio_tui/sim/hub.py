@@ -14,7 +14,7 @@ from aiohttp import web
 PREVIEW_IMAGE = 1
 PREVIEW_IMAGE_WITH_METADATA = 4
 #: Image type numbers inside a PREVIEW_IMAGE frame.
-IMAGE_TYPE_PNG = 2
+IMAGE_TYPE_JPEG = 1
 
 
 @dataclass
@@ -27,12 +27,16 @@ class Client:
     feature_flags: dict[str, Any] = field(default_factory=dict)
 
 
-def encode_preview(png: bytes, metadata: dict[str, Any] | None = None) -> bytes:
-    """A binary preview frame as ComfyUI's ``encode_bytes`` lays it out (big-endian event, then payload)."""
+def encode_preview(jpeg: bytes, metadata: dict[str, Any] | None = None) -> bytes:
+    """A binary JPEG preview frame as ComfyUI's ``server.py`` lays it out (big-endian event, then payload).
+
+    Type 1 (``send_image``): image type, image. Type 4 (``send_image_with_metadata``): metadata
+    length, metadata JSON with ``image_type`` added, image.
+    """
     if metadata is None:
-        return struct.pack(">I", PREVIEW_IMAGE) + struct.pack(">I", IMAGE_TYPE_PNG) + png
-    meta = json.dumps(metadata).encode()
-    return struct.pack(">I", PREVIEW_IMAGE_WITH_METADATA) + struct.pack(">I", len(meta)) + meta + png
+        return struct.pack(">I", PREVIEW_IMAGE) + struct.pack(">I", IMAGE_TYPE_JPEG) + jpeg
+    meta = json.dumps({**metadata, "image_type": "image/jpeg"}).encode()
+    return struct.pack(">I", PREVIEW_IMAGE_WITH_METADATA) + struct.pack(">I", len(meta)) + meta + jpeg
 
 
 class Hub:
@@ -68,9 +72,9 @@ class Hub:
         """Queue ``{"type": event, "data": data}`` for one client, or all when ``sid`` is None."""
         self._outbox.put_nowait((sid, json.dumps({"type": event, "data": data})))
 
-    def emit_preview(self, png: bytes, metadata: dict[str, Any], sid: str | None = None) -> None:
+    def emit_preview(self, jpeg: bytes, metadata: dict[str, Any], sid: str | None = None) -> None:
         """Queue a preview image; clients that announced ``supports_preview_metadata`` get the metadata form."""
-        self._outbox.put_nowait((sid, (png, metadata)))
+        self._outbox.put_nowait((sid, (jpeg, metadata)))
 
     async def _drain(self) -> None:
         while True:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -22,13 +23,20 @@ _STARTUP_LINES = (
 
 
 class ServerLog:
-    """Log entries ``{"t": iso time, "m": text}``, oldest first, at most ``MAX_LOG_ENTRIES``."""
+    """Log entries ``{"t": iso time, "m": text}``, oldest first, at most ``MAX_LOG_ENTRIES``.
 
-    def __init__(self) -> None:
+    ``on_write`` gets each new entry (the server pushes them to log subscribers).
+    """
+
+    def __init__(self, on_write: Callable[[list[dict[str, str]]], None] | None = None) -> None:
         self.entries: deque[dict[str, str]] = deque(maxlen=MAX_LOG_ENTRIES)
+        self._on_write = on_write
 
     def write(self, message: str) -> None:
-        self.entries.append({"t": datetime.now().isoformat(), "m": message})
+        entry = {"t": datetime.now().isoformat(), "m": message}
+        self.entries.append(entry)
+        if self._on_write is not None:
+            self._on_write([entry])
 
     def start_up(self, url: str, custom_nodes: list[str], failed: dict[str, str]) -> None:
         """Start afresh with the lines a booting ComfyUI prints, import failures included.

@@ -1,12 +1,29 @@
-"""ComfyUI-Manager v4 emulation: pack and model installs through the Manager's task queue.
+"""ComfyUI-Manager emulation: pack and model installs through the Manager's task queue,
+in the dialect of the version it emulates.
 
-Shapes follow the recorded Manager 4.0.4 traces: tasks are queued with
-POST /v2/manager/queue/task (or /queue/install_model), run once the queue is
-started, and report ``cm-task-started`` / ``cm-task-completed`` to the client
-that queued them, then ``cm-queue-status`` ``all-done`` to everyone. An
-installed pack lands "on disk" at once (it is listed as installed) but its
-node classes only load when the server restarts (POST /v2/manager/reboot);
-a pack whose import fails logs the failure at that restart instead.
+- ``V4.0.4`` (default; the recorded traces): tasks are queued with
+  POST /v2/manager/queue/task (or /queue/install_model), run once the queue is
+  started, and report ``cm-task-started`` / ``cm-task-completed`` to the client
+  that queued them, then ``cm-queue-status`` ``all-done`` to everyone. State
+  changes (``queue/start``, ``queue/reset``, ``reboot``, ``db_mode``) are GET,
+  and ``queue/history`` of a finished task answers 400, as 4.0.4 does
+  (``comfyui_manager/glob/manager_server.py`` of the 4.0.4 package).
+- ``V4.2.1`` and later: the same queue, state changes by POST (a simple-form
+  Content-Type is refused with 400), ``/features`` announces
+  ``extension.manager.supports_csrf_post`` and ``queue/history`` works
+  (tag 4.2.1 of ComfyUI-Manager).
+- ``V3.x`` (the git-installed line): routes without ``/v2``, installs queued
+  with POST /manager/queue/install (pack fields in the body), state changes by
+  GET before 3.40 and POST from 3.40 on, results broadcast in
+  ``cm-queue-status`` ``in_progress`` (per task) and ``done`` (with
+  ``nodepack_result`` / ``model_result``), model downloads only for files in
+  its model list (``glob/manager_server.py``, tags 3.39 and HEAD).
+
+With ``security_level="strong"`` reboots answer 403 and installs are refused
+(3.x at the request, 4.x with a ``failed`` task result), as the real checks do.
+An installed pack lands "on disk" at once (it is listed as installed) but its
+node classes only load when the server restarts; a pack whose import fails
+logs the failure at that restart instead.
 """
 
 from __future__ import annotations
@@ -29,6 +46,8 @@ if TYPE_CHECKING:
 __all__ = ["ManagerEmulation", "MANAGER_VERSION"]
 
 MANAGER_VERSION = "V4.0.4"
+_SIMPLE_FORM_CONTENT_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"}
+_SECURITY_ERROR = "A security error has occurred. Please check the terminal logs"
 #: Task history kept (the Manager's own bound).
 MAX_TASK_HISTORY = 1000
 _KINDS = {"install", "uninstall", "update", "update-comfyui", "fix", "disable", "enable", "install-model"}
@@ -65,13 +84,30 @@ def _aux_id(pack: dict[str, Any]) -> str:
     return "/".join(pack["repository"].rstrip("/").split("/")[-2:])
 
 
+def _version_numbers(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.lstrip("Vv").split(".") if part.isdigit())
+
+
 class ManagerEmulation:
     """The Manager's routes and task queue, attached to a :class:`SimServer`."""
 
-    def __init__(self, server: SimServer, task_delay: float = 0.02, idle_exit: float = 0.1) -> None:
+    def __init__(self, server: SimServer, task_delay: float = 0.02, idle_exit: float = 0.1, *,
+                 version: str = MANAGER_VERSION, security_level: str = "normal") -> None:
         self.server = server
         self.task_delay = task_delay
         self.idle_exit = idle_exit
+        self.version = version
+        self.security_level = security_level
+        numbers = _version_numbers(version)
+        #: The 3.x line: routes without ``/v2`` and the 3.x queue.
+        self.legacy = numbers < (4,)
+        self.prefix = "" if self.legacy else "/v2"
+        self.state_method = "POST" if numbers >= ((3, 40) if self.legacy else (4, 2, 1)) else "GET"
+        #: File names the 3.x line may download (its model list); others are refused.
+        self.model_whitelist: set[str] = set()
+        #: 3.x results of the current run, keyed by ``ui_id``.
+        self.nodepack_result: dict[str, str] = {}
+        self.model_result: dict[str, str] = {}
         self.catalogue = catalog.node_packs()
         self.installed: dict[str, dict[str, Any]] = {}
         self.imported: dict[str, dict[str, Any]] = {}
@@ -100,18 +136,30 @@ class ManagerEmulation:
         return [pack for pack in self._installed_packs() if pack.get("import_error")]
 
     def resolve(self, params: dict[str, Any]) -> dict[str, Any] | None:
-        """The catalogue pack an install task names (registry id, ``author/repo``, or repository URL)."""
+        """The catalogue pack an install task names (registry id, ``author/repo``, or repository URL),
+        if the version asked for exists (a registry version, ``latest`` or ``nightly``)."""
         ident = str(params.get("id") or "")
         repository = params.get("repository")
+        wanted = params.get("selected_version")
         for pack in self.catalogue:
             registry = pack.get("registry", True)
             names = {pack["directory"].lower(), _aux_id(pack).lower()} | ({pack["id"]} if registry else set())
             if ident.lower() in names or _norm_url(ident) == _norm_url(pack["repository"]) or (
                     isinstance(repository, str) and _norm_url(repository) == _norm_url(pack["repository"])):
-                if params.get("selected_version") == "latest" and not registry:
+                if wanted == "latest" and not registry:
+                    return None
+                if registry and wanted not in (None, "latest", "nightly", "unknown", pack["version"]):
                     return None
                 return pack
         return None
+
+    def features(self, base: dict[str, Any]) -> dict[str, Any]:
+        """``/features`` as ComfyUI serves it with this Manager loaded (4.2.1+ adds its CSRF flag)."""
+        if self.legacy or self.state_method != "POST":
+            return base
+        extension = dict(base.get("extension") or {})
+        extension["manager"] = {**extension.get("manager", {}), "supports_csrf_post": True}
+        return {**base, "extension": extension}
 
     def mappings(self) -> dict[str, Any]:
         """GET /v2/customnode/getmappings: registry packs keyed by id, others by repository URL."""
@@ -129,6 +177,8 @@ class ManagerEmulation:
         self.pending.clear()
         self.running = None
         self.history.clear()
+        self.nodepack_result.clear()
+        self.model_result.clear()
         self.batch_id = None
         self.imported = dict(self.installed)
 
@@ -176,10 +226,14 @@ class ManagerEmulation:
                 continue
             task = self.pending.pop(0)
             self.running = task
-            hub.emit("cm-task-started", {
-                "ui_id": task["ui_id"], "kind": task["kind"], "timestamp": _now(), "state": self.state(),
-            }, task["client_id"])
+            if not self.legacy:
+                hub.emit("cm-task-started", {
+                    "ui_id": task["ui_id"], "kind": task["kind"], "timestamp": _now(), "state": self.state(),
+                }, task["client_id"])
             result = await self._perform(task)
+            if self.legacy:
+                self._legacy_done(task, result)
+                continue
             status_str = result if result in ("success", "skip") else "error"
             status = {"status_str": status_str, "completed": True, "messages": [] if status_str != "error" else [result]}
             now = _now()
@@ -196,7 +250,25 @@ class ManagerEmulation:
             }, task["client_id"])
         self.batch_id = None
         self.server.log.write("\nAfter restarting ComfyUI, please refresh the browser.\n")
-        hub.emit("cm-queue-status", {"status": "all-done"})
+        if self.legacy:
+            done = len(self.nodepack_result) + len(self.model_result)
+            hub.emit("cm-queue-status", {"status": "done", "nodepack_result": dict(self.nodepack_result),
+                                         "model_result": dict(self.model_result),
+                                         "total_count": done, "done_count": done})
+        else:
+            hub.emit("cm-queue-status", {"status": "all-done"})
+
+    def _legacy_done(self, task: dict[str, Any], result: str) -> None:
+        """3.x: the result is kept for the ``done`` message, and every client hears progress."""
+        results = self.model_result if task["kind"] == "install-model" else self.nodepack_result
+        done = len(self.nodepack_result) + len(self.model_result)
+        results[task["ui_id"]] = result
+        self.running = None
+        self.server.hub.emit("cm-queue-status", {
+            "status": "in_progress", "target": task["ui_id"],
+            "ui_target": "model_manager" if task["kind"] == "install-model" else "nodepack_manager",
+            "total_count": done + 1 + len(self.pending), "done_count": done,
+        })
 
     async def _perform(self, task: dict[str, Any]) -> str:
         await asyncio.sleep(self.task_delay)
@@ -214,6 +286,8 @@ class ManagerEmulation:
         return "success"
 
     def _install(self, params: dict[str, Any]) -> str:
+        if not self.legacy and self.security_level == "strong":
+            return "failed"
         pack = self.resolve(params)
         if pack is None:
             return f"Cannot resolve install target: '{params.get('id')}@{params.get('selected_version')}'"
@@ -278,31 +352,58 @@ class ManagerEmulation:
 
     def add_routes(self, app: web.Application,
                    route: Callable[[web.Application, str, str, Any], None]) -> None:
-        for method, path, handler in (
-            ("GET", "/v2/manager/version", self._version),
-            ("GET", "/v2/manager/db_mode", self._db_mode),
-            ("POST", "/v2/manager/db_mode", self._ok),
-            ("GET", "/v2/manager/is_legacy_manager_ui", self._legacy_ui),
-            ("GET", "/v2/customnode/installed", self._installed),
-            ("GET", "/v2/customnode/getmappings", self._getmappings),
-            ("POST", "/v2/customnode/import_fail_info", self._import_fail_info),
-            ("GET", "/v2/snapshot/getlist", self._snapshots),
-            ("GET", "/v2/manager/queue/status", self._queue_status),
-            ("GET", "/v2/manager/queue/history", self._queue_history),
-            ("POST", "/v2/manager/queue/task", self._queue_task),
-            ("POST", "/v2/manager/queue/install_model", self._queue_install_model),
-            ("GET", "/v2/manager/queue/start", self._queue_start),
-            ("POST", "/v2/manager/queue/start", self._queue_start),
-            ("POST", "/v2/manager/queue/reset", self._queue_reset),
-            ("POST", "/v2/manager/reboot", self._reboot),
-        ):
-            route(app, method, path, handler)
+        change = self.state_method
+        routes: list[tuple[str, str, Any]] = [
+            ("GET", "/manager/version", self._version),
+            ("GET", "/manager/db_mode", self._db_mode),
+            ("GET", "/customnode/installed", self._installed),
+            ("GET", "/customnode/getmappings", self._getmappings),
+            ("POST", "/customnode/import_fail_info", self._import_fail_info),
+            ("GET", "/snapshot/getlist", self._snapshots),
+            ("GET", "/manager/queue/status", self._queue_status),
+            ("POST", "/manager/queue/install_model", self._queue_install_model),
+            (change, "/manager/queue/start", self._queue_start),
+            (change, "/manager/queue/reset", self._queue_reset),
+            (change, "/manager/reboot", self._reboot),
+        ]
+        if self.legacy:
+            routes.append(("POST", "/manager/queue/install", self._queue_legacy_install))
+        else:
+            routes += [
+                ("GET", "/manager/is_legacy_manager_ui", self._legacy_ui),
+                ("GET", "/manager/queue/history", self._queue_history),
+                ("POST", "/manager/queue/task", self._queue_task),
+            ]
+            if change == "POST":
+                routes.append(("POST", "/manager/db_mode", self._ok))
+        if change == "POST":
+            # A real ComfyUI serves its web folder for every other GET, so a GET to a
+            # POST-only route finds no file: 404, where a POST to a GET route gets 405.
+            routes += [("GET", path, self._not_found) for method, path, _ in routes if method == change]
+        for method, path, handler in routes:
+            route(app, method, self.prefix + path, self._gated(handler) if method == change else handler)
+
+    async def _not_found(self, request: web.Request) -> web.Response:
+        return web.Response(status=404, text="404: Not Found")
+
+    def _gated(self, handler: Any) -> Any:
+        """POST state changes of 3.40+ / 4.2.1+ refuse the Content-Types a cross-site form can send."""
+        if self.state_method != "POST":
+            return handler
+
+        async def gated(request: web.Request) -> web.StreamResponse:
+            if request.content_type in _SIMPLE_FORM_CONTENT_TYPES:
+                return web.Response(
+                    status=400, text="Invalid Content-Type for this endpoint. Use application/json or omit body.")
+            return await handler(request)
+
+        return gated
 
     async def _ok(self, request: web.Request) -> web.Response:
         return web.Response(status=200)
 
     async def _version(self, request: web.Request) -> web.Response:
-        return web.Response(text=MANAGER_VERSION)
+        return web.Response(text=self.version)
 
     async def _db_mode(self, request: web.Request) -> web.Response:
         return web.Response(text="cache")
@@ -344,6 +445,13 @@ class ManagerEmulation:
         return web.json_response({"items": []})
 
     async def _queue_status(self, request: web.Request) -> web.Response:
+        if self.legacy:
+            finished = len(self.nodepack_result) + len(self.model_result)
+            busy = 1 if self.running is not None else 0
+            return web.json_response({
+                "total_count": finished + busy + len(self.pending), "done_count": finished,
+                "in_progress_count": busy,
+                "is_processing": self._worker is not None and not self._worker.done()})
         client_id = request.query.get("client_id")
         running = [self.running] if self.running is not None else []
         pending = self.pending
@@ -368,6 +476,9 @@ class ManagerEmulation:
         ui_id = request.query.get("ui_id")
         client_id = request.query.get("client_id")
         if ui_id:
+            if ui_id in self.history and self.state_method == "GET":
+                # 4.0.x hands aiohttp a pydantic record it cannot serialise, and answers 400.
+                return web.Response(status=400)
             return web.json_response({"history": self.history.get(ui_id, {})})
         history = {k: v for k, v in self.history.items() if not client_id or v["client_id"] == client_id}
         return web.json_response({"history": history})
@@ -399,11 +510,35 @@ class ManagerEmulation:
             return "params: Field required"
         return None
 
+    async def _queue_legacy_install(self, request: web.Request) -> web.Response:
+        """3.x ``queue/install``: pack fields in the body; an ``unknown`` version installs from ``files``."""
+        if self.security_level == "strong":
+            return web.Response(status=403, text=_SECURITY_ERROR)
+        try:
+            data = await request.json()
+            version, channel, mode = data["version"], data["channel"], data["mode"]
+        except (ValueError, KeyError, TypeError):
+            return web.Response(status=500, text="500 Internal Server Error\n\nServer got itself in trouble")
+        selected = data.get("selected_version") or "latest"
+        if version == "unknown":
+            files = data.get("files") or []
+            params = {"id": str(files[0]).rstrip("/").rsplit("/", 1)[-1] if files else "",
+                      "repository": files[0] if files else None, "selected_version": "unknown"}
+        elif selected == "unknown":
+            return web.Response(status=400, text="Invalid installation request")
+        else:
+            params = {"id": data.get("id"), "selected_version": selected, "repository": data.get("repository")}
+        params.update({"channel": channel, "mode": mode})
+        self.put({"ui_id": data.get("ui_id"), "client_id": "", "kind": "install", "params": params})
+        return web.Response(status=200)
+
     async def _queue_install_model(self, request: web.Request) -> web.Response:
         try:
             data = await request.json()
         except ValueError:
             return web.Response(status=500, text="Internal server error")
+        if self.legacy:
+            return self._legacy_install_model(data)
         if not isinstance(data, dict):
             return web.Response(status=400, text="Invalid model data: body must be an object")
         for name in ("client_id", "ui_id"):
@@ -416,7 +551,19 @@ class ManagerEmulation:
         self.put({"ui_id": data["ui_id"], "client_id": data["client_id"], "kind": "install-model", "params": params})
         return web.Response(status=200)
 
+    def _legacy_install_model(self, data: Any) -> web.Response:
+        if self.security_level == "strong":
+            return web.Response(status=403, text=_SECURITY_ERROR)
+        if not isinstance(data, dict) or data.get("filename") not in self.model_whitelist:
+            return web.Response(status=400, text="Invalid model install request is detected")
+        params = {key: data.get(key, default) for key, default in _MODEL_PARAM_DEFAULTS.items()}
+        self.put({"ui_id": data.get("ui_id"), "client_id": "", "kind": "install-model", "params": params})
+        return web.Response(status=200)
+
     async def _queue_start(self, request: web.Request) -> web.Response:
+        if self.legacy and (self._worker is None or self._worker.done()):
+            self.nodepack_result.clear()
+            self.model_result.clear()
         return web.Response(status=200 if self.start_worker() else 201)
 
     async def _queue_reset(self, request: web.Request) -> web.Response:
@@ -424,6 +571,10 @@ class ManagerEmulation:
         return web.Response(status=200)
 
     async def _reboot(self, request: web.Request) -> web.Response:
+        if self.security_level == "strong":
+            if self.legacy:
+                return web.json_response({"error": "security_level"}, status=403)
+            return web.Response(status=403)
         self.server.log.write("\nRestarting... [Legacy Mode]\n\n")
         self._reboot_task = asyncio.create_task(self._reboot_soon())
         return web.Response(status=200)

@@ -1,7 +1,8 @@
-"""Tiny PNG writer for the simulator's outputs and previews (no imaging library needed)."""
+"""Images for the simulator: a tiny PNG writer for outputs, Pillow for JPEG previews and re-encoding."""
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 
@@ -28,3 +29,23 @@ def colour_of(value: int) -> tuple[int, int, int]:
     """ComfyUI's packed 0xRRGGBB colour integer as an RGB triple."""
     value = int(value) & 0xFFFFFF
     return (value >> 16) & 0xFF, (value >> 8) & 0xFF, value & 0xFF
+
+
+def solid_jpeg(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A JPEG of one colour, as a real server's latent previews are (quality 95)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (max(1, width), max(1, height)), rgb).save(buffer, format="JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def reencode(data: bytes, image_format: str, quality: int, rgb_only: bool) -> bytes:
+    """``/view?preview=<format>;<quality>``: the image re-encoded, as ComfyUI's ``view_image`` does."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    with Image.open(io.BytesIO(data)) as image:
+        converted = image.convert("RGB") if image_format == "jpeg" or rgb_only else image
+        converted.save(buffer, format=image_format, quality=quality)
+    return buffer.getvalue()

@@ -3,21 +3,25 @@
 It answers the REST routes and the websocket the way the recorded real
 server does (see ``tests/fixtures/comfyui-0.8.0``), runs prompts without a
 GPU (see ``executor``), validates them with the real rules (see
-``validate``) and, with ``manager=True``, emulates ComfyUI-Manager v4's queue
-API (see ``manager``). Every route is also served under ``/api``, as the real
-server does.
+``validate``) and, with ``manager=True`` (or a Manager version such as
+``"V3.39"``), emulates ComfyUI-Manager's queue API (see ``manager``). Every
+route is also served under ``/api``, as the real server does; ``/api/jobs``
+only there (see ``jobs``). Its origin check, log subscription and
+``/view?preview=`` follow 0.8.0's ``server.py`` and ``api_server/routes/internal``.
+``newer=True`` answers as servers after 0.8.0 do where they differ: the
+``missing_node_type`` validation error and ``POST /api/jobs/{id}/cancel``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import io
 import json
 import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -25,7 +29,9 @@ from pistachio_tui.sim import catalog
 from pistachio_tui.sim.executor import Execution, Executor, now_ms
 from pistachio_tui.sim.files import FileStore, content_type
 from pistachio_tui.sim.hub import Client, Hub
+from pistachio_tui.sim.jobs import BadJobsQuery, list_jobs, one_job
 from pistachio_tui.sim.logs import ServerLog
+from pistachio_tui.sim.png import reencode
 from pistachio_tui.sim.prompt_queue import PromptQueue
 from pistachio_tui.sim.validate import check_prompt
 
@@ -59,15 +65,19 @@ class SimServer:
     ``object_info`` replaces the recorded node definitions; ``models`` maps a
     model folder to file names (defaults to a few plausible files);
     ``models_dir`` adds the files really present in ``models_dir/<folder>/``,
-    read live; ``manager`` turns on the ComfyUI-Manager v4 emulation, whose
-    reboot keeps the server down for ``reboot_downtime`` seconds.
+    read live; ``manager`` turns on the ComfyUI-Manager emulation (True: 4.0.4,
+    or the version to emulate), whose reboot keeps the server down for
+    ``reboot_downtime`` seconds.
     """
 
     def __init__(self, *, step_delay: float = 0.02, object_info: dict[str, Any] | None = None,
-                 models: dict[str, list[str]] | None = None, manager: bool = False,
+                 models: dict[str, list[str]] | None = None, manager: bool | str = False,
                  models_dir: Path | None = None, reboot_downtime: float = 0.2,
-                 preview_every: int = 5) -> None:
-        self.knobs = Execution(step_delay=step_delay, preview_every=preview_every)
+                 preview_every: int = 5, preview_method: str = "none", newer: bool = False,
+                 node_delay: float = 0.0) -> None:
+        self.knobs = Execution(step_delay=step_delay, preview_every=preview_every, preview_method=preview_method,
+                               node_delay=node_delay)
+        self.newer = newer
         self.models_dir = Path(models_dir) if models_dir is not None else None
         self.reboot_downtime = reboot_downtime
         self._recorded = _json_copy(object_info) if object_info is not None else catalog.recorded_object_info()
@@ -76,7 +86,9 @@ class SimServer:
         }
         self.hub = Hub()
         self.files = FileStore()
-        self.log = ServerLog()
+        self.log = ServerLog(self._send_logs)
+        #: Client ids that asked for the console (``PATCH /internal/logs/subscribe``).
+        self.log_subscribers: set[str] = set()
         self.queue = PromptQueue(self._queue_changed)
         self.node_defs: dict[str, Any] = _json_copy(self._recorded)
         self.executor = Executor(self.queue, self.hub, self.files, self.log, self.node_defs, self.knobs)
@@ -98,7 +110,7 @@ class SimServer:
         if manager:
             from pistachio_tui.sim.manager import ManagerEmulation
 
-            self.manager = ManagerEmulation(self)
+            self.manager = ManagerEmulation(self) if manager is True else ManagerEmulation(self, version=str(manager))
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -114,6 +126,8 @@ class SimServer:
         self._add_routes(app)
         if self.manager is not None:
             self.manager.add_routes(app, self._route)
+        # Last: the real server's static files at "/" take GET and HEAD of any other path.
+        app.router.add_route("*", "/{tail:.*}", self._static_fallback)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, host, port, reuse_address=True)
@@ -168,6 +182,7 @@ class SimServer:
         await self.executor.stop()
         self.queue.reset()
         self.executor.cache.clear()
+        self.log_subscribers.clear()
         if self.manager is not None:
             self.manager.on_restart()
         self._reload_node_defs()
@@ -296,13 +311,43 @@ class SimServer:
                 await asyncio.wait_for(self._stall_over.wait(), wait)
             except asyncio.TimeoutError:
                 pass
+        if self._refused_origin(request):
+            return web.Response(status=403)
         if self._fail_times > 0:
             self._fail_times -= 1
+            if self._fail_status in (401, 403):
+                # What an auth proxy in front of ComfyUI answers: its own page, its own name.
+                return web.Response(status=self._fail_status, content_type="text/html",
+                                    text=f"<html><body><h1>{self._fail_status} Authorization Required</h1>"
+                                         "</body></html>", headers={"Server": "nginx"})
             return web.Response(status=self._fail_status, text=f"{self._fail_status}: simulated failure")
         if self._garbage:
             self._garbage = False
             return web.Response(status=200, body=b'{"queue_running": [[1, "', content_type="application/json")
         return await handler(request)
+
+    @staticmethod
+    def _refused_origin(request: web.Request) -> bool:
+        """ComfyUI's origin check on a loopback host: an ``Origin`` naming another host is refused."""
+        origin = request.headers.get("Origin")
+        host = request.host
+        if not origin or not host:
+            return False
+        host_name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if host_name not in ("127.0.0.1", "localhost", "::1", "[::1]"):
+            return False
+        parsed = urlsplit(origin)
+        origin_domain = parsed.netloc.lower() if parsed.port is not None else (parsed.hostname or "")
+        host_domain = host.lower() if parsed.port is not None else host_name.lower()
+        return bool(origin_domain) and origin_domain != host_domain
+
+    def _send_logs(self, entries: list[dict[str, str]]) -> None:
+        for client_id in list(self.log_subscribers):
+            if client_id not in self.hub.clients:
+                # As the real terminal service does: a closed socket ends the subscription.
+                self.log_subscribers.discard(client_id)
+                continue
+            self.hub.emit("logs", {"entries": entries, "size": None}, client_id)
 
     @staticmethod
     def _route(app: web.Application, method: str, path: str, handler: Handler) -> None:
@@ -334,11 +379,17 @@ class SimServer:
             (post, "/upload/image", self._upload_image),
             (get, "/internal/logs/raw", self._logs_raw),
             (get, "/internal/logs", self._logs),
+            ("PATCH", "/internal/logs/subscribe", self._logs_subscribe),
+            (get, "/internal/folder_paths", self._folder_paths),
             (get, "/userdata", self._list_userdata),
             (get, "/userdata/{file}", self._get_userdata),
             (post, "/userdata/{file}", self._post_userdata),
         ):
             self._route(app, method, path, handler)
+        app.router.add_route(get, "/api/jobs", self._jobs)
+        app.router.add_route(get, "/api/jobs/{prompt_id}", self._job)
+        if self.newer:
+            app.router.add_route(post, "/api/jobs/{prompt_id}/cancel", self._cancel_job)
 
     # ----------------------------------------------------------------- websocket
 
@@ -405,7 +456,13 @@ class SimServer:
         return web.json_response(catalog.frontend_extensions())
 
     async def _features(self, request: web.Request) -> web.Response:
-        return web.json_response(_FEATURES)
+        return web.json_response(self.manager.features(_FEATURES) if self.manager is not None else _FEATURES)
+
+    async def _folder_paths(self, request: web.Request) -> web.Response:
+        # internal_routes.get_folder_paths: each folder's paths (models/<name>, as on a default install).
+        root = str(self.models_dir) if self.models_dir is not None else "/workspace/ComfyUI/models"
+        folders = list(catalog.MODEL_FOLDERS) + [f for f in self.models() if f not in catalog.MODEL_FOLDERS]
+        return web.json_response({folder: [f"{root}/{folder}"] for folder in folders})
 
     async def _get_queue(self, request: web.Request) -> web.Response:
         running = [self.queue.running.as_list()] if self.queue.running is not None else []
@@ -443,26 +500,61 @@ class SimServer:
         if data is None:
             return web.Response(status=404)
         if "preview" in request.query:
-            return self._view_preview(request, filename, data)
+            return self._preview_of(data, filename, request)
         return web.Response(body=data, content_type=content_type(filename),
                             headers={"Content-Disposition": f'filename="{filename}"'})
 
     @staticmethod
-    def _view_preview(request: web.Request, filename: str, data: bytes) -> web.Response:
-        """``preview=webp;50`` as ComfyUI's server.py view_image answers it: the image re-encoded in
-        webp (or jpeg) at the given quality (90 without one); webp whenever an alpha channel is asked."""
-        from PIL import Image
-
-        fmt, *rest = request.query["preview"].split(";")
-        if fmt not in ("webp", "jpeg") or "a" in request.query.get("channel", ""):
-            fmt = "webp"
-        quality = int(rest[-1]) if rest and rest[-1].isdigit() else 90
-        buffer = io.BytesIO()
-        with Image.open(io.BytesIO(data)) as image:
-            picture = image.convert("RGB") if fmt == "jpeg" or request.query.get("channel") == "rgb" else image
-            picture.save(buffer, format=fmt, quality=quality)
-        return web.Response(body=buffer.getvalue(), content_type=f"image/{fmt}",
+    def _preview_of(data: bytes, filename: str, request: web.Request) -> web.Response:
+        info = request.query["preview"].split(";")
+        channel = request.query.get("channel", "")
+        image_format = info[0] if info[0] in ("webp", "jpeg") and "a" not in channel else "webp"
+        quality = int(info[-1]) if info[-1].isdigit() else 90
+        body = reencode(data, image_format, quality, rgb_only=channel == "rgb")
+        return web.Response(body=body, content_type=f"image/{image_format}",
                             headers={"Content-Disposition": f'filename="{filename}"'})
+
+    @staticmethod
+    async def _static_fallback(request: web.Request) -> web.Response:
+        if request.method in ("GET", "HEAD"):
+            return web.Response(status=404, text="404: Not Found")
+        return web.Response(status=405, text="405: Method Not Allowed", headers={"Allow": "GET,HEAD"})
+
+    async def _jobs(self, request: web.Request) -> web.Response:
+        running = [self.queue.running] if self.queue.running is not None else []
+        try:
+            body = list_jobs(dict(request.query), running, self.queue.pending, dict(self.queue.history))
+        except BadJobsQuery as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response(body)
+
+    async def _job(self, request: web.Request) -> web.Response:
+        running = [self.queue.running] if self.queue.running is not None else []
+        job = one_job(request.match_info["prompt_id"], running, self.queue.pending, dict(self.queue.history))
+        if job is None:
+            return web.json_response({"error": "Job not found"}, status=404)
+        return web.json_response(job)
+
+    async def _cancel_job(self, request: web.Request) -> web.Response:
+        prompt_id = request.match_info["prompt_id"]
+        running = self.queue.running
+        if running is not None and running.prompt_id == prompt_id:
+            self.executor.interrupt()
+        elif not self.queue.delete(prompt_id):
+            return web.json_response({"error": "Job not found"}, status=404)
+        return web.json_response({"id": prompt_id, "cancelled": True})
+
+    async def _logs_subscribe(self, request: web.Request) -> web.Response:
+        try:
+            data = await request.json()
+            client_id, enabled = data["clientId"], data["enabled"]
+        except (ValueError, KeyError, TypeError):
+            return web.Response(status=500, text=_SERVER_TROUBLE)
+        if enabled:
+            self.log_subscribers.add(str(client_id))
+        else:
+            self.log_subscribers.discard(str(client_id))
+        return web.Response(status=200)
 
     async def _logs_raw(self, request: web.Request) -> web.Response:
         return web.json_response(self.log.body())
@@ -523,7 +615,7 @@ class SimServer:
         prompt_id = str(json_data.get("prompt_id") or uuid.uuid4())
         try:
             outcome = check_prompt(json_data["prompt"], self.object_info(), self.models(),
-                                   json_data.get("partial_execution_targets"))
+                                   json_data.get("partial_execution_targets"), newer=self.newer)
         except (ValueError, TypeError):
             return web.Response(status=500, text=_SERVER_TROUBLE)
         if outcome.status != 200:

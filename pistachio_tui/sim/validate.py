@@ -337,11 +337,28 @@ def _invalid_prompt(message: str, node_id: str) -> ValidationOutcome:
     return ValidationOutcome(400, {"error": error, "node_errors": {}})
 
 
+def _missing_node_type(node_id: str, node: dict[str, Any]) -> ValidationOutcome:
+    """Newer ComfyUI (after 0.8.0): the class in ``extra_info``, the message naming the node's title."""
+    class_type = node.get("class_type")
+    title = (node.get("_meta") or {}).get("title")
+    if class_type is None:
+        message = (f"Node '{title or f'ID #{node_id}'}' has no class_type. The workflow may be corrupted "
+                   "or a custom node is missing.")
+    else:
+        title = title or class_type
+        message = f"Node '{title}' not found. The custom node may not be installed."
+    error = {"type": "missing_node_type", "message": message, "details": f"Node ID '#{node_id}'",
+             "extra_info": {"node_id": node_id, "class_type": class_type, "node_title": title}}
+    return ValidationOutcome(400, {"error": error, "node_errors": {}})
+
+
 def check_prompt(prompt: dict[str, Any], object_info: dict[str, Any],
                  models: dict[str, list[str]] | None = None,
-                 partial_execution_targets: list[str] | None = None) -> ValidationOutcome:
+                 partial_execution_targets: list[str] | None = None,
+                 newer: bool = False) -> ValidationOutcome:
     """Validate an API-format prompt; the outcome carries the converted prompt to queue.
 
+    ``newer`` reports a missing node class the way servers after 0.8.0 do (``missing_node_type``).
     Raises ``ValueError`` when ``prompt`` is not a JSON object (the real server
     answers that with a bare 500).
     """
@@ -350,6 +367,9 @@ def check_prompt(prompt: dict[str, Any], object_info: dict[str, Any],
     prompt = copy.deepcopy(prompt)
     outputs: list[str] = []
     for node_id, node in prompt.items():
+        if newer and ("class_type" not in node or (isinstance(node["class_type"], str)
+                                                   and node["class_type"] not in object_info)):
+            return _missing_node_type(node_id, node)
         if "class_type" not in node:
             return _invalid_prompt("Cannot execute because a node is missing the class_type property.", node_id)
         class_type = node["class_type"]

@@ -59,7 +59,10 @@ def check_safetensors(path: Path) -> int:
         if name == "__metadata__":
             continue
         offsets = info.get("data_offsets") if isinstance(info, dict) else None
-        if not (isinstance(offsets, list) and len(offsets) == 2 and offsets[1] <= data_size):
+        if not (isinstance(offsets, list) and len(offsets) == 2
+                and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
+            raise SafetensorsProblem(f"{path.name}: tensor {name!r} has no integer data_offsets (corrupt header)")
+        if not 0 <= offsets[0] <= offsets[1] <= data_size:
             raise SafetensorsProblem(f"{path.name}: tensor {name!r} lies beyond the end of the file (truncated)")
     return size
 

@@ -17,9 +17,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
 from pistachio_tui.training.errors import DatasetProblem
+from pistachio_tui.training.media import MediaUnreadable, image_size, video_info
 
 __all__ = ["MediaItem", "DatasetReport", "inspect_dataset", "caption_with_trigger",
            "split_names", "PreparedDataset", "build_dataset", "PREP_METADATA",
@@ -35,11 +34,17 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".webm", ".mov", ".mkv"})
 @dataclass(frozen=True)
 class MediaItem:
     path: Path
-    #: Pixel size from the file header; None for videos or unreadable images.
+    #: Pixel size from the file header; None when unreadable.
     size: tuple[int, int] | None
     #: Caption text; None when the ``.txt`` file is missing.
     caption: str | None
     problem: str | None = None
+    #: A video's length in seconds (None for images, or when it could not be read).
+    seconds: float | None = None
+
+    @property
+    def is_video(self) -> bool:
+        return self.path.suffix.lower() in VIDEO_SUFFIXES
 
 
 @dataclass
@@ -92,13 +97,20 @@ def _read_caption(media: Path) -> str | None:
         return ""
 
 
-def _image_size(path: Path) -> tuple[tuple[int, int] | None, str | None]:
-    """Header-only read: Pillow parses the size without decoding pixels."""
+def _media_item(path: Path) -> MediaItem:
+    """Header-only reads: sizes (and video lengths) without decoding pixels."""
+    caption = _read_caption(path)
     try:
-        with Image.open(path) as img:
-            return img.size, None
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        return None, f"not a readable image ({exc.__class__.__name__})"
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            return MediaItem(path, image_size(path), caption)
+        info = video_info(path)
+        return MediaItem(path, (info.width, info.height), caption, seconds=info.seconds)
+    except MediaUnreadable as exc:
+        problem = str(exc)
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        # The trainer may still read it; only its bucket cannot be worked out here.
+        return MediaItem(path, None, caption, problem=None, seconds=None)
+    return MediaItem(path, None, caption, problem)
 
 
 def inspect_dataset(folder: Path) -> DatasetReport:
@@ -110,12 +122,11 @@ def inspect_dataset(folder: Path) -> DatasetReport:
         suffix = path.suffix.lower()
         if not path.is_file() or suffix not in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
             continue
-        size, problem = _image_size(path) if suffix in IMAGE_SUFFIXES else (None, None)
-        items.append(MediaItem(path, size, _read_caption(path), problem))
+        items.append(_media_item(path))
     report = DatasetReport(folder, items)
     if not items:
         raise DatasetProblem(f"{folder} holds no images or videos ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    small = [i.path.name for i in items if i.size and min(i.size) < 256]
+    small = [i.path.name for i in items if i.size and min(i.size) < 256 and not i.is_video]
     if small:
         report.warnings.append(f"{len(small)} images are smaller than 256 px on a side (e.g. {small[0]})")
     if len(items) < 5:
@@ -159,19 +170,21 @@ class PreparedDataset:
 
 
 def build_dataset(source: Path, out: Path, trigger: str, *, eval_fraction: float = 0.2,
-                  seed: str = "pistachio", link: bool = True) -> PreparedDataset:
+                  seed: str = "pistachio", link: bool = True,
+                  report: DatasetReport | None = None) -> PreparedDataset:
     """Write ``out/train`` and ``out/eval``: media (hardlinked, else copied) with captions
     that start with ``trigger``. Items whose caption is missing get the trigger alone,
     so none is skipped by the trainer. The source folder is never modified.
     """
     if not trigger.strip():
         raise DatasetProblem("the trigger word is empty — pass a short, unusual token such as 'pstch'")
-    report = inspect_dataset(source)
+    report = report or inspect_dataset(source)
     usable = {i.path.name: i for i in report.items if not i.problem}
     train, held = split_names(list(usable), eval_fraction, seed)
     train_dir, eval_dir = out / "train", out / "eval"
     for folder, names in ((train_dir, train), (eval_dir, held)):
         folder.mkdir(parents=True, exist_ok=True)
+        _remove_stale(folder, set(names))
         for name in names:
             item = usable[name]
             _place(item.path, folder / name, link)
@@ -180,6 +193,23 @@ def build_dataset(source: Path, out: Path, trigger: str, *, eval_fraction: float
         (folder / PREP_METADATA).write_text(json.dumps(
             {"trigger": trigger, "source": str(source), "split": folder.name, "items": len(names)}, indent=1))
     return PreparedDataset(out, train_dir, eval_dir, train, held, trigger, report)
+
+
+def _remove_stale(folder: Path, names: set[str]) -> None:
+    """A re-run into the same folder must not leave files of an earlier split or an image the
+    user has since deleted: the trainer reads every file in the folder. Only media and
+    captions are touched; the trainer's ``cache/`` stays (it checks its own fingerprints)."""
+    stems = {Path(n).stem for n in names}
+    if any(folder.iterdir()) and not (folder / PREP_METADATA).exists():
+        raise DatasetProblem(f"{folder} already holds files not written by prepare — choose another output folder")
+    for entry in folder.iterdir():
+        if not entry.is_file():
+            continue
+        suffix = entry.suffix.lower()
+        stale_media = suffix in IMAGE_SUFFIXES | VIDEO_SUFFIXES and entry.name not in names
+        stale_caption = suffix == ".txt" and entry.stem not in stems
+        if stale_media or stale_caption:
+            entry.unlink()
 
 
 def _place(src: Path, dst: Path, link: bool) -> None:

@@ -211,9 +211,9 @@ class LineParser:
         if line.startswith("Traceback (most recent call last)"):
             if len(self._tracebacks) >= _MAX_OPEN_TRACEBACKS:
                 self._tracebacks.pop(next(iter(self._tracebacks)))
-            tb = _OpenTraceback(line_no)
-            tb.lines.append(line)
-            self._tracebacks[rank] = tb
+            opened = _OpenTraceback(line_no)
+            opened.lines.append(line)
+            self._tracebacks[rank] = opened
             return None
         tb = self._tracebacks.get(rank)
         if tb is None:

@@ -1,6 +1,9 @@
 """GPU × model presets for DiffusionPipe LoRA runs, each setting with its reason.
 
-The table is data (:data:`PRESET_TABLE`); :func:`get_preset` pairs each value
+Cards people rent fall into memory classes — 24 GB (RTX 3090, 4090), 32 GB
+(5090), 48 GB (A6000, A40, L40S), 80 GB (A100, H100), 141 GB (H200) — and
+each class has its settings per model. The table is data
+(:data:`PRESET_TABLE`); :func:`get_preset` pairs each value
 with a sentence a person can read in the Training screen or the CLI, so a
 user who changes a setting knows what it was protecting against.
 """
@@ -10,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["GpuPreset", "ModelFamily", "Choice", "TrainingPreset", "GPUS", "MODELS",
-           "PRESET_TABLE", "get_preset"]
+__all__ = ["GpuPreset", "ModelFamily", "Choice", "TrainingPreset", "GPUS", "MODELS", "MEMORY_CLASSES",
+           "PRESET_TABLE", "get_preset", "gpu_from_nvml", "detect_gpu"]
 
 
 @dataclass(frozen=True)
@@ -19,8 +22,17 @@ class GpuPreset:
     key: str
     name: str
     vram_gb: int
-    #: RTX 4000-series cards need NCCL's P2P and InfiniBand paths disabled.
+    #: RTX 4000/5000-series cards have no peer-to-peer path: NCCL's P2P and InfiniBand must be off.
     needs_nccl_workaround: bool
+    #: Rough training speed relative to an H100 (for duration estimates only).
+    speed: float = 1.0
+    #: What RunPod's GPU list calls the card, to look its price up.
+    runpod_name: str = ""
+
+    @property
+    def memory_class(self) -> int:
+        """The preset row this card uses: the largest class that fits in its memory."""
+        return max((c for c in MEMORY_CLASSES if c <= self.vram_gb), default=MEMORY_CLASSES[0])
 
 
 @dataclass(frozen=True)
@@ -36,46 +48,98 @@ class ModelFamily:
     supports_float8: bool
     video: bool
     extra_model_keys: dict[str, Any]
+    #: Upstream ``pixels_round_to_multiple`` and ``framerate`` of the model's pipeline.
+    round_to: int = 16
+    framerate: float | None = None
+    #: Rough seconds to train on one 1-megapixel image on an H100 (duration estimates only).
+    seconds_per_megapixel: float = 1.0
 
+
+#: Memory sizes people rent, in GB; each has its own settings per model.
+MEMORY_CLASSES = (24, 32, 48, 80, 141)
 
 GPUS: dict[str, GpuPreset] = {
-    "h200": GpuPreset("h200", "NVIDIA H200 141 GB", 141, False),
-    "a100": GpuPreset("a100", "NVIDIA A100 80 GB", 80, False),
-    "4090": GpuPreset("4090", "NVIDIA RTX 4090 24 GB", 24, True),
+    "3090": GpuPreset("3090", "NVIDIA RTX 3090 24 GB", 24, False, 0.3, "RTX 3090"),
+    "4090": GpuPreset("4090", "NVIDIA RTX 4090 24 GB", 24, True, 0.5, "RTX 4090"),
+    "5090": GpuPreset("5090", "NVIDIA RTX 5090 32 GB", 32, True, 0.65, "RTX 5090"),
+    "a6000": GpuPreset("a6000", "NVIDIA RTX A6000 48 GB", 48, False, 0.4, "RTX A6000"),
+    "a40": GpuPreset("a40", "NVIDIA A40 48 GB", 48, False, 0.38, "A40"),
+    "l40s": GpuPreset("l40s", "NVIDIA L40S 48 GB", 48, False, 0.55, "L40S"),
+    "a100": GpuPreset("a100", "NVIDIA A100 80 GB", 80, False, 0.6, "A100 80GB"),
+    "h100": GpuPreset("h100", "NVIDIA H100 80 GB", 80, False, 1.0, "H100 80GB"),
+    "h200": GpuPreset("h200", "NVIDIA H200 141 GB", 141, False, 1.15, "H200"),
 }
 
 MODELS: dict[str, ModelFamily] = {
     "wan14b": ModelFamily("wan14b", "Wan 2.1 T2V 14B", "wan", "ckpt_path", "Wan2.1-T2V-14B",
-                          True, True, True, {"timestep_sample_method": "logit_normal"}),
+                          True, True, True, {"timestep_sample_method": "logit_normal"},
+                          round_to=16, framerate=16, seconds_per_megapixel=1.6),
     "flux": ModelFamily("flux", "Flux.1 dev", "flux", "diffusers_path", "FLUX.1-dev",
-                        True, True, False, {"flux_shift": True}),
+                        True, True, False, {"flux_shift": True}, seconds_per_megapixel=0.9),
     "sdxl": ModelFamily("sdxl", "SDXL 1.0", "sdxl", "checkpoint_path", "sd_xl_base_1.0.safetensors",
                         False, False, False, {"unet_lr": 4e-5, "text_encoder_1_lr": 2e-5,
-                                              "text_encoder_2_lr": 2e-5}),
+                                              "text_encoder_2_lr": 2e-5}, seconds_per_megapixel=0.35),
 }
 
-# (gpu, model) → resolution, micro batch, grad accumulation, activation checkpointing,
-# blocks_to_swap (None = unset), transformer_dtype (None = not applicable), optimizer, lr, rank.
-PRESET_TABLE: dict[tuple[str, str], dict[str, Any]] = {
-    ("h200", "wan14b"): dict(resolution=1024, micro_batch=4, grad_accum=1, activation_checkpointing=True,
-                             blocks_to_swap=None, transformer_dtype="bfloat16", optimizer="adamw_optimi", lr=2e-5, rank=32),
-    ("a100", "wan14b"): dict(resolution=768, micro_batch=2, grad_accum=2, activation_checkpointing=True,
-                             blocks_to_swap=None, transformer_dtype="bfloat16", optimizer="adamw_optimi", lr=2e-5, rank=32),
-    ("4090", "wan14b"): dict(resolution=512, micro_batch=1, grad_accum=4, activation_checkpointing="unsloth",
-                             blocks_to_swap=32, transformer_dtype="float8", optimizer="AdamW8bitKahan", lr=2e-5, rank=32),
-    ("h200", "flux"): dict(resolution=1024, micro_batch=4, grad_accum=1, activation_checkpointing=True,
-                           blocks_to_swap=None, transformer_dtype="bfloat16", optimizer="adamw_optimi", lr=1e-4, rank=32),
-    ("a100", "flux"): dict(resolution=1024, micro_batch=2, grad_accum=2, activation_checkpointing=True,
-                           blocks_to_swap=None, transformer_dtype="bfloat16", optimizer="adamw_optimi", lr=1e-4, rank=32),
-    ("4090", "flux"): dict(resolution=768, micro_batch=1, grad_accum=4, activation_checkpointing=True,
-                           blocks_to_swap=None, transformer_dtype="float8", optimizer="AdamW8bitKahan", lr=1e-4, rank=32),
-    ("h200", "sdxl"): dict(resolution=1024, micro_batch=8, grad_accum=1, activation_checkpointing=False,
-                           blocks_to_swap=None, transformer_dtype=None, optimizer="adamw_optimi", lr=4e-5, rank=32),
-    ("a100", "sdxl"): dict(resolution=1024, micro_batch=4, grad_accum=1, activation_checkpointing=True,
-                           blocks_to_swap=None, transformer_dtype=None, optimizer="adamw_optimi", lr=4e-5, rank=32),
-    ("4090", "sdxl"): dict(resolution=1024, micro_batch=1, grad_accum=4, activation_checkpointing=True,
-                           blocks_to_swap=None, transformer_dtype=None, optimizer="AdamW8bitKahan", lr=4e-5, rank=32),
+
+def _row(resolution: int, micro_batch: int, grad_accum: int, activation_checkpointing: Any,
+         blocks_to_swap: int | None, transformer_dtype: str | None, optimizer: str, lr: float,
+         max_frames: int = 1) -> dict[str, Any]:
+    return dict(resolution=resolution, micro_batch=micro_batch, grad_accum=grad_accum,
+                activation_checkpointing=activation_checkpointing, blocks_to_swap=blocks_to_swap,
+                transformer_dtype=transformer_dtype, optimizer=optimizer, lr=lr, rank=32, max_frames=max_frames)
+
+
+_K, _A = "AdamW8bitKahan", "adamw_optimi"
+# (memory class GB, model) → settings; max_frames is the longest video frame bucket that fits.
+PRESET_TABLE: dict[tuple[int, str], dict[str, Any]] = {
+    (24, "wan14b"): _row(512, 1, 4, "unsloth", 32, "float8", _K, 2e-5, 33),
+    (32, "wan14b"): _row(512, 1, 4, "unsloth", 20, "float8", _K, 2e-5, 33),
+    (48, "wan14b"): _row(768, 1, 4, True, None, "float8", _A, 2e-5, 49),
+    (80, "wan14b"): _row(768, 2, 2, True, None, "bfloat16", _A, 2e-5, 81),
+    (141, "wan14b"): _row(1024, 4, 1, True, None, "bfloat16", _A, 2e-5, 81),
+    (24, "flux"): _row(768, 1, 4, True, None, "float8", _K, 1e-4),
+    (32, "flux"): _row(1024, 1, 4, True, None, "float8", _K, 1e-4),
+    (48, "flux"): _row(1024, 1, 4, True, None, "bfloat16", _A, 1e-4),
+    (80, "flux"): _row(1024, 2, 2, True, None, "bfloat16", _A, 1e-4),
+    (141, "flux"): _row(1024, 4, 1, True, None, "bfloat16", _A, 1e-4),
+    (24, "sdxl"): _row(1024, 1, 4, True, None, None, _K, 4e-5),
+    (32, "sdxl"): _row(1024, 2, 2, True, None, None, _A, 4e-5),
+    (48, "sdxl"): _row(1024, 4, 1, True, None, None, _A, 4e-5),
+    (80, "sdxl"): _row(1024, 4, 1, True, None, None, _A, 4e-5),
+    (141, "sdxl"): _row(1024, 8, 1, False, None, None, _A, 4e-5),
 }
+
+
+def gpu_from_nvml(name: str | None, memory_bytes: int | None) -> GpuPreset | None:
+    """The preset for a card NVML reports: by its name, else by its memory size."""
+    if name:
+        compact = name.lower().replace(" ", "")
+        for key, gpu in GPUS.items():
+            if key in compact:
+                return gpu
+    if not memory_bytes:
+        return None
+    gb = round(memory_bytes / 1024 ** 3)
+    return GpuPreset("detected", name or f"GPU with {gb} GB", gb, False, 0.5)
+
+
+def detect_gpu(nvml: Any = None) -> tuple[GpuPreset, int] | None:
+    """This machine's first GPU as a preset, and how many GPUs there are; None without NVML."""
+    from pistachio_tui.gpu.nvml import NvmlReader, NvmlUnavailable
+
+    reader = NvmlReader(nvml)
+    try:
+        reader.open()
+        samples = reader.read()
+    except NvmlUnavailable:
+        return None
+    finally:
+        reader.close()
+    if not samples:
+        return None
+    preset = gpu_from_nvml(samples[0].name, samples[0].memory_total)
+    return (preset, len(samples)) if preset else None
 
 
 @dataclass(frozen=True)
@@ -98,6 +162,8 @@ class TrainingPreset:
     optimizer: Choice
     lr: Choice
     rank: Choice
+    #: Longest video frame bucket that fits (1 for image models).
+    max_frames: int = 1
 
     def choices(self) -> dict[str, Choice]:
         """Every setting by name, in display order."""
@@ -106,10 +172,12 @@ class TrainingPreset:
         return {n: getattr(self, n) for n in names}
 
 
-def get_preset(gpu: str, model: str) -> TrainingPreset:
-    """The preset for a GPU key (``h200``/``a100``/``4090``) and model key (``wan14b``/``flux``/``sdxl``)."""
+def get_preset(gpu: str | GpuPreset, model: str) -> TrainingPreset:
+    """The preset for a GPU key (see :data:`GPUS`) or a detected card, and a model key
+    (``wan14b``/``flux``/``sdxl``); the settings come from the card's memory class."""
     try:
-        g, m, row = GPUS[gpu], MODELS[model], PRESET_TABLE[(gpu, model)]
+        g = gpu if isinstance(gpu, GpuPreset) else GPUS[gpu]
+        m, row = MODELS[model], PRESET_TABLE[(g.memory_class, model)]
     except KeyError:
         raise ValueError(f"no preset for GPU {gpu!r} and model {model!r} — GPUs: {', '.join(GPUS)}; "
                          f"models: {', '.join(MODELS)}") from None
@@ -130,6 +198,7 @@ def get_preset(gpu: str, model: str) -> TrainingPreset:
         lr=Choice(row["lr"], _why_lr(row["lr"], m)),
         rank=Choice(row["rank"], f"rank {row['rank']}: enough capacity for a character or style; "
                                  "the trainer forces alpha = rank, so no alpha is written"),
+        max_frames=row["max_frames"],
     )
 
 

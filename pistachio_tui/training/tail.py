@@ -15,6 +15,7 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 __all__ = ["LogChunk", "LogFollower", "follow"]
 
@@ -51,7 +52,7 @@ class LogFollower:
         self.path = Path(path)
         self._max_bytes = max_bytes
         self._from_end = from_end
-        self._file = None
+        self._file: BinaryIO | None = None
         self._inode: tuple[int, int] | None = None
         self._pos = 0
         self._pending = b""
@@ -79,16 +80,18 @@ class LogFollower:
         self._check_replaced()
         if self._file is None and not self._open():
             return LogChunk([], self._next_line_no)
-        size = os.fstat(self._file.fileno()).st_size
+        fh = self._file
+        assert fh is not None  # opened just above
+        size = os.fstat(fh.fileno()).st_size
         if size < self._pos:
             # Truncated in place (``> log`` or a logger reopening with "w").
             self._restart_numbering()
             self._pos = 0
-        self._file.seek(self._pos)
+        fh.seek(self._pos)
         parts = []
         # A line longer than max_bytes is read on to its end, so an empty result
         # always means "nothing complete yet", never "call again".
-        while data := self._file.read(self._max_bytes):
+        while data := fh.read(self._max_bytes):
             parts.append(data)
             self._pos += len(data)
             if b"\n" in data or len(data) < self._max_bytes:

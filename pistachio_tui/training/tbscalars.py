@@ -4,7 +4,9 @@ Uses TensorBoard's own maintained event-file reader: it keeps a byte offset
 per file, so each :meth:`ScalarReader.read` returns only events written since
 the previous call, and a record cut in half by a concurrent write is retried
 on the next call. A resumed run adds a new ``events.out.tfevents.*`` file next
-to the old one; new files are picked up as they appear.
+to the old one; new files are picked up as they appear, and files are read in
+the order they were created, so a value written again by a resumed run comes
+after the one it replaces.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ class Scalar:
     step: int
     value: float
     wall_time: float
+    #: Name of the event file it came from (one file per trainer process).
+    file: str = ""
 
 
 class ScalarReader:
@@ -44,19 +48,28 @@ class ScalarReader:
     def read(self) -> list[Scalar]:
         """Scalars added since the last call, in file order (oldest file first)."""
         out: list[Scalar] = []
-        for path in sorted(self.run_dir.glob(EVENT_FILE_GLOB)):
+        for path in sorted(self.run_dir.glob(EVENT_FILE_GLOB), key=_creation_order):
             loader = self._loaders.get(path)
             if loader is None:
                 loader = self._loaders[path] = EventFileLoader(str(path))
             for event in loader.Load():
                 if event.HasField("summary"):
-                    out.extend(_scalars(event))
+                    out.extend(_scalars(event, path.name))
                 if len(out) >= self._max_events:
                     return out
         return out
 
 
-def _scalars(event) -> list[Scalar]:
+def _creation_order(path: Path) -> tuple[int, int, str]:
+    """TensorBoard names files ``events.out.tfevents.<seconds>.<host>.<pid>.<counter>``
+    (the host may hold dots): order by the time, then the counter, not by text."""
+    parts = path.name.split(".")
+    seconds = int(parts[3]) if len(parts) > 3 and parts[3].isdigit() else 0
+    counter = int(parts[-1]) if len(parts) > 5 and parts[-1].isdigit() else 0
+    return seconds, counter, path.name
+
+
+def _scalars(event, file: str) -> list[Scalar]:
     found = []
     for value in event.summary.value:
         kind = value.WhichOneof("value")
@@ -69,5 +82,5 @@ def _scalars(event) -> list[Scalar]:
             number = float(array.reshape(()).item())
         else:
             continue
-        found.append(Scalar(value.tag, int(event.step), number, float(event.wall_time)))
+        found.append(Scalar(value.tag, int(event.step), number, float(event.wall_time), file))
     return found

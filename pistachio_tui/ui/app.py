@@ -2,25 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
-from collections.abc import Awaitable
+import inspect
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+import httpx
 import platformdirs
 from textual.app import App, ScreenStackError
 from textual.binding import Binding
 from textual.notifications import SeverityLevel
+from textual.reactive import reactive
+from textual.screen import Screen
 from textual.theme import Theme
 from textual.timer import Timer
 
 from pistachio_tui.comfy.errors import ComfyError
-from pistachio_tui.comfy.session import FINISHED, PROGRESS, ServerSession, SessionManager, SessionUpdate
+from pistachio_tui.comfy.session import FINISHED, HEALTH, PROGRESS, ServerSession, SessionManager, SessionUpdate
 from pistachio_tui.comfy.stream import Backoff
-from pistachio_tui.config import ConfigError, ServerConfig, Settings, data_dir, save_settings
+from pistachio_tui.config import ConfigError, ServerConfig, Settings, data_dir, journal_path, save_settings
+from pistachio_tui.journal import Journal, JournalError
+from pistachio_tui.journal_recorder import JournalRecorder
+from pistachio_tui.ui.base import PistachioScreen
 from pistachio_tui.ui.batch.screen import BatchScreen
 from pistachio_tui.ui.commands import PistachioCommands
 from pistachio_tui.ui.dashboard.screen import DashboardScreen
+from pistachio_tui.ui.dialogs import ConfirmScreen
 from pistachio_tui.ui.fix.screen import FixScreen
 from pistachio_tui.ui.format import duration
 from pistachio_tui.ui.gpu.screen import GpuScreen
@@ -29,15 +38,28 @@ from pistachio_tui.ui.messages import SessionChanged
 from pistachio_tui.ui.pods.screen import PodsScreen
 from pistachio_tui.ui.queue.screen import QueueScreen
 from pistachio_tui.ui.servers.screen import ServersScreen
+from pistachio_tui.ui.state import OpenWorkflow
 from pistachio_tui.ui.themes import discover_themes
 from pistachio_tui.ui.training.screen import TrainingScreen
 from pistachio_tui.ui.widgets.nav_bar import SCREENS
 from pistachio_tui.ui.workflows.screen import WorkflowsScreen
 from pistachio_tui.workflow.load import Workflow
 
+if TYPE_CHECKING:
+    from pistachio_tui.runpod.monitor import PodsMonitor
+
+S = TypeVar("S", bound=PistachioScreen)
+
 #: A server can send thousands of progress events a second; more redraws than this only cost CPU
 #: (and a busy loop never idles long enough for Textual to repaint at all).
 PROGRESS_PER_SECOND = 20
+
+#: Work quitting would cut short, by worker group, and what the person is told before confirming
+#: (lines short enough for the dialog at 80 columns).
+LONG_WORK = {
+    "batch-run": "A batch is running. Finished jobs stay recorded:\npick its output folder on Batch to resume.",
+    "fix-run": "A fix is running: a download or install\nstops half-way (s on Fix resumes it).",
+}
 
 MAIN_SCREENS = (ServersScreen, WorkflowsScreen, QueueScreen, GpuScreen, FixScreen, TrainingScreen, PodsScreen,
                 BatchScreen)
@@ -48,13 +70,17 @@ class PistachioApp(App):
 
     TITLE = "Pistachio"
     CSS_PATH = "app.tcss"
-    MODES = {screen.MODE: screen for screen in MAIN_SCREENS} | {"dashboard": DashboardScreen}
+    MODES: ClassVar[dict[str, str | Callable[[], Screen]]] = {
+        screen.MODE: screen for screen in (*MAIN_SCREENS, DashboardScreen)}
     COMMANDS = App.COMMANDS | {PistachioCommands}
     BINDINGS = [
         *(Binding(str(n), f"switch_mode('{mode}')", label, show=False) for n, (mode, label) in enumerate(SCREENS, 1)),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
     ]
+
+    #: The workflow open on the Workflows screen (set there, read by Batch); None until one is opened.
+    open_workflow: reactive[OpenWorkflow | None] = reactive(None, init=False)
 
     def __init__(self, settings: Settings, *, demo_label: str | None = None, dashboard: bool = False,
                  health_interval: float = 3.0, backoff: Backoff | None = None,
@@ -70,6 +96,10 @@ class PistachioApp(App):
         #: The newest progress update per session not yet shown, and the timer that shows it.
         self._progress: dict[ServerSession, SessionUpdate] = {}
         self._progress_timer: Timer | None = None
+        #: Keeps every prompt seen in the journal; None until it is open (or when it cannot be).
+        self.journal: JournalRecorder | None = None
+        self._runpod: PodsMonitor | None = None
+        self._runpod_http: httpx.AsyncClient | None = None
 
     def on_mount(self) -> None:
         themes, problems = discover_themes()
@@ -83,6 +113,7 @@ class PistachioApp(App):
             self.theme = self.settings.theme
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         self.manager.subscribe(self._on_session_update)
+        self.run_worker(self._open_journal(), name="journal", exclusive=True)
         self.manager.start()
         self.switch_mode(self.start_mode)
         # What exists after the first paint (widgets, styles, modules) lives as long as the app:
@@ -92,6 +123,45 @@ class PistachioApp(App):
     async def on_unmount(self) -> None:
         gc.unfreeze()
         await self.manager.stop()
+        if self._runpod is not None:
+            await self._runpod.client.aclose()
+        if self._runpod_http is not None:
+            await self._runpod_http.aclose()
+        if self.journal is not None:
+            await self.journal.close()
+
+    async def _open_journal(self) -> None:
+        settings = self.settings
+        try:
+            journal = await asyncio.to_thread(Journal, journal_path(), max_entries=settings.journal_max_entries,
+                                              keep_days=settings.journal_keep_days)
+        except JournalError as exc:
+            self.notify(f"History will not outlive the servers: {exc}", title="Prompt journal", severity="warning")
+            return
+        self.journal = JournalRecorder(
+            journal, on_error=lambda message: self.notify(message, title="Prompt journal", severity="warning"))
+
+    def runpod_http(self) -> httpx.AsyncClient:
+        """The HTTP client that probes pods' ComfyUI (shared like the monitor; closed with the app)."""
+        if self._runpod_http is None:
+            self._runpod_http = httpx.AsyncClient(timeout=5.0)
+        return self._runpod_http
+
+    def runpod(self) -> PodsMonitor:
+        """The one RunPod monitor the Pods screen and the dashboard share: one client, one idle guard, one state.
+
+        Built on first use from the configured key; raises ``ApiKeyMissing`` or
+        ``ConfigError`` while there is none (and tries again on the next call).
+        """
+        if self._runpod is None:
+            # RunPod's modules load only when someone looks at pods: start-up stays lean.
+            from pistachio_tui.runpod.api import RunPodClient, load_api_key
+            from pistachio_tui.runpod.idle import IdleGuard
+            from pistachio_tui.runpod.monitor import PodsMonitor
+
+            guard = IdleGuard(idle_minutes=self.settings.idle_minutes, auto_stop=self.settings.auto_stop_idle)
+            self._runpod = PodsMonitor(RunPodClient(load_api_key()), guard=guard, comfy_http=self.runpod_http())
+        return self._runpod
 
     def _remember_theme(self, theme: Theme) -> None:
         if theme.name == self._saved_theme:
@@ -131,6 +201,8 @@ class PistachioApp(App):
         return saved
 
     def _on_session_update(self, update: SessionUpdate) -> None:
+        if self.journal is not None:
+            self.journal.on_update(update)
         if update.kind == FINISHED and update.prompt is not None:
             self._toast_finished(update)
         if update.kind == PROGRESS:
@@ -162,6 +234,8 @@ class PistachioApp(App):
         every few seconds; a toast for each would bury the ones the user waits for.
         """
         state = update.prompt
+        if state is None:
+            return
         short = state.prompt_id[:8]
         if state.status == "success":
             if not state.ours:
@@ -172,7 +246,8 @@ class PistachioApp(App):
         elif state.status == "interrupted":
             self.notify(f"{short} was interrupted", title=update.session.name, severity="warning")
         elif state.lost:
-            self.notify(f"{short} is lost: {state.error.exception_message}", title=update.session.name,
+            why = state.error.exception_message if state.error else "the server forgot it"
+            self.notify(f"{short} is lost: {why}", title=update.session.name,
                         severity="error", timeout=10)
         else:
             node = state.error.node_type if state.error else "a node"
@@ -192,6 +267,15 @@ class PistachioApp(App):
                     self.notify(done)
         self.run_worker(run(), group="server-calls")
 
+    async def action_quit(self) -> None:
+        """Quit, after asking when a batch or a fix (downloads, installs) would be cut short."""
+        busy = sorted({LONG_WORK[w.group] for w in self.workers if w.is_running and w.group in LONG_WORK})
+        if not busy:
+            self.exit()
+            return
+        question = "\n".join(busy) + "\n\nQuit anyway?"
+        self.push_screen(ConfirmScreen(question), lambda yes: self.exit() if yes else None)
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(MAIN_SCREENS + (DashboardScreen,)))
@@ -210,12 +294,25 @@ class PistachioApp(App):
             return
         self.server_call(session.free(), f"{session.name}: models unloaded, memory freed")
 
+    async def show_screen(self, screen_type: type[S]) -> S:
+        """Switch to the main screen of ``screen_type`` and return it."""
+        await self.switch_mode(screen_type.MODE)
+        screen = self.screen
+        if not isinstance(screen, screen_type):
+            raise TypeError(f"mode {screen_type.MODE!r} shows {type(screen).__name__}, not {screen_type.__name__}")
+        return screen
+
+    def on_screen(self, screen_type: type[S], then: Callable[[S], object]) -> None:
+        """Switch to the main screen of ``screen_type``, then call ``then`` with it (awaited if it is async)."""
+        async def go() -> None:
+            result = then(await self.show_screen(screen_type))
+            if inspect.isawaitable(result):
+                await result
+        self.call_later(go)
+
     def open_fix(self, session: ServerSession, workflow: Workflow) -> None:
         """Go to the Fix screen with ``workflow`` loaded for ``session``'s server."""
-        async def go() -> None:
-            await self.switch_mode("fix")
-            await self.screen.fix(session, workflow)
-        self.call_later(go)
+        self.on_screen(FixScreen, lambda screen: screen.fix(session, workflow))
 
     def add_server(self, config: ServerConfig) -> None:
         """Save a new server, start following it and make it the active one."""
@@ -225,10 +322,15 @@ class PistachioApp(App):
             self.manager.add(config)
         self.switch_server(config.name)
 
-    def switch_server(self, name: str) -> None:
+    def switch_server(self, name: str, *, announce: bool = True) -> None:
+        """Make ``name`` the active server: the manager holds it, every screen's header shows it."""
+        session = self.manager.sessions.get(name)
+        if session is None:
+            return
         self.manager.set_active(name)
-        self.screen.post_message(SessionChanged(SessionUpdate(self.manager.active, "health")))
-        self.notify(f"Active server: {name}")
+        self._show(SessionUpdate(session, HEALTH))
+        if announce:
+            self.notify(f"Active server: {name}")
 
 
 def run_app(settings: Settings, demo_label: str | None = None, dashboard: bool = False,

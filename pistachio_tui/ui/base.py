@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult
@@ -27,10 +28,6 @@ class PistachioScreen(Screen):
     MODE: ClassVar[str] = ""
     #: One line for the help screen.
     SUMMARY: ClassVar[str] = ""
-    #: A hosted domain view, its bindings listed in help and its commands in the palette.
-    VIEW_CLASS: ClassVar[type[Widget] | None] = None
-    #: (palette title, help text, action name on the view).
-    VIEW_COMMANDS: ClassVar[list[tuple[str, str, str]]] = []
 
     @property
     def papp(self) -> PistachioApp:
@@ -61,14 +58,6 @@ class PistachioScreen(Screen):
         self.query_one(StatusHeader).refresh_header()
         self.refresh_view(None)
 
-    def run_view_action(self, action: str) -> None:
-        """Run an action of the hosted view, if it is showing."""
-        views = list(self.query(self.VIEW_CLASS)) if self.VIEW_CLASS else []
-        if views:
-            self.run_worker(views[0].run_action(action))
-        else:
-            self.notify("Nothing to act on here yet.", severity="warning")
-
     def action_leave_input(self) -> None:
         """Esc in a text field hands the keys back to the screen (1–8, its one-letter keys)."""
         if isinstance(self.focused, Input):
@@ -81,3 +70,39 @@ class PistachioScreen(Screen):
         if session is None:
             self.notify("No server yet: add one on the Servers screen (1, then a).", severity="warning")
         return session
+
+
+class ViewScreen(PistachioScreen):
+    """A main screen whose body is one domain view (GPU, Pods, Training, Fix, Batch).
+
+    A subclass names the view class (its bindings are listed in help, its
+    ``VIEW_COMMANDS`` offered in the palette) and builds it in :meth:`make_view`.
+    Styles come from the domain folder, next to the subclass: ``view.tcss``, plus
+    ``screen.tcss`` where the screen adds widgets of its own.
+    """
+
+    CSS_PATH: ClassVar[str | PurePath | list[str | PurePath] | None] = "view.tcss"
+    DEFAULT_CSS = """
+    ViewScreen > .domain-view { height: 1fr; }
+    """
+    VIEW_CLASS: ClassVar[type[Widget]]
+    #: (palette title, help text, action name on the view).
+    VIEW_COMMANDS: ClassVar[list[tuple[str, str, str]]] = []
+
+    def compose_body(self) -> ComposeResult:
+        view = self.make_view()
+        if view is not None:
+            view.add_class("domain-view")
+            yield view
+
+    def make_view(self) -> Widget | None:
+        """The view this screen shows from the start (None: it is mounted later, e.g. Fix)."""
+        raise NotImplementedError
+
+    def run_view_action(self, action: str) -> None:
+        """Run an action of the hosted view, if it is showing."""
+        views = list(self.query(self.VIEW_CLASS))
+        if views:
+            self.run_worker(views[0].run_action(action))
+        else:
+            self.notify("Nothing to act on here yet.", severity="warning")

@@ -9,7 +9,10 @@ from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from pistachio_tui.ui.base import ViewScreen
+from pistachio_tui.ui.servers.screen import ServersScreen
 from pistachio_tui.ui.widgets.nav_bar import SCREENS
+from pistachio_tui.ui.workflows.screen import WorkflowsScreen
 from pistachio_tui.ui.workflows.sources import bundled_dir, workflow_files
 
 if TYPE_CHECKING:
@@ -37,10 +40,12 @@ class PistachioCommands(Provider):
         found += [
             ("Interrupt the running prompt", app.action_interrupt, "on the active server (i on Queue)"),
             ("Free memory (unload models)", app.action_free_memory, "POST /free on the active server"),
-            ("Add a server", partial(self._on_screen, "servers", "action_add"), "name, URL, auth header"),
-            ("Show the server log", partial(self._on_screen, "servers", "action_logs"), "Servers screen"),
-            ("Queue the open workflow", partial(self._on_screen, "workflows", "action_queue_prompt"), "g on Workflows"),
-            ("Open a workflow by path", partial(self._on_screen, "workflows", "action_open_path"), "o on Workflows"),
+            ("Add a server", partial(app.on_screen, ServersScreen, ServersScreen.action_add), "name, URL, auth header"),
+            ("Show the server log", partial(app.on_screen, ServersScreen, ServersScreen.action_logs), "Servers screen"),
+            ("Queue the open workflow", partial(app.on_screen, WorkflowsScreen, WorkflowsScreen.action_queue_prompt),
+             "g on Workflows"),
+            ("Open a workflow by path", partial(app.on_screen, WorkflowsScreen, WorkflowsScreen.action_open_path),
+             "o on Workflows"),
             ("Help: all keys", app.action_help, "?"),
         ]
         found += self._view_commands()
@@ -51,22 +56,15 @@ class PistachioCommands(Provider):
         return found
 
     def _view_commands(self) -> list[Command]:
-        """The actions of the view hosted by the current screen (Pods, Training, Fix)."""
+        """The actions of the view hosted by the current screen (GPU, Pods, Training, Fix, Batch)."""
         screen = self.screen
+        if not isinstance(screen, ViewScreen):
+            return []
         return [(title, partial(screen.run_view_action, action), help_text)
-                for title, help_text, action in getattr(screen, "VIEW_COMMANDS", [])]
-
-    def _on_screen(self, mode: str, action: str) -> None:
-        async def go() -> None:
-            await self.papp.switch_mode(mode)
-            getattr(self.papp.screen, action)()
-        self.papp.call_later(go)
+                for title, help_text, action in screen.VIEW_COMMANDS]
 
     def _open_workflow(self, path: Path) -> None:
-        async def go() -> None:
-            await self.papp.switch_mode("workflows")
-            self.papp.screen.open_workflow(path)
-        self.papp.call_later(go)
+        self.papp.on_screen(WorkflowsScreen, lambda screen: screen.open_workflow(path))
 
     async def discover(self) -> Hits:
         for name, callback, help_text in self.commands():

@@ -5,9 +5,10 @@ from __future__ import annotations
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from pistachio_tui.ui.base import PistachioScreen, ViewScreen
 from pistachio_tui.ui.widgets.filter_table import FilterTable
 
 
@@ -36,7 +37,7 @@ class HelpScreen(ModalScreen[None]):
     """
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
 
-    def __init__(self, screens: tuple[type[Screen], ...]) -> None:
+    def __init__(self, screens: tuple[type[PistachioScreen], ...]) -> None:
         super().__init__()
         self.screens = screens
 
@@ -57,11 +58,11 @@ class HelpScreen(ModalScreen[None]):
             with VerticalScroll():
                 yield Static("\n".join(lines))
 
-    def _section(self, screen: type[Screen]) -> list[str]:
-        summary = getattr(screen, "SUMMARY", "")
-        view = getattr(screen, "VIEW_CLASS", None)
-        bindings = self._declared(screen) + (self._declared(view) if view else [])
-        return binding_lines(f"{screen.__name__.removesuffix('Screen')} — {summary}", bindings)
+    def _section(self, screen: type[PistachioScreen]) -> list[str]:
+        bindings = self._declared(screen)
+        if issubclass(screen, ViewScreen):
+            bindings += self._declared(screen.VIEW_CLASS)
+        return binding_lines(f"{screen.__name__.removesuffix('Screen')} — {screen.SUMMARY}", bindings)
 
     @staticmethod
     def _declared(owner: type) -> list[Binding]:

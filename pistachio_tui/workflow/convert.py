@@ -20,9 +20,11 @@ from typing import Any
 
 from pistachio_tui.workflow.dynprompts import process_dynamic_prompt
 from pistachio_tui.workflow.errors import WorkflowError
+from pistachio_tui.workflow.frontend_titles import frontend_title
+from pistachio_tui.workflow.gcpause import without_cyclic_gc
 from pistachio_tui.workflow.groupnodes import expand_group_nodes
 from pistachio_tui.workflow.load import Workflow, load_workflow
-from pistachio_tui.workflow.node_widgets import WidgetSpec, widget_layout
+from pistachio_tui.workflow.node_widgets import WidgetSpec, prompt_value, widget_values
 from pistachio_tui.workflow.textreplace import SAVE_NODE_TYPES, apply_text_replacements
 from pistachio_tui.workflow.uigraph import (
     MODE_BYPASS,
@@ -39,6 +41,7 @@ from pistachio_tui.workflow.uigraph import (
 VIRTUAL_NODE_TYPES = frozenset({"Reroute", "PrimitiveNode", "Note", "MarkdownNote"})
 #: What the editor names the single widget of a node whose type it does not know.
 UNKNOWN_WIDGET = "UNKNOWN"
+_PLAIN_WIDGET = WidgetSpec("")
 #: PrimitiveNode property that turns on ``%…%`` expansion of its value.
 REPLACE_PROPERTY = "Run widget replace on values"
 
@@ -53,14 +56,17 @@ class ConversionResult:
 
 
 @dataclass
-class _Resolved:
-    origin_id: str = ""
-    origin_slot: int = -1
-    widget_value: Any = None
-    is_widget: bool = False
+class _Promoted:
+    """An input resolved to the value of a widget a subgraph instance shows, not to a link."""
+
+    value: Any
 
 
-@dataclass
+#: What an input resolves to: a link ``[source execution id, output index]`` or a promoted value.
+_Resolved = list[Any] | _Promoted
+
+
+@dataclass(slots=True)
 class _Exec:
     """One executable node: a node of some graph at one place in the subgraph nesting."""
 
@@ -69,10 +75,19 @@ class _Exec:
     graph: Graph
     path: tuple[str, ...]
     host: "_Exec | None"
+    subgraph: bool = False
+    #: Never sent to the server (a subgraph instance, or an editor-only node the server does not know).
+    virtual: bool = False
+    #: An ordinary node whose outputs are its own: active, neither a subgraph nor virtual.
+    plain: bool = False
 
 
 class _Recursion(Exception):
     pass
+
+
+#: A slot already followed while resolving one input: (graph id, node id, is an input, slot).
+_Visit = tuple[str, str, bool, int]
 
 
 def is_valid_connection(a: str, b: str) -> bool:
@@ -114,9 +129,15 @@ class _Converter:
         if depth > 32:
             raise WorkflowError("subgraphs nest more than 32 levels deep (a subgraph contains itself?)", path=graph.path)
         for node in graph.nodes.values():
-            exec_id = ":".join((*path, node.id))
-            dto = _Exec(exec_id, node, graph, path, host)
-            if self.is_subgraph(node):
+            exec_id = ":".join((*path, node.id)) if path else node.id
+            subgraph = self.is_subgraph(node)
+            virtual = subgraph or (node.type in VIRTUAL_NODE_TYPES and self.node_def(node) is None)
+            plain = not virtual and node.mode not in (MODE_NEVER, MODE_BYPASS)
+            dto = _Exec(exec_id, node, graph, path, host, subgraph, virtual, plain)
+            # A muted or bypassed instance on the root graph runs none of its inner nodes (frontend
+            # 1.38+); one nested inside another subgraph is expanded whatever its mode, as there.
+            skipped = depth == 0 and node.mode in (MODE_NEVER, MODE_BYPASS)
+            if subgraph and not skipped:
                 self.expand(self.wf.subgraphs[node.type], (*path, node.id), dto, depth + 1)
             self.execs[exec_id] = dto
 
@@ -130,15 +151,16 @@ class _Converter:
         definition = self.node_def(node)
         result: list[tuple[WidgetSpec, Any]] = []
         if definition is not None:
-            result = [(w.widget, w.value) for w in widget_layout(node.type, definition, node.widgets_values)]
+            result = widget_values(node.type, definition, node.widgets_values)
         elif not self.is_virtual(node):
             values = node.widgets_values
             seq = list(values.values()) if isinstance(values, dict) else list(values or [])
             if seq:
                 last = seq[-1]
                 result = [(WidgetSpec(UNKNOWN_WIDGET), "null" if last is None else last)]
-        overrides = self._overrides.get(key, {})
-        result = [(w, overrides.get(w.name, v)) for w, v in result]
+        overrides = self._overrides.get(key)
+        if overrides:
+            result = [(w, overrides.get(w.name, v)) for w, v in result]
         self._widget_cache[key] = result
         return result
 
@@ -195,7 +217,9 @@ class _Converter:
     def _inner_widget(self, graph: Graph, link_ids: list[int], depth: int) -> tuple[bool, Any] | None:
         """The widget (found, value) the first inner target of a subgraph input has, if any."""
         link = graph.links.get(link_ids[0]) if link_ids else None
-        target = graph.nodes.get(link.target_id) if link is not None else None
+        if link is None:
+            return None
+        target = graph.nodes.get(link.target_id)
         if target is None or link.target_slot >= len(target.inputs):
             return None
         slot = target.inputs[link.target_slot]
@@ -223,8 +247,8 @@ class _Converter:
                     value = self.replace_text(value)
                 for link_id in node.outputs[0].links:
                     link = graph.links.get(link_id)
-                    target = graph.nodes.get(link.target_id) if link else None
-                    if target is None or link.target_slot >= len(target.inputs):
+                    target = graph.nodes.get(link.target_id) if link is not None else None
+                    if link is None or target is None or link.target_slot >= len(target.inputs):
                         continue
                     widget_name = target.inputs[link.target_slot].widget
                     if widget_name:
@@ -248,11 +272,8 @@ class _Converter:
         return node.type if self.node_def(node) is not None and node.type not in SAVE_NODE_TYPES else None
 
     # -- link resolution --------------------------------------------------
-    def resolve_input(self, dto: _Exec, slot: int, visited: set[str], type_: str | None = None) -> _Resolved | None:
-        key = f"{dto.graph.id}:{dto.node.id}[I]{slot}"
-        if key in visited:
-            raise _Recursion(f"circular link at node {dto.exec_id} input {slot}")
-        visited.add(key)
+    def resolve_input(self, dto: _Exec, slot: int, visited: set[_Visit] | None = None,
+                      type_: str | None = None) -> _Resolved | None:
         if slot < 0 or slot >= len(dto.node.inputs):
             return None
         inp = dto.node.inputs[slot]
@@ -262,19 +283,22 @@ class _Converter:
         if link is None:
             self.warnings.append(f"node {dto.exec_id} input {inp.name!r}: link {inp.link} does not exist")
             return None
-        host = dto.host
-        if host is not None and link.origin_id == SUBGRAPH_INPUT_ID:
-            return self._resolve_from_host(dto, host, link.origin_slot, visited)
+        host = dto.host if link.origin_id == SUBGRAPH_INPUT_ID else None
+        if host is not None:
+            return self._resolve_from_host(dto, host, link.origin_slot, _guard(visited, dto, slot, True))
         origin = dto.graph.nodes.get(link.origin_id)
         if origin is None:
             self.warnings.append(f"node {dto.exec_id} input {inp.name!r}: source node {link.origin_id} does not exist")
             return None
-        origin_dto = self.execs.get(":".join((*dto.path, origin.id)))
+        origin_dto = self.execs.get(":".join((*dto.path, origin.id)) if dto.path else origin.id)
         if origin_dto is None:
             return None
-        return self.resolve_output(origin_dto, link.origin_slot, type_ or inp.type, visited)
+        if origin_dto.plain:
+            # Its output is the answer: nothing is followed, so there is no loop to guard against.
+            return [origin_dto.exec_id, link.origin_slot]
+        return self.resolve_output(origin_dto, link.origin_slot, type_ or inp.type, _guard(visited, dto, slot, True))
 
-    def _resolve_from_host(self, dto: _Exec, host: _Exec, def_slot: int, visited: set[str]) -> _Resolved | None:
+    def _resolve_from_host(self, dto: _Exec, host: _Exec, def_slot: int, visited: set[_Visit]) -> _Resolved | None:
         graph = self.wf.subgraphs[host.node.type]
         if def_slot >= len(graph.inputs):
             return None
@@ -284,25 +308,24 @@ class _Converter:
             has_widget, value = self.promoted_widget(host.node, name)
             if not has_widget:
                 return None
-            return _Resolved(dto.exec_id, -1, value, True)
+            return _Promoted(value)
         return self.resolve_input(host, index, visited)
 
-    def resolve_output(self, dto: _Exec, slot: int, type_: str, visited: set[str]) -> _Resolved | None:
-        key = f"{dto.graph.id}:{dto.node.id}[O]{slot}"
-        if key in visited:
-            raise _Recursion(f"circular link at node {dto.exec_id} output {slot}")
-        visited.add(key)
+    def resolve_output(self, dto: _Exec, slot: int, type_: str, visited: set[_Visit]) -> _Resolved | None:
+        _guard(visited, dto, slot, False)
         node = dto.node
+        if node.mode == MODE_NEVER:
+            return None
         if node.mode == MODE_BYPASS:
             index = self._bypass_slot(node, slot, type_)
             return None if index < 0 else self.resolve_input(dto, index, visited)
-        if self.is_subgraph(node):
+        if dto.subgraph:
             return self._resolve_subgraph_output(dto, slot, type_, visited)
-        if self.is_virtual(node):
+        if dto.virtual:
             if slot < len(node.inputs):
                 return self.resolve_input(dto, slot, visited, type_)
             return None
-        return _Resolved(dto.exec_id, slot)
+        return [dto.exec_id, slot]
 
     def _bypass_slot(self, node: Node, slot: int, type_: str) -> int:
         inputs = node.inputs
@@ -321,7 +344,7 @@ class _Converter:
                 return i
         return -1
 
-    def _resolve_subgraph_output(self, dto: _Exec, slot: int, type_: str, visited: set[str]) -> _Resolved | None:
+    def _resolve_subgraph_output(self, dto: _Exec, slot: int, type_: str, visited: set[_Visit]) -> _Resolved | None:
         graph = self.wf.subgraphs[dto.node.type]
         if slot >= len(graph.outputs) or not graph.outputs[slot].link_ids:
             return None
@@ -335,36 +358,45 @@ class _Converter:
 
     # -- the prompt -------------------------------------------------------
     def title(self, node: Node) -> str | None:
+        return self._title(node, self.node_def(node))
+
+    def _title(self, node: Node, definition: dict[str, Any] | None) -> str | None:
         if node.title is not None:
             return node.title
-        definition = self.node_def(node)
         if definition is None:
             return None
-        return definition.get("display_name") or definition.get("name") or node.type
+        return frontend_title(node.type) or definition.get("display_name") or definition.get("name") or node.type
 
-    def node_inputs(self, dto: _Exec) -> dict[str, Any]:
+    def node_inputs(self, dto: _Exec, links: list[tuple[dict[str, Any], str, list[Any]]]) -> dict[str, Any]:
+        """The node's prompt inputs; each link it holds is also noted in ``links`` (inputs, name, link)."""
         inputs: dict[str, Any] = {}
-        for widget, value in self.widgets(dto.node):
+        widgets = self.widgets(dto.node)
+        for widget, value in widgets:
             if not widget.serialize:
                 continue
-            if widget.dynamic_prompts and isinstance(value, str):
+            if widget.computed:
+                value = ""
+            elif widget.dynamic_prompts and isinstance(value, str):
                 value = process_dynamic_prompt(value, self.rng)
             elif widget.name == "filename_prefix" and dto.node.type in SAVE_NODE_TYPES and isinstance(value, str):
                 value = self.replace_text(value)
-            inputs[widget.name] = {"__value__": value} if isinstance(value, list) else value
+            inputs[widget.name] = prompt_value(widget, value)
         for i, inp in enumerate(dto.node.inputs):
+            if inp.link is None:
+                continue
             try:
-                resolved = self.resolve_input(dto, i, set())
+                resolved = self.resolve_input(dto, i)
             except _Recursion as exc:
                 self.warnings.append(str(exc))
                 continue
             if resolved is None:
                 continue
-            if resolved.is_widget:
-                value = resolved.widget_value
-                inputs[inp.name] = {"__value__": value} if isinstance(value, list) else value
+            if isinstance(resolved, _Promoted):
+                # A promoted widget's value is wrapped by list-ness alone, without its type.
+                inputs[inp.name] = prompt_value(_PLAIN_WIDGET, resolved.value)
             else:
-                inputs[inp.name] = [resolved.origin_id, resolved.origin_slot]
+                inputs[inp.name] = resolved
+                links.append((inputs, inp.name, resolved))
         return inputs
 
     def run(self) -> ConversionResult:
@@ -372,27 +404,35 @@ class _Converter:
         self.expand(self.wf.root, (), None)
         prompt: dict[str, dict[str, Any]] = {}
         unknown: dict[str, None] = {}
+        links: list[tuple[dict[str, Any], str, list[Any]]] = []
         for exec_id, dto in self.execs.items():
-            node = dto.node
-            if self.is_virtual(node) or node.mode in (MODE_NEVER, MODE_BYPASS):
+            if not dto.plain:
                 continue
-            entry: dict[str, Any] = {"inputs": self.node_inputs(dto)}
-            if self.node_def(node) is not None:
+            node = dto.node
+            entry: dict[str, Any] = {"inputs": self.node_inputs(dto, links)}
+            definition = self.node_def(node)
+            if definition is not None:
                 entry["class_type"] = node.type
             else:
                 unknown[node.type] = None
-            title = self.title(node)
+            title = self._title(node, definition)
             entry["_meta"] = {"title": title} if title is not None else {}
             prompt[exec_id] = entry
-        for entry in prompt.values():
-            inputs = entry["inputs"]
-            for name in [n for n, v in inputs.items() if _is_link(v) and v[0] not in prompt]:
+        # Links into nodes that are not sent (muted, or whose source was dropped) go, as in the editor.
+        for inputs, name, link in links:
+            if link[0] not in prompt and inputs.get(name) is link:
                 del inputs[name]
         return ConversionResult(prompt, list(unknown), self.warnings)
 
 
-def _is_link(value: Any) -> bool:
-    return isinstance(value, list) and len(value) == 2
+def _guard(visited: set[_Visit] | None, dto: _Exec, slot: int, is_input: bool) -> set[_Visit]:
+    """Record that one slot is being followed; a slot met twice in one resolution is a loop."""
+    visited = set() if visited is None else visited
+    key = (dto.graph.id, dto.node.id, is_input, slot)
+    if key in visited:
+        raise _Recursion(f"circular link at node {dto.exec_id} {'input' if is_input else 'output'} {slot}")
+    visited.add(key)
+    return visited
 
 
 def _slot_index(inputs: list[InputSlot], name: str, fallback: int) -> int | None:
@@ -402,6 +442,7 @@ def _slot_index(inputs: list[InputSlot], name: str, fallback: int) -> int | None
     return fallback if fallback < len(inputs) and inputs[fallback].name == name else None
 
 
+@without_cyclic_gc
 def ui_to_api(
     workflow: UIWorkflow | dict[str, Any],
     object_info: dict[str, Any],

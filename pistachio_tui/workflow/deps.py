@@ -11,13 +11,16 @@ given, else against the option list ``object_info`` advertises for that input
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from pistachio_tui.workflow.convert import VIRTUAL_NODE_TYPES, ConversionResult, to_api
+from pistachio_tui.workflow.gcpause import without_cyclic_gc
 from pistachio_tui.workflow.groupnodes import expand_group_nodes
 from pistachio_tui.workflow.load import Workflow
-from pistachio_tui.workflow.node_widgets import combo_values, ordered_inputs
+from pistachio_tui.workflow.node_widgets import combo_values, input_spec
 from pistachio_tui.workflow.uigraph import UIWorkflow
 
 #: (node class, input) → model folder, for the core loader nodes.
@@ -46,6 +49,17 @@ LOADER_FOLDERS: dict[tuple[str, str], str] = {
     ("ModelPatchLoader", "name"): "model_patches",
     ("AudioEncoderLoader", "audio_encoder_name"): "audio_encoders",
 }
+
+
+def _by_class(table: dict[tuple[str, str], str]) -> dict[str, dict[str, str]]:
+    by_class: dict[str, dict[str, str]] = {}
+    for (class_type, input_name), folder in table.items():
+        by_class.setdefault(class_type, {})[input_name] = folder
+    return by_class
+
+
+#: The same table by node class, so each prompt node looks its class up once.
+_LOADER_INPUTS = _by_class(LOADER_FOLDERS)
 #: Values some loaders offer that are built in, not files.
 _BUILTIN_VALUES = frozenset({"pixel_space", "taesd", "taesdxl", "taesd3", "taef1", "None", "none", ""})
 MODEL_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".onnx", ".pt2", ".pkl", ".yaml")
@@ -74,6 +88,22 @@ class ModelNeed:
     url: str | None
     present: bool | None
     unsafe: bool
+    #: The sha256 the workflow's ``models`` metadata gives for the file, checked after a download.
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class PackRef:
+    """The node pack the editor recorded on a node (``properties.cnr_id`` / ``aux_id`` / ``ver``).
+
+    ``cnr_id`` is the pack's id in the Comfy registry (``comfy-core`` for
+    built-in nodes), ``aux_id`` its GitHub ``owner/repo`` when it is not in
+    the registry, ``ver`` the version or commit the workflow was saved with.
+    """
+
+    cnr_id: str | None = None
+    aux_id: str | None = None
+    ver: str | None = None
 
 
 @dataclass
@@ -85,6 +115,8 @@ class Needs:
     node_types: list[str]
     #: Types kept without ``class_type`` by the conversion (their widget values cannot be named).
     unknown_types: list[str] = field(default_factory=list)
+    #: node class → the pack the workflow says it came from, for classes whose nodes record one.
+    packs: dict[str, PackRef] = field(default_factory=dict)
 
     @property
     def missing_models(self) -> list[ModelNeed]:
@@ -102,8 +134,12 @@ def is_unsafe_name(name: str) -> bool:
     return any(part == ".." for part in re.split(r"[\\/]", name))
 
 
+_LONGEST_EXTENSION = max(map(len, MODEL_EXTENSIONS))
+
+
 def looks_like_model_file(value: Any) -> bool:
-    return isinstance(value, str) and value.lower().endswith(MODEL_EXTENSIONS)
+    # Only the tail matters; lowering a whole prompt text to read its last letters is wasted work.
+    return isinstance(value, str) and value[-_LONGEST_EXTENSION:].lower().endswith(MODEL_EXTENSIONS)
 
 
 def _folder_by_hint(input_name: str) -> str | None:
@@ -111,8 +147,13 @@ def _folder_by_hint(input_name: str) -> str | None:
     return next((folder for hint, folder in _NAME_HINTS if hint in lowered), None)
 
 
+def _file_key(name: str) -> str:
+    """A model file name as compared: Windows separators count as slashes."""
+    return name.replace("\\", "/")
+
+
 def _same_file(a: str, b: str) -> bool:
-    return a.replace("\\", "/") == b.replace("\\", "/")
+    return _file_key(a) == _file_key(b)
 
 
 class _Analyser:
@@ -125,10 +166,8 @@ class _Analyser:
         definition = self.object_info.get(class_type)
         if not isinstance(definition, dict):
             return None
-        for name, spec in ordered_inputs(definition):
-            if name == input_name:
-                return combo_values(spec)
-        return None
+        spec = input_spec(definition, input_name)
+        return combo_values(spec) if spec is not None else None
 
     def folder_by_options(self, options: list[Any] | None) -> str | None:
         """The folder of a core loader offering exactly this (non-empty) file list."""
@@ -156,16 +195,17 @@ class _Analyser:
             class_type = node.get("class_type")
             if not isinstance(class_type, str):
                 continue
+            loader = _LOADER_INPUTS.get(class_type, {})
             for input_name, value in (node.get("inputs") or {}).items():
                 if not isinstance(value, str) or value in _BUILTIN_VALUES:
                     continue
-                folder = LOADER_FOLDERS.get((class_type, input_name))
+                folder = loader.get(input_name)
+                if folder is None and not looks_like_model_file(value):
+                    continue
                 options = self.options(class_type, input_name)
                 if folder is None:
                     if options is None and class_type in self.object_info:
                         continue  # a plain string input (prompt text), never a file reference
-                    if not looks_like_model_file(value):
-                        continue
                     folder = self.folder_by_options(options) or _folder_by_hint(input_name)
                 needs.append(ModelNeed(value, folder, node_id, input_name, None,
                                        self.presence(value, folder, options), is_unsafe_name(value)))
@@ -187,25 +227,87 @@ class _Analyser:
         return needs
 
 
+# The frontend's own checks (1.58 workflow schema: cnr_id, aux_id, ver), so a value it would
+# refuse to send is not offered to the fix flow either.
+_PACK_ID = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9._-]*[a-zA-Z0-9])?")
+_GITHUB_USER = re.compile(r"(?!-)(?!.*--)[a-zA-Z0-9-]+(?<!-)")
+_SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([\da-z-]+(?:\.[\da-z-]+)*))?(?:\+([\da-z-]+(?:\.[\da-z-]+)*))?")
+_COMMIT = re.compile(r"[0-9a-f]{4,40}", re.IGNORECASE)
+
+
+def _checked(check: Callable[[str], str | None], value: Any) -> str | None:
+    return check(value) if isinstance(value, str) else None
+
+
+@lru_cache(maxsize=1024)
+def _pack_id(value: str) -> str | None:
+    return value if len(value) <= 100 and _PACK_ID.fullmatch(value) else None
+
+
+@lru_cache(maxsize=1024)
+def _aux_id(value: str) -> str | None:
+    if value.count("/") != 1:
+        return None
+    user, repo = value.split("/")
+    return value if len(user) <= 39 and _GITHUB_USER.fullmatch(user) and _pack_id(repo) else None
+
+
+@lru_cache(maxsize=1024)
+def _version(value: str) -> str | None:
+    bare = value[1:] if value.startswith("v") else value
+    if _SEMVER.fullmatch(bare) or _COMMIT.fullmatch(bare):
+        return bare
+    return "unknown" if value == "unknown" else None
+
+
+def pack_refs(graph: UIWorkflow) -> dict[str, PackRef]:
+    """node class → its recorded pack; the first node of a class that names a valid one wins."""
+    packs: dict[str, PackRef] = {}
+    for node in graph.all_nodes():
+        if node.type in packs or node.type in graph.subgraphs:
+            continue
+        props = node.properties
+        if "cnr_id" not in props and "aux_id" not in props:
+            continue
+        ref = PackRef(_checked(_pack_id, props.get("cnr_id")), _checked(_aux_id, props.get("aux_id")),
+                      _checked(_version, props.get("ver")))
+        if ref.cnr_id or ref.aux_id:
+            packs[node.type] = ref
+    return packs
+
+
+def _sha256_hex(value: str | None) -> str | None:
+    """A sha256 from ``models`` metadata (64 hex digits), else None: other hash kinds are not checked."""
+    text = (value or "").strip().lower()
+    return text if len(text) == 64 and all(c in "0123456789abcdef" for c in text) else None
+
+
 def _merge_metadata(needs: list[ModelNeed], workflow: Workflow, analyser: _Analyser) -> list[ModelNeed]:
+    by_file: dict[str, list[ModelNeed]] = {}
+    for need in needs:
+        by_file.setdefault(_file_key(need.name), []).append(need)
     for ref in workflow.model_refs:
         folder = ref.directory
-        matches = [n for n in needs if _same_file(n.name, ref.name)]
+        matches = by_file.get(_file_key(ref.name), [])
         for need in matches:
             need.url = need.url or ref.url
+            need.sha256 = need.sha256 or _sha256_hex(ref.hash)
             if need.folder is None:
                 need.folder = folder
                 need.present = analyser.presence(need.name, folder, None) if need.present is None else need.present
         if not matches:
             unsafe = is_unsafe_name(ref.name) or bool(folder and is_unsafe_name(folder))
-            needs.append(ModelNeed(ref.name, folder, ref.node_id, None, ref.url,
-                                   analyser.presence(ref.name, folder, None), unsafe))
+            added = ModelNeed(ref.name, folder, ref.node_id, None, ref.url,
+                              analyser.presence(ref.name, folder, None), unsafe, _sha256_hex(ref.hash))
+            needs.append(added)
+            by_file.setdefault(_file_key(ref.name), []).append(added)
     for need in needs:
         if need.folder and is_unsafe_name(need.folder):
             need.unsafe = True
     return needs
 
 
+@without_cyclic_gc
 def analyse(
     workflow: Workflow,
     object_info: dict[str, Any],
@@ -227,4 +329,5 @@ def analyse(
     needs = analyser.from_prompt(conversion.prompt) + analyser.from_unknown_nodes(graph)
     needs = _merge_metadata(needs, workflow, analyser)
     missing = sorted(t for t in types if t not in object_info)
-    return Needs(missing, needs, sorted(types), sorted(conversion.unknown_types))
+    packs = pack_refs(graph) if graph is not None else {}
+    return Needs(missing, needs, sorted(types), sorted(conversion.unknown_types), packs)

@@ -12,6 +12,8 @@ import re
 
 _COMMENTS = re.compile(r"/\*[\s\S]*?\*/|//[^\n\r\u2028\u2029]*")
 _ESCAPED_SYNTAX = re.compile(r"\\([{}|])")
+#: Where plain text stops: an escape or the start of a choice group.
+_SPECIAL = re.compile(r"[\\{]")
 
 
 def process_dynamic_prompt(text: str, rng: random.Random) -> str:
@@ -27,8 +29,13 @@ def _expand_choices(text: str, rng: random.Random) -> str:
     out: list[str] = []
     i = 0
     while i < len(text):
-        char = text[i]
-        i += 1
+        special = _SPECIAL.search(text, i)
+        if special is None:
+            out.append(text[i:])  # plain text is copied in runs, not a character at a time
+            break
+        out.append(text[i:special.start()])
+        char = text[special.start()]
+        i = special.start() + 1
         if char == "\\":
             out.append("\\" + (text[i] if i < len(text) else "undefined"))
             i += 1
@@ -56,6 +63,4 @@ def _expand_choices(text: str, rng: random.Random) -> str:
                 current.append(c)
             options.append("".join(current))
             out.append(_expand_choices(_COMMENTS.sub("", rng.choice(options)), rng))
-        else:
-            out.append(char)
     return "".join(out)

@@ -10,7 +10,9 @@ encoder feeds a sampler's ``positive`` or ``negative`` input.
 
 from __future__ import annotations
 
+import copy
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -30,6 +32,8 @@ _KIND_BY_INPUT = {
     "scheduler": "scheduler", "denoise": "denoise", "width": "width", "height": "height",
     "batch_size": "batch_size", "length": "length",
 }
+#: Param kinds that name a file on the server (a model, an input image), set as typed.
+FILE_KINDS = ("model", "image")
 _LORA_KINDS = {"strength_model": "lora_strength_model", "strength_clip": "lora_strength_clip"}
 _TEXT_INPUTS = ("text", "prompt", "clip_l", "t5xxl")
 _NUMERIC_KINDS = {
@@ -173,6 +177,26 @@ def set_param(prompt: dict[str, Any], what: str, value: Any, *, node: str | None
     return changed
 
 
+def apply_edits(prompt: dict[str, Any], edits: Iterable[tuple[Param, str]]) -> dict[str, Any]:
+    """A copy of ``prompt`` with each typed value written into its parameter; ``prompt`` is left as it was.
+
+    ``edits`` pairs a :class:`Param` (from :func:`find_params`) with the text a
+    person typed for it. Text equal to the saved value changes nothing, so an
+    untouched ``1`` is not rewritten as ``1.0``. Raises :class:`WorkflowError`
+    for a value of the wrong type, naming the input.
+    """
+    edited = copy.deepcopy(prompt)
+    for param, typed in edits:
+        if typed == str(param.value):
+            continue
+        if param.kind in FILE_KINDS:
+            # A file name picked from the server's own list: nothing to convert or look up.
+            edited[param.node_id]["inputs"][param.name] = typed
+        else:
+            set_param(edited, param.name, typed, node=param.node_id)
+    return edited
+
+
 def apply_seed_mode(prompt: dict[str, Any], mode: SeedMode, *, value: int | None = None,
                     node: str | None = None, rng: random.Random | None = None) -> list[Param]:
     """Fix every seed (to ``value`` if given), randomise it, or increment it — in place."""
@@ -202,9 +226,10 @@ def _walk_path(workflow: Workflow, exec_id: str) -> list[tuple[Graph, Node]]:
             raise WorkflowError(f"no node {exec_id!r}", path=exec_id, expected="a node id of this workflow")
         chain.append((graph, node))
         if depth < len(parts) - 1:
-            graph = workflow.graph.subgraphs.get(node.type)
-            if graph is None:
+            inner = workflow.graph.subgraphs.get(node.type)
+            if inner is None:
                 raise WorkflowError(f"node {part} is not a subgraph", path=exec_id)
+            graph = inner
     return chain
 
 

@@ -48,8 +48,8 @@ def _int(value: Any) -> int | None:
 
 def _inner_nodes(definition: dict[str, Any], path: str) -> list[Node]:
     nodes = []
-    raw_nodes = definition.get("nodes") if isinstance(definition.get("nodes"), list) else []
-    for position, raw in enumerate(raw_nodes):
+    raw_nodes = definition.get("nodes")
+    for position, raw in enumerate(raw_nodes if isinstance(raw_nodes, list) else []):
         if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
             continue
         index = _int(raw.get("index"))
@@ -64,7 +64,8 @@ def _inner_nodes(definition: dict[str, Any], path: str) -> list[Node]:
         title = raw.get("title") if isinstance(raw.get("title"), str) else None
         mode = _int(raw.get("mode")) or 0
         values = raw.get("widgets_values") if isinstance(raw.get("widgets_values"), (list, dict)) else None
-        props = raw.get("properties") if isinstance(raw.get("properties"), dict) else {}
+        raw_props = raw.get("properties")
+        props: dict[str, Any] = raw_props if isinstance(raw_props, dict) else {}
         nodes.append(Node(str(index), raw["type"], mode, title, inputs, outputs, copy.deepcopy(values), props,
                           f"{path}.nodes[{position}]", raw))
     return sorted(nodes, key=lambda n: int(n.id))
@@ -88,7 +89,9 @@ def _build(instance: Node, definition: dict[str, Any], object_info: dict[str, An
         if not isinstance(raw, list) or len(raw) < 4:
             continue
         origin, oslot, target, tslot = (_int(v) for v in raw[:4])
-        if None in (origin, oslot, target, tslot) or str(origin) not in by_id or str(target) not in by_id:
+        if origin is None or oslot is None or target is None or tslot is None:
+            continue
+        if str(origin) not in by_id or str(target) not in by_id:
             continue
         inputs = by_id[str(target)].inputs
         if tslot >= len(inputs):

@@ -5,18 +5,25 @@ WebP: an ``EXIF`` chunk whose IFD0 ASCII tags (0x010F Make, 0x0110 Model, …)
 hold strings ``"workflow:{…}"`` / ``"prompt:{…}"``, the way ComfyUI's WebP
 savers write them. Both readers return raw text per key and never raise
 anything but :class:`WorkflowError`.
+
+Compressed text is a memory bomb waiting to happen (a few KB can inflate to
+gigabytes): only the chunks asked for are inflated, each up to
+``MAX_TEXT_BYTES``, all of them together up to ``MAX_TEXT_TOTAL``.
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Collection
 
 from pistachio_tui.workflow.errors import WorkflowError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: Decompressed text chunks larger than this are refused (a crafted file could expand forever).
 MAX_TEXT_BYTES = 64 * 1024 * 1024
+#: All text chunks read from one image together.
+MAX_TEXT_TOTAL = 96 * 1024 * 1024
 
 
 def is_png(data: bytes) -> bool:
@@ -27,22 +34,28 @@ def is_webp(data: bytes) -> bool:
     return len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP"
 
 
-def _inflate(blob: bytes, file: str | None, where: str) -> bytes:
+def _inflate(blob: bytes, file: str | None, where: str, limit: int) -> bytes:
     decomp = zlib.decompressobj()
     try:
-        out = decomp.decompress(blob, MAX_TEXT_BYTES)
+        out = decomp.decompress(blob, limit)
     except zlib.error as exc:
         raise WorkflowError(f"compressed text does not inflate ({exc})", file=file, path=where) from None
     if decomp.unconsumed_tail:
-        raise WorkflowError("compressed text is larger than 64 MB", file=file, path=where)
+        if limit < MAX_TEXT_BYTES:
+            raise WorkflowError(f"the image's text entries inflate to more than {MAX_TEXT_TOTAL >> 20} MB in "
+                                "total (the limit for one image)", file=file, path=where)
+        raise WorkflowError(f"compressed text is larger than {MAX_TEXT_BYTES >> 20} MB (the limit for one "
+                            "text entry)", file=file, path=where)
     return out
 
 
-def png_text(data: bytes, file: str | None = None) -> dict[str, str]:
-    """All text chunks of a PNG as ``{keyword: text}`` (first occurrence wins)."""
+def png_text(data: bytes, file: str | None = None, keys: Collection[str] | None = None) -> dict[str, str]:
+    """Text chunks of a PNG as ``{keyword: text}`` (first occurrence wins): those named in
+    ``keys``, or all of them; chunks not asked for are never inflated."""
     if not is_png(data):
         raise WorkflowError("not a PNG file", file=file, path="png", expected="the PNG signature")
     texts: dict[str, str] = {}
+    budget = MAX_TEXT_TOTAL
     pos = len(PNG_SIGNATURE)
     index = 0
     while pos + 8 <= len(data):
@@ -52,8 +65,10 @@ def png_text(data: bytes, file: str | None = None) -> dict[str, str]:
         if len(body) < length:
             raise WorkflowError("chunk runs past the end of the file", file=file, path=where, expected=f"{length} bytes")
         if ctype in (b"tEXt", b"zTXt", b"iTXt"):
-            key, text = _decode_text_chunk(ctype, body, file, where)
-            texts.setdefault(key, text)
+            key = _chunk_key(body, file, where)
+            if key not in texts and (keys is None or key in keys):
+                texts[key] = _decode_text_chunk(ctype, body, file, where, min(budget, MAX_TEXT_BYTES))
+                budget -= len(texts[key])
         if ctype == b"IEND":
             break
         pos += 12 + length
@@ -61,23 +76,27 @@ def png_text(data: bytes, file: str | None = None) -> dict[str, str]:
     return texts
 
 
-def _decode_text_chunk(ctype: bytes, body: bytes, file: str | None, where: str) -> tuple[str, str]:
-    key_raw, sep, rest = body.partition(b"\x00")
+def _chunk_key(body: bytes, file: str | None, where: str) -> str:
+    key_raw, sep, _ = body.partition(b"\x00")
     if not sep:
         raise WorkflowError("text chunk without a keyword separator", file=file, path=where, expected="keyword\\0text")
-    key = key_raw.decode("latin-1")
+    return key_raw.decode("latin-1")
+
+
+def _decode_text_chunk(ctype: bytes, body: bytes, file: str | None, where: str, limit: int) -> str:
+    rest = body.partition(b"\x00")[2]
     if ctype == b"tEXt":
-        return key, rest.decode("latin-1")
+        return rest.decode("latin-1")
     if ctype == b"zTXt":
-        return key, _inflate(rest[1:], file, where).decode("latin-1")
+        return _inflate(rest[1:], file, where, limit).decode("latin-1")
     if len(rest) < 2:
         raise WorkflowError("iTXt chunk too short", file=file, path=where, expected="compression flag and method")
     compressed = rest[0] == 1
     _lang, _, rest = rest[2:].partition(b"\x00")
     _translated, _, text = rest.partition(b"\x00")
     if compressed:
-        text = _inflate(text, file, where)
-    return key, text.decode("utf-8", errors="replace")
+        text = _inflate(text, file, where, limit)
+    return text.decode("utf-8", errors="replace")
 
 
 def _riff_chunks(data: bytes):

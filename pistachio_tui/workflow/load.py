@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -27,9 +28,12 @@ __all__ = [
 
 #: Files bigger than this are not workflows (and would exhaust memory on a pod).
 MAX_FILE_BYTES = 256 * 1024 * 1024
-#: Archive limits: members read, and bytes per member once inflated.
+#: Archive limits: members read, bytes per member once inflated, and all members together.
 MAX_ARCHIVE_MEMBERS = 1000
 MAX_MEMBER_BYTES = 64 * 1024 * 1024
+MAX_ARCHIVE_BYTES = 64 * 1024 * 1024
+#: The only text entries of an image that hold a workflow; no other is inflated.
+_IMAGE_KEYS = ("workflow", "prompt")
 _WORKFLOW_SUFFIXES = (".json", ".png", ".webp")
 
 
@@ -92,6 +96,9 @@ def validate_api(prompt: Any, file: str | None = None) -> dict[str, Any]:
             raise WorkflowError(f"found {_kind(node)}", file=file, path=path, expected="a node object")
         if not isinstance(node.get("class_type"), str):
             raise WorkflowError("missing or non-string class_type", file=file, path=f"{path}.class_type", expected="a node class name")
+        if "_meta" in node and not isinstance(node["_meta"], dict):
+            raise WorkflowError(f"found {_kind(node['_meta'])}", file=file, path=f"{path}._meta",
+                                expected="an object such as {\"title\": …}")
         inputs = node.get("inputs", {})
         if not isinstance(inputs, dict):
             raise WorkflowError(f"found {_kind(inputs)}", file=file, path=f"{path}.inputs", expected="an object")
@@ -162,9 +169,28 @@ def parse_workflow(data: Any, name: str, source: str | None = None, embedded_pro
     raise WorkflowError(f"found {_kind(data)}", file=source, path="$", expected="a UI workflow or an API prompt object")
 
 
+class _NotFinite(ValueError):
+    """A number JSON cannot carry to a server: ``NaN``, ``Infinity`` or one too big for a float."""
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotFinite(f"the number {text[:40]} is too large for any node input")
+    return value
+
+
+def _no_constants(name: str) -> float:
+    # Python writes these for float('nan') / float('inf'); browsers and ComfyUI's own
+    # JSON encoding refuse them, so such a workflow could never be queued.
+    raise _NotFinite(f"{name} is not a number a node input can take (not valid JSON either)")
+
+
 def _json(text: str | bytes, source: str | None, where: str = "$") -> Any:
     try:
-        return json.loads(text)
+        return json.loads(text, parse_float=_finite_float, parse_constant=_no_constants)
+    except _NotFinite as exc:
+        raise WorkflowError(str(exc), file=source, path=where, expected="a finite number") from None
     except (ValueError, RecursionError) as exc:
         detail = f"line {exc.lineno} column {exc.colno}: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else str(exc)
         raise WorkflowError(f"invalid JSON ({detail})", file=source, path=where, expected="JSON text") from None
@@ -187,7 +213,7 @@ def _from_bytes(data: bytes, name: str, source: str | None, depth: int = 0) -> l
     if len(data) > MAX_FILE_BYTES:
         raise WorkflowError("file is larger than 256 MB", file=source, path="$", expected="a workflow file")
     if is_png(data):
-        return [_from_image_text(png_text(data, source), name, source, "png")]
+        return [_from_image_text(png_text(data, source, _IMAGE_KEYS), name, source, "png")]
     if is_webp(data):
         return [_from_image_text(webp_text(data, source), name, source, "webp")]
     if data[:4] == b"PK\x03\x04":
@@ -213,17 +239,26 @@ def _from_zip(data: bytes, source: str | None) -> list[Workflow]:
         raise WorkflowError(f"archive holds {len(members)} files", file=source, path="zip",
                             expected=f"at most {MAX_ARCHIVE_MEMBERS}")
     found: list[Workflow] = []
+    budget = MAX_ARCHIVE_BYTES
     for info in members:
         where = f"{source or 'archive'}!{info.filename}"
         if info.file_size > MAX_MEMBER_BYTES:
-            raise WorkflowError("archive member is larger than 64 MB", file=where, path="$")
+            raise WorkflowError(f"archive member is larger than {MAX_MEMBER_BYTES >> 20} MB (the limit for one "
+                                "member)", file=where, path="$")
+        # The sizes the archive states may lie: reading stops at the limit whatever they say.
+        limit = min(MAX_MEMBER_BYTES, budget)
         try:
             with archive.open(info) as handle:
-                blob = handle.read(MAX_MEMBER_BYTES + 1)
+                blob = handle.read(limit + 1)
         except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
             raise WorkflowError(f"cannot read archive member ({exc})", file=where, path="$") from None
-        if len(blob) > MAX_MEMBER_BYTES:
-            raise WorkflowError("archive member is larger than 64 MB", file=where, path="$")
+        if len(blob) > limit:
+            if limit < MAX_MEMBER_BYTES:
+                raise WorkflowError(f"archive inflates to more than {MAX_ARCHIVE_BYTES >> 20} MB in total (the "
+                                    "limit for one archive)", file=source, path="zip")
+            raise WorkflowError(f"archive member is larger than {MAX_MEMBER_BYTES >> 20} MB (the limit for one "
+                                "member)", file=where, path="$")
+        budget -= len(blob)
         stem = PurePosixPath(info.filename).stem
         try:
             found.extend(_from_bytes(blob, stem, where, depth=1))

@@ -11,13 +11,24 @@ widgets some frontend extensions bolt onto particular node types.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable
 
-#: Input types the editor shows as an editable widget rather than a socket.
-_WIDGET_TYPES = frozenset({
-    "INT", "FLOAT", "STRING", "BOOLEAN", "COMBO", "MARKDOWN",
-    "COMFY_DYNAMICCOMBO_V3", "LOAD_3D", "WEBCAM", "AUDIO_RECORD",
+#: The editor's widget registry: an input whose type is a key here becomes a widget, any
+#: other type a socket (``inputIsWidget``). The core constructors (``ComfyWidgets`` in
+#: ``scripts/widgets.ts``, dynamic widgets included), then the types the core extensions
+#: register through ``getCustomWidgets`` — of frontend 1.35.9 and of 1.58.1 together, as
+#: read from their release bundles, so files from either editor lay out the same way.
+WIDGET_TYPES = frozenset({
+    "INT", "FLOAT", "BOOLEAN", "STRING", "MARKDOWN", "COMBO", "IMAGEUPLOAD", "COLOR", "IMAGECOMPARE",
+    "BOUNDING_BOX", "CHART", "GALLERIA", "PAINTER", "COMPOSITOR", "TEXTAREA", "CURVE", "RANGE",
+    "VIDEO_EDIT", "RESOLUTION_PREVIEW", "BOUNDING_BOXES", "LIGHT_INFO_PREVIEW", "COLORS",
+    "COMFY_DYNAMICCOMBO_V3", "COMFY_DYNAMICGROUP_V3",
+    "AUDIO_UI", "AUDIOUPLOAD", "AUDIO_RECORD", "WEBCAM", "LOAD_3D", "LOAD_3D_ADVANCED", "PREVIEW_3D",
+    "CAMERA_ANGLE_VIEW", "CAMERA_INFO_STATE", "COMFY_BRANCH_INPUT_NAMES", "COMFY_BRANCH_SELECTOR",
 })
+#: Widget types whose prompt value carries its type (``{"__type__": T, "__value__": v}``),
+#: as graphToPrompt does for the curve editor; every other list value is wrapped untyped.
+TYPED_VALUE_WIDGETS = frozenset({"CURVE"})
 #: Seeds get a "control after generate" companion even without the option (editor convention).
 SEED_NAMES = frozenset({"seed", "noise_seed"})
 #: Options that add editor-only upload buttons after the combo (saved, never sent).
@@ -26,7 +37,7 @@ _UPLOAD_BUTTONS = {"file_upload": ("upload3dmodel", "uploadExtraResources", "cle
 _DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WidgetSpec:
     """One widget of a node.
 
@@ -40,14 +51,28 @@ class WidgetSpec:
     dynamic_prompts: bool = False
     text_box: bool = False
     default: Any = None
+    #: The input type the widget was built for (``CURVE``...), empty for editor-only extras.
+    type: str = ""
+    #: The editor sends ``""`` whatever was saved: the recorder uploads what was recorded in
+    #: this browser session (nothing, for a reopened file), and an audio player (``audioUI``)
+    #: is a DOM widget without a value getter in frontend 1.35.9 (1.58 leaves it out).
+    computed: bool = False
 
 
+def prompt_value(widget: WidgetSpec, value: Any) -> Any:
+    """``value`` as graphToPrompt puts it in the prompt: lists (which would read as links) wrapped."""
+    if widget.type in TYPED_VALUE_WIDGETS and value is not None:
+        return {"__type__": widget.type, "__value__": value}
+    return {"__value__": value} if isinstance(value, list) else value
+
+
+#: Node types that get an audio player widget (``audioUI``, the AudioWidget extension).
+AUDIO_PLAYER_NODES = ("LoadAudio", "SaveAudio", "PreviewAudio", "SaveAudioMP3", "SaveAudioOpus", "SaveAudioAdvanced")
 #: Widgets frontend extensions add to particular node types: (name, spec) appended to the
 #: required inputs, as the extensions do before the node is built.
 _EXTENSION_INPUTS: dict[str, list[WidgetSpec]] = {
     **{t: [WidgetSpec("image", default="")] for t in ("SaveGLB", "Preview3D", "Preview3DAnimation")},
-    **{t: [WidgetSpec("audioUI", default="")]
-       for t in ("LoadAudio", "SaveAudio", "PreviewAudio", "SaveAudioMP3", "SaveAudioOpus", "RecordAudio")},
+    **{t: [WidgetSpec("audioUI", default="", type="AUDIO_UI", computed=True)] for t in AUDIO_PLAYER_NODES},
     "PreviewAny": [
         WidgetSpec("preview", text_box=True, default=""),
         WidgetSpec("preview", text_box=True, default=""),
@@ -62,12 +87,14 @@ def ordered_inputs(node_def: dict[str, Any], sections: tuple[str, ...] = ("requi
     raw_inputs = node_def.get("input")
     if not isinstance(raw_inputs, dict):
         return result
-    order = node_def.get("input_order") if isinstance(node_def.get("input_order"), dict) else {}
+    raw_order = node_def.get("input_order")
+    order: dict[str, Any] = raw_order if isinstance(raw_order, dict) else {}
     for section in sections:
         specs = raw_inputs.get(section)
         if not isinstance(specs, dict):
             continue
-        names = order.get(section) if isinstance(order.get(section), list) else list(specs)
+        section_order = order.get(section)
+        names: list[Any] = section_order if isinstance(section_order, list) else list(specs)
         for name in names:
             spec = specs.get(name)
             if isinstance(spec, (list, tuple)) and spec:
@@ -98,7 +125,7 @@ def combo_values(spec: list[Any]) -> list[Any] | None:
 def is_widget_input(spec: list[Any]) -> bool:
     if input_options(spec).get("forceInput"):
         return False
-    return input_type_name(spec) in _WIDGET_TYPES
+    return input_type_name(spec) in WIDGET_TYPES
 
 
 def default_value(spec: list[Any]) -> Any:
@@ -125,12 +152,16 @@ def has_control_widget(name: str, spec: list[Any]) -> bool:
 
 def _widget_for(name: str, spec: list[Any]) -> WidgetSpec:
     opts = input_options(spec)
-    text_box = input_type_name(spec) == "STRING" and bool(opts.get("multiline"))
-    return WidgetSpec(name, dynamic_prompts=bool(opts.get("dynamicPrompts")), text_box=text_box, default=default_value(spec))
+    itype = input_type_name(spec)
+    text_box = itype == "STRING" and bool(opts.get("multiline"))
+    return WidgetSpec(name, dynamic_prompts=bool(opts.get("dynamicPrompts")), text_box=text_box,
+                      default=default_value(spec), type=itype, computed=itype == "AUDIO_RECORD")
 
 
 def _companions(name: str, spec: list[Any]) -> list[WidgetSpec]:
     extras = []
+    if input_type_name(spec) == "AUDIO_RECORD":
+        extras.append(WidgetSpec(name, serialize=False))  # the record button, named like its input
     if has_control_widget(name, spec):
         extras.append(WidgetSpec("control_after_generate", serialize=False, default="fixed"))
     opts = input_options(spec)
@@ -148,7 +179,7 @@ def _dynamic_option_inputs(spec: list[Any], selected: Any) -> list[tuple[str, li
     return []
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WidgetValue:
     """A widget, its current value, and where that value sits in ``widgets_values``.
 
@@ -161,13 +192,129 @@ class WidgetValue:
     slot: int | str | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One widget input of a node definition, with everything about it that needs no value."""
+
+    name: str
+    spec: list[Any]
+    widget: WidgetSpec
+    companions: tuple[WidgetSpec, ...]
+    dynamic: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A node definition's widget layout, worked out once and reused for every node of the class."""
+
+    required: tuple[_Entry, ...]
+    optional: tuple[_Entry, ...]
+    #: Per input that is or was a widget (in order): whether it has since become a socket.
+    forced: tuple[bool, ...]
+    #: How many values a file saved before those inputs became sockets holds.
+    forced_slots: int
+    #: Every input's spec by name (required first).
+    specs: dict[str, list[Any]]
+    #: The widgets in order when the layout does not depend on values (no dynamic combo), else None.
+    fixed: tuple[WidgetSpec, ...] | None
+
+
+#: id(node definition) → (the definition, its plan). Definitions are read, never changed, so a
+#: plan stays valid while its definition lives; holding the definition keeps its id from being
+#: reused. Bounded: a long session that refetches object_info many times starts over.
+_PLANS: dict[int, tuple[dict[str, Any], _Plan]] = {}
+_PLAN_LIMIT = 8192
+
+
+def _entries(inputs: list[tuple[str, list[Any]]], prefix: str = "") -> tuple[_Entry, ...]:
+    return tuple(
+        _Entry(name, spec, _widget_for(prefix + name, spec), tuple(_companions(name, spec)),
+               input_type_name(spec) == _DYNAMIC_COMBO)
+        for name, spec in inputs if is_widget_input(spec)
+    )
+
+
+def _plan(node_def: dict[str, Any]) -> _Plan:
+    hit = _PLANS.get(id(node_def))
+    if hit is not None and hit[0] is node_def:
+        return hit[1]
+    every = ordered_inputs(node_def)
+    originals = [(name, spec) for name, spec in every if is_widget_input(spec) or input_options(spec).get("forceInput")]
+    specs: dict[str, list[Any]] = {}
+    for name, spec in every:
+        specs.setdefault(name, spec)
+    required = _entries(ordered_inputs(node_def, ("required",)))
+    optional = _entries(ordered_inputs(node_def, ("optional",)))
+    entries = required + optional
+    fixed = None if any(e.dynamic for e in entries) else tuple(
+        w for e in entries for w in (e.widget, *e.companions))
+    plan = _Plan(
+        required,
+        optional,
+        tuple(bool(input_options(spec).get("forceInput")) for _, spec in originals),
+        sum(2 if input_options(spec).get("control_after_generate") or name in SEED_NAMES else 1
+            for name, spec in originals),
+        specs,
+        fixed,
+    )
+    if len(_PLANS) >= _PLAN_LIMIT:
+        _PLANS.clear()
+    _PLANS[id(node_def)] = (node_def, plan)
+    return plan
+
+
+def input_spec(node_def: dict[str, Any], name: str) -> list[Any] | None:
+    """The spec of input ``name`` (required or optional), if the definition has one."""
+    return _plan(node_def).specs.get(name)
+
+
+Take = Callable[[WidgetSpec], tuple[Any, "int | str | None"]]
+
+
 def widget_layout(node_type: str, node_def: dict[str, Any], values: list[Any] | dict[str, Any] | None) -> list[WidgetValue]:
     """Every widget of a node with its value, as the editor has it after loading the file."""
+    return [WidgetValue(w, v, slot) for w, v, slot in _layout(node_type, node_def, values)]
+
+
+def widget_values(node_type: str, node_def: dict[str, Any],
+                  values: list[Any] | dict[str, Any] | None) -> list[tuple[WidgetSpec, Any]]:
+    """``(widget, value)`` of every widget of a node: :func:`widget_layout` without the slots."""
+    plan = _plan(node_def)
+    if plan.fixed is not None and node_type not in _EXTENSION_INPUTS and type(values) is list:
+        # The common case, without the slot bookkeeping: see _layout.
+        kept = _kept_indexes(plan, len(values))
+        count = len(kept)
+        return [
+            (w, "" if (v := values[kept[i]]) is None and w.text_box else v) if i < count else (w, w.default)
+            for i, w in enumerate(plan.fixed)
+        ]
+    return [(w, v) for w, v, _ in _layout(node_type, node_def, values)]
+
+
+def _layout(node_type: str, node_def: dict[str, Any],
+            values: list[Any] | dict[str, Any] | None) -> list[tuple[WidgetSpec, Any, int | str | None]]:
+    plan = _plan(node_def)
     if isinstance(values, dict):
-        return _layout_named(node_type, node_def, values)
-    seq = list(values or [])
-    positions = kept_value_indexes(node_def, len(seq))
-    cursor = iter(positions)
+        named = values
+
+        def take_named(widget: WidgetSpec) -> tuple[Any, int | str | None]:
+            if widget.name not in named:
+                return widget.default, None
+            value = named[widget.name]
+            return ("" if value is None and widget.text_box else value), widget.name
+
+        return _walk(node_type, plan, take_named)
+    seq = values or []
+    kept = _kept_indexes(plan, len(seq))
+    if plan.fixed is not None and node_type not in _EXTENSION_INPUTS:
+        # Most nodes: widgets in a fixed order, paired with the kept values by position.
+        count = len(kept)
+        return [
+            ((w, "" if (v := seq[kept[i]]) is None and w.text_box else v, kept[i]) if i < count
+             else (w, w.default, None))
+            for i, w in enumerate(plan.fixed)
+        ]
+    cursor = iter(kept)
 
     def take(widget: WidgetSpec) -> tuple[Any, int | str | None]:
         index = next(cursor, None)
@@ -176,36 +323,26 @@ def widget_layout(node_type: str, node_def: dict[str, Any], values: list[Any] | 
         value = seq[index]
         return ("" if value is None and widget.text_box else value), index
 
-    return list(_walk(node_type, node_def, take))
+    return _walk(node_type, plan, take)
 
 
-def _layout_named(node_type: str, node_def: dict[str, Any], values: dict[str, Any]) -> list[WidgetValue]:
-    def take(widget: WidgetSpec) -> tuple[Any, int | str | None]:
-        if widget.name not in values:
-            return widget.default, None
-        value = values[widget.name]
-        return ("" if value is None and widget.text_box else value), widget.name
+def _walk(node_type: str, plan: _Plan, take: Take) -> list[tuple[WidgetSpec, Any, int | str | None]]:
+    out: list[tuple[WidgetSpec, Any, int | str | None]] = []
 
-    return list(_walk(node_type, node_def, take))
+    def visit(entries: tuple[_Entry, ...]) -> None:
+        for entry in entries:
+            value, slot = take(entry.widget)
+            out.append((entry.widget, value, slot))
+            for extra in entry.companions:
+                out.append((extra, *take(extra)))
+            if entry.dynamic:
+                visit(_entries(_dynamic_option_inputs(entry.spec, value), entry.widget.name + "."))
 
-
-def _walk(node_type: str, node_def: dict[str, Any], take) -> Iterator[WidgetValue]:
-    def visit(inputs: list[tuple[str, list[Any]]], prefix: str) -> Iterator[WidgetValue]:
-        for name, spec in inputs:
-            if not is_widget_input(spec):
-                continue
-            widget = _widget_for(prefix + name, spec)
-            value, slot = take(widget)
-            yield WidgetValue(widget, value, slot)
-            for extra in _companions(name, spec):
-                yield WidgetValue(extra, *take(extra))
-            if input_type_name(spec) == _DYNAMIC_COMBO:
-                yield from visit(_dynamic_option_inputs(spec, value), f"{prefix}{name}.")
-
-    yield from visit(ordered_inputs(node_def, ("required",)), "")
-    for extra in _EXTENSION_INPUTS.get(node_type, []):
-        yield WidgetValue(extra, *take(extra))
-    yield from visit(ordered_inputs(node_def, ("optional",)), "")
+    visit(plan.required)
+    for extra in _EXTENSION_INPUTS.get(node_type, ()):
+        out.append((extra, *take(extra)))
+    visit(plan.optional)
+    return out
 
 
 def kept_value_indexes(node_def: dict[str, Any], count: int) -> list[int]:
@@ -216,17 +353,11 @@ def kept_value_indexes(node_def: dict[str, Any], count: int) -> list[int]:
     the node's old widget layout, pairing inputs with values by position (as
     here), so files saved before such a change still line up.
     """
-    everything = list(range(count))
-    originals = [
-        (name, spec) for name, spec in ordered_inputs(node_def)
-        if is_widget_input(spec) or input_options(spec).get("forceInput")
-    ]
-    if not any(input_options(spec).get("forceInput") for _, spec in originals):
-        return everything
-    slots = sum(
-        2 if input_options(spec).get("control_after_generate") or name in SEED_NAMES else 1
-        for name, spec in originals
-    )
-    if slots != count:
-        return everything
-    return [i for i in everything if i >= len(originals) or not input_options(originals[i][1]).get("forceInput")]
+    return list(_kept_indexes(_plan(node_def), count))
+
+
+def _kept_indexes(plan: _Plan, count: int) -> range | list[int]:
+    forced = plan.forced
+    if plan.forced_slots != count or True not in forced:
+        return range(count)
+    return [i for i in range(count) if i >= len(forced) or not forced[i]]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pistachio_tui.workflow.errors import WorkflowError
+from pistachio_tui.workflow.gcpause import without_cyclic_gc
 
 #: Node ids the editor gives a subgraph's input and output panels.
 SUBGRAPH_INPUT_ID = "-10"
@@ -22,7 +23,7 @@ MODE_NEVER = 2  # "muted"
 MODE_BYPASS = 4
 
 
-@dataclass
+@dataclass(slots=True)
 class InputSlot:
     name: str
     type: str
@@ -30,14 +31,14 @@ class InputSlot:
     widget: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class OutputSlot:
     name: str
     type: str
     links: list[int] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class Node:
     id: str
     type: str
@@ -51,7 +52,7 @@ class Node:
     raw: dict[str, Any]
 
 
-@dataclass
+@dataclass(slots=True)
 class Link:
     id: int
     origin_id: str
@@ -61,14 +62,14 @@ class Link:
     type: str
 
 
-@dataclass
+@dataclass(slots=True)
 class SubgraphSlot:
     name: str
     type: str
     link_ids: list[int]
 
 
-@dataclass
+@dataclass(slots=True)
 class Graph:
     """The root graph or one subgraph definition."""
 
@@ -81,7 +82,7 @@ class Graph:
     outputs: list[SubgraphSlot] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class UIWorkflow:
     root: Graph
     subgraphs: dict[str, Graph]
@@ -165,7 +166,30 @@ def _slot_type(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _parse_link(r: _Reader, raw: Any, path: str) -> Link:
+def _plain_id(value: Any) -> str | None:
+    """A node id in its usual form (an integer or a non-empty string), else ``None``."""
+    kind = type(value)
+    if kind is int:
+        return str(value)
+    return value if kind is str and value else None
+
+
+def _parse_link(r: _Reader, raw: Any, graph_path: str, index: int) -> Link:
+    # Files hold thousands of links in the usual shape; only an unusual one pays for the
+    # checks that name the bad field.
+    if type(raw) is list and len(raw) >= 5:
+        ident, origin, oslot, target, tslot = raw[:5]
+        origin_id, target_id = _plain_id(origin), _plain_id(target)
+        if type(ident) is int and type(oslot) is int and type(tslot) is int and origin_id and target_id:
+            ltype = raw[5] if len(raw) > 5 else ""
+            return Link(ident, origin_id, oslot, target_id, tslot, ltype if type(ltype) is str else _slot_type(ltype))
+    elif type(raw) is dict:  # subgraph definitions keep links as objects
+        ident, oslot, tslot = raw.get("id"), raw.get("origin_slot"), raw.get("target_slot")
+        origin_id, target_id = _plain_id(raw.get("origin_id")), _plain_id(raw.get("target_id"))
+        if type(ident) is int and type(oslot) is int and type(tslot) is int and origin_id and target_id:
+            ltype = raw.get("type")
+            return Link(ident, origin_id, oslot, target_id, tslot, ltype if type(ltype) is str else _slot_type(ltype))
+    path = f"{graph_path}.links[{index}]"
     if isinstance(raw, list):
         if len(raw) < 5:
             raise r.fail(path, f"link has {len(raw)} fields", "[id, origin_id, origin_slot, target_id, target_slot, type]")
@@ -186,32 +210,57 @@ def _parse_link(r: _Reader, raw: Any, path: str) -> Link:
     )
 
 
+def _parse_input(r: _Reader, slot: Any, node_path: str, index: int) -> InputSlot:
+    if type(slot) is dict:
+        name, link, stype, widget = slot.get("name"), slot.get("link"), slot.get("type"), slot.get("widget")
+        if type(name) is str and (link is None or type(link) is int):
+            widget_name = widget.get("name") if type(widget) is dict else None
+            return InputSlot(name, stype if type(stype) is str else _slot_type(stype), link,
+                             widget_name if type(widget_name) is str else None)
+    path = f"{node_path}.inputs[{index}]"
+    s = r.obj(slot, path)
+    widget = s.get("widget")
+    widget_name = widget.get("name") if isinstance(widget, dict) and isinstance(widget.get("name"), str) else None
+    return InputSlot(r.str_(s.get("name"), f"{path}.name"), _slot_type(s.get("type")),
+                     r.opt_int(s.get("link"), f"{path}.link"), widget_name)
+
+
+def _parse_output(r: _Reader, slot: Any, node_path: str, index: int) -> OutputSlot:
+    s = slot if type(slot) is dict else r.obj(slot, f"{node_path}.outputs[{index}]")
+    raw_links = s.get("links") or []
+    links: list[int] | None = None
+    if type(raw_links) is list:
+        for v in raw_links:
+            if type(v) is not int:
+                break
+        else:
+            links = raw_links  # read-only here: the parsed list itself will do
+    if links is None:
+        path = f"{node_path}.outputs[{index}]"
+        links = [r.int_(v, f"{path}.links[{j}]") for j, v in enumerate(r.arr(raw_links, f"{path}.links"))]
+    name, stype = s.get("name"), s.get("type")
+    return OutputSlot(name if isinstance(name, str) else "", stype if type(stype) is str else _slot_type(stype), links)
+
+
 def _parse_node(r: _Reader, raw: Any, path: str) -> Node:
-    obj = r.obj(raw, path)
-    ident = r.node_id(obj.get("id"), f"{path}.id")
-    ntype = r.str_(obj.get("type"), f"{path}.type")
+    obj = raw if type(raw) is dict else r.obj(raw, path)
+    ident = _plain_id(obj.get("id")) or r.node_id(obj.get("id"), f"{path}.id")
+    ntype = obj.get("type")
+    if type(ntype) is not str:
+        ntype = r.str_(ntype, f"{path}.type")
     mode = obj.get("mode", 0)
-    mode = 0 if mode is None else r.int_(mode, f"{path}.mode")
+    mode = 0 if mode is None else mode if type(mode) is int else r.int_(mode, f"{path}.mode")
     title = obj.get("title")
     if title is not None and not isinstance(title, str):
         title = str(title)
-    inputs: list[InputSlot] = []
-    for i, slot in enumerate(r.arr(obj.get("inputs") or [], f"{path}.inputs")):
-        spath = f"{path}.inputs[{i}]"
-        s = r.obj(slot, spath)
-        widget = s.get("widget")
-        widget_name = widget.get("name") if isinstance(widget, dict) and isinstance(widget.get("name"), str) else None
-        inputs.append(InputSlot(
-            r.str_(s.get("name"), f"{spath}.name"), _slot_type(s.get("type")),
-            r.opt_int(s.get("link"), f"{spath}.link"), widget_name,
-        ))
-    outputs: list[OutputSlot] = []
-    for i, slot in enumerate(r.arr(obj.get("outputs") or [], f"{path}.outputs")):
-        spath = f"{path}.outputs[{i}]"
-        s = r.obj(slot, spath)
-        links = [r.int_(v, f"{spath}.links[{j}]") for j, v in enumerate(r.arr(s.get("links") or [], f"{spath}.links"))]
-        name = s.get("name")
-        outputs.append(OutputSlot(name if isinstance(name, str) else "", _slot_type(s.get("type")), links))
+    raw_inputs = obj.get("inputs") or []
+    raw_outputs = obj.get("outputs") or []
+    if type(raw_inputs) is not list:
+        r.arr(raw_inputs, f"{path}.inputs")
+    if type(raw_outputs) is not list:
+        r.arr(raw_outputs, f"{path}.outputs")
+    inputs = [_parse_input(r, slot, path, i) for i, slot in enumerate(raw_inputs)]
+    outputs = [_parse_output(r, slot, path, i) for i, slot in enumerate(raw_outputs)]
     values = obj.get("widgets_values")
     if values is not None and not isinstance(values, (list, dict)):
         raise r.fail(f"{path}.widgets_values", f"found {_kind(values)}", "an array or an object")
@@ -241,11 +290,20 @@ def _parse_graph(r: _Reader, obj: dict[str, Any], path: str) -> Graph:
     for i, raw in enumerate(r.arr(raw_links if raw_links is not None else [], f"{path}.links")):
         if raw is None:  # deleted links are sometimes left as null holes
             continue
-        link = _parse_link(r, raw, f"{path}.links[{i}]")
+        if type(raw) is list and len(raw) == 6:
+            # The editor's own shape, [id, origin, slot, target, slot, type] with integer node ids:
+            # by far the most links, so they skip even the general fast path.
+            ident, origin, oslot, target, tslot, ltype = raw
+            if (type(ident) is int and type(origin) is int and type(oslot) is int and type(target) is int
+                    and type(tslot) is int and type(ltype) is str):
+                links[ident] = Link(ident, str(origin), oslot, str(target), tslot, ltype)
+                continue
+        link = _parse_link(r, raw, path, i)
         links[link.id] = link
     return Graph(nodes, links, path)
 
 
+@without_cyclic_gc
 def parse_ui(data: Any, file: str | None = None) -> UIWorkflow:
     """Parse a UI-format workflow dict; raise :class:`WorkflowError` on any bad shape."""
     r = _Reader(file)
@@ -267,5 +325,5 @@ def parse_ui(data: Any, file: str | None = None) -> UIWorkflow:
             subgraphs[graph.id] = graph
     models_raw = obj.get("models")
     models = [m for m in models_raw if isinstance(m, dict)] if isinstance(models_raw, list) else []
-    extra = obj.get("extra") if isinstance(obj.get("extra"), dict) else {}
-    return UIWorkflow(root, subgraphs, models, extra)
+    raw_extra = obj.get("extra")
+    return UIWorkflow(root, subgraphs, models, raw_extra if isinstance(raw_extra, dict) else {})

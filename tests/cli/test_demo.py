@@ -102,8 +102,12 @@ async def test_demo_run_trains_on_the_training_screen_and_promotes_into_the_simu
             await until(pilot, lambda: epochs.row_count >= 2)
             assert DEMO_RUN in str(app.screen.query_one("#train-summary").render())
             assert not app.screen.query_one("#training-view").state.errors, "the demo run must look healthy"
+            loras = demo.comfy_dir / "models" / "loras"
+            before = set(loras.iterdir())
             await pilot.press("p")
-            await until(pilot, lambda: any((demo.comfy_dir / "models" / "loras").glob(f"{DEMO_RUN}_e*")))
+            await until(pilot, lambda: set(loras.iterdir()) - before)
+            [promoted] = set(loras.iterdir()) - before
+            assert DEMO_RUN in promoted.name and promoted.suffix == ".safetensors"
             async with ComfyClient(demo.sim.url) as client:
                 served = await client.models("loras")
-            assert any(name.startswith(f"{DEMO_RUN}_e") for name in served)
+            assert promoted.name in served

@@ -77,8 +77,8 @@ def test_exec_error_names_node_and_exception():
     assert state.error.exception_type == "RuntimeError"
     assert state.cached_nodes == ["1"] == entry.cached_nodes
     assert state.finished_at == entry.finished_at
-    # Nodes 2, 3, 4 had to run (1 was cached); only 2 finished.
-    assert state.fraction == pytest.approx(1 / 3)
+    # Nodes 2 (3 steps), 3 and 4 had to run (1 was cached); only 2 finished. A node weighs its steps.
+    assert state.fraction == pytest.approx(3 / (3 + 1 + 1))
     assert state.outputs == []
 
 
@@ -88,24 +88,25 @@ def test_interrupted_stops_in_the_slow_node():
     assert (state.interrupted.node_id, state.interrupted.node_type) == ("2", "SlowSteps")
     assert state.current_title == "Slow Steps"
     assert (state.value, state.max) == (20, 400)
-    assert state.fraction == pytest.approx((0 + 20 / 400) / 2)
-    # 0.05 s per step in the recorded run.
-    assert state.it_per_s == pytest.approx(20, rel=0.1)
+    assert state.fraction == pytest.approx(20 / (400 + 1))
+    # 0.05 s per step in the recorded run: steps 1 to 20 span less than the 1 s rate window.
+    assert state.it_per_s is None
     assert state.finished_at == entry.finished_at and state.error is None
 
 
 def test_running_state_mid_trace_has_title_rate_and_eta():
     entry, events = recorded("success")
     run = Replay(entry)
-    tenth = next(i for i, (_, e) in enumerate(events) if isinstance(e, Progress) and e.value == 10)
-    run.feed(events[: tenth + 1])
+    step = {e.value: i for i, (_, e) in enumerate(events) if isinstance(e, Progress)}
+    run.feed(events[: step[10] + 1])
     state = run.tracker.get(entry.prompt_id)
     assert state.status == "running"
     assert (state.current_node, state.current_title) == ("2", "Slow Steps")
     assert (state.value, state.max) == (10, 20)
-    assert state.fraction == pytest.approx((1 + 10 / 20) / 3)
-    assert state.it_per_s == pytest.approx(20, rel=0.1)
-    assert state.eta_s == pytest.approx(10 / state.it_per_s)
+    # EmptyImage (weight 1) done, 10 of the sampler's 20 steps, SaveImage (1) to go.
+    assert state.fraction == pytest.approx((1 + 10) / (1 + 20 + 1))
+    # Half a second of steps is too short a window for a rate.
+    assert state.it_per_s is None and state.eta_s is None
 
 
 @pytest.mark.parametrize("name", TRACES)

@@ -19,7 +19,7 @@ from pistachio_tui.fix.downloads import part_path
 from pistachio_tui.fix.manager import InstallSpec, ManagerClient
 from pistachio_tui.sim.server import SimServer
 from tests.faults.helpers import assert_actionable, wait_until
-from tests.fix.file_server import FileServer
+from tests.fix.file_server import FileServer, fake_model
 from tests.fix.workflows import CHECKPOINT_ONLY_NODES, MODELS, fix_workflow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,7 +28,7 @@ SIZE = 3_000_000
 
 async def test_sigint_during_a_fix_download_keeps_the_part_and_the_next_run_resumes(tmp_path):
     name, folder = MODELS[0]
-    data = os.urandom(SIZE)
+    data = fake_model(SIZE)
     files = FileServer(files={name: data}, gate=asyncio.Event())
     await files.start()
     comfy = tmp_path / "ComfyUI"

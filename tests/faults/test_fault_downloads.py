@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from pistachio_tui.fix import downloads
-from pistachio_tui.fix.downloads import DiskFull, DownloadError, download, part_path
+from pistachio_tui.fix.downloads import ChecksumMismatch, DiskFull, DownloadError, download, part_path
 from tests.faults.helpers import assert_actionable, wait_until
-from tests.fix.file_server import FileServer
+from tests.fix.file_server import FileServer, fake_model
 
 SIZE = 2_000_000
 HALF = SIZE // 2
-DATA = os.urandom(SIZE)
+DATA = fake_model(SIZE)
 SHA = hashlib.sha256(DATA).hexdigest()
 
 
@@ -127,14 +127,11 @@ class FillsUp:
 
 @pytest.fixture
 def disk_fills_after(monkeypatch):
+    from pistachio_tui.fix import ranges
+
     def install(room: int) -> None:
-        real_open = Path.open
-
-        def open_(self, mode="r", *args, **kwargs):
-            fh = real_open(self, mode, *args, **kwargs)
-            return FillsUp(fh, room) if self.name.endswith(".part") and "b" in mode and "r" not in mode else fh
-
-        monkeypatch.setattr(Path, "open", open_)
+        real_open = ranges.open_part
+        monkeypatch.setattr(ranges, "open_part", lambda part, *, resume: FillsUp(real_open(part, resume=resume), room))
     return install
 
 
@@ -182,3 +179,104 @@ async def test_cancelled_download_keeps_the_part_and_resumes(files, tmp_path):
     await download(f"{files.url}/model.safetensors", target, sha256=SHA)
     assert files.requests[-1]["Range"] == f"bytes={HALF}-"
     assert sha_of(target) == SHA and not part_path(target).exists()
+
+
+# -- parallel ranged downloads: the same guarantees over several connections -----------------------
+
+SPAN = SIZE // 4
+
+
+@pytest.fixture
+def parallel(monkeypatch):
+    """Files of 1 MB and more come over four connections (2 MB here, so spans of 500 KB)."""
+    from pistachio_tui.fix import ranges
+
+    monkeypatch.setattr(ranges, "PARALLEL_MIN", 1_000_000)
+
+
+def plan_file(target: Path) -> Path:
+    return part_path(target).with_name(part_path(target).name + ".ranges")
+
+
+def ranges_asked(files) -> list[str]:
+    return [r.get("Range", "") for r in files.requests]
+
+
+async def test_parallel_download_uses_four_ranges_and_verifies(files, tmp_path, parallel):
+    target = tmp_path / "model.safetensors"
+    seen = []
+    await download(f"{files.url}/model.safetensors", target, sha256=SHA, progress=seen.append)
+    assert sha_of(target) == SHA
+    assert sorted(ranges_asked(files)) == sorted(
+        ["bytes=0-"] + [f"bytes={i * SPAN}-{(i + 1) * SPAN - 1}" for i in (1, 2, 3)])
+    assert seen[-1].connections == 4 and seen[-1].done == SIZE
+    assert not part_path(target).exists() and not plan_file(target).exists()
+
+
+async def test_one_range_cut_resumes_only_that_range(files, tmp_path, parallel):
+    files.drop_after = {3: 1000}
+    target = tmp_path / "model.safetensors"
+    await download(f"{files.url}/model.safetensors", target, sha256=SHA)
+    assert sha_of(target) == SHA
+    resumed = ranges_asked(files)[4:]
+    assert len(resumed) == 1, ranges_asked(files)
+    start, end = map(int, resumed[0].removeprefix("bytes=").split("-"))
+    assert start % SPAN == 1000 and end == start - 1000 + SPAN - 1
+
+
+async def test_a_range_that_keeps_failing_is_kept_for_the_next_call(files, tmp_path, parallel):
+    files.drop_after = {n: 1000 for n in range(2, 40)}
+    target = tmp_path / "model.safetensors"
+    url = f"{files.url}/model.safetensors"
+    with pytest.raises(DownloadError) as caught:
+        await download(url, target, sha256=SHA, retries=1)
+    assert_actionable(str(caught.value), "run the download again to resume")
+    assert part_path(target).stat().st_size == SIZE and plan_file(target).exists()
+    assert not target.exists()
+    before = len(files.requests)
+    files.drop_after = {}
+    await download(url, target, sha256=SHA)
+    assert sha_of(target) == SHA and not plan_file(target).exists()
+    again = ranges_asked(files)[before:]
+    # Only what was missing is asked for again: no range starts at a span's beginning.
+    assert again and all(int(r.removeprefix("bytes=").split("-")[0]) % SPAN for r in again), again
+
+
+async def test_server_dropping_range_support_midway_restarts_over_one_connection(files, tmp_path, parallel):
+    files.ignore_range_after = 1
+    target = tmp_path / "model.safetensors"
+    await download(f"{files.url}/model.safetensors", target, sha256=SHA)
+    assert sha_of(target) == SHA and not plan_file(target).exists()
+
+
+async def test_a_wrong_total_size_in_one_range_is_refused(files, tmp_path, parallel):
+    files.wrong_total_after = 1
+    target = tmp_path / "model.safetensors"
+    with pytest.raises(ChecksumMismatch, match="were expected"):
+        await download(f"{files.url}/model.safetensors", target)
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_cancelled_parallel_download_resumes_every_range(files, tmp_path, parallel):
+    files.gate = asyncio.Event()
+    target = tmp_path / "model.safetensors"
+    url = f"{files.url}/model.safetensors"
+    task = asyncio.create_task(download(url, target, sha256=SHA))
+    await wait_until(lambda: len(files.requests) >= 4, "four connections")
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert plan_file(target).exists() and not target.exists()
+    files.gate.set()
+    files.gate = None
+    await download(url, target, sha256=SHA)
+    assert sha_of(target) == SHA and not plan_file(target).exists()
+
+
+async def test_a_parallel_part_without_its_record_is_never_taken_for_whole(files, tmp_path, parallel):
+    target = tmp_path / "model.safetensors"
+    part_path(target).write_bytes(b"\0" * SIZE)
+    plan_file(target).write_text("{not json")
+    await download(f"{files.url}/model.safetensors", target, expected_size=SIZE)
+    assert sha_of(target) == SHA

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 
 from pistachio_tui.cli import main
 from pistachio_tui.sim.server import SimServer
-from tests.fix.file_server import FileServer
-from tests.fix.workflows import MODELS, fix_workflow
+from tests.fix.file_server import FileServer, fake_model
+from tests.fix.workflows import CHECKPOINT_ONLY_NODES, MODELS, fix_workflow
 
 BIG = 400_000
 DROP_AT = 40_000
 
 
 async def test_fix_red_to_accepted_with_interrupted_download_resumed(tmp_path, capsys):
-    data = {name: os.urandom(BIG if folder == "checkpoints" else 50_000) for name, folder in MODELS}
+    data = {name: fake_model(BIG if folder == "checkpoints" else 50_000) for name, folder in MODELS}
     # The checkpoint's first request and all three retries break off: the first run cannot finish it.
     files = FileServer(files=data, drop_after={n: DROP_AT for n in (1, 2, 3, 4)})
     await files.start()
@@ -75,3 +74,22 @@ def test_fix_unreachable_server(tmp_path, capsys):
     code = main(["fix", str(workflow), "--server", "http://127.0.0.1:9", "--no-hf"])
     assert code == 3
     assert "Cannot reach ComfyUI" in capsys.readouterr().err
+
+
+async def test_fix_saves_the_corrected_workflow_where_asked(tmp_path, capsys):
+    sim = SimServer(step_delay=0.001, models={"checkpoints": ["fixflow_ckpt.safetensors"]})
+    await sim.start()
+    nodes = [(1, "CheckpointLoaderSimple", ["SDXL\\fixflow_ckpt.safetensors"], {}, ["MODEL", "CLIP", "VAE"]),
+             *CHECKPOINT_ONLY_NODES[1:]]
+    workflow = tmp_path / "w.json"
+    workflow.write_text(json.dumps(fix_workflow("http://127.0.0.1:9", nodes, [])))
+    out = tmp_path / "fixed" / "w.json"
+    try:
+        code = await asyncio.to_thread(main, ["fix", str(workflow), "--server", sim.url, "--no-hf", "-o", str(out)])
+    finally:
+        await sim.stop()
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "using checkpoints/fixflow_ckpt.safetensors already on the server" in printed
+    assert f"saved as {out}" in printed
+    assert json.loads(out.read_text())["nodes"][0]["widgets_values"] == ["fixflow_ckpt.safetensors"]

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
 from pistachio_tui.comfy.client import ComfyClient
 from pistachio_tui.fix.flow import FixFlow, FixOptions
+from pistachio_tui.fix.models_search import ModelCandidate
 from pistachio_tui.sim.server import SimServer
 from pistachio_tui.workflow.load import load_workflow
-from tests.fix.file_server import FileServer
+from tests.fix.file_server import FileServer, fake_model
 from tests.fix.workflows import CHECKPOINT_ONLY_NODES, MODELS, fix_workflow
 
 SIZE = 150_000
@@ -19,13 +19,13 @@ SIZE = 150_000
 
 @pytest.fixture
 async def files():
-    server = FileServer(files={name: os.urandom(SIZE) for name, _ in MODELS})
+    server = FileServer(files={name: fake_model(SIZE) for name, _ in MODELS})
     await server.start()
     yield server
     await server.stop()
 
 
-async def _sim(tmp_path, manager=True):
+async def _sim(tmp_path, manager: bool | str = True):
     sim = SimServer(step_delay=0.001, manager=manager, models_dir=tmp_path / "models", reboot_downtime=0.05)
     await sim.start()
     return sim
@@ -53,8 +53,9 @@ USDU = {
 }
 
 
-async def test_two_packs_three_models_to_accepted(tmp_path, files):
-    sim = await _sim(tmp_path)
+@pytest.mark.parametrize("version", ["V3.39.2", "V3.41", "V4.0.4", "V4.2.1"])
+async def test_two_packs_three_models_to_accepted(tmp_path, files, version):
+    sim = await _sim(tmp_path, manager=version)
     events = []
     try:
         workflow = load_workflow(json.dumps(fix_workflow(files.url)).encode(), "fix.json")
@@ -70,6 +71,7 @@ async def test_two_packs_three_models_to_accepted(tmp_path, files):
     assert ("restart", "ok") in steps and steps[-1] == ("done", "ok")
     assert [e.item for e in events if e.step == "install" and e.state == "ok"] == [
         "UltimateSDUpscale", "ComfyUI-VideoHelperSuite"]
+    assert any(e.message.startswith(f"ComfyUI-Manager {version} (") for e in events)
 
 
 async def test_import_failure_reported_with_pip_command(tmp_path):
@@ -99,7 +101,7 @@ async def test_without_manager_gives_manual_commands(tmp_path):
     assert clone.endswith("custom_nodes/ComfyUI_UltimateSDUpscale")
     assert "-m pip install -r " in requirements
     assert any("Install UltimateSDUpscale by hand" in r for r in outcome.remaining)
-    assert any(e.message == "No ComfyUI-Manager on this server" for e in events)
+    assert any(e.message.startswith("No ComfyUI-Manager on this server") for e in events)
 
 
 async def test_unknown_node_class_is_actionable(tmp_path):
@@ -195,3 +197,61 @@ async def test_chooser_decides_and_choice_is_remembered(tmp_path, files):
     assert offered == [("fixflow_ckpt.safetensors", ["workflow"])]
     [state_file] = (tmp_path / "state" / "fix").glob("*.json")
     assert json.loads(state_file.read_text())["models"]["fixflow_ckpt.safetensors"]["url"].startswith(files.url)
+
+
+async def test_a_forbidding_3x_manager_is_asked_once_and_explained(tmp_path):
+    sim = await _sim(tmp_path, manager="V3.39.2")
+    sim.manager.security_level = "strong"
+    events = []
+    try:
+        async with ComfyClient(sim.url) as client:
+            outcome = await FixFlow(client, _api_workflow(USDU), _options(tmp_path), emit=events.append).run()
+    finally:
+        await sim.stop()
+    refusals = [e.message for e in events if e.step == "install" and e.state == "failed" and "refused" in e.message]
+    assert len(refusals) == 1 and "security_level" in refusals[0] and "POST /manager/queue/install (403)" in refusals[0]
+    assert any(c.startswith("git clone https://github.com/ssitu/ComfyUI_UltimateSDUpscale ") for c in outcome.commands)
+    assert not any(e.step == "restart" for e in events)
+
+
+async def test_a_good_branch_does_not_end_the_fix_before_the_other_is_fixed(tmp_path, files):
+    # ComfyUI accepts a prompt once one output validates and runs only that branch.
+    prompt = {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "good"}},
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "fixflow_ckpt.safetensors"}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["4", 2]}},
+        "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "needs-model", "images": ["8", 0]}},
+    }
+    sim = await _sim(tmp_path)
+    events = []
+
+    async def chooser(need, _candidates):
+        return ModelCandidate(need.name, "checkpoints", f"{files.url}/{need.name}", "workflow")
+
+    try:
+        async with ComfyClient(sim.url) as client:
+            flow = FixFlow(client, _api_workflow(prompt), _options(tmp_path, comfy_dir=tmp_path),
+                           emit=events.append, chooser=chooser)
+            outcome = await flow.run()
+    finally:
+        await sim.stop()
+    assert outcome.accepted, outcome.remaining
+    assert (tmp_path / "models" / "checkpoints" / "fixflow_ckpt.safetensors").stat().st_size == SIZE
+    assert [e.state for e in events if e.step == "validate"] == ["start"]
+
+
+async def test_a_4x_manager_refusing_by_policy_is_asked_once(tmp_path):
+    sim = await _sim(tmp_path, manager="V4.0.4")
+    sim.manager.security_level = "strong"
+    events = []
+    try:
+        async with ComfyClient(sim.url) as client:
+            outcome = await FixFlow(client, _api_workflow(USDU), _options(tmp_path), emit=events.append).run()
+    finally:
+        await sim.stop()
+    queued = [e.message for e in events if e.step == "install" and e.state == "start"]
+    assert queued == ["Queueing comfyui_ultimatesdupscale@latest"]
+    assert any("security_level = normal" in e.message for e in events if e.state == "failed")
+    assert not outcome.accepted and outcome.commands

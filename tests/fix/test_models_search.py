@@ -48,6 +48,13 @@ def test_rank_exact_then_folder_then_size():
     assert best_exact(n, rank(n, cands)).url == "u4"
 
 
+def test_the_workflows_own_address_outranks_a_listed_size():
+    n = need("a.safetensors", "loras")
+    cands = [ModelCandidate("a.safetensors", "loras", "listed", "manager", size=5),
+             ModelCandidate("a.safetensors", "loras", "authors", "workflow")]
+    assert [c.url for c in rank(n, cands)] == ["authors", "listed"]
+
+
 @pytest.fixture
 def hf_transport():
     """Routes huggingface_hub's own HTTP client to a handler (its transport layer)."""

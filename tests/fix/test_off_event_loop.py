@@ -5,21 +5,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
-from pathlib import Path
 
 import pytest
 
 from pistachio_tui.comfy.client import ComfyClient
-from pistachio_tui.fix import downloads, models_search, nodedb
+from pistachio_tui.fix import downloads, models_search, nodedb, ranges
 from pistachio_tui.fix.flow import FixFlow
 from pistachio_tui.workflow.deps import ModelNeed
 from pistachio_tui.workflow.load import load_workflow
-from tests.fix.file_server import FileServer
+from tests.fix.file_server import FileServer, fake_model
 
 #: Large enough to arrive in many chunks, so writes overlap with receiving.
-DATA = os.urandom(5 * 1024 * 1024)
+DATA = fake_model(5 * 1024 * 1024)
 
 
 def _recording(threads: list[threading.Thread], func):
@@ -75,7 +73,7 @@ async def test_download_writes_and_hashes_in_a_thread(monkeypatch, tmp_path):
     loop_thread = threading.current_thread()
     writes: list[threading.Thread] = []
     hashed: list[threading.Thread] = []
-    real_open, real_sha256 = Path.open, hashlib.sha256
+    real_open, real_sha256 = ranges.open_part, hashlib.sha256
 
     class _Digest:
         def __init__(self, *args):
@@ -103,12 +101,8 @@ async def test_download_writes_and_hashes_in_a_thread(monkeypatch, tmp_path):
         def __exit__(self, *exc):
             self._fh.close()
 
-    def recording_open(self, mode="r", *args, **kwargs):
-        fh = real_open(self, mode, *args, **kwargs)
-        return _File(fh) if self.name.endswith(".part") and mode[0] in "wa" else fh
-
-    monkeypatch.setattr(Path, "open", recording_open)
-    monkeypatch.setattr(downloads.hashlib, "sha256", _Digest)
+    monkeypatch.setattr(ranges, "open_part", lambda part, *, resume: _File(real_open(part, resume=resume)))
+    monkeypatch.setattr(ranges.hashlib, "sha256", _Digest)
     server = FileServer(files={"model.safetensors": DATA})
     await server.start()
     try:

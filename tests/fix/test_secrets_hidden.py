@@ -16,7 +16,7 @@ from pistachio_tui.comfy.errors import ComfyError
 from pistachio_tui.config import ServerConfig, Settings, save_settings, scrub_secrets
 from pistachio_tui.fix.downloads import DownloadError, download
 from pistachio_tui.fix.flow import FixOptions
-from pistachio_tui.fix.manager import ManagerClient, ManagerError
+from pistachio_tui.fix.manager import ManagerClient, ManagerError, dialect_for
 from pistachio_tui.sim.server import SimServer
 from tests.fix.file_server import FileServer
 from tests.fix.workflows import CHECKPOINT_ONLY_NODES, fix_workflow
@@ -139,7 +139,7 @@ async def test_manager_refusal_quotes_the_server_without_the_proxy_header():
                          transport=httpx.MockTransport(refuse))
     async with client:
         with pytest.raises(ManagerError) as info:
-            await ManagerClient(client).queue_install_model(name="m", type="lora", url="http://x/m", filename="m")
+            await ManagerClient(client, dialect=dialect_for("V4.0.4", v2=True)).queue_install_model(name="m", type="lora", url="http://x/m", filename="m")
     assert "bad task" in info.value.message and "[hidden]" in info.value.message
     assert _leaks(str(info.value), repr(info.value)) == []
 

@@ -37,6 +37,18 @@ async def test_grid_batch_over_two_servers_and_resume(two_sims, tmp_path, capsys
     assert await history_sizes(two_sims) == before
 
 
+async def test_increment_without_start_seed_gives_each_job_its_own_seed(two_sims, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["batch", str(SIM_WORKFLOW), "--server", two_sims[0].url, "--count", "5", "--seed-mode", "increment",
+            "-o", str(out), "--json"]
+    assert await run_cli(argv) == exit_codes.OK
+    manifest = json.loads((out / "manifest.json").read_text())
+    seeds = sorted(j["params"]["seed"] for j in manifest["jobs"])
+    first = json.loads(SIM_WORKFLOW.read_text())
+    assert len(set(seeds)) == 5 and seeds == list(range(seeds[0], seeds[0] + 5))
+    assert str(seeds[0]) in json.dumps(first), "counting starts from the workflow's own seed"
+
+
 async def history_sizes(sims):
     sizes = []
     for sim in sims:
@@ -66,3 +78,44 @@ async def test_endpoint_without_key_explains(tmp_path, capsys):
     code = await run_cli(["batch", str(SIM_WORKFLOW), "--endpoint", "ep1", "-o", str(tmp_path / "o")])
     assert code == exit_codes.USAGE
     assert "RUNPOD_API_KEY" in capsys.readouterr().err
+
+
+async def test_an_edited_workflow_is_a_new_batch(two_sims, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PISTACHIO_DATA_DIR", str(tmp_path / "data"))
+    wf = tmp_path / "same.json"
+    prompt = json.loads(SIM_WORKFLOW.read_text())
+    wf.write_text(json.dumps(prompt))
+    argv = ["batch", str(wf), "--server", two_sims[0].url, "--count", "2", "--json"]
+    assert await run_cli(argv) == exit_codes.OK
+    first = json.loads(capsys.readouterr().out)
+    sampler = next(n for n in prompt["nodes"] if n["type"] == "KSampler")
+    sampler["widgets_values"][2] += 1  # steps
+    wf.write_text(json.dumps(prompt))
+    assert await run_cli(argv) == exit_codes.OK
+    second = json.loads(capsys.readouterr().out)
+    # Before: "2/2 done" at once, the old images paired with the new workflow.
+    assert Path(second["manifest"]).parent != Path(first["manifest"]).parent
+    assert await history_sizes(two_sims[:1]) == [4]
+    # An explicit folder holding the old workflow's batch is refused, not resumed.
+    out = Path(first["manifest"]).parent
+    assert await run_cli([*argv, "-o", str(out)]) == exit_codes.USAGE
+    assert "another version of this workflow" in capsys.readouterr().err
+
+
+async def test_output_path_that_is_a_file_is_a_usage_error(two_sims, tmp_path, capsys):
+    blocker = tmp_path / "taken"
+    blocker.write_text("x")
+    code = await run_cli(["batch", str(SIM_WORKFLOW), "--server", two_sims[0].url, "-o", str(blocker)])
+    assert code == exit_codes.USAGE
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err and "Traceback" not in err
+    assert blocker.read_text() == "x"
+
+
+async def test_non_finite_grid_values_are_refused_before_any_job(two_sims, tmp_path, capsys):
+    for flag in ("cfg=1e999", "steps=inf", "seed=nan"):
+        code = await run_cli(["batch", str(SIM_WORKFLOW), "--server", two_sims[0].url, "--grid", flag,
+                              "-o", str(tmp_path / flag)])
+        assert code == exit_codes.REJECTED, flag
+        assert "not a number a server can take" in capsys.readouterr().err
+    assert await history_sizes(two_sims[:1]) == [0]

@@ -10,6 +10,7 @@ import pytest
 from pistachio_tui.cli import exit_codes
 from pistachio_tui.fleet.cost import Rate, cost_of, cost_summary, pod_id_for_url, pod_rates
 from pistachio_tui.fleet.dispatch import BatchRunner, TargetStats
+from pistachio_tui.fleet.serverless import ServerlessTarget
 from pistachio_tui.fleet.spec import load_batch_file
 from tests.fleet.fake_serverless import FakeServerless
 from tests.fleet.test_batch_cli import SIM_WORKFLOW, run_cli
@@ -55,6 +56,25 @@ async def test_runner_writes_the_cost_into_the_manifest(tmp_path):
     assert result.cost["targets"]["ep"] == round(2 * stats["ep"].job_s, 4)
     assert result.cost["unpriced"] == ["home"]
     assert json.loads((tmp_path / "manifest.json").read_text())["cost"] == result.cost
+
+
+async def test_an_endpoint_costs_runpods_execution_time_not_the_queue_wait(tmp_path):
+    """Four jobs queued at once on a one-worker endpoint: billed 4 × 0.1 s, though they waited up to 0.3 s."""
+    endpoint = FakeServerless(job_seconds=0.1, workers=1)
+    await endpoint.start()
+    target = ServerlessTarget(endpoint.endpoint_id, endpoint.api_key, base_url=endpoint.url, poll_interval=0.01,
+                              min_slots=4)
+    runner = BatchRunner(jobs(4), [target], tmp_path, build, rates={target.name: Rate(1.0, True, "file")})
+    try:
+        result = await runner.run()
+    finally:
+        await runner.aclose()
+        await endpoint.stop()
+    assert result.ok
+    assert result.cost["targets"][target.name] == pytest.approx(0.4)
+    assert result.cost["billed_s"] == {target.name: pytest.approx(0.4)}
+    assert result.targets[target.name].job_s > 0.8, "wall clock counted the queue wait"
+    assert target.meter.delay_s > 0.5
 
 
 async def test_pod_prices_come_from_the_runpod_api():

@@ -1,5 +1,7 @@
 import asyncio
 import json
+import os
+from pathlib import Path
 
 from pistachio_tui.fleet.dispatch import BatchRunner
 from pistachio_tui.fleet.journal import JOURNAL_NAME, Journal
@@ -150,3 +152,167 @@ async def test_cancel_while_files_are_written_keeps_the_job_done(tmp_path, monke
     assert [r.job for r in result.records] == [first] and first not in result.stranded
     assert len(result.stranded) == 2
     assert (tmp_path / f"{first}_0.png").exists() and first in Journal(tmp_path).done
+
+
+# -- nothing hangs: every job ends done, failed or stranded, with a reason ------------------------
+
+
+class OddTarget(FakeTarget):
+    """Answers each job with what ``answer(prompt)`` returns or raises."""
+
+    def __init__(self, name, answer, **kw):
+        super().__init__(name, **kw)
+        self.answer = answer
+
+    async def run(self, prompt):
+        await asyncio.sleep(0)
+        return self.answer(prompt)
+
+
+async def _run_bounded(runner):
+    # Before the fix these runs never returned: a bounded wait turns a hang into a failure.
+    return await asyncio.wait_for(runner.run(), 10)
+
+
+async def test_unexpected_exception_in_a_target_fails_the_job_not_the_batch(tmp_path):
+    def answer(prompt):
+        if prompt["seed"] == 2:
+            raise ValueError("Out of range float values are not JSON compliant")
+        return [Output("x.png", b"img")]
+
+    result = await _run_bounded(BatchRunner(jobs(4), [OddTarget("a", answer)], tmp_path, build))
+    assert len(result.records) == 3 and not result.stranded
+    (reason,) = result.failed.values()
+    assert reason == "ValueError: Out of range float values are not JSON compliant"
+
+
+async def test_hostile_output_names_are_saved_under_plain_names(tmp_path):
+    names = iter(["a\0b.png", "x." + "e" * 300, "ok.webm", "noext"])
+    result = await _run_bounded(BatchRunner(jobs(4), [OddTarget("a", lambda p: [Output(next(names), b"d")], slots=1)],
+                                            tmp_path, build))
+    assert result.ok
+    suffixes = sorted(Path(f).suffix for r in result.records for f in r.files)
+    assert suffixes == [".bin", ".png", ".png", ".webm"]
+
+
+async def test_an_answer_of_the_wrong_shape_fails_the_job(tmp_path):
+    result = await _run_bounded(BatchRunner(jobs(2), [OddTarget("a", lambda p: [Output("x.png", None)])],
+                                            tmp_path, build))
+    assert not result.records and set(result.failed) == {j.id for j in jobs(2)}
+    assert all("could not be saved" in why for why in result.failed.values())
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("0")], "no partial output is left"
+
+
+async def test_disk_full_while_saving_fails_the_job_and_keeps_no_partial_file(tmp_path, monkeypatch):
+    import errno
+
+    from pistachio_tui.fleet import dispatch
+
+    calls = []
+
+    def full(out_dir, name, data):
+        calls.append(name)
+        if len(calls) % 2 == 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        (out_dir / name).write_bytes(data)
+
+    monkeypatch.setattr(dispatch, "write_output", full)
+    two = OddTarget("a", lambda p: [Output("1.png", b"a"), Output("2.png", b"b")], slots=1)
+    result = await _run_bounded(BatchRunner(jobs(2), [two], tmp_path, build))
+    assert not result.records and len(result.failed) == 2
+    assert all("No space left on device" in why for why in result.failed.values())
+    assert not list(tmp_path.glob("0*_0.png")), "a job is all its files or none"
+
+
+async def test_a_broken_event_listener_does_not_stop_the_batch(tmp_path):
+    def listener(event):
+        raise RuntimeError("UI bug")
+
+    result = await _run_bounded(BatchRunner(jobs(3), [FakeTarget("a")], tmp_path, build, on_event=listener))
+    assert result.ok and len(result.records) == 3
+
+
+async def test_a_check_that_raises_excludes_the_target(tmp_path):
+    class Broken(FakeTarget):
+        async def check(self, node_types):
+            raise KeyError("devices")
+
+    result = await _run_bounded(BatchRunner(jobs(2), [Broken("a"), FakeTarget("b")], tmp_path, build))
+    assert result.ok and result.targets["a"].down == "KeyError: 'devices'"
+
+
+async def test_stranded_jobs_say_why(tmp_path):
+    result = await BatchRunner(jobs(4), [FakeTarget("a", die_after=1, slots=1)], tmp_path, build).run()
+    assert result.stranded and result.stranded_reason == "every target left: a: a vanished"
+    assert json.loads((tmp_path / "manifest.json").read_text())["stranded_reason"] == result.stranded_reason
+
+
+async def test_output_folder_that_is_a_file_is_refused(tmp_path):
+    from pistachio_tui.fleet.journal import BatchFolderError
+
+    blocker = tmp_path / "out"
+    blocker.write_text("not a folder")
+    try:
+        await _run_bounded(BatchRunner(jobs(2), [FakeTarget("a")], blocker, build))
+    except BatchFolderError as exc:
+        assert "is a file" in str(exc)
+    else:
+        raise AssertionError("a file as the batch folder was accepted")
+
+
+# -- one run per folder, one workflow per folder ----------------------------------------------------
+
+
+async def test_a_second_run_into_the_same_folder_is_refused_and_names_the_holder(tmp_path):
+    from pistachio_tui.fleet.journal import BatchFolderBusy
+
+    gate = asyncio.Event()
+
+    class Gated(FakeTarget):
+        async def run(self, prompt):
+            await gate.wait()
+            return await super().run(prompt)
+
+    first = Gated("a", slots=1)
+    running = asyncio.create_task(BatchRunner(jobs(2), [first], tmp_path, build).run())
+    await asyncio.sleep(0.05)
+    second = FakeTarget("b")
+    try:
+        await BatchRunner(jobs(2), [second], tmp_path, build).run()
+    except BatchFolderBusy as exc:
+        assert f"pid {os.getpid()}" in str(exc)
+    else:
+        raise AssertionError("two runs shared one batch folder")
+    gate.set()
+    assert (await running).ok
+    assert not second.ran and len(first.ran) == 2
+    # The lock goes with the run: the next one may use the folder.
+    assert (await BatchRunner(jobs(2), [FakeTarget("c")], tmp_path, build).run()).ok
+
+
+async def test_a_folder_of_another_workflow_is_refused(tmp_path):
+    from pistachio_tui.fleet.journal import WorkflowChanged
+
+    assert (await BatchRunner(jobs(2), [FakeTarget("a")], tmp_path, build, workflow="aaaa").run()).ok
+    again = FakeTarget("a")
+    assert (await BatchRunner(jobs(2), [again], tmp_path, build, workflow="aaaa").run()).ok
+    assert not again.ran
+    try:
+        await BatchRunner(jobs(2), [FakeTarget("a")], tmp_path, build, workflow="bbbb").run()
+    except WorkflowChanged as exc:
+        assert "another version of this workflow" in str(exc)
+    else:
+        raise AssertionError("an edited workflow resumed the old batch")
+
+
+async def test_a_symlink_planted_at_the_journal_is_not_followed(tmp_path):
+    from pistachio_tui.fleet.journal import JOURNAL_NAME as name
+
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("precious\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / name).symlink_to(elsewhere)
+    result = await _run_bounded(BatchRunner(jobs(1), [FakeTarget("a")], out, build))
+    assert elsewhere.read_text() == "precious\n"
+    assert not result.records and "symlink" in next(iter(result.failed.values()))

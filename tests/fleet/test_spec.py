@@ -8,6 +8,7 @@ from pistachio_tui.fleet.spec import (
     expand,
     load_batch_file,
     parse_grid_flag,
+    workflow_seed,
 )
 from pistachio_tui.workflow.edit import SEED_MAX
 
@@ -24,7 +25,22 @@ def test_count_with_increment_seeds():
 
 def test_fixed_seed_keeps_workflow_seed_when_none_given():
     assert [j.seed for j in expand(spec(count=2, seed_mode="fixed"))] == [None, None]
-    assert [j.seed for j in expand(spec(count=2, seed_mode="fixed", start_seed=7))] == [7, 7]
+    assert [j.seed for j in expand(spec(count=2, seed_mode="fixed"), base_seed=42)] == [42, 42]
+    assert [j.seed for j in expand(spec(count=2, seed_mode="fixed", start_seed=7), base_seed=42)] == [7, 7]
+
+
+def test_increment_without_start_seed_counts_up_from_the_workflows_seed():
+    jobs = expand(spec(count=4, seed_mode="increment"), base_seed=SEED_MAX - 2)
+    assert [j.seed for j in jobs] == [SEED_MAX - 2, SEED_MAX - 1, 0, 1]
+    assert [j.seed for j in expand(spec(count=2, seed_mode="increment", prompts=["a", "b"]), base_seed=5)] == [
+        5, 6, 5, 6]
+
+
+def test_the_workflows_seed_is_its_first_samplers():
+    prompt = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "x.safetensors"}},
+              "3": {"class_type": "KSampler", "inputs": {"seed": 1234, "steps": 20, "model": ["1", 0]}}}
+    assert workflow_seed(prompt) == 1234
+    assert workflow_seed({"1": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x"}}}) is None
 
 
 def test_expansion_is_stable_across_calls():

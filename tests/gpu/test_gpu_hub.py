@@ -122,17 +122,16 @@ async def test_a_failing_running_prompt_lookup_does_not_mark_the_server_down() -
     assert device.up and device.running_prompt is None
 
 
-def test_pods_are_fed_percentages() -> None:
-    hub = GpuHub()
-    pod = hub.pod("abc123", "trainer")
-    pod.feed(5.0, [(97.0, 91.0), (None, 10.0)])
-    first, second = hub.snapshot().sources
-    assert first.key == "pod:abc123:0" and first.level is Level.WARN
-    assert first.series["util"].values() == [97.0] and "util" not in second.series
-    pod.mark_down("pod stopped")
-    assert not first.up and first.series["vram_percent"].values() == [91.0]
+async def test_removed_server_leaves_the_snapshot_and_peaks_reset() -> None:
+    hub = GpuHub(clock=clock_from([1, 2]))
+    hub.add_server("a", ScriptedStats(stats(23 * GIB)))
+    hub.add_server("b", ScriptedStats(stats(GIB)))
+    await hub.sample_once()
+    hub.remove_server("b")
+    (device,) = hub.snapshot().sources
+    assert device.key == "server:a:0" and [s.name for s in hub.snapshot().servers] == ["a"]
     hub.reset_peaks()
-    assert first.peak_percent is None
+    assert device.peak_percent is None and device.series["vram"].peak() == 23 * GIB
 
 
 async def test_run_loop_samples_until_cancelled() -> None:

@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pistachio_tui.gpu.series import Series, TieredSeries
+from pistachio_tui.gpu.series import PeakSeries, Series
 
 floats = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False)
 
@@ -36,20 +36,18 @@ def test_empty_series_reports_none() -> None:
 
 
 @given(st.lists(floats, min_size=1, max_size=300))
-def test_tiered_peak_survives_the_short_tier(values: list[float]) -> None:
-    series = TieredSeries(5, bucket=10.0, long_capacity=10)
+def test_peak_survives_samples_ageing_out(values: list[float]) -> None:
+    series = PeakSeries(5)
     for i, v in enumerate(values):
         series.append(float(i), v)
     assert series.peak() == max(values)
-    assert len(series.long) <= 10
+    assert series.values() == values[-5:]
 
 
-def test_tiered_long_tier_holds_bucket_means() -> None:
-    series = TieredSeries(3, bucket=10.0, long_capacity=100)
+def test_reset_peak_restarts_from_the_samples_held() -> None:
+    series = PeakSeries(3)
     for t in range(30):
-        series.append(float(t), float(t))
-    assert series.long.times() == [0.0, 10.0]
-    assert series.long.values() == [4.5, 14.5]
-    assert series.values() == [27.0, 28.0, 29.0]
+        series.append(float(t), float(30 - t))
+    assert series.peak() == 30.0
     series.reset_peak()
-    assert series.peak() == 29.0
+    assert series.peak() == 3.0

@@ -1,8 +1,12 @@
 """A fake RunPod GraphQL API on a loopback port, for the client, CLI and UI tests.
 
 It answers the operations in ``pistachio_tui.runpod.queries`` (it looks at which
-root fields and mutations the text asks for; it is not a GraphQL engine) from a
-mutable, wire-shaped pod list, so a test can change the world between polls.
+root fields and mutations the text asks for) from a mutable, wire-shaped pod
+list, so a test can change the world between polls. Every operation is first
+validated, with its variables, against ``runpod_schema.graphql`` (the part of
+RunPod's public schema we may use): an unknown field, argument, input field or a
+wrongly typed variable is refused with HTTP 400 and ``errors[]``, as RunPod's
+API does, so a typo in a query fails the tests instead of production.
 
 ::
 
@@ -12,28 +16,73 @@ mutable, wire-shaped pod list, so a test can change the world between polls.
         fake.pods.append(make_pod("p3", "extra", gpu_util=0))
         fake.rate_limited = 30                   # next requests answer 429, Retry-After: 30
 
+The same pods are served by the REST v2 half (``fake_rest``) under ``/v2``;
+``rest_available = False`` makes the host answer as one without v2 (plain 404),
+``graphql_available = False`` as one whose GraphQL was switched off.
+
 Switches (all off by default, settable at any time):
 ``reject_key`` (401), ``graphql_errors`` (list of messages → 200 with ``errors[]``),
 ``mutation_errors`` (the same, for start/stop/terminate only),
 ``rate_limited`` (Retry-After seconds, or True for none → 429), ``server_error``
 (an HTTP status), ``delay`` (seconds before every answer).
-``requests`` records every call as ``{"operation", "root", "variables"}``.
+``requests`` records every call as ``{"api", "operation", "root", "variables"}``; for a
+REST call ``root`` is the GraphQL field it stands for (``myself``, ``podStop``...).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+from functools import cache
+from pathlib import Path
 from typing import Any
 
+import graphql
 from aiohttp import web
+from graphql.execution.values import get_variable_values
+
+from tests.runpod.fake_rest import (
+    ACTIONS_BY_STATUS,
+    action_body_errors,
+    comfy_template,
+    create_pod_errors,
+    problem,
+    rest_gpu,
+    rest_pod,
+    v2_status,
+)
 
 DEFAULT_KEY = "rpa_FAKEKEY0123456789"
 
-_MUTATION = re.compile(r"\b(podResume|podStop|podTerminate)\s*\(")
+_MUTATION = re.compile(r"\b(podResume|podBidResume|podStop|podTerminate)\s*\(")
+#: The GraphQL mutation each REST v2 action stands for, so ``operations()`` reads the same either way.
+_ACTION_ROOT = {"start": "podResume", "stop": "podStop", "terminate": "podTerminate", "restart": "podRestart"}
 _INLINE_POD_ID = re.compile(r'podId:\s*"([^"]+)"')
 _INLINE_GPU_COUNT = re.compile(r"gpuCount:\s*(\d+)")
 _ACCOUNT_FIELDS = ("id", "clientBalance", "currentSpendPerHr", "spendLimit")
+
+
+@cache
+def runpod_schema() -> graphql.GraphQLSchema:
+    return graphql.build_schema((Path(__file__).with_name("runpod_schema.graphql")).read_text(encoding="utf-8"))
+
+
+def schema_errors(query: str, variables: dict[str, Any]) -> list[str]:
+    """Why RunPod would refuse this operation, or nothing when the schema accepts it."""
+    try:
+        document = graphql.parse(query)
+    except graphql.GraphQLError as exc:
+        return [exc.message]
+    errors = [e.message for e in graphql.validate(runpod_schema(), document)]
+    if errors:
+        return errors
+    for definition in document.definitions:
+        if isinstance(definition, graphql.OperationDefinitionNode):
+            coerced = get_variable_values(runpod_schema(), definition.variable_definitions or [], variables)
+            if isinstance(coerced, list):
+                errors += [e.message for e in coerced]
+    return errors
 
 
 def make_runtime(*, uptime: int = 3600, gpu_util: float | None = 0.0, memory_util: float | None = 0.0,
@@ -53,16 +102,21 @@ def make_runtime(*, uptime: int = 3600, gpu_util: float | None = 0.0, memory_uti
 
 def make_pod(pod_id: str, name: str, *, gpu: str = "NVIDIA GeForce RTX 4090", gpu_count: int = 1,
              cost_per_hr: float = 0.69, running: bool = True, image: str = "runpod/comfyui:latest",
+             pod_type: str = "RESERVED", bid: float | None = None, volume_gb: float = 0,
              **runtime: Any) -> dict[str, Any]:
-    """A wire-shaped pod as ``myself { pods { … } }`` returns it; ``runtime`` → ``make_runtime``."""
+    """A wire-shaped pod as ``myself { pods { … } }`` returns it; ``runtime`` → ``make_runtime``.
+    ``pod_type="INTERRUPTABLE"`` with a ``bid`` makes a spot pod."""
     return {
+        "ports": "8188/http,22/tcp",
+        "volumeInGb": volume_gb,
+        "lowestBidPriceToResume": bid,
         "id": pod_id,
         "name": name,
         "desiredStatus": "RUNNING" if running else "EXITED",
         "imageName": image,
         "costPerHr": cost_per_hr,
         "gpuCount": gpu_count,
-        "podType": "RESERVED",
+        "podType": pod_type,
         "machine": {"gpuDisplayName": gpu, "podHostId": f"{pod_id}-64410b1f"},
         "runtime": make_runtime(gpu_count=gpu_count, **runtime) if running else None,
     }
@@ -116,7 +170,16 @@ class FakeRunPod:
         self.rate_limited: float | bool = False
         self.server_error: int | None = None
         self.delay = 0.0
+        self.rest_available = True
+        self.templates = {"tpl_comfy": comfy_template()}
+        #: Pod id → its log lines ("source", "line"), served as the SSE backfill.
+        self.logs: dict[str, list[tuple[str, str]]] = {}
+        #: GPU id → stock level the catalog reports when asked (default HIGH).
+        self.stock: dict[str, str] = {}
+        self.graphql_available = True
         self.requests: list[dict[str, Any]] = []
+        #: The schema errors of every operation refused so far.
+        self.refused: list[list[str]] = []
         self.url = ""
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
@@ -126,6 +189,13 @@ class FakeRunPod:
         self._stopping.clear()
         app = web.Application()
         app.router.add_post("/graphql", self._handle)
+        app.router.add_get("/v2/pods", self._rest_pods)
+        app.router.add_get("/v2/pods/{id}", self._rest_pod)
+        app.router.add_post("/v2/pods/{id}/action", self._rest_action)
+        app.router.add_get("/v2/catalog/gpus", self._rest_gpus)
+        app.router.add_get("/v2/templates/{id}", self._rest_template)
+        app.router.add_get("/v2/pods/{id}/logs", self._rest_logs)
+        app.router.add_post("/v2/pods", self._rest_create)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -162,14 +232,19 @@ class FakeRunPod:
         variables = body.get("variables") or {}
         mutation = _MUTATION.search(query)
         root = mutation.group(1) if mutation else ("gpuTypes" if "gpuTypes" in query else "myself")
-        self.requests.append({"operation": query, "root": root, "variables": variables})
-        if self.delay:
-            try:
-                await asyncio.wait_for(self._stopping.wait(), self.delay)
-            except asyncio.TimeoutError:
-                pass
+        if "pod(" in query and not mutation:
+            root = "pod"
+        self.requests.append({"api": "graphql", "operation": query, "root": root, "variables": variables,
+                              "user_agent": request.headers.get("User-Agent", "")})
+        await self._wait()
+        if not self.graphql_available:
+            return web.Response(status=404, text="404 page not found")
         if self.reject_key or request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return web.Response(status=401, text="Unauthorized")
+        if invalid := schema_errors(query, variables):
+            self.refused.append(invalid)
+            return web.json_response({"errors": [{"message": m, "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}
+                                                 for m in invalid]}, status=400)
         if self.rate_limited is not False:
             headers = {} if self.rate_limited is True else {"Retry-After": f"{self.rate_limited:g}"}
             return web.json_response({"errors": [{"message": "Too many requests"}]}, status=429, headers=headers)
@@ -182,6 +257,10 @@ class FakeRunPod:
             return self._mutate(root, query, variables)
         if root == "gpuTypes":
             return web.json_response({"data": {"gpuTypes": self.gpu_types}})
+        if root == "pod":
+            pod = self.pod(variables.get("input", {}).get("podId"))
+            fields = ("id", "podType", "lowestBidPriceToResume")
+            return web.json_response({"data": {"pod": {k: pod.get(k) for k in fields} if pod else None}})
         return web.json_response({"data": {"myself": self._myself(query)}})
 
     def _myself(self, query: str) -> dict[str, Any]:
@@ -212,11 +291,131 @@ class FakeRunPod:
             return web.json_response({"data": {"podTerminate": None}})
         if root == "podStop":
             pod.update(desiredStatus="EXITED", runtime=None)
+        elif (root == "podResume") != (pod["podType"] == "RESERVED"):
+            return web.json_response({"data": {root: None}, "errors": [{"message": (
+                "This is a spot pod: resume it with a bid" if root == "podResume"
+                else "This is an on-demand pod: it takes no bid"), "path": [root]}]})
         else:
             count = args.get("gpuCount")
             if count is None:
                 inline = _INLINE_GPU_COUNT.search(query)
                 count = int(inline.group(1)) if inline else 1
-            pod.update(desiredStatus="RUNNING", gpuCount=count,
-                       runtime=make_runtime(uptime=0, gpu_count=count))
+            pod.update(desiredStatus="RUNNING", gpuCount=count, runtime=make_runtime(uptime=0, gpu_count=count),
+                       **({"costPerHr": round(args["bidPerGpu"] * count, 4)} if root == "podBidResume" else {}))
         return web.json_response({"data": {root: {"id": pod["id"], "desiredStatus": pod["desiredStatus"]}}})
+
+    # -- REST v2 ---------------------------------------------------------------------------------
+
+    async def _wait(self) -> None:
+        if self.delay:
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.delay)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _rest_gate(self, request: web.Request, root: str, body: Any = None) -> web.Response | None:
+        """What every REST call meets before its own answer: delay, v2 present, key, limits."""
+        self.requests.append({"api": "rest", "operation": f"{request.method} {request.path}", "root": root,
+                              "variables": body, "user_agent": request.headers.get("User-Agent", "")})
+        await self._wait()
+        if not self.rest_available:
+            return web.Response(status=404, text="404 page not found")
+        if self.reject_key or request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return problem(401, "missing or invalid API key")
+        if self.rate_limited is not False:
+            headers = {} if self.rate_limited is True else {"Retry-After": f"{self.rate_limited:g}"}
+            return problem(429, "rate limit exceeded for the minute window", headers=headers)
+        if self.server_error:
+            return web.Response(status=self.server_error, text="<html>upstream error</html>")
+        return None
+
+    async def _rest_pods(self, request: web.Request) -> web.Response:
+        if refused := await self._rest_gate(request, "myself"):
+            return refused
+        return web.json_response({"pods": [rest_pod(p) for p in self.pods]})
+
+    async def _rest_pod(self, request: web.Request) -> web.Response:
+        if refused := await self._rest_gate(request, "pod"):
+            return refused
+        pod = self.pod(request.match_info["id"])
+        if pod is None:
+            return problem(404, "pod not found")
+        return web.json_response(rest_pod(pod))
+
+    async def _rest_gpus(self, request: web.Request) -> web.Response:
+        if refused := await self._rest_gate(request, "gpuTypes"):
+            return refused
+        gpus = [rest_gpu(g) for g in self.gpu_types]
+        if request.query.get("include") == "AVAILABILITY":
+            for gpu in gpus:
+                gpu["availability"] = self.stock.get(gpu["id"], "HIGH")
+        return web.json_response({"gpus": gpus})
+
+    async def _rest_logs(self, request: web.Request) -> web.StreamResponse:
+        if refused := await self._rest_gate(request, "podLogs"):
+            return refused
+        pod_id = request.match_info["id"]
+        if self.pod(pod_id) is None:
+            return problem(404, "pod not found")
+        tail = int(request.query.get("tail", "100"))
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        lines = self.logs.get(pod_id, [])
+        for n, (source, line) in enumerate(lines[max(len(lines) - tail, 0):]):
+            ts = f"2026-06-01T12:02:{n:02d}Z"
+            event = json.dumps({"ts": ts, "source": source, "line": line})
+            await response.write(f"id: {ts}/{n:012d}\ndata: {event}\n\n".encode())
+        # A live stream stays open for new lines until the client leaves.
+        await self._stopping.wait()
+        return response
+
+    async def _rest_template(self, request: web.Request) -> web.Response:
+        if refused := await self._rest_gate(request, "template"):
+            return refused
+        template = self.templates.get(request.match_info["id"])
+        return web.json_response(template) if template else problem(404, "template not found")
+
+    async def _rest_create(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if refused := await self._rest_gate(request, "podCreate", body):
+            return refused
+        if errors := create_pod_errors(body):
+            return problem(400, "request body failed validation", errors=errors)
+        gpu_type = next((g for g in self.gpu_types if g["id"] == body["gpu"]["id"]), None)
+        if gpu_type is None or self.stock.get(gpu_type["id"]) == "NONE":
+            return problem(422, f"no {body['gpu']['id']} available with the requested configuration")
+        count = body["gpu"].get("count", 1)
+        pod = make_pod(f"new{len(self.pods) + 1:03d}", body["name"], gpu=gpu_type["id"], gpu_count=count,
+                       cost_per_hr=round((gpu_type["securePrice"] or 0) * count, 4), image=body["image"],
+                       volume_gb=(body.get("mounts") or {}).get("persistent", {}).get("size", 0))
+        pod.update(runtime=None, ports=",".join(body.get("ports") or []))
+        self.pods.append(pod)
+        created = rest_pod(pod)
+        created["status"] = "PROVISIONING"
+        return web.json_response(created, status=201)
+
+    async def _rest_action(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        action = body.get("action") if isinstance(body, dict) else None
+        if refused := await self._rest_gate(request, _ACTION_ROOT.get(str(action), "podAction"), body):
+            return refused
+        if errors := action_body_errors(body):
+            return problem(400, "request body failed validation", errors=errors)
+        pod = self.pod(request.match_info["id"])
+        if pod is None:
+            return problem(404, "pod not found")
+        if self.mutation_errors:
+            return problem(500, "; ".join(self.mutation_errors))
+        if action not in ACTIONS_BY_STATUS.get(v2_status(pod), []):
+            return problem(409, f"cannot {action} a pod in status {v2_status(pod)}")
+        if action == "terminate":
+            self.pods.remove(pod)
+            return web.Response(status=204)
+        if action == "stop":
+            pod.update(desiredStatus="EXITED", runtime=None)
+        elif action == "start":
+            pod.update(desiredStatus="RUNNING", runtime=make_runtime(uptime=0, gpu_count=pod["gpuCount"]))
+        return web.json_response(rest_pod(pod))

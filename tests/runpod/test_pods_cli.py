@@ -10,6 +10,7 @@ import socket
 import pytest
 
 from pistachio_tui.cli import exit_codes, pods_commands
+from tests.runpod.fake_graphql import make_pod
 
 SECRET = "rpa_SECRET123"
 
@@ -74,7 +75,7 @@ async def test_stop_and_start(runpod_env, capsys):
     assert "already stopped" in capsys.readouterr().out
     assert await run("start", "abc123xyz") == exit_codes.OK
     assert runpod_env.pod("abc123xyz")["desiredStatus"] == "RUNNING"
-    assert runpod_env.requests[-1]["variables"]["input"]["gpuCount"] == 1
+    assert runpod_env.requests[-1]["variables"] == {"action": "start"}
     assert await run("start", "abc123xyz") == exit_codes.OK
     assert "already running" in capsys.readouterr().out
 
@@ -170,3 +171,131 @@ def test_registered_with_the_main_entry_point(capsys):
 
     assert main(["pods"]) == exit_codes.USAGE
     assert "RUNPOD_API_KEY" in capsys.readouterr().err
+
+
+@pytest.fixture
+def comfy_queues(monkeypatch):
+    """The ComfyUI queue of each pod as the guard reads it, without reaching RunPod's proxy."""
+    queues: dict[str, int | None] = {}
+
+    async def queue_length(url, client, timeout=3.0):
+        return queues.get(url.removeprefix("https://").split("-")[0])
+
+    monkeypatch.setattr("pistachio_tui.runpod.monitor.comfy_queue_length", queue_length)
+    return queues
+
+
+async def test_guard_stops_the_idle_pod_and_only_it(runpod_env, comfy_queues, capsys):
+    assert await run("guard", "--idle-minutes", "0", "--countdown", "0", "--once", "--json") == exit_codes.OK
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(e["event"], e["pod"]) for e in events] == [
+        ("start", None), ("flagged", "def456uvw"), ("countdown", "def456uvw"), ("stopped", "def456uvw")]
+    assert runpod_env.pod("def456uvw")["desiredStatus"] == "EXITED"
+    assert runpod_env.pod("abc123xyz")["desiredStatus"] == "RUNNING", "the busy pod is left alone"
+    assert "podTerminate" not in runpod_env.operations()
+
+
+async def test_guard_watches_only_the_pods_it_is_given(runpod_env, comfy_queues, capsys):
+    assert await run("guard", "--pod", "abc123xyz", "--idle-minutes", "0", "--countdown", "0", "--once") == 0
+    assert runpod_env.pod("def456uvw")["desiredStatus"] == "RUNNING"
+    assert "stopped" not in capsys.readouterr().out
+
+
+async def test_guard_on_the_pod_itself(runpod_env, comfy_queues, monkeypatch, capsys):
+    monkeypatch.delenv("RUNPOD_POD_ID", raising=False)
+    assert await run("guard", "--self", "--once") == exit_codes.USAGE
+    assert "RUNPOD_POD_ID" in capsys.readouterr().err
+    monkeypatch.setenv("RUNPOD_POD_ID", "def456uvw")
+    assert await run("guard", "--self", "--idle-minutes", "0", "--countdown", "0", "--once") == exit_codes.OK
+    assert runpod_env.pod("def456uvw")["desiredStatus"] == "EXITED"
+
+
+async def test_guard_leaves_a_pod_with_a_busy_cpu(runpod_env, comfy_queues, capsys):
+    runpod_env.pods[1]["runtime"]["container"]["cpuPercent"] = 60  # e.g. a model download
+    assert await run("guard", "--idle-minutes", "0", "--countdown", "0", "--once") == exit_codes.OK
+    assert runpod_env.pod("def456uvw")["desiredStatus"] == "RUNNING"
+
+
+async def test_guard_leaves_a_pod_with_prompts_in_its_comfyui_queue(runpod_env, comfy_queues, capsys):
+    comfy_queues["def456uvw"] = 2
+    assert await run("guard", "--idle-minutes", "0", "--countdown", "0", "--once") == exit_codes.OK
+    assert runpod_env.pod("def456uvw")["desiredStatus"] == "RUNNING"
+
+
+async def test_start_a_spot_pod_with_a_bid(runpod_env, capsys):
+    runpod_env.pods.append(make_pod("spot1", "cheap", running=False, pod_type="INTERRUPTABLE", bid=0.2))
+    assert await run("start", "spot1", "--bid", "0.25") == exit_codes.OK
+    bid = [r for r in runpod_env.requests if r["root"] == "podBidResume"][-1]
+    assert bid["variables"]["input"]["bidPerGpu"] == 0.25
+
+
+async def test_pods_comfy_says_why_it_is_not_up(runpod_env, monkeypatch, capsys):
+    async def probe(url, client, timeout=3.0):
+        return "HTTP 502 from the proxy — ComfyUI is not listening yet"
+
+    monkeypatch.setattr("pistachio_tui.runpod.pods.probe_comfy", probe)
+    runpod_env.pods[0]["ports"] = "8188/http,3000/http,22/tcp"
+    assert await run("comfy", "abc123xyz") == exit_codes.UNREACHABLE
+    out, err = capsys.readouterr()
+    assert "port(s) 8188, 3000" in err
+    assert "port 8188: HTTP 502" in out and "port 3000: HTTP 502" in out and "logs" in out
+
+
+async def test_create_from_a_template_shows_price_and_stock_first(runpod_env, capsys):
+    code = await run("create", "--template", "tpl_comfy", "--gpu", "RTX 4090", "--gpus", "2", "--name", "mine",
+                     "--yes")
+    assert code == exit_codes.OK
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "2× RTX 4090 (24 GB): $1.380/h (SECURE cloud), stock HIGH; template tpl_comfy"
+    assert "mine (new004): starting" in out
+    body = [r for r in runpod_env.requests if r["root"] == "podCreate"][-1]["variables"]
+    assert body["image"] == "runpod/comfyui:latest" and body["ports"] == ["8188/http", "22/tcp"]
+    assert body["gpu"] == {"id": "NVIDIA GeForce RTX 4090", "count": 2}
+    assert body["mounts"] == {"persistent": {"size": 50, "path": "/workspace"}}
+
+
+async def test_create_with_a_network_volume_and_no_stock(runpod_env, capsys):
+    assert await run("create", "--template", "tpl_comfy", "--gpu", "NVIDIA A40", "--volume", "vol_1", "--yes") == 0
+    body = [r for r in runpod_env.requests if r["root"] == "podCreate"][-1]["variables"]
+    assert body["mounts"] == {"network": [{"volumeId": "vol_1", "path": "/workspace"}]}
+    runpod_env.stock["NVIDIA A40"] = "NONE"
+    assert await run("create", "--template", "tpl_comfy", "--gpu", "NVIDIA A40", "--yes") == exit_codes.REJECTED
+    assert "none in stock" in capsys.readouterr().err
+
+
+async def test_create_asks_first_and_refuses_spot(runpod_env, monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert await run("create", "--template", "tpl_comfy", "--gpu", "RTX 4090") == exit_codes.USAGE
+    assert await run("create", "--template", "tpl_comfy", "--gpu", "RTX 4090", "--spot") == exit_codes.USAGE
+    assert not [r for r in runpod_env.requests if r["root"] == "podCreate"]
+    assert await run("create", "--template", "nope", "--gpu", "RTX 4090", "--yes") == exit_codes.FAILED
+    assert "No template 'nope'" in capsys.readouterr().err
+
+
+async def test_create_waits_for_comfyui_and_adds_it_as_a_server(runpod_env, monkeypatch, capsys):
+    from pistachio_tui.config import load_settings
+    from pistachio_tui.runpod.pods import ComfyFound
+
+    answers = [ComfyFound(None, "the pod is starting", not_up_yet=True)]
+
+    async def find(pod, client, this_pod_id=None, timeout=3.0):
+        return answers.pop(0) if answers else ComfyFound(f"https://{pod.id}-8188.proxy.runpod.net")
+
+    async def no_wait(seconds):
+        return None
+
+    monkeypatch.setattr("pistachio_tui.runpod.pods.find_comfy", find)
+    monkeypatch.setattr("asyncio.sleep", no_wait)
+    assert await run("create", "--template", "tpl_comfy", "--gpu", "RTX 4090", "--yes", "--add-server") == 0
+    assert [s.url for s in load_settings().servers] == ["https://new004-8188.proxy.runpod.net"]
+    assert "waiting: the pod is starting" in capsys.readouterr().err
+
+
+async def test_pods_logs_reads_the_backfill_of_the_live_stream(runpod_env, capsys):
+    runpod_env.logs["abc123xyz"] = [("system", "pulling image runpod/comfyui:latest"),
+                                    ("container", "Starting server"), ("container", "To see the GUI go to: x")]
+    assert await run("logs", "abc123xyz", "--tail", "2") == exit_codes.OK
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["2026-06-01T12:02:00Z container Starting server",
+                   "2026-06-01T12:02:01Z container To see the GUI go to: x"]
+    assert await run("logs", "nope") == exit_codes.REJECTED

@@ -43,13 +43,33 @@ async def test_pods_are_typed(runpod):
     assert stopped.status == "stopped" and stopped.runtime is None and not stopped.is_running
 
 
-async def test_overview_is_one_request_with_account_and_pods(runpod, fake_runpod):
+async def test_overview_is_pods_from_rest_and_the_account_from_graphql(runpod, fake_runpod):
     overview = await runpod.overview()
-    assert len(fake_runpod.requests) == 1
+    assert [(r["api"], r["root"]) for r in fake_runpod.requests] == [("rest", "myself"), ("graphql", "myself")]
     assert overview.account.client_balance == 25.0
     assert overview.account.current_spend_per_hr == pytest.approx(0.69 + 2.99)
     assert overview.account.hours_left == pytest.approx(25.0 / 3.68)
     assert [p.id for p in overview.pods] == ["abc123xyz", "def456uvw", "ghi789rst"]
+
+
+async def test_without_rest_v2_the_overview_is_one_graphql_request(runpod, fake_runpod):
+    fake_runpod.rest_available = False
+    first = await runpod.overview()
+    second = await runpod.overview()
+    assert [r["api"] for r in fake_runpod.requests] == ["rest", "graphql", "graphql"], "v2 is tried once"
+    assert first == second and len(first.pods) == 3 and first.account.client_balance == 25.0
+    assert not runpod.uses_rest
+
+
+async def test_the_day_graphql_is_switched_off(runpod, fake_runpod):
+    fake_runpod.graphql_available = False
+    overview = await runpod.overview()
+    assert len(overview.pods) == 3 and overview.account.client_balance is None
+    assert await runpod.stop_pod("abc123xyz") == "EXITED"
+    assert await runpod.start_pod("abc123xyz") == "RUNNING"
+    assert [t.id for t in await runpod.gpu_types()][0] == "NVIDIA A40"
+    await runpod.terminate_pod("ghi789rst", confirm_name="old-a40")
+    assert {r["api"] for r in fake_runpod.requests if r["root"] != "pod"} >= {"rest"}
 
 
 async def test_account_alone(runpod):
@@ -96,14 +116,25 @@ async def test_unnamed_pod_is_confirmed_by_its_id(runpod, fake_runpod):
     assert fake_runpod.pod("anon1") is None
 
 
-async def test_mutation_on_unknown_pod_lists_the_graphql_error(runpod):
+async def test_mutation_on_unknown_pod_lists_the_graphql_error(runpod, fake_runpod):
+    fake_runpod.rest_available = False
     with pytest.raises(GraphQLError) as info:
         await runpod.stop_pod("nope")
     assert info.value.messages == ["Pod nope not found"]
     assert "RunPod refused the request: Pod nope not found" in str(info.value)
 
 
+async def test_an_action_on_an_unknown_pod_is_pod_not_found(runpod):
+    with pytest.raises(PodNotFound, match="'nope'"):
+        await runpod.stop_pod("nope")
+
+
 async def test_pod_ids_travel_as_variables_not_in_the_text(runpod, fake_runpod):
+    with pytest.raises(PodNotFound):
+        await runpod.stop_pod('x" } ) { id } #')
+    assert not fake_runpod.requests, "an id that cannot be RunPod's is not sent as a path"
+    fake_runpod.rest_available = False
+    await runpod.pods()
     with pytest.raises(GraphQLError):
         await runpod.stop_pod('x" } ) { id } #')
     assert 'x"' not in fake_runpod.requests[-1]["operation"]
@@ -121,6 +152,7 @@ async def test_http_401_means_bad_key(fake_runpod):
 
 async def test_graphql_unauthorized_means_bad_key_and_mutations_mention_write_access(runpod, fake_runpod):
     fake_runpod.graphql_errors = ["Unauthorized"]
+    fake_runpod.rest_available = False
     with pytest.raises(ApiKeyRejected):
         await runpod.pods()
     with pytest.raises(ApiKeyRejected, match="read/write"):
@@ -129,6 +161,7 @@ async def test_graphql_unauthorized_means_bad_key_and_mutations_mention_write_ac
 
 async def test_graphql_errors_are_all_listed(runpod, fake_runpod):
     fake_runpod.graphql_errors = ["Something broke", "And another"]
+    fake_runpod.rest_available = False
     with pytest.raises(GraphQLError, match="Something broke; And another"):
         await runpod.gpu_types()
 
@@ -156,8 +189,8 @@ def _free_port() -> int:
 
 
 async def test_unreachable_api():
-    url = f"http://127.0.0.1:{_free_port()}/graphql"
-    async with RunPodClient(SECRET, url=url, timeout=2.0) as client:
+    url = f"http://127.0.0.1:{_free_port()}"
+    async with RunPodClient(SECRET, url=f"{url}/graphql", timeout=2.0) as client:
         with pytest.raises(RunPodUnreachable, match=f"Cannot reach the RunPod API at {url}"):
             await client.pods()
 
@@ -240,6 +273,8 @@ async def test_the_key_never_leaks(caplog):
             for name, value in switches:
                 default = getattr(fake, name)
                 setattr(fake, name, value)
+                # GraphQL errors reach the calls only where GraphQL answers them.
+                fake.rest_available = name != "graphql_errors"
                 for call in (client.pods, client.gpu_types, lambda: client.stop_pod("abc123xyz"),
                              lambda: client.terminate_pod("abc123xyz", confirm_name="comfy-4090")):
                     with pytest.raises(RunPodError) as info:
@@ -247,6 +282,7 @@ async def test_the_key_never_leaks(caplog):
                     seen += [str(info.value), repr(info.value), info.value.message,
                              repr(info.value.__cause__), repr(info.value.__context__)]
                 setattr(fake, name, default)
+                fake.rest_available = True
             seen.append(repr(await client.pods()))
         async with RunPodClient(SECRET, url=f"{fake.url}?api_key={SECRET}") as client:
             assert client.url == fake.url
@@ -274,4 +310,5 @@ async def test_the_key_never_leaks(caplog):
 async def test_make_pod_helper_matches_the_client(runpod, fake_runpod):
     fake_runpod.pods.append(make_pod("new1", "fresh", running=False, cost_per_hr=1.5))
     pod = await runpod.pod("new1")
-    assert (pod.status, pod.cost_per_hr) == ("stopped", 1.5)
+    # REST v2 prices a stopped pod at what its GPUs bill now: nothing.
+    assert (pod.status, pod.cost_per_hr) == ("stopped", 0.0)

@@ -159,3 +159,38 @@ def test_the_guard_only_ever_asks_for_a_stop():
 
     assert not hasattr(idle, "RunPodClient")
     assert set(typing.get_args(idle.Action)) == {IdleFlagged, CountdownStarted, StopNow, ActivityResumed}
+
+
+def poll(guard: IdleGuard, pods: list[dict], minutes: int, **kwargs) -> list:
+    """One RunPod poll a minute for ``minutes`` minutes, with the same pods; all actions."""
+    actions = []
+    for minute in range(minutes + 1):
+        guard.observe_pods([Pod.from_wire(p) for p in pods], 1000.0 + minute * MIN, **kwargs)
+        actions += guard.tick(1000.0 + minute * MIN)
+    return actions
+
+
+def test_one_busy_gpu_of_eight_is_not_idle():
+    pod = make_pod("p8", "eight", gpu_count=8, gpu_util=0.0)
+    pod["runtime"]["gpus"][5]["gpuUtilPercent"] = 30.0  # a mean over eight would read 3.75%
+    assert poll(IdleGuard(idle_minutes=5), [pod], 10) == []
+
+
+def test_a_busy_container_cpu_is_not_idle():
+    pod = make_pod("p1", "cpu-bound", gpu_util=0.0)
+    pod["runtime"]["container"]["cpuPercent"] = 85
+    assert poll(IdleGuard(idle_minutes=5), [pod], 10) == []
+
+
+def test_a_long_model_download_never_triggers_an_auto_stop():
+    pod = make_pod("p1", "downloading", gpu_util=0.0)
+    guard = IdleGuard(idle_minutes=5, auto_stop=True, countdown_seconds=0)
+    assert poll(guard, [pod], 60, busy={"p1": "downloading flux1-dev.safetensors"}) == []
+
+
+def test_a_pod_stuck_starting_bills_and_is_flagged():
+    pod = make_pod("p1", "pulling")
+    pod["runtime"] = None
+    actions = poll(IdleGuard(idle_minutes=5), [pod], 6)
+    assert [(type(a), a.reason) for a in actions] == [(IdleFlagged, "starting")]
+    assert actions[0].idle_cost == pytest.approx(0.69 * 5 / 60)

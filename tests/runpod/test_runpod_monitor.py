@@ -112,3 +112,16 @@ async def test_comfy_queue_length_reads_exec_info(fixture_json):
     bad = httpx.MockTransport(lambda r: httpx.Response(200, json={"exec_info": {"queue_remaining": "2"}}))
     async with httpx.AsyncClient(transport=bad) as c:
         assert await comfy_queue_length("http://x:8188", c) is None
+
+
+async def test_a_second_reader_shares_the_newest_refresh(runpod, fake_runpod):
+    clock = Clock()
+    monitor = PodsMonitor(runpod, clock=clock)
+    first = await monitor.refresh()
+    asked = len(fake_runpod.requests)
+    clock.now += 20
+    assert await monitor.recent(30) is first, "fresh enough: no request"
+    assert len(fake_runpod.requests) == asked
+    clock.now += 20
+    newer = await monitor.recent(30)
+    assert newer is not first and monitor.latest is newer and len(fake_runpod.requests) > asked

@@ -9,11 +9,14 @@ from aiohttp import web
 from pistachio_tui.runpod.models import Pod
 from pistachio_tui.runpod.pods import (
     LOCAL_COMFY_URL,
+    ComfyFound,
+    comfy_ports,
     comfy_proxy_url,
     comfy_server,
     comfy_url,
     current_pod_id,
     default_comfy_url,
+    find_comfy,
     format_duration,
     probe_comfy,
     short_gpu_name,
@@ -151,3 +154,32 @@ async def test_probe_comfy_transport_failures():
         assert await probe_comfy("http://x:8188", client, timeout=0.5) == "no answer within 0.5 s"
     async with _client(refused) as client:
         assert await probe_comfy("http://x:8188", client) == "cannot connect (ConnectError)"
+
+
+def test_comfy_ports_come_from_the_pod_8188_first():
+    wire = make_pod("p1", "a")
+    wire["ports"] = "3000/http,22/tcp,8188/http,8888/http"
+    assert comfy_ports(Pod.from_wire(wire)) == [8188, 3000, 8888]
+    wire.update(ports="", runtime=None)
+    assert comfy_ports(Pod.from_wire(wire)) == [8188]
+
+
+async def test_find_comfy_probes_each_port_until_comfyui_answers(fixture_json):
+    stats = fixture_json("system_stats")["body"]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "p1-3000.proxy.runpod.net":
+            return httpx.Response(200, json=stats)
+        return httpx.Response(502, text="bad gateway")
+
+    wire = make_pod("p1", "a")
+    wire["ports"] = "8188/http,3000/http"
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        found = await find_comfy(Pod.from_wire(wire), client)
+        assert found == ComfyFound("https://p1-3000.proxy.runpod.net")
+        wire["ports"] = "8188/http"
+        missing = await find_comfy(Pod.from_wire(wire), client)
+        assert missing.url is None and missing.not_up_yet and "port 8188: HTTP 502" in missing.reason
+        wire["runtime"] = None
+        starting = await find_comfy(Pod.from_wire(wire), client)
+        assert starting.not_up_yet and "container is not up yet" in starting.reason

@@ -128,16 +128,27 @@ async def test_forced_failure_of_any_class(sim, session, http):
     sim.clear_failures()
 
 
-async def test_previews_are_binary_frames_in_comfy_layout(sim, session, http):
+async def test_no_previews_unless_the_prompt_asks(sim, session, http):
+    # A real 0.8.0 started without --preview-method sends none (latent_preview.py).
     _, _, binaries = await run_recorded(sim, session, http, "success")
+    assert binaries == []
+
+
+async def test_previews_are_jpeg_binary_frames_in_comfy_layout(sim, session, http):
+    prompt, extra = recorded_prompt("success")
+    async with WsRecorder(session, sim.url, CLIENT) as ws:
+        prompt_id = await submit(http, prompt, {**extra, "preview_method": "auto"})
+        await ws.wait_for_end(prompt_id)
+        binaries = ws.binaries()
     assert binaries
     event, image_type = struct.unpack(">II", binaries[0][:8])
-    assert (event, image_type) == (1, 2)
-    assert binaries[0][8:].startswith(b"\x89PNG")
+    assert (event, image_type) == (1, 1)
+    assert binaries[0][8:].startswith(b"\xff\xd8")
 
 
 async def test_previews_carry_metadata_for_clients_that_ask(sim, session, http):
     prompt, extra = recorded_prompt("success")
+    extra = {**extra, "preview_method": "latent2rgb"}
     async with WsRecorder(session, sim.url, CLIENT) as ws:
         await ws.ws.send_json({"type": "feature_flags", "data": {"supports_preview_metadata": True}})
         await wait_until(lambda: "feature_flags" in ws.types(), "the server's feature flags")
@@ -147,8 +158,8 @@ async def test_previews_carry_metadata_for_clients_that_ask(sim, session, http):
     event, meta_length = struct.unpack(">II", frame[:8])
     assert event == 4
     meta = json.loads(frame[8:8 + meta_length])
-    assert meta["node_id"] == "2" and meta["image_type"] == "image/png"
-    assert frame[8 + meta_length:].startswith(b"\x89PNG")
+    assert meta["node_id"] == "2" and meta["prompt_id"] == prompt_id and meta["image_type"] == "image/jpeg"
+    assert frame[8 + meta_length:].startswith(b"\xff\xd8")
 
 
 async def test_messages_go_to_the_submitting_client_only(sim, session, http):
@@ -301,3 +312,17 @@ async def test_a_simulator_fault_in_one_prompt_does_not_wedge_the_queue(sim, ses
     entry = await wait_until(lambda: sim.queue.history.get(prompt_id), "the failed prompt's history")
     assert entry["status"]["status_str"] == "error"
     assert sim.queue.remaining() == 0 and calls == [prompt_id]
+
+
+async def test_a_prompt_without_client_id_broadcasts_only_progress_and_interrupts(sim, session, http):
+    # ComfyUI 0.8.0: add_message(broadcast=False) and "if server.client_id is not None" for the rest.
+    prompt, _ = recorded_prompt("success")
+    async with WsRecorder(session, sim.url, "watcher") as ws:
+        response = await http.post("/prompt", json={"prompt": prompt, "extra_data": {"preview_method": "auto"}})
+        prompt_id = response.json()["prompt_id"]
+        await wait_until(lambda: prompt_id in sim.queue.history, "the prompt to finish")
+        await sim.hub.flush()
+        kinds = set(ws.types())
+        binaries = ws.binaries()
+    assert kinds == {"status", "progress", "progress_state"}
+    assert binaries and struct.unpack(">I", binaries[0][:4]) == (1,)

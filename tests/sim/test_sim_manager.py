@@ -1,4 +1,5 @@
-"""ComfyUI-Manager v4 emulation: recorded shapes, pack installs that load on reboot, model downloads."""
+"""ComfyUI-Manager emulation: recorded 4.0.4 shapes, pack installs that load on reboot, model downloads,
+and the dialects of 4.2.1+ (POST state changes) and of the git-installed 3.x line."""
 
 from __future__ import annotations
 
@@ -105,8 +106,8 @@ async def test_install_then_reboot_loads_the_nodes(manager_sim, session, http):
         await http.post("/v2/manager/queue/task", json=install_task("p1", "comfyui_ultimatesdupscale"))
         await http.post("/v2/manager/queue/task", json=install_task(
             "p2", "comfyui-videohelpersuite", "nightly"))
-        assert (await http.post("/v2/manager/queue/start")).status_code == 200
-        assert (await http.post("/v2/manager/queue/start")).status_code == 201
+        assert (await http.get("/v2/manager/queue/start")).status_code == 200
+        assert (await http.get("/v2/manager/queue/start")).status_code == 201
         await wait_until(lambda: {"status": "all-done"} in [m["data"] for m in ws.texts()
                                                             if m["type"] == "cm-queue-status"], "all-done")
     results = [m["data"]["result"] for m in ws.texts() if m["type"] == "cm-task-completed"]
@@ -117,7 +118,7 @@ async def test_install_then_reboot_loads_the_nodes(manager_sim, session, http):
     # On disk but not loaded until the server restarts.
     assert "UltimateSDUpscale" not in (await http.get("/object_info")).json()
     assert (await http.get("/v2/customnode/installed", params={"mode": "imported"})).json() == {}
-    assert (await http.post("/v2/manager/reboot")).status_code == 200
+    assert (await http.get("/v2/manager/reboot")).status_code == 200
     await wait_until(lambda: manager_sim._site is None, "the server to go down")  # noqa: SLF001
     info = await wait_until(lambda: object_info_when_up(manager_sim.url), "the server to come back")
     assert {"UltimateSDUpscale", "UltimateSDUpscaleNoUpscale", "VHS_VideoCombine"} <= set(info)
@@ -142,7 +143,7 @@ async def test_pack_whose_import_fails_logs_it_after_reboot(manager_sim, session
     # ...but can by repository, as the nightly version.
     await http.post("/v2/manager/queue/task", json=install_task("b1", url, "nightly", repository=url))
     async with WsRecorder(session, manager_sim.url, CLIENT) as ws:
-        await http.post("/v2/manager/queue/start")
+        await http.get("/v2/manager/queue/start")
         await wait_until(lambda: ws.types().count("cm-task-completed") == 2, "both tasks")
     results = [m["data"]["result"] for m in ws.texts() if m["type"] == "cm-task-completed"]
     assert results == [f"Cannot resolve install target: '{url}@latest'", "success"]
@@ -188,7 +189,7 @@ async def test_install_model_failure_is_reported(manager_sim, session, http, fil
             "url": f"{file_server}/missing.safetensors", "filename": "gone.safetensors"}
     async with WsRecorder(session, manager_sim.url, CLIENT) as ws:
         await http.post("/v2/manager/queue/install_model", json=body)
-        await http.post("/v2/manager/queue/start")
+        await http.get("/v2/manager/queue/start")
         await wait_until(lambda: "cm-task-completed" in ws.types(), "the failed download")
     done = next(m["data"] for m in ws.texts() if m["type"] == "cm-task-completed")
     assert done["result"] == f"Model installation error: {body['url']}"
@@ -207,14 +208,95 @@ async def test_invalid_requests(http):
     assert (await http.get("/v2/customnode/getmappings")).status_code == 500
 
 
-async def test_history_of_tasks(manager_sim, session, http):
+async def test_history_of_a_task_fails_on_4_0_as_recorded(manager_sim, http):
     await http.post("/v2/manager/queue/task", json=install_task("p1", "comfyui_ultimatesdupscale"))
-    await http.post("/v2/manager/queue/start")
+    await http.get("/v2/manager/queue/start")
     await wait_until(lambda: "p1" in manager_sim.manager.history, "the task to finish")
-    history = (await http.get("/v2/manager/queue/history", params={"client_id": CLIENT})).json()["history"]
-    assert history["p1"]["result"] == "success"
-    assert (await http.get("/v2/manager/queue/history", params={"ui_id": "p1"})).json()["history"]["ui_id"] == "p1"
-    assert (await http.post("/v2/manager/queue/reset")).status_code == 200
+    recorded = load_fixture("manager_install_pack_offline")["history"]
+    response = await http.get("/v2/manager/queue/history", params={"ui_id": "p1"})
+    assert (response.status_code, response.text) == (recorded["status"], recorded["text"])
+    assert (await http.get("/v2/manager/queue/reset")).status_code == 200
+
+
+async def test_state_changes_are_get_on_4_0(http):
+    for path in ("/v2/manager/queue/start", "/v2/manager/queue/reset", "/v2/manager/reboot"):
+        assert (await http.post(path, json={})).status_code == 405
+    assert "supports_csrf_post" not in (await http.get("/features")).json()["extension"]["manager"]
+
+
+@pytest.fixture
+async def sim_421():
+    server = SimServer(step_delay=0.001, manager="V4.2.1", reboot_downtime=0.05)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def test_4_2_1_posts_state_changes_and_keeps_history(sim_421):
+    async with httpx.AsyncClient(base_url=sim_421.url, timeout=10) as http:
+        features = (await http.get("/features")).json()
+        assert features["extension"]["manager"] == {"supports_v4": True, "supports_csrf_post": True}
+        assert (await http.get("/v2/manager/queue/start")).status_code == 404
+        form = await http.post("/v2/manager/queue/start", data={"x": "1"})
+        assert form.status_code == 400 and "Content-Type" in form.text
+        await http.post("/v2/manager/queue/task", json=install_task("p1", "comfyui_ultimatesdupscale"))
+        assert (await http.post("/v2/manager/queue/start", json={})).status_code == 200
+        await wait_until(lambda: "p1" in sim_421.manager.history, "the task to finish")
+        one = (await http.get("/v2/manager/queue/history", params={"ui_id": "p1"})).json()["history"]
+        assert one["ui_id"] == "p1" and one["result"] == "success"
+        history = (await http.get("/v2/manager/queue/history", params={"client_id": CLIENT})).json()["history"]
+        assert history["p1"]["status"]["status_str"] == "success"
+
+
+@pytest.mark.parametrize(("version", "method"), [("V3.39.2", "GET"), ("V3.41", "POST")])
+async def test_3x_line_queue_and_broadcast_results(session, version, method):
+    server = SimServer(step_delay=0.001, manager=version, reboot_downtime=0.05)
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+            assert (await http.get("/v2/manager/version")).status_code == 404
+            assert (await http.get("/manager/version")).text == version
+            body = {"id": "comfyui_ultimatesdupscale", "version": "1.0.0", "selected_version": "latest",
+                    "channel": "default", "mode": "cache", "ui_id": "p1", "skip_post_install": False, "pip": []}
+            assert (await http.post("/manager/queue/install", json=body)).status_code == 200
+            unknown = {**body, "version": "unknown", "ui_id": "p2",
+                       "files": ["https://github.com/example/ComfyUI-BrokenPack"]}
+            assert (await http.post("/manager/queue/install", json=unknown)).status_code == 200
+            model = {"ui_id": "m1", "name": "x", "type": "lora", "base": "", "save_path": "default",
+                     "url": "http://127.0.0.1:9/x.safetensors", "filename": "x.safetensors"}
+            refused = await http.post("/manager/queue/install_model", json=model)
+            assert (refused.status_code, refused.text) == (400, "Invalid model install request is detected")
+            other, refused = ("POST", 405) if method == "GET" else ("GET", 404)
+            assert (await http.request(other, "/manager/queue/start")).status_code == refused
+            async with WsRecorder(session, server.url, "someone-else") as ws:
+                assert (await http.request(method, "/manager/queue/start")).status_code == 200
+                await wait_until(lambda: any(m["data"].get("status") == "done" for m in ws.texts()
+                                             if m["type"] == "cm-queue-status"), "the done message")
+            statuses = [m["data"] for m in ws.texts() if m["type"] == "cm-queue-status"]
+            assert [d["target"] for d in statuses if d["status"] == "in_progress"] == ["p1", "p2"]
+            assert statuses[-1]["nodepack_result"] == {"p1": "success", "p2": "success"}
+            status = (await http.get("/manager/queue/status")).json()
+            assert set(status) == {"total_count", "done_count", "in_progress_count", "is_processing"}
+            assert status["done_count"] == 2
+    finally:
+        await server.stop()
+
+
+async def test_strong_security_refuses_reboot_and_installs(tmp_path):
+    server = SimServer(step_delay=0.001, manager="V3.39.2")
+    await server.start()
+    server.manager.security_level = "strong"
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+            reboot = await http.get("/manager/reboot")
+            assert (reboot.status_code, reboot.json()) == (403, {"error": "security_level"})
+            install = await http.post("/manager/queue/install", json={"id": "x", "version": "1", "channel": "default",
+                                                                       "mode": "cache"})
+            assert install.status_code == 403
+    finally:
+        await server.stop()
 
 
 async def test_manager_routes_absent_without_manager(sim):
@@ -231,7 +313,7 @@ async def test_install_model_without_models_dir_lists_the_file(file_server):
                 "filename": "tiny.safetensors"}
         async with httpx.AsyncClient(base_url=server.url) as http:
             await http.post("/v2/manager/queue/install_model", json=body)
-            await http.post("/v2/manager/queue/start")
+            await http.get("/v2/manager/queue/start")
             await wait_until(lambda: "m3" in server.manager.history, "the download")
             assert "SD1.5/tiny.safetensors" in (await http.get("/models/checkpoints")).json()
     finally:

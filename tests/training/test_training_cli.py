@@ -55,5 +55,7 @@ def test_best_without_eval_data_fails(tmp_path, capsys):
 def test_best_with_patience(tmp_path, capsys):
     run = make_run(tmp_path)
     assert main(["train", "best", str(run.run_dir), "--patience", "5"]) == exit_codes.OK
-    assert capsys.readouterr().out.strip() == "epoch 17: lowest eval loss 0.0812; rose for the next 5 evals"
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "epoch17 (step 136): lowest eval loss 0.0812; rose for the next 5 evals"
+    assert out[17] == "★ epoch17    step    136  0.0812" and len(out) == 31
     assert main(["train", "best", str(run.run_dir), "--patience", "0"]) == exit_codes.USAGE

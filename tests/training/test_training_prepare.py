@@ -79,11 +79,11 @@ def test_prepare_writes_split_captions_and_metadata(tmp_path):
     assert any("no caption file" in w for w in run.warnings)
 
 
-@pytest.mark.parametrize("gpu, model", sorted(PRESET_TABLE))
+@pytest.mark.parametrize("gpu, model", [(g, m) for g in GPUS for m in MODELS])
 def test_configs_parse_back_and_match_the_table(tmp_path, gpu, model):
     src = make_dataset(tmp_path / "src", 20)
     run = prepare_run(src, tmp_path / "out", trigger="pstch", gpu=gpu, model=model, epochs=12)
-    row = PRESET_TABLE[(gpu, model)]
+    row = PRESET_TABLE[(GPUS[gpu].memory_class, model)]
     main_cfg = toml.load(run.main_toml)
     assert check_main_config(main_cfg) == []
     assert main_cfg["micro_batch_size_per_gpu"] == row["micro_batch"]
@@ -103,7 +103,7 @@ def test_configs_parse_back_and_match_the_table(tmp_path, gpu, model):
     assert dataset_cfg["directory"][0]["path"] == str(run.dataset.train_dir)
     assert eval_cfg["directory"] == [{"path": str(run.dataset.eval_dir), "num_repeats": 1}]
     nccl = 'NCCL_P2P_DISABLE="1" NCCL_IB_DISABLE="1" '
-    assert run.launch_command.startswith(nccl) == (gpu == "4090")
+    assert run.launch_command.startswith(nccl) == (gpu in ("4090", "5090"))
     assert run.launch_command.endswith(f"deepspeed --num_gpus=1 train.py --deepspeed --config {run.main_toml}")
     assert run.resume_command == run.launch_command + " --resume_from_checkpoint"
     assert all(choice.why for choice in run.preset.choices().values())
@@ -125,10 +125,12 @@ def test_config_traps_are_caught():
         assert needle in text
 
 
-def test_unknown_preset():
-    with pytest.raises(ValueError, match="GPUs: h200, a100, 4090"):
+def test_unknown_preset_and_memory_classes():
+    with pytest.raises(ValueError, match="GPUs: 3090, 4090, 5090, a6000, a40, l40s, a100, h100, h200"):
         get_preset("v100", "flux")
-    assert set(GPUS) == {"h200", "a100", "4090"}
+    classes = {key: gpu.memory_class for key, gpu in GPUS.items()}
+    assert classes == {"3090": 24, "4090": 24, "5090": 32, "a6000": 48, "a40": 48, "l40s": 48,
+                       "a100": 80, "h100": 80, "h200": 141}
 
 
 def test_cli_prepare(tmp_path, capsys):

@@ -197,3 +197,13 @@ def test_each_step_counts_once_from_log_and_tensorboard(tmp_path):
     a = RunWatcher(both.run_dir, max_points=8).poll()
     b = RunWatcher(log_only.run_dir, max_points=8).poll()
     assert a.loss_ema == pytest.approx(b.loss_ema) and a.loss_series.points == b.loss_series.points
+
+
+def test_a_dataset_folder_is_not_a_log(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "ds").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "ds" / "a.png")
+    (tmp_path / "ds" / "a.txt").write_text("pstch, a caption")
+    with pytest.raises(RunNotFound, match="holds no DiffusionPipe run"):
+        resolve_run(tmp_path / "ds")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 
@@ -108,3 +109,82 @@ async def test_palette_opens_the_batch_file_input(tmp_path):
         assert isinstance(app.screen, BatchScreen)
         await pilot.press("ctrl+p", *"batch file", "enter")
         await until(pilot, lambda: app.focused is not None and app.focused.id == "batch-file")
+
+
+async def test_quitting_during_a_batch_asks_then_leaves_no_task_errors(two_sims, tmp_path, caplog):
+    import gc
+
+    from pistachio_tui.ui.dialogs import ConfirmScreen
+
+    shutil.copy(SIM_WORKFLOW, tmp_path / "wf.json")
+    (tmp_path / "long.toml").write_text('workflow = "wf.json"\ncount = 60\noutput = "out"\n')
+    app = make_app(tmp_path, ("left", two_sims[0].url), ("right", two_sims[1].url))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await load_by_keyboard(pilot, "long.toml")
+        view = app.screen.view
+        await until(pilot, lambda: len(view.jobs) == 60)
+        await pilot.press("s")
+        await until(pilot, lambda: view.counts()["done"] >= 1)
+        await pilot.press("q")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "batch" in str(app.screen.query_one("Label").render())
+        await pilot.press("n")
+        assert view.running, "No keeps the batch running"
+        await pilot.press("q", "y")
+    gc.collect()
+    await asyncio.sleep(0.1)
+    gc.collect()
+    leaked = [r.getMessage() for r in caplog.records if "never retrieved" in r.getMessage()]
+    assert not leaked, leaked
+
+
+async def test_an_interrupted_batch_resumes_from_its_output_folder(two_sims, tmp_path):
+    shutil.copy(SIM_WORKFLOW, tmp_path / "wf.json")
+    (tmp_path / "b.toml").write_text('workflow = "wf.json"\ncount = 30\nseed_mode = "increment"\n'
+                                     'start_seed = 7\noutput = "out"\n')
+    app = make_app(tmp_path, ("left", two_sims[0].url), ("right", two_sims[1].url))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await load_by_keyboard(pilot, "b.toml")
+        view = app.screen.view
+        await until(pilot, lambda: len(view.jobs) == 30)
+        await pilot.press("s")
+        await until(pilot, lambda: view.counts()["done"] >= 2)
+        await pilot.press("x")
+        await until(pilot, lambda: view.result is not None)
+    done_before = sum(1 for line in (tmp_path / "out" / ".pistachio-batch.jsonl").read_text().splitlines()
+                      if '"done"' in line)
+    assert 2 <= done_before < 30
+    (tmp_path / "b.toml").unlink()  # the folder alone is enough
+
+    app = make_app(tmp_path, ("left", two_sims[0].url), ("right", two_sims[1].url))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await load_by_keyboard(pilot, "out")
+        view = app.screen.view
+        await until(pilot, lambda: len(view.jobs) == 30)
+        assert "Loaded resume of out" in hint(app)
+        assert view.counts()["done"] == done_before, "finished jobs show as done from the start"
+        await pilot.press("s")
+        await until(pilot, lambda: view.result is not None, timeout=30)
+        assert view.result.ok
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert sorted(job["params"]["seed"] for job in manifest["jobs"]) == list(range(7, 37))
+
+
+async def test_the_sweep_runs_the_values_typed_on_workflows(two_sims, tmp_path, data_dir):
+    from textual.widgets import Input
+
+    app = make_app(tmp_path, ("left", two_sims[0].url), ("right", two_sims[1].url))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.manager.active.state != "connecting")
+        await pilot.press("2")
+        workflows = app.screen
+        workflows.open_workflow(SIM_WORKFLOW)
+        await until(pilot, lambda: app.open_workflow is not None and app.open_workflow.converted)
+        steps = next(i for i, p in enumerate(workflows.preview.params) if p.kind == "steps")
+        workflows.query_one(f"#param-{steps}", Input).value = "3"
+        await until(pilot, lambda: app.open_workflow.values[steps] == "3")
+        await pilot.press("8", "w", "backspace", "1", "enter")
+        await until(pilot, lambda: len(app.screen.view.jobs) == 1)
+    (folder,) = (data_dir / "batches").iterdir()
+    prompt = json.loads((folder / "workflow.json").read_text())
+    assert [node["inputs"]["steps"] for node in prompt.values() if "steps" in node["inputs"]] == [3]

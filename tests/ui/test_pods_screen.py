@@ -49,3 +49,19 @@ async def test_dashboard_shows_pod_spend(fake_runpod, tmp_path):
         panel = app.screen.query_one("#dash-pods")
         await until(pilot, lambda: "running" in str(panel.render()))
         assert "Balance $25.00" in str(panel.render())
+
+
+async def test_pods_screen_and_dashboard_share_one_monitor(fake_runpod, tmp_path):
+    from pistachio_tui.ui.pods.view import PodsView
+
+    app = make_app(tmp_path, dashboard=True)
+    async with app.run_test(size=(120, 30)) as pilot:
+        panel = app.screen.query_one("#dash-pods")
+        await until(pilot, lambda: "running" in str(panel.render()))
+        monitor = app.runpod()
+        await pilot.press("7")
+        view = app.screen.query_one(PodsView)
+        await until(pilot, lambda: view.state is not None)
+        assert view.monitor is monitor and view.client is monitor.client, "one client, one idle guard"
+        assert not monitor.client._http.is_closed
+    assert monitor.client._http.is_closed, "the app closes the shared client when it quits"

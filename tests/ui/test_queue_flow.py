@@ -155,7 +155,7 @@ async def test_pending_delete_and_move_to_front(tmp_path):
 async def test_vram_history_and_another_clients_prompt(tmp_path):
     from pistachio_tui.cli.demo_commands import demo_prompt
     from pistachio_tui.comfy.client import ComfyClient
-    from pistachio_tui.ui.gpu.view import VramHistory
+    from pistachio_tui.ui.gpu.graph import FixedSparkline
 
     slow = SimServer(step_delay=0.2)
     await slow.start()
@@ -165,7 +165,7 @@ async def test_vram_history_and_another_clients_prompt(tmp_path):
             await until(pilot, lambda: app.manager.active.state == CONNECTED)
             await pilot.press("3")
             session = app.manager.active
-            history = app.screen.query_one(VramHistory)
+            history = app.screen.query_one(FixedSparkline)
             await until(pilot, lambda: len(history.values) >= 2)
             assert history.top == 1.0, "an absolute 0-100% scale, not the samples' own range"
             label = str(app.screen.query_one("#vram-label").render())

@@ -118,3 +118,32 @@ async def test_url_column_shows_at_80_and_120_columns_and_slash_filters(tmp_path
         await until(pilot, lambda: table.row_count == 1)
         await pilot.press("escape")
         assert table.row_count == 2
+
+
+async def test_active_server_is_the_one_picked_and_the_header_says_so(sim, tmp_path):
+    from pistachio_tui.ui.widgets.status_header import StatusHeader
+
+    def header(app) -> str:
+        return str(app.screen.query_one(StatusHeader).render())
+
+    app = make_app(tmp_path, ("one", sim.url), ("two", DEAD_URL))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert app.manager.active_name == "one"
+        # Picked elsewhere (palette), then Servers shown again: its table cursor must not undo the pick.
+        await pilot.press("3")
+        app.switch_server("two")
+        await pilot.press("1")
+        await pilot.pause()
+        await pilot.pause()
+        assert app.manager.active_name == "two"
+        assert header(app).startswith("Pistachio  two")
+        assert app.screen.query_one(DataTable).cursor_row == 1, "the cursor follows the active server"
+
+        # Adding a server says "Active server: three" and must mean it.
+        await pilot.press("a")
+        await fill_form(pilot, "three", sim.url)
+        await pilot.pause()
+        await pilot.pause()
+        assert app.manager.active_name == "three"
+        assert header(app).startswith("Pistachio  three")

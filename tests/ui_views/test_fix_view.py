@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
@@ -13,14 +12,14 @@ from pistachio_tui.fix.flow import FixEvent, FixOptions, FixOutcome
 from pistachio_tui.sim.server import SimServer
 from pistachio_tui.ui.fix.view import ChooseModel, FixView
 from pistachio_tui.workflow.load import load_workflow
-from tests.fix.file_server import FileServer
+from tests.fix.file_server import FileServer, fake_model
 from tests.fix.workflows import MODELS, fix_workflow
 from tests.ui_views.harness import ViewApp, screen_text, until
 
 
 @pytest.fixture
 async def files():
-    server = FileServer(files={name: os.urandom(50_000) for name, _ in MODELS})
+    server = FileServer(files={name: fake_model(50_000) for name, _ in MODELS})
     await server.start()
     yield server
     await server.stop()
@@ -167,3 +166,28 @@ def test_fix_snapshot(snap_compare, size):
         await until(pilot, lambda: view.outcome is not None, "the scripted run")
 
     assert snap_compare(scripted_app(), terminal_size=size, run_before=played)
+
+
+async def test_model_already_on_the_server_is_used_and_the_copy_named(tmp_path):
+    from tests.fix.workflows import CHECKPOINT_ONLY_NODES
+
+    sim = SimServer(step_delay=0.001, models={"checkpoints": ["fixflow_ckpt.safetensors"]})
+    await sim.start()
+    nodes = [(1, "CheckpointLoaderSimple", ["SDXL\\fixflow_ckpt.safetensors"], {}, ["MODEL", "CLIP", "VAE"]),
+             *CHECKPOINT_ONLY_NODES[1:]]
+    path = tmp_path / "downloaded.json"
+    path.write_text(json.dumps(fix_workflow("http://127.0.0.1:9", nodes, [])))
+    options = FixOptions(poll_interval=0.02, hf_search=False, state_dir=tmp_path / "state")
+    try:
+        async with ComfyClient(sim.url) as client:
+            app = ViewApp(lambda: FixView(Settings(), client, load_workflow(path), options=options))
+            async with app.run_test(size=(160, 40)) as pilot:
+                view = app.query_one(FixView)
+                await pilot.press("s")
+                await until(pilot, lambda: view.outcome is not None, "the end of the run")
+                assert view.outcome.accepted
+                assert view.rows["model:SDXL\\fixflow_ckpt.safetensors"].state == "ok"
+                assert "downloaded.fixed.json" in screen_text(app)
+    finally:
+        await sim.stop()
+    assert (tmp_path / "downloaded.fixed.json").is_file()

@@ -175,3 +175,18 @@ def test_pods_no_key_snapshot(snap_compare, monkeypatch):
     # The help names the secrets file: a fixed config dir keeps the snapshot stable.
     monkeypatch.setenv("PISTACHIO_CONFIG_DIR", "~/.config/pistachio")
     assert snap_compare(ViewApp(lambda: PodsView(Settings())), terminal_size=(80, 24))
+
+
+async def test_the_pods_logs_are_one_key_away(fake):
+    from pistachio_tui.ui.dialogs import TextModal
+
+    fake.logs["def456uvw"] = [("system", "pulling image runpod/pytorch"), ("container", "ComfyUI crashed: OOM")]
+    app = pods_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        pods = await loaded(pilot)
+        await select(pilot, pods, "trainer-h100")
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(app.screen, TextModal), "the logs dialog")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "ComfyUI crashed: OOM" in text and "Logs of trainer-h100" in text

@@ -13,7 +13,7 @@ from pistachio_tui.ui.training.view import TrainingView
 from pistachio_tui.ui.widgets.loglines import LogLines
 from tests.ui_views.harness import ViewApp, screen_text, until
 
-LORA = "20260820_10-00-00_e17.safetensors"
+LORA = "pstch-output_20260820-1000-epoch17.safetensors"
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def training_app(comfy: Path | None, run: Path | None = None) -> ViewApp:
 async def watched(pilot) -> TrainingView:
     view = pilot.app.query_one(TrainingView)
     await until(pilot, lambda: view.state is not None and view.state.status == "complete"
-                and view.convergence.best_epoch is not None and view._epoch_rows, "the run to be read")
+                and view.convergence.best is not None and view._epoch_rows, "the run to be read")
     await pilot.pause()
     return view
 
@@ -44,10 +44,10 @@ async def test_typed_run_dir_shows_convergence_and_promotes_epoch_17(run_and_com
         app.query_one("#train-path").value = str(synth.output_dir)
         await pilot.press("enter")
         view = await watched(pilot)
-        assert view.convergence.best_epoch == 17
-        assert view.selected_epoch() == 17
+        assert view.convergence.best == "epoch17"
+        assert view.selected_checkpoint() == "epoch17"
         text = screen_text(app)
-        assert "epoch 17: lowest eval loss" in text and "epoch 30/30" in text
+        assert "epoch17 (step 136): lowest eval loss" in text and "epoch 30/30" in text
         await pilot.press("p")
         target = comfy / "models" / "loras" / LORA
         await until(pilot, target.exists, "the promoted LoRA")
@@ -123,7 +123,7 @@ async def test_output_folder_lists_its_runs_and_switches(tmp_path):
         await pilot.press("enter")
         await until(pilot, lambda: view.state is not None and view.state.name == older.run_dir.name
                     and view.state.status == "complete", "the older run")
-        await until(pilot, lambda: view.convergence.best_epoch == 6, "the older run's convergence")
+        await until(pilot, lambda: view.convergence.best == "epoch6", "the older run's convergence")
 
 
 async def test_not_a_run_is_an_error_line(tmp_path):
@@ -136,12 +136,121 @@ async def test_not_a_run_is_an_error_line(tmp_path):
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
 def test_training_snapshot(snap_compare, size, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    write_run(Path("output"), epochs=30, best_epoch=17)
+    write_run(Path("output"), epochs=6, best_epoch=4)
 
     async def settled(pilot):
         view = await watched(pilot)
         log = view.query_one(LogLines)
         await until(pilot, lambda: log.index.progress.caught_up, "the log index")
+        # The table scrolls to the picked save and focus lands a frame or two later: shoot once both rest.
+        table = view.query_one("#train-epochs")
+        table.focus()
+        seen: list[tuple] = []
+
+        def resting() -> bool:
+            seen.append((table.scroll_y, table.cursor_row, pilot.app.focused, log.scroll_y))
+            return len(seen) > 20 and len(set(seen[-20:])) == 1
+
+        await until(pilot, resting, "the table to come to rest")
 
     app = ViewApp(lambda: TrainingView(Settings(), run=Path("output"), poll_interval=0.05))
     assert snap_compare(app, terminal_size=size, run_before=settled)
+
+
+async def test_tournament_tab_renders_the_grid_and_the_choice_promotes(tmp_path):
+    from pistachio_tui.config import ServerConfig
+    from pistachio_tui.sim.server import SimServer
+    from pistachio_tui.training.replay import TrainerConfig, replay_run
+
+    run_dir = replay_run(tmp_path / "out", TrainerConfig(epochs=5, steps_per_epoch=4), lambda s: abs(s - 12) + 1)
+    comfy = tmp_path / "ComfyUI"
+    (comfy / "models" / "loras").mkdir(parents=True)
+    (comfy / "models" / "checkpoints").mkdir()
+    (comfy / "models" / "checkpoints" / "sd_xl_base_1.0.safetensors").write_bytes(b"x")
+    sim = SimServer(step_delay=0.001, models_dir=comfy / "models")
+    await sim.start()
+    try:
+        settings = Settings(comfy_dir=comfy, servers=[ServerConfig("sim", sim.url)])
+        app = ViewApp(lambda: TrainingView(settings, run=run_dir, poll_interval=0.05))
+        async with app.run_test(size=(120, 40)) as pilot:
+            view = await watched(pilot)
+            await pilot.press("t")
+            view.query_one("#train-tour-wf").value = str(Path(__file__).resolve().parents[2] / "workflows"
+                                                         / "sdxl_lora.json")
+            await pilot.press("enter")
+            await until(pilot, lambda: view.tournament is not None, "the tournament", rounds=1500)
+            assert view.tournament.checkpoints == ["epoch1", "epoch2", "epoch3", "epoch4", "epoch5"]
+            assert len(view.tournament.images) == 15 and view.tournament.sheet.is_file()
+            assert "Saves down, prompts across" in str(view.status.render())
+            view.query_one("#train-epochs").focus()
+            await pilot.press("p")
+            target = comfy / "models" / "loras" / "out_20260820-1000-epoch3.safetensors"
+            await until(pilot, target.exists, "the promoted choice")
+    finally:
+        await sim.stop()
+
+
+async def test_start_from_a_prepare_folder_runs_detached_and_is_watched(tmp_path, monkeypatch):
+    import os
+    import sys
+
+    from tests.training.test_training_launch import FAKE_DEEPSPEED, FAKE_TRAIN
+
+    dp = tmp_path / "diffusion-pipe"
+    dp.mkdir()
+    (dp / "train.py").write_text(FAKE_TRAIN)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "deepspeed").write_text(FAKE_DEEPSPEED.format(python=sys.executable))
+    (bin_dir / "deepspeed").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("DIFFUSION_PIPE_DIR", str(dp))
+    prepared = tmp_path / "alice_lora"
+    prepared.mkdir()
+    (prepared / "4090_wan14b.toml").write_text(f'output_dir = "{prepared / "runs"}"\nepochs = 3\n'
+                                               'save_every_n_epochs = 1\n[model]\ntype = "wan"\n')
+    app = ViewApp(lambda: TrainingView(Settings(), run=prepared, poll_interval=0.05, gpu="4090"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        view = app.query_one(TrainingView)
+        await until(pilot, lambda: view.watcher is not None and app.focused is view.query_one("#train-epochs"),
+                    "the prepare folder to open")
+        await pilot.press("R")
+        assert isinstance(app.screen, YesNo)
+        assert "NCCL_P2P_DISABLE=1" in screen_text(app)
+        await pilot.press("y")
+        await until(pilot, lambda: view.state is not None and view.state.status == "complete", "the run to finish",
+                    rounds=3000)
+        assert view.state.run_dir == prepared / "runs" / "20260820_10-00-00"
+        assert (view.state.run_dir / "train.log").read_text().rstrip().endswith("TRAINING COMPLETE!")
+
+
+async def test_caption_review_screen_edits_in_place(tmp_path):
+    from PIL import Image
+
+    from pistachio_tui.ui.training.captions import CaptionsScreen
+
+    folder = tmp_path / "alice"
+    folder.mkdir()
+    for name, caption in [("a.png", "a red car"), ("b.png", "a red car"), ("c.png", None)]:
+        Image.new("RGB", (32, 32)).save(folder / name)
+        if caption is not None:
+            (folder / name).with_suffix(".txt").write_text(caption)
+    app = training_app(None, folder)
+    async with app.run_test(size=(120, 40)) as pilot:
+        view = app.query_one(TrainingView)
+        await until(pilot, lambda: "DiffusionPipe run" in screen_text(app), "the open attempt")
+        view.query_one("#train-epochs").focus()
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, CaptionsScreen) and app.screen.review is not None,
+                    "the caption screen")
+        text = screen_text(app)
+        assert "duplicate caption (same as b.png)" in text and "missing caption" in text
+        await pilot.press("down", "enter")  # b.png
+        edit = app.screen.query_one("#cap-edit")
+        assert edit.value == "a red car"
+        edit.value = "a blue car"
+        await pilot.press("enter")
+        await until(pilot, lambda: (folder / "b.txt").read_text() == "a blue car\n", "the caption written")
+        await until(pilot, lambda: "duplicate" not in screen_text(app), "the duplicate flag to clear")
+        await pilot.press("escape")
+        assert not isinstance(app.screen, CaptionsScreen)

@@ -109,3 +109,17 @@ def test_subgraph_containing_itself_is_refused():
           "links": [], "definitions": {"subgraphs": [subgraph]}}
     with pytest.raises(WorkflowError, match="nest more than 32"):
         _convert(ui)
+
+
+def test_loop_through_bypassed_nodes_is_reported_not_followed_forever():
+    ui = tiny_ui()
+    for nid, source_link in ((20, 61), (21, 60)):
+        ui["nodes"].append({"id": nid, "type": "ImageInvert", "mode": 4, "properties": {},
+                            "inputs": [{"name": "image", "type": "IMAGE", "link": source_link}],
+                            "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": []}], "widgets_values": []})
+    ui["links"] += [[60, 20, 0, 21, 0, "IMAGE"], [61, 21, 0, 20, 0, "IMAGE"], [62, 20, 0, 9, 0, "IMAGE"]]
+    save = next(n for n in ui["nodes"] if n["id"] == 9)
+    save["inputs"][0]["link"] = 62
+    result = _convert(ui)
+    assert "images" not in result.prompt["9"]["inputs"]
+    assert result.warnings == ["circular link at node 20 output 0"]

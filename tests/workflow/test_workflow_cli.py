@@ -140,3 +140,32 @@ async def test_inspect_archive_lists_every_workflow(tmp_path, ui_file, capsys):
     assert code == exit_codes.OK
     reports = json.loads(capsys.readouterr().out)["workflows"]
     assert [(r["name"], r["format"]) for r in reports] == [("a", "ui"), ("b", "ui")]
+
+
+async def test_convert_never_overwrites_its_input(ui_file, capsys):
+    before = ui_file.read_bytes()
+    code = await convert_command(_args("convert", str(ui_file), "--object-info", str(OBJECT_INFO_FILE),
+                                       "-o", str(ui_file), "--force"))
+    assert code == exit_codes.FAILED
+    assert ui_file.read_bytes() == before
+    assert "one of the inputs" in capsys.readouterr().err
+
+
+async def test_convert_asks_for_force_before_replacing_an_output(ui_file, tmp_path, capsys):
+    out = tmp_path / "out.json"
+    out.write_text("keep me")
+    args = ("convert", str(ui_file), "--object-info", str(OBJECT_INFO_FILE), "-o", str(out))
+    assert await convert_command(_args(*args)) == exit_codes.FAILED
+    assert out.read_text() == "keep me" and "--force" in capsys.readouterr().err
+    assert await convert_command(_args(*args, "--force")) == exit_codes.OK
+    assert "class_type" in out.read_text()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [], "no temporary file is left"
+
+
+async def test_convert_error_names_the_file_once(tmp_path, capsys):
+    bad = tmp_path / "f.json"
+    bad.write_text(json.dumps({"nodes": [{"id": 1, "type": "KSampler", "inputs": "oops"}], "links": []}))
+    await convert_command(_args("convert", str(bad), "--object-info", str(OBJECT_INFO_FILE),
+                                "-o", str(tmp_path / "o.json")))
+    err = capsys.readouterr().err
+    assert err.count(str(bad)) == 1, err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pistachio_tui.workflow.deps import analyse, is_unsafe_name
+from pistachio_tui.workflow.deps import PackRef, analyse, is_unsafe_name
 from pistachio_tui.workflow.load import load_workflow
 from tests.workflow.helpers import object_info, tiny_ui
 
@@ -87,3 +87,22 @@ def test_custom_loader_folder_from_matching_option_list():
     api = {"1": {"class_type": "FancyLoraStack", "inputs": {"pick": "c.safetensors"}}}
     need = analyse(load_workflow(json.dumps(api).encode()), oi).models[0]
     assert (need.folder, need.present) == ("loras", False)
+
+
+def test_pack_identity_recorded_by_the_editor_is_kept_per_node_class():
+    ui = tiny_ui()
+    ui["nodes"].append({"id": 30, "type": "CustomSharpen", "mode": 0, "inputs": [], "outputs": [],
+                        "widgets_values": [], "properties": {"aux_id": "someone/sharpen-nodes", "ver": "4f1c2e9"}})
+    # Values the frontend's schema refuses are not offered: a bad pack id, a repo path, a bad version.
+    ui["nodes"].append({"id": 31, "type": "CustomBlur", "mode": 0, "inputs": [], "outputs": [], "widgets_values": [],
+                        "properties": {"cnr_id": "-blur", "aux_id": "https://github.com/x/y", "ver": "latest"}})
+    ui["nodes"].append({"id": 32, "type": "CustomGlow", "mode": 0, "inputs": [], "outputs": [], "widgets_values": [],
+                        "properties": {"cnr_id": "glow-pack", "ver": "v1.2.0"}})
+    for node in ui["nodes"]:
+        if node["type"] == "KSampler":
+            node["properties"] = {"cnr_id": "comfy-core", "ver": "0.3.64", "Node name for S&R": "KSampler"}
+    packs = _needs(ui).packs
+    assert packs["KSampler"] == PackRef("comfy-core", None, "0.3.64")
+    assert packs["CustomSharpen"] == PackRef(None, "someone/sharpen-nodes", "4f1c2e9")
+    assert "SaveImage" not in packs and "CustomBlur" not in packs
+    assert packs["CustomGlow"] == PackRef("glow-pack", None, "1.2.0")

@@ -7,11 +7,12 @@ batch file lists. Everything between the file and the runner is
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -20,18 +21,19 @@ from textual.widgets import DataTable, Input, Label, Select, Static
 from pistachio_tui.comfy.session import SessionUpdate
 from pistachio_tui.config import ConfigError
 from pistachio_tui.fleet.build import BatchSetupError, NoReachableTarget, batches_dir, prepare_batch, quick_sweep
+from pistachio_tui.fleet.resume import load_resume_folder, write_resume_file
 from pistachio_tui.fleet.spec import SEED_MODES, BatchSpec, BatchSpecError, load_batch_file
-from pistachio_tui.ui.base import PistachioScreen
+from pistachio_tui.ui.base import ViewScreen
 from pistachio_tui.ui.batch.view import COMMANDS, BatchView
 from pistachio_tui.ui.format import esc
-from pistachio_tui.ui.workflows.screen import WorkflowsScreen
+from pistachio_tui.ui.state import OpenWorkflow
 from pistachio_tui.workflow.errors import WorkflowError
 
 #: Jobs a quick sweep may have: more belongs in a batch file.
 MAX_SWEEP = 1000
 
 
-class BatchScreen(PistachioScreen):
+class BatchScreen(ViewScreen):
     """One batch over every configured server (and the endpoints a batch file names)."""
 
     MODE = "batch"
@@ -55,7 +57,8 @@ class BatchScreen(PistachioScreen):
         with Vertical(id="batch-load"):
             with Horizontal(classes="batch-row"):
                 yield Label("Batch file", classes="batch-label")
-                yield Input(placeholder="path to a batch .toml, Enter loads it", id="batch-file", compact=True)
+                yield Input(placeholder="a batch .toml, or a batch's output folder to resume; Enter",
+                            id="batch-file", compact=True)
             with Horizontal(classes="batch-row"):
                 yield Label("Sweep", classes="batch-label")
                 yield Input("4", id="sweep-count", type="integer", compact=True, tooltip="jobs in the sweep")
@@ -63,7 +66,10 @@ class BatchScreen(PistachioScreen):
                              id="sweep-mode", compact=True)
                 yield Static("", id="sweep-source")
             yield Static("", id="batch-hint")
-        yield BatchView(self.papp.settings, id="batch-view")
+        yield from super().compose_body()
+
+    def make_view(self) -> BatchView:
+        return BatchView(self.papp.settings, id="batch-view")
 
     @property
     def view(self) -> BatchView:
@@ -77,7 +83,7 @@ class BatchScreen(PistachioScreen):
 
     def _how_to_load(self) -> None:
         servers = ", ".join(self.papp.manager.sessions) or "none yet (add them on Servers, 1)"
-        self._hint(f"o open a batch file · w sweep the open workflow · s start/resume · x cancel\n"
+        self._hint(f"o batch file, or output folder to resume · w sweep the open workflow · s start\n"
                    f"Targets: servers {servers} + endpoints the file lists\n"
                    f"Output: the file's 'output', else {batches_dir()}/<name>")
 
@@ -86,19 +92,15 @@ class BatchScreen(PistachioScreen):
         hint.set_class(level == "error", "-error")
         hint.update(Text(text))
 
-    def _show_sweep_source(self) -> None:
-        workflows = self._workflows_screen()
-        preview = workflows.preview if workflows else None
-        text = (f"of {esc(preview.workflow.name)} (open on Workflows)" if preview is not None
+    def on_mount(self) -> None:
+        # The open workflow is app state the Workflows screen sets; follow it, never reach into that screen.
+        self.watch(self.papp, "open_workflow", self._show_sweep_source)
+
+    def _show_sweep_source(self, opened: OpenWorkflow | None = None) -> None:
+        opened = self.papp.open_workflow
+        text = (f"of {esc(opened.name)} (open on Workflows)" if opened is not None
                 else "open a workflow on Workflows (2) first")
         self.query_one("#sweep-source", Static).update(text)
-
-    def _workflows_screen(self) -> WorkflowsScreen | None:
-        """The Workflows screen if it has been shown (it holds the open workflow)."""
-        # Each mode keeps its own screen stack and Textual has no public way to
-        # reach another mode's screen; the stack is read, never changed.
-        stack = self.app._screen_stacks.get(WorkflowsScreen.MODE, [])
-        return next((s for s in stack if isinstance(s, WorkflowsScreen)), None)
 
     # -- actions -----------------------------------------------------------------
 
@@ -111,30 +113,38 @@ class BatchScreen(PistachioScreen):
     def action_back_to_jobs(self) -> None:
         self.query_one("#batch-jobs", DataTable).focus()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
+    @on(Input.Submitted, "#batch-file")
+    def _file_entered(self, event: Input.Submitted) -> None:
         event.stop()
-        if event.input.id == "batch-file":
-            self.load_file(event.value)
-        elif event.input.id == "sweep-count":
-            self.load_sweep(event.value)
+        self.load_file(event.value)
+        self.action_back_to_jobs()
+
+    @on(Input.Submitted, "#sweep-count")
+    def _count_entered(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.load_sweep(event.value)
         # Back to the jobs, so s, x and the number keys work again.
         self.action_back_to_jobs()
 
     def load_file(self, text: str) -> None:
-        """Load the batch file at ``text`` (a path, ``~`` allowed)."""
+        """Load the batch file at ``text`` (a path, ``~`` allowed), or resume the batch whose output folder it is."""
         if not text.strip():
             self._error("Type the path of a batch .toml file, then Enter.")
             return
         path = Path(text.strip()).expanduser()
-        self._load(lambda: load_batch_file(path), path.name)
+        if path.is_dir():
+            # An output folder: the batch that wrote it, resumed (its journal skips the finished jobs).
+            self._load(lambda: load_resume_folder(path), f"resume of {path.name}")
+        else:
+            self._load(lambda: load_batch_file(path), path.name)
 
     def load_sweep(self, count_text: str) -> None:
         """Load a seed sweep of the workflow open on the Workflows screen."""
-        workflows = self._workflows_screen()
-        if workflows is None or workflows.preview is None:
+        opened = self.papp.open_workflow
+        if opened is None:
             self._error("No workflow is open: pick one on Workflows (2), then come back and press w.")
             return
-        if workflows.preview.prompt is None:
+        if not opened.converted:
             self._error("That workflow is not converted yet: open it on Workflows with a server connected.")
             return
         try:
@@ -145,12 +155,12 @@ class BatchScreen(PistachioScreen):
             self._error(f"A sweep has 1 to {MAX_SWEEP} jobs; for more, write a batch file.")
             return
         try:
-            prompt = workflows._edited_prompt()
+            prompt = opened.prompt()
         except (ValueError, WorkflowError) as exc:
             self._error(f"The workflow's form has a bad value: {exc}. Fix it on Workflows (2).")
             return
         mode = str(self.query_one("#sweep-mode", Select).value)
-        name = workflows.preview.workflow.name
+        name = opened.name
         self._load(lambda: quick_sweep(prompt, name, count, mode), f"sweep of {name}")
 
     def _load(self, make_spec: Callable[[], BatchSpec], label: str) -> None:
@@ -169,6 +179,7 @@ class BatchScreen(PistachioScreen):
                 raise BatchSetupError("no servers configured: add one on Servers (1), "
                                       "or list serverless endpoints in the batch file")
             prepared = await prepare_batch(spec, servers)
+            await asyncio.to_thread(write_resume_file, spec, prepared.out_dir)
         except NoReachableTarget as exc:
             self._error(f"{exc}. Start ComfyUI there, or add a server on Servers (1).")
             return

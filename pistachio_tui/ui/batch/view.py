@@ -125,10 +125,10 @@ class BatchView(Vertical):
     def compose(self) -> ComposeResult:
         waiting = "No batch running — press s to start" if self._runner_factory else "No batch loaded"
         yield Static(waiting, id="batch-summary")
-        targets = DataTable(id="batch-targets", cursor_type="none")
+        targets: DataTable[object] = DataTable(id="batch-targets", cursor_type="none")
         targets.add_columns("Target", "State", "Done", "Running", "Jobs/min", "Cost")
         yield targets
-        jobs = DataTable(id="batch-jobs", cursor_type="row", zebra_stripes=True)
+        jobs: DataTable[object] = DataTable(id="batch-jobs", cursor_type="row", zebra_stripes=True)
         jobs.add_column("#", key="index")
         jobs.add_column("State", key="state", width=max(map(len, JOB_STATES)))
         jobs.add_column("Target", key="target")

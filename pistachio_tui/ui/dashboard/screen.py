@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, ProgressBar, Sparkline, Static
+from textual.widgets import Footer, ProgressBar, Static
 
-from pistachio_tui.comfy.session import SessionUpdate
+from pistachio_tui.comfy.session import HEALTH, ServerSession, SessionUpdate
 from pistachio_tui.config import ConfigError
 from pistachio_tui.runpod.errors import RunPodError
 from pistachio_tui.ui.base import PistachioScreen
 from pistachio_tui.ui.format import esc, gib, state_text
+from pistachio_tui.ui.gpu.graph import GraphData, HistoryGraph
 from pistachio_tui.ui.queue.screen import progress_line
 from pistachio_tui.ui.widgets.status_header import StatusHeader
+
+if TYPE_CHECKING:
+    from pistachio_tui.runpod.monitor import PodsMonitor
 
 #: RunPod rate-limits its API; a dashboard needs no fresher pod data than this.
 PODS_SECONDS = 30.0
@@ -46,10 +52,6 @@ class DashboardScreen(PistachioScreen):
     SUMMARY = "Compact overview for a tmux pane"
     BINDINGS = [Binding("i", "app.interrupt", "Interrupt")]
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._pods_monitor = None
-
     def compose(self) -> ComposeResult:
         yield StatusHeader()
         with Horizontal(id="dash-top"):
@@ -57,8 +59,7 @@ class DashboardScreen(PistachioScreen):
             with Vertical(id="dash-run"):
                 yield Static("Idle", id="dash-run-title")
                 yield ProgressBar(total=100, show_eta=False, id="dash-progress")
-                yield Static("VRAM used (active server)", classes="hint")
-                yield Sparkline([0.0], summary_function=max, id="dash-vram")
+                yield HistoryGraph("VRAM used (active server)", id="dash-vram")
         with Horizontal(id="dash-bottom"):
             yield Static("[b]Training[/b]\nno run followed yet", id="dash-training")
             yield Static("[b]Pods[/b]\nno RunPod key (see 7 Pods)", id="dash-pods")
@@ -76,41 +77,37 @@ class DashboardScreen(PistachioScreen):
             self.query_one("#dash-run-title", Static).update(
                 f"[b]{state.prompt_id[:8]}[/b] {esc(node)}\n{progress_line(state)}")
             self.query_one(ProgressBar).update(progress=round(state.fraction * 100, 1))
-        if update is None or update.kind == "health":
-            samples = list(session.vram_used) if session else []
-            self.query_one(Sparkline).data = samples or [0.0]
+        if update is None or update.kind == HEALTH:
+            self._show_vram(session)
+
+    def _show_vram(self, session: ServerSession | None) -> None:
+        """The active server's VRAM on the same fixed 0-100 % scale as the GPU screen (never auto-scaled)."""
+        samples = [fraction * 100 for fraction in session.vram_used] if session else []
+        # Health polls are evenly spaced, which is all the time axis needs.
+        step = self.papp.manager.health_interval
+        self.query_one("#dash-vram", HistoryGraph).data = GraphData(
+            tuple(samples), tuple(i * step for i in range(len(samples))))
 
     def on_mount(self) -> None:
         self.refresh_view(None)
-        self._pods_monitor = self._make_pods_monitor()
-        if self._pods_monitor is not None:
-            self.set_interval(PODS_SECONDS, self._refresh_pods)
-            self._refresh_pods()
-
-    def _make_pods_monitor(self):
-        """A RunPod monitor when a key is configured; None keeps the panel's hint."""
-        from pistachio_tui.runpod.api import RunPodClient, load_api_key
-        from pistachio_tui.runpod.monitor import PodsMonitor
-
         try:
-            return PodsMonitor(RunPodClient(load_api_key()))
+            monitor = self.papp.runpod()
         except (RunPodError, ConfigError):
-            return None
+            return  # no key: the panel keeps its hint
+        self.set_interval(PODS_SECONDS, lambda: self._refresh_pods(monitor))
+        self._refresh_pods(monitor)
 
     @work(exclusive=True, group="dash-pods")
-    async def _refresh_pods(self) -> None:
+    async def _refresh_pods(self, monitor: PodsMonitor) -> None:
         from pistachio_tui.ui.pods.view import account_line
 
         panel = self.query_one("#dash-pods", Static)
         try:
-            state = await self._pods_monitor.refresh()
+            # The Pods screen may have refreshed the shared monitor moments ago: reuse that.
+            state = await monitor.recent(PODS_SECONDS)
         except RunPodError as exc:
             panel.update(Text.assemble(("Pods\n", "bold"), (exc.message, "red")))
             return
         idle = sum(1 for info in state.idle.values() if info.flagged)
         flagged = Text(f"\n{idle} idle pod(s) flagged", style="yellow") if idle else Text("")
         panel.update(Text.assemble(("Pods\n", "bold"), account_line(state), flagged))
-
-    async def on_unmount(self) -> None:
-        if self._pods_monitor is not None:
-            await self._pods_monitor.client.aclose()

@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 
 from pistachio_tui.comfy.session import ServerSession
-from pistachio_tui.ui.base import PistachioScreen
+from pistachio_tui.ui.base import ViewScreen
 from pistachio_tui.ui.fix.view import COMMANDS, FixView
 from pistachio_tui.ui.widgets.coming_panel import ComingPanel
 from pistachio_tui.workflow.load import Workflow
@@ -21,7 +21,7 @@ Open a workflow on the Workflows screen (2) and press [b]f[/b] to fix it on the 
 Headless: [b]pistachio fix <workflow>[/b]."""
 
 
-class FixScreen(PistachioScreen):
+class FixScreen(ViewScreen):
     """Guided repair of a workflow the server rejects."""
 
     MODE = "fix"
@@ -33,6 +33,9 @@ class FixScreen(PistachioScreen):
     def compose_body(self) -> ComposeResult:
         with Vertical(id="fix-body"):
             yield ComingPanel("Fix a workflow", HOW)
+
+    def make_view(self) -> None:
+        return None  # mounted by :meth:`fix` once a workflow is handed over
 
     async def fix(self, session: ServerSession, workflow: Workflow) -> None:
         """Show the fix flow for ``workflow`` on ``session``'s server (replacing any earlier one)."""

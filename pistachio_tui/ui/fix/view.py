@@ -156,7 +156,7 @@ class FixView(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(self._title(), id="fix-title")
         yield Static(self._steps_line(), id="fix-steps")
-        table = DataTable(id="fix-problems", cursor_type="row")
+        table: DataTable[str | Text] = DataTable(id="fix-problems", cursor_type="row")
         table.add_column("Kind", key="kind")
         table.add_column("Item", key="item")
         table.add_column("State", key="state")
@@ -304,8 +304,11 @@ class FixView(Vertical):
             if state == "active":
                 self.steps[step] = self._settled(step)
         self._draw_steps()
+        saved = f"; corrected copy saved as {outcome.saved}" if outcome.saved is not None else ""
+        if outcome.saved is not None:
+            self._log(f"corrected workflow (model names the server uses): {outcome.saved}")
         if outcome.accepted:
-            self.status.show(f"The server accepted the workflow (prompt {outcome.prompt_id})", "ok")
+            self.status.show(f"The server accepted the workflow (prompt {outcome.prompt_id}){saved}", "ok")
             return
         for line in outcome.remaining:
             self._log(f"to do: {line}")

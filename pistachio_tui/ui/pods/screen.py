@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
+from textual import on
 
-from pistachio_tui.ui.base import PistachioScreen
+from pistachio_tui.ui.base import ViewScreen
 from pistachio_tui.ui.pods.view import COMMANDS, PodsView
 
 
-class PodsScreen(PistachioScreen):
+class PodsScreen(ViewScreen):
     """RunPod pods: cost, start/stop/terminate, prices, a pod's ComfyUI as a server."""
 
     MODE = "pods"
-    CSS_PATH = ["screen.tcss", "view.tcss"]
     SUMMARY = "RunPod pods: cost, start/stop/terminate, open a pod's ComfyUI"
     VIEW_CLASS = PodsView
     VIEW_COMMANDS = COMMANDS
 
-    def compose_body(self) -> ComposeResult:
-        yield PodsView(self.papp.settings, id="pods-view")
+    def make_view(self) -> PodsView:
+        # The app's one monitor: the dashboard reads the same client, idle guard and newest state.
+        app = self.papp
+        return PodsView(app.settings, client_factory=lambda: app.runpod().client,
+                        monitor_factory=lambda _client: app.runpod(), comfy_http=app.runpod_http(), id="pods-view")
 
-    def on_pods_view_add_server(self, message: PodsView.AddServer) -> None:
+    @on(PodsView.AddServer)
+    def _add_server(self, message: PodsView.AddServer) -> None:
         self.papp.add_server(message.server)

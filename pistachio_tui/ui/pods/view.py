@@ -27,8 +27,15 @@ from pistachio_tui.runpod.errors import ApiKeyMissing, RunPodError
 from pistachio_tui.runpod.idle import ActivityResumed, IdleFlagged, IdleGuard
 from pistachio_tui.runpod.models import GpuType
 from pistachio_tui.runpod.monitor import IdleInfo, PodsMonitor, PodsState
-from pistachio_tui.runpod.pods import PodSummary, comfy_server, format_duration, probe_comfy, short_gpu_name
-from pistachio_tui.ui.dialogs import TypeToConfirm
+from pistachio_tui.runpod.pods import (
+    PodSummary,
+    comfy_server,
+    format_duration,
+    money_warnings,
+    probe_comfy,
+    short_gpu_name,
+)
+from pistachio_tui.ui.dialogs import TextModal, TypeToConfirm
 from pistachio_tui.ui.format import esc
 from pistachio_tui.ui.widgets.status_line import StatusLine
 
@@ -41,6 +48,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("Pods: start pod", "Resume the selected stopped pod", "start_pod"),
     ("Pods: stop pod", "Stop the selected pod (its volume is kept)", "stop_pod"),
     ("Pods: terminate pod", "Delete the selected pod and its volume (asks for its name)", "terminate_pod"),
+    ("Pods: show logs", "The selected pod's last log lines (why ComfyUI is not up yet)", "pod_logs"),
     ("Pods: copy SSH command", "Copy the selected pod's SSH command to the clipboard", "copy_ssh"),
     ("Pods: add as ComfyUI server", "Add the selected pod's ComfyUI to the servers list", "add_server"),
     ("Pods: GPU prices", "Show or hide RunPod's GPU price table", "toggle_prices"),
@@ -134,6 +142,7 @@ class PodsView(Vertical):
         Binding("a", "add_server", "Add server"),
         Binding("p", "toggle_prices", "Prices"),
         Binding("k", "cancel_auto_stop", "Cancel auto-stop"),
+        Binding("l", "pod_logs", "Logs"),
     ]
 
     class AddServer(Message):
@@ -150,6 +159,8 @@ class PodsView(Vertical):
         super().__init__(name=name, id=id, classes=classes)
         self.settings = settings
         self._client_factory = client_factory or (lambda: RunPodClient(load_api_key()))
+        #: A client from ``client_factory`` belongs to whoever made it (the app shares one).
+        self._owns_client = client_factory is None
         self._monitor_factory = monitor_factory or self._default_monitor
         self._comfy_http = comfy_http
         self._owns_http = comfy_http is None
@@ -160,6 +171,8 @@ class PodsView(Vertical):
         self.state: PodsState | None = None
         #: Pod id → True (ComfyUI answers) or why not; absent while unknown.
         self.comfy_ok: dict[str, bool | str] = {}
+        #: The money warnings last shown, so a refresh repeats them only when they change.
+        self._warnings: list[str] = []
         self._prices_loaded = False
 
     def _default_monitor(self, client: RunPodClient) -> PodsMonitor:
@@ -186,7 +199,7 @@ class PodsView(Vertical):
         self._connect()
 
     async def on_unmount(self) -> None:
-        if self.client is not None:
+        if self.client is not None and self._owns_client:
             await self.client.aclose()
         if self._owns_http and self._comfy_http is not None:
             await self._comfy_http.aclose()
@@ -258,6 +271,10 @@ class PodsView(Vertical):
             self.app.notify(f"Stopped idle pod {names.get(pod_id, pod_id)}", title="Auto-stop")
         for pod_id, why in state.stop_errors.items():
             self.status.show(f"Auto-stop of {names.get(pod_id, pod_id)} failed: {why}", "error")
+        warnings = money_warnings(state.account, state.pods)
+        if warnings and warnings != self._warnings:
+            self.status.show(" · ".join(warnings), "warning")
+        self._warnings = warnings
 
     def _show_state(self, state: PodsState) -> None:
         self.state = state
@@ -427,6 +444,24 @@ class PodsView(Vertical):
             self.action_refresh()
         else:
             self.status.show(f"No auto-stop countdown for {row.name}", "warning")
+
+    def action_pod_logs(self) -> None:
+        row = self._need_selection()
+        if row is not None and self.client is not None:
+            self._show_logs(self.client, row)
+
+    @work(exclusive=True, group="pods-logs", exit_on_error=False)
+    async def _show_logs(self, client: RunPodClient, row: PodSummary) -> None:
+        label = row.name or row.id
+        self.status.show(f"Fetching the logs of {label}…")
+        try:
+            lines = await client.pod_logs(row.id, tail=300)
+        except RunPodError as exc:
+            self.status.show(exc.message, "error")
+            return
+        self.status.show("")
+        text = "\n".join(f"{entry.ts} {entry.source:<9} {entry.line}" for entry in lines) or "(no log lines yet)"
+        self.app.push_screen(TextModal(f"Logs of {label} ({row.id})", text))
 
     def action_toggle_prices(self) -> None:
         prices = self.query_one("#pods-prices", DataTable)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from rich.text import Text
@@ -18,7 +19,7 @@ from pistachio_tui.comfy.types import HistoryEntry, OutputFile, QueueItem
 from pistachio_tui.ui.base import PistachioScreen
 from pistachio_tui.ui.dialogs import AskScreen
 from pistachio_tui.ui.format import duration, esc, gib, plain, status_text
-from pistachio_tui.ui.gpu.view import VramHistory
+from pistachio_tui.ui.gpu.graph import FixedSparkline
 from pistachio_tui.ui.queue.rows import PromptSummary, summarize
 from pistachio_tui.ui.widgets.filter_table import FilterTable
 from pistachio_tui.ui.widgets.output_preview import OutputPreview
@@ -94,7 +95,12 @@ class QueueScreen(PistachioScreen):
         Binding("r", "refresh", "Refresh"),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("escape", "close_detail", "Back", show=False),
+        Binding("p", "toggle_previews", "Previews"),
     ]
+    #: Live previews are redrawn at most this often (a sampler may send one per step).
+    PREVIEW_INTERVAL_S = 1.0
+    _drawn_preview: object = None
+    _preview_drawn_at = 0.0
 
     def __init__(self) -> None:
         super().__init__()
@@ -110,7 +116,7 @@ class QueueScreen(PistachioScreen):
             yield ProgressBar(total=1, show_eta=False, id="node-steps")
             with Horizontal(id="vram-row"):
                 yield Static("VRAM —", id="vram-label")
-                yield VramHistory(classes="queue-vram")
+                yield FixedSparkline(classes="queue-vram")
         with Horizontal(id="queue-body"):
             with Vertical(id="queue-lists"):
                 yield Static("Pending", classes="panel-title")
@@ -156,7 +162,7 @@ class QueueScreen(PistachioScreen):
         if samples and device is not None:
             label = f"{kind} {samples[-1]:.0%} of {gib(device.vram_total)}"
         self.query_one("#vram-label", Static).update(label)
-        self.query_one(VramHistory).set_data(samples, 1.0)
+        self.query_one(FixedSparkline).set_data(samples, 1.0)
 
     def _show_running(self, session: ServerSession | None) -> None:
         state = session.running() if session else None
@@ -186,6 +192,22 @@ class QueueScreen(PistachioScreen):
             step = f"  step {state.value}/{state.max}" if state.max else ""
             self.query_one("#node-line", Static).update(f"Node: {esc(node)}{step}")
         steps.update(total=max(state.max, 1), progress=state.value)
+        self._show_live_preview(state)
+
+    def _show_live_preview(self, state: PromptState) -> None:
+        preview = state.preview
+        now = time.monotonic()
+        if preview is None or preview is self._drawn_preview or now - self._preview_drawn_at < self.PREVIEW_INTERVAL_S:
+            return
+        self._drawn_preview, self._preview_drawn_at = preview, now
+        node = state.current_title or preview.node_id or "?"
+        self.query_one(OutputPreview).show(f"live preview of {state.prompt_id[:8]} ({node})", preview.data)
+
+    def action_toggle_previews(self) -> None:
+        session = self.require_session()
+        if session is not None:
+            session.previews = not session.previews
+            self.notify(f"Live previews {'on' if session.previews else 'off'} for prompts queued from here")
 
     @property
     def _prompt_chars(self) -> int:

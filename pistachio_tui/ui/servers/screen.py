@@ -19,7 +19,6 @@ from pistachio_tui.ui.dialogs import ConfirmScreen
 from pistachio_tui.ui.format import esc, gib, state_text
 from pistachio_tui.ui.servers.form import ServerForm
 from pistachio_tui.ui.widgets.filter_table import FilterTable
-from pistachio_tui.ui.widgets.status_header import StatusHeader
 
 #: Every column, most essential first; a narrow terminal shows the first few (see ``columns_for``).
 COLUMNS = ("Name", "Status", "URL", "Queue", "VRAM free", "ComfyUI", "Device", "RAM free", "Python / torch")
@@ -124,11 +123,12 @@ class ServersScreen(PistachioScreen):
             return
         table = self.query_one(FilterTable)
         sessions = self.papp.manager.sessions
-        first_fill = table.row_count == 0
-        table.set_rows([(name, server_row(session)[: self._columns]) for name, session in sessions.items()])
+        # The cursor follows the active server; refilling must not post highlights that switch it.
         active = self.papp.manager.active_name
-        if first_fill and active in table.shown_keys:
-            table.move_cursor(row=table.shown_keys.index(active))
+        with self.prevent(FilterTable.RowHighlighted):
+            table.set_rows([(name, server_row(session)[: self._columns]) for name, session in sessions.items()])
+            if active in table.shown_keys:
+                table.move_cursor(row=table.shown_keys.index(active))
         self._show_reason()
 
     def _show_reason(self) -> None:
@@ -144,12 +144,11 @@ class ServersScreen(PistachioScreen):
 
     def on_data_table_row_highlighted(self, event: FilterTable.RowHighlighted) -> None:
         if event.row_key.value and event.row_key.value != self.papp.manager.active_name:
-            self.papp.manager.set_active(event.row_key.value)
+            self.papp.switch_server(event.row_key.value, announce=False)
             self.query_one("#log-title", Static).update(LOG_TITLE)
             self.query_one(Log).clear()
             self._stop_follow()
         self._show_reason()
-        self.query_one(StatusHeader).refresh_header()
 
     def action_activate(self) -> None:
         name = self._selected_name()

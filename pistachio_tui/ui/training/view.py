@@ -1,9 +1,10 @@
-"""The Training view: watch a DiffusionPipe run, pick its epoch, promote it into ComfyUI.
+"""The Training view: watch a DiffusionPipe run, pick its checkpoint, promote it into ComfyUI.
 
 A ``training.watch.RunWatcher`` polls the run (in a thread) and the view draws
-each ``RunState``: progress, the loss and eval-loss curves, an epoch table with
-the checkpoints present, the convergence epoch with its one-line reason, and the
-console log through a ``LogIndex`` (only the lines on screen are read).
+each ``RunState``: progress, the loss and eval-loss curves, a table of the saves
+(``epochN/``, ``stepN/``) with the eval at each one's step, the suggested save
+with its one-line reason, and the console log through a ``LogIndex`` (only the
+lines on screen are read).
 """
 
 from __future__ import annotations
@@ -22,25 +23,36 @@ from textual.worker import Worker, WorkerState
 from textual_plotext import PlotextPlot
 
 from pistachio_tui.config import Settings
-from pistachio_tui.training.converge import Convergence, find_convergence
+from pistachio_tui.training.converge import Convergence
+from pistachio_tui.training.dataset import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from pistachio_tui.training.errors import PromoteRefused, TrainingError
+from pistachio_tui.training.launch import LaunchProblem, plan_launch, plan_resume, start
 from pistachio_tui.training.logindex import LogIndex
 from pistachio_tui.training.prepare import launch_command
-from pistachio_tui.training.promote import lora_name, promote
-from pistachio_tui.training.runs import RUN_NAME
+from pistachio_tui.training.presets import GPUS, detect_gpu
+from pistachio_tui.training.promote import find_trigger, lora_name, promote, run_title, training_folder
+from pistachio_tui.training.runs import RUN_NAME, read_main_toml
+from pistachio_tui.training.tournament import TournamentResult, pick_contenders, run_tournament, tournament_prompts
 from pistachio_tui.training.watch import RunState, RunWatcher
 from pistachio_tui.ui.dialogs import TextModal, YesNo
 from pistachio_tui.ui.format import esc
+from pistachio_tui.ui.training.captions import CaptionsScreen
 from pistachio_tui.ui.widgets.loglines import LogLines
+from pistachio_tui.ui.widgets.output_preview import OutputPreview
 from pistachio_tui.ui.widgets.status_line import StatusLine
 
 COMMANDS: list[tuple[str, str, str]] = [
     ("Training: open run folder", "Watch a DiffusionPipe run, output folder or log file", "open_run"),
-    ("Training: promote epoch", "Copy the selected epoch's LoRA into ComfyUI's models/loras", "promote"),
+    ("Training: promote checkpoint", "Copy the selected save's LoRA into ComfyUI's models/loras", "promote"),
     ("Training: show config", "Show the run's DiffusionPipe TOML", "show_config"),
     ("Training: copy launch command", "Copy the deepspeed command that resumes this run", "copy_launch"),
     ("Training: search log", "Find text in the run's console log", "search"),
     ("Training: log / curves", "Switch between the loss curves and the console log", "toggle_log"),
+    ("Training: start or resume", "Start the opened prepare folder's run, or resume the opened run, detached "
+     "(survives logging out), with this machine's GPU preset", "launch"),
+    ("Training: review captions", "Every image of the opened dataset folder (or the run's training set) with "
+     "its caption; edit in place", "captions"),
+    ("Training: tournament", "Render the saves around the eval minimum side by side on the servers", "tournament"),
 ]
 
 
@@ -55,7 +67,7 @@ def runs_under(folder: Path) -> list[Path]:
 def summary_line(state: RunState) -> Text:
     """Status, epoch and step, speed, ETA and smoothed loss on one line."""
     line = Text()
-    style = {"complete": "green", "failed": "bold red", "quit": "yellow"}.get(state.status, "cyan")
+    style = {"complete": "green", "failed": "bold red", "stopped": "bold red", "quit": "yellow"}.get(state.status, "cyan")
     line.append(state.name, style="bold")
     line.append(f"  {state.status}", style=style)
     if state.epoch is not None:
@@ -69,6 +81,10 @@ def summary_line(state: RunState) -> Text:
         line.append(f"  ETA {minutes // 60}h {minutes % 60:02d}m" if minutes >= 60 else f"  ETA {minutes}m {seconds:02d}s")
     if state.loss_ema is not None:
         line.append(f"  loss {state.loss_ema:.4f}", style="dim")
+    if state.status == "caching" and state.step is None:
+        line.append(f"  caching {state.caching}; the run folder appears after caching", style="dim")
+    if state.ended_reason:
+        line.append(f"\n{state.ended_reason}", style="dim")
     if state.errors:
         last = state.errors[-1]
         line.append(f"\n{last.kind}: {last.suggestion or last.text}", style="bold red")
@@ -79,7 +95,8 @@ class TrainingView(Vertical):
     """Runs list, curves, epoch table with convergence, log pane; promote and launch actions.
 
     ``run`` opens a run (or output folder, or log) at start. ``gpu`` is the
-    training preset GPU key used for the resume command (it decides NCCL flags).
+    training preset GPU key used for the resume command (it decides NCCL flags);
+    None means this machine's GPU as NVML reports it.
     """
 
     DEFAULT_CSS = ""
@@ -93,10 +110,13 @@ class TrainingView(Vertical):
         Binding("N", "next_match(True)", "Previous match", show=False),
         Binding("f", "show_config", "Config"),
         Binding("y", "copy_launch", "Copy command"),
+        Binding("t", "tournament", "Tournament"),
+        Binding("R", "launch", "Start/Resume"),
+        Binding("c", "captions", "Captions"),
     ]
 
     def __init__(self, settings: Settings, *, run: Path | None = None, poll_interval: float = 2.0,
-                 gpu: str = "h200", name: str | None = None, id: str | None = None,
+                 gpu: str | None = None, name: str | None = None, id: str | None = None,
                  classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.settings = settings
@@ -106,6 +126,7 @@ class TrainingView(Vertical):
         self.watcher: RunWatcher | None = None
         self.state: RunState | None = None
         self.convergence: Convergence | None = None
+        self.tournament: TournamentResult | None = None
         self._epoch_rows: tuple = ()
         self._search: str = ""
         self._drawn: tuple = ()
@@ -118,8 +139,8 @@ class TrainingView(Vertical):
         with Horizontal(id="train-body"):
             with Vertical(id="train-side"):
                 yield OptionList(id="train-runs")
-                epochs = DataTable(id="train-epochs", cursor_type="row")
-                epochs.add_columns("Epoch", "Eval loss", "Saved")
+                epochs: DataTable = DataTable(id="train-epochs", cursor_type="row")
+                epochs.add_columns("Save", "Eval loss", "Usable")
                 yield epochs
             with TabbedContent(id="train-tabs", initial="train-curves"):
                 with TabPane("Curves", id="train-curves"):
@@ -128,6 +149,10 @@ class TrainingView(Vertical):
                     yield LogLines(id="train-log")
                     yield Input(placeholder="Search the log — Enter finds, n next, N previous",
                                 id="train-search", compact=True)
+                with TabPane("Tournament", id="train-tourpane"):
+                    yield Input(placeholder="Workflow with a LoRA loader — Enter renders every save around the "
+                                "best on the configured servers", id="train-tour-wf", compact=True)
+                    yield OutputPreview(id="train-tour-sheet")
         yield StatusLine("", id="train-status")
 
     def on_mount(self) -> None:
@@ -152,6 +177,9 @@ class TrainingView(Vertical):
         if event.input.id == "train-path":
             if event.value.strip():
                 self.open_path(Path(event.value.strip()).expanduser())
+        elif event.input.id == "train-tour-wf":
+            if event.value.strip():
+                self._tournament(Path(event.value.strip()).expanduser())
         elif event.input.id == "train-search":
             self._search = event.value
             event.input.display = False
@@ -199,14 +227,15 @@ class TrainingView(Vertical):
     def _signature(state: RunState) -> tuple:
         """What changes when there is something new to draw (the state is updated in place)."""
         return (state.status, state.step, state.epoch, state.loss_series.last_step, len(state.errors),
-                sum(len(v) for v in state.evals.values()), tuple(state.saved_epochs))
+                sum(len(v) for v in state.evals.values()),
+                tuple((s.name, s.size) for s in state.checkpoints.saved) if state.checkpoints else ())
 
     def _show(self, state: RunState) -> None:
         signature = self._signature(state)
         if state is self.state and signature == self._drawn:
             return
         self.state, self._drawn = state, signature
-        self.convergence = find_convergence(state.eval_loss_by_epoch(), saved_epochs=state.saved_epochs)
+        self.convergence = state.convergence()
         self.query_one("#train-summary", Static).update(summary_line(state))
         converge = Text("★ ", style="bold yellow")
         converge.append(self.convergence.explanation)
@@ -215,31 +244,27 @@ class TrainingView(Vertical):
         self._draw_plot(state)
 
     def _draw_epochs(self, state: RunState) -> None:
-        evals = state.eval_loss_by_epoch()
-        checkpoints = state.checkpoints
-        epochs = sorted((set(evals) | set(state.saved_epochs)) - {0})
-        best = self.convergence.best_epoch if self.convergence else None
+        best = self.convergence.best if self.convergence else None
         rows = []
-        for epoch in epochs:
-            saved = checkpoints.epoch(epoch) if checkpoints else None
-            mark = "—" if saved is None else ("yes" if saved.ok else f"broken: {saved.problem}")
-            rows.append((epoch, evals.get(epoch), mark, epoch == best))
+        for c in state.candidates():
+            mark = "yes" if c.ok else f"broken: {c.saved.problem}"
+            rows.append((c.name, c.eval_loss, mark, c.name == best))
         if tuple(rows) == self._epoch_rows:
             return
         first = not self._epoch_rows
         self._epoch_rows = tuple(rows)
         table = self.query_one("#train-epochs", DataTable)
-        selected = self.selected_epoch()
+        selected = self.selected_checkpoint()
         table.clear()
-        for epoch, loss, mark, is_best in rows:
+        for name, loss, mark, is_best in rows:
             style = "bold yellow" if is_best else ""
-            table.add_row(Text(f"{'★' if is_best else ' '}{epoch}", style=style),
+            table.add_row(Text(f"{'★' if is_best else ' '}{name}", style=style),
                           Text("—" if loss is None else f"{loss:.4f}", style=style),
-                          Text(mark, style="green" if mark == "yes" else "red" if mark != "—" else "dim"),
-                          key=str(epoch))
+                          Text(mark, style="green" if mark == "yes" else "red"),
+                          key=name)
         keep = best if first or selected is None else selected
-        if keep is not None and str(keep) in table.rows:
-            table.move_cursor(row=table.get_row_index(str(keep)))
+        if keep is not None and keep in table.rows:
+            table.move_cursor(row=table.get_row_index(keep))
 
     def _draw_plot(self, state: RunState) -> None:
         widget = self.query_one("#train-plot", PlotextPlot)
@@ -250,13 +275,10 @@ class TrainingView(Vertical):
         if points:
             plt.plot([s for s, _ in points], [v for _, v in points], label="loss", marker="braille")
         name = state.eval_name
-        evals = list(state.evals.get(name, ())) if name else []
+        evals = sorted(state.eval_loss_by_step(name).items()) if name else []
         if evals:
             plt.plot([s for s, _ in evals], [v for _, v in evals], label="eval", marker="dot")
-        best = self.convergence.best_epoch if self.convergence else None
-        end = state.epoch_end_steps.get(best) if best is not None else None
-        if end is None and best is not None and state.steps_per_epoch:
-            end = best * state.steps_per_epoch
+        end = self.convergence.best_step if self.convergence else None
         if end is not None:
             plt.vline(end, "yellow")
         plt.xlabel("step")
@@ -264,43 +286,43 @@ class TrainingView(Vertical):
 
     # -- selection and actions -----------------------------------------------------
 
-    def selected_epoch(self) -> int | None:
-        """The epoch under the cursor of the epoch table, else the suggested one."""
+    def selected_checkpoint(self) -> str | None:
+        """The save under the cursor of the table, else the suggested one."""
         table = self.query_one("#train-epochs", DataTable)
         if table.row_count:
-            return int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
-        return self.convergence.best_epoch if self.convergence else None
+            return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        return self.convergence.best if self.convergence else None
 
     def action_promote(self) -> None:
-        epoch = self.selected_epoch()
+        checkpoint = self.selected_checkpoint()
         run_dir = self.watcher.paths.run_dir if self.watcher else None
         comfy = self.settings.comfy_dir
-        if run_dir is None or epoch is None:
-            self.status.show("Open a run with saved epochs first", "warning")
+        if run_dir is None or checkpoint is None:
+            self.status.show("Open a run with saved checkpoints first", "warning")
             return
         if comfy is None:
             self.status.show("No local ComfyUI folder: set comfy_dir in the settings file", "error")
             return
-        target = comfy / "models" / "loras" / lora_name(run_dir.name, epoch)
+        target = comfy / "models" / "loras" / lora_name(run_title(run_dir), checkpoint, find_trigger(run_dir))
         if not target.exists():
-            self._promote(run_dir, epoch, comfy, False)
+            self._promote(run_dir, checkpoint, comfy, False)
             return
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self._promote(run_dir, epoch, comfy, True)
+                self._promote(run_dir, checkpoint, comfy, True)
             else:
                 self.status.show(f"Not promoted: {target.name} is already there", "warning")
 
         self.app.push_screen(YesNo(esc(f"Replace {target.name}?"),
-                                   esc(f"{target} already exists. Replace it with epoch {epoch} of {run_dir.name}?")),
+                                   esc(f"{target} already exists. Replace it with {checkpoint} of {run_dir.name}?")),
                              answer)
 
     @work(group="train-promote", exit_on_error=False)
-    async def _promote(self, run_dir: Path, epoch: int, comfy: Path, overwrite: bool) -> None:
-        self.status.show(f"Copying epoch {epoch} into ComfyUI…")
+    async def _promote(self, run_dir: Path, checkpoint: str, comfy: Path, overwrite: bool) -> None:
+        self.status.show(f"Copying {checkpoint} into ComfyUI…")
         try:
-            done = await asyncio.to_thread(promote, run_dir, epoch, comfy, overwrite=overwrite)
+            done = await asyncio.to_thread(promote, run_dir, checkpoint, comfy, overwrite=overwrite)
         except (PromoteRefused, TrainingError) as exc:
             self.status.show(exc.message, "error")
             return
@@ -324,9 +346,95 @@ class TrainingView(Vertical):
         if self.watcher is None or self.watcher.config.path is None or self.watcher.paths.run_dir is None:
             self.status.show("Open a run with its DiffusionPipe TOML first", "warning")
             return
-        command = launch_command(self.watcher.config.path, self.gpu, resume=self.watcher.paths.run_dir.name)
+        card, count = (GPUS[self.gpu], 1) if self.gpu else (detect_gpu() or (GPUS["h100"], 1))
+        command = launch_command(self.watcher.config.path, card, num_gpus=count,
+                                 resume=self.watcher.paths.run_dir.name)
         self.app.copy_to_clipboard(command)
         self.status.show(f"Copied: {command}", "ok")
+
+    def _launch_plan(self):
+        """Resume the open run if it has a resume state, else start the opened folder's main TOML."""
+        gpu = (GPUS[self.gpu], 1) if self.gpu else detect_gpu()
+        card, count = gpu if gpu else (None, 1)
+        run_dir = self.watcher.paths.run_dir if self.watcher else None
+        if run_dir is not None and (run_dir / "latest").is_file():
+            return plan_resume(run_dir, gpu=card, num_gpus=count)
+        folder = Path(self.query_one("#train-path", Input).value.strip() or ".").expanduser()
+        configs = [c for c in sorted(folder.glob("*.toml")) if read_main_toml(c) is not None] if folder.is_dir() else []
+        if not configs:
+            raise LaunchProblem("open a prepare folder (with its main TOML) to start, or a run with a resume "
+                                "state (global_stepN) to resume")
+        return plan_launch(configs[0], gpu=card, num_gpus=count)
+
+    def action_launch(self) -> None:
+        try:
+            plan = self._launch_plan()
+        except TrainingError as exc:
+            self.status.show(exc.message, "error")
+            return
+        verb = "Resume" if plan.run_dir else "Start"
+
+        def answer(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                pid = start(plan, mode="detach")
+            except TrainingError as exc:
+                self.status.show(exc.message, "error")
+                return
+            self.status.show(f"{verb}ed in the background (pid {pid}); console: {plan.log_path}", "ok")
+            self.open_path(plan.run_dir or plan.config.parent)
+
+        self.app.push_screen(YesNo(f"{verb} training?", f"{plan.shell_command}\n\nconsole → {plan.log_path}"),
+                             answer)
+
+    def action_captions(self) -> None:
+        """The typed folder when it holds images, else the open run's training set."""
+        typed = Path(self.query_one("#train-path", Input).value.strip() or ".").expanduser()
+        run_dir = self.watcher.paths.run_dir if self.watcher else None
+        trigger = find_trigger(run_dir) if run_dir else None
+        folder = typed if typed.is_dir() and any(
+            p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES for p in typed.iterdir()) else None
+        if folder is None and run_dir is not None:
+            folder = training_folder(run_dir)
+        if folder is None:
+            self.status.show("Type a dataset folder in the path bar, or open a run whose dataset TOML names one",
+                             "warning")
+            return
+        self.app.push_screen(CaptionsScreen(folder, trigger))
+
+    def action_tournament(self) -> None:
+        self.query_one("#train-tabs", TabbedContent).active = "train-tourpane"
+        self.query_one("#train-tour-wf", Input).focus()
+
+    @work(exclusive=True, group="train-tournament", exit_on_error=False)
+    async def _tournament(self, workflow: Path) -> None:
+        run_dir = self.watcher.paths.run_dir if self.watcher else None
+        comfy, servers = self.settings.comfy_dir, self.settings.servers
+        if run_dir is None or self.state is None:
+            self.status.show("Open a run with saves first", "warning")
+            return
+        if comfy is None or not servers:
+            self.status.show("A tournament needs servers and the servers' ComfyUI folder (comfy_dir) in the "
+                             "settings", "error")
+            return
+        try:
+            contenders = pick_contenders(self.state)
+            prompts = tournament_prompts(find_trigger(run_dir))
+            self.status.show(f"Rendering {len(prompts)} prompts × {', '.join(contenders)}…")
+            result = await run_tournament(run_dir, contenders, prompts, workflow=workflow, servers=servers,
+                                          loras_dir=comfy / "models" / "loras", out_dir=run_dir / "tournament",
+                                          on_progress=lambda text: self.status.show(text))
+        except Exception as exc:  # noqa: BLE001 — fleet and training setup errors both carry a message
+            self.status.show(getattr(exc, "message", None) or str(exc), "error")
+            return
+        if result.sheet is None:
+            self.status.show("No images came back: " + "; ".join(result.failed.values()), "error")
+            return
+        self.query_one("#train-tour-sheet", OutputPreview).show(result.sheet.name, result.sheet.read_bytes())
+        self.tournament = result
+        self.status.show(f"Saves down, prompts across: {', '.join(contenders)}. Select one in the table and "
+                         "press p to promote it", "ok")
 
     def action_toggle_log(self) -> None:
         tabs = self.query_one("#train-tabs", TabbedContent)

@@ -6,7 +6,7 @@ import asyncio
 import copy
 from pathlib import Path
 
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -19,6 +19,7 @@ from pistachio_tui.ui.base import PistachioScreen
 from pistachio_tui.ui.dialogs import AskScreen
 from pistachio_tui.ui.format import esc, plain
 from pistachio_tui.ui.queue.rows import WORKFLOW_KEY
+from pistachio_tui.ui.state import OpenWorkflow
 from pistachio_tui.ui.widgets.choice import ChoiceInput
 from pistachio_tui.ui.workflows.preview import Preview, build_preview, preview_markup
 from pistachio_tui.ui.workflows.sources import (
@@ -29,7 +30,7 @@ from pistachio_tui.ui.workflows.sources import (
     templates_dir,
     workflow_files,
 )
-from pistachio_tui.workflow.edit import apply_seed_mode, set_param
+from pistachio_tui.workflow.edit import apply_seed_mode
 from pistachio_tui.workflow.load import WorkflowError, load_workflow
 
 #: Short labels: the queue bar shares a line with the batch size and the button at 60 columns.
@@ -171,6 +172,13 @@ class WorkflowsScreen(PistachioScreen):
         self.preview = preview
         summary.update(preview_markup(preview, session.name if session else None))
         await self._show_params(preview)
+        self.papp.open_workflow = OpenWorkflow.as_saved(preview)
+
+    @on(Input.Changed, ".param")
+    def _param_typed(self) -> None:
+        if self.preview is not None:
+            values = tuple(self.query_one(f"#param-{i}", Input).value for i in range(len(self.preview.params)))
+            self.papp.open_workflow = OpenWorkflow(self.preview, values)
 
     @staticmethod
     async def _object_info(session: ServerSession | None) -> dict | None:
@@ -196,21 +204,6 @@ class WorkflowsScreen(PistachioScreen):
                 widgets.append(ChoiceInput(str(param.value), choices, title=label, upload=index in preview.uploads,
                                            id=f"param-{index}", classes="param"))
         await box.mount_all(widgets)
-
-    def _edited_prompt(self) -> dict:
-        """The prompt with the form's values applied (raises WorkflowError on a bad value)."""
-        assert self.preview is not None and self.preview.prompt is not None
-        prompt = copy.deepcopy(self.preview.prompt)
-        for index, param in enumerate(self.preview.params):
-            value = self.query_one(f"#param-{index}", Input).value
-            if value == str(param.value):
-                continue
-            if param.kind in ("model", "image"):
-                # A file name from the server's own list: nothing to convert.
-                prompt[param.node_id]["inputs"][param.name] = value
-            else:
-                set_param(prompt, param.name, value, node=param.node_id)
-        return prompt
 
     # -- input images and workflow folders ------------------------------------
 
@@ -274,12 +267,13 @@ class WorkflowsScreen(PistachioScreen):
         session = self.require_session()
         if session is None:
             return
-        if self.preview is None or self.preview.prompt is None:
+        opened = self.papp.open_workflow
+        if opened is None or not opened.converted:
             self.notify("Open a workflow first (and connect a server for UI-format files).", severity="warning")
             return
         try:
             batch = max(1, min(MAX_BATCH, int(self.query_one("#batch", Input).value or 1)))
-            prompt = self._edited_prompt()
+            prompt = opened.prompt()
         except (ValueError, WorkflowError) as exc:
             self.notify(str(exc), severity="error")
             return

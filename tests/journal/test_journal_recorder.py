@@ -1,0 +1,92 @@
+"""The journal fed by a live session against the simulator: a prompt's whole life is kept."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pistachio_tui.comfy.session import CONNECTED, ServerSession
+from pistachio_tui.comfy.stream import Backoff
+from pistachio_tui.config import ServerConfig
+from pistachio_tui.journal import Journal
+from pistachio_tui.journal_recorder import JournalRecorder
+from tests.ui.helpers import fresh_prompt
+
+FAST = Backoff(initial=0.05, cap=0.1, jitter=0)
+
+
+async def wait_for(predicate, timeout: float = 10.0) -> None:
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0.02)
+    await asyncio.wait_for(poll(), timeout)
+
+
+async def test_a_finished_prompt_is_journaled_with_its_prompt_and_outputs(sim, tmp_path):
+    journal = Journal(tmp_path / "j.sqlite3")
+    recorder = JournalRecorder(journal)
+    session = ServerSession(ServerConfig("sim", sim.url), health_interval=0.1, backoff=FAST)
+    session.subscribe(recorder.on_update)
+    session.start()
+    try:
+        await wait_for(lambda: session.state == CONNECTED)
+        prompt = fresh_prompt(sim, 1234)
+        state = await session.submit(prompt)
+        await wait_for(lambda: (e := journal.get(sim.url, state.prompt_id)) is not None and e.status == "success")
+        entry = journal.get(sim.url, state.prompt_id)
+        assert entry.prompt == prompt and entry.seed == 1234 and entry.outputs
+        assert await recorder.kept_prompt(session, state.prompt_id) == prompt
+    finally:
+        await session.stop()
+        await recorder.close()
+
+
+async def test_history_outlives_the_server(sim, tmp_path):
+    path = tmp_path / "j.sqlite3"
+    recorder = JournalRecorder(Journal(path))
+    session = ServerSession(ServerConfig("sim", sim.url), health_interval=0.1, backoff=FAST)
+    session.subscribe(recorder.on_update)
+    session.start()
+    try:
+        await wait_for(lambda: session.state == CONNECTED)
+        state = await session.submit(fresh_prompt(sim, 77))
+        await wait_for(lambda: state.prompt_id in session.history)
+    finally:
+        await session.stop()
+        await recorder.close()
+    await sim.kill()
+    with Journal(path) as reopened:
+        [entry] = reopened.search(seed=77)
+        assert entry.prompt_id == state.prompt_id and entry.status == "success"
+
+
+async def test_a_disk_that_fails_is_said_once(sim, tmp_path):
+    journal = Journal(tmp_path / "j.sqlite3")
+    said: list[str] = []
+    recorder = JournalRecorder(journal, on_error=said.append)
+    journal.close()
+    session = ServerSession(ServerConfig("sim", sim.url), health_interval=0.1, backoff=FAST)
+    session.subscribe(recorder.on_update)
+    session.start()
+    try:
+        await wait_for(lambda: session.state == CONNECTED)
+        state = await session.submit(fresh_prompt(sim, 5))
+        await wait_for(lambda: state.prompt_id in session.history)
+        await wait_for(lambda: said)
+        await asyncio.sleep(0.2)
+        assert len(said) == 1 and "journal" in said[0]
+    finally:
+        await session.stop()
+
+
+async def test_the_app_journals_what_its_servers_run(sim, tmp_path):
+    from pistachio_tui.config import journal_path
+    from tests.ui.helpers import make_app, until
+
+    app = make_app(tmp_path, ("sim", sim.url))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.manager.active.state == CONNECTED and app.journal is not None)
+        state = await app.manager.active.submit(fresh_prompt(sim, 4242))
+        await until(pilot, lambda: state.prompt_id in app.manager.active.history)
+    with Journal(journal_path()) as journal:
+        [entry] = journal.search(seed=4242)
+        assert entry.prompt_id == state.prompt_id and entry.status == "success"
