@@ -1,19 +1,27 @@
-"""Download speed of ``pistachio_tui.fix.downloads`` against ``curl`` on the same loopback file.
+"""Download speed of ``pistachio_tui.fix.downloads`` against ``curl`` on the same files.
 
-A 200 MB file of random bytes (20 MB with ``--quick``) is served by aiohttp
-(``FileResponse``, sendfile) from a child process. Pistachio's download
-writes ``.part``, hashes every chunk with sha256, verifies and renames, as
-it always does; curl only writes. A bare httpx stream loop (the library
-ours is built on) is a second yardstick, and the only one without curl.
+Two servers, both aiohttp in a child process:
+
+- **loopback**: a 200 MB file (40 MB with ``--quick``, still large enough for ranges) served with
+  ``FileResponse`` (sendfile), as fast as loopback goes;
+- **throttled**: the same file, each connection held to ``THROTTLE`` bytes per
+  second (as many mirrors and CDNs limit each connection), ``Range`` honoured.
+  Here parallel ranged downloads should win by about the number of connections.
+
+Pistachio's download writes ``.part``, checks the size, sha256 and safetensors
+header, and renames, as it always does; curl only writes. A bare httpx
+stream loop (the library ours is built on) is a second yardstick on loopback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -24,16 +32,53 @@ from benchmarks.common import Figure, bench_main
 
 RUNS = 3
 MB = 1024 * 1024
+#: Bytes per second the throttled server allows each connection.
+THROTTLE = 20 * MB
 
 SERVER = r"""
-import asyncio, sys
+import asyncio, os, sys
 from aiohttp import web
 
-async def serve(request):
-    return web.FileResponse(sys.argv[1])
+PATH, THROTTLE = sys.argv[1], int(sys.argv[2])
+SIZE = os.path.getsize(PATH)
+BLOCK = 256 * 1024
+
+async def plain(request):
+    return web.FileResponse(PATH)
+
+async def throttled(request):
+    start, end = 0, SIZE
+    status = 200
+    rng = request.headers.get("Range", "")
+    if rng.startswith("bytes="):
+        first, _, last = rng[6:].partition("-")
+        start, end, status = int(first), min(SIZE, int(last) + 1) if last else SIZE, 206
+    response = web.StreamResponse(status=status)
+    response.content_length = end - start
+    response.content_type = "application/octet-stream"
+    if status == 206:
+        response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{SIZE}"
+    await response.prepare(request)
+    began = asyncio.get_running_loop().time()
+    sent = 0
+    try:
+        with open(PATH, "rb") as fh:
+            fh.seek(start)
+            while sent < end - start:
+                block = fh.read(min(BLOCK, end - start - sent))
+                await response.write(block)
+                sent += len(block)
+                ahead = sent / THROTTLE - (asyncio.get_running_loop().time() - began)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the client closed a span it had filled (its first answer runs to the end of the file)
+    return response
 
 app = web.Application()
-app.router.add_get("/model.safetensors", serve)
+app.router.add_get("/model.safetensors", plain)
+app.router.add_get("/throttled/model.safetensors", throttled)
 
 async def main():
     runner = web.AppRunner(app, access_log=None)
@@ -48,11 +93,16 @@ asyncio.run(main())
 
 
 def make_file(path: Path, size: int) -> str:
-    """Random bytes, so nothing on the way can compress them; returns the sha256."""
+    """A safetensors file of random bytes (one uint8 tensor), so nothing on the way can compress
+    it and the download's content check passes as for a real model; returns the sha256."""
+    header = json.dumps({"w": {"dtype": "U8", "shape": [0], "data_offsets": [0, 0]}}).encode()
+    n = size - 8 - len(header) - 32
+    header = json.dumps({"w": {"dtype": "U8", "shape": [n], "data_offsets": [0, n]}}).encode()
+    header += b" " * (size - 8 - n - len(header))
     digest = hashlib.sha256()
     with path.open("wb") as out:
-        for _ in range(size // MB):
-            block = os.urandom(MB)
+        for block in (struct.pack("<Q", len(header)) + header, *(os.urandom(MB) for _ in range(n // MB)),
+                      os.urandom(n % MB)):
             digest.update(block)
             out.write(block)
     return digest.hexdigest()
@@ -87,8 +137,24 @@ def httpx_download(url: str, target: Path) -> None:
     asyncio.run(fetch())
 
 
+def _speeds(contenders: dict, url: str, folder: Path, sha: str, size: int, runs: int) -> dict[str, float]:
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for n in range(runs + 1):
+        for name, fetch in contenders.items():
+            target = folder / f"{name}-{n}.safetensors"
+            elapsed = timed(lambda: pistachio_download(url, target, sha, size) if fetch is None
+                            else fetch(url, target))
+            assert target.stat().st_size == size, name
+            target.unlink()
+            if n or runs == 1:  # the first round warms the page cache and the server
+                times[name].append(elapsed)
+    return {name: size / MB / statistics.median(t) for name, t in times.items()}
+
+
 def run(args) -> list[Figure]:
-    size = (20 if args.quick else 200) * MB
+    from pistachio_tui.fix.downloads import CONNECTIONS
+
+    size = (40 if args.quick else 200) * MB
     curl = shutil.which("curl")
     contenders = {"ours": None, "httpx": httpx_download}
     if curl:
@@ -97,31 +163,29 @@ def run(args) -> list[Figure]:
         folder = Path(tmp)
         source = folder / "source.bin"
         sha = make_file(source, size)
-        server = subprocess.Popen([sys.executable, "-c", SERVER, str(source)], stdout=subprocess.PIPE, text=True)
+        server = subprocess.Popen([sys.executable, "-c", SERVER, str(source), str(THROTTLE)],
+                                  stdout=subprocess.PIPE, text=True)
         try:
-            url = f"http://127.0.0.1:{int(server.stdout.readline())}/model.safetensors"
-            times: dict[str, list[float]] = {name: [] for name in contenders}
-            for n in range(RUNS + 1):
-                for name, fetch in contenders.items():
-                    target = folder / f"{name}-{n}.safetensors"
-                    elapsed = timed(lambda: pistachio_download(url, target, sha, size) if fetch is None
-                                    else fetch(url, target))
-                    assert target.stat().st_size == size, name
-                    target.unlink()
-                    if n:  # the first round warms the page cache and the server
-                        times[name].append(elapsed)
+            base = f"http://127.0.0.1:{int(server.stdout.readline())}"
+            speed = _speeds(contenders, f"{base}/model.safetensors", folder, sha, size, RUNS)
+            slow = {"ours": None, **({"curl": curl_download} if curl else {"httpx": httpx_download})}
+            throttled = _speeds(slow, f"{base}/throttled/model.safetensors", folder, sha, size, 1)
         finally:
             server.terminate()
             server.wait()
     mb = size / MB
-    speed = {name: mb / statistics.median(t) for name, t in times.items()}
-    note = f"{mb:.0f} MB over loopback, median of {RUNS}; ours adds .part, sha256 and the rename"
+    note = f"{mb:.0f} MB over loopback, median of {RUNS}; ours adds .part, sha256, content check and the rename"
     figures = [Figure("download speed", speed["ours"], "MB/s", "httpx async stream + write", speed["httpx"],
                       note=note)]
     if curl:
         figures.append(Figure("download speed", speed["ours"], "MB/s", "curl -s -o", speed["curl"], note=note))
     else:
         figures[0].note += "; curl not found, so only the httpx loop is a yardstick"
+    other = "curl" if curl else "httpx"
+    figures.append(Figure("download, server limits each connection", throttled["ours"], "MB/s",
+                          f"{'curl -s -o' if curl else 'httpx stream'} (one connection)", throttled[other],
+                          note=f"{mb:.0f} MB, {THROTTLE // MB} MB/s per connection; ours uses up to "
+                               f"{CONNECTIONS} ranged connections"))
     return figures
 
 

@@ -14,7 +14,8 @@ import os
 import re
 import stat
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,10 +158,27 @@ def journal_path() -> Path:
     return data_dir() / "journal.sqlite3"
 
 
-def env_override(name: str) -> str | None:
-    """An endpoint override from the environment (``RUNPOD_API_URL``…), or None when unset or blank."""
-    value = os.environ.get(name, "").strip()
+def env_override(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """A variable from the README's table (``RUNPOD_API_URL``…), or None when unset or blank.
+
+    ``environ`` stands in for the process environment (what a pod would set, in tests).
+    """
+    value = (os.environ if environ is None else environ).get(name, "").strip()
     return value or None
+
+
+@contextmanager
+def data_dir_set_to(path: Path) -> Iterator[None]:
+    """Point :func:`data_dir` (and the ``PISTACHIO_DATA_DIR`` children inherit) at ``path`` for a while."""
+    before = os.environ.get("PISTACHIO_DATA_DIR")
+    os.environ["PISTACHIO_DATA_DIR"] = str(path)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PISTACHIO_DATA_DIR", None)
+        else:
+            os.environ["PISTACHIO_DATA_DIR"] = before
 
 
 _TOML_WHERE = re.compile(r"^(?P<msg>.*) \((?:at line (?P<line>\d+), column (?P<col>\d+)|at end of document)\)$")

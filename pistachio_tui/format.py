@@ -64,6 +64,17 @@ def money(dollars: float | None, digits: int = 2, missing: str = MISSING) -> str
     return f"{sign}${abs(dollars):,.{digits}f}"
 
 
+def transfer(done: float, total: float | None = None, speed: float | None = None,
+             eta: float | None = None) -> str:
+    """A download's progress: ``"12.0 MB / 6.9 GB, 48.0 MB/s, 2m 25s left"`` (unknown parts left out)."""
+    parts = [size(done) + (f" / {size(total)}" if total else "")]
+    if speed:
+        parts.append(f"{size(speed)}/s")
+    if _known(eta):
+        parts.append(f"{duration(eta)} left")
+    return ", ".join(parts)
+
+
 def percent(value: float | None, missing: str = MISSING) -> str:
     """``"42%"`` from a value already in percent."""
     return missing if not _known(value) else f"{value:.0f}%"

@@ -122,6 +122,8 @@ CREATE TABLE IF NOT EXISTS prompts (
 );
 CREATE INDEX IF NOT EXISTS prompts_seen ON prompts (seen_at);
 CREATE INDEX IF NOT EXISTS prompts_seed ON prompts (seed);
+CREATE INDEX IF NOT EXISTS prompts_server_seen ON prompts (server, seen_at);
+CREATE INDEX IF NOT EXISTS prompts_status_seen ON prompts (status, seen_at);
 CREATE VIRTUAL TABLE IF NOT EXISTS prompts_text USING fts5 (
     positive, workflow, models, content='prompts', content_rowid='id', tokenize='unicode61'
 );
@@ -276,11 +278,17 @@ class Journal:
         if until is not None:
             where.append("COALESCE(p.queued_at, p.seen_at) < ?")
             args.append(until)
-        return self._select(("WHERE " + " AND ".join(where)) if where else "", args, limit)
+        # A common word matches most of the journal: walking the newest first and stopping at ``limit``
+        # beats sorting every match (SQLite's own choice, ten times slower over 100k prompts).
+        newest_first = "INDEXED BY prompts_seen" if text and _fts_query(text) else ""
+        return self._select(("WHERE " + " AND ".join(where)) if where else "", args, limit, newest_first)
 
-    def _select(self, where: str, args: list[Any], limit: int) -> list[JournalEntry]:
-        sql = (f"SELECT {', '.join('p.' + c for c in _COLUMNS)} FROM prompts p {where} "
-               "ORDER BY p.seen_at DESC, p.id DESC LIMIT ?")
+    def _select(self, where: str, args: list[Any], limit: int, index: str = "") -> list[JournalEntry]:
+        # The newest ids are picked first and only their rows read whole: sorting every match with its
+        # API prompt attached made a common word over 100k prompts cost a tenth of a second.
+        sql = (f"SELECT {', '.join('p.' + c for c in _COLUMNS)} FROM prompts p JOIN "
+               f"(SELECT p.id, p.seen_at FROM prompts p {index} {where} ORDER BY p.seen_at DESC, p.id DESC LIMIT ?) top "
+               "ON p.id = top.id ORDER BY top.seen_at DESC, top.id DESC")
         with self._lock:
             try:
                 rows = self._db.execute(sql, [*args, max(1, limit)]).fetchall()

@@ -10,9 +10,10 @@ one batch at a time, so a slow disk never stalls the screen.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
-from pistachio_tui.comfy.session import FINISHED, HISTORY, QUEUE, ServerSession, SessionUpdate
+from pistachio_tui.comfy.session import ServerSession, SessionUpdate, UpdateKind
 from pistachio_tui.journal import Journal, JournalEntry, JournalError, from_history, from_state
 
 #: History entries remembered per server as already written (the session keeps 100 at most).
@@ -42,18 +43,21 @@ class JournalRecorder:
         server = session.config.url
         written = self._written.setdefault(server, {})
         entries: list[JournalEntry] = []
-        if update.kind == QUEUE:
+        if update.kind == UpdateKind.QUEUE:
+            # ComfyUI does not say when a prompt was queued: the first time it is seen waiting is close,
+            # and the journal keeps the first time it is given.
+            now = time.time()
             for status, items in (("running", session.queue.running), ("queued", session.queue.pending)):
                 for item in items:
                     if written.get(item.prompt_id) != status:
                         written[item.prompt_id] = status
-                        entries.append(JournalEntry(server, item.prompt_id, status, item.prompt))
-        elif update.kind == HISTORY:
+                        entries.append(JournalEntry(server, item.prompt_id, status, item.prompt, queued_at=now))
+        elif update.kind == UpdateKind.HISTORY:
             for entry in session.history.values():
                 if written.get(entry.prompt_id) != entry.outcome:
                     written[entry.prompt_id] = entry.outcome
                     entries.append(from_history(server, entry))
-        elif update.kind == FINISHED and update.prompt is not None and update.prompt.lost:
+        elif update.kind == UpdateKind.FINISHED and update.prompt is not None and update.prompt.lost:
             written[update.prompt.prompt_id] = "lost"
             entries.append(from_state(server, update.prompt))
         if len(written) > _SEEN_LIMIT:

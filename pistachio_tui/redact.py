@@ -9,6 +9,8 @@ goes through :func:`safe_url` or :func:`scrub_urls`.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
@@ -37,6 +39,11 @@ def safe_url(url: str) -> str:
 def scrub_urls(text: str) -> str:
     """``text`` with every URL in it passed through :func:`safe_url`."""
     return _URL.sub(lambda m: safe_url(m.group(0)), text)
+
+
+def scrub_mapping(data: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`scrub_data` for a keyword mapping, keeping its type."""
+    return {k: scrub_data(v) for k, v in data.items()}
 
 
 def scrub_data(value: object) -> object:

@@ -11,6 +11,9 @@ from pistachio_tui.config import (
     Settings,
     check_server_url,
     config_dir,
+    data_dir,
+    data_dir_set_to,
+    env_override,
     get_secret,
     load_settings,
     mask_secret,
@@ -248,3 +251,20 @@ def test_saving_keeps_a_broken_entry_for_the_user_to_fix(tmp_path):
     save_settings(settings)
     again = load_settings(path)
     assert again.servers == settings.servers and len(again.problems) == 1
+
+
+def test_env_override_treats_blank_as_unset_and_reads_a_given_environment():
+    assert env_override("RUNPOD_POD_ID", {"RUNPOD_POD_ID": "  abc123 "}) == "abc123"
+    assert env_override("RUNPOD_POD_ID", {"RUNPOD_POD_ID": "   "}) is None
+    assert env_override("RUNPOD_POD_ID", {}) is None
+
+
+def test_data_dir_set_to_restores_the_previous_value(tmp_path, monkeypatch):
+    monkeypatch.setenv("PISTACHIO_DATA_DIR", str(tmp_path / "before"))
+    with data_dir_set_to(tmp_path / "scratch"):
+        assert data_dir() == tmp_path / "scratch"
+    assert data_dir() == tmp_path / "before"
+    monkeypatch.delenv("PISTACHIO_DATA_DIR")
+    with data_dir_set_to(tmp_path / "scratch"):
+        assert data_dir() == tmp_path / "scratch"
+    assert "PISTACHIO_DATA_DIR" not in os.environ

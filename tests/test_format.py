@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pistachio_tui.format import duration, gib, money, percent, size
+from pistachio_tui.format import duration, gib, money, percent, size, transfer
 
 
 @pytest.mark.parametrize("n, shown", [(0, "0 B"), (512, "512 B"), (1536, "1.5 KB"), (6.9 * 1024 ** 3, "6.9 GB"),
@@ -24,6 +24,12 @@ def test_gib_money_percent():
     assert money(1234.5) == "$1,234.50" and money(0.4429, 3) == "$0.443" and money(-2) == "-$2.00"
     assert money(None) == "—" and money(math.nan) == "—"
     assert percent(42.4) == "42%" and percent(None, "?") == "?"
+
+
+def test_transfer_leaves_out_what_is_unknown():
+    assert transfer(12 * 1024 ** 2, int(6.9 * 1024 ** 3), 48 * 1024 ** 2, 145) == "12.0 MB / 6.9 GB, 48.0 MB/s, 2m 25s left"
+    assert transfer(3 * 1024 ** 2) == "3.0 MB"
+    assert transfer(512, None, 0, None) == "512 B"
 
 
 @given(st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)))

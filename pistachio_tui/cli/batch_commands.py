@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 from pistachio_tui.cli import exit_codes
+from pistachio_tui.format import money
+from pistachio_tui.workflow.seeds import SEED_MODES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--server", action="append", default=[], help="ComfyUI server URL or configured name (repeatable)")
     parser.add_argument("--endpoint", action="append", default=[], help="RunPod serverless endpoint id (repeatable)")
     parser.add_argument("--count", type=int, help="jobs per prompt and grid point")
-    parser.add_argument("--seed-mode", choices=("random", "increment", "fixed"), help="how each job's seed is chosen")
+    parser.add_argument("--seed-mode", choices=SEED_MODES, help="how each job's seed is chosen")
     parser.add_argument("--start-seed", type=int, help="first seed for increment/fixed")
     parser.add_argument("--batch-seed", type=int, help="seed of the batch's random choices (same seed, same jobs)")
     parser.add_argument("--prompts", type=Path, help="file with one prompt per line")
@@ -157,23 +159,24 @@ async def run_batch(args: argparse.Namespace) -> int:
     finally:
         await runner.aclose()
     interrupted = result.stranded_reason == "interrupted"
+    targets = {name: {"done": s.done, "busy_s": round(s.busy_s, 2), "down": s.down,
+                      "cost": result.cost["targets"].get(name)}
+               for name, s in result.targets.items()}
     summary = {
         "done": len(result.records), "total": len(jobs), "failed": result.failed, "stranded": result.stranded,
         "stranded_reason": result.stranded_reason or None,
         "manifest": str(result.manifest), "contact_sheet": str(sheet) if sheet else None,
-        "targets": {name: {"done": s.done, "busy_s": round(s.busy_s, 2), "down": s.down,
-                           "cost": result.cost["targets"].get(name)}
-                    for name, s in result.targets.items()},
+        "targets": targets,
         "cost": result.cost,
     }
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         print(f"{summary['done']}/{summary['total']} jobs done → {prepared.out_dir}")
-        for name, stats in summary["targets"].items():
+        for name, stats in targets.items():
             print(f"  {name}: {stats['done']} done" + (f" (left: {stats['down']})" if stats["down"] else ""))
         if result.cost["targets"]:
-            print(f"  cost so far ${result.cost['total']:.4f}")
+            print(f"  cost so far {money(result.cost['total'], 4)}")
         if result.failed:
             print(f"  {len(result.failed)} failed; see {result.manifest}")
         if result.stranded:

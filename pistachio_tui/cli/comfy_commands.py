@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from pistachio_tui.cli import exit_codes
+from pistachio_tui.format import gib
 
 if TYPE_CHECKING:
     from pistachio_tui.comfy.client import ComfyClient
@@ -169,10 +170,6 @@ async def status_command(args: argparse.Namespace) -> int:
     return exit_codes.OK
 
 
-def _gib(n: int) -> str:
-    return f"{n / 1024 ** 3:.1f} GiB"
-
-
 def _print_status(url: str, stats: Any, queue: Any) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -181,12 +178,12 @@ def _print_status(url: str, stats: Any, queue: Any) -> None:
     python = stats.python_version.split(" ", 1)[0]
     console.print(f"[bold]ComfyUI {stats.comfyui_version}[/] at {url}")
     console.print(f"Python {python}, torch {stats.pytorch_version}, {stats.os}")
-    console.print(f"RAM {_gib(stats.ram_free)} free of {_gib(stats.ram_total)}")
+    console.print(f"RAM {gib(stats.ram_free)} free of {gib(stats.ram_total)}")
     table = Table("#", "device", "type", "VRAM free", "VRAM total", "torch free", "torch total")
     for device in stats.devices:
         table.add_row("" if device.index is None else str(device.index), device.name, device.type,
-                      _gib(device.vram_free), _gib(device.vram_total),
-                      _gib(device.torch_vram_free), _gib(device.torch_vram_total))
+                      gib(device.vram_free), gib(device.vram_total),
+                      gib(device.torch_vram_free), gib(device.torch_vram_total))
     console.print(table)
     console.print(f"Queue: {len(queue.running)} running, {len(queue.pending)} pending")
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pistachio_tui.config import Settings
+    from pistachio_tui.sim.server import SimServer
 
 DEMO_LABEL = "SIMULATED ComfyUI — demo, no real GPU"
 #: The simulator's own txt2img workflow: its models exist there, so it always runs.
@@ -57,15 +57,21 @@ class SimThread:
         self._options = sim_options
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="pistachio-sim", daemon=True)
-        self.server = None
+        self._server: SimServer | None = None
         self.url = ""
+
+    @property
+    def server(self) -> SimServer:
+        if self._server is None:
+            raise RuntimeError("the simulator is not started yet")
+        return self._server
 
     def start(self) -> str:
         from pistachio_tui.sim.server import SimServer
 
         self._thread.start()
-        self.server = SimServer(**self._options)
-        self.url = self.call(self.server.start())
+        self._server = SimServer(**self._options)
+        self.url = self.call(self._server.start())
         return self.url
 
     def call(self, coro, timeout: float = 30.0):
@@ -76,8 +82,8 @@ class SimThread:
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.call(self.server.stop())
+        if self._server is not None:
+            self.call(self._server.stop())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
 
@@ -186,29 +192,14 @@ def start_training(output_dir: Path, stop: threading.Event, step_seconds: float)
 
 
 @contextmanager
-def _data_dir(path: Path) -> Iterator[None]:
-    """Everything the app writes (batch outputs, the prompt journal, fix-flow state) goes to ``path``
-    while the demo runs: a demo must leave nothing in the user's real data folder."""
-    before = os.environ.get("PISTACHIO_DATA_DIR")
-    os.environ["PISTACHIO_DATA_DIR"] = str(path)
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("PISTACHIO_DATA_DIR", None)
-        else:
-            os.environ["PISTACHIO_DATA_DIR"] = before
-
-
-@contextmanager
 def demo_session(*, step_delay: float = 0.3, autorun: bool = True,
                  train_step_seconds: float = TRAIN_STEP_SECONDS) -> Iterator[Demo]:
     """The simulator, the training run and a scratch ComfyUI folder, all removed on exit."""
-    from pistachio_tui.config import ServerConfig, Settings, load_settings
+    from pistachio_tui.config import ServerConfig, Settings, data_dir_set_to, load_settings
     from pistachio_tui.sim.demo_fix import ModelHost
 
     with (tempfile.TemporaryDirectory(prefix="pistachio-demo-", ignore_cleanup_errors=True) as tmp,
-          _data_dir(Path(tmp) / "data")):
+          data_dir_set_to(Path(tmp) / "data")):
         scratch = Path(tmp)
         comfy_dir = scratch / "ComfyUI"
         models_dir = comfy_dir / "models"

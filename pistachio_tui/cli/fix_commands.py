@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from pistachio_tui.cli import exit_codes
+from pistachio_tui.format import size
 from pistachio_tui.redact import safe_url, scrub_data, scrub_urls
 
 if TYPE_CHECKING:
@@ -119,9 +120,9 @@ def _ask_chooser(out: TextIO):
             return None
         out.write(f"\nSources for {need.name} (models/{need.folder or '?'}/):\n")
         for i, c in enumerate(candidates[:9], 1):
-            size = f"{c.size / 1024**2:.1f} MB" if c.size else "size unknown"
+            shown = size(c.size, missing="size unknown")
             extra = ", gated" if c.gated else ""
-            out.write(f"  {i}. [{c.source}] {safe_url(c.url)} ({size}{extra})\n")
+            out.write(f"  {i}. [{c.source}] {safe_url(c.url)} ({shown}{extra})\n")
         out.write("Pick a number (Enter to skip): ")
         out.flush()
         answer = (await asyncio.to_thread(sys.stdin.readline)).strip()

@@ -17,6 +17,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from pistachio_tui.cli import exit_codes
+from pistachio_tui.format import gib
 
 if TYPE_CHECKING:
     from pistachio_tui.config import ServerConfig
@@ -109,16 +110,12 @@ def _as_json(snap: HubSnapshot, servers: list[ServerConfig]) -> dict[str, Any]:
     }
 
 
-def _gib(n: float | None) -> str:
-    return "?" if n is None else f"{n / 1024 ** 3:.1f}"
-
-
 def _line(source: GpuSource) -> str:
-    parts = [f"VRAM {_gib(source.memory_used)}/{_gib(source.memory_total)} GiB"]
+    parts = [f"VRAM {gib(source.memory_used)}/{gib(source.memory_total)}"]
     if source.memory_fraction is not None:
         parts[0] += f" ({source.memory_fraction:.0%})"
     if source.torch_used is not None:
-        parts.append(f"torch {_gib(source.torch_used)}/{_gib(source.torch_total)} GiB")
+        parts.append(f"torch {gib(source.torch_used)}/{gib(source.torch_total)}")
     if source.util_percent is not None:
         parts.append(f"util {source.util_percent:.0f}%")
     if source.temperature_c is not None:
@@ -140,7 +137,7 @@ def _print_human(snap: HubSnapshot, servers: list[ServerConfig]) -> None:
     for source in _devices(snap, "local"):
         print(_line(source))
         for p in source.processes:
-            print(f"    pid {p.pid} {p.name or '(hidden)'} {_gib(p.used_bytes)} GiB")
+            print(f"    pid {p.pid} {p.name or '(hidden)'} {gib(p.used_bytes)}")
     urls = {s.name: s.url for s in servers}
     for state in snap.servers:
         url = urls.get(state.name)
@@ -150,6 +147,6 @@ def _print_human(snap: HubSnapshot, servers: list[ServerConfig]) -> None:
             continue
         for source in _devices(snap, "server", f"server:{state.name}:"):
             print(_line(source))
-        print(f"  RAM {_gib(state.ram.last())}/{_gib(state.ram_total)} GiB")
+        print(f"  RAM {gib(state.ram.last())}/{gib(state.ram_total)}")
     if not servers:
         print("\nNo ComfyUI servers configured (add one, or pass --server URL).")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pistachio_tui.cli import exit_codes
+from pistachio_tui.format import size, transfer
 
 #: Seconds between two progress lines in a log (a terminal line is redrawn more often).
 PLAIN_PROGRESS_INTERVAL = 5.0
@@ -101,8 +102,7 @@ class _Progress:
         if not finished and now - self._last < (0.2 if self.live else PLAIN_PROGRESS_INTERVAL):
             return
         self._last = now
-        total = f" / {p.total / 1024**2:.1f} MB" if p.total else " MB"
-        line = f"{p.done / 1024**2:.1f}{total}, {p.speed / 1024**2:.1f} MB/s"
+        line = transfer(p.done, p.total, p.speed)
         sys.stderr.write(f"\r\x1b[2K{line}" if self.live else line + "\n")
         sys.stderr.flush()
 
@@ -160,7 +160,7 @@ async def _download_local(args: argparse.Namespace, url: str, name: str, comfy_d
         print(str(exc), file=sys.stderr)
         return exit_codes.FAILED
     progress.end()
-    print(f"Saved {target} ({target.stat().st_size / 1024**2:.1f} MB).")
+    print(f"Saved {target} ({size(target.stat().st_size)}).")
     return exit_codes.OK
 
 

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 from pistachio_tui.cli import exit_codes
+from pistachio_tui.format import duration, money, percent
 
 SPEND_NOTE = "spend ≈ $/h × uptime since the last start (an estimate; a running pod's storage is not included)"
 
@@ -158,14 +159,6 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Collect
     return "\n".join([line(headers), *(line(r) for r in rows)])
 
 
-def _money(value: float | None, digits: int = 2) -> str:
-    return "—" if value is None else f"${value:.{digits}f}"
-
-
-def _percent(value: float | None) -> str:
-    return "—" if value is None else f"{value:.0f}%"
-
-
 async def run_list(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
@@ -191,15 +184,15 @@ async def run_list(args: argparse.Namespace) -> int:
                 ["", "NAME", "ID", "GPU", "STATUS", "UPTIME", "$/H", "SPEND≈", "GPU%"],
                 [["*" if r.is_this_pod else "", r.name, r.id,
                   f"{r.gpu_count}× {short_gpu_name(r.gpu)}" if r.gpu else "—",
-                  r.status, r.uptime, _money(r.cost_per_hr, 3), _money(r.spend_estimate),
-                  _percent(r.gpu_util_percent)] for r in rows],
+                  r.status, r.uptime, money(r.cost_per_hr, 3), money(r.spend_estimate),
+                  percent(r.gpu_util_percent)] for r in rows],
                 right={5, 6, 7, 8},
             ))
         else:
             print("No pods in this RunPod account.")
-        left = f" (≈ {account.hours_left:.1f} h left)" if account.hours_left is not None else ""
-        print(f"\nAccount: {_money(account.current_spend_per_hr, 3)}/h now · "
-              f"balance {_money(account.client_balance)}{left}")
+        left = f" (≈ {duration(account.hours_left * 3600)} left)" if account.hours_left is not None else ""
+        print(f"\nAccount: {money(account.current_spend_per_hr, 3)}/h now · "
+              f"balance {money(account.client_balance)}{left}")
         if this_pod:
             print("* = this pod (Pistachio runs on it)")
         for warning in warnings:
@@ -225,8 +218,8 @@ async def run_gpus(args: argparse.Namespace) -> int:
         clouds = {(True, True): "secure+community", (True, False): "secure", (False, True): "community"}
         print(_table(
             ["GPU", "VRAM", "ON-DEMAND $/H", "SPOT $/H", "CLOUD", "ID"],
-            [[short_gpu_name(t.display_name), f"{t.memory_in_gb} GB", _money(t.on_demand_price, 3),
-              _money(t.spot_price, 3), clouds.get((t.secure_cloud, t.community_cloud), "unavailable"), t.id]
+            [[short_gpu_name(t.display_name), f"{t.memory_in_gb} GB", money(t.on_demand_price, 3),
+              money(t.spot_price, 3), clouds.get((t.secure_cloud, t.community_cloud), "unavailable"), t.id]
              for t in types],
             right={1, 2, 3},
         ))
@@ -243,7 +236,7 @@ async def run_start(args: argparse.Namespace) -> int:
             print(f"{pod.name} ({pod.id}) is already running")
             return exit_codes.OK
         gpus = args.gpus if args.gpus is not None else max(pod.gpu_count, 1)
-        price = f" at about ${pod.cost_per_hr:.3f}/h" if pod.cost_per_hr else ""
+        price = f" at about {money(pod.cost_per_hr, 3)}/h" if pod.cost_per_hr else ""
         _say(f"Starting {pod.name} ({pod.id}) with {gpus} GPU(s){price}…")
         status = await client.start_pod(pod.id, gpus, bid_per_gpu=args.bid)
         print(f"{pod.name} ({pod.id}): {status.lower() or 'start requested'}")
@@ -291,7 +284,7 @@ async def run_create(args: argparse.Namespace) -> int:
         offer = await client.gpu_offer(args.gpu, args.gpus)
         price = offer.secure_price if args.cloud != "COMMUNITY" else offer.community_price
         stock = offer.availability or "unknown"
-        per_hr = f"${price * args.gpus:.3f}/h" if price else "price unknown"
+        per_hr = f"{money(price * args.gpus, 3)}/h" if price else "price unknown"
         print(f"{args.gpus}× {short_gpu_name(offer.display_name)} ({offer.memory_in_gb} GB): {per_hr} "
               f"({args.cloud or 'SECURE'} cloud), stock {stock}; template {args.template}")
         if stock == "NONE":
@@ -391,7 +384,7 @@ async def run_guard(args: argparse.Namespace) -> int:
 
     from pistachio_tui.runpod.idle import ActivityResumed, CountdownStarted, IdleFlagged, IdleGuard, StopNow
     from pistachio_tui.runpod.monitor import PodsMonitor
-    from pistachio_tui.runpod.pods import current_pod_id, format_duration
+    from pistachio_tui.runpod.pods import current_pod_id
 
     watch = args.pod
     if args.this_pod:
@@ -430,15 +423,15 @@ async def run_guard(args: argparse.Namespace) -> int:
                         name = names.get(act.pod_id, act.pod_id)
                         if isinstance(act, IdleFlagged):
                             what = "starting (no container yet)" if act.reason == "starting" else "idle"
-                            log("flagged", act.pod_id, f"{name} {what} for {format_duration(act.idle_seconds)}, "
-                                                       f"≈ ${act.idle_cost:.2f} meanwhile", reason=act.reason)
+                            log("flagged", act.pod_id, f"{name} {what} for {duration(act.idle_seconds)}, "
+                                                       f"≈ {money(act.idle_cost)} meanwhile", reason=act.reason)
                         elif isinstance(act, CountdownStarted):
                             left = max(act.stop_at - time.monotonic(), 0.0)
-                            log("countdown", act.pod_id, f"{name} stops in {format_duration(left)} unless it gets busy")
+                            log("countdown", act.pod_id, f"{name} stops in {duration(left)} unless it gets busy")
                         elif isinstance(act, ActivityResumed):
                             log("busy", act.pod_id, f"{name} is busy again: countdown cancelled")
                         elif isinstance(act, StopNow) and act.pod_id in state.stopped:
-                            log("stopped", act.pod_id, f"{name} stopped after {format_duration(act.idle_seconds)} "
+                            log("stopped", act.pod_id, f"{name} stopped after {duration(act.idle_seconds)} "
                                                        "idle; its volume is kept")
                     for pod_id, why in state.stop_errors.items():
                         log("error", pod_id, f"could not stop {names.get(pod_id, pod_id)}: {why}; will retry")

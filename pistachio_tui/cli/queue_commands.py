@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from pistachio_tui.cli import exit_codes
 from pistachio_tui.cli.comfy_commands import fail, settings_or_usage
+from pistachio_tui.format import duration
 
 if TYPE_CHECKING:
     from pistachio_tui.comfy.session import ServerSession, SessionUpdate
@@ -75,7 +76,7 @@ def describe(state: PromptState) -> str:
         if state.it_per_s:
             parts.append(f"{state.it_per_s:.1f} it/s")
         if state.eta_s:
-            parts.append(f"ETA {state.eta_s:.0f}s")
+            parts.append(f"ETA {duration(state.eta_s)}")
     else:
         if state.duration is not None:
             parts.append(f"{state.duration:.1f}s")

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from pistachio_tui.cli import exit_codes
+from pistachio_tui.format import duration, money
 
 _GPUS = ("3090", "4090", "5090", "a6000", "a40", "l40s", "a100", "h100", "h200")
 _MODELS = ("wan14b", "flux", "sdxl")
@@ -168,14 +169,6 @@ def _open_watcher(args: argparse.Namespace):
     return RunWatcher(args.run, log=args.log)
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    seconds = int(seconds)
-    h, rest = divmod(seconds, 3600)
-    return f"{h}h{rest // 60:02d}m" if h else f"{rest // 60}m{rest % 60:02d}s"
-
-
 def _fmt(value: float | None, spec: str = ".4g") -> str:
     return "—" if value is None else format(value, spec)
 
@@ -185,7 +178,7 @@ def _status_line(state) -> str:
         doing = f"caching {state.caching}" if state.status == "caching" else "no step yet"
         return f"{state.status:<9} {doing}; the run folder appears once caching and model loading are done"
     epoch = f"{state.epoch or '—'}/{state.total_epochs or '?'}"
-    eta = "" if state.status in ("failed", "stopped", "quit") else f"  ETA {_duration(state.eta_s)}"
+    eta = "" if state.status in ("failed", "stopped", "quit") else f"  ETA {duration(state.eta_s)}"
     return (f"{state.status:<9} epoch {epoch}  step {state.step or '—'}/{state.total_steps or '?'}  "
             f"loss {_fmt(state.loss)} (avg {_fmt(state.loss_ema)})  "
             f"{_fmt(state.it_per_s, '.3f')} it/s{eta}")
@@ -427,9 +420,9 @@ def _prepare_report(run, price: float | None) -> str:
         lines.append(f"frame buckets: {list(plan.frame_buckets)}")
     lines.append(f"steps: {plan.steps_per_epoch} per epoch × {plan.epochs} epochs = {plan.total_steps}; "
                  f"warm-up {plan.warmup_steps} steps")
-    cost = f", about ${plan.duration_s / 3600 * price * num_gpus:.2f} at ${price:.2f}/h per GPU" if price else ""
-    lines.append(f"expected duration: ~{_duration(plan.duration_s)} (rough: {_duration(plan.epoch_seconds)} "
-                 f"per epoch + {_duration(plan.eval_seconds)} per eval){cost}")
+    cost = f", about {money(plan.duration_s / 3600 * price * num_gpus)} at {money(price)}/h per GPU" if price else ""
+    lines.append(f"expected duration: ~{duration(plan.duration_s)} (rough: {duration(plan.epoch_seconds)} "
+                 f"per epoch + {duration(plan.eval_seconds)} per eval){cost}")
     for name, choice in preset.choices().items():
         value = "(not set)" if choice.value is None else choice.value
         lines.append(f"  {name} = {value}: {choice.why}")

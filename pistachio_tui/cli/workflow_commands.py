@@ -109,7 +109,7 @@ def _model_folders(workflow: Workflow, object_info: dict[str, Any]) -> set[str]:
     from pistachio_tui.workflow.deps import analyse, canonical_folder
 
     needs = analyse(workflow, object_info)
-    return {canonical_folder(m.folder) for m in needs.models if m.folder and not m.unsafe}
+    return {folder for m in needs.models if not m.unsafe and (folder := canonical_folder(m.folder))}
 
 
 async def inspect_command(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import contextlib
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import Any
 
 from pistachio_tui.comfy.client import ComfyClient
@@ -40,8 +41,22 @@ RECONNECTING = "reconnecting"
 DOWN = "down"
 CONNECTING = "connecting"
 
-#: What a subscriber is told about; it re-reads the session's attributes.
-HEALTH, QUEUE, PROGRESS, FINISHED, HISTORY, LOGS = "health", "queue", "progress", "finished", "history", "logs"
+
+
+class UpdateKind(StrEnum):
+    """What a subscriber is told changed; it re-reads the session's attributes."""
+
+    HEALTH = "health"
+    QUEUE = "queue"
+    PROGRESS = "progress"
+    FINISHED = "finished"
+    HISTORY = "history"
+    LOGS = "logs"
+
+
+#: The kinds under their module-level names, still used by the app shell and the benchmarks.
+HEALTH, QUEUE, PROGRESS = UpdateKind.HEALTH, UpdateKind.QUEUE, UpdateKind.PROGRESS
+FINISHED, HISTORY, LOGS = UpdateKind.FINISHED, UpdateKind.HISTORY, UpdateKind.LOGS
 #: ``extra_data.preview_method`` asked for when previews are on (as the official frontend sends it).
 PREVIEW_METHOD = "auto"
 #: At most this many history entries are fetched at once when /api/jobs lists new ones.
@@ -53,7 +68,7 @@ class SessionUpdate:
     """``kind`` of change on ``session``; ``prompt`` is set for progress and finished updates."""
 
     session: ServerSession
-    kind: str
+    kind: UpdateKind
     prompt: PromptState | None = None
 
 
@@ -106,7 +121,7 @@ class ServerSession:
         self._subscribers.append(callback)
         return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
 
-    def _emit(self, kind: str, prompt: PromptState | None = None) -> None:
+    def _emit(self, kind: UpdateKind, prompt: PromptState | None = None) -> None:
         update = SessionUpdate(self, kind, prompt)
         for callback in list(self._subscribers):
             callback(update)
@@ -217,7 +232,7 @@ class ServerSession:
             await self.interrupt(prompt_id)
 
     async def follow_logs(self) -> bool:
-        """Have the server push its console as ``logs`` events (``LOGS`` updates, ``log_lines``).
+        """Have the server push its console as ``logs`` events (``UpdateKind.LOGS`` updates, ``log_lines``).
 
         Returns False on a server without the subscription; poll :meth:`logs` there.
         """
@@ -253,9 +268,9 @@ class ServerSession:
         for item in queue.running:
             # Another client's prompt gets no execution events here: the queue is all we see.
             if self.tracker.mark_running(item.prompt_id) is not None:
-                self._emit(PROGRESS, self.tracker.get(item.prompt_id))
+                self._emit(UpdateKind.PROGRESS, self.tracker.get(item.prompt_id))
         self.queue = queue
-        self._emit(QUEUE)
+        self._emit(UpdateKind.QUEUE)
 
     async def _settle(self, gone: set[str]) -> None:
         """End the prompts that left the queue without us seeing them end.
@@ -271,7 +286,7 @@ class ServerSession:
             entry = await self.client.finished_entry(prompt_id)
             if entry is not None:
                 self._merge_history({prompt_id: entry})
-                self._emit(FINISHED, self.tracker.get(prompt_id) or state)
+                self._emit(UpdateKind.FINISHED, self.tracker.get(prompt_id) or state)
             elif not state.ours and state.status == "queued":
                 # Deleted from the queue before it ran: nothing will ever finish it.
                 self.tracker.forget(prompt_id)
@@ -302,14 +317,14 @@ class ServerSession:
         merged.update({k: v for k, v in self.history.items() if k not in merged})
         newest = sorted(merged.values(), key=lambda e: e.number, reverse=True)[: self.max_history]
         self.history = OrderedDict((e.prompt_id, e) for e in newest)
-        self._emit(HISTORY)
+        self._emit(UpdateKind.HISTORY)
 
     # -- background ------------------------------------------------------
 
     def _set_state(self, state: str, reason: str = "") -> None:
         if (state, reason) != (self.state, self.reason):
             self.state, self.reason = state, reason
-            self._emit(HEALTH)
+            self._emit(UpdateKind.HEALTH)
 
     async def _health_loop(self) -> None:
         first = True
@@ -326,7 +341,7 @@ class ServerSession:
                     first = False
                 self._set_state(CONNECTED if self._ws_up else RECONNECTING,
                                 "" if self._ws_up else "waiting for the live event stream")
-                self._emit(HEALTH)
+                self._emit(UpdateKind.HEALTH)
             except ComfyError as exc:
                 self._set_state(DOWN, exc.message)
             self._poke.clear()
@@ -367,7 +382,7 @@ class ServerSession:
             return
         if isinstance(event, LogLines):
             self.log_lines.extend(event.entries)
-            self._emit(LOGS)
+            self._emit(UpdateKind.LOGS)
             return
         if isinstance(event, PreviewImage) and event.prompt_id is None:
             # A type-1 frame names no prompt: it belongs to the one running now.
@@ -391,7 +406,7 @@ class ServerSession:
             # Prompts that ended while the socket was down (or that the server forgot) end here.
             for ended in unfinished:
                 if ended.finished:
-                    self._emit(FINISHED, ended)
+                    self._emit(UpdateKind.FINISHED, ended)
             return
         if isinstance(event, Status):
             await self.refresh_queue()
@@ -406,9 +421,9 @@ class ServerSession:
             with contextlib.suppress(ComfyError):
                 entries = await self.client.history(state.prompt_id)
                 self._merge_history(entries)
-            self._emit(FINISHED, self.tracker.get(state.prompt_id) or state)
+            self._emit(UpdateKind.FINISHED, self.tracker.get(state.prompt_id) or state)
         else:
-            self._emit(PROGRESS, state)
+            self._emit(UpdateKind.PROGRESS, state)
 
 
 class SessionManager:
@@ -464,7 +479,7 @@ class SessionManager:
         await session.stop()
         if self.active_name == name:
             self.active_name = next(iter(self.sessions), None)
-        self._forward(SessionUpdate(session, HEALTH))
+        self._forward(SessionUpdate(session, UpdateKind.HEALTH))
 
     async def replace(self, old_name: str, config: ServerConfig) -> ServerSession:
         """Apply an edited server config (its connection is rebuilt)."""

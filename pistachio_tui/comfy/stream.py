@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 import websockets
@@ -69,7 +69,7 @@ class EventStream:
         self._wake = asyncio.Event()
         self._ws: ClientConnection | None = None
 
-    def __aiter__(self) -> AsyncIterator[Event]:
+    def __aiter__(self) -> AsyncGenerator[Event, None]:
         return self._events()
 
     async def close(self) -> None:
@@ -100,7 +100,7 @@ class EventStream:
                                                self.client.history(max_items=self.resync_items))
         return Resynced(queue, finished)
 
-    async def _events(self) -> AsyncIterator[Event]:
+    async def _events(self) -> AsyncGenerator[Event, None]:
         attempt = 0
         reconnecting = False
         while not self._closing.is_set():

@@ -57,7 +57,8 @@ from pistachio_tui.fix.nodedb import CORE_ID, NodeDB, NodeDBError, NodePack
 from pistachio_tui.fix.ondisk import OnDisk, elsewhere, fixed_path, match_on_server, rename_model, save_workflow
 from pistachio_tui.fix.restart import restart_server
 from pistachio_tui.fix.server_folders import comfy_dir_problem, model_folders
-from pistachio_tui.redact import HIDDEN, scrub_data, scrub_urls
+from pistachio_tui.format import transfer
+from pistachio_tui.redact import HIDDEN, scrub_data, scrub_mapping, scrub_urls
 from pistachio_tui.safefiles import atomic_write
 from pistachio_tui.workflow.convert import to_api
 from pistachio_tui.workflow.deps import (
@@ -226,7 +227,7 @@ class FixFlow:
 
     def emit(self, step: str, item: str | None, state: str, message: str, **data: Any) -> None:
         # Every transcript, JSON line and screen shows these: no URL credentials in them.
-        self._emit(FixEvent(step, item, state, scrub_urls(message), scrub_data(data)))
+        self._emit(FixEvent(step, item, state, scrub_urls(message), scrub_mapping(data)))
 
     # ------------------------------------------------------------ diagnosis
 
@@ -654,7 +655,7 @@ class FixFlow:
             now = time.monotonic()
             if now - last >= PROGRESS_EVERY or (p.total and p.done >= p.total):
                 last = now
-                self.emit("download", need.name, "progress", _progress_text(p),
+                self.emit("download", need.name, "progress", transfer(p.done, p.total, p.speed, p.eta),
                           done=p.done, total=p.total, speed=p.speed, eta=p.eta)
 
         try:
@@ -722,9 +723,3 @@ class FixFlow:
         return self.outcome
 
 
-def _progress_text(p: DownloadProgress) -> str:
-    mb = p.done / 1024**2
-    total = f" / {p.total / 1024**2:.1f} MB" if p.total else " MB"
-    speed = f", {p.speed / 1024**2:.1f} MB/s" if p.speed else ""
-    eta = f", {p.eta:.0f} s left" if p.eta is not None else ""
-    return f"{mb:.1f}{total}{speed}{eta}"

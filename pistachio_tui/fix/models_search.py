@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -17,6 +16,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
+from pistachio_tui.config import env_override
 from pistachio_tui.fix.downloads import is_hf_url
 from pistachio_tui.fix.nodedb import manager_data_dir
 from pistachio_tui.workflow.deps import ModelNeed, canonical_folder
@@ -145,7 +145,7 @@ def from_model_list(need: ModelNeed, entries: tuple[dict[str, Any], ...] | None 
 
 def hf_endpoint() -> str:
     """The Hub's address: ``HF_ENDPOINT`` (a mirror) when set, as ``huggingface_hub`` reads it."""
-    return (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+    return (env_override("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
 
 
 def hf_file_url(repo: str, path: str, revision: str = "main") -> str:

@@ -175,8 +175,7 @@ async def attempt(job: Job) -> None:
 async def _first_answer(job: Job, answer: Answer, have: int) -> None:
     part, verifier, url = job.part, job.verifier, job.url
     if answer.status == 416 and have:
-        _, _, total = answer.content_range()
-        if total == have:
+        if answer.content_range()[2] == have:
             await asyncio.to_thread(finish, part, job.target, verifier, None)
             return
         # The partial file is longer than the remote one: it is not a prefix of it.
@@ -192,12 +191,15 @@ async def _first_answer(job: Job, answer: Answer, have: int) -> None:
     verifier.sha256 = verifier.sha256 or hf_sha
     if verifier.expected_size is None:
         verifier.expected_size = hf_size
-    total: int | None
     if answer.status == 206:
         start, _, total = answer.content_range()
-        if start != have or total is None:
+        if start != have:
             part.unlink(missing_ok=True)
             raise Dropped(f"server resumed at byte {start}, not {have}; restarting")
+        if total is None:
+            raise DownloadError(f"{job.target.name}: the server's Content-Range "
+                                f"({answer.response.headers.get('content-range', '')[:60]!r}) gives no usable "
+                                "size, so a resume cannot be checked; try again later or another source.")
     else:
         # A 200 to a Range request: the server ignores ranges, so start over.
         have = 0

@@ -31,9 +31,10 @@ from pistachio_tui.fleet.serverless import RUNPOD_SERVERLESS_URL, ServerlessTarg
 from pistachio_tui.fleet.spec import BatchSpec, BatchSpecError, Job, expand, workflow_seed
 from pistachio_tui.fleet.targets import Target
 from pistachio_tui.workflow.convert import to_api
-from pistachio_tui.workflow.edit import SEED_MAX, apply_seed_mode, find_params, set_param
+from pistachio_tui.workflow.edit import apply_seed_mode, find_params, set_param
 from pistachio_tui.workflow.errors import WorkflowError
 from pistachio_tui.workflow.load import load_workflow
+from pistachio_tui.workflow.seeds import SEED_MAX
 
 #: Jobs queued at once on each ComfyUI server unless told otherwise.
 DEFAULT_MAX_AHEAD = 2

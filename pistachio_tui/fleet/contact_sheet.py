@@ -23,9 +23,9 @@ def make_contact_sheet(out_dir: Path, records: list[JobRecord], *, thumb: int = 
     for record in sorted(records, key=lambda r: r.index):
         for name in record.files:
             try:
-                with Image.open(out_dir / name) as img:
-                    img.thumbnail((thumb, thumb))
-                    tiles.append((img.convert("RGB"), _label(record)))
+                with Image.open(out_dir / name) as source:
+                    source.thumbnail((thumb, thumb))
+                    tiles.append((source.convert("RGB"), _label(record)))
             except (UnidentifiedImageError, OSError):
                 continue
     if not tiles:

@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pistachio_tui.workflow.edit import SEED_MAX, find_params
-
-SEED_MODES = ("random", "increment", "fixed")
+from pistachio_tui.workflow.edit import find_params
+from pistachio_tui.workflow.seeds import SEED_MAX, SEED_MODES
 
 _CHOICE = re.compile(r"\{([^{}]*\|[^{}]*)\}")
 _WILDCARD_FILE = re.compile(r"__([\w./-]+?)__")

@@ -35,7 +35,6 @@ case a proxy or the API ever echoes it back).
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from dataclasses import replace
@@ -43,6 +42,7 @@ from typing import Any
 
 import httpx
 
+from pistachio_tui.config import env_override
 from pistachio_tui.runpod import queries
 from pistachio_tui.runpod.errors import (
     ApiKeyMissing,
@@ -75,14 +75,15 @@ SPOT_POD_TYPES = ("INTERRUPTABLE", "BID")
 
 def api_url() -> str:
     """The GraphQL endpoint: ``$RUNPOD_API_URL`` (tests, proxies) or RunPod's own."""
-    return os.environ.get("RUNPOD_API_URL") or DEFAULT_API_URL
+    return env_override("RUNPOD_API_URL") or DEFAULT_API_URL
 
 
 def rest_url(graphql_url: str) -> str:
     """The REST v2 base: ``$RUNPOD_REST_URL``, else ``/v2`` on the GraphQL host (both live on
     ``api.runpod.io``, and a proxy or fake serving one serves the other)."""
-    if os.environ.get("RUNPOD_REST_URL"):
-        return os.environ["RUNPOD_REST_URL"]
+    override = env_override("RUNPOD_REST_URL")
+    if override:
+        return override
     url = httpx.URL(graphql_url)
     return str(url.copy_with(path="/v2", query=None, fragment=None))
 

@@ -7,14 +7,14 @@ probe that says whether ComfyUI answers.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
 
-from pistachio_tui.config import ServerConfig
+from pistachio_tui.config import ServerConfig, env_override
+from pistachio_tui.format import MISSING, duration, money
 from pistachio_tui.runpod.models import Account, Pod
 
 COMFY_PORT = 8188
@@ -28,8 +28,7 @@ DEFAULT_SSH_KEY = "~/.ssh/id_ed25519"
 
 def current_pod_id(environ: Mapping[str, str] | None = None) -> str | None:
     """The id of the pod Pistachio runs on (RunPod sets ``RUNPOD_POD_ID`` in every pod)."""
-    value = (os.environ if environ is None else environ).get("RUNPOD_POD_ID", "").strip()
-    return value or None
+    return env_override("RUNPOD_POD_ID", environ)
 
 
 def default_comfy_url(environ: Mapping[str, str] | None = None) -> str | None:
@@ -94,31 +93,20 @@ def money_warnings(account: Account, pods: Iterable[Pod]) -> list[str]:
     balance, spend, limit = account.client_balance, account.current_spend_per_hr, account.spend_limit
     at_risk = sorted(p.name or p.id for p in pods if p.desired_status in ("RUNNING", "EXITED") and not p.network_volume)
     hours = account.hours_left
-    if balance is not None and (balance <= 0 or (hours is not None and hours < LOW_BALANCE_HOURS)):
-        when = "is used up" if balance <= 0 else f"lasts about {hours:.1f} h at ${spend:.3f}/h"
-        warnings.append(f"Balance ${balance:.2f} {when}: add funds")
+    when = None
+    if balance is not None and balance <= 0:
+        when = "is used up"
+    elif balance is not None and hours is not None and hours < LOW_BALANCE_HOURS:
+        when = f"lasts about {duration(hours * 3600)} at {money(spend, 3)}/h"
+    if when is not None:
+        warnings.append(f"Balance {money(balance)} {when}: add funds")
         if at_risk:
             warnings.append("At $0 RunPod terminates pods without a network volume, and their data with them: "
                             + ", ".join(at_risk))
     if spend is not None and limit and spend >= SPEND_LIMIT_SHARE * limit:
-        warnings.append(f"Spending ${spend:.3f}/h of the account's ${limit:g}/h limit: "
+        warnings.append(f"Spending {money(spend, 3)}/h of the account's {money(limit, 0)}/h limit: "
                         "starting more pods may be refused")
     return warnings
-
-
-def format_duration(seconds: float) -> str:
-    """``"3d 04h"``, ``"2h 05m"``, ``"4m 09s"``, ``"12s"``."""
-    seconds = max(int(seconds), 0)
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours:02d}h"
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
 
 
 def sort_pods(pods: Iterable[Pod], this_pod_id: str | None = None) -> list[Pod]:
@@ -149,7 +137,7 @@ class PodSummary:
 
     @property
     def uptime(self) -> str:
-        return format_duration(self.uptime_seconds) if self.uptime_seconds else "—"
+        return duration(self.uptime_seconds) if self.uptime_seconds else MISSING
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

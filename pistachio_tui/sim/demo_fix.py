@@ -125,7 +125,7 @@ class ModelHost:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, 0)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
+        port = self._runner.addresses[0][1]
         self.url = f"http://{host}:{port}"
         return self.url
 

@@ -132,8 +132,8 @@ class SimServer:
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, host, port, reuse_address=True)
         await self._site.start()
-        sockets = self._site._server.sockets if self._site._server is not None else []  # noqa: SLF001
-        self._port = sockets[0].getsockname()[1] if sockets else port
+        addresses = self._runner.addresses
+        self._port = addresses[0][1] if addresses else port
         self.hub.start()
         self.executor.start()
         self.log.start_up(self.url, self._loaded_pack_dirs(), self._failed_pack_imports())

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pistachio_tui.config import env_override
 from pistachio_tui.training.errors import TrainingError
 from pistachio_tui.training.presets import GpuPreset
 from pistachio_tui.training.runs import read_main_toml, runs_in
@@ -67,8 +68,9 @@ class LaunchPlan:
 def find_diffusion_pipe(explicit: Path | None = None) -> Path:
     """The diffusion-pipe checkout: ``explicit``, ``$DIFFUSION_PIPE_DIR``, or a usual place."""
     options = [explicit] if explicit else []
-    if os.environ.get("DIFFUSION_PIPE_DIR"):
-        options.append(Path(os.environ["DIFFUSION_PIPE_DIR"]))
+    override = env_override("DIFFUSION_PIPE_DIR")
+    if override:
+        options.append(Path(override))
     options += [Path(p).expanduser() for p in _CANDIDATE_DIRS]
     for folder in options:
         if folder is not None and (folder / "train.py").is_file():

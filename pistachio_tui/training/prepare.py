@@ -14,7 +14,6 @@ enforces (:func:`check_main_config`), so a config we hand out starts.
 from __future__ import annotations
 
 import math
-import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 import toml
 
+from pistachio_tui.config import env_override
 from pistachio_tui.training.buckets import (
     Bucket,
     BucketPlan,
@@ -303,7 +303,7 @@ def build_configs(preset: TrainingPreset, plan: RunPlan, *, train_dir: Path, eva
         # makes wandb.login read WANDB_API_KEY from the environment.
         main["monitoring"] = {"enable_wandb": True, "wandb_api_key": "", "wandb_tracker_name": "pistachio",
                               "wandb_run_name": wandb}
-        if not os.environ.get("WANDB_API_KEY"):
+        if not env_override("WANDB_API_KEY"):
             warnings.append("--wandb: set WANDB_API_KEY in the environment of the training process")
     return main, dataset, eval_cfg, warnings
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import toml
 
+from pistachio_tui import format as fmt
 from pistachio_tui.safefiles import temp_beside
 from pistachio_tui.training.checkpoints import ADAPTER_FILE, SafetensorsProblem, check_safetensors
 from pistachio_tui.training.dataset import PREP_METADATA
@@ -127,7 +128,7 @@ def promote(run_dir: Path, checkpoint: str | int, comfy_dir: Path, *, name: str 
             os.replace(tmp, target)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
-            raise PromoteRefused(f"The disk holding {loras} is full — free {size / 1024**2:.0f} MB or more "
+            raise PromoteRefused(f"The disk holding {loras} is full — free {fmt.size(size)} or more "
                                  "and try again; nothing was replaced") from None
         raise PromoteRefused(f"Cannot write into {loras}: {exc.strerror or exc}") from None
     return Promoted(target, size, digest, trigger, existed)

@@ -34,6 +34,7 @@ from pistachio_tui.ui.fix.screen import FixScreen
 from pistachio_tui.ui.format import duration
 from pistachio_tui.ui.gpu.screen import GpuScreen
 from pistachio_tui.ui.help_screen import HelpScreen
+from pistachio_tui.ui.history.screen import HistoryScreen
 from pistachio_tui.ui.messages import SessionChanged
 from pistachio_tui.ui.pods.screen import PodsScreen
 from pistachio_tui.ui.queue.screen import QueueScreen
@@ -62,7 +63,7 @@ LONG_WORK = {
 }
 
 MAIN_SCREENS = (ServersScreen, WorkflowsScreen, QueueScreen, GpuScreen, FixScreen, TrainingScreen, PodsScreen,
-                BatchScreen)
+                BatchScreen, HistoryScreen)
 
 
 class PistachioApp(App):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import PurePath
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -31,7 +31,8 @@ class PistachioScreen(Screen):
 
     @property
     def papp(self) -> PistachioApp:
-        return self.app  # type: ignore[return-value]
+        # Textual types ``app`` as any App; these only ever run inside PistachioApp.
+        return cast("PistachioApp", self.app)
 
     @property
     def session(self) -> ServerSession | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
@@ -26,7 +26,8 @@ class PistachioCommands(Provider):
 
     @property
     def papp(self) -> PistachioApp:
-        return self.app  # type: ignore[return-value]
+        # Textual types ``app`` as any App; these only ever run inside PistachioApp.
+        return cast("PistachioApp", self.app)
 
     def commands(self) -> list[Command]:
         app = self.papp

@@ -10,9 +10,6 @@ from textual.theme import Theme
 from pistachio_tui.bundled import bundled
 from pistachio_tui.config import config_dir
 
-_COLOURS = ("primary", "secondary", "accent", "background", "surface", "panel",
-            "foreground", "warning", "error", "success")
-
 
 class ThemeFileError(Exception):
     """A theme file cannot be used; the message names the file and the problem."""
@@ -35,8 +32,16 @@ def load_theme_file(path: Path) -> Theme:
     name = data.get("name")
     if not isinstance(name, str) or not data.get("primary"):
         raise ThemeFileError(f"{path.name}: a theme needs at least `name` and `primary`")
-    colours = {key: str(data[key]) for key in _COLOURS if key in data}
-    return Theme(name=name, dark=bool(data.get("dark", True)), **colours)
+
+    def colour(key: str) -> str | None:
+        return str(data[key]) if key in data else None
+
+    return Theme(
+        name=name, primary=str(data["primary"]), secondary=colour("secondary"), accent=colour("accent"),
+        background=colour("background"), surface=colour("surface"), panel=colour("panel"),
+        foreground=colour("foreground"), warning=colour("warning"), error=colour("error"),
+        success=colour("success"), dark=bool(data.get("dark", True)),
+    )
 
 
 def discover_themes(dirs: list[Path] | None = None) -> tuple[list[Theme], list[str]]:

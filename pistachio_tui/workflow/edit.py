@@ -14,17 +14,14 @@ import copy
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from pistachio_tui.workflow.convert import promoted_inputs, to_api
 from pistachio_tui.workflow.errors import WorkflowError
 from pistachio_tui.workflow.load import Workflow
 from pistachio_tui.workflow.node_widgets import widget_layout
+from pistachio_tui.workflow.seeds import SEED_MAX, SeedMode
 from pistachio_tui.workflow.uigraph import SUBGRAPH_INPUT_ID, Graph, Node
-
-SeedMode = Literal["fixed", "random", "increment"]
-#: The editor draws random seeds below 2**50 so they survive JavaScript numbers.
-SEED_MAX = 1125899906842624
 
 #: input name → parameter kind, for inputs whose meaning does not depend on the node.
 _KIND_BY_INPUT = {

@@ -74,8 +74,11 @@ class Workflow:
         self._graph = None
 
 
+_KIND_NAMES: dict[type, str] = {dict: "an object", list: "an array", str: "a string"}
+
+
 def _kind(value: Any) -> str:
-    return {dict: "an object", list: "an array", str: "a string"}.get(type(value), type(value).__name__)
+    return _KIND_NAMES.get(type(value), type(value).__name__)
 
 
 def is_api_prompt(data: Any) -> bool:
@@ -151,8 +154,9 @@ def parse_workflow(data: Any, name: str, source: str | None = None, embedded_pro
         api = validate_api(embedded_prompt, source) if embedded_prompt is not None else None
         return Workflow("ui", data, api, name, source, model_refs_of(data), graph)
     if isinstance(data, dict) and "prompt" in data and is_api_prompt(data["prompt"]):
-        extra = data.get("extra_data") if isinstance(data.get("extra_data"), dict) else {}
-        ui = (extra.get("extra_pnginfo") or {}).get("workflow") if isinstance(extra.get("extra_pnginfo"), dict) else None
+        extra = data.get("extra_data")
+        pnginfo = extra.get("extra_pnginfo") if isinstance(extra, dict) else None
+        ui = pnginfo.get("workflow") if isinstance(pnginfo, dict) else None
         if isinstance(ui, dict) and "nodes" in ui:
             return parse_workflow(ui, name, source, data["prompt"])
         return Workflow("api", None, validate_api(data["prompt"], source), name, source)

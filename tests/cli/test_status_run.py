@@ -66,7 +66,7 @@ async def test_status_table(trace_server, capsys):
     out = capsys.readouterr().out
     assert "ComfyUI 0.8.0" in out and server.url in out
     assert "torch 2.14.1+cu130" in out
-    assert "cpu" in out and "22.0 GiB" in out
+    assert "cpu" in out and "22.0G" in out
     assert "Queue: 0 running, 0 pending" in out
 
 

@@ -64,8 +64,6 @@ def test_garbled_frames_never_raise_and_progress_never_goes_back():
             frame = mutate(rng, source.encode()).decode("utf-8", "replace")
         else:
             frame = rng.randbytes(rng.randint(0, 24))
-        if isinstance(frame, str) and "1e999" in frame:
-            continue  # infinite numbers: test_infinite_progress_values_are_not_fatal, a known failure
         try:
             event = parse_message(frame)
             tracker.feed(event)

@@ -10,7 +10,7 @@ from pistachio_tui.fleet.spec import (
     parse_grid_flag,
     workflow_seed,
 )
-from pistachio_tui.workflow.edit import SEED_MAX
+from pistachio_tui.workflow.seeds import SEED_MAX
 
 
 def spec(**kw):

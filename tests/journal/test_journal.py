@@ -115,3 +115,12 @@ def test_a_second_reader_sees_what_the_first_wrote(tmp_path):
         writer.record([JournalEntry("s", "p", "success", prompt())])
         assert reader.get("s", "p") is not None
     assert sqlite3.connect(tmp_path / "j.sqlite3").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_word_search_lists_the_newest_seen_first_up_to_the_limit(journal):
+    # Prompt 0 is queued first but finishes last: it is the newest seen and must lead, even with a limit.
+    journal.record([JournalEntry("s", str(n), "queued", prompt(n, "red fox")) for n in range(5)], now=10.0)
+    journal.record([JournalEntry("s", str(n), "success") for n in (3, 1, 0)], now=20.0)
+    journal.record([JournalEntry("s", "0", "success", finished_at=30.0)], now=30.0)
+    assert [e.prompt_id for e in journal.search("fox", limit=3)] == ["0", "3", "1"]
+    assert [e.prompt_id for e in journal.search(status="success", limit=2)] == ["0", "3"]

@@ -35,7 +35,7 @@ async def test_table_lists_pods_with_cost_and_account(runpod_env, capsys):
     assert "$0.690" in lines[1] and "$1.41" in lines[1] and "87%" in lines[1]
     assert "trainer-h100" in lines[2]
     assert "old-a40" in lines[3] and "stopped" in lines[3] and "—" in lines[3]
-    assert "Account: $3.680/h now · balance $25.00 (≈ 6.8 h left)" in out
+    assert "Account: $3.680/h now · balance $25.00 (≈ 6h 47m left)" in out
     assert "estimate" in err
     assert "this pod" not in out
 

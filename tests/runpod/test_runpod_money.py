@@ -41,7 +41,7 @@ def test_a_balance_running_out_names_the_pods_that_would_be_terminated():
     safe["mounts"] = {"network": [{"volumeId": "v1", "path": "/workspace"}]}
     pods.append(Pod.from_rest(safe))
     warnings = money_warnings(Account(3.0, 1.5, None), pods)
-    assert warnings[0] == "Balance $3.00 lasts about 2.0 h at $1.500/h: add funds"
+    assert warnings[0] == "Balance $3.00 lasts about 2h 00m at $1.500/h: add funds"
     assert "terminates pods without a network volume" in warnings[1]
     assert warnings[1].endswith("comfy, old")
 

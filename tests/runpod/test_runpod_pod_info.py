@@ -17,7 +17,6 @@ from pistachio_tui.runpod.pods import (
     current_pod_id,
     default_comfy_url,
     find_comfy,
-    format_duration,
     probe_comfy,
     short_gpu_name,
     sort_pods,
@@ -37,13 +36,6 @@ def test_spend_is_cost_times_uptime():
     p = pod("p1", "a", cost_per_hr=0.69, uptime=7200)
     assert spend_estimate(p) == pytest.approx(1.38)
     assert spend_estimate(pod("p2", "b", running=False)) == 0.0
-
-
-@pytest.mark.parametrize(("seconds", "text"), [
-    (0, "0s"), (12, "12s"), (249, "4m 09s"), (7500, "2h 05m"), (273600, "3d 04h"), (-5, "0s"),
-])
-def test_format_duration(seconds, text):
-    assert format_duration(seconds) == text
 
 
 def test_comfy_urls():

@@ -63,12 +63,12 @@ async def test_a_burst_of_progress_is_drawn_once_with_its_last_step(tmp_path, da
 
 
 async def test_updates_arriving_while_the_app_closes_are_dropped(tmp_path):
-    from pistachio_tui.comfy.session import PROGRESS, QUEUE, SessionUpdate
+    from pistachio_tui.comfy.session import SessionUpdate, UpdateKind
 
     app = make_app(tmp_path, ("studio", DEAD_URL))
     async with app.run_test(size=(80, 24)):
         session = app.manager.active
     # The screens are gone; a server's late update and the progress timer must not raise.
-    app._on_session_update(SessionUpdate(session, QUEUE))
-    app._progress[session] = SessionUpdate(session, PROGRESS)
+    app._on_session_update(SessionUpdate(session, UpdateKind.QUEUE))
+    app._progress[session] = SessionUpdate(session, UpdateKind.PROGRESS)
     app._flush_progress()

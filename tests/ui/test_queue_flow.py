@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.widgets import DataTable, Input, ProgressBar
 
-from pistachio_tui.comfy.session import CONNECTED, PROGRESS
+from pistachio_tui.comfy.session import CONNECTED, UpdateKind
 from pistachio_tui.sim.server import SimServer
 from pistachio_tui.ui.widgets.output_preview import OutputPreview
 from pistachio_tui.ui.workflows.screen import WorkflowsScreen
@@ -36,7 +36,7 @@ async def test_queue_a_workflow_and_see_it_in_history(sim, tmp_path):
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: app.manager.active.state == CONNECTED)
         session = app.manager.active
-        session.subscribe(lambda u: seen_progress.append(u.prompt.fraction) if u.kind == PROGRESS else None)
+        session.subscribe(lambda u: seen_progress.append(u.prompt.fraction) if u.kind == UpdateKind.PROGRESS else None)
         screen = await open_by_path(pilot, sim_workflow(tmp_path))
         summary = str(screen.query_one("#wf-summary").render())
         assert "nodes to run" in summary and "All node types available" in summary

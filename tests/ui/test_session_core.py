@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from pistachio_tui.comfy.session import CONNECTED, DOWN, FINISHED, ServerSession, SessionManager
+from pistachio_tui.comfy.session import CONNECTED, DOWN, ServerSession, SessionManager, UpdateKind
 from pistachio_tui.comfy.stream import Backoff
 from pistachio_tui.config import ServerConfig
 from pistachio_tui.sim.catalog import seed_workflows
@@ -30,7 +30,7 @@ def sim_prompt(sim) -> dict:
 async def test_session_follows_a_prompt_to_history(sim):
     session = ServerSession(ServerConfig("sim", sim.url), health_interval=0.1, backoff=FAST)
     finished = []
-    session.subscribe(lambda u: finished.append(u.prompt) if u.kind == FINISHED else None)
+    session.subscribe(lambda u: finished.append(u.prompt) if u.kind == UpdateKind.FINISHED else None)
     session.start()
     try:
         await wait_for(lambda: session.state == CONNECTED)
@@ -94,7 +94,7 @@ async def test_prompts_that_end_during_an_outage_are_reported_finished():
     """One prompt finishes while the socket is down, one is forgotten by a restart: both end as FINISHED."""
     async with slow_session(reconnect_after=1.5) as (sim, session):
         finished = []
-        session.subscribe(lambda u: finished.append(u.prompt) if u.kind == FINISHED else None)
+        session.subscribe(lambda u: finished.append(u.prompt) if u.kind == UpdateKind.FINISHED else None)
         session.start()
         await wait_for(lambda: session.state == CONNECTED)
         quiet = await session.submit(sim_prompt(sim))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pistachio_tui.comfy.client import ComfyClient
-from pistachio_tui.comfy.session import CONNECTED, FINISHED
+from pistachio_tui.comfy.session import CONNECTED, UpdateKind
 
 from .helpers import fresh_prompt, make_app, until
 
@@ -17,7 +17,7 @@ async def test_only_our_successes_are_toasted_but_every_failure_is(sim, tmp_path
         await until(pilot, lambda: app.manager.active.state == CONNECTED)
         session = app.manager.active
         # Subscribed after the app, so each FINISHED reaches the app's toasts first.
-        session.subscribe(lambda u: finished.add(u.prompt.prompt_id) if u.kind == FINISHED else None)
+        session.subscribe(lambda u: finished.add(u.prompt.prompt_id) if u.kind == UpdateKind.FINISHED else None)
 
         async def from_elsewhere(seed: int) -> str:
             # No client_id, as a script or the demo's loop queues it.

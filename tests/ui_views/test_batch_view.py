@@ -108,3 +108,14 @@ async def test_a_loaded_batch_shows_its_journal_then_runs_with_its_cost(tmp_path
         await until(pilot, lambda: view.result is not None, "the batch to finish")
         assert view.targets["pod"].cost == view.result.cost["total"] > 0
         assert f"cost so far ${view.result.cost['total']:.4f}" in screen_text(app)
+
+
+async def test_a_folder_that_is_a_file_is_said_on_the_status_line(tmp_path):
+    out = tmp_path / "taken"
+    out.write_text("not a folder")
+    app = batch_app(out, lambda: [FakeTarget("a")], n=2)
+    async with app.run_test(size=(120, 30)) as pilot:
+        view = app.query_one(BatchView)
+        await pilot.press("s")
+        await until(pilot, lambda: "is a file" in str(view.status.render()), "the refusal")
+        assert view.result is None

@@ -22,12 +22,13 @@ from pistachio_tui.comfy.session import SessionUpdate
 from pistachio_tui.config import ConfigError
 from pistachio_tui.fleet.build import BatchSetupError, NoReachableTarget, batches_dir, prepare_batch, quick_sweep
 from pistachio_tui.fleet.resume import load_resume_folder, write_resume_file
-from pistachio_tui.fleet.spec import SEED_MODES, BatchSpec, BatchSpecError, load_batch_file
+from pistachio_tui.fleet.spec import BatchSpec, BatchSpecError, load_batch_file
 from pistachio_tui.ui.base import ViewScreen
 from pistachio_tui.ui.batch.view import COMMANDS, BatchView
 from pistachio_tui.ui.format import esc
 from pistachio_tui.ui.state import OpenWorkflow
 from pistachio_tui.workflow.errors import WorkflowError
+from pistachio_tui.workflow.seeds import SEED_MODES
 
 #: Jobs a quick sweep may have: more belongs in a batch file.
 MAX_SWEEP = 1000

@@ -28,8 +28,9 @@ from textual.worker import Worker, WorkerState
 from pistachio_tui.config import Settings
 from pistachio_tui.fleet.contact_sheet import make_contact_sheet
 from pistachio_tui.fleet.dispatch import BatchEvent, BatchResult, BatchRunner
-from pistachio_tui.fleet.journal import Journal
+from pistachio_tui.fleet.journal import BatchFolderError, Journal
 from pistachio_tui.fleet.spec import Job
+from pistachio_tui.format import duration, money
 from pistachio_tui.ui.widgets.status_line import StatusLine
 
 COMMANDS: list[tuple[str, str, str]] = [
@@ -76,16 +77,6 @@ def _job_label(job: Job) -> str:
     if job.prompt_text:
         parts.append(job.prompt_text)
     return " ".join(parts) or job.id
-
-
-def format_eta(seconds: float | None) -> str:
-    """``"3m 20s"``, ``"1h 05m"``, or "—" when unknown."""
-    if seconds is None:
-        return "—"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
 
 
 class BatchView(Vertical):
@@ -196,6 +187,10 @@ class BatchView(Vertical):
         ticker = self.set_interval(self.TICK, self._redraw)
         try:
             result = await runner.run()
+        except BatchFolderError as exc:
+            # Another run holds the folder, or it holds another workflow's batch: nothing ran.
+            self.status.show(str(exc), "error")
+            return
         finally:
             ticker.stop()
             await runner.aclose()
@@ -305,10 +300,10 @@ class BatchView(Vertical):
             line.append("  ")
         line.append(f"of {len(self.jobs)}", style="dim")
         if self.running:
-            line.append(f"   ETA {format_eta(self.eta())}")
+            line.append(f"   ETA {duration(self.eta())}")
         priced = [t.cost for t in self.targets.values() if t.cost is not None]
         if priced:
-            line.append(f"   cost so far ${sum(priced):.4f}", style="bold")
+            line.append(f"   cost so far {money(sum(priced), 4)}", style="bold")
         if self.out_dir is not None:
             line.append(f"\nOutput {self.out_dir}", style="dim")
         self.query_one("#batch-summary", Static).update(line)
@@ -324,7 +319,7 @@ class BatchView(Vertical):
             else:
                 state = Text("working" if target.running else "idle", style="green" if target.running else "dim")
             rate = f"{target.done * 60 / elapsed:.1f}" if elapsed and target.done else "—"
-            cost = f"${target.cost:.4f}" if target.cost is not None else "—"
+            cost = money(target.cost, 4)
             table.add_row(Text(target.name), state, str(target.done), str(target.running), rate, cost, key=target.name)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

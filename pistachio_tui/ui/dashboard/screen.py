@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, ProgressBar, Static
 
-from pistachio_tui.comfy.session import HEALTH, ServerSession, SessionUpdate
+from pistachio_tui.comfy.session import ServerSession, SessionUpdate, UpdateKind
 from pistachio_tui.config import ConfigError
 from pistachio_tui.runpod.errors import RunPodError
 from pistachio_tui.ui.base import PistachioScreen
@@ -77,7 +77,7 @@ class DashboardScreen(PistachioScreen):
             self.query_one("#dash-run-title", Static).update(
                 f"[b]{state.prompt_id[:8]}[/b] {esc(node)}\n{progress_line(state)}")
             self.query_one(ProgressBar).update(progress=round(state.fraction * 100, 1))
-        if update is None or update.kind == HEALTH:
+        if update is None or update.kind == UpdateKind.HEALTH:
             self._show_vram(session)
 
     def _show_vram(self, session: ServerSession | None) -> None:

@@ -29,6 +29,7 @@ from pistachio_tui.comfy.errors import ComfyError
 from pistachio_tui.config import ConfigError, Settings, get_secret, state_dir
 from pistachio_tui.fix.flow import FixEvent, FixFlow, FixOptions, FixOutcome
 from pistachio_tui.fix.models_search import ModelCandidate
+from pistachio_tui.format import size
 from pistachio_tui.ui.widgets.status_line import StatusLine
 from pistachio_tui.workflow.deps import ModelNeed
 from pistachio_tui.workflow.load import Workflow
@@ -100,7 +101,7 @@ class ChooseModel(ModalScreen[ModelCandidate | str | None]):
             yield Label(Text(f"Source for {self.need.name}"), classes="dialog-title")
             options = [
                 Option(Text.assemble((c.filename, "bold"), f"  {c.source}",
-                                     (f"  {c.size / 1024 ** 2:,.0f} MB" if c.size else ""),
+                                     (f"  {size(c.size)}" if c.size else ""),
                                      ("  gated" if c.gated else "", "yellow"), f"\n  {c.url}"), id=str(i))
                 for i, c in enumerate(self.candidates)
             ]

@@ -6,7 +6,7 @@ from typing import Any
 
 from textual import on
 
-from pistachio_tui.comfy.session import HEALTH, ServerSession, SessionUpdate
+from pistachio_tui.comfy.session import ServerSession, SessionUpdate, UpdateKind
 from pistachio_tui.gpu.hub import GpuHub
 from pistachio_tui.gpu.nvml import NvmlReader
 from pistachio_tui.ui.base import ViewScreen
@@ -51,7 +51,7 @@ class GpuScreen(ViewScreen):
         return running
 
     def refresh_view(self, update: SessionUpdate | None) -> None:
-        if update is None or update.kind == HEALTH:
+        if update is None or update.kind == UpdateKind.HEALTH:
             self._follow_sessions()
 
     @on(GpuView.FreeMemory)

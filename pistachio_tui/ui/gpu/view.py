@@ -23,6 +23,7 @@ from textual.reactive import reactive
 from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
 
+from pistachio_tui.format import gib
 from pistachio_tui.gpu.hub import GpuHub, HubSnapshot, ServerState
 from pistachio_tui.gpu.nvml import ProcessUsage
 from pistachio_tui.gpu.source import GpuSource, Level
@@ -39,10 +40,6 @@ DEVICE_COLUMNS = ("Device", "VRAM", "Use", "Util", "Temp", "Power", "Peak")
 _LEVEL_STYLE = {Level.OK: "green", Level.WARN: "bold yellow", Level.CRITICAL: "bold red"}
 #: What a ComfyUI server cannot tell (its /system_stats has memory only).
 NOT_FROM_SERVER = "not reported by ComfyUI's /system_stats"
-
-
-def _gib(n_bytes: float | None) -> str:
-    return "?" if n_bytes is None else f"{n_bytes / 1024 ** 3:.1f}G"
 
 
 def _figure(value: float | None, unit: str) -> str:
@@ -62,12 +59,12 @@ def device_cells(source: GpuSource) -> tuple[Text, ...]:
     peak = source.series["vram"].peak() if "vram" in source.series else None
     return (
         name,
-        Text(f"{_gib(source.memory_used)}/{_gib(source.memory_total)}"),
+        Text(f"{gib(source.memory_used)}/{gib(source.memory_total)}"),
         Text("—" if fraction is None else f"{fraction:.0%}", style=level),
         Text(_figure(source.util_percent, "%")),
         Text(_figure(source.temperature_c, "°C")),
         Text(power),
-        Text(_gib(peak) if peak is not None else "—", style="yellow"),
+        Text(gib(peak), style="yellow"),
     )
 
 
@@ -103,7 +100,7 @@ def graph_titles(source: GpuSource) -> dict[str, str]:
     fraction = source.memory_fraction
     return {
         "vram": f"VRAM {'' if fraction is None else f'{fraction:.0%} '}"
-                f"({_gib(source.memory_used)} of {_gib(source.memory_total)})",
+                f"({gib(source.memory_used)} of {gib(source.memory_total)})",
         "util": f"Utilisation {_figure(source.util_percent, '%')}",
         "temperature": f"Temperature {_figure(source.temperature_c, '°C')}",
         "power": f"Power {_figure(source.power_w, 'W')}",
@@ -118,7 +115,7 @@ def detail_text(source: GpuSource) -> Text:
         return text
     if source.peak_percent is not None:
         peak = source.series["vram"].peak() if "vram" in source.series else None
-        text.append(f"  peak {_gib(peak)} ({source.peak_percent:.0f}%)", style="yellow")
+        text.append(f"  peak {gib(peak)} ({source.peak_percent:.0f}%)", style="yellow")
         if source.peak_prompt:
             text.append(f" during prompt {source.peak_prompt[:8]}", style="yellow")
     if source.running_prompt:
@@ -288,7 +285,7 @@ class GpuView(Vertical):
 
     @staticmethod
     def _fill_processes(table: DataTable, processes: tuple[ProcessUsage, ...]) -> None:
-        rows = [(str(p.pid), p.name or "(hidden)", _gib(p.used_bytes)) for p in ranked_processes(processes)]
+        rows = [(str(p.pid), p.name or "(hidden)", gib(p.used_bytes)) for p in ranked_processes(processes)]
         if not rows:
             rows = [("", "no process holds memory on this GPU", "")]
         current = [tuple(str(c) for c in table.get_row_at(i)) for i in range(table.row_count)]

@@ -22,6 +22,7 @@ from textual.worker import Worker, WorkerState
 
 from pistachio_tui import config
 from pistachio_tui.config import ConfigError, ServerConfig, Settings
+from pistachio_tui.format import duration, money
 from pistachio_tui.runpod.api import RunPodClient, load_api_key
 from pistachio_tui.runpod.errors import ApiKeyMissing, RunPodError
 from pistachio_tui.runpod.idle import ActivityResumed, IdleFlagged, IdleGuard
@@ -30,7 +31,6 @@ from pistachio_tui.runpod.monitor import IdleInfo, PodsMonitor, PodsState
 from pistachio_tui.runpod.pods import (
     PodSummary,
     comfy_server,
-    format_duration,
     money_warnings,
     probe_comfy,
     short_gpu_name,
@@ -68,10 +68,6 @@ def is_preset_gpu(gpu: GpuType) -> bool:
     return any(part in name and (memory is None or gpu.memory_in_gb == memory) for part, memory in PRESET_GPUS)
 
 
-def _money(value: float | None, digits: int = 2) -> str:
-    return "—" if value is None else f"${value:,.{digits}f}"
-
-
 def _percent_pair(row: PodSummary) -> str:
     if row.gpu_util_percent is None and row.gpu_memory_percent is None:
         return "—"
@@ -86,8 +82,8 @@ def _status_cell(row: PodSummary, idle: IdleInfo | None) -> Text:
     """The pod's state; an idle running pod shows what its idleness cost, or its auto-stop countdown."""
     if idle is not None and idle.flagged:
         if idle.countdown is not None:
-            return Text(f"stop {format_duration(idle.countdown)}", style="bold red")
-        return Text(f"idle {_money(idle.idle_cost)}", style="bold yellow")
+            return Text(f"stop {duration(idle.countdown)}", style="bold red")
+        return Text(f"idle {money(idle.idle_cost)}", style="bold yellow")
     return Text(row.status, style={"running": "green", "starting": "yellow", "stopped": "dim"}.get(row.status, ""))
 
 
@@ -96,13 +92,13 @@ def account_line(state: PodsState) -> Text:
     account = state.account
     line = Text()
     line.append("Balance ", style="dim")
-    line.append(_money(account.client_balance), style="bold")
+    line.append(money(account.client_balance), style="bold")
     line.append("  spending ", style="dim")
-    line.append(f"{_money(account.current_spend_per_hr)}/h", style="bold")
+    line.append(f"{money(account.current_spend_per_hr)}/h", style="bold")
     if account.hours_left is not None:
-        line.append(f"  ~{format_duration(account.hours_left * 3600)} left", style="dim")
+        line.append(f"  ~{duration(account.hours_left * 3600)} left", style="dim")
     if account.spend_limit is not None:
-        line.append(f"  limit {_money(account.spend_limit, 0)}/h", style="dim")
+        line.append(f"  limit {money(account.spend_limit, 0)}/h", style="dim")
     running = sum(1 for row in state.rows if row.desired_status == "RUNNING")
     line.append(f"  {running}/{len(state.rows)} running", style="dim")
     return line
@@ -182,10 +178,10 @@ class PodsView(Vertical):
     def compose(self) -> ComposeResult:
         yield Static("Connecting to RunPod…", id="pods-account")
         yield Static("", id="pods-nokey")
-        table = DataTable(id="pods-table", cursor_type="row", zebra_stripes=True)
+        table: DataTable[object] = DataTable(id="pods-table", cursor_type="row", zebra_stripes=True)
         table.add_columns("Name", "GPU", "Status", "Up", "$/h", "Spent~", "Use%", "Comfy")
         yield table
-        prices = DataTable(id="pods-prices", cursor_type="row")
+        prices: DataTable[object] = DataTable(id="pods-prices", cursor_type="row")
         prices.add_columns("★", "GPU", "VRAM", "On-demand", "Spot", "Clouds")
         yield prices
         yield Static("", id="pods-detail")
@@ -263,7 +259,7 @@ class PodsView(Vertical):
             if isinstance(action, IdleFlagged):
                 self.app.notify(
                     f"{names.get(action.pod_id, action.pod_id)} has been idle "
-                    f"{format_duration(action.idle_seconds)} ({_money(action.idle_cost)} spent idle)",
+                    f"{duration(action.idle_seconds)} ({money(action.idle_cost)} spent idle)",
                     title="Idle pod", severity="warning")
             elif isinstance(action, ActivityResumed):
                 self.status.show(f"{names.get(action.pod_id, action.pod_id)} is busy again", "ok")
@@ -303,8 +299,8 @@ class PodsView(Vertical):
             gpu,
             _status_cell(row, idle),
             row.uptime,
-            _money(row.cost_per_hr),
-            _money(row.spend_estimate) if row.uptime_seconds else "—",
+            money(row.cost_per_hr),
+            money(row.spend_estimate) if row.uptime_seconds else "—",
             _percent_pair(row),
             comfy,
         ]
@@ -345,10 +341,10 @@ class PodsView(Vertical):
         text.append(f"\nSSH {row.ssh}" if row.ssh else "\nSSH — (pod not running)")
         idle = self.state.idle.get(row.id) if self.state is not None else None
         if idle is not None and idle.flagged:
-            text.append(f"\nIdle {format_duration(idle.idle_seconds)}, {_money(idle.idle_cost)} spent idle",
+            text.append(f"\nIdle {duration(idle.idle_seconds)}, {money(idle.idle_cost)} spent idle",
                         style="bold yellow")
             if idle.countdown is not None:
-                text.append(f" — auto-stop in {format_duration(idle.countdown)} (k cancels)", style="bold red")
+                text.append(f" — auto-stop in {duration(idle.countdown)} (k cancels)", style="bold red")
         detail.update(text)
 
     def _need_selection(self) -> PodSummary | None:
@@ -498,8 +494,8 @@ class PodsView(Vertical):
                 Text("★", style="bold yellow") if preset else "",
                 Text(gpu.display_name, style=style),
                 f"{gpu.memory_in_gb} GB",
-                Text(f"{_money(gpu.on_demand_price)}/h" if gpu.on_demand_price else "unavailable", style=style),
-                f"{_money(gpu.spot_price)}/h" if gpu.spot_price else "—",
+                Text(f"{money(gpu.on_demand_price)}/h" if gpu.on_demand_price else "unavailable", style=style),
+                f"{money(gpu.spot_price)}/h" if gpu.spot_price else "—",
                 clouds or "—",
                 key=gpu.id,
             )

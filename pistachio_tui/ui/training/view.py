@@ -23,6 +23,7 @@ from textual.worker import Worker, WorkerState
 from textual_plotext import PlotextPlot
 
 from pistachio_tui.config import Settings
+from pistachio_tui.format import duration
 from pistachio_tui.training.converge import Convergence
 from pistachio_tui.training.dataset import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from pistachio_tui.training.errors import PromoteRefused, TrainingError
@@ -77,8 +78,7 @@ def summary_line(state: RunState) -> Text:
     if state.it_per_s:
         line.append(f"  {state.it_per_s:.2f} it/s", style="dim")
     if state.eta_s:
-        minutes, seconds = divmod(int(state.eta_s), 60)
-        line.append(f"  ETA {minutes // 60}h {minutes % 60:02d}m" if minutes >= 60 else f"  ETA {minutes}m {seconds:02d}s")
+        line.append(f"  ETA {duration(state.eta_s)}")
     if state.loss_ema is not None:
         line.append(f"  loss {state.loss_ema:.4f}", style="dim")
     if state.status == "caching" and state.step is None:

@@ -7,11 +7,11 @@ from textual.widgets import Tab, Tabs
 #: Mode id, label — in number-key order.
 SCREENS: list[tuple[str, str]] = [
     ("servers", "Servers"), ("workflows", "Workflows"), ("queue", "Queue"), ("gpu", "GPU"),
-    ("fix", "Fix"), ("training", "Training"), ("pods", "Pods"), ("batch", "Batch"),
+    ("fix", "Fix"), ("training", "Training"), ("pods", "Pods"), ("batch", "Batch"), ("history", "History"),
 ]
 #: Three-letter labels for narrow terminals, so every tab stays visible.
 SHORT = {"servers": "Srv", "workflows": "Wfl", "queue": "Que", "gpu": "GPU", "fix": "Fix", "training": "Trn",
-         "pods": "Pod", "batch": "Bat"}
+         "pods": "Pod", "batch": "Bat", "history": "Hst"}
 
 
 def tab_labels(current: str, width: int) -> list[str]:
@@ -31,7 +31,7 @@ def tab_labels(current: str, width: int) -> list[str]:
 
 
 class NavBar(Tabs):
-    """Tabs that never take focus: the keyboard reaches screens with 1–8."""
+    """Tabs that never take focus: the keyboard reaches screens with their number keys."""
 
     can_focus = False
 
