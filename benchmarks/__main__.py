@@ -67,7 +67,12 @@ def main(argv: list[str] | None = None) -> int:
         for item in json.loads(proc.stdout):
             item.pop("ratio", None)
             figures.append(Figure(**item))
-    print(format_table(figures))
+    main_rows = [f for f in figures if not f.name.startswith("scale: ")]
+    if main_rows:
+        print(format_table(main_rows))
+    if len(main_rows) < len(figures):
+        print("\nHow cost grows (each size against the smallest, or against its yardstick)\n")
+        print(format_table(f for f in figures if f.name.startswith("scale: ")))
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / time.strftime("%Y%m%d-%H%M%S.json")
     out.write_text(json.dumps([f.as_dict() for f in figures], indent=2))

@@ -6,7 +6,11 @@ Two servers, both aiohttp in a child process:
   ``FileResponse`` (sendfile), as fast as loopback goes;
 - **throttled**: the same file, each connection held to ``THROTTLE`` bytes per
   second (as many mirrors and CDNs limit each connection), ``Range`` honoured.
-  Here parallel ranged downloads should win by about the number of connections.
+  Here parallel ranged downloads should win by about the number of connections
+  (up to ``CONNECTIONS``, one per 16 MB).
+
+On loopback our download keeps to its first connection (it would finish the
+rest within a second on its own), so that row measures one stream.
 
 Pistachio's download writes ``.part``, checks the size, sha256 and safetensors
 header, and renames, as it always does; curl only writes. A bare httpx

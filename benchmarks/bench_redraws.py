@@ -97,8 +97,13 @@ def serve(ready: multiprocessing.Queue) -> None:
     async def ws(request: web.Request) -> web.WebSocketResponse:
         sock = web.WebSocketResponse()
         await sock.prepare(request)
-        # Only a reader sees the client's close frame: the app hangs up when it exits.
-        hangup = asyncio.create_task(sock.receive())
+        # Only a reader sees the client's close frame: the app hangs up when it exits. What the
+        # client sends before (its feature flags, as ComfyUI's frontend does) is read and ignored.
+        async def until_closed() -> None:
+            async for _message in sock:
+                pass
+
+        hangup = asyncio.create_task(until_closed())
         with contextlib.suppress(ConnectionError):
             await sock.send_str(status(0, request.query.get("clientId", "flood")))
             while not hangup.done():

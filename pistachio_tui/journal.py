@@ -26,7 +26,6 @@ from typing import Any
 
 from pistachio_tui.comfy.tracker import PromptState
 from pistachio_tui.comfy.types import HistoryEntry, OutputFile
-from pistachio_tui.workflow.edit import find_params
 
 #: Bounds a new user gets: plenty for months of work, a few hundred MB at most.
 DEFAULT_MAX_ENTRIES = 200_000
@@ -77,6 +76,9 @@ class JournalEntry:
 
 def describe_prompt(prompt: dict[str, Any]) -> tuple[int | None, str | None, tuple[str, ...]]:
     """The first seed, the positive prompt text and the model files of an API prompt."""
+    # The workflow modules load on the first prompt described, not with the journal (start-up).
+    from pistachio_tui.workflow.edit import find_params
+
     seed: int | None = None
     positive: str | None = None
     fallback_text: str | None = None

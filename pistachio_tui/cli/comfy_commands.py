@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import asdict
@@ -251,6 +252,10 @@ class _Lost(Exception):
     """The server no longer knows the prompt (it restarted while we were away)."""
 
 
+def _readable_file(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.R_OK)
+
+
 async def run_command(args: argparse.Namespace) -> int:
     """``pistachio run``."""
     import asyncio
@@ -262,10 +267,13 @@ async def run_command(args: argparse.Namespace) -> int:
     try:
         workflow = load_run_file(args.file)
     except WorkflowError as exc:
+        # A file that is not there is the caller's mistake, not the server's refusal: scripts
+        # branching on "rejected" must not retry a typo'd path against another server.
+        unreadable = not _readable_file(Path(args.file))
         if args.json:
-            _emit_json({"status": "rejected", "error": str(exc)})
+            _emit_json({"status": "unreadable" if unreadable else "rejected", "error": str(exc)})
         print(exc, file=sys.stderr)
-        return exit_codes.REJECTED
+        return exit_codes.NO_INPUT if unreadable else exit_codes.REJECTED
     resolved = settings_or_usage(args)
     if isinstance(resolved, int):
         return resolved

@@ -7,24 +7,29 @@ DiffusionPipe run "trains" in another thread, and both share a throwaway
 ComfyUI folder, so a promoted LoRA shows up in the simulated server's list.
 A "downloaded" workflow with two missing node packs and missing models sits in
 a scratch workflows folder, so the fix flow can be tried end to end (its
-models come from a simulated local file host).
+models come from a simulated local file host). A simulated RunPod account
+(three pods, all named SIMULATED) fills the Pods screen; every RunPod address
+and the key point at it only inside this process.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import tempfile
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pistachio_tui.config import Settings
+    from pistachio_tui.sim.runpod import FakeRunPod
     from pistachio_tui.sim.server import SimServer
 
 DEMO_LABEL = "SIMULATED ComfyUI — demo, no real GPU"
@@ -36,6 +41,11 @@ DEMO_RUN = "SIMULATED-demo-lora"
 #: watch the curves move, short enough to see the run converge and complete.
 TRAIN_STEP_SECONDS = 0.3
 TRAIN_EPOCHS, TRAIN_STEPS_PER_EPOCH = 30, 20
+#: Obviously not a RunPod key, and set only inside the demo process.
+DEMO_RUNPOD_KEY = "SIMULATED-demo-key-not-a-real-RunPod-key"
+DEMO_COMFY_POD = "sim0comfy4090"
+#: The shortest idle time the settings allow, so the demo's idle pod gets flagged within a minute.
+DEMO_IDLE_MINUTES = 1.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -162,6 +172,8 @@ class Demo:
     run_dir: Path
     #: The broken workflow the fix flow repairs in the demo.
     broken_workflow: Path
+    #: The simulated RunPod account the Pods screen shows.
+    runpod: FakeRunPod
 
 
 def start_training(output_dir: Path, stop: threading.Event, step_seconds: float) -> tuple[Path, threading.Thread]:
@@ -192,6 +204,47 @@ def start_training(output_dir: Path, stop: threading.Event, step_seconds: float)
 
 
 @contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    """Set ``values`` in the environment while the demo runs, and put back what was there."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def simulated_runpod(comfy_url: str) -> FakeRunPod:
+    """The demo's RunPod account: a pod whose ComfyUI is the demo's simulated server, an idle one
+    still billing (so the idle flag and a stop can be tried) and a stopped one (to start)."""
+    from pistachio_tui.sim.runpod import FakeRunPod, make_pod
+
+    pods = [
+        make_pod(DEMO_COMFY_POD, "SIMULATED comfy-4090", gpu_util=87.0, memory_util=61.0, uptime=7380),
+        make_pod("sim0idle0a100", "SIMULATED idle-a100", gpu="NVIDIA A100 80GB PCIe", cost_per_hr=1.64,
+                 gpu_util=0.0, uptime=5400, public_ip=None),
+        make_pod("sim0stopped40", "SIMULATED stopped-a40", gpu="NVIDIA A40", cost_per_hr=0.39, running=False),
+    ]
+    # graphql-core is a test dependency: the demo's answers come from the same code either way.
+    # A balance that lasts days at this spend: the low-balance warning is not what the demo is about.
+    runpod = FakeRunPod(api_key=DEMO_RUNPOD_KEY, pods=pods, balance=120.0,
+                        validate_schema=find_spec("graphql") is not None)
+    runpod.proxied[DEMO_COMFY_POD] = comfy_url
+    return runpod
+
+
+def runpod_environ(runpod: FakeRunPod) -> dict[str, str]:
+    """Every RunPod address and the key, pointed at the simulated RunPod (nothing reaches RunPod)."""
+    base = runpod.url.removesuffix("/graphql")
+    return {"RUNPOD_API_URL": runpod.url, "RUNPOD_REST_URL": f"{base}/v2", "RUNPOD_PROXY_URL": runpod.proxy_url,
+            "RUNPOD_SERVERLESS_URL": base, "RUNPOD_API_KEY": runpod.api_key}
+
+
+@contextmanager
 def demo_session(*, step_delay: float = 0.3, autorun: bool = True,
                  train_step_seconds: float = TRAIN_STEP_SECONDS) -> Iterator[Demo]:
     """The simulator, the training run and a scratch ComfyUI folder, all removed on exit."""
@@ -199,7 +252,7 @@ def demo_session(*, step_delay: float = 0.3, autorun: bool = True,
     from pistachio_tui.sim.demo_fix import ModelHost
 
     with (tempfile.TemporaryDirectory(prefix="pistachio-demo-", ignore_cleanup_errors=True) as tmp,
-          data_dir_set_to(Path(tmp) / "data")):
+          data_dir_set_to(Path(tmp) / "data"), ExitStack() as stack):
         scratch = Path(tmp)
         comfy_dir = scratch / "ComfyUI"
         models_dir = comfy_dir / "models"
@@ -209,7 +262,10 @@ def demo_session(*, step_delay: float = 0.3, autorun: bool = True,
         trainer: threading.Thread | None = None
         url = sim.start()
         host = ModelHost()
+        runpod = simulated_runpod(url)
         try:
+            sim.call(runpod.start())
+            stack.enter_context(_environ(runpod_environ(runpod)))
             stock_bundled_models(sim.server)
             broken = write_broken_workflow(scratch / "workflows", sim.call(host.start()))
             if autorun:
@@ -222,10 +278,14 @@ def demo_session(*, step_delay: float = 0.3, autorun: bool = True,
                 theme=user.theme,
                 workflow_dirs=[broken.parent, *user.workflow_dirs],
                 comfy_dir=comfy_dir,
+                idle_minutes=DEMO_IDLE_MINUTES,
                 path=scratch / "settings.toml",
             )
-            yield Demo(settings, sim, scratch, comfy_dir, run_dir, broken)
+            yield Demo(settings, sim, scratch, comfy_dir, run_dir, broken, runpod)
         finally:
+            # The environment goes back before the simulated RunPod stops answering.
+            stack.close()
+            sim.call(runpod.stop())
             stop.set()
             # The trainer must stop writing before its folder is removed under it.
             if trainer is not None:

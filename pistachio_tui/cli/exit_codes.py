@@ -7,6 +7,8 @@ FAILED = 1
 REJECTED = 2
 #: The server (ComfyUI, RunPod, a download host) could not be reached.
 UNREACHABLE = 3
+#: An input file named on the command line does not exist or cannot be read (sysexits' EX_NOINPUT).
+NO_INPUT = 66
 #: The command line or the configuration is wrong.
 USAGE = 64
 #: A bug: an exception Pistachio did not plan for (details in the debug log).

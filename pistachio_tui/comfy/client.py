@@ -7,7 +7,9 @@ failure turned into a typed ``ComfyError`` whose message says what to check.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import ssl
 import uuid
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -45,6 +47,16 @@ API_DEADLINE_FACTOR = 3
 #: ``view`` may take this many times the client's timeout in all (outputs can be large).
 VIEW_DEADLINE_FACTOR = 30
 
+@functools.cache
+def shared_tls_context() -> ssl.SSLContext:
+    """One verifying TLS context (httpx's defaults) for every client in the process.
+
+    Each ``httpx.AsyncClient`` would otherwise load the CA bundle again: tens of
+    milliseconds per server, so start-up grew with every configured server.
+    """
+    return httpx.create_ssl_context()
+
+
 class ComfyClient:
     """REST API of one ComfyUI server.
 
@@ -61,7 +73,7 @@ class ComfyClient:
         self.client_id = client_id or uuid.uuid4().hex
         self.timeout = timeout
         self._http = httpx.AsyncClient(base_url=self.base_url, headers=self.headers, timeout=timeout,
-                                       transport=transport)
+                                       transport=transport, verify=shared_tls_context())
         self._object_info: dict[str, dict[str, Any]] | None = None
         self._object_info_lock = asyncio.Lock()
         #: Learnt on first use: None until then, False when this server lacks the route.

@@ -35,6 +35,7 @@ from pistachio_tui.comfy.stream import Backoff, EventStream
 from pistachio_tui.comfy.tracker import PromptState, PromptTracker
 from pistachio_tui.comfy.types import JOB_COMPLETED, JOB_FAILED, HistoryEntry, Job, LogEntry, QueueState, SystemStats
 from pistachio_tui.config import ServerConfig
+from pistachio_tui.failures import cancelled_meanwhile, unexpected_reason
 
 CONNECTED = "connected"
 RECONNECTING = "reconnecting"
@@ -100,6 +101,8 @@ class ServerSession:
         #: Fraction of the first device's VRAM in use, one sample per health poll.
         self.vram_used: deque[float] = deque(maxlen=max_samples)
         self._ws_up = False
+        #: Why the live event stream last broke with an error nothing expected ("" when it did not).
+        self._stream_error = ""
         self._stream = EventStream(self.client, backoff=backoff)
         self._subscribers: list[Subscriber] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -340,10 +343,16 @@ class ServerSession:
                     await self.refresh_history()
                     first = False
                 self._set_state(CONNECTED if self._ws_up else RECONNECTING,
-                                "" if self._ws_up else "waiting for the live event stream")
+                                "" if self._ws_up else self._stream_error or "waiting for the live event stream")
                 self._emit(UpdateKind.HEALTH)
             except ComfyError as exc:
                 self._set_state(DOWN, exc.message)
+            except Exception as exc:
+                # Anything else (a URL the HTTP library cannot use, a bug in a parser) must not end
+                # the loop: the server would read "connecting" forever with no reason given.
+                if cancelled_meanwhile():
+                    raise asyncio.CancelledError from exc
+                self._set_state(DOWN, unexpected_reason(exc))
             self._poke.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poke.wait(), self.health_interval)
@@ -363,16 +372,35 @@ class ServerSession:
             self.vram_used.append(1 - device.vram_free / device.vram_total)
 
     async def _event_loop(self) -> None:
-        async for event in self._stream:
+        while True:
             try:
-                await self._on_event(event)
-            except ComfyError as exc:
-                # A REST follow-up failed mid-event: the health poll reports the outage.
-                self.reason = exc.message
+                async for event in self._stream:
+                    try:
+                        await self._on_event(event)
+                    except ComfyError as exc:
+                        # A REST follow-up failed mid-event: the health poll reports the outage.
+                        self.reason = exc.message
+                    except Exception as exc:
+                        # One event we could not handle must not stop us hearing the next ones.
+                        if cancelled_meanwhile():
+                            raise asyncio.CancelledError from exc
+                        self.reason = unexpected_reason(exc)
+                        self._emit(UpdateKind.HEALTH)
+                return
+            except Exception as exc:
+                # The stream itself broke: say why (the health poll keeps showing it) and open a new one.
+                if cancelled_meanwhile():
+                    raise asyncio.CancelledError from exc
+                self._ws_up = False
+                self._stream_error = f"the live event stream failed: {unexpected_reason(exc)}"
+                if self.state != DOWN:
+                    self._set_state(RECONNECTING, self._stream_error)
+            await asyncio.sleep(self.health_interval)
 
     async def _on_event(self, event: Event) -> None:
         if isinstance(event, Connected):
             self._ws_up = True
+            self._stream_error = ""
             if self.stats is not None:
                 self._set_state(CONNECTED)
             if self._logs_subscribed:

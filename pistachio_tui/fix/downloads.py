@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import hashlib
 import os
 import shutil
+import ssl
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -38,6 +40,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from pistachio_tui.fix.content import NotAModel, check_file
@@ -51,8 +54,13 @@ CHUNK_SIZE = 1024 * 1024
 RETRIES = 3
 #: Received bytes allowed to wait for the disk before the download waits for it.
 WRITE_BATCH = 4 * 1024 * 1024
-#: Connections for one large file when the server honours ``Range``.
-CONNECTIONS = 4
+#: Most bytes one socket read may return: httpcore's default (64 KiB) costs a pass through its
+#: parser, its timeout scope and our loop per 64 KiB, which caps one stream far below loopback speed.
+READ_SIZE = 1024 * 1024
+#: Seconds between two progress reports.
+PROGRESS_EVERY_S = 0.1
+#: Most connections for one large file when the server honours ``Range`` (files of 128 MB and more use all).
+CONNECTIONS = 8
 #: Files smaller than this come over one connection: more would not pay for their set-up.
 PARALLEL_MIN = 32 * 1024 * 1024
 MAX_REDIRECTS = 10
@@ -247,24 +255,28 @@ class PartWriter:
 
     A write can stall for long on a network volume or under writeback pressure,
     and sha256 costs CPU for every byte: neither may run on the event loop the
-    UI shares. One write runs at a time and takes everything received so far,
-    so the file keeps up with the network and a slow disk gets bigger batches;
-    past ``WRITE_BATCH`` bytes waiting, the download waits for the disk.
+    UI shares (hashlib and file writes release the GIL on large buffers, so the
+    thread runs beside the loop). One write runs at a time and takes every
+    chunk received so far, without copying them on the loop, so the file keeps
+    up with the network and a slow disk gets bigger batches; past
+    ``WRITE_BATCH`` bytes waiting, the download waits for the disk.
     """
 
     def __init__(self, fh: BinaryIO, digest: hashlib._Hash) -> None:
         self._fh = fh
         self._digest = digest
-        self._pending = bytearray()
+        self._pending: list[bytes] = []
+        self._pending_size = 0
         self._drainer: asyncio.Task[None] | None = None
 
     async def add(self, chunk: bytes) -> None:
-        self._pending += chunk
+        self._pending.append(chunk)
+        self._pending_size += len(chunk)
         if self._drainer is None or self._drainer.done():
             if self._drainer is not None:
                 self._drainer.result()  # a failed write (disk full) surfaces here
             self._drainer = asyncio.create_task(self._drain())
-        elif len(self._pending) >= WRITE_BATCH:
+        elif self._pending_size >= WRITE_BATCH:
             await asyncio.shield(self._drainer)
 
     async def flush(self) -> None:
@@ -275,13 +287,67 @@ class PartWriter:
 
     async def _drain(self) -> None:
         while self._pending:
-            data = bytes(self._pending)
-            self._pending.clear()
-            await asyncio.to_thread(self._write, data)
+            chunks, self._pending, self._pending_size = self._pending, [], 0
+            await asyncio.to_thread(self._write, chunks)
 
-    def _write(self, data: bytes) -> None:
-        self._fh.write(data)
-        self._digest.update(data)
+    def _write(self, chunks: list[bytes]) -> None:
+        for chunk in chunks:
+            self._fh.write(chunk)
+            self._digest.update(chunk)
+
+
+class ProgressReporter:
+    """Progress of one download, told at most every ``PROGRESS_EVERY_S`` (and always at the end).
+
+    Chunks arrive thousands of times a second on a fast link; a report per
+    chunk would cost more than the bytes and flood the UI with stale states.
+    """
+
+    def __init__(self, job_url: str, target: Path, callback: ProgressCallback | None, total: int | None,
+                 resumed_from: int) -> None:
+        self._url, self._target, self._callback = job_url, target, callback
+        self.total, self.resumed_from, self.done = total, resumed_from, resumed_from
+        self.connections = 1
+        self._meter = SpeedMeter()
+        self._told_at = -PROGRESS_EVERY_S
+
+    def add(self, n: int) -> None:
+        self.done += n
+        if self._callback is None:
+            return
+        now = time.monotonic()
+        if now - self._told_at >= PROGRESS_EVERY_S or self.done == self.total:
+            self._told_at = now
+            self.tell()
+
+    def tell(self) -> None:
+        """Report the current state now (the last one, after the final bytes)."""
+        if self._callback is None:
+            return
+        speed = self._meter.add(self.done)
+        total = self.total
+        eta = (total - self.done) / speed if total and speed > 0 else None
+        self._callback(DownloadProgress(self._url, self._target, self.done, total, speed, eta,
+                                        self.resumed_from, self.connections))
+
+
+def read_in_large_blocks() -> None:
+    """Let httpx read up to ``READ_SIZE`` bytes at once on HTTP/1.1 connections.
+
+    httpcore has no per-client setting for this, only its class attribute. A
+    read returns what the socket holds, up to that size, without waiting for
+    more, so the ComfyUI clients sharing the process see no change but fewer
+    passes on a busy stream.
+    """
+    if httpcore.AsyncHTTP11Connection.READ_NUM_BYTES < READ_SIZE:
+        httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = READ_SIZE
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """httpx's default TLS settings, built once: loading the trust store costs tens of
+    milliseconds, paid by every download that brings its own client."""
+    return httpx.create_ssl_context()
 
 
 def check_free_space(folder: Path, needed: int) -> None:
@@ -418,12 +484,13 @@ async def download(
     a Bearer token to Hugging Face hosts only (on every redirect hop too). When
     the server announces a sha256 (Hugging Face LFS files do) it is checked even
     if ``sha256`` is not given. Files of ``PARALLEL_MIN`` bytes or more come
-    over up to ``connections`` ranged connections. Raises :class:`DownloadError`
+    over up to ``connections`` ranged connections (``ranges.span_count``). Raises :class:`DownloadError`
     subclasses; on cancellation or a dropped connection the ``.part`` file is
     kept for resume.
     """
     from pistachio_tui.fix import ranges
 
+    read_in_large_blocks()
     verifier = Verifier(expected_size, sha256, target.name)
     if target.is_symlink():
         raise UnsafePath(f"Refusing to write {target}: it is a symlink; remove it and retry.")
@@ -432,7 +499,8 @@ async def download(
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     owns_client = client is None
-    http = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)))
+    http = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
+                                       verify=tls_context())
     job = ranges.Job(http, url, target, token, verifier, progress, max(1, connections), retries)
     try:
         attempt = 0

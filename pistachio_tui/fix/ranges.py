@@ -30,10 +30,9 @@ from pistachio_tui.fix.downloads import (
     PARALLEL_MIN,
     Answer,
     DownloadError,
-    DownloadProgress,
     PartWriter,
     ProgressCallback,
-    SpeedMeter,
+    ProgressReporter,
     UnsafePath,
     Verifier,
     WrongContent,
@@ -49,8 +48,13 @@ from pistachio_tui.fix.downloads import (
 )
 from pistachio_tui.safefiles import UnsafeFile, atomic_write, open_own_regular
 
-#: Bytes a span gathers before one write at its offset (in a thread).
-SPAN_WRITE = 1024 * 1024
+#: Bytes a span gathers before one write at its offset (in a thread, while it reads the next ones).
+SPAN_WRITE = 2 * 1024 * 1024
+#: How often the first connection's rate is looked at before more connections are opened.
+SPLIT_PROBE_S = 0.2
+#: More connections are opened once one alone would take longer than this for the rest of the file
+#: (0: all of them at once).
+SPLIT_IF_LONGER_S = 1.0
 #: How often the spans' progress is saved beside the ``.part``.
 PLAN_SAVE_EVERY_S = 1.0
 _TRANSIENT = (httpx.TimeoutException, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
@@ -213,17 +217,26 @@ async def _first_answer(job: Job, answer: Answer, have: int) -> None:
     if total is not None:
         check_free_space(job.target.parent, total - have)
     if answer.status == 206 and have == 0 and total is not None and total >= PARALLEL_MIN and job.connections > 1:
-        await _parallel(job, Plan.split(total, job.connections), answer)
+        await _parallel(job, Plan.split(total, span_count(total, job.connections)), answer)
         return
     await _single(job, answer, have, total)
+
+
+def span_count(total: int, connections: int) -> int:
+    """Connections for a file of ``total`` bytes: one per half ``PARALLEL_MIN``, up to ``connections``.
+
+    A server that limits each connection makes the download as fast as the
+    connections it has; a span much smaller than that would spend more on its
+    set-up than it saves.
+    """
+    return max(2, min(connections, total // (PARALLEL_MIN // 2)))
 
 
 async def _single(job: Job, answer: Answer, have: int, total: int | None) -> None:
     """The rest of the file over this one connection, appended to the ``.part`` and hashed on the way."""
     part = job.part
     digest = (await asyncio.to_thread(_hash_prefix, part)) if have else hashlib.sha256()
-    meter = SpeedMeter()
-    resumed_from = done = have
+    progress = ProgressReporter(job.url, job.target, job.progress, total, have)
     try:
         with open_part(part, resume=bool(have)) as fh:
             writer = PartWriter(fh, digest)
@@ -231,18 +244,15 @@ async def _single(job: Job, answer: Answer, have: int, total: int | None) -> Non
                 # No chunk size: httpx would hold bytes back to fill a chunk and lose them on a drop.
                 async for chunk in answer.response.aiter_bytes():
                     await writer.add(chunk)
-                    done += len(chunk)
-                    if job.progress is not None:
-                        speed = meter.add(done)
-                        eta = (total - done) / speed if total and speed > 0 else None
-                        job.progress(DownloadProgress(job.url, job.target, done, total, speed, eta, resumed_from))
+                    progress.add(len(chunk))
             finally:
                 # What arrived is kept even on a drop or a cancel, so a resume starts after it.
                 await writer.flush()
+                progress.tell()
     except OSError as exc:
         raise write_error(exc, part, job.target) from None
-    if total is not None and done < total:
-        raise Dropped(f"connection closed at {done} of {total} bytes")
+    if total is not None and progress.done < total:
+        raise Dropped(f"connection closed at {progress.done} of {total} bytes")
     await asyncio.to_thread(finish, part, job.target, job.verifier, digest.hexdigest())
 
 
@@ -254,24 +264,34 @@ def _hash_prefix(path: Path) -> hashlib._Hash:
     return digest
 
 
-class _Progress:
-    """The spans' bytes added up, reported as one download."""
+class _Progress(ProgressReporter):
+    """The spans' bytes added up, reported as one download; which spans have a connection."""
 
-    def __init__(self, job: Job, plan: Plan) -> None:
-        self.job, self.plan = job, plan
-        self.resumed_from = self.done = plan.done
-        self.meter = SpeedMeter()
-        self.connections = sum(1 for span in plan.spans if span.left)
+    def __init__(self, job: Job, plan: Plan, *, hash_prefix: bool) -> None:
+        super().__init__(job.url, job.target, job.progress, plan.total, plan.done)
+        self.plan = plan
         #: Writes running in threads: the file must not close under them.
         self.writes: set[asyncio.Future[None]] = set()
+        self.started: set[int] = set()
+        #: sha256 of the file's first ``prefix_end`` bytes, fed by the span at offset 0 as it writes,
+        #: so only the rest is read back to verify the file (None: a resumed plan, hashed whole).
+        self.prefix = hashlib.sha256() if hash_prefix else None
+        self.prefix_end = 0
 
-    def add(self, n: int) -> None:
-        self.done += n
-        if self.job.progress is not None:
-            speed = self.meter.add(self.done)
-            eta = (self.plan.total - self.done) / speed if speed > 0 else None
-            self.job.progress(DownloadProgress(self.job.url, self.job.target, self.done, self.plan.total, speed,
-                                               eta, self.resumed_from, self.connections))
+    def start(self, span: Span) -> None:
+        self.started.add(span.start)
+        self.connections = len(self.started)
+
+    def absorb(self, span: Span) -> bool:
+        """Extend ``span`` over the next one if no connection has started it yet (its answer
+        runs to the end of the file, so the same connection carries on)."""
+        spans = self.plan.spans
+        after = [other for other in spans if other.start == span.end]
+        if not after or after[0].start in self.started:
+            return False
+        span.end = after[0].end
+        spans.remove(after[0])
+        return True
 
 
 async def _parallel(job: Job, plan: Plan, first: Answer | None) -> None:
@@ -288,11 +308,23 @@ async def _parallel(job: Job, plan: Plan, first: Answer | None) -> None:
         raise UnsafePath(f"Refusing to write through {part}: {exc.strerror}.") from None
     except OSError as exc:
         raise write_error(exc, part, job.target) from None
-    progress = _Progress(job, plan)
+    progress = _Progress(job, plan, hash_prefix=first is not None and bool(job.verifier.sha256))
+    tasks: list[asyncio.Task[None]] = []
+
+    def start(span: Span, answer: Answer | None) -> None:
+        progress.start(span)
+        tasks.append(asyncio.create_task(_span(job, fd, plan, span, answer, progress)))
+
     try:
-        tasks = [asyncio.create_task(_span(job, fd, plan, span, first if i == 0 else None, progress))
-                 for i, span in enumerate(plan.spans) if span.left]
         try:
+            if first is not None:
+                start(plan.spans[0], first)
+                await _until_worth_splitting(progress, tasks[0])
+                if tasks[0].done():
+                    tasks[0].result()  # its failure, before opening more connections
+            for span in list(plan.spans):
+                if span.left and span.start not in progress.started:
+                    start(span, None)
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:
@@ -318,7 +350,39 @@ async def _parallel(job: Job, plan: Plan, first: Answer | None) -> None:
         if part.exists():
             await asyncio.shield(asyncio.to_thread(plan.save, job.plan_path))
     job.plan_path.unlink(missing_ok=True)
-    await asyncio.to_thread(finish, part, job.target, job.verifier, None)
+    digest = None
+    if progress.prefix is not None:
+        digest = await asyncio.to_thread(_hash_rest, part, progress.prefix, progress.prefix_end)
+    await asyncio.to_thread(finish, part, job.target, job.verifier, digest)
+
+
+async def _until_worth_splitting(progress: _Progress, first: asyncio.Task[None]) -> None:
+    """Let the first connection run alone while it would finish the file soon on its own.
+
+    On a fast link more connections only share the same CPU (and the file's
+    sha256 then cannot be computed on the way); on a server that holds each
+    connection to a rate they multiply the speed. The first connection's rate
+    over its first moments tells which case this is.
+    """
+    if SPLIT_IF_LONGER_S <= 0:
+        return
+    seen, seen_at = progress.done, time.monotonic()
+    while not first.done():
+        await asyncio.wait([first], timeout=SPLIT_PROBE_S)
+        now = time.monotonic()
+        # The rate of the last moments, so a connection that stalls after a fast start still splits.
+        rate = (progress.done - seen) / max(now - seen_at, 1e-3)
+        seen, seen_at = progress.done, now
+        if not first.done() and (progress.plan.total - progress.done) > rate * SPLIT_IF_LONGER_S:
+            return
+
+
+def _hash_rest(part: Path, digest: hashlib._Hash, offset: int) -> str:
+    with part.open("rb") as fh:
+        fh.seek(offset)
+        for block in iter(lambda: fh.read(4 * 1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _discard(job: Job) -> None:
@@ -333,7 +397,7 @@ async def _span(job: Job, fd: int, plan: Plan, span: Span, answer: Answer | None
         try:
             if answer is not None:
                 first, answer = answer, None
-                await _pump(job, fd, plan, span, first, progress)
+                await _pump(job, fd, plan, span, first, progress, open_ended=True)
                 continue
             position = span.start + span.done
             headers = {"Accept-Encoding": "identity", "Range": f"bytes={position}-{span.end - 1}"}
@@ -348,7 +412,7 @@ async def _span(job: Job, fd: int, plan: Plan, span: Span, answer: Answer | None
                         _RangesRefused("the server answered a Range request without the file's size")
                 if start != position:
                     raise _RangesRefused(f"the server sent byte {start} on, not {position} on")
-                await _pump(job, fd, plan, span, reply, progress)
+                await _pump(job, fd, plan, span, reply, progress, open_ended=False)
         except _TRANSIENT as exc:
             cuts += 1
             if cuts > job.retries:
@@ -362,38 +426,76 @@ async def _span(job: Job, fd: int, plan: Plan, span: Span, answer: Answer | None
                 raise Dropped(f"one of {len(plan.spans)} connections kept ending early")
 
 
-async def _pump(job: Job, fd: int, plan: Plan, span: Span, answer: Answer, progress: _Progress) -> None:
-    """Copy ``answer``'s body into ``span`` until it is full or the body ends."""
-    buffer = bytearray()
+async def _pump(job: Job, fd: int, plan: Plan, span: Span, answer: Answer, progress: _Progress, *,
+                open_ended: bool) -> None:
+    """Copy ``answer``'s body into ``span`` until it is full or the body ends; an ``open_ended``
+    answer (to the end of the file) goes on into the next spans while no connection has them."""
+    chunks: list[bytes] = []
+    gathered = 0
+    #: The one write of this span in a thread (its size, and whether it fed the prefix hash),
+    #: so the next bytes are read while it runs; the span counts them once it is done.
+    in_flight: tuple[asyncio.Future[None], int, bool] | None = None
 
-    async def flush() -> None:
-        if not buffer:
+    async def settle() -> None:
+        nonlocal in_flight
+        if in_flight is None:
             return
-        data = bytes(buffer)
-        buffer.clear()
-        write = asyncio.ensure_future(asyncio.to_thread(_pwrite_all, fd, data, span.start + span.done))
-        progress.writes.add(write)
-        write.add_done_callback(progress.writes.discard)
+        write, size, hashed = in_flight
+        in_flight = None
         await asyncio.shield(write)
-        span.done += len(data)
+        span.done += size
+        if hashed:
+            progress.prefix_end = span.start + span.done
         if time.monotonic() - plan._saved_at >= PLAN_SAVE_EVERY_S:
             await asyncio.to_thread(plan.save, job.plan_path)
 
+    async def flush() -> None:
+        nonlocal chunks, gathered, in_flight
+        await settle()
+        if not chunks:
+            return
+        batch, size = chunks, gathered
+        chunks, gathered = [], 0
+        offset = span.start + span.done
+        # Only bytes that follow the hashed prefix, and only once the write before them is done.
+        digest = progress.prefix if progress.prefix is not None and offset == progress.prefix_end else None
+        write = asyncio.ensure_future(asyncio.to_thread(_pwrite_all, fd, batch, offset, digest))
+        progress.writes.add(write)
+        write.add_done_callback(progress.writes.discard)
+        in_flight = (write, size, digest is not None)
+
+    def room_left() -> int:
+        return span.left - gathered - (in_flight[1] if in_flight else 0)
+
+    async def flush_all() -> None:
+        await flush()
+        await settle()
+
     try:
         async for chunk in answer.response.aiter_bytes():
-            room = span.left - len(buffer)
-            buffer += chunk[:room]
-            progress.add(min(len(chunk), room))
-            if len(buffer) >= SPAN_WRITE:
+            room = room_left()
+            while open_ended and len(chunk) >= room and progress.absorb(span):
+                room = room_left()
+            if len(chunk) > room:
+                # The first answer runs to the end of the file; the rest belongs to the next span.
+                chunk = chunk[:room]
+            chunks.append(chunk)
+            gathered += len(chunk)
+            progress.add(len(chunk))
+            if gathered >= SPAN_WRITE:
                 await flush()
-            if len(chunk) >= room:
+            if len(chunk) == room:
                 break
     finally:
         # Bytes that arrived are written even on a cut or a cancel, so the span resumes after them.
-        await asyncio.shield(flush())
+        await asyncio.shield(flush_all())
+        progress.tell()
 
 
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+def _pwrite_all(fd: int, chunks: list[bytes], offset: int, digest: hashlib._Hash | None) -> None:
+    data = b"".join(chunks)
+    if digest is not None:
+        digest.update(data)
     view = memoryview(data)
     while view:
         written = os.pwrite(fd, view, offset)

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pistachio_tui.failures import unexpected_reason
 from pistachio_tui.gpu.nvml import NvmlReader, NvmlUnavailable
 from pistachio_tui.gpu.remote import RunningSource, ServerSampler, StatsSource
 from pistachio_tui.gpu.series import PeakSeries
@@ -32,6 +33,14 @@ class LocalSampler:
         self._shape = shape
         self.devices: dict[int, GpuSource] = {}
         self.unavailable: str | None = None
+        #: Why the latest read failed when NVML itself is there (retried every sample).
+        self.error: str | None = None
+
+    def mark_down(self, reason: str) -> None:
+        """The latest read failed for ``reason``; the next sample tries again."""
+        self.error = reason
+        for down in self.devices.values():
+            down.mark_down(reason)
 
     async def sample(self, t: float) -> None:
         """Read every GPU in a worker thread (NVML blocks) and record it at ``t``."""
@@ -44,6 +53,11 @@ class LocalSampler:
             for down in self.devices.values():
                 down.mark_down(exc.reason)
             return
+        except Exception as exc:
+            # A driver hiccup NVML does not classify: show it and ask again next time.
+            self.mark_down(unexpected_reason(exc))
+            return
+        self.error = None
         for s in samples:
             source = self.devices.get(s.index)
             if source is None:
@@ -114,10 +128,18 @@ class GpuHub:
     async def sample_once(self) -> None:
         """Poll every source once, concurrently, all stamped with the same time."""
         t = self._clock()
-        jobs = [s.sample(t) for s in self.servers.values()]
+        samplers = list(self.servers.values())
+        jobs = [s.sample(t) for s in samplers]
         if self.local is not None:
             jobs.append(self.local.sample(t))
-        await asyncio.gather(*jobs)
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        # A sampler that raised anyway (malformed figures, a bug) is shown down with the error;
+        # letting it out would end ``run`` and freeze every graph with no word why.
+        for sampler, result in zip(samplers, results):
+            if isinstance(result, Exception):
+                sampler.mark_down(unexpected_reason(result))
+        if self.local is not None and isinstance(results[-1], Exception):
+            self.local.mark_down(unexpected_reason(results[-1]))
 
     async def run(self) -> None:
         """Poll forever at :attr:`interval` (a slow poll delays the next one, never stacks). Cancel to stop."""
@@ -135,7 +157,8 @@ class GpuHub:
         for sampler in self.servers.values():
             sources += [sampler.devices[i] for i in sorted(sampler.devices)]
         servers = [ServerState(s.name, s.up, s.reason, s.ram, s.ram_total) for s in self.servers.values()]
-        return HubSnapshot(self._clock(), self.local.unavailable if self.local else None, sources, servers)
+        local_down = (self.local.unavailable or self.local.error) if self.local else None
+        return HubSnapshot(self._clock(), local_down, sources, servers)
 
     def reset_peaks(self) -> None:
         """Forget every device's peak mark."""

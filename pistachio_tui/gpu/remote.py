@@ -52,10 +52,10 @@ class ServerSampler:
         try:
             stats = await asyncio.wait_for(self.stats(), self._timeout)
         except (asyncio.TimeoutError, TimeoutError):
-            self._down(f"ComfyUI server {self.name} did not answer /system_stats within {self._timeout:g} s")
+            self.mark_down(f"ComfyUI server {self.name} did not answer /system_stats within {self._timeout:g} s")
             return
         except Exception as exc:  # any client error: the message is already for a person
-            self._down(_reason(exc))
+            self.mark_down(_reason(exc))
             return
         running = await self._current_prompt()
         self.up, self.reason, self.polled = True, None, True
@@ -84,7 +84,7 @@ class ServerSampler:
         except Exception:  # a missing prompt label must not mark a healthy server down
             return None
 
-    def _down(self, reason: str) -> None:
+    def mark_down(self, reason: str) -> None:
         self.up, self.reason, self.polled = False, reason, True
         for source in self.devices.values():
             source.mark_down(reason)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from pistachio_tui.failures import unexpected_reason
 from pistachio_tui.runpod.api import RunPodClient
 from pistachio_tui.runpod.errors import RunPodError
 from pistachio_tui.runpod.idle import Action, IdleGuard, StopNow
@@ -100,9 +101,9 @@ class PodsMonitor:
         return {p.id: n for p, n in zip(running, lengths)}
 
     async def refresh(self) -> PodsState:
-        """Fetch, feed the guard, act on due stops. RunPod failures propagate as ``RunPodError``."""
+        """Fetch, feed the guard, act on due stops. Every failure propagates as ``RunPodError``."""
         async with self._lock:
-            return await self._refresh()
+            return await self._guarded_refresh()
 
     async def recent(self, max_age: float) -> PodsState:
         """The newest refresh if it is at most ``max_age`` seconds old, else a new one.
@@ -113,7 +114,17 @@ class PodsMonitor:
         async with self._lock:
             if self.latest is not None and self.latest_at is not None and self._clock() - self.latest_at <= max_age:
                 return self.latest
+            return await self._guarded_refresh()
+
+    async def _guarded_refresh(self) -> PodsState:
+        # Callers poll on a timer and handle RunPodError; anything else would end their worker
+        # without a word and leave the table frozen on old figures.
+        try:
             return await self._refresh()
+        except RunPodError:
+            raise
+        except Exception as exc:
+            raise RunPodError(f"Refreshing the pods failed: {unexpected_reason(exc)}") from exc
 
     async def _refresh(self) -> PodsState:
         overview = await self.client.overview()

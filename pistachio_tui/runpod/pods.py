@@ -37,8 +37,10 @@ def default_comfy_url(environ: Mapping[str, str] | None = None) -> str | None:
 
 
 def comfy_proxy_url(pod_id: str, port: int = COMFY_PORT) -> str:
-    """RunPod's HTTPS proxy URL for an HTTP port of a pod."""
-    return f"https://{pod_id}-{port}.proxy.runpod.net"
+    """RunPod's HTTPS proxy URL for an HTTP port of a pod; ``$RUNPOD_PROXY_URL`` (a template with
+    ``{pod_id}`` and ``{port}``) replaces it, e.g. for the demo's simulated RunPod."""
+    template = env_override("RUNPOD_PROXY_URL") or "https://{pod_id}-{port}.proxy.runpod.net"
+    return template.format(pod_id=pod_id, port=port)
 
 
 def comfy_url(pod: Pod, this_pod_id: str | None = None, port: int = COMFY_PORT) -> str:

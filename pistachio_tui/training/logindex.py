@@ -3,9 +3,10 @@
 Like a pager, the file is never loaded: a thread reads it in fixed-size
 chunks, finds newlines with numpy (C speed) and keeps the byte offset of
 every ``stride``-th line in an ``array('Q')`` — 8 bytes per ``stride``
-lines, about 1.3 MB for a 10-million-line log at the default stride of 64.
-Reading line N seeks to the nearest kept offset and skips at most
-``stride - 1`` lines. Lines can be read, and searched, while indexing is
+lines, about 0.3 MB for a 10-million-line (1 GB) log at the default stride
+of 256, so memory stays about flat whatever the log's size. Reading line N
+seeks to the nearest kept offset and skips at most ``stride - 1`` lines
+(tens of KB: well under a millisecond). Lines can be read, and searched, while indexing is
 still under way; after reaching the end the thread keeps indexing what the
 trainer appends (and starts over if the file is truncated or replaced).
 
@@ -29,7 +30,10 @@ import numpy as np
 
 __all__ = ["LogIndex", "ScanProgress"]
 
-_CHUNK = 8 * 1024 * 1024
+#: Read and scanned at a time. The compare and the newline search each pass over the chunk;
+#: at 1 MiB it stays in the CPU cache between them, which makes indexing about twice as fast
+#: as with 8 MiB chunks (measured in benchmarks/bench_biglog.py against ``wc -l``).
+_CHUNK = 1024 * 1024
 _SEARCH_CHUNK = 4 * 1024 * 1024
 
 
@@ -49,7 +53,7 @@ class ScanProgress:
 class LogIndex:
     """Index of line start offsets of ``path``; see the module docstring."""
 
-    def __init__(self, path: Path | str, *, stride: int = 64, follow: bool = True,
+    def __init__(self, path: Path | str, *, stride: int = 256, follow: bool = True,
                  poll_interval: float = 0.5, start: bool = True) -> None:
         if stride < 1:
             raise ValueError("stride must be at least 1")

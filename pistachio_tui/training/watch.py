@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pistachio_tui.failures import cancelled_meanwhile, unexpected_reason
 from pistachio_tui.training import logparse as lp
 from pistachio_tui.training.checkpoints import RunCheckpoints, SavedModel, scan_checkpoints
 from pistachio_tui.training.converge import Convergence, find_convergence
@@ -102,6 +103,8 @@ class RunState:
     eval_names: list[str] = field(default_factory=list)
     #: True once the run is over (finished, quit, stopped, or failed for good).
     ended: bool = False
+    #: Why the latest poll failed (an unreadable file, a parser bug); None once a poll succeeds.
+    watch_error: str | None = None
     #: Why the run counts as over when no console line said so.
     ended_reason: str | None = None
 
@@ -490,7 +493,17 @@ class RunWatcher:
         """
         try:
             while True:
-                yield await asyncio.to_thread(self.poll)
+                try:
+                    state = await asyncio.to_thread(self.poll)
+                    state.watch_error = None
+                except Exception as exc:
+                    # Ending the generator would freeze the curves with no word why; say it and poll again.
+                    if cancelled_meanwhile():
+                        raise asyncio.CancelledError from exc
+                    state = self.state
+                    state.watch_error = f"Reading the run failed: {unexpected_reason(exc)}"
+                    self._backlog = False
+                yield state
                 if not self._backlog:
                     await asyncio.sleep(interval)
         finally:

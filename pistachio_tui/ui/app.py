@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib
 import inspect
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -23,31 +24,21 @@ from pistachio_tui.comfy.errors import ComfyError
 from pistachio_tui.comfy.session import FINISHED, HEALTH, PROGRESS, ServerSession, SessionManager, SessionUpdate
 from pistachio_tui.comfy.stream import Backoff
 from pistachio_tui.config import ConfigError, ServerConfig, Settings, data_dir, journal_path, save_settings
-from pistachio_tui.journal import Journal, JournalError
-from pistachio_tui.journal_recorder import JournalRecorder
 from pistachio_tui.ui.base import PistachioScreen
-from pistachio_tui.ui.batch.screen import BatchScreen
 from pistachio_tui.ui.commands import PistachioCommands
-from pistachio_tui.ui.dashboard.screen import DashboardScreen
 from pistachio_tui.ui.dialogs import ConfirmScreen
-from pistachio_tui.ui.fix.screen import FixScreen
 from pistachio_tui.ui.format import duration
-from pistachio_tui.ui.gpu.screen import GpuScreen
 from pistachio_tui.ui.help_screen import HelpScreen
-from pistachio_tui.ui.history.screen import HistoryScreen
 from pistachio_tui.ui.messages import SessionChanged
-from pistachio_tui.ui.pods.screen import PodsScreen
-from pistachio_tui.ui.queue.screen import QueueScreen
-from pistachio_tui.ui.servers.screen import ServersScreen
-from pistachio_tui.ui.state import OpenWorkflow
 from pistachio_tui.ui.themes import discover_themes
-from pistachio_tui.ui.training.screen import TrainingScreen
 from pistachio_tui.ui.widgets.nav_bar import SCREENS
-from pistachio_tui.ui.workflows.screen import WorkflowsScreen
-from pistachio_tui.workflow.load import Workflow
 
 if TYPE_CHECKING:
+    from pistachio_tui.journal import Journal
+    from pistachio_tui.journal_recorder import JournalRecorder
     from pistachio_tui.runpod.monitor import PodsMonitor
+    from pistachio_tui.ui.state import OpenWorkflow
+    from pistachio_tui.workflow.load import Workflow
 
 S = TypeVar("S", bound=PistachioScreen)
 
@@ -62,8 +53,25 @@ LONG_WORK = {
     "fix-run": "A fix is running: a download or install\nstops half-way (s on Fix resumes it).",
 }
 
-MAIN_SCREENS = (ServersScreen, WorkflowsScreen, QueueScreen, GpuScreen, FixScreen, TrainingScreen, PodsScreen,
-                BatchScreen, HistoryScreen)
+#: Where each mode's screen class lives. A screen's module (and what it needs: TensorBoard, numpy,
+#: Pillow, plotext...) is imported, and the screen built, the first time the mode is shown: start-up
+#: pays only for the first screen.
+SCREEN_CLASSES = {
+    "servers": "ServersScreen", "workflows": "WorkflowsScreen", "queue": "QueueScreen", "gpu": "GpuScreen",
+    "fix": "FixScreen", "training": "TrainingScreen", "pods": "PodsScreen", "batch": "BatchScreen",
+    "history": "HistoryScreen", "dashboard": "DashboardScreen",
+}
+
+
+def screen_class(mode: str) -> type[PistachioScreen]:
+    """The main screen class of ``mode``, imported on first use."""
+    module = importlib.import_module(f"pistachio_tui.ui.{mode}.screen")
+    cls: type[PistachioScreen] = getattr(module, SCREEN_CLASSES[mode])
+    return cls
+
+
+def _mode_factory(mode: str) -> Callable[[], PistachioScreen]:
+    return lambda: screen_class(mode)()
 
 
 class PistachioApp(App):
@@ -71,8 +79,7 @@ class PistachioApp(App):
 
     TITLE = "Pistachio"
     CSS_PATH = "app.tcss"
-    MODES: ClassVar[dict[str, str | Callable[[], Screen]]] = {
-        screen.MODE: screen for screen in (*MAIN_SCREENS, DashboardScreen)}
+    MODES: ClassVar[dict[str, str | Callable[[], Screen]]] = {mode: _mode_factory(mode) for mode in SCREEN_CLASSES}
     COMMANDS = App.COMMANDS | {PistachioCommands}
     BINDINGS = [
         *(Binding(str(n), f"switch_mode('{mode}')", label, show=False) for n, (mode, label) in enumerate(SCREENS, 1)),
@@ -114,7 +121,7 @@ class PistachioApp(App):
             self.theme = self.settings.theme
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         self.manager.subscribe(self._on_session_update)
-        self.run_worker(self._open_journal(), name="journal", exclusive=True)
+        self.call_after_refresh(lambda: self.run_worker(self._open_journal(), name="journal", exclusive=True))
         self.manager.start()
         self.switch_mode(self.start_mode)
         # What exists after the first paint (widgets, styles, modules) lives as long as the app:
@@ -132,13 +139,27 @@ class PistachioApp(App):
             await self.journal.close()
 
     async def _open_journal(self) -> None:
-        settings = self.settings
-        try:
-            journal = await asyncio.to_thread(Journal, journal_path(), max_entries=settings.journal_max_entries,
-                                              keep_days=settings.journal_keep_days)
-        except JournalError as exc:
-            self.notify(f"History will not outlive the servers: {exc}", title="Prompt journal", severity="warning")
+        # Opened after the first paint, and SQLite and the journal's modules are imported in the
+        # thread: neither the import nor the open (a migration, a retention sweep) delays the screen.
+        def open_journal() -> Journal | str:
+            # The recorder describes each prompt with the workflow modules: imported here too.
+            import pistachio_tui.workflow.edit  # noqa: F401
+            from pistachio_tui.journal import Journal, JournalError
+
+            settings = self.settings
+            try:
+                return Journal(journal_path(), max_entries=settings.journal_max_entries,
+                               keep_days=settings.journal_keep_days)
+            except JournalError as exc:
+                return str(exc)
+
+        journal = await asyncio.to_thread(open_journal)
+        if isinstance(journal, str):
+            self.notify(f"History will not outlive the servers: {journal}", title="Prompt journal",
+                        severity="warning")
             return
+        from pistachio_tui.journal_recorder import JournalRecorder
+
         self.journal = JournalRecorder(
             journal, on_error=lambda message: self.notify(message, title="Prompt journal", severity="warning"))
 
@@ -279,7 +300,7 @@ class PistachioApp(App):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(MAIN_SCREENS + (DashboardScreen,)))
+            self.push_screen(HelpScreen(tuple(screen_class(mode) for mode in SCREEN_CLASSES)))
 
     def action_interrupt(self) -> None:
         session = self.manager.active
@@ -313,6 +334,8 @@ class PistachioApp(App):
 
     def open_fix(self, session: ServerSession, workflow: Workflow) -> None:
         """Go to the Fix screen with ``workflow`` loaded for ``session``'s server."""
+        from pistachio_tui.ui.fix.screen import FixScreen
+
         self.on_screen(FixScreen, lambda screen: screen.fix(session, workflow))
 
     def add_server(self, config: ServerConfig) -> None:

@@ -10,10 +10,7 @@ from typing import TYPE_CHECKING, cast
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from pistachio_tui.ui.base import ViewScreen
-from pistachio_tui.ui.servers.screen import ServersScreen
 from pistachio_tui.ui.widgets.nav_bar import SCREENS
-from pistachio_tui.ui.workflows.screen import WorkflowsScreen
-from pistachio_tui.ui.workflows.sources import bundled_dir, workflow_files
 
 if TYPE_CHECKING:
     from pistachio_tui.ui.app import PistachioApp
@@ -30,6 +27,11 @@ class PistachioCommands(Provider):
         return cast("PistachioApp", self.app)
 
     def commands(self) -> list[Command]:
+        # Imported when the palette opens, not with the app: start-up pays only for the first screen.
+        from pistachio_tui.ui.servers.screen import ServersScreen
+        from pistachio_tui.ui.workflows.screen import WorkflowsScreen
+        from pistachio_tui.ui.workflows.sources import bundled_dir, workflow_files
+
         app = self.papp
         found: list[Command] = [
             (f"Go to {label}", partial(app.switch_mode, mode), f"screen {n} (key {n})")
@@ -65,6 +67,8 @@ class PistachioCommands(Provider):
                 for title, help_text, action in screen.VIEW_COMMANDS]
 
     def _open_workflow(self, path: Path) -> None:
+        from pistachio_tui.ui.workflows.screen import WorkflowsScreen
+
         self.papp.on_screen(WorkflowsScreen, lambda screen: screen.open_workflow(path))
 
     async def discover(self) -> Hits:

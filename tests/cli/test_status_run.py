@@ -202,9 +202,17 @@ def test_bad_prompt_files(tmp_path, content, message):
         load_run_file(path)
 
 
-async def test_run_bad_file_is_rejected_before_any_network(tmp_path, capsys):
-    assert await cli("run", str(tmp_path / "missing.json"), "--server", closed_port_url()) == exit_codes.REJECTED
+async def test_run_missing_file_is_no_input_before_any_network(tmp_path, capsys):
+    assert await cli("run", str(tmp_path / "missing.json"), "--server", closed_port_url()) == exit_codes.NO_INPUT
     assert "cannot read" in capsys.readouterr().err
+    assert await cli("run", str(tmp_path / "missing.json"), "--server", closed_port_url(), "--json") == 66
+    assert json.loads(capsys.readouterr().out)["status"] == "unreadable"
+
+
+async def test_run_bad_file_is_rejected_before_any_network(tmp_path, capsys):
+    path = tmp_path / "bad.json"
+    path.write_text("[]")
+    assert await cli("run", str(path), "--server", closed_port_url()) == exit_codes.REJECTED
 
 
 def test_progress_line_rewrites_on_a_terminal_and_throttles_otherwise():

@@ -192,6 +192,7 @@ def parallel(monkeypatch):
     from pistachio_tui.fix import ranges
 
     monkeypatch.setattr(ranges, "PARALLEL_MIN", 1_000_000)
+    monkeypatch.setattr(ranges, "SPLIT_IF_LONGER_S", 0)
 
 
 def plan_file(target: Path) -> Path:

@@ -45,7 +45,10 @@ async def test_ctrl_c_on_a_batch_says_interrupted_and_exits_130(sim, tmp_path, c
     args = main.__globals__["build_parser"]().parse_args(
         ["batch", str(SIM_WORKFLOW), "--server", sim.url, "--count", "6", "-o", str(tmp_path / "o")])
     task = asyncio.create_task(run_batch(args))
-    await asyncio.sleep(1.0)
+    # Cancelled while jobs still run, however fast or loaded the machine: after the first finished.
+    deadline = asyncio.get_running_loop().time() + 30
+    while not sim.queue.history and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.02)
     task.cancel()
     code = await task
     captured = capsys.readouterr()

@@ -15,7 +15,7 @@ from pistachio_tui.fleet.spec import load_batch_file
 from tests.fleet.fake_serverless import FakeServerless
 from tests.fleet.test_batch_cli import SIM_WORKFLOW, run_cli
 from tests.fleet.test_dispatch import FakeTarget, build, jobs
-from tests.runpod.fake_graphql import FakeRunPod
+from pistachio_tui.sim.runpod import FakeRunPod
 
 
 def test_pod_behind_a_url():

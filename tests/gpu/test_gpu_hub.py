@@ -146,3 +146,40 @@ async def test_run_loop_samples_until_cancelled() -> None:
         await task
     assert len(hub.snapshot().sources[0].series["vram"]) >= 3
     await hub.aclose()
+
+
+class FlakyReader(NvmlReader):
+    """Real NVML reads, except the first ones fail with an error NVML does not classify."""
+
+    def __init__(self, nvml: FakeNvml, failures: int) -> None:
+        super().__init__(nvml)
+        self.failures = failures
+
+    def read(self):
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("GPU fell off the bus")
+        return super().read()
+
+
+async def test_no_sampler_failure_ends_the_run_loop_and_each_shows_why() -> None:
+    hub = GpuHub(interval=0.001)
+    hub.add_local(FlakyReader(two_gpus(), failures=2))
+    broken = stats(GIB)
+    broken.devices[0].vram_free = None  # malformed figures: recording them raises TypeError
+    hub.add_server("odd", ScriptedStats(stats(GIB), broken))
+    await hub.sample_once()
+    await hub.sample_once()
+    snap = hub.snapshot()
+    assert snap.local_unavailable == "RuntimeError: GPU fell off the bus"
+    assert snap.servers[0].up is False and snap.servers[0].reason.startswith("TypeError")
+    task = asyncio.create_task(hub.run())
+    await asyncio.sleep(0.05)
+    assert not task.done()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The local GPUs came back once the reads did, and say so.
+    snap = hub.snapshot()
+    assert snap.local_unavailable is None and snap.sources[0].up
+    await hub.aclose()

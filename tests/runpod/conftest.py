@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pistachio_tui.runpod.api import RunPodClient
-from tests.runpod.fake_graphql import FakeRunPod
+from pistachio_tui.sim.runpod import FakeRunPod
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 
 from pistachio_tui.runpod import queries
 from pistachio_tui.runpod.errors import GraphQLError
-from tests.runpod.fake_graphql import schema_errors
+from pistachio_tui.sim.runpod import schema_errors
 
 OPERATIONS = {
     "PODS": {}, "ACCOUNT": {}, "OVERVIEW": {}, "GPU_TYPES": {},

@@ -10,7 +10,7 @@ import socket
 import pytest
 
 from pistachio_tui.cli import exit_codes, pods_commands
-from tests.runpod.fake_graphql import make_pod
+from pistachio_tui.sim.runpod import make_pod
 
 SECRET = "rpa_SECRET123"
 

@@ -22,7 +22,7 @@ from pistachio_tui.runpod.errors import (
     RunPodServerError,
     RunPodUnreachable,
 )
-from tests.runpod.fake_graphql import FakeRunPod, make_pod
+from pistachio_tui.sim.runpod import FakeRunPod, make_pod
 
 SECRET = "rpa_SECRET123"
 

@@ -13,7 +13,7 @@ from pistachio_tui.runpod.idle import (
     StopNow,
 )
 from pistachio_tui.runpod.models import Pod
-from tests.runpod.fake_graphql import make_pod
+from pistachio_tui.sim.runpod import make_pod
 
 MIN = 60.0
 

@@ -6,8 +6,8 @@ import pytest
 
 from pistachio_tui.runpod.models import Account, GpuUsage, Pod, PodRuntime
 from pistachio_tui.runpod.pods import money_warnings, summarize
-from tests.runpod.fake_graphql import make_pod
-from tests.runpod.fake_rest import rest_pod
+from pistachio_tui.sim.runpod import make_pod
+from pistachio_tui.sim.runpod_rest import rest_pod
 
 
 def test_a_stopped_pod_bills_its_volume_not_its_gpus():

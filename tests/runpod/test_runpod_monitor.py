@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from pistachio_tui.runpod.errors import RunPodError
 from pistachio_tui.runpod.idle import CountdownStarted, IdleFlagged, IdleGuard, StopNow
 from pistachio_tui.runpod.monitor import PodsMonitor
 from pistachio_tui.runpod.pods import comfy_queue_length
@@ -125,3 +126,14 @@ async def test_a_second_reader_shares_the_newest_refresh(runpod, fake_runpod):
     clock.now += 20
     newer = await monitor.recent(30)
     assert newer is not first and monitor.latest is newer and len(fake_runpod.requests) > asked
+
+
+async def test_an_unexpected_failure_is_a_runpod_error_the_pods_view_shows(runpod, fake_runpod):
+    def busy():
+        raise LookupError("batch table changed while read")
+
+    monitor = PodsMonitor(runpod, busy=busy, this_pod_id="")
+    with pytest.raises(RunPodError, match="Refreshing the pods failed: LookupError: batch table changed"):
+        await monitor.refresh()
+    with pytest.raises(RunPodError, match="LookupError"):
+        await monitor.recent(60)

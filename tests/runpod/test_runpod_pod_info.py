@@ -25,7 +25,7 @@ from pistachio_tui.runpod.pods import (
     summarize,
 )
 from tests.loopback import serve_on_loopback
-from tests.runpod.fake_graphql import make_pod
+from pistachio_tui.sim.runpod import make_pod
 
 
 def pod(*args, **kwargs) -> Pod:
@@ -175,3 +175,11 @@ async def test_find_comfy_probes_each_port_until_comfyui_answers(fixture_json):
         wire["runtime"] = None
         starting = await find_comfy(Pod.from_wire(wire), client)
         assert starting.not_up_yet and "container is not up yet" in starting.reason
+
+
+def test_the_proxy_address_can_be_pointed_elsewhere(monkeypatch):
+    assert comfy_proxy_url("abc", 8188) == "https://abc-8188.proxy.runpod.net"
+    monkeypatch.setenv("RUNPOD_PROXY_URL", "http://127.0.0.1:9/proxy/{pod_id}-{port}")
+    assert comfy_proxy_url("abc", 3000) == "http://127.0.0.1:9/proxy/abc-3000"
+    monkeypatch.setenv("RUNPOD_PROXY_URL", "  ")
+    assert comfy_proxy_url("abc") == "https://abc-8188.proxy.runpod.net"

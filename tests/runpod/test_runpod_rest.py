@@ -7,8 +7,8 @@ import pytest
 from pistachio_tui.runpod.errors import ActionNotAllowed, RateLimited, RunPodServerError
 from pistachio_tui.runpod.models import Pod
 from pistachio_tui.runpod.rest import RestClient
-from tests.runpod.fake_graphql import make_pod
-from tests.runpod.fake_rest import rest_pod
+from pistachio_tui.sim.runpod import make_pod
+from pistachio_tui.sim.runpod_rest import rest_pod
 
 
 async def test_both_apis_give_the_same_pods(runpod, fake_runpod):

@@ -230,7 +230,7 @@ def test_watch_a_prepare_folder_finds_its_runs(tmp_path, capsys):
 
 async def test_prepare_prices_the_run_from_runpod_when_a_key_is_set(tmp_path, monkeypatch, capsys):
     from pistachio_tui.cli.train_commands import run_prepare
-    from tests.runpod.fake_graphql import FakeRunPod
+    from pistachio_tui.sim.runpod import FakeRunPod
 
     src = make_mixed(tmp_path / "src")
     async with FakeRunPod() as fake:

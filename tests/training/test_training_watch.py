@@ -207,3 +207,23 @@ def test_a_dataset_folder_is_not_a_log(tmp_path):
     (tmp_path / "ds" / "a.txt").write_text("pstch, a caption")
     with pytest.raises(RunNotFound, match="holds no DiffusionPipe run"):
         resolve_run(tmp_path / "ds")
+
+
+async def test_a_failing_poll_is_a_reason_on_the_state_and_watching_goes_on(tmp_path):
+    watcher = RunWatcher(make_run(tmp_path, tensorboard=False).run_dir)
+    real, calls = watcher.poll, 0
+
+    def flaky():
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise PermissionError(13, "Permission denied")
+        return real()
+
+    watcher.poll = flaky
+    states = watcher.watch(interval=0.01)
+    first = await anext(states)
+    assert first.watch_error == "Reading the run failed: PermissionError: [Errno 13] Permission denied"
+    second = await anext(states)
+    assert second.watch_error is None and second.step is not None
+    await states.aclose()

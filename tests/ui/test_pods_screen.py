@@ -6,7 +6,7 @@ import pytest
 from textual.widgets import DataTable
 
 from pistachio_tui.config import load_settings
-from tests.runpod.fake_graphql import FakeRunPod
+from pistachio_tui.sim.runpod import FakeRunPod
 
 from .helpers import make_app, until
 

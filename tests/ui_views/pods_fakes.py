@@ -7,7 +7,7 @@ import httpx
 from pistachio_tui.runpod.idle import IdleGuard
 from pistachio_tui.runpod.models import Account, GpuType, Overview, Pod
 from pistachio_tui.runpod.monitor import PodsMonitor
-from tests.runpod.fake_graphql import default_gpu_types, default_pods
+from pistachio_tui.sim.runpod import default_gpu_types, default_pods
 
 REACHABLE_POD = "abc123xyz"
 

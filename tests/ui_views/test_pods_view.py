@@ -7,7 +7,7 @@ import pytest
 from pistachio_tui.config import Settings
 from pistachio_tui.ui.dialogs import TypeToConfirm
 from pistachio_tui.ui.pods.view import PodsView
-from tests.runpod.fake_graphql import FakeRunPod
+from pistachio_tui.sim.runpod import FakeRunPod
 from tests.ui_views.harness import ViewApp, screen_text, until
 from tests.ui_views.pods_fakes import StubRunPod, comfy_probe_http, frozen_monitor
 

@@ -85,6 +85,8 @@ def summary_line(state: RunState) -> Text:
         line.append(f"  caching {state.caching}; the run folder appears after caching", style="dim")
     if state.ended_reason:
         line.append(f"\n{state.ended_reason}", style="dim")
+    if state.watch_error:
+        line.append(f"\n{state.watch_error}", style="bold red")
     if state.errors:
         last = state.errors[-1]
         line.append(f"\n{last.kind}: {last.suggestion or last.text}", style="bold red")
@@ -226,7 +228,7 @@ class TrainingView(Vertical):
     @staticmethod
     def _signature(state: RunState) -> tuple:
         """What changes when there is something new to draw (the state is updated in place)."""
-        return (state.status, state.step, state.epoch, state.loss_series.last_step, len(state.errors),
+        return (state.status, state.step, state.epoch, state.loss_series.last_step, len(state.errors), state.watch_error,
                 sum(len(v) for v in state.evals.values()),
                 tuple((s.name, s.size) for s in state.checkpoints.saved) if state.checkpoints else ())
 

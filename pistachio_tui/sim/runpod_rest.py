@@ -1,4 +1,4 @@
-"""The REST v2 half of the fake RunPod API, serving the same pods as the GraphQL half.
+"""The REST v2 half of the simulated RunPod API, serving the same pods as the GraphQL half.
 
 Follows RunPod's published v2 OpenAPI document (the snapshot RunPod's MCP server
 vendors): ``GET /v2/pods`` → ``{"pods": [Pod]}``, ``GET /v2/pods/{id}``,

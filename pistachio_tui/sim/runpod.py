@@ -1,12 +1,14 @@
-"""A fake RunPod GraphQL API on a loopback port, for the client, CLI and UI tests.
+"""A simulated RunPod API on a loopback port: the demo's Pods screen and the RunPod tests.
 
 It answers the operations in ``pistachio_tui.runpod.queries`` (it looks at which
 root fields and mutations the text asks for) from a mutable, wire-shaped pod
-list, so a test can change the world between polls. Every operation is first
-validated, with its variables, against ``runpod_schema.graphql`` (the part of
+list, so a test can change the world between polls. With ``validate_schema``
+(the default; needs ``graphql-core``, a test dependency) every operation is first
+validated, with its variables, against ``data/runpod_schema.graphql`` (the part of
 RunPod's public schema we may use): an unknown field, argument, input field or a
 wrongly typed variable is refused with HTTP 400 and ``errors[]``, as RunPod's
-API does, so a typo in a query fails the tests instead of production.
+API does, so a typo in a query fails the tests instead of production. Shapes follow
+RunPod's public GraphQL schema and the runpod-python SDK's queries and mutations.
 
 ::
 
@@ -16,9 +18,13 @@ API does, so a typo in a query fails the tests instead of production.
         fake.pods.append(make_pod("p3", "extra", gpu_util=0))
         fake.rate_limited = 30                   # next requests answer 429, Retry-After: 30
 
-The same pods are served by the REST v2 half (``fake_rest``) under ``/v2``;
+The same pods are served by the REST v2 half (``runpod_rest``) under ``/v2``;
 ``rest_available = False`` makes the host answer as one without v2 (plain 404),
-``graphql_available = False`` as one whose GraphQL was switched off.
+``graphql_available = False`` as one whose GraphQL was switched off. Under
+``/proxy/{podId}-{port}/`` it stands in for RunPod's HTTP proxy
+(``https://{podId}-{port}.proxy.runpod.net``): requests go to the URL in
+``proxied[pod_id]`` when the pod runs, else answer 502 as the real proxy does for
+a pod or port with nothing behind it.
 
 Switches (all off by default, settable at any time):
 ``reject_key`` (401), ``graphql_errors`` (list of messages → 200 with ``errors[]``),
@@ -36,13 +42,14 @@ import json
 import re
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import graphql
-from aiohttp import web
-from graphql.execution.values import get_variable_values
+if TYPE_CHECKING:
+    import graphql
 
-from tests.runpod.fake_rest import (
+from aiohttp import ClientError, ClientSession, ClientTimeout, web
+
+from pistachio_tui.sim.runpod_rest import (
     ACTIONS_BY_STATUS,
     action_body_errors,
     comfy_template,
@@ -65,11 +72,16 @@ _ACCOUNT_FIELDS = ("id", "clientBalance", "currentSpendPerHr", "spendLimit")
 
 @cache
 def runpod_schema() -> graphql.GraphQLSchema:
-    return graphql.build_schema((Path(__file__).with_name("runpod_schema.graphql")).read_text(encoding="utf-8"))
+    import graphql
+
+    return graphql.build_schema((Path(__file__).parent / "data" / "runpod_schema.graphql").read_text(encoding="utf-8"))
 
 
 def schema_errors(query: str, variables: dict[str, Any]) -> list[str]:
     """Why RunPod would refuse this operation, or nothing when the schema accepts it."""
+    import graphql
+    from graphql.execution.values import get_variable_values
+
     try:
         document = graphql.parse(query)
     except graphql.GraphQLError as exc:
@@ -156,8 +168,11 @@ class FakeRunPod:
 
     def __init__(self, *, api_key: str = DEFAULT_KEY, pods: list[dict[str, Any]] | None = None,
                  gpu_types: list[dict[str, Any]] | None = None, balance: float = 25.0,
-                 spend_limit: float = 80.0) -> None:
+                 spend_limit: float = 80.0, validate_schema: bool = True) -> None:
         self.api_key = api_key
+        self.validate_schema = validate_schema
+        #: Pod id → the URL its HTTP services are really at, for the ``/proxy/`` stand-in.
+        self.proxied: dict[str, str] = {}
         self.pods = default_pods() if pods is None else pods
         self.gpu_types = default_gpu_types() if gpu_types is None else gpu_types
         self.balance = balance
@@ -181,6 +196,8 @@ class FakeRunPod:
         #: The schema errors of every operation refused so far.
         self.refused: list[list[str]] = []
         self.url = ""
+        #: ``RUNPOD_PROXY_URL`` for this simulator: a template with ``{pod_id}`` and ``{port}``.
+        self.proxy_url = ""
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
 
@@ -196,12 +213,14 @@ class FakeRunPod:
         app.router.add_get("/v2/templates/{id}", self._rest_template)
         app.router.add_get("/v2/pods/{id}/logs", self._rest_logs)
         app.router.add_post("/v2/pods", self._rest_create)
+        app.router.add_route("*", "/proxy/{target}/{tail:.*}", self._proxy)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
         bound = self._runner.addresses[0]
         self.url = f"http://{bound[0]}:{bound[1]}/graphql"
+        self.proxy_url = f"http://{bound[0]}:{bound[1]}/proxy/{{pod_id}}-{{port}}"
         return self.url
 
     async def stop(self) -> None:
@@ -241,7 +260,7 @@ class FakeRunPod:
             return web.Response(status=404, text="404 page not found")
         if self.reject_key or request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return web.Response(status=401, text="Unauthorized")
-        if invalid := schema_errors(query, variables):
+        if self.validate_schema and (invalid := schema_errors(query, variables)):
             self.refused.append(invalid)
             return web.json_response({"errors": [{"message": m, "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}
                                                  for m in invalid]}, status=400)
@@ -303,6 +322,22 @@ class FakeRunPod:
             pod.update(desiredStatus="RUNNING", gpuCount=count, runtime=make_runtime(uptime=0, gpu_count=count),
                        **({"costPerHr": round(args["bidPerGpu"] * count, 4)} if root == "podBidResume" else {}))
         return web.json_response({"data": {root: {"id": pod["id"], "desiredStatus": pod["desiredStatus"]}}})
+
+    async def _proxy(self, request: web.Request) -> web.Response:
+        pod_id, _, port = request.match_info["target"].rpartition("-")
+        pod = self.pod(pod_id)
+        upstream = self.proxied.get(pod_id)
+        if pod is None or pod["desiredStatus"] != "RUNNING" or upstream is None or not port.isdigit():
+            return web.Response(status=502, text="502 Bad Gateway")
+        url = f"{upstream.rstrip('/')}/{request.match_info['tail']}"
+        try:
+            async with ClientSession(timeout=ClientTimeout(total=10)) as session, session.request(
+                    request.method, url, params=request.query, data=await request.read(),
+                    headers={k: v for k, v in request.headers.items() if k.lower() == "content-type"}) as answer:
+                return web.Response(status=answer.status, body=await answer.read(),
+                                    content_type=answer.content_type)
+        except ClientError:
+            return web.Response(status=502, text="502 Bad Gateway")
 
     # -- REST v2 ---------------------------------------------------------------------------------
 

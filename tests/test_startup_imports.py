@@ -1,0 +1,88 @@
+"""Start-up imports only what the first screen needs.
+
+``pistachio --help`` and the first paint of the app (Servers screen, or the
+dashboard) each run in a fresh interpreter, which reports the modules it had
+imported at that moment. TensorBoard, numpy, Pillow, plotext, huggingface_hub,
+aiohttp and the simulator load when a screen that needs them is first shown,
+and so do the other screens' modules.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Top-level packages no first paint needs (each costs tens of ms or MB).
+HEAVY = ("numpy", "PIL", "plotext", "textual_plotext", "tensorboard", "huggingface_hub", "aiohttp",
+         "textual_image", "click", "pygments", "google", "absl", "fsspec")
+#: Our own modules that belong to other screens or to tests and the demo. (The workflow modules are
+#: not listed: the journal's thread imports them right after the first frame, racing this check.)
+LATER = ("pistachio_tui.sim", "pistachio_tui.training", "pistachio_tui.fleet", "pistachio_tui.fix",
+         "pistachio_tui.runpod", "pistachio_tui.gpu",
+         *(f"pistachio_tui.ui.{domain}" for domain in ("workflows", "queue", "gpu", "fix", "training", "pods",
+                                                       "batch")))
+
+HELP = """
+import json, sys
+from pistachio_tui.cli import main
+try:
+    main(["--help"])
+except SystemExit:
+    pass
+print(json.dumps(sorted(name for name, module in sys.modules.items() if module is not None)))
+"""
+
+FIRST_PAINT = """
+import json, sys
+from pistachio_tui.config import ServerConfig, Settings
+from pistachio_tui.ui.app import PistachioApp
+
+# Nobody listens on port 9: the first paint must not wait for the network either.
+app = PistachioApp(Settings(servers=[ServerConfig("local", "http://127.0.0.1:9")]), dashboard=sys.argv[1] == "dashboard")
+seen = []
+async def pilot(_pilot):
+    seen.extend(sorted(name for name, module in sys.modules.items() if module is not None))
+    app.exit()
+app.run(headless=True, size=(120, 40), auto_pilot=pilot)
+print(json.dumps(seen))
+"""
+
+
+def imported(code: str, *args: str, tmp_path: Path) -> list[str]:
+    env = {**os.environ, "PISTACHIO_CONFIG_DIR": str(tmp_path), "PISTACHIO_DATA_DIR": str(tmp_path)}
+    for secret in ("RUNPOD_API_KEY", "HF_TOKEN"):
+        env.pop(secret, None)
+    out = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    modules: list[str] = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "pistachio_tui" in modules
+    return modules
+
+
+def offenders(modules: list[str], banned: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if any(m == b or m.startswith(b + ".") for b in banned))
+
+
+def test_help_imports_no_heavy_module_nor_textual(tmp_path: Path) -> None:
+    modules = imported(HELP, tmp_path=tmp_path)
+    assert offenders(modules, HEAVY + LATER + ("textual", "httpx", "websockets")) == []
+
+
+#: What a first screen shows besides servers: the dashboard has pods, a GPU graph and the queue's rows.
+SHOWN = {"servers": (), "dashboard": ("pistachio_tui.runpod", "pistachio_tui.ui.gpu", "pistachio_tui.ui.queue")}
+
+
+@pytest.mark.parametrize("first", ["servers", "dashboard"])
+def test_first_paint_imports_only_the_first_screen(first: str, tmp_path: Path) -> None:
+    modules = imported(FIRST_PAINT, first, tmp_path=tmp_path)
+    assert f"pistachio_tui.ui.{first}.screen" in modules
+    banned = tuple(name for name in LATER if name not in SHOWN[first])
+    assert offenders(modules, HEAVY + banned) == []
