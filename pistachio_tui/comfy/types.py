@@ -193,6 +193,12 @@ class HistoryEntry:
         )
 
     @property
+    def extra_data(self) -> dict[str, Any]:
+        """What the client sent beside the prompt (``client_id``, ``extra_pnginfo``, its own keys)."""
+        queued = self.raw.get("prompt") or []
+        return dict(queued[3]) if len(queued) > 3 and isinstance(queued[3], dict) else {}
+
+    @property
     def outcome(self) -> str:
         """"success", "error" or "interrupted"."""
         if any(kind == "execution_interrupted" for kind, _ in self.messages):

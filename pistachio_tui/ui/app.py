@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import httpx
+import platformdirs
 from textual.app import App, ScreenStackError
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.theme import Theme
@@ -21,7 +23,7 @@ from textual.timer import Timer
 from pistachio_tui.comfy.errors import ComfyError
 from pistachio_tui.comfy.session import FINISHED, HEALTH, PROGRESS, ServerSession, SessionManager, SessionUpdate
 from pistachio_tui.comfy.stream import Backoff
-from pistachio_tui.config import ConfigError, ServerConfig, Settings, journal_path, save_settings
+from pistachio_tui.config import ConfigError, ServerConfig, Settings, data_dir, journal_path, save_settings
 from pistachio_tui.ui.base import PistachioScreen
 from pistachio_tui.ui.commands import PistachioCommands
 from pistachio_tui.ui.dialogs import ConfirmScreen
@@ -197,6 +199,28 @@ class PistachioApp(App):
             self.notify(f"Settings not saved: {exc}", severity="error")
             return False
         return True
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """A toast whose text is never markup: it quotes servers and files (``[Pony] x.safetensors``)."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+
+    def deliver_screenshot(self, filename: str | None = None, path: str | None = None,
+                           time_format: str | None = None) -> str | None:
+        """The palette's Screenshot, saved where a folder exists: Downloads, else the data folder.
+
+        Textual's own delivery writes to ~/Downloads only, and fails when it does not exist.
+        """
+        downloads = platformdirs.user_downloads_path()
+        folder = Path(path) if path else downloads if downloads.is_dir() else data_dir() / "screenshots"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            saved = self.save_screenshot(filename, str(folder), time_format)
+        except OSError as exc:
+            self.notify(f"Screenshot not saved in {folder}: {exc.strerror or exc}", severity="error")
+            return None
+        self.notify(f"Saved to {saved}", title="Screenshot")
+        return saved
 
     def _on_session_update(self, update: SessionUpdate) -> None:
         if self.journal is not None:

@@ -6,9 +6,10 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer
+from textual.widgets import Footer, Input
 
 from pistachio_tui.comfy.session import ServerSession, SessionUpdate
 from pistachio_tui.ui.messages import SessionChanged
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 
 class PistachioScreen(Screen):
     """A main screen; subclasses compose their body and redraw in :meth:`refresh_view`."""
+
+    BINDINGS = [Binding("escape", "leave_input", "Leave the field", show=False)]
 
     MODE: ClassVar[str] = ""
     #: One line for the help screen.
@@ -55,6 +58,12 @@ class PistachioScreen(Screen):
     def on_screen_resume(self) -> None:
         self.query_one(StatusHeader).refresh_header()
         self.refresh_view(None)
+
+    def action_leave_input(self) -> None:
+        """Esc in a text field hands the keys back to the screen (1–8, its one-letter keys)."""
+        if isinstance(self.focused, Input):
+            home = next((w for w in self.focus_chain if not isinstance(w, Input)), None)
+            self.set_focus(home)
 
     def require_session(self) -> ServerSession | None:
         """The active session, or None after telling the user there is none."""

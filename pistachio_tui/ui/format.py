@@ -12,6 +12,20 @@ _STATUS_STYLE = {"success": "green", "error": "red", "interrupted": "yellow",
                  "running": "cyan", "queued": "magenta"}
 
 
+def esc(value: object) -> str:
+    """``value`` as literal text inside Textual markup.
+
+    Every ``[`` is escaped: Textual's own ``escape`` leaves ``[Pony]`` alone (it
+    looks like no tag), yet its parser then drops it as an unknown style.
+    """
+    return str(value).replace("[", r"\[")
+
+
+def plain(value: object) -> Text:
+    """A table cell, tree label or option that shows ``value`` as is (a ``str`` there is markup)."""
+    return value if isinstance(value, Text) else Text(str(value))
+
+
 def gib(n_bytes: int | float | None) -> str:
     if not n_bytes:
         return "—"

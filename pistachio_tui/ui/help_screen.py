@@ -9,6 +9,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from pistachio_tui.ui.base import PistachioScreen, ViewScreen
+from pistachio_tui.ui.widgets.filter_table import FilterTable
 
 
 def _key(binding: Binding) -> str:
@@ -41,17 +42,27 @@ class HelpScreen(ModalScreen[None]):
         self.screens = screens
 
     def compose(self) -> ComposeResult:
-        lines = ["Pistachio — keys ([b]Esc[/b] closes; [b]ctrl+p[/b] searches every action)", ""]
-        lines += binding_lines("Everywhere", self._declared(App) + self._declared(type(self.app)))
-        for screen in self.screens:
-            summary = screen.SUMMARY
-            bindings = self._declared(screen)
-            if issubclass(screen, ViewScreen):
-                bindings += self._declared(screen.VIEW_CLASS)
-            lines += ["", *binding_lines(f"{screen.__name__.removesuffix('Screen')} — {summary}", bindings)]
+        # The screen the user came from comes first: its keys are the ones being looked for.
+        stack = self.app.screen_stack
+        below = stack[-2] if len(stack) > 1 and stack[-1] is self else stack[-1]
+        ordered = sorted(self.screens, key=lambda screen: not isinstance(below, screen))
+        sections = [self._section(screen) for screen in ordered]
+        everywhere = binding_lines("Everywhere", self._declared(App) + self._declared(type(self.app)))
+        tables = binding_lines("Tables (Servers, Queue)", self._declared(FilterTable))
+        at = 1 if ordered and isinstance(below, ordered[0]) else 0
+        sections[at:at] = [everywhere, tables]
+        lines = ["Pistachio — keys ([b]Esc[/b] closes; [b]ctrl+p[/b] searches every action)"]
+        for section in sections:
+            lines += ["", *section]
         with Vertical():
             with VerticalScroll():
                 yield Static("\n".join(lines))
+
+    def _section(self, screen: type[PistachioScreen]) -> list[str]:
+        bindings = self._declared(screen)
+        if issubclass(screen, ViewScreen):
+            bindings += self._declared(screen.VIEW_CLASS)
+        return binding_lines(f"{screen.__name__.removesuffix('Screen')} — {screen.SUMMARY}", bindings)
 
     @staticmethod
     def _declared(owner: type) -> list[Binding]:

@@ -29,6 +29,8 @@ _KIND_BY_INPUT = {
     "scheduler": "scheduler", "denoise": "denoise", "width": "width", "height": "height",
     "batch_size": "batch_size", "length": "length",
 }
+#: Param kinds that name a file on the server (a model, an input image), set as typed.
+FILE_KINDS = ("model", "image")
 _LORA_KINDS = {"strength_model": "lora_strength_model", "strength_clip": "lora_strength_clip"}
 _TEXT_INPUTS = ("text", "prompt", "clip_l", "t5xxl")
 _NUMERIC_KINDS = {
@@ -182,7 +184,12 @@ def apply_edits(prompt: dict[str, Any], edits: Iterable[tuple[Param, str]]) -> d
     """
     edited = copy.deepcopy(prompt)
     for param, typed in edits:
-        if typed != str(param.value):
+        if typed == str(param.value):
+            continue
+        if param.kind in FILE_KINDS:
+            # A file name picked from the server's own list: nothing to convert or look up.
+            edited[param.node_id]["inputs"][param.name] = typed
+        else:
             set_param(edited, param.name, typed, node=param.node_id)
     return edited
 

@@ -169,7 +169,7 @@ async def test_vram_history_and_another_clients_prompt(tmp_path):
             await until(pilot, lambda: len(history.values) >= 2)
             assert history.top == 1.0, "an absolute 0-100% scale, not the samples' own range"
             label = str(app.screen.query_one("#vram-label").render())
-            assert label.startswith("VRAM ") and label.endswith("% of 23.5G")
+            assert label.startswith("RAM ") and label.endswith("% of 23.5G"), "the recorded server runs on CPU"
             await browser.submit(demo_prompt(await browser.object_info()))
             await until(pilot, lambda: session.running() is not None)
             await until(pilot, lambda: "Queued by another client" in str(app.screen.query_one("#node-line").render()))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from textual.widgets import DataTable, Log
 
 from pistachio_tui.comfy.session import CONNECTED, DOWN
 from pistachio_tui.config import load_settings
 from pistachio_tui.ui.servers.form import ServerForm, parse_header
+from pistachio_tui.ui.widgets.filter_table import FilterInput
 
 from .helpers import DEAD_URL, make_app, until
 
@@ -45,16 +47,42 @@ async def test_add_edit_remove_server(sim, tmp_path):
         assert load_settings(app.settings.path).servers == []
 
 
-async def test_form_rejects_bad_input(tmp_path):
+@pytest.mark.parametrize(("url", "says"), [
+    ("localhost:8188", "http://"),
+    ("http://[::1", "not a valid URL"),
+    ("http://", "names no host"),
+    (":81888", "http://"),
+    ("http://127.0.0.1:81888", "Port out of range"),
+    ("localhost:abc", "http://"),
+    ("http://localhost:abc", "not a valid URL"),
+])
+async def test_form_refuses_a_url_the_app_could_not_load(tmp_path, url, says):
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("a")
-        await fill_form(pilot, "x", "localhost:8188")
-        assert isinstance(app.screen, ServerForm)
-        assert "http://" in str(app.screen.query_one("#form-error").render())
+        await fill_form(pilot, "x", url)
+        assert isinstance(app.screen, ServerForm), "the form stays open"
+        assert says in str(app.screen.query_one("#form-error").render())
+        assert app.focused is app.screen.query_one("#url")
         await pilot.press("escape")
         assert not app.manager.sessions
+    assert not app.settings.path.exists(), "nothing was saved"
     assert parse_header("nonsense") == "Auth header must look like `Authorization: Bearer …`"
+
+
+async def test_enter_moves_through_the_form_and_saves_on_the_last_field(sim, tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("a")
+        form = app.screen
+        await pilot.press(*"studio", "enter")
+        assert app.focused is form.query_one("#url")
+        await pilot.press(*sim.url, "enter")
+        assert app.focused is form.query_one("#header")
+        assert isinstance(app.screen, ServerForm), "not saved before the last field"
+        await pilot.press("enter")
+        await until(pilot, lambda: "studio" in app.manager.sessions)
+        assert [s.url for s in load_settings(app.settings.path).servers] == [sim.url]
 
 
 async def test_log_loads_and_filters(sim, tmp_path):
@@ -64,11 +92,32 @@ async def test_log_loads_and_filters(sim, tmp_path):
         await pilot.press("l")
         log = app.screen.query_one(Log)
         await until(pilot, lambda: log.line_count > 0)
-        await pilot.press("slash")
+        await pilot.press("s")
         await pilot.press(*"zzz-no-such-line")
         await until(pilot, lambda: log.line_count == 0)
         await pilot.press("enter", "m")
         await until(pilot, lambda: any("memory freed" in str(n.message) for n in app._notifications))
+
+
+async def test_url_column_shows_at_80_and_120_columns_and_slash_filters(tmp_path):
+    app = make_app(tmp_path, ("studio", DEAD_URL), ("render-box", "https://abc123-8188.proxy.runpod.net"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.screen.query_one(DataTable)
+        await until(pilot, lambda: table.row_count == 2)
+        for width in (80, 120):
+            await pilot.resize_terminal(width, 24)
+            await pilot.pause(0.1)
+            labels = [str(c.label) for c in table.columns.values()]
+            assert "URL" in labels, width
+            url = table.columns[list(table.columns)[labels.index("URL")]]
+            assert url.get_render_width(table) + table.region.x <= width
+            assert sum(c.get_render_width(table) for c in table.columns.values()) <= width
+        table.focus()
+        await pilot.press("slash", *"abc123")
+        assert isinstance(app.focused, FilterInput)
+        await until(pilot, lambda: table.row_count == 1)
+        await pilot.press("escape")
+        assert table.row_count == 2
 
 
 async def test_active_server_is_the_one_picked_and_the_header_says_so(sim, tmp_path):

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -24,6 +25,7 @@ from pistachio_tui.fleet.resume import load_resume_folder, write_resume_file
 from pistachio_tui.fleet.spec import BatchSpec, BatchSpecError, load_batch_file
 from pistachio_tui.ui.base import ViewScreen
 from pistachio_tui.ui.batch.view import COMMANDS, BatchView
+from pistachio_tui.ui.format import esc
 from pistachio_tui.ui.state import OpenWorkflow
 from pistachio_tui.workflow.errors import WorkflowError
 from pistachio_tui.workflow.seeds import SEED_MODES
@@ -89,7 +91,7 @@ class BatchScreen(ViewScreen):
     def _hint(self, text: str, level: str = "info") -> None:
         hint = self.query_one("#batch-hint", Static)
         hint.set_class(level == "error", "-error")
-        hint.update(text)
+        hint.update(Text(text))
 
     def on_mount(self) -> None:
         # The open workflow is app state the Workflows screen sets; follow it, never reach into that screen.
@@ -97,7 +99,7 @@ class BatchScreen(ViewScreen):
 
     def _show_sweep_source(self, opened: OpenWorkflow | None = None) -> None:
         opened = self.papp.open_workflow
-        text = (f"of {opened.name} (open on Workflows)" if opened is not None
+        text = (f"of {esc(opened.name)} (open on Workflows)" if opened is not None
                 else "open a workflow on Workflows (2) first")
         self.query_one("#sweep-source", Static).update(text)
 

@@ -271,8 +271,8 @@ class BatchView(Vertical):
 
     @staticmethod
     def _job_cells(row: JobRow) -> list[object]:
-        return [str(row.job.index + 1), Text(row.state, style=_STATE_STYLE[row.state]), row.target,
-                _job_label(row.job), row.note]
+        return [str(row.job.index + 1), Text(row.state, style=_STATE_STYLE[row.state]), Text(row.target),
+                Text(_job_label(row.job)), Text(row.note)]
 
     # -- drawing -----------------------------------------------------------------
 
@@ -320,7 +320,7 @@ class BatchView(Vertical):
                 state = Text("working" if target.running else "idle", style="green" if target.running else "dim")
             rate = f"{target.done * 60 / elapsed:.1f}" if elapsed and target.done else "—"
             cost = money(target.cost, 4)
-            table.add_row(target.name, state, str(target.done), str(target.running), rate, cost, key=target.name)
+            table.add_row(Text(target.name), state, str(target.done), str(target.running), rate, cost, key=target.name)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state is WorkerState.ERROR and event.worker.error is not None:

@@ -16,7 +16,7 @@ from pistachio_tui.comfy.session import ServerSession, SessionUpdate, UpdateKind
 from pistachio_tui.config import ConfigError
 from pistachio_tui.runpod.errors import RunPodError
 from pistachio_tui.ui.base import PistachioScreen
-from pistachio_tui.ui.format import gib, state_text
+from pistachio_tui.ui.format import esc, gib, state_text
 from pistachio_tui.ui.gpu.graph import GraphData, HistoryGraph
 from pistachio_tui.ui.queue.screen import progress_line
 from pistachio_tui.ui.widgets.status_header import StatusHeader
@@ -37,7 +37,7 @@ def servers_table(app) -> Table:
     for session in app.manager.sessions.values():
         device = session.stats.main_device if session.stats else None
         queued = len(session.queue.running) + len(session.queue.pending)
-        table.add_row(session.name, state_text(session.state), str(queued) if session.stats else "—",
+        table.add_row(Text(session.name), state_text(session.state), str(queued) if session.stats else "—",
                       f"{gib(device.vram_free)}/{gib(device.vram_total)}" if device else "—")
     if not app.manager.sessions:
         table.add_row(Text("no servers configured", style="dim"), "", "", "")
@@ -75,7 +75,7 @@ class DashboardScreen(PistachioScreen):
         else:
             node = state.current_title or state.current_node or "—"
             self.query_one("#dash-run-title", Static).update(
-                f"[b]{state.prompt_id[:8]}[/b] {node}\n{progress_line(state)}")
+                f"[b]{state.prompt_id[:8]}[/b] {esc(node)}\n{progress_line(state)}")
             self.query_one(ProgressBar).update(progress=round(state.fraction * 100, 1))
         if update is None or update.kind == UpdateKind.HEALTH:
             self._show_vram(session)

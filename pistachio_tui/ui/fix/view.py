@@ -98,7 +98,7 @@ class ChooseModel(ModalScreen[ModelCandidate | str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(f"Source for {self.need.name}", classes="dialog-title")
+            yield Label(Text(f"Source for {self.need.name}"), classes="dialog-title")
             options = [
                 Option(Text.assemble((c.filename, "bold"), f"  {c.source}",
                                      (f"  {size(c.size)}" if c.size else ""),
@@ -323,7 +323,7 @@ class FixView(Vertical):
     def _put_row(self, key: str, row: ProblemRow) -> None:
         self.rows[key] = row
         table = self.query_one("#fix-problems", DataTable)
-        cells = [row.kind, row.item, Text(row.state, style=_ROW_STYLE.get(row.state, "")), row.detail]
+        cells = [row.kind, Text(row.item), Text(row.state, style=_ROW_STYLE.get(row.state, "")), Text(row.detail)]
         if key in table.rows:
             for column, value in zip(("kind", "item", "state", "detail"), cells):
                 table.update_cell(key, column, value, update_width=True)

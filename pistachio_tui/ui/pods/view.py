@@ -36,6 +36,7 @@ from pistachio_tui.runpod.pods import (
     short_gpu_name,
 )
 from pistachio_tui.ui.dialogs import TextModal, TypeToConfirm
+from pistachio_tui.ui.format import esc
 from pistachio_tui.ui.widgets.status_line import StatusLine
 
 #: GPUs the training presets are written for: highlighted in the price table.
@@ -210,7 +211,7 @@ class PodsView(Vertical):
             self._show_no_key(no_key_help())
             return
         except ConfigError as exc:
-            self._show_no_key(f"[b]The RunPod key cannot be read[/b]\n\n{exc}")
+            self._show_no_key(f"[b]The RunPod key cannot be read[/b]\n\n{esc(exc)}")
             return
         self.monitor = self._monitor_factory(self.client)
         self.query_one("#pods-nokey").display = False
@@ -379,8 +380,8 @@ class PodsView(Vertical):
             return
         expected = row.name or row.id
         explanation = (
-            f"Terminating deletes {expected} ({row.id}) and its volume for good.\n"
-            f"Type the pod's name, [b]{expected}[/b], to confirm."
+            f"Terminating deletes {esc(expected)} ({esc(row.id)}) and its volume for good.\n"
+            f"Type the pod's name, [b]{esc(expected)}[/b], to confirm."
         )
 
         def confirmed(typed: str | None) -> None:
@@ -391,7 +392,7 @@ class PodsView(Vertical):
             else:
                 self._mutate(self.client, row, "terminate", typed)
 
-        self.app.push_screen(TypeToConfirm(f"Terminate {expected}?", explanation, "the pod's name"), confirmed)
+        self.app.push_screen(TypeToConfirm(esc(f"Terminate {expected}?"), explanation, "the pod's name"), confirmed)
 
     @work(group="pods-action", exit_on_error=False)
     async def _mutate(self, client: RunPodClient, row: PodSummary, what: str, typed: str = "") -> None:

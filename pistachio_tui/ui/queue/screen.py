@@ -10,17 +10,58 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Collapsible, DataTable, OptionList, ProgressBar, Static
+from textual.widgets import Collapsible, OptionList, ProgressBar, Static
 
 from pistachio_tui.comfy.errors import ComfyError
 from pistachio_tui.comfy.session import ServerSession, SessionUpdate
 from pistachio_tui.comfy.tracker import PromptState
-from pistachio_tui.comfy.types import HistoryEntry, OutputFile
+from pistachio_tui.comfy.types import HistoryEntry, OutputFile, QueueItem
 from pistachio_tui.ui.base import PistachioScreen
 from pistachio_tui.ui.dialogs import AskScreen
-from pistachio_tui.ui.format import duration, gib, status_text
+from pistachio_tui.ui.format import duration, esc, gib, plain, status_text
 from pistachio_tui.ui.gpu.graph import FixedSparkline
+from pistachio_tui.ui.queue.rows import PromptSummary, summarize
+from pistachio_tui.ui.widgets.filter_table import FilterTable
 from pistachio_tui.ui.widgets.output_preview import OutputPreview
+
+#: ComfyUI's /view re-encodes an image for a thumbnail: webp at quality 50, as its web UI asks.
+THUMBNAIL = "webp;50"
+THUMBNAILS_KEPT = 32
+#: Cells longer than this end in "…" (the detail pane shows them whole); the prompt gets what is left.
+WORKFLOW_CHARS = 16
+PROMPT_CHARS = (16, 60)
+#: Below this width the detail pane takes the lists' place on Enter instead of sitting beside them.
+SIDE_BY_SIDE = 140
+#: Width the history's other columns take (status, workflow, seed, time, outputs, cell padding).
+OTHER_COLUMNS = 60
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def prompt_chars(lists_width: int) -> int:
+    low, high = PROMPT_CHARS
+    return max(low, min(high, lists_width - OTHER_COLUMNS))
+
+
+def summary_cells(summary: PromptSummary, chars: int) -> tuple[str, str, str]:
+    return clip(summary.workflow, WORKFLOW_CHARS), clip(summary.positive, chars), summary.seed
+
+
+def pending_row(item: QueueItem, chars: int) -> tuple[str, tuple]:
+    return item.prompt_id, (str(item.number), *summary_cells(summarize(item.prompt, item.extra_data), chars))
+
+
+def history_row(entry: HistoryEntry, chars: int) -> tuple[str, tuple]:
+    summary = summarize(entry.prompt, entry.extra_data)
+    return entry.prompt_id, (status_text(entry.outcome), *summary_cells(summary, chars), duration(entry.duration),
+                             str(len(entry.outputs)))
+
+
+def first_image(entry: HistoryEntry) -> OutputFile | None:
+    return next((f for f in entry.outputs if f.filename.lower().endswith(IMAGE_SUFFIXES)), None)
 
 
 def progress_line(state: PromptState) -> str:
@@ -35,8 +76,8 @@ def error_text(state: PromptState, titles: dict[str, str]) -> str:
     if error is None:
         return ""
     title = titles.get(error.node_id, error.node_type)
-    return (f"[b red]Failed in node {error.node_id} “{title}” ({error.node_type})[/]\n"
-            f"{error.exception_type}: {error.exception_message}")
+    return (f"[b red]Failed in node {esc(error.node_id)} “{esc(title)}” ({esc(error.node_type)})[/]\n"
+            f"{esc(error.exception_type)}: {esc(error.exception_message)}")
 
 
 class QueueScreen(PistachioScreen):
@@ -52,12 +93,20 @@ class QueueScreen(PistachioScreen):
         Binding("v", "view_output", "View"),
         Binding("s", "save_output", "Save to…"),
         Binding("r", "refresh", "Refresh"),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("escape", "close_detail", "Back", show=False),
         Binding("p", "toggle_previews", "Previews"),
     ]
     #: Live previews are redrawn at most this often (a sampler may send one per step).
     PREVIEW_INTERVAL_S = 1.0
     _drawn_preview: object = None
     _preview_drawn_at = 0.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: Thumbnails fetched, newest last: moving the cursor back and forth asks the server once.
+        self._thumbnails: dict[tuple[str, str, str], bytes] = {}
+        self._detail_for: str | None = None
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="running"):
@@ -71,9 +120,9 @@ class QueueScreen(PistachioScreen):
         with Horizontal(id="queue-body"):
             with Vertical(id="queue-lists"):
                 yield Static("Pending", classes="panel-title")
-                yield DataTable(id="pending", cursor_type="row")
+                yield FilterTable(id="pending")
                 yield Static("History", classes="panel-title")
-                yield DataTable(id="history", cursor_type="row")
+                yield FilterTable(id="history")
             with VerticalScroll(id="detail"):
                 yield Static("Select a prompt in the history.", id="detail-text")
                 with Collapsible(title="Traceback", collapsed=True, id="traceback-box"):
@@ -82,8 +131,8 @@ class QueueScreen(PistachioScreen):
                 yield OutputPreview(id="preview")
 
     def on_mount(self) -> None:
-        self.query_one("#pending", DataTable).add_columns("#", "Prompt", "Nodes")
-        self.query_one("#history", DataTable).add_columns("Status", "Prompt", "Time", "Out")
+        self.query_one("#pending", FilterTable).set_columns("#", "Workflow", "Prompt", "Seed")
+        self.query_one("#history", FilterTable).set_columns("Status", "Workflow", "Prompt", "Seed", "Time", "Out")
         self.query_one("#traceback-box").display = False
         self.query_one("#outputs").display = False
         self.refresh_view(None)
@@ -102,12 +151,16 @@ class QueueScreen(PistachioScreen):
             self._show_vram(session)
 
     def _show_vram(self, session: ServerSession | None) -> None:
-        """VRAM use of the server's first device over time, on a 0–100% scale."""
+        """Memory use of the server's first device over time, on a 0–100% scale.
+
+        A CPU server's device memory is its RAM, and is called so.
+        """
         samples = list(session.vram_used) if session else []
         device = session.stats.main_device if session and session.stats else None
-        label = "VRAM —"
+        kind = "RAM" if device is not None and device.type == "cpu" else "VRAM"
+        label = f"{kind} —"
         if samples and device is not None:
-            label = f"VRAM {samples[-1]:.0%} of {gib(device.vram_total)}"
+            label = f"{kind} {samples[-1]:.0%} of {gib(device.vram_total)}"
         self.query_one("#vram-label", Static).update(label)
         self.query_one(FixedSparkline).set_data(samples, 1.0)
 
@@ -116,9 +169,13 @@ class QueueScreen(PistachioScreen):
         title = self.query_one("#running-title", Static)
         overall = self.query_one("#overall", ProgressBar)
         steps = self.query_one("#node-steps", ProgressBar)
+        # Idle: the node line and its bar would only be blank rows.
+        for widget in (self.query_one("#node-line"), steps):
+            widget.display = state is not None
         if state is None:
             down = session is not None and session.state == "down"
-            title.update(f"[red]Server down[/]: {session.reason}" if down else "Idle — nothing running")
+            reason = session.reason if session is not None else ""
+            title.update(f"[red]Server down[/]: {esc(reason)}" if down else "Idle — nothing running")
             overall.update(progress=0)
             steps.update(total=1, progress=0)
             self.query_one("#node-line", Static).update("")
@@ -133,7 +190,7 @@ class QueueScreen(PistachioScreen):
         else:
             node = state.current_title or state.current_node or "—"
             step = f"  step {state.value}/{state.max}" if state.max else ""
-            self.query_one("#node-line", Static).update(f"Node: {node}{step}")
+            self.query_one("#node-line", Static).update(f"Node: {esc(node)}{step}")
         steps.update(total=max(state.max, 1), progress=state.value)
         self._show_live_preview(state)
 
@@ -152,40 +209,56 @@ class QueueScreen(PistachioScreen):
             session.previews = not session.previews
             self.notify(f"Live previews {'on' if session.previews else 'off'} for prompts queued from here")
 
+    @property
+    def _prompt_chars(self) -> int:
+        width = self.size.width
+        return prompt_chars(width if width < SIDE_BY_SIDE else width * 3 // 5)
+
     def _fill_pending(self, session: ServerSession | None) -> None:
-        self._refill(self.query_one("#pending", DataTable), [
-            (item.prompt_id, (str(item.number), item.prompt_id[:8], str(len(item.prompt))))
-            for item in (session.queue.pending if session else [])])
+        self.query_one("#pending", FilterTable).set_rows(
+            [pending_row(item, self._prompt_chars) for item in (session.queue.pending if session else [])])
 
     def _fill_history(self, session: ServerSession | None) -> None:
-        self._refill(self.query_one("#history", DataTable), [
-            (entry.prompt_id, (status_text(entry.outcome), entry.prompt_id[:8], duration(entry.duration),
-                               str(len(entry.outputs))))
-            for entry in (session.history.values() if session else [])])
+        self.query_one("#history", FilterTable).set_rows(
+            [history_row(entry, self._prompt_chars) for entry in (session.history.values() if session else [])])
 
-    def _refill(self, table: DataTable, rows: list[tuple[str, tuple]]) -> None:
-        """Replace the rows; the cursor stays on the prompt the user picked (tables refill every few seconds)."""
-        selected = self._row_key(table)
-        table.clear()
-        for key, cells in rows:
-            table.add_row(*cells, key=key)
-        keys = [key for key, _ in rows]
-        if selected in keys:
-            table.move_cursor(row=keys.index(selected))
+    # -- layout: side by side when wide; when narrow, Enter shows the detail in the lists' place --
+
+    def on_resize(self) -> None:
+        narrow = self.size.width < SIDE_BY_SIDE
+        if narrow != self.has_class("-narrow"):
+            self.set_class(narrow, "-narrow")
+            self.remove_class("-show-detail")
+            self.refresh_view(None)
+
+    def on_data_table_row_selected(self, event: FilterTable.RowSelected) -> None:
+        if event.data_table.id == "history" and self.has_class("-narrow"):
+            self.add_class("-show-detail")
+            self.query_one("#detail").focus()
+
+    def action_close_detail(self) -> None:
+        if self.has_class("-show-detail"):
+            self.remove_class("-show-detail")
+            self.query_one("#history", FilterTable).focus()
+        else:
+            self.action_leave_input()
 
     @staticmethod
-    def _row_key(table: DataTable) -> str | None:
-        if table.row_count == 0:
-            return None
-        row_key, _ = table.coordinate_to_cell_key((table.cursor_row, 0))
-        return row_key.value
+    def _row_key(table: FilterTable) -> str | None:
+        return table.selected_key
 
     def _selected_entry(self) -> HistoryEntry | None:
         session = self.session
-        key = self._row_key(self.query_one("#history", DataTable))
+        key = self.query_one("#history", FilterTable).selected_key
         return session.history.get(key) if session and key else None
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+    def action_filter(self) -> None:
+        """``/`` filters the focused list (the history when neither is focused)."""
+        focused = self.focused
+        table = focused if isinstance(focused, FilterTable) else self.query_one("#history", FilterTable)
+        table.action_filter()
+
+    def on_data_table_row_highlighted(self, event: FilterTable.RowHighlighted) -> None:
         if event.data_table.id == "history":
             self._show_detail(self._selected_entry())
 
@@ -193,13 +266,23 @@ class QueueScreen(PistachioScreen):
         session = self.session
         box = self.query_one("#traceback-box", Collapsible)
         outputs = self.query_one("#outputs", OptionList)
+        key = entry.prompt_id if entry is not None else None
+        if key != self._detail_for:
+            # Another prompt: nothing of the previous one's outputs may stay on screen.
+            self._detail_for = key
+            self.query_one(OutputPreview).clear()
+            if entry is not None and session is not None and (image := first_image(entry)) is not None:
+                self._show_thumbnail(session, image)
         if entry is None or session is None:
             self.query_one("#detail-text", Static).update("Select a prompt in the history.")
             box.display = outputs.display = False
             return
         state = session.tracker.get(entry.prompt_id)
+        summary = summarize(entry.prompt, entry.extra_data)
         lines = [Text.assemble(status_text(entry.outcome), "  ", (entry.prompt_id, "bold")).markup,
-                 f"{len(entry.prompt)} nodes, took {duration(entry.duration)}"]
+                 f"{len(entry.prompt)} nodes, took {duration(entry.duration)}",
+                 f"Workflow {esc(summary.workflow)} · seed {esc(summary.seed)}",
+                 f"[dim]{esc(summary.positive)}[/]"]
         if state is not None and state.error is not None:
             lines.append(error_text(state, session.prompt_titles(entry.prompt_id)))
             self.query_one("#traceback", Static).update(Text("".join(state.error.traceback)))
@@ -207,10 +290,10 @@ class QueueScreen(PistachioScreen):
         else:
             box.display = False
         if state is not None and state.interrupted is not None:
-            lines.append(f"Interrupted in node {state.interrupted.node_id} ({state.interrupted.node_type})")
+            lines.append(esc(f"Interrupted in node {state.interrupted.node_id} ({state.interrupted.node_type})"))
         self.query_one("#detail-text", Static).update("\n".join(lines))
         outputs.clear_options()
-        outputs.add_options([f"{f.kind}: {f.subfolder + '/' if f.subfolder else ''}{f.filename}"
+        outputs.add_options([plain(f"{f.kind}: {f.subfolder + '/' if f.subfolder else ''}{f.filename}")
                              for f in entry.outputs])
         outputs.display = bool(entry.outputs)
 
@@ -229,6 +312,22 @@ class QueueScreen(PistachioScreen):
             self._fetch_and_show(session, output)
 
     @work(exclusive=True, group="preview")
+    async def _show_thumbnail(self, session: ServerSession, output: OutputFile) -> None:
+        """The first image of the picked prompt, small (the server re-encodes it)."""
+        key = (session.name, output.subfolder, output.filename)
+        data = self._thumbnails.get(key)
+        if data is None:
+            try:
+                data = await session.client.view(output.filename, output.subfolder, output.type, THUMBNAIL)
+            except ComfyError as exc:
+                self.query_one(OutputPreview).show(output.filename, b"", f"No thumbnail: {exc.message}")
+                return
+            self._thumbnails[key] = data
+            while len(self._thumbnails) > THUMBNAILS_KEPT:
+                del self._thumbnails[next(iter(self._thumbnails))]
+        self.query_one(OutputPreview).show(output.filename, data, f"{output.filename} (thumbnail; v shows it whole)")
+
+    @work(exclusive=True, group="preview")
     async def _fetch_and_show(self, session: ServerSession, output: OutputFile) -> None:
         try:
             data = await session.client.view(output.filename, output.subfolder, output.type)
@@ -243,8 +342,12 @@ class QueueScreen(PistachioScreen):
         if output is None or session is None:
             return
         default = str(Path.home() / output.filename)
-        self.app.push_screen(AskScreen(f"Save {output.filename} to:", default),
-                             lambda path: self._save(session, output, path) if path else None)
+
+        def chosen(path: str | None) -> None:
+            if path:
+                self._save(session, output, path)
+
+        self.app.push_screen(AskScreen(f"Save {esc(output.filename)} to:", default), chosen)
 
     @work(group="save")
     async def _save(self, session: ServerSession, output: OutputFile, path: str) -> None:
@@ -262,7 +365,7 @@ class QueueScreen(PistachioScreen):
             self.notify(f"Saved {target}")
 
     def _selected_pending(self) -> str | None:
-        return self._row_key(self.query_one("#pending", DataTable))
+        return self.query_one("#pending", FilterTable).selected_key
 
     def action_delete_pending(self) -> None:
         session, prompt_id = self.require_session(), self._selected_pending()

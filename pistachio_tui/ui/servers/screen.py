@@ -9,18 +9,24 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
-from textual.widgets import DataTable, Input, Log, Static
+from textual.widgets import Input, Log, Static
 
 from pistachio_tui.comfy.errors import ComfyError
 from pistachio_tui.comfy.session import ServerSession, SessionUpdate
 from pistachio_tui.config import ServerConfig
 from pistachio_tui.ui.base import PistachioScreen
 from pistachio_tui.ui.dialogs import ConfirmScreen
-from pistachio_tui.ui.format import gib, state_text
+from pistachio_tui.ui.format import esc, gib, state_text
 from pistachio_tui.ui.servers.form import ServerForm
+from pistachio_tui.ui.widgets.filter_table import FilterTable
 
-COLUMNS = ("Name", "Status", "Queue", "ComfyUI", "Python / torch", "Device", "VRAM free", "RAM free", "URL")
+#: Every column, most essential first; a narrow terminal shows the first few (see ``columns_for``).
+COLUMNS = ("Name", "Status", "URL", "Queue", "VRAM free", "ComfyUI", "Device", "RAM free", "Python / torch")
+#: Terminal width → how many of COLUMNS fit.
+WIDTHS = ((150, 9), (125, 8), (105, 7), (90, 6), (72, 5), (0, 3))
+URL_CHARS = 32
 LOG_LINES = 2000
+LOG_TITLE = "Log — l load, f follow, s search"
 FOLLOW_SECONDS = 2.0
 
 
@@ -29,19 +35,34 @@ def short_device(name: str) -> str:
     return re.sub(r"^\w+:\d+\s+", "", name).split(" : ")[0][:28]
 
 
+def columns_for(width: int) -> int:
+    return next(count for least, count in WIDTHS if width >= least)
+
+
+def short_url(url: str) -> str:
+    """``http://127.0.0.1:8188`` → ``127.0.0.1:8188``, long ones end in "…" (the line under the table has it whole)."""
+    shown = url.split("://", 1)[-1]
+    return shown if len(shown) <= URL_CHARS else shown[: URL_CHARS - 1] + "…"
+
+
 def server_row(session: ServerSession) -> tuple:
+    """One cell per COLUMNS entry."""
     stats = session.stats
     queue = len(session.queue.running) + len(session.queue.pending)
+    url = short_url(session.config.url)
     if stats is None:
-        return (session.name, state_text(session.state), "—", "—", "—", "—", "—", "—", session.config.url)
+        return (session.name, state_text(session.state), url, "—", "—", "—", "—", "—", "—")
     device = stats.main_device
     torch = stats.pytorch_version.split("+")[0]
+    on_gpu = device is not None and device.type != "cpu"
     return (
-        session.name, state_text(session.state), str(queue), stats.comfyui_version,
+        session.name, state_text(session.state), url, str(queue),
+        # A CPU server's "device memory" is its RAM, already in RAM free: no VRAM to show.
+        f"{gib(device.vram_free)} / {gib(device.vram_total)}" if on_gpu and device else "none (CPU)",
+        stats.comfyui_version,
+        short_device(device.name) if on_gpu and device else "CPU",
+        f"{gib(stats.ram_free)} / {gib(stats.ram_total)}",
         f"{stats.python_version.split()[0]} / {torch}",
-        short_device(device.name) if device else "cpu",
-        f"{gib(device.vram_free)} / {gib(device.vram_total)}" if device else "—",
-        f"{gib(stats.ram_free)} / {gib(stats.ram_total)}", session.config.url,
     )
 
 
@@ -60,47 +81,54 @@ class ServersScreen(PistachioScreen):
         Binding("n", "refresh_nodes", "Reload nodes"),
         Binding("l", "logs", "Log"),
         Binding("f", "follow", "Follow log"),
-        Binding("slash", "search", "Search log", key_display="/"),
+        Binding("s", "search", "Search log"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self._follow: Timer | None = None
         self._log_lines: list[str] = []
+        self._columns = 0
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="servers-body"):
-            yield DataTable(id="servers-table", cursor_type="row", zebra_stripes=True)
+            yield FilterTable(id="servers-table", zebra_stripes=True)
             yield Static("", id="server-reason")
             with Horizontal(id="log-bar"):
-                yield Static("Log — l load, f follow, / search", id="log-title", classes="panel-title")
+                yield Static(LOG_TITLE, id="log-title", classes="panel-title")
                 yield Input(placeholder="search the log", id="log-search")
             yield Log(id="server-log", max_lines=LOG_LINES, auto_scroll=True)
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns(*COLUMNS)
+        self._set_columns(self.size.width)
         self.refresh_view(None)
 
+    def on_resize(self) -> None:
+        if columns_for(self.size.width) != self._columns:
+            self._set_columns(self.size.width)
+            self.refresh_view(None)
+
+    def _set_columns(self, width: int) -> None:
+        """As many columns as fit, most essential first (name, status and URL always)."""
+        self._columns = columns_for(width)
+        table = self.query_one(FilterTable)
+        table.clear(columns=True)
+        table.set_columns(*COLUMNS[: self._columns])
+
     def _selected_name(self) -> str | None:
-        table = self.query_one(DataTable)
-        if table.row_count == 0:
-            return None
-        row_key, _ = table.coordinate_to_cell_key((table.cursor_row, 0))
-        return row_key.value
+        return self.query_one(FilterTable).selected_key
 
     def refresh_view(self, update: SessionUpdate | None) -> None:
         if update is not None and update.kind not in ("health", "queue"):
             return
-        table = self.query_one(DataTable)
+        table = self.query_one(FilterTable)
         sessions = self.papp.manager.sessions
         # The cursor follows the active server; refilling must not post highlights that switch it.
         active = self.papp.manager.active_name
-        with self.prevent(DataTable.RowHighlighted):
-            table.clear()
-            for name, session in sessions.items():
-                table.add_row(*server_row(session), key=name)
-            if active in sessions:
-                table.move_cursor(row=list(sessions).index(active))
+        with self.prevent(FilterTable.RowHighlighted):
+            table.set_rows([(name, server_row(session)[: self._columns]) for name, session in sessions.items()])
+            if active in table.shown_keys:
+                table.move_cursor(row=table.shown_keys.index(active))
         self._show_reason()
 
     def _show_reason(self) -> None:
@@ -109,15 +137,15 @@ class ServersScreen(PistachioScreen):
         if session is None:
             text = "No servers yet — press [b]a[/b] to add one (name, URL, optional auth header)."
         elif session.reason:
-            text = f"[b]{session.name}[/b]: {session.reason}"
+            text = f"[b]{esc(session.name)}[/b]: {esc(session.reason)}"
         else:
-            text = f"[b]{session.name}[/b] {session.config.url}"
+            text = f"[b]{esc(session.name)}[/b] {esc(session.config.url)}"
         self.query_one("#server-reason", Static).update(text)
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+    def on_data_table_row_highlighted(self, event: FilterTable.RowHighlighted) -> None:
         if event.row_key.value and event.row_key.value != self.papp.manager.active_name:
             self.papp.switch_server(event.row_key.value, announce=False)
-            self.query_one("#log-title", Static).update("Log — l load, f follow, / search")
+            self.query_one("#log-title", Static).update(LOG_TITLE)
             self.query_one(Log).clear()
             self._stop_follow()
         self._show_reason()
@@ -140,8 +168,11 @@ class ServersScreen(PistachioScreen):
         if name is None:
             return
         existing = self.papp.manager.sessions[name].config
-        self.app.push_screen(ServerForm(existing, set(self.papp.manager.sessions)),
-                             lambda config: self._edited(name, config))
+
+        def saved(config: ServerConfig | None) -> None:
+            self._edited(name, config)
+
+        self.app.push_screen(ServerForm(existing, set(self.papp.manager.sessions)), saved)
 
     @work
     async def _edited(self, old_name: str, config: ServerConfig | None) -> None:
@@ -155,9 +186,14 @@ class ServersScreen(PistachioScreen):
 
     def action_remove(self) -> None:
         name = self._selected_name()
-        if name is not None:
-            self.app.push_screen(ConfirmScreen(f"Remove server {name!r} from the list?"),
-                                 lambda yes: self._removed(name) if yes else None)
+        if name is None:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._removed(name)
+
+        self.app.push_screen(ConfirmScreen(f"Remove server {esc(repr(name))} from the list?"), answered)
 
     @work
     async def _removed(self, name: str) -> None:
@@ -192,12 +228,12 @@ class ServersScreen(PistachioScreen):
         try:
             entries = await session.logs()
         except ComfyError as exc:
-            self.query_one("#log-title", Static).update(f"[red]Log unavailable[/]: {exc.message}")
+            self.query_one("#log-title", Static).update(f"[red]Log unavailable[/]: {esc(exc.message)}")
             return
         text = "".join(entry.m for entry in entries)
         self._log_lines = text.splitlines()[-LOG_LINES:]
         follow = " (following)" if self._follow else ""
-        self.query_one("#log-title", Static).update(f"Log of {session.name}{follow}")
+        self.query_one("#log-title", Static).update(f"Log of {esc(session.name)}{follow}")
         self._render_log()
 
     def _render_log(self) -> None:
@@ -213,7 +249,7 @@ class ServersScreen(PistachioScreen):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "log-search":
-            self.query_one(DataTable).focus()
+            self.query_one(FilterTable).focus()
 
     def action_search(self) -> None:
         self.query_one("#log-search", Input).focus()

@@ -36,6 +36,7 @@ from pistachio_tui.training.runs import RUN_NAME, read_main_toml
 from pistachio_tui.training.tournament import TournamentResult, pick_contenders, run_tournament, tournament_prompts
 from pistachio_tui.training.watch import RunState, RunWatcher
 from pistachio_tui.ui.dialogs import TextModal, YesNo
+from pistachio_tui.ui.format import esc
 from pistachio_tui.ui.training.captions import CaptionsScreen
 from pistachio_tui.ui.widgets.loglines import LogLines
 from pistachio_tui.ui.widgets.output_preview import OutputPreview
@@ -194,7 +195,7 @@ class TrainingView(Vertical):
         options.clear_options()
         options.display = len(runs) > 1
         if runs:
-            options.add_options([Option(run.name, id=str(run)) for run in runs])
+            options.add_options([Option(Text(run.name), id=str(run)) for run in runs])
             options.highlighted = len(runs) - 1
         self._watch(runs[-1] if runs else path)
 
@@ -315,8 +316,8 @@ class TrainingView(Vertical):
             else:
                 self.status.show(f"Not promoted: {target.name} is already there", "warning")
 
-        self.app.push_screen(YesNo(f"Replace {target.name}?",
-                                   f"{target} already exists. Replace it with {checkpoint} of {run_dir.name}?"),
+        self.app.push_screen(YesNo(esc(f"Replace {target.name}?"),
+                                   esc(f"{target} already exists. Replace it with {checkpoint} of {run_dir.name}?")),
                              answer)
 
     @work(group="train-promote", exit_on_error=False)
@@ -341,7 +342,7 @@ class TrainingView(Vertical):
         except OSError as exc:
             self.status.show(f"Cannot read {path}: {exc.strerror}", "error")
             return
-        self.app.push_screen(TextModal(str(path.name), text))
+        self.app.push_screen(TextModal(esc(path.name), text))
 
     def action_copy_launch(self) -> None:
         if self.watcher is None or self.watcher.config.path is None or self.watcher.paths.run_dir is None:

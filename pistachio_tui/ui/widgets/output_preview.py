@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
@@ -32,10 +33,16 @@ class OutputPreview(Vertical):
     def compose(self) -> ComposeResult:
         yield Static("", classes="caption")
 
-    def show(self, filename: str, data: bytes) -> None:
+    def clear(self) -> None:
+        """Show nothing (another prompt was picked: its picture must not stay)."""
         for old in self.query(".picture"):
             old.remove()
-        self.query_one(".caption", Static).update(describe_bytes(filename, data))
+        self.query_one(".caption", Static).update("")
+
+    def show(self, filename: str, data: bytes, caption: str | None = None) -> None:
+        """Draw ``data``; the caption describes it (or says ``caption``)."""
+        self.clear()
+        self.query_one(".caption", Static).update(Text(caption or describe_bytes(filename, data)))
         try:
             from PIL import Image
             from textual_image.widget import Image as ImageWidget

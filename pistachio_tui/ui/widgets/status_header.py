@@ -9,12 +9,20 @@ from pistachio_tui.comfy.session import CONNECTED, SessionManager
 from pistachio_tui.ui.format import state_text
 
 
-def header_text(manager: SessionManager | None, demo_label: str | None) -> Text:
+def header_text(manager: SessionManager | None, demo_label: str | None, width: int = 0) -> Text:
     """What the header says, from the session manager's current state.
 
     A demo label comes first, so a narrow terminal never clips the warning
-    that the server is simulated.
+    that the server is simulated; when the line is wider than ``width``, the
+    label keeps only its first part ("SIMULATED ComfyUI").
     """
+    text = _header(manager, demo_label)
+    if demo_label and width and text.cell_len > width:
+        text = _header(manager, demo_label.split(" — ")[0])
+    return text
+
+
+def _header(manager: SessionManager | None, demo_label: str | None) -> Text:
     text = Text()
     if demo_label:
         text.append(f" {demo_label} ", style="bold black on yellow")
@@ -45,4 +53,8 @@ class StatusHeader(Static):
 
     def refresh_header(self) -> None:
         app = self.app
-        self.update(header_text(getattr(app, "manager", None), getattr(app, "demo_label", None)))
+        self.update(header_text(getattr(app, "manager", None), getattr(app, "demo_label", None),
+                                self.size.width - 2))
+
+    def on_resize(self) -> None:
+        self.refresh_header()

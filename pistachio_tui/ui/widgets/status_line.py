@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.widgets import Static
 
 _LEVELS = ("info", "ok", "warning", "error")
@@ -18,7 +19,8 @@ class StatusLine(Static):
     """
 
     def show(self, message: str, level: str = "info") -> None:
-        """Replace the line; ``level`` is info, ok, warning or error (it picks the colour)."""
+        """Replace the line with ``message`` as plain text (it often quotes a server or a file);
+        ``level`` is info, ok, warning or error (it picks the colour)."""
         for name in _LEVELS:
             self.set_class(name == level, f"-{name}")
-        self.update(message)
+        self.update(Text(message))

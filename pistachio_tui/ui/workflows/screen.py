@@ -10,12 +10,17 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static, Tree
 
 from pistachio_tui.comfy.errors import ComfyError, PromptRejected
 from pistachio_tui.comfy.session import ServerSession, SessionUpdate
 from pistachio_tui.ui.base import PistachioScreen
+from pistachio_tui.ui.dialogs import AskScreen
+from pistachio_tui.ui.format import esc, plain
+from pistachio_tui.ui.queue.rows import WORKFLOW_KEY
 from pistachio_tui.ui.state import OpenWorkflow
+from pistachio_tui.ui.widgets.choice import ChoiceInput
 from pistachio_tui.ui.workflows.preview import Preview, build_preview, preview_markup
 from pistachio_tui.ui.workflows.sources import (
     ServerWorkflow,
@@ -28,7 +33,8 @@ from pistachio_tui.ui.workflows.sources import (
 from pistachio_tui.workflow.edit import apply_seed_mode
 from pistachio_tui.workflow.load import WorkflowError, load_workflow
 
-SEED_MODES = [("random seed", "random"), ("increment seed", "increment"), ("fixed seed", "fixed")]
+#: Short labels: the queue bar shares a line with the batch size and the button at 60 columns.
+SEED_MODES = [("random", "random"), ("increment", "increment"), ("fixed", "fixed")]
 MAX_BATCH = 100
 
 
@@ -44,6 +50,7 @@ class WorkflowsScreen(PistachioScreen):
         Binding("f", "fix", "Fix"),
         Binding("b", "focus_batch", "Batch"),
         Binding("r", "reload_sources", "Reload"),
+        Binding("a", "add_folder", "Add folder"),
     ]
 
     def __init__(self) -> None:
@@ -56,12 +63,17 @@ class WorkflowsScreen(PistachioScreen):
             yield Tree("Workflows", id="wf-tree")
             with VerticalScroll(id="wf-side"):
                 with Horizontal(id="wf-queue-bar"):
-                    yield Label("Batch")
-                    yield Input("1", id="batch", type="integer")
-                    yield Select(SEED_MODES, value="random", allow_blank=False, id="seed-mode")
+                    yield Label("Batch", id="batch-label")
+                    yield Input("1", id="batch", type="integer", tooltip="How many prompts to queue")
+                    yield Select(SEED_MODES, value="random", allow_blank=False, id="seed-mode",
+                                 tooltip="How each queued prompt's seed is chosen")
                     yield Button("Queue", variant="primary", id="queue-button")
                 yield Static("Pick a workflow on the left.", id="wf-summary")
                 yield Vertical(id="wf-params")
+
+    def on_resize(self) -> None:
+        # At 60 columns the word would push the Queue button off the line.
+        self.query_one("#batch-label", Label).update("Batch" if self.size.width >= 72 else "×")
 
     def on_mount(self) -> None:
         tree = self.query_one(Tree)
@@ -75,9 +87,9 @@ class WorkflowsScreen(PistachioScreen):
         self._add_files(tree.root.add("Bundled", expand=True), workflow_files(bundled_dir()))
         mine = tree.root.add("My folders", expand=True)
         for folder in self.papp.settings.workflow_dirs:
-            self._add_files(mine.add(str(folder)), workflow_files(Path(folder).expanduser()))
+            self._add_files(mine.add(plain(folder)), workflow_files(Path(folder).expanduser()))
         if not self.papp.settings.workflow_dirs:
-            mine.add_leaf("(add workflow_dirs in settings.toml)")
+            mine.add_leaf("(press a to add a folder)")
         self._server_node = tree.root.add("On server")
         templates = tree.root.add("Official templates")
         self._add_files(templates, workflow_files(templates_dir()))
@@ -86,7 +98,7 @@ class WorkflowsScreen(PistachioScreen):
     @staticmethod
     def _add_files(node, files: list[Path]) -> None:
         for path in files:
-            node.add_leaf(path.stem, data=path)
+            node.add_leaf(plain(path.stem), data=path)
 
     def action_reload_sources(self) -> None:
         self._fill_tree()
@@ -98,7 +110,7 @@ class WorkflowsScreen(PistachioScreen):
         node = self._server_node
         node.remove_children()
         for item in items:
-            node.add_leaf(item.name, data=item)
+            node.add_leaf(plain(item.name), data=item)
         node.set_label(f"On server ({len(items)})")
 
     def refresh_view(self, update: SessionUpdate | None) -> None:
@@ -117,10 +129,22 @@ class WorkflowsScreen(PistachioScreen):
         self.query_one("#batch", Input).focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "open-path" and event.value.strip():
+        if event.input.id != "open-path":
+            self._next_field(event.input)
+            return
+        if event.value.strip():
             self.open_workflow(Path(event.value.strip()).expanduser())
         # Back to the tree, so the screen's single-key bindings work again.
         self.query_one(Tree).focus()
+
+    def _next_field(self, field: Input) -> None:
+        """Enter in the queue form: on to the next field; the last one queues."""
+        fields = [self.query_one("#batch", Input), *self.query(".param").results(Input)]
+        index = fields.index(field) if field in fields else len(fields) - 1
+        if index + 1 < len(fields):
+            fields[index + 1].focus()
+        else:
+            self.action_queue_prompt()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "queue-button":
@@ -143,7 +167,7 @@ class WorkflowsScreen(PistachioScreen):
             object_info = await self._object_info(session)
             preview = await asyncio.to_thread(build_preview, workflow, object_info)
         except (WorkflowError, ComfyError) as exc:
-            summary.update(f"[red]{getattr(exc, 'message', exc)}[/]")
+            summary.update(f"[red]{esc(getattr(exc, 'message', exc))}[/]")
             return
         self.preview = preview
         summary.update(preview_markup(preview, session.name if session else None))
@@ -168,13 +192,68 @@ class WorkflowsScreen(PistachioScreen):
     async def _show_params(self, preview: Preview) -> None:
         box = self.query_one("#wf-params", Vertical)
         await box.remove_children()
-        widgets = []
+        widgets: list[Widget] = []
         for index, param in enumerate(preview.params):
             role = f" ({param.role})" if param.role else ""
-            widgets.append(Label(f"{param.title} · {param.name}{role}", classes="param-label"))
-            widgets.append(Input(str(param.value), id=f"param-{index}", classes="param"))
+            label = f"{param.title} · {param.name}{role}"
+            widgets.append(Label(plain(label), classes="param-label"))
+            choices = preview.choices.get(index)
+            if choices is None:
+                widgets.append(Input(str(param.value), id=f"param-{index}", classes="param"))
+            else:
+                widgets.append(ChoiceInput(str(param.value), choices, title=label, upload=index in preview.uploads,
+                                           id=f"param-{index}", classes="param"))
         await box.mount_all(widgets)
 
+    # -- input images and workflow folders ------------------------------------
+
+    def on_choice_input_upload_wanted(self, message: ChoiceInput.UploadWanted) -> None:
+        session = self.require_session()
+        if session is not None:
+            def chosen(path: str | None) -> None:
+                if path:
+                    self._upload(session, message.field, path)
+
+            self.app.push_screen(AskScreen("Upload which image? (a file on this computer)", str(Path.home()) + "/"),
+                                 chosen)
+
+    @work(group="upload")
+    async def _upload(self, session: ServerSession, field: ChoiceInput, path: str) -> None:
+        """Send a local image to the server's input folder (POST /upload/image) and pick it."""
+        source = Path(path).expanduser()
+        try:
+            data = await asyncio.to_thread(source.read_bytes)
+            answer = await session.client.upload_image(data, source.name)
+        except OSError as exc:
+            self.notify(f"Cannot read {source}: {exc.strerror or exc}", severity="error")
+            return
+        except ComfyError as exc:
+            self.notify(exc.message, severity="error")
+            return
+        name = str(answer.get("name") or source.name)
+        subfolder = str(answer.get("subfolder") or "")
+        field.value = f"{subfolder}/{name}" if subfolder else name
+        field.choices.append(field.value)
+        self.notify(f"Uploaded {source.name} to {session.name} as {field.value}")
+
+    def action_add_folder(self) -> None:
+        self.app.push_screen(AskScreen("Add a folder of workflows (.json, .png, .webp):", str(Path.home()) + "/"),
+                             self._add_folder)
+
+    def _add_folder(self, path: str | None) -> None:
+        if not path:
+            return
+        folder = Path(path).expanduser()
+        if not folder.is_dir():
+            self.notify(f"{folder} is not a folder", severity="error")
+            return
+        if folder in self.papp.settings.workflow_dirs:
+            self.notify(f"{folder} is already listed")
+            return
+        self.papp.settings.workflow_dirs.append(folder)
+        if self.papp.save():
+            self.notify(f"Added {folder}: {len(workflow_files(folder))} workflow(s)")
+        self._fill_tree()
 
     def action_fix(self) -> None:
         session = self.require_session()
@@ -204,7 +283,9 @@ class WorkflowsScreen(PistachioScreen):
     @work(group="submit")
     async def submit_batch(self, session: ServerSession, prompt: dict, batch: int, mode: str) -> None:
         workflow = self.preview.workflow if self.preview else None
-        extra = {"extra_pnginfo": {"workflow": workflow.ui}} if workflow and workflow.ui else None
+        extra: dict = {WORKFLOW_KEY: workflow.name} if workflow else {}
+        if workflow and workflow.ui:
+            extra["extra_pnginfo"] = {"workflow": workflow.ui}
         queued = []
         for _ in range(batch):
             one = copy.deepcopy(prompt)
@@ -213,7 +294,7 @@ class WorkflowsScreen(PistachioScreen):
             except WorkflowError:
                 pass  # a workflow without a seed runs as is
             try:
-                queued.append(await session.submit(one, extra))
+                queued.append(await session.submit(one, extra or None))
             except PromptRejected as exc:
                 self._show_rejection(exc)
                 return
@@ -224,6 +305,6 @@ class WorkflowsScreen(PistachioScreen):
         self.notify(f"Queued {len(queued)} prompt(s) on {session.name} — see Queue (3)")
 
     def _show_rejection(self, exc: PromptRejected) -> None:
-        lines = "\n".join(exc.report.describe())
+        lines = esc("\n".join(exc.report.describe()))
         self.query_one("#wf-summary", Static).update(f"[b red]The server refused the prompt[/]\n{lines}")
         self.notify("The server refused the prompt — details in the preview pane.", severity="error")

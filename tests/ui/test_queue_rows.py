@@ -1,0 +1,98 @@
+"""Queue and history rows a person can read; a thumbnail per prompt; filter and sort the lists."""
+
+from __future__ import annotations
+
+from textual.widgets import Input
+
+from pistachio_tui.comfy.session import CONNECTED
+from pistachio_tui.ui.widgets.filter_table import FilterInput, FilterTable
+from pistachio_tui.ui.widgets.output_preview import OutputPreview
+
+from .helpers import make_app, until
+from .test_queue_flow import open_by_path, sim_workflow
+
+
+def row_texts(table: FilterTable) -> list[list[str]]:
+    return [[getattr(c, "plain", str(c)) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+async def queue_two(pilot, sim, tmp_path, *, fail_second: bool):
+    """Queue a good prompt (seed 111), then one that fails (or succeeds) with seed 222."""
+    app = pilot.app
+    screen = await open_by_path(pilot, sim_workflow(tmp_path))
+    seed = next(i for i in screen.query(".param").results(Input) if i.value == "156680208700286")
+    await pilot.press("2")
+    seed.value = "111"
+    screen.query_one("#seed-mode").value = "fixed"
+    session = app.manager.active
+    await pilot.press("g")
+    await until(pilot, lambda: len(session.history) == 1)
+    if fail_second:
+        sim.fail_class("VAEDecode", "out of memory")
+    seed.value = "222"
+    await pilot.press("g")
+    await until(pilot, lambda: len(session.history) == 2)
+    await pilot.press("3")
+    history = app.screen.query_one("#history", FilterTable)
+    await until(pilot, lambda: history.row_count == 2)
+    return history
+
+
+async def test_rows_name_the_workflow_prompt_and_seed_and_show_a_thumbnail(sim, tmp_path):
+    app = make_app(tmp_path, ("sim", sim.url))
+    async with app.run_test(size=(140, 40)) as pilot:
+        await until(pilot, lambda: app.manager.active.state == CONNECTED)
+        history = await queue_two(pilot, sim, tmp_path, fail_second=False)
+        rows = row_texts(history)
+        assert {r[3] for r in rows} == {"111", "222"}
+        assert all(r[1] == "sim_txt2img" for r in rows)
+        assert all(r[2].startswith("a pistachio tree") for r in rows)
+        history.focus()
+        history.move_cursor(row=0)
+        preview = app.screen.query_one(OutputPreview)
+        await until(pilot, lambda: "thumbnail" in str(preview.query_one(".caption").render()))
+        data = next(iter(app.screen._thumbnails.values()))
+        assert data[:4] == b"RIFF" and data[8:12] == b"WEBP", "the server's webp;50 preview, not the PNG"
+
+
+async def test_a_prompt_without_outputs_shows_no_previous_image(sim, tmp_path):
+    app = make_app(tmp_path, ("sim", sim.url))
+    async with app.run_test(size=(140, 40)) as pilot:
+        await until(pilot, lambda: app.manager.active.state == CONNECTED)
+        history = await queue_two(pilot, sim, tmp_path, fail_second=True)
+        session = app.manager.active
+        ok = next(k for k, e in session.history.items() if e.outcome == "success")
+        failed = next(k for k, e in session.history.items() if e.outcome == "error")
+        history.focus()
+        history.move_cursor(row=history.shown_keys.index(ok))
+        await pilot.press("v")
+        preview = app.screen.query_one(OutputPreview)
+        await until(pilot, lambda: "PNG" in str(preview.query_one(".caption").render()))
+        history.move_cursor(row=history.shown_keys.index(failed))
+        await pilot.pause(0.2)
+        assert str(preview.query_one(".caption").render()) == ""
+        assert not preview.query(".picture")
+
+
+async def test_slash_filters_sorts_and_escape_clears(sim, tmp_path):
+    app = make_app(tmp_path, ("sim", sim.url))
+    async with app.run_test(size=(140, 40)) as pilot:
+        await until(pilot, lambda: app.manager.active.state == CONNECTED)
+        history = await queue_two(pilot, sim, tmp_path, fail_second=True)
+        history.focus()
+        await pilot.press("slash", *"err")
+        assert isinstance(app.focused, FilterInput)
+        await until(pilot, lambda: history.row_count == 1)
+        assert row_texts(history)[0][0] == "error"
+        await pilot.press("enter")
+        assert app.focused is history and history.row_count == 1, "Enter keeps the filter"
+        await pilot.press("escape")
+        assert history.row_count == 2 and not app.screen.query(FilterInput)
+        await pilot.press("greater_than_sign", "greater_than_sign", "greater_than_sign", "greater_than_sign")
+        assert history.sort_column == 3
+        assert [r[3] for r in row_texts(history)] == ["111", "222"]
+        await pilot.press("equals_sign")
+        assert [r[3] for r in row_texts(history)] == ["222", "111"]
+        assert "Seed" in str(history.border_subtitle)
+        await pilot.press("escape", "1")
+        assert app.current_mode == "servers", "Esc with no filter leaves the keys to the screen"
