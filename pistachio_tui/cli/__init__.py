@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         return open_app(args)
     try:
         result = func(args)
-        if inspect.isawaitable(result):
+        # Commands are plain or ``async def`` functions: an awaitable result is their coroutine.
+        if inspect.iscoroutine(result):
             result = asyncio.run(result)
         # Flush here, not at interpreter exit, so a closed pipe is caught below.
         sys.stdout.flush()
