@@ -15,7 +15,7 @@ import re
 import stat
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,18 +167,25 @@ def env_override(name: str, environ: Mapping[str, str] | None = None) -> str | N
     return value or None
 
 
-@contextmanager
-def data_dir_set_to(path: Path) -> Iterator[None]:
+def data_dir_set_to(path: Path) -> AbstractContextManager[None]:
     """Point :func:`data_dir` (and the ``PISTACHIO_DATA_DIR`` children inherit) at ``path`` for a while."""
-    before = os.environ.get("PISTACHIO_DATA_DIR")
-    os.environ["PISTACHIO_DATA_DIR"] = str(path)
+    return environment_set_to({"PISTACHIO_DATA_DIR": str(path)})
+
+
+@contextmanager
+def environment_set_to(values: dict[str, str]) -> Iterator[None]:
+    """Set ``values`` in the environment for a while (the demo's simulated endpoints), then put back
+    exactly what was there, unset names included."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop("PISTACHIO_DATA_DIR", None)
-        else:
-            os.environ["PISTACHIO_DATA_DIR"] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 _TOML_WHERE = re.compile(r"^(?P<msg>.*) \((?:at line (?P<line>\d+), column (?P<col>\d+)|at end of document)\)$")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -203,21 +202,6 @@ def start_training(output_dir: Path, stop: threading.Event, step_seconds: float)
     return output_dir / DEMO_RUN, thread
 
 
-@contextmanager
-def _environ(values: dict[str, str]) -> Iterator[None]:
-    """Set ``values`` in the environment while the demo runs, and put back what was there."""
-    before = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def simulated_runpod(comfy_url: str) -> FakeRunPod:
     """The demo's RunPod account: a pod whose ComfyUI is the demo's simulated server, an idle one
     still billing (so the idle flag and a stop can be tried) and a stopped one (to start)."""
@@ -248,7 +232,7 @@ def runpod_environ(runpod: FakeRunPod) -> dict[str, str]:
 def demo_session(*, step_delay: float = 0.3, autorun: bool = True,
                  train_step_seconds: float = TRAIN_STEP_SECONDS) -> Iterator[Demo]:
     """The simulator, the training run and a scratch ComfyUI folder, all removed on exit."""
-    from pistachio_tui.config import ServerConfig, Settings, data_dir_set_to, load_settings
+    from pistachio_tui.config import ServerConfig, Settings, data_dir_set_to, environment_set_to, load_settings
     from pistachio_tui.sim.demo_fix import ModelHost
 
     with (tempfile.TemporaryDirectory(prefix="pistachio-demo-", ignore_cleanup_errors=True) as tmp,
@@ -265,7 +249,7 @@ def demo_session(*, step_delay: float = 0.3, autorun: bool = True,
         runpod = simulated_runpod(url)
         try:
             sim.call(runpod.start())
-            stack.enter_context(_environ(runpod_environ(runpod)))
+            stack.enter_context(environment_set_to(runpod_environ(runpod)))
             stock_bundled_models(sim.server)
             broken = write_broken_workflow(scratch / "workflows", sim.call(host.start()))
             if autorun:

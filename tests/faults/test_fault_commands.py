@@ -20,7 +20,8 @@ from tests.faults.helpers import TRACEBACK_MARKERS
 from tests.workflow.helpers import tiny_ui
 
 DEAD = "http://127.0.0.1:9"
-KNOWN_CODES = {exit_codes.OK, exit_codes.FAILED, exit_codes.REJECTED, exit_codes.UNREACHABLE, exit_codes.USAGE}
+KNOWN_CODES = {exit_codes.OK, exit_codes.FAILED, exit_codes.REJECTED, exit_codes.UNREACHABLE, exit_codes.USAGE,
+               exit_codes.NO_INPUT}
 
 
 @pytest.fixture(autouse=True)
