@@ -169,6 +169,23 @@ def _open_watcher(args: argparse.Namespace):
     return RunWatcher(args.run, log=args.log)
 
 
+async def _read_once(args: argparse.Namespace):
+    """The run's state read once (in a thread), or None after saying why it cannot be read."""
+    import asyncio
+
+    from pistachio_tui.training.errors import TrainingError
+
+    try:
+        watcher = _open_watcher(args)
+    except TrainingError as exc:
+        _say(f"error: {exc}")
+        return None
+    try:
+        return await asyncio.to_thread(watcher.poll)
+    finally:
+        watcher.close()
+
+
 def _fmt(value: float | None, spec: str = ".4g") -> str:
     return "—" if value is None else format(value, spec)
 
@@ -249,22 +266,14 @@ async def run_watch(args: argparse.Namespace) -> int:
 
 
 async def run_best(args: argparse.Namespace) -> int:
-    import asyncio
 
-    from pistachio_tui.training.errors import TrainingError
 
     if args.patience < 1:
         _say("error: --patience must be at least 1")
         return exit_codes.USAGE
-    try:
-        watcher = _open_watcher(args)
-    except TrainingError as exc:
-        _say(f"error: {exc}")
+    state = await _read_once(args)
+    if state is None:
         return exit_codes.USAGE
-    try:
-        state = await asyncio.to_thread(watcher.poll)
-    finally:
-        watcher.close()
     result = state.convergence(patience=args.patience, tolerance=args.tolerance)
     candidates = state.candidates()
     if args.json:
@@ -507,10 +516,8 @@ def run_resume(args: argparse.Namespace) -> int:
 
 
 async def run_tournament_cmd(args: argparse.Namespace) -> int:
-    import asyncio
 
     from pistachio_tui.config import ServerConfig
-    from pistachio_tui.training.errors import TrainingError
     from pistachio_tui.training.promote import find_trigger
     from pistachio_tui.training.tournament import pick_contenders, run_tournament, tournament_prompts
 
@@ -518,15 +525,9 @@ async def run_tournament_cmd(args: argparse.Namespace) -> int:
     if comfy is None:
         _say("error: the server's loras folder is needed — pass --comfy PATH (its ComfyUI folder)")
         return exit_codes.USAGE
-    try:
-        watcher = _open_watcher(args)
-    except TrainingError as exc:
-        _say(f"error: {exc}")
+    state = await _read_once(args)
+    if state is None:
         return exit_codes.USAGE
-    try:
-        state = await asyncio.to_thread(watcher.poll)
-    finally:
-        watcher.close()
     if state.run_dir is None:
         _say(f"error: {args.run} has no run folder with saves")
         return exit_codes.USAGE
