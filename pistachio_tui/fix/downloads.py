@@ -43,6 +43,7 @@ from urllib.parse import urljoin, urlsplit
 import httpcore
 import httpx
 
+from pistachio_tui import format as fmt
 from pistachio_tui.fix.content import NotAModel, check_file
 from pistachio_tui.redact import safe_url
 from pistachio_tui.safefiles import UnsafeFile, open_own_regular
@@ -354,22 +355,14 @@ def check_free_space(folder: Path, needed: int) -> None:
     free = shutil.disk_usage(folder).free
     if free < needed + FREE_SPACE_MARGIN:
         raise DiskFull(
-            f"Not enough disk space in {folder}: need {_human(needed)} plus "
-            f"{_human(FREE_SPACE_MARGIN)} headroom, {_human(free)} free. Free some space and retry."
+            f"Not enough disk space in {folder}: need {fmt.size(needed)} plus "
+            f"{fmt.size(FREE_SPACE_MARGIN)} headroom, {fmt.size(free)} free. Free some space and retry."
         )
 
 
 def disk_full(target: Path) -> DiskFull:
     return DiskFull(f"The disk holding {target.parent} filled up during the download; the partial "
                     "file was removed. Free some space and retry.")
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1024:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
 
 
 def _number(text: str | None) -> int | None:

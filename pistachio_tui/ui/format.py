@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from pistachio_tui import format as core_format
 from pistachio_tui.comfy.session import CONNECTED, DOWN, RECONNECTING
 
 # Plain colour names: they read the same in tables, Rich text and every theme.
@@ -27,9 +28,8 @@ def plain(value: object) -> Text:
 
 
 def gib(n_bytes: int | float | None) -> str:
-    if not n_bytes:
-        return "—"
-    return f"{n_bytes / 1024 ** 3:.1f}G"
+    # Zero reads as unknown here: a server reports 0 for memory it does not measure.
+    return core_format.gib(n_bytes) if n_bytes else "—"
 
 
 def duration(seconds: float | None) -> str:

@@ -32,9 +32,9 @@ from pistachio_tui.ui.workflows.sources import (
 )
 from pistachio_tui.workflow.edit import apply_seed_mode
 from pistachio_tui.workflow.load import WorkflowError, load_workflow
+from pistachio_tui.workflow.seeds import SEED_MODES
 
 #: Short labels: the queue bar shares a line with the batch size and the button at 60 columns.
-SEED_MODES = [("random", "random"), ("increment", "increment"), ("fixed", "fixed")]
 MAX_BATCH = 100
 
 
@@ -65,7 +65,7 @@ class WorkflowsScreen(PistachioScreen):
                 with Horizontal(id="wf-queue-bar"):
                     yield Label("Batch", id="batch-label")
                     yield Input("1", id="batch", type="integer", tooltip="How many prompts to queue")
-                    yield Select(SEED_MODES, value="random", allow_blank=False, id="seed-mode",
+                    yield Select([(mode, mode) for mode in SEED_MODES], value="random", allow_blank=False, id="seed-mode",
                                  tooltip="How each queued prompt's seed is chosen")
                     yield Button("Queue", variant="primary", id="queue-button")
                 yield Static("Pick a workflow on the left.", id="wf-summary")
