@@ -14,9 +14,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pistachio_tui.comfy.client import ComfyClient
 from pistachio_tui.comfy.errors import ComfyError
 from pistachio_tui.comfy.events import (
     Connected,
@@ -31,11 +30,14 @@ from pistachio_tui.comfy.events import (
     Resynced,
     Status,
 )
-from pistachio_tui.comfy.stream import Backoff, EventStream
 from pistachio_tui.comfy.tracker import PromptState, PromptTracker
 from pistachio_tui.comfy.types import JOB_COMPLETED, JOB_FAILED, HistoryEntry, Job, LogEntry, QueueState, SystemStats
 from pistachio_tui.config import ServerConfig
 from pistachio_tui.failures import cancelled_meanwhile, unexpected_reason
+
+if TYPE_CHECKING:
+    from pistachio_tui.comfy.client import ComfyClient
+    from pistachio_tui.comfy.stream import Backoff, EventStream
 
 CONNECTED = "connected"
 RECONNECTING = "reconnecting"
@@ -88,7 +90,9 @@ class ServerSession:
                  max_samples: int = 120, backoff: Backoff | None = None, client: ComfyClient | None = None,
                  max_log_lines: int = 2000) -> None:
         self.config = config
-        self.client = client or ComfyClient(config.url, headers=config.headers or None)
+        self._client = client
+        self._backoff = backoff
+        self._event_stream: EventStream | None = None
         self.tracker = PromptTracker()
         self.health_interval = health_interval
         self.max_history = max_history
@@ -103,7 +107,6 @@ class ServerSession:
         self._ws_up = False
         #: Why the live event stream last broke with an error nothing expected ("" when it did not).
         self._stream_error = ""
-        self._stream = EventStream(self.client, backoff=backoff)
         self._subscribers: list[Subscriber] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._poke = asyncio.Event()
@@ -118,6 +121,24 @@ class ServerSession:
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def client(self) -> ComfyClient:
+        """The server's REST client, built on first use: an app shows its servers before httpx loads."""
+        if self._client is None:
+            from pistachio_tui.comfy.client import ComfyClient
+
+            self._client = ComfyClient(self.config.url, headers=self.config.headers or None)
+        return self._client
+
+    @property
+    def _stream(self) -> EventStream:
+        """The websocket stream, built (and websockets imported) when the session starts listening."""
+        if self._event_stream is None:
+            from pistachio_tui.comfy.stream import EventStream
+
+            self._event_stream = EventStream(self.client, backoff=self._backoff)
+        return self._event_stream
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Call ``callback`` on every change; returns a function that unsubscribes."""
@@ -136,14 +157,16 @@ class ServerSession:
 
     async def stop(self) -> None:
         """Stop every background task and close the connection."""
-        await self._stream.close()
+        if self._event_stream is not None:
+            await self._event_stream.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
-        await self.client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
 
     def check_now(self) -> None:
         """Run the next health poll at once (e.g. after the user pressed refresh)."""

@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-import httpx
 import platformdirs
 from textual.app import App, ScreenStackError
 from textual.binding import Binding
@@ -20,20 +19,19 @@ from textual.screen import Screen
 from textual.theme import Theme
 from textual.timer import Timer
 
-from pistachio_tui.comfy.errors import ComfyError
 from pistachio_tui.comfy.session import FINISHED, HEALTH, PROGRESS, ServerSession, SessionManager, SessionUpdate
-from pistachio_tui.comfy.stream import Backoff
 from pistachio_tui.config import ConfigError, ServerConfig, Settings, data_dir, journal_path, save_settings
 from pistachio_tui.ui.base import PistachioScreen
-from pistachio_tui.ui.commands import PistachioCommands
-from pistachio_tui.ui.dialogs import ConfirmScreen
 from pistachio_tui.ui.format import duration
-from pistachio_tui.ui.help_screen import HelpScreen
 from pistachio_tui.ui.messages import SessionChanged
 from pistachio_tui.ui.themes import discover_themes
 from pistachio_tui.ui.widgets.nav_bar import SCREENS
 
 if TYPE_CHECKING:
+    import httpx
+    from textual.command import Provider
+
+    from pistachio_tui.comfy.stream import Backoff
     from pistachio_tui.journal import Journal
     from pistachio_tui.journal_recorder import JournalRecorder
     from pistachio_tui.runpod.monitor import PodsMonitor
@@ -74,13 +72,20 @@ def _mode_factory(mode: str) -> Callable[[], PistachioScreen]:
     return lambda: screen_class(mode)()
 
 
+def _commands() -> type[Provider]:
+    """The palette's provider, imported when the palette first opens."""
+    from pistachio_tui.ui.commands import PistachioCommands
+
+    return PistachioCommands
+
+
 class PistachioApp(App):
     """A keyboard-first workbench over every configured ComfyUI server."""
 
     TITLE = "Pistachio"
     CSS_PATH = "app.tcss"
     MODES: ClassVar[dict[str, str | Callable[[], Screen]]] = {mode: _mode_factory(mode) for mode in SCREEN_CLASSES}
-    COMMANDS = App.COMMANDS | {PistachioCommands}
+    COMMANDS = App.COMMANDS | {_commands}
     BINDINGS = [
         *(Binding(str(n), f"switch_mode('{mode}')", label, show=False) for n, (mode, label) in enumerate(SCREENS, 1)),
         Binding("question_mark", "help", "Help", key_display="?"),
@@ -93,14 +98,17 @@ class PistachioApp(App):
     def __init__(self, settings: Settings, *, demo_label: str | None = None, dashboard: bool = False,
                  health_interval: float = 3.0, backoff: Backoff | None = None,
                  initial_run: Path | None = None) -> None:
+        # The first screen is Textual's default mode, built as the app composes: switching to it from a
+        # blank default screen would parse the whole stylesheet twice more before the first paint.
+        self.DEFAULT_MODE = "dashboard" if dashboard else "servers"  # type: ignore[misc]
         super().__init__()
         self.settings = settings
         self.demo_label = demo_label
         #: A training run (or output folder, or log) the Training screen opens at start.
         self.initial_run = initial_run
-        self.start_mode = "dashboard" if dashboard else "servers"
         self.manager = SessionManager(settings.servers, health_interval=health_interval, backoff=backoff)
         self._saved_theme = settings.theme
+        self._theme_problems: list[str] = []
         #: The newest progress update per session not yet shown, and the timer that shows it.
         self._progress: dict[ServerSession, SessionUpdate] = {}
         self._progress_timer: Timer | None = None
@@ -109,24 +117,32 @@ class PistachioApp(App):
         self._runpod: PodsMonitor | None = None
         self._runpod_http: httpx.AsyncClient | None = None
 
-    def on_mount(self) -> None:
-        themes, problems = discover_themes()
+    def on_load(self) -> None:
+        # Themes are in place before the stylesheet is first parsed: a theme set once the app is
+        # mounted has every rule parsed again, and the first paint waits for it.
+        themes, self._theme_problems = discover_themes()
         for theme in themes:
             self.register_theme(theme)
-        for problem in problems:
+        if self.settings.theme in self.available_themes:
+            self.theme = self.settings.theme
+
+    def on_mount(self) -> None:
+        for problem in self._theme_problems:
             self.notify(problem, title="Theme skipped", severity="warning")
         for problem in self.settings.problems:
             self.notify(problem, title="Settings", severity="error", timeout=30)
-        if self.settings.theme in self.available_themes:
-            self.theme = self.settings.theme
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         self.manager.subscribe(self._on_session_update)
-        self.call_after_refresh(lambda: self.run_worker(self._open_journal(), name="journal", exclusive=True))
+        self.call_after_refresh(self._after_first_paint)
+
+    def _after_first_paint(self) -> None:
+        """Start what the first screen does not need to be drawn: servers' connections, the journal."""
+        # Connecting loads httpx and websockets, the journal SQLite and the workflow modules.
         self.manager.start()
-        self.switch_mode(self.start_mode)
+        self.run_worker(self._open_journal(), name="journal", exclusive=True)
         # What exists after the first paint (widgets, styles, modules) lives as long as the app:
         # kept out of the collector, a full collection under a flood of events costs half as much.
-        self.call_after_refresh(gc.freeze)
+        gc.freeze()
 
     async def on_unmount(self) -> None:
         gc.unfreeze()
@@ -166,6 +182,8 @@ class PistachioApp(App):
     def runpod_http(self) -> httpx.AsyncClient:
         """The HTTP client that probes pods' ComfyUI (shared like the monitor; closed with the app)."""
         if self._runpod_http is None:
+            import httpx
+
             self._runpod_http = httpx.AsyncClient(timeout=5.0)
         return self._runpod_http
 
@@ -279,6 +297,8 @@ class PistachioApp(App):
 
     def server_call(self, call: Awaitable[Any], done: str | None = None) -> None:
         """Run a server request in the background; its error becomes a toast."""
+        from pistachio_tui.comfy.errors import ComfyError
+
         async def run() -> None:
             try:
                 await call
@@ -295,10 +315,14 @@ class PistachioApp(App):
         if not busy:
             self.exit()
             return
+        from pistachio_tui.ui.dialogs import ConfirmScreen
+
         question = "\n".join(busy) + "\n\nQuit anyway?"
         self.push_screen(ConfirmScreen(question), lambda yes: self.exit() if yes else None)
 
     def action_help(self) -> None:
+        from pistachio_tui.ui.help_screen import HelpScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(tuple(screen_class(mode) for mode in SCREEN_CLASSES)))
 

@@ -89,6 +89,7 @@ class ServersScreen(PistachioScreen):
         self._follow: Timer | None = None
         self._log_lines: list[str] = []
         self._columns = 0
+        self._refill_due = False
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="servers-body"):
@@ -100,12 +101,10 @@ class ServersScreen(PistachioScreen):
             yield Log(id="server-log", max_lines=LOG_LINES, auto_scroll=True)
 
     def on_mount(self) -> None:
-        self._set_columns(self.size.width)
         self.refresh_view(None)
 
     def on_resize(self) -> None:
         if columns_for(self.size.width) != self._columns:
-            self._set_columns(self.size.width)
             self.refresh_view(None)
 
     def _set_columns(self, width: int) -> None:
@@ -121,15 +120,42 @@ class ServersScreen(PistachioScreen):
     def refresh_view(self, update: SessionUpdate | None) -> None:
         if update is not None and update.kind not in ("health", "queue"):
             return
+        if update is None:
+            self._refill()
+        elif not self._redraw_row(update.session) and not self._refill_due:
+            # One refill for a burst of updates (every server failing at once when the network
+            # goes), after the screen has taken them all in.
+            self._refill_due = True
+            self.call_after_refresh(self._refill)
+        self._show_reason()
+
+    def _redraw_row(self, session: ServerSession) -> bool:
+        """Redraw ``session``'s row alone; False when the table must be refilled instead."""
+        if self.papp.manager.sessions.get(session.name) is not session:
+            return False  # removed or replaced: the rows themselves change
+        table = self.query_one(FilterTable)
+        if not table.set_row(session.name, server_row(session)[: self._columns]):
+            return False
+        self._follow_active(table)
+        return True
+
+    def _refill(self) -> None:
+        """Every row again, in columns as wide as their cells now need (a refresh only widens them)."""
+        self._refill_due = False
         table = self.query_one(FilterTable)
         sessions = self.papp.manager.sessions
-        # The cursor follows the active server; refilling must not post highlights that switch it.
-        active = self.papp.manager.active_name
         with self.prevent(FilterTable.RowHighlighted):
+            self._set_columns(self.size.width)
             table.set_rows([(name, server_row(session)[: self._columns]) for name, session in sessions.items()])
-            if active in table.shown_keys:
-                table.move_cursor(row=table.shown_keys.index(active))
+        self._follow_active(table)
         self._show_reason()
+
+    def _follow_active(self, table: FilterTable) -> None:
+        """The cursor follows the active server; moving it must not post highlights that switch it."""
+        active = self.papp.manager.active_name
+        if active in table.shown_keys and table.cursor_row != table.shown_keys.index(active):
+            with self.prevent(FilterTable.RowHighlighted):
+                table.move_cursor(row=table.shown_keys.index(active))
 
     def _show_reason(self) -> None:
         name = self._selected_name()

@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.binding import Binding
 from textual.coordinate import Coordinate
@@ -24,6 +25,11 @@ _NUMBER = re.compile(r"^[-+]?\d+(?:\.\d+)?")
 
 def cell_text(cell: Any) -> str:
     return cell.plain if isinstance(cell, Text) else str(cell)
+
+
+def _shown(cell: Any) -> Text:
+    """A cell as the table draws it: ``str`` never as markup (cells quote servers and files)."""
+    return cell if isinstance(cell, Text) else Text(str(cell))
 
 
 def sort_key(cell: Any) -> tuple[int, float, str]:
@@ -95,6 +101,25 @@ class FilterTable(DataTable):
         self._all = list(rows)
         self._show()
 
+    def set_row(self, key: str, cells: Sequence[Any]) -> bool:
+        """Redraw the one row ``key`` with ``cells``, leaving the others as they are.
+
+        Returns False, changing nothing, when the row cannot simply be redrawn in place: it is not
+        shown, a filter or sort may move it, or a cell gets narrower (its column would stay wider
+        than it needs); the caller then gives every row again.
+        """
+        index = next((n for n, (k, _) in enumerate(self._all) if k == key), None)
+        if index is None or key not in self.rows or self._filter.strip() or self.sort_column is not None:
+            return False
+        old = self._all[index][1]
+        if len(cells) != len(old) or any(cell_len(cell_text(new)) < cell_len(cell_text(was))
+                                         for new, was in zip(cells, old)):
+            return False
+        self._all[index] = (key, cells)
+        for column, cell in zip(self.columns, cells):
+            self.update_cell(key, column, _shown(cell), update_width=True)
+        return True
+
     @property
     def shown_keys(self) -> list[str]:
         return [str(row.key.value) for row in self.ordered_rows]
@@ -122,7 +147,7 @@ class FilterTable(DataTable):
         self.clear()
         rows = self._visible()
         for key, cells in rows:
-            self.add_row(*(c if isinstance(c, Text) else Text(str(c)) for c in cells), key=key)
+            self.add_row(*(_shown(c) for c in cells), key=key)
         keys = [key for key, _ in rows]
         if selected in keys:
             self.move_cursor(row=keys.index(selected))
