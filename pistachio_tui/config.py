@@ -18,12 +18,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import platformdirs
-import tomlkit
-import tomlkit.items
+
+if TYPE_CHECKING:
+    import tomlkit.items
 
 APP_NAME = "pistachio"
 SETTINGS_FILE = "settings.toml"
@@ -361,6 +362,8 @@ def _set(table: Any, key: str, value: Any, default: Any = None) -> None:
 
 
 def _server_table(server: ServerConfig) -> tomlkit.items.Table:
+    import tomlkit
+
     table = tomlkit.table()
     table["name"] = server.name
     table["url"] = server.url
@@ -374,6 +377,8 @@ def _server_table(server: ServerConfig) -> tomlkit.items.Table:
 def _sync_servers(doc: Any, servers: list[ServerConfig]) -> None:
     """Make the file's servers match ``servers``: entries that did not change keep their text
     (comments included); changed ones are rewritten; removed ones go."""
+    import tomlkit.items
+
     wanted = [{"name": s.name, "url": s.url, **({"headers": s.headers} if s.headers else {})} for s in servers]
     existing = doc.get("servers")
     old, broken = {}, []
@@ -413,6 +418,9 @@ def _sync_servers(doc: Any, servers: list[ServerConfig]) -> None:
 def save_settings(settings: Settings) -> None:
     """Write the settings into the file in place (the user's comments, order and tables survive),
     atomically, so a crash mid-write never leaves half a file."""
+    # Only saving edits TOML in place: reading settings (every start) needs just tomllib.
+    import tomlkit
+
     try:
         doc = tomlkit.parse(settings.path.read_text(encoding="utf-8")) if settings.path.exists() else tomlkit.document()
     except (OSError, UnicodeDecodeError, tomlkit.exceptions.ParseError) as exc:

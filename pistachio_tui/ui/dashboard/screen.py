@@ -18,7 +18,6 @@ from pistachio_tui.runpod.errors import RunPodError
 from pistachio_tui.ui.base import PistachioScreen
 from pistachio_tui.ui.format import esc, gib, state_text
 from pistachio_tui.ui.gpu.graph import GraphData, HistoryGraph
-from pistachio_tui.ui.queue.screen import progress_line
 from pistachio_tui.ui.widgets.status_header import StatusHeader
 
 if TYPE_CHECKING:
@@ -73,6 +72,9 @@ class DashboardScreen(PistachioScreen):
             self.query_one("#dash-run-title", Static).update("Idle — nothing running")
             self.query_one(ProgressBar).update(progress=0)
         else:
+            # The Queue screen's module (and the workflow modules it needs) loads when a prompt runs.
+            from pistachio_tui.ui.queue.screen import progress_line
+
             node = state.current_title or state.current_node or "—"
             self.query_one("#dash-run-title", Static).update(
                 f"[b]{state.prompt_id[:8]}[/b] {esc(node)}\n{progress_line(state)}")
@@ -90,6 +92,10 @@ class DashboardScreen(PistachioScreen):
 
     def on_mount(self) -> None:
         self.refresh_view(None)
+        # RunPod's client (and httpx) load after the first paint; the panel shows its hint till then.
+        self.call_after_refresh(self._follow_pods)
+
+    def _follow_pods(self) -> None:
         try:
             monitor = self.papp.runpod()
         except (RunPodError, ConfigError):

@@ -45,9 +45,10 @@ class OutputPreview(Vertical):
         self.query_one(".caption", Static).update(Text(caption or describe_bytes(filename, data)))
         try:
             from PIL import Image
-            from textual_image.widget import Image as ImageWidget
 
-            picture = ImageWidget(Image.open(io.BytesIO(data)), classes="picture")
+            from pistachio_tui.ui.widgets.terminal_graphics import picture_class
+
+            picture = picture_class()(Image.open(io.BytesIO(data)), classes="picture")
         except Exception:  # noqa: BLE001 — no picture support: the caption already describes it
             return
         self.mount(picture)
