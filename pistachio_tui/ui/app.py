@@ -118,10 +118,9 @@ class PistachioApp(App):
         self._runpod_http: httpx.AsyncClient | None = None
 
     def on_load(self) -> None:
-        # Everything imported so far (modules, classes, functions) lives as long as the app: out of
-        # the collector's sight, the garbage collections that building the first screen sets off
-        # no longer walk it all (tens of ms before the first paint).
-        gc.freeze()
+        # Building the first screen makes thousands of objects that all live on: collecting garbage
+        # meanwhile (walking everything imported too) would only delay the first paint, by tens of ms.
+        gc.disable()
         # Themes are in place before the stylesheet is first parsed: a theme set once the app is
         # mounted has every rule parsed again, and the first paint waits for it.
         themes, self._theme_problems = discover_themes()
@@ -147,9 +146,11 @@ class PistachioApp(App):
         # What exists after the first paint (widgets, styles, modules) lives as long as the app:
         # kept out of the collector, a full collection under a flood of events costs half as much.
         gc.freeze()
+        gc.enable()
 
     async def on_unmount(self) -> None:
         gc.unfreeze()
+        gc.enable()  # in case the app ends before its first paint
         await self.manager.stop()
         if self._runpod is not None:
             await self._runpod.client.aclose()

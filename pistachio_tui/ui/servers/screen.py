@@ -15,9 +15,7 @@ from pistachio_tui.comfy.errors import ComfyError
 from pistachio_tui.comfy.session import ServerSession, SessionUpdate
 from pistachio_tui.config import ServerConfig
 from pistachio_tui.ui.base import PistachioScreen
-from pistachio_tui.ui.dialogs import ConfirmScreen
 from pistachio_tui.ui.format import esc, gib, state_text
-from pistachio_tui.ui.servers.form import ServerForm
 from pistachio_tui.ui.widgets.filter_table import FilterTable
 
 #: Every column, most essential first; a narrow terminal shows the first few (see ``columns_for``).
@@ -182,6 +180,9 @@ class ServersScreen(PistachioScreen):
             self.papp.switch_server(name)
 
     def action_add(self) -> None:
+        # The form and the confirmation dialog load when first opened, not with the first screen.
+        from pistachio_tui.ui.servers.form import ServerForm
+
         self.app.push_screen(ServerForm(taken=set(self.papp.manager.sessions)), self._added)
 
     def _added(self, config: ServerConfig | None) -> None:
@@ -194,6 +195,7 @@ class ServersScreen(PistachioScreen):
         if name is None:
             return
         existing = self.papp.manager.sessions[name].config
+        from pistachio_tui.ui.servers.form import ServerForm
 
         def saved(config: ServerConfig | None) -> None:
             self._edited(name, config)
@@ -218,6 +220,8 @@ class ServersScreen(PistachioScreen):
         def answered(yes: bool | None) -> None:
             if yes:
                 self._removed(name)
+
+        from pistachio_tui.ui.dialogs import ConfirmScreen
 
         self.app.push_screen(ConfirmScreen(f"Remove server {esc(repr(name))} from the list?"), answered)
 
