@@ -147,3 +147,55 @@ async def test_active_server_is_the_one_picked_and_the_header_says_so(sim, tmp_p
         await pilot.pause()
         assert app.manager.active_name == "three"
         assert header(app).startswith("Pistachio  three")
+
+
+async def test_an_update_redraws_its_own_row_and_a_burst_that_narrows_refills_once(tmp_path):
+    """Fifty servers: one server's change redraws its row alone; a burst narrowing a column refills once."""
+    from pistachio_tui.comfy.session import HEALTH, SessionUpdate
+    from pistachio_tui.config import ServerConfig, Settings
+    from pistachio_tui.ui.app import PistachioApp
+    from pistachio_tui.ui.messages import SessionChanged
+    from pistachio_tui.ui.widgets.filter_table import FilterTable
+
+    names = [f"s{n:02d}" for n in range(50)]
+    settings = Settings(servers=[ServerConfig(n, DEAD_URL) for n in names], path=tmp_path / "settings.toml")
+    app = PistachioApp(settings, health_interval=600)
+    async with app.run_test(size=(120, 70)) as pilot:
+        sessions = app.manager.sessions
+        await until(pilot, lambda: all(s.state == DOWN for s in sessions.values()))
+        await app.manager.stop()  # from here on, nothing changes but what the test does
+        await pilot.pause(0.2)
+        screen, table = app.screen, app.screen.query_one(FilterTable)
+        def status_width() -> int:
+            return table.ordered_columns[1].content_width
+
+        narrow = status_width()
+        added: list[str] = []
+        add_row = table.add_row
+
+        def counting(*cells, key=None, **kwargs):
+            added.append(key)
+            return add_row(*cells, key=key, **kwargs)
+
+        table.add_row = counting
+
+        def change(*changed: str, state: str) -> None:
+            for name in changed:
+                sessions[name].state = state
+                screen.post_message(SessionChanged(SessionUpdate(sessions[name], HEALTH)))
+
+        others = {name: [str(c) for c in table.get_row(name)] for name in names[1:]}
+        change("s00", state=CONNECTED)
+        await until(pilot, lambda: "connected" in str(table.get_row("s00")[1]))
+        assert added == []  # redrawn in place: no row added again
+        assert {name: [str(c) for c in table.get_row(name)] for name in names[1:]} == others
+        assert status_width() > narrow
+
+        change(*names[:10], state=CONNECTED)  # all as wide as before or wider: in place
+        await pilot.pause(0.2)
+        assert added == []
+        change(*names[:10], state=DOWN)  # narrower: one refill for the whole burst
+        await until(pilot, lambda: all("down" in str(table.get_row(n)[1]) for n in names[:10]))
+        await pilot.pause(0.2)
+        assert sorted(added) == names
+        assert status_width() == narrow  # as wide as its cells need again

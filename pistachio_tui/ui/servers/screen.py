@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from rich.cells import cell_len
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -16,7 +17,7 @@ from pistachio_tui.comfy.session import ServerSession, SessionUpdate
 from pistachio_tui.config import ServerConfig
 from pistachio_tui.ui.base import PistachioScreen
 from pistachio_tui.ui.format import esc, gib, state_text
-from pistachio_tui.ui.widgets.filter_table import FilterTable
+from pistachio_tui.ui.widgets.filter_table import FilterTable, cell_text
 
 #: Every column, most essential first; a narrow terminal shows the first few (see ``columns_for``).
 COLUMNS = ("Name", "Status", "URL", "Queue", "VRAM free", "ComfyUI", "Device", "RAM free", "Python / torch")
@@ -128,12 +129,21 @@ class ServersScreen(PistachioScreen):
         self._show_reason()
 
     def _redraw_row(self, session: ServerSession) -> bool:
-        """Redraw ``session``'s row alone; False when the table must be refilled instead."""
-        if self.papp.manager.sessions.get(session.name) is not session:
-            return False  # removed or replaced: the rows themselves change
+        """Redraw ``session``'s row alone; False when the table must be refilled instead.
+
+        That is when the row is new or gone, or a cell gets narrower: a redraw only ever widens a
+        column, and the table would keep room its cells no longer need.
+        """
         table = self.query_one(FilterTable)
-        if not table.set_row(session.name, server_row(session)[: self._columns]):
+        name = session.name
+        if self.papp.manager.sessions.get(name) is not session or name not in table.rows:
             return False
+        cells = server_row(session)[: self._columns]
+        shown = table.get_row(name)
+        if len(shown) != len(cells) or any(cell_len(cell_text(new)) < cell_len(cell_text(old))
+                                           for new, old in zip(cells, shown)):
+            return False
+        table.update_row(name, cells)
         self._follow_active(table)
         return True
 

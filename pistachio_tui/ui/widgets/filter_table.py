@@ -12,7 +12,6 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from rich.cells import cell_len
 from rich.text import Text
 from textual.binding import Binding
 from textual.coordinate import Coordinate
@@ -27,8 +26,7 @@ def cell_text(cell: Any) -> str:
     return cell.plain if isinstance(cell, Text) else str(cell)
 
 
-def _shown(cell: Any) -> Text:
-    """A cell as the table draws it: ``str`` never as markup (cells quote servers and files)."""
+def _as_text(cell: Any) -> Text:
     return cell if isinstance(cell, Text) else Text(str(cell))
 
 
@@ -84,6 +82,7 @@ class FilterTable(DataTable):
     def __init__(self, *, id: str | None = None, classes: str | None = None, zebra_stripes: bool = False) -> None:
         super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=zebra_stripes)
         self._all: list[Row] = []
+        self._positions: dict[str, int] = {}
         self._filter = ""
         #: Column index sorted on (None: the order rows were given in) and its direction.
         self.sort_column: int | None = None
@@ -92,33 +91,31 @@ class FilterTable(DataTable):
 
     # -- the rows ----------------------------------------------------------------
 
-    def set_columns(self, *labels: str) -> None:
+    def set_columns(self, *labels: str, widths: dict[str, int] | None = None) -> None:
+        """Columns by label; ``widths`` fixes some (label → cells), so changing values do not make them jump."""
         self._labels = list(labels)
-        self.add_columns(*labels)
+        for label in labels:
+            self.add_column(label, width=(widths or {}).get(label))
 
     def set_rows(self, rows: Sequence[Row]) -> None:
         """All rows (key, cells); those shown depend on the filter and sort."""
         self._all = list(rows)
+        self._positions = {key: index for index, (key, _) in enumerate(self._all)}
         self._show()
 
-    def set_row(self, key: str, cells: Sequence[Any]) -> bool:
-        """Redraw the one row ``key`` with ``cells``, leaving the others as they are.
-
-        Returns False, changing nothing, when the row cannot simply be redrawn in place: it is not
-        shown, a filter or sort may move it, or a cell gets narrower (its column would stay wider
-        than it needs); the caller then gives every row again.
-        """
-        index = next((n for n, (k, _) in enumerate(self._all) if k == key), None)
-        if index is None or key not in self.rows or self._filter.strip() or self.sort_column is not None:
-            return False
-        old = self._all[index][1]
-        if len(cells) != len(old) or any(cell_len(cell_text(new)) < cell_len(cell_text(was))
-                                         for new, was in zip(cells, old)):
-            return False
-        self._all[index] = (key, cells)
+    def update_row(self, key: str, cells: Sequence[Any]) -> None:
+        """Change one row given earlier. Unfiltered and unsorted, it is redrawn in place (a batch of
+        thousands of jobs changes one row per event); otherwise the table is refilled, as the row
+        may now match the filter or belong elsewhere in the order."""
+        position = self._positions.get(key)
+        if position is None:
+            return
+        self._all[position] = (key, cells)
+        if self._filter.strip() or self.sort_column is not None or key not in self.rows:
+            self._show()
+            return
         for column, cell in zip(self.columns, cells):
-            self.update_cell(key, column, _shown(cell), update_width=True)
-        return True
+            self.update_cell(key, column, _as_text(cell), update_width=True)
 
     @property
     def shown_keys(self) -> list[str]:
@@ -147,7 +144,7 @@ class FilterTable(DataTable):
         self.clear()
         rows = self._visible()
         for key, cells in rows:
-            self.add_row(*(_shown(c) for c in cells), key=key)
+            self.add_row(*(_as_text(c) for c in cells), key=key)
         keys = [key for key, _ in rows]
         if selected in keys:
             self.move_cursor(row=keys.index(selected))
