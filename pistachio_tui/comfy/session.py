@@ -17,27 +17,20 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from pistachio_tui.comfy.errors import ComfyError
-from pistachio_tui.comfy.events import (
-    Connected,
-    Disconnected,
-    Event,
-    ExecutionError,
-    ExecutionInterrupted,
-    ExecutionStart,
-    ExecutionSuccess,
-    LogLines,
-    PreviewImage,
-    Resynced,
-    Status,
-)
-from pistachio_tui.comfy.tracker import PromptState, PromptTracker
 from pistachio_tui.comfy.types import JOB_COMPLETED, JOB_FAILED, HistoryEntry, Job, LogEntry, QueueState, SystemStats
 from pistachio_tui.config import ServerConfig
 from pistachio_tui.failures import cancelled_meanwhile, unexpected_reason
 
 if TYPE_CHECKING:
+    from pistachio_tui.comfy import events
     from pistachio_tui.comfy.client import ComfyClient
     from pistachio_tui.comfy.stream import Backoff, EventStream
+    from pistachio_tui.comfy.tracker import PromptState, PromptTracker
+else:
+    from pistachio_tui.lazy import lazy_module
+
+    # Events and the tracker load when a session starts listening: the app draws its servers first.
+    events = lazy_module("pistachio_tui.comfy.events")
 
 CONNECTED = "connected"
 RECONNECTING = "reconnecting"
@@ -90,10 +83,10 @@ class ServerSession:
                  max_samples: int = 120, backoff: Backoff | None = None, client: ComfyClient | None = None,
                  max_log_lines: int = 2000) -> None:
         self.config = config
+        self._tracker: PromptTracker | None = None
         self._client = client
         self._backoff = backoff
         self._event_stream: EventStream | None = None
-        self.tracker = PromptTracker()
         self.health_interval = health_interval
         self.max_history = max_history
         self.state = CONNECTING
@@ -121,6 +114,15 @@ class ServerSession:
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def tracker(self) -> PromptTracker:
+        """What is known of each prompt, built on first use (with the event classes it follows)."""
+        if self._tracker is None:
+            from pistachio_tui.comfy.tracker import PromptTracker
+
+            self._tracker = PromptTracker()
+        return self._tracker
 
     @property
     def client(self) -> ComfyClient:
@@ -380,7 +382,7 @@ class ServerSession:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poke.wait(), self.health_interval)
 
-    async def _look_up_older(self, event: Resynced, unfinished: list[PromptState]) -> None:
+    async def _look_up_older(self, event: events.Resynced, unfinished: list[PromptState]) -> None:
         """The resync reads only the newest history: ask the server about each prompt we follow
         that it does not cover, so one that ended long ago is not taken for lost."""
         queued = {item.prompt_id for item in [*event.queue.running, *event.queue.pending]}
@@ -420,8 +422,8 @@ class ServerSession:
                     self._set_state(RECONNECTING, self._stream_error)
             await asyncio.sleep(self.health_interval)
 
-    async def _on_event(self, event: Event) -> None:
-        if isinstance(event, Connected):
+    async def _on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Connected):
             self._ws_up = True
             self._stream_error = ""
             if self.stats is not None:
@@ -431,24 +433,24 @@ class ServerSession:
                 with contextlib.suppress(ComfyError):
                     await self.client.subscribe_logs(True)
             return
-        if isinstance(event, LogLines):
+        if isinstance(event, events.LogLines):
             self.log_lines.extend(event.entries)
             self._emit(UpdateKind.LOGS)
             return
-        if isinstance(event, PreviewImage) and event.prompt_id is None:
+        if isinstance(event, events.PreviewImage) and event.prompt_id is None:
             # A type-1 frame names no prompt: it belongs to the one running now.
             running = self.running()
             if running is None:
                 return
             event = replace(event, prompt_id=running.prompt_id)
-        if isinstance(event, Disconnected):
+        if isinstance(event, events.Disconnected):
             self._ws_up = False
             # When HTTP is failing too, the health poll's reason is the one to show.
             if self.state == CONNECTED:
                 self._set_state(RECONNECTING, event.reason)
             self.check_now()
             return
-        if isinstance(event, Resynced):
+        if isinstance(event, events.Resynced):
             unfinished = [state for state in self.tracker.states() if not state.finished]
             await self._look_up_older(event, unfinished)
             self.tracker.feed(event)
@@ -459,16 +461,16 @@ class ServerSession:
                 if ended.finished:
                     self._emit(UpdateKind.FINISHED, ended)
             return
-        if isinstance(event, Status):
+        if isinstance(event, events.Status):
             await self.refresh_queue()
             return
         prompt_id = getattr(event, "prompt_id", None)
-        if isinstance(event, ExecutionStart) and prompt_id and self.tracker.get(prompt_id) is None:
+        if isinstance(event, events.ExecutionStart) and prompt_id and self.tracker.get(prompt_id) is None:
             await self.refresh_queue()
         state = self.tracker.feed(event)
         if state is None:
             return
-        if isinstance(event, (ExecutionSuccess, ExecutionError, ExecutionInterrupted)):
+        if isinstance(event, (events.ExecutionSuccess, events.ExecutionError, events.ExecutionInterrupted)):
             with contextlib.suppress(ComfyError):
                 entries = await self.client.history(state.prompt_id)
                 self._merge_history(entries)

@@ -68,6 +68,13 @@ def screen_class(mode: str) -> type[PistachioScreen]:
     return cls
 
 
+def screen_styles(mode: str) -> list[Path]:
+    """The stylesheets of ``mode``'s screen (its ``CSS_PATH``, relative to its module)."""
+    cls = screen_class(mode)
+    paths = cls.CSS_PATH if isinstance(cls.CSS_PATH, list) else [cls.CSS_PATH] if cls.CSS_PATH else []
+    return [Path(inspect.getfile(cls)).parent / path for path in paths]
+
+
 def _mode_factory(mode: str) -> Callable[[], PistachioScreen]:
     return lambda: screen_class(mode)()
 
@@ -101,7 +108,8 @@ class PistachioApp(App):
         # The first screen is Textual's default mode, built as the app composes: switching to it from a
         # blank default screen would parse the whole stylesheet twice more before the first paint.
         self.DEFAULT_MODE = "dashboard" if dashboard else "servers"  # type: ignore[misc]
-        super().__init__()
+        # Its styles are read with the app's, or Textual would parse everything once more to add them.
+        super().__init__(css_path=[Path(__file__).with_name(self.CSS_PATH), *screen_styles(self.DEFAULT_MODE)])
         self.settings = settings
         self.demo_label = demo_label
         #: A training run (or output folder, or log) the Training screen opens at start.
