@@ -99,8 +99,7 @@ class ServersScreen(PistachioScreen):
                 yield Input(placeholder="search the log", id="log-search")
             yield Log(id="server-log", max_lines=LOG_LINES, auto_scroll=True)
 
-    def on_mount(self) -> None:
-        self.refresh_view(None)
+    # No refill on mount: the screen-resume that always follows it fills the table (once, not twice).
 
     def on_resize(self) -> None:
         if columns_for(self.size.width) != self._columns:
