@@ -6,6 +6,7 @@ import pytest
 from textual.widgets import ProgressBar, Static
 
 from pistachio_tui.comfy.events import Executing, ExecutionStart, Progress
+from pistachio_tui.comfy.session import DOWN
 from pistachio_tui.comfy.types import QueueItem, QueueState
 
 from .helpers import DEAD_URL, make_app, until
@@ -44,6 +45,9 @@ async def test_a_burst_of_progress_is_drawn_once_with_its_last_step(tmp_path, da
         if not dashboard:
             await pilot.press("3")
         session = app.manager.active
+        # Servers connect after the first paint; once the dead one is down, no health update (the
+        # dashboard redraws on any) can draw the last step before the coalesced progress does.
+        await until(pilot, lambda: session.state == DOWN)
         running_prompt(session)
         screen = app.screen
         progress_redraws = []

@@ -14,6 +14,7 @@ skipped.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 import sys
@@ -51,6 +52,9 @@ def probe(timeout: float = TIMEOUT) -> str:
         # for this is small (no Pillow) and asks by ioctl, or by an escape sequence when that fails.
         from textual_image._terminal import get_cell_size
 
+        # A terminal slow to answer (SSH) makes it log a warning with a traceback, which Python's
+        # last-resort handler prints on stderr; its fallback size is fine, so it stays quiet.
+        logging.getLogger("textual_image").addHandler(logging.NullHandler())
         get_cell_size()
     return _found
 
