@@ -93,6 +93,10 @@ class EventStream:
             # a command past its own deadline (the default waits 10 s).
             close_timeout=CLOSE_TIMEOUT,
             max_size=MAX_FRAME,
+            # ComfyUI (aiohttp) deflates every frame when the client offers it: JPEG previews for no
+            # gain, and a flood of small progress frames packs ~10,000 into one 256 KiB read, which
+            # the library inflates and parses in one loop callback (150-200 ms under a flood).
+            compression=None,
         )
 
     async def _resync(self) -> Resynced:

@@ -52,6 +52,9 @@ FINAL = frozenset({"success", "error", "interrupted"})
 RATE_WINDOW_S = 1.0
 #: Older samples than this are dropped once a newer one spans the window.
 _RATE_HISTORY_S = 5.0
+#: Samples are kept at least this far apart (the newest always): a flood of thousands of steps a
+#: second would otherwise leave thousands of samples to walk through for each step.
+_SAMPLE_SPACING_S = RATE_WINDOW_S / 20
 
 
 @dataclass
@@ -145,12 +148,16 @@ class _Tracked:
         self.needed = nodes_to_execute(prompt, outputs)
         self.cached: set[str] = set()
         self.done: set[str] = set()
+        #: Weights of the nodes to execute and of those done among them, while ``cached`` and ``done`` stay.
+        self._weights: tuple[int, int] | None = None
         #: Sampler steps of each node (0 for nodes without steps).
         self.steps = {node: sampler_steps(entry.get("inputs") or {}) if isinstance(entry, dict) else 0
                       for node, entry in prompt.items()}
         #: The node the rate samples belong to, and its (clock time, step) samples, oldest first.
         self.rate_node: str | None = None
         self.samples: deque[tuple[float, int]] = deque()
+        #: The newest step seen of ``rate_node``.
+        self.last_step = 0
         #: False while the POST that queues it is in flight: the server may not list it yet.
         self.confirmed = True
 
@@ -162,22 +169,30 @@ class _Tracked:
         if node not in self.done:
             self.done.add(node)
             self.state.done_nodes.append(node)
+            self._weights = None
+
+    def set_cached(self, nodes: set[str]) -> None:
+        self.cached = nodes
+        self._weights = None
 
     def weight(self, node: str) -> int:
         return max(1, self.steps.get(node, 0))
 
     def update_fraction(self) -> None:
         state = self.state
-        todo = self.needed - self.cached
-        if not todo:
+        if self._weights is None:
+            todo = self.needed - self.cached
+            self._weights = (sum(self.weight(n) for n in todo), sum(self.weight(n) for n in todo & self.done))
+        total, done = self._weights
+        if not total:
             value = 1.0 if state.status != "queued" else 0.0
         else:
             partial = 0.0
             node = state.current_node
-            if node in todo and node not in self.done and state.max > 0:
+            if node is not None and node in self.needed and node not in self.cached and node not in self.done \
+                    and state.max > 0:
                 partial = min(1.0, state.value / state.max) * self.weight(node)
-            done = sum(self.weight(n) for n in todo & self.done)
-            value = (done + partial) / sum(self.weight(n) for n in todo)
+            value = (done + partial) / total
         state.fraction = max(state.fraction, min(1.0, max(0.0, value)))
 
     def steps_left(self) -> int:
@@ -190,12 +205,17 @@ class _Tracked:
 
     def sample(self, node: str, value: int, now: float) -> float | None:
         """Record step ``value`` of ``node`` at ``now``; the rate over the newest window, if one spans it."""
-        if node != self.rate_node or (self.samples and value < self.samples[-1][1]):
+        if node != self.rate_node or value < self.last_step:
             # Another node, or the same one starting over: its steps need not take as long.
             self.rate_node = node
             self.samples.clear()
-        if not self.samples or value > self.samples[-1][1]:
-            self.samples.append((now, value))
+        if not self.samples or value > self.last_step:
+            if len(self.samples) >= 2 and now - self.samples[-2][0] < _SAMPLE_SPACING_S:
+                # Too close to the one before: the newest replaces it, so the base is always a step seen.
+                self.samples[-1] = (now, value)
+            else:
+                self.samples.append((now, value))
+        self.last_step = value
         # Keep one sample at least a window old as the base; older ones are of no use.
         while len(self.samples) > 2 and now - self.samples[1][0] >= RATE_WINDOW_S and \
                 now - self.samples[0][0] > _RATE_HISTORY_S:
@@ -302,7 +322,7 @@ class PromptTracker:
             self._prompts[entry.prompt_id] = tracked
         state = tracked.state
         state.status = entry.outcome
-        tracked.cached = set(entry.cached_nodes)
+        tracked.set_cached(set(entry.cached_nodes))
         state.cached_nodes = entry.cached_nodes
         state.outputs = list(entry.outputs)
         state.started_at = entry.started_at
@@ -353,7 +373,7 @@ class PromptTracker:
             state.started_at = event.timestamp
         elif isinstance(event, ExecutionCached):
             state.status = "running"
-            tracked.cached.update(event.nodes)
+            tracked.set_cached(tracked.cached | set(event.nodes))
             state.cached_nodes = sorted(tracked.cached, key=_node_order)
         elif isinstance(event, Executing):
             self._on_executing(tracked, event)

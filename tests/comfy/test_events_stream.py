@@ -108,6 +108,17 @@ async def test_first_connect_without_drop_does_not_resync(server_factory):
     assert events[2] == PreviewImage("png", b"\x89PNG")
 
 
+
+async def test_the_stream_asks_for_no_compression(server_factory):
+    # ComfyUI's aiohttp deflates every frame a client allows it to: JPEG previews for nothing, and a
+    # flood of small progress frames packs thousands into one read, all parsed in one loop callback.
+    server = await server_factory([[trace_messages("cached")[0]]])
+    async with ComfyClient(server.url) as client:
+        stream = EventStream(client, backoff=FAST)
+        await collect_until(stream, lambda e: isinstance(e, Status))
+    [headers] = server.ws_headers
+    assert "permessage-deflate" not in headers.get("Sec-WebSocket-Extensions", "")
+
 async def test_unreachable_server_backs_off_and_close_ends_the_wait():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
