@@ -9,6 +9,7 @@ REST, so a prompt that finished while the socket was down is not missed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 from collections.abc import AsyncGenerator
@@ -24,7 +25,7 @@ from pistachio_tui.comfy.events import CLIENT_FEATURES, Connected, Disconnected,
 
 #: Largest frame accepted; previews are small, a huge frame means something is wrong.
 MAX_FRAME = 64 * 1024 * 1024
-#: The longest the stream reads frames back to back before other tasks get a turn.
+#: The longest the stream reads frames back to back before it pauses (as long) for other tasks.
 _READ_SLICE_S = 0.005
 
 
@@ -123,15 +124,9 @@ class EventStream:
                     if reconnecting:
                         yield await self._resync()
                     yield first
-                    loop = asyncio.get_running_loop()
-                    share_at = loop.time() + _READ_SLICE_S
-                    async for raw in ws:
-                        yield parse_message(raw)
-                        if loop.time() > share_at:
-                            # A frame already buffered is returned without giving the loop away, so a
-                            # server sending faster than we read would starve the UI: let it run.
-                            await asyncio.sleep(0)
-                            share_at = loop.time() + _READ_SLICE_S
+                    async with contextlib.aclosing(self._shared(ws)) as events:
+                        async for event in events:
+                            yield event
                     reason = "the server closed the connection"
                 except ConnectionClosed as exc:
                     reason = f"lost the websocket to ComfyUI at {self.client.shown_url} ({self.client.scrub(str(exc))})"
@@ -154,6 +149,28 @@ class EventStream:
                 await asyncio.wait_for(self._wake.wait(), retry_in)
             except TimeoutError:
                 pass
+
+    @staticmethod
+    async def _shared(ws: ClientConnection) -> AsyncGenerator[Event, None]:
+        """The socket's events, pausing after each slice of frames read back to back.
+
+        A frame already buffered comes back from the socket without giving the loop away, so a
+        server sending faster than we read would starve the UI. A pause, not a bare yield: after
+        ``sleep(0)`` the next slice runs in the very next loop turn, stacked onto whatever the
+        UI draws in it (a stall of both); so under a backlog the stream takes about half the loop.
+        """
+        loop = asyncio.get_running_loop()
+        started = asked = loop.time()
+        async for raw in ws:
+            now = loop.time()
+            if now - asked >= _READ_SLICE_S:
+                # Waited for this frame as long as a slice: everything else had its turn meanwhile.
+                started = now
+            elif now - started >= _READ_SLICE_S:
+                await asyncio.sleep(_READ_SLICE_S)
+                started = loop.time()
+            yield parse_message(raw)
+            asked = loop.time()
 
     def _reason(self, exc: BaseException) -> str:
         url = self.client.shown_url
