@@ -25,8 +25,10 @@ from pistachio_tui.comfy.events import CLIENT_FEATURES, Connected, Disconnected,
 
 #: Largest frame accepted; previews are small, a huge frame means something is wrong.
 MAX_FRAME = 64 * 1024 * 1024
-#: The longest the stream reads frames back to back before it pauses (as long) for other tasks.
+#: The longest the stream reads frames back to back before it pauses for other tasks.
 _READ_SLICE_S = 0.005
+#: How long it then pauses: long enough that its next slice is not in the loop turn the UI draws in.
+_PAUSE_S = 0.005
 
 
 #: Seconds to wait for the server's side of the websocket close handshake.
@@ -167,7 +169,7 @@ class EventStream:
                 # Waited for this frame as long as a slice: everything else had its turn meanwhile.
                 started = now
             elif now - started >= _READ_SLICE_S:
-                await asyncio.sleep(_READ_SLICE_S)
+                await asyncio.sleep(_PAUSE_S)
                 started = loop.time()
             yield parse_message(raw)
             asked = loop.time()

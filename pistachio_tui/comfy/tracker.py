@@ -324,7 +324,13 @@ class PromptTracker:
         if tracked is None or tracked.state.finished:
             # Events for a prompt that already ended are stale (e.g. buffered before a resync).
             return None
-        self._apply(tracked, event)
+        if isinstance(event, ProgressState):
+            if not self._on_progress_state(tracked, event):
+                # A sampler sends one with every step, mostly repeating what is known: no one
+                # needs to redraw for it.
+                return None
+        else:
+            self._apply(tracked, event)
         tracked.update_fraction()
         return tracked.state
 
@@ -382,15 +388,10 @@ class PromptTracker:
 
     def _apply(self, tracked: _Tracked, event: Event) -> None:
         state = tracked.state
-        # The two kinds a sampler sends with every step come first.
+        # What a sampler sends with every step comes first.
         if isinstance(event, Progress):
             if event.node is not None:
                 self._on_progress(tracked, event)
-        elif isinstance(event, ProgressState):
-            done = tracked.done
-            for node_id, node in event.nodes.items():
-                if node.state == "finished" and node_id not in done:
-                    tracked.mark_done(node_id)
         elif isinstance(event, ExecutionStart):
             state.status = "running"
             state.started_at = event.timestamp
@@ -414,6 +415,15 @@ class PromptTracker:
             self._finish(state, "interrupted", event.timestamp)
         elif isinstance(event, PreviewImage):
             state.preview = event
+
+    @staticmethod
+    def _on_progress_state(tracked: _Tracked, event: ProgressState) -> bool:
+        """Mark the nodes it reports finished; whether any was not known to be."""
+        done = tracked.done
+        new = [node_id for node_id, node in event.nodes.items() if node.state == "finished" and node_id not in done]
+        for node_id in new:
+            tracked.mark_done(node_id)
+        return bool(new)
 
     def _on_executing(self, tracked: _Tracked, event: Executing) -> None:
         state = tracked.state

@@ -121,3 +121,15 @@ def test_a_burst_after_a_stall_is_a_base_of_its_own():
     state = tracker.feed(Progress("p", "2", 23, 30))
     # Measured from the burst's last step, not its first: one step in the last second.
     assert state.it_per_s == pytest.approx(1.0)
+
+
+def test_a_progress_state_that_repeats_what_is_known_changes_nothing():
+    from pistachio_tui.comfy.events import NodeProgress, ProgressState
+
+    tracker, clock = started()
+    latent = NodeProgress("1", 1.0, 1.0, "finished")
+    sampler = NodeProgress("2", 3.0, 30.0, "running")
+    # Node 1 is already done (node 2 started after it): a sampler's per-step report tells nothing new.
+    assert tracker.feed(ProgressState("p", {"1": latent, "2": sampler})) is None
+    state = tracker.feed(ProgressState("p", {"1": latent, "2": sampler._replace(value=30.0, state="finished")}))
+    assert state is not None and state.done_nodes == ["1", "2"]
