@@ -15,7 +15,7 @@ import gc
 import logging
 import shutil
 
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Input
 
 from pistachio_tui.comfy.session import CONNECTED
 from pistachio_tui.config import load_settings
@@ -81,7 +81,9 @@ async def test_the_keyboard_tour_at_80_by_24(tmp_path, caplog):
 
             shutil.copy(sim_workflow(tmp_path), tmp_path / "wf.json")
             (tmp_path / "batch.toml").write_text('workflow = "wf.json"\ncount = 40\noutput = "out"\n')
-            await pilot.press("8", "o", *str(tmp_path / "batch.toml"), "enter")
+            await pilot.press("8", "o")
+            app.screen.query_one("#batch-file", Input).value = str(tmp_path / "batch.toml")
+            await pilot.press("enter")
             view = app.screen.view
             await until(pilot, lambda: len(view.jobs) == 40)
             await pilot.press("s")
