@@ -349,7 +349,9 @@ async def _parallel(job: Job, plan: Plan, first: Answer | None) -> None:
         if progress.writes:
             await asyncio.shield(asyncio.gather(*progress.writes, return_exceptions=True))
         os.close(fd)
-        if part.exists():
+        # Only an unfinished file needs its record (a whole one is verified and renamed next):
+        # each save is an fsync.
+        if part.exists() and any(span.left for span in plan.spans):
             await asyncio.shield(asyncio.to_thread(plan.save, job.plan_path))
     job.plan_path.unlink(missing_ok=True)
     digest = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import time
 
@@ -62,6 +63,24 @@ async def test_spans_are_written_without_joining_chunks_and_survive_short_writes
     await download(f"{files.url}/model.safetensors", target, sha256=BIG_SHA)
     assert hashlib.sha256(target.read_bytes()).hexdigest() == BIG_SHA
     assert len(buffers_per_write) > len(BIG) // 3000 and max(buffers_per_write) > 1
+
+
+async def test_a_finished_parallel_download_saves_its_record_only_before_it_starts(files, tmp_path, parallel,
+                                                                                   monkeypatch):
+    """Each save of ``.part.ranges`` is an fsync; a whole file needs none at the end."""
+    saved: list[str] = []
+    real = ranges.Plan.save
+
+    def save(plan, path):
+        saved.append(json.dumps([span.done for span in plan.spans]))
+        real(plan, path)
+
+    monkeypatch.setattr(ranges.Plan, "save", save)
+    monkeypatch.setattr(ranges, "PLAN_SAVE_EVERY_S", 60)
+    target = tmp_path / "model.safetensors"
+    await download(f"{files.url}/model.safetensors", target, sha256=BIG_SHA)
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == BIG_SHA
+    assert saved == [json.dumps([0] * 8)]
 
 
 async def test_a_smaller_file_uses_fewer_connections(files, tmp_path, parallel):
