@@ -25,15 +25,17 @@ async def read_head(reader: asyncio.StreamReader) -> bytes:
 def answering(*parts: bytes, then_wait: float = 0.0, heads: list[bytes] | None = None) -> Handler:
     """A handler that records the request head, writes ``parts`` one by one and closes."""
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await read_head(reader)
-        if heads is not None:
-            heads.append(head)
-        for part in parts:
-            writer.write(part)
-            await writer.drain()
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(then_wait)
-        writer.close()
+        try:
+            head = await read_head(reader)
+            if heads is not None:
+                heads.append(head)
+            for part in parts:
+                writer.write(part)
+                await writer.drain()
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(then_wait)
+        finally:
+            writer.close()
     return handle
 
 
