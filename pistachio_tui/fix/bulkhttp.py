@@ -209,12 +209,13 @@ class BulkTransport(httpx.AsyncBaseTransport):
     async def _connect(self, request: httpx.Request, timeout: float | None) -> _Receiver:
         url = request.url
         secure = url.scheme == "https"
+        host = url.raw_host.decode("ascii")  # an international name in its IDNA form, for DNS and SNI
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(timeout):
                 _, receiver = await loop.create_connection(
-                    _Receiver, url.host, url.port or (443 if secure else 80),
-                    ssl=self._ssl if secure else None, server_hostname=url.host if secure else None)
+                    _Receiver, host, url.port or (443 if secure else 80),
+                    ssl=self._ssl if secure else None, server_hostname=host if secure else None)
         except TimeoutError:
             raise httpx.ConnectTimeout(f"no connection within {timeout} s", request=request) from None
         except (OSError, ssl.SSLError) as exc:
