@@ -28,8 +28,8 @@ from collections.abc import AsyncIterator
 import httpx
 
 #: Received bytes held for a slow reader before the socket is no longer read (per connection).
-PAUSE_ABOVE = 4 * 1024 * 1024
-RESUME_BELOW = 1024 * 1024
+PAUSE_ABOVE = 2 * 1024 * 1024
+RESUME_BELOW = 512 * 1024
 #: Largest response head accepted (status line and headers).
 MAX_HEAD = 64 * 1024
 _NO_BODY_STATUS = (204, 304)
