@@ -252,13 +252,31 @@ def own_size(part: Path) -> int:
     return info.st_size
 
 
+def hash_chunks(digest: hashlib._Hash, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        digest.update(chunk)
+
+
+async def write_and_hash(write: Callable[[], None], chunks: list[bytes], digest: hashlib._Hash | None) -> None:
+    """Run ``write`` (of ``chunks``) and feed ``chunks`` to ``digest``, each in a worker thread, at once.
+
+    Once the network is read without copies, the file's writes and its sha256
+    together are the slowest part of a download; both release the GIL, so two
+    threads take about the time of the slower alone.
+    """
+    if digest is None:
+        await asyncio.to_thread(write)
+    else:
+        await asyncio.gather(asyncio.to_thread(write), asyncio.to_thread(hash_chunks, digest, chunks))
+
+
 class PartWriter:
-    """Appends received bytes to the open ``.part`` file and hashes them, in a worker thread.
+    """Appends received bytes to the open ``.part`` file and hashes them, in worker threads.
 
     A write can stall for long on a network volume or under writeback pressure,
     and sha256 costs CPU for every byte: neither may run on the event loop the
     UI shares (hashlib and file writes release the GIL on large buffers, so the
-    thread runs beside the loop). One write runs at a time and takes every
+    threads run beside the loop). One batch runs at a time and takes every
     chunk received so far, without copying them on the loop, so the file keeps
     up with the network and a slow disk gets bigger batches; past
     ``WRITE_BATCH`` bytes waiting, the download waits for the disk.
@@ -290,12 +308,11 @@ class PartWriter:
     async def _drain(self) -> None:
         while self._pending:
             chunks, self._pending, self._pending_size = self._pending, [], 0
-            await asyncio.to_thread(self._write, chunks)
+            await write_and_hash(functools.partial(self._write, chunks), chunks, self._digest)
 
     def _write(self, chunks: list[bytes]) -> None:
         for chunk in chunks:
             self._fh.write(chunk)
-            self._digest.update(chunk)
 
 
 class ProgressReporter:

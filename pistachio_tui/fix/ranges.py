@@ -16,6 +16,7 @@ makes the download start again over one connection.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import os
@@ -44,6 +45,7 @@ from pistachio_tui.fix.downloads import (
     part_path,
     size_mismatch,
     status_error,
+    write_and_hash,
     write_error,
 )
 from pistachio_tui.safefiles import UnsafeFile, atomic_write, open_own_regular
@@ -463,7 +465,7 @@ async def _pump(job: Job, fd: int, plan: Plan, span: Span, answer: Answer, progr
         offset = span.start + span.done
         # Only bytes that follow the hashed prefix, and only once the write before them is done.
         digest = progress.prefix if progress.prefix is not None and offset == progress.prefix_end else None
-        write = asyncio.ensure_future(asyncio.to_thread(_pwrite_all, fd, batch, offset, digest))
+        write = asyncio.ensure_future(write_and_hash(functools.partial(_pwrite_all, fd, batch, offset), batch, digest))
         progress.writes.add(write)
         write.add_done_callback(progress.writes.discard)
         in_flight = (write, size, digest is not None)
@@ -496,12 +498,9 @@ async def _pump(job: Job, fd: int, plan: Plan, span: Span, answer: Answer, progr
         progress.tell()
 
 
-def _pwrite_all(fd: int, chunks: list[bytes], offset: int, digest: hashlib._Hash | None) -> None:
+def _pwrite_all(fd: int, chunks: list[bytes], offset: int) -> None:
     # The chunks as they came, without joining them (a copy of every byte): one vectored write
-    # for up to IOV_MAX of them, and the hash fed chunk by chunk.
-    if digest is not None:
-        for chunk in chunks:
-            digest.update(chunk)
+    # for up to IOV_MAX of them.
     pending = [memoryview(chunk) for chunk in chunks]
     while pending:
         batch = pending[:_IOV_MAX]

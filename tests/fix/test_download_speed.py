@@ -83,6 +83,32 @@ async def test_a_finished_parallel_download_saves_its_record_only_before_it_star
     assert saved == [json.dumps([0] * 8)]
 
 
+@pytest.mark.parametrize("split", [False, True], ids=["one-connection", "ranges"])
+async def test_the_hash_runs_while_the_file_is_written(files, tmp_path, monkeypatch, split):
+    """Two threads: the sha256 of a batch and its write take the time of the slower, not of both."""
+    if split:
+        monkeypatch.setattr(ranges, "PARALLEL_MIN", 1_000_000)
+    else:
+        files.ignore_range = True
+    spans: dict[str, list[tuple[float, float]]] = {"hash": [], "write": []}
+
+    def timed(kind, real):
+        def run(*args):
+            began = time.monotonic()
+            time.sleep(0.02)  # long enough to be seen beside the other
+            real(*args)
+            spans[kind].append((began, time.monotonic()))
+        return run
+
+    monkeypatch.setattr(downloads, "hash_chunks", timed("hash", downloads.hash_chunks))
+    monkeypatch.setattr(ranges, "_pwrite_all", timed("write", ranges._pwrite_all))
+    monkeypatch.setattr(downloads.PartWriter, "_write", timed("write", downloads.PartWriter._write))
+    target = tmp_path / "model.safetensors"
+    await download(f"{files.url}/model.safetensors", target, sha256=BIG_SHA)
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == BIG_SHA
+    assert spans["hash"] and any(h0 < w1 and w0 < h1 for h0, h1 in spans["hash"] for w0, w1 in spans["write"])
+
+
 async def test_a_smaller_file_uses_fewer_connections(files, tmp_path, parallel):
     await download(f"{files.url}/small.safetensors", tmp_path / "small.safetensors")
     assert len(files.requests) == 4
