@@ -27,8 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("numpy", "PIL", "plotext", "textual_plotext", "tensorboard", "huggingface_hub", "aiohttp",
          "textual_image.widget", "textual_image.renderable", "click", "pygments", "google", "absl", "fsspec",
          "httpx", "httpcore", "anyio", "websockets", "tomlkit", "sqlite3")
-#: Our modules that connect servers or keep the journal: loaded after the first paint.
-CONNECT = ("pistachio_tui.comfy.client", "pistachio_tui.comfy.stream", "pistachio_tui.journal",
+#: Our modules that connect servers, follow their prompts or keep the journal: loaded after the first paint.
+CONNECT = ("pistachio_tui.comfy.client", "pistachio_tui.comfy.stream", "pistachio_tui.comfy.events",
+           "pistachio_tui.comfy.tracker", "pistachio_tui.comfy.types", "pistachio_tui.journal",
            "pistachio_tui.journal_recorder")
 #: The journal's thread imports these after the first paint (``--help`` reads the seed modes from one).
 WORKFLOW = ("pistachio_tui.workflow",)
@@ -94,14 +95,14 @@ def test_help_imports_no_heavy_module_nor_textual(tmp_path: Path) -> None:
     assert offenders(modules, HEAVY + LATER + CONNECT + ("textual", "textual_image")) == []
 
 
-#: What a first screen shows besides servers: the dashboard has pods and a GPU graph (the Queue screen's
-#: progress line loads when a prompt runs).
-SHOWN = {"servers": (), "dashboard": ("pistachio_tui.runpod", "pistachio_tui.ui.gpu")}
+#: What a first screen shows besides servers: the dashboard has pods, a GPU graph and each server's queue
+#: (the Queue screen's progress line loads when a prompt runs).
+SHOWN = {"servers": (), "dashboard": ("pistachio_tui.runpod", "pistachio_tui.ui.gpu", "pistachio_tui.comfy.types")}
 
 
 @pytest.mark.parametrize("first", ["servers", "dashboard"])
 def test_first_paint_imports_only_the_first_screen(first: str, tmp_path: Path) -> None:
     modules = imported(FIRST_PAINT, first, tmp_path=tmp_path)
     assert f"pistachio_tui.ui.{first}.screen" in modules
-    banned = tuple(name for name in LATER if name not in SHOWN[first])
-    assert offenders(modules, HEAVY + CONNECT + WORKFLOW + banned) == []
+    banned = tuple(name for name in LATER + CONNECT if name not in SHOWN[first])
+    assert offenders(modules, HEAVY + WORKFLOW + banned) == []

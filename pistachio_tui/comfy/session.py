@@ -17,20 +17,22 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from pistachio_tui.comfy.errors import ComfyError
-from pistachio_tui.comfy.types import JOB_COMPLETED, JOB_FAILED, HistoryEntry, Job, LogEntry, QueueState, SystemStats
 from pistachio_tui.config import ServerConfig
 from pistachio_tui.failures import cancelled_meanwhile, unexpected_reason
 
 if TYPE_CHECKING:
-    from pistachio_tui.comfy import events
+    from pistachio_tui.comfy import events, types
     from pistachio_tui.comfy.client import ComfyClient
     from pistachio_tui.comfy.stream import Backoff, EventStream
     from pistachio_tui.comfy.tracker import PromptState, PromptTracker
+    from pistachio_tui.comfy.types import HistoryEntry, Job, LogEntry, QueueState, SystemStats
 else:
     from pistachio_tui.lazy import lazy_module
 
-    # Events and the tracker load when a session starts listening: the app draws its servers first.
+    # Events, the tracker and the server's answers load when a session starts listening: the app
+    # draws its servers first.
     events = lazy_module("pistachio_tui.comfy.events")
+    types = lazy_module("pistachio_tui.comfy.types")
 
 CONNECTED = "connected"
 RECONNECTING = "reconnecting"
@@ -92,7 +94,7 @@ class ServerSession:
         self.state = CONNECTING
         self.reason = ""
         self.stats: SystemStats | None = None
-        self.queue = QueueState(running=[], pending=[])
+        self._queue: QueueState | None = None
         #: Newest first, at most ``max_history`` entries.
         self.history: OrderedDict[str, HistoryEntry] = OrderedDict()
         #: Fraction of the first device's VRAM in use, one sample per health poll.
@@ -114,6 +116,17 @@ class ServerSession:
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def queue(self) -> QueueState:
+        """The server's queue as last polled (empty until then)."""
+        if self._queue is None:
+            self._queue = types.QueueState(running=[], pending=[])
+        return self._queue
+
+    @queue.setter
+    def queue(self, queue: QueueState) -> None:
+        self._queue = queue
 
     @property
     def tracker(self) -> PromptTracker:
@@ -325,7 +338,7 @@ class ServerSession:
         if not await self.client.has_jobs():
             self._merge_history(await self.client.history(max_items=self.max_history))
             return
-        page = await self.client.jobs(statuses=[JOB_COMPLETED, JOB_FAILED], limit=self.max_history)
+        page = await self.client.jobs(statuses=[types.JOB_COMPLETED, types.JOB_FAILED], limit=self.max_history)
         self.jobs = page.jobs
         limit = asyncio.Semaphore(_DETAIL_CONCURRENCY)
 

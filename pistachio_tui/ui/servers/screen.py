@@ -47,10 +47,10 @@ def short_url(url: str) -> str:
 def server_row(session: ServerSession) -> tuple:
     """One cell per COLUMNS entry."""
     stats = session.stats
-    queue = len(session.queue.running) + len(session.queue.pending)
     url = short_url(session.config.url)
     if stats is None:
         return (session.name, state_text(session.state), url, "—", "—", "—", "—", "—", "—")
+    queue = len(session.queue.running) + len(session.queue.pending)
     device = stats.main_device
     torch = stats.pytorch_version.split("+")[0]
     on_gpu = device is not None and device.type != "cpu"
