@@ -173,16 +173,18 @@ async def status_command(args: argparse.Namespace) -> int:
 
 def _print_status(url: str, stats: Any, queue: Any) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
+    # Every string the server sent is escaped: a version such as "0.8.0[/x]" is text, not markup.
     console = Console(file=sys.stdout, highlight=False)
-    python = stats.python_version.split(" ", 1)[0]
-    console.print(f"[bold]ComfyUI {stats.comfyui_version}[/] at {url}")
-    console.print(f"Python {python}, torch {stats.pytorch_version}, {stats.os}")
+    python = escape(stats.python_version.split(" ", 1)[0])
+    console.print(f"[bold]ComfyUI {escape(stats.comfyui_version)}[/] at {escape(url)}")
+    console.print(f"Python {python}, torch {escape(stats.pytorch_version)}, {escape(stats.os)}")
     console.print(f"RAM {gib(stats.ram_free)} free of {gib(stats.ram_total)}")
     table = Table("#", "device", "type", "VRAM free", "VRAM total", "torch free", "torch total")
     for device in stats.devices:
-        table.add_row("" if device.index is None else str(device.index), device.name, device.type,
+        table.add_row("" if device.index is None else str(device.index), escape(device.name), escape(device.type),
                       gib(device.vram_free), gib(device.vram_total),
                       gib(device.torch_vram_free), gib(device.torch_vram_total))
     console.print(table)
