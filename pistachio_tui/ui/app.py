@@ -6,6 +6,7 @@ import asyncio
 import gc
 import importlib
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -362,7 +363,10 @@ def run_app(settings: Settings, demo_label: str | None = None, dashboard: bool =
     """Run the app until the user quits; returns the exit code."""
     try:
         # textual-image asks the terminal what it can draw when first imported; that must
-        # happen before Textual owns the terminal, or the answer arrives as key presses.
+        # happen before Textual owns the terminal, or the answer arrives as key presses. A
+        # terminal that does not answer within 0.1 s (slow SSH) makes it log a traceback on
+        # stderr through Python's last-resort handler; its fallback sizes are fine, so it is quiet.
+        logging.getLogger("textual_image").addHandler(logging.NullHandler())
         import textual_image.widget  # noqa: F401
     except Exception:  # noqa: BLE001 — without it, previews fall back to a text description
         pass

@@ -27,3 +27,46 @@ def test_help_lists_every_command():
                          cwd=ROOT, check=True).stdout
     for command in ("demo", "status", "run", "workflow", "fix", "batch", "pods"):
         assert command in out
+
+
+def test_a_terminal_that_does_not_answer_the_image_probe_shows_no_traceback():
+    """textual-image asks the terminal for its cell size on import and, without an answer
+    within 0.1 s (a slow SSH link), logged a warning with a traceback onto the screen before
+    the app drew itself. ``run_app`` is run in a pseudo-terminal that never answers."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    script = ("import sys, pistachio_tui.ui.app as app\n"
+              "class Quiet:\n"
+              "    def __init__(self, *a, **k): pass\n"
+              "    def run(self): print('app would run')\n"
+              "app.PistachioApp = Quiet\n"
+              "from pistachio_tui.config import Settings\n"
+              "sys.exit(app.run_app(Settings()))\n")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: stdin, stdout and stderr are the pseudo-terminal
+        # 40 rows, 120 columns and no pixel size, as many terminals report over SSH: the
+        # probe then asks the terminal with an escape sequence.
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        os.chdir(ROOT)
+        os.execv(sys.executable, [sys.executable, "-c", script])
+    out = b""
+    while True:
+        ready, _, _ = select.select([fd], [], [], 30)
+        if not ready:
+            break
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, out
+    assert b"app would run" in out
+    assert b"Traceback" not in out and b"Failed to get cell size" not in out, out
