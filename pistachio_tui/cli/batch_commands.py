@@ -114,6 +114,12 @@ async def run_batch(args: argparse.Namespace) -> int:
     from pistachio_tui.workflow.errors import WorkflowError
 
     try:
+        with open(args.file, "rb"):
+            pass
+    except OSError as exc:
+        print(f"batch: {args.file}: cannot read the file ({exc.strerror or exc})", file=sys.stderr)
+        return exit_codes.NO_INPUT
+    try:
         spec = _spec(args)
         servers = _servers(args)
         if not servers and not spec.endpoints:

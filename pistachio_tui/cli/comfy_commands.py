@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from dataclasses import asdict
@@ -254,10 +253,6 @@ class _Lost(Exception):
     """The server no longer knows the prompt (it restarted while we were away)."""
 
 
-def _readable_file(path: Path) -> bool:
-    return path.is_file() and os.access(path, os.R_OK)
-
-
 async def run_command(args: argparse.Namespace) -> int:
     """``pistachio run``."""
     import asyncio
@@ -269,13 +264,11 @@ async def run_command(args: argparse.Namespace) -> int:
     try:
         workflow = load_run_file(args.file)
     except WorkflowError as exc:
-        # A file that is not there is the caller's mistake, not the server's refusal: scripts
-        # branching on "rejected" must not retry a typo'd path against another server.
-        unreadable = not _readable_file(Path(args.file))
+        code = exit_codes.input_error(args.file)
         if args.json:
-            _emit_json({"status": "unreadable" if unreadable else "rejected", "error": str(exc)})
+            _emit_json({"status": "unreadable" if code == exit_codes.NO_INPUT else "rejected", "error": str(exc)})
         print(exc, file=sys.stderr)
-        return exit_codes.NO_INPUT if unreadable else exit_codes.REJECTED
+        return code
     resolved = settings_or_usage(args)
     if isinstance(resolved, int):
         return resolved

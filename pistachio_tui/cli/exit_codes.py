@@ -17,6 +17,17 @@ INTERNAL = 70
 INTERRUPTED = 130
 
 
+def input_error(path: object) -> int:
+    """The exit code for an input file that could not be used: :data:`NO_INPUT` when it is not a
+    file this process can read (missing, a folder, no permission), :data:`REJECTED` when it was
+    read and is not a workflow. Scripts branching on "rejected" must not retry a typo'd path."""
+    import os
+    from pathlib import Path
+
+    readable = isinstance(path, (str, Path)) and Path(path).is_file() and os.access(path, os.R_OK)
+    return REJECTED if readable else NO_INPUT
+
+
 class UsageError(Exception):
     """The command line is wrong; ``main`` prints the message and exits with :data:`USAGE`."""
 

@@ -179,9 +179,10 @@ async def fix_command(args: argparse.Namespace) -> int:
         return exit_codes.USAGE
     try:
         workflow = load_workflow(args.workflow)
-    except (WorkflowError, OSError) as exc:
-        print(f"Cannot use {args.workflow}: {exc}", file=sys.stderr)
-        return exit_codes.REJECTED
+    except WorkflowError as exc:
+        # The error names the file already ("wf.json: $: cannot read the file (…)").
+        print(f"fix: {exc}", file=sys.stderr)
+        return exit_codes.input_error(args.workflow)
     comfy_dir = args.comfy_dir or settings.comfy_dir
     if comfy_dir is not None and not comfy_dir.is_dir():
         print(f"--comfy-dir {comfy_dir} is not a folder; give the ComfyUI folder (the one holding models/).",

@@ -33,7 +33,7 @@ from pistachio_tui.fleet.targets import Target
 from pistachio_tui.workflow.convert import to_api
 from pistachio_tui.workflow.edit import apply_seed_mode, find_params, set_param
 from pistachio_tui.workflow.errors import WorkflowError
-from pistachio_tui.workflow.load import load_workflow
+from pistachio_tui.workflow.load import Workflow, load_workflow
 from pistachio_tui.workflow.seeds import SEED_MAX
 
 #: Jobs queued at once on each ComfyUI server unless told otherwise.
@@ -190,12 +190,14 @@ async def prepare_batch(spec: BatchSpec, servers: list[ServerConfig], *, out_dir
     api_key = get_secret("RUNPOD_API_KEY")
     if spec.endpoints and not api_key:
         raise BatchSetupError("serverless endpoints need RUNPOD_API_KEY (env var, or secrets.toml in the config dir)")
+    # The file first: a broken workflow is the caller's to fix, whichever servers answer.
+    loaded = await asyncio.to_thread(load_workflow, spec.workflow)
     answered, unreachable = await _first_object_info(servers)
     object_info = answered if answered is not None else object_info
     if answered is None and not spec.endpoints:
         reasons = "; ".join(f"{name}: {why}" for name, why in unreachable.items())
         raise NoReachableTarget(f"no server answers — {reasons}")
-    base = await asyncio.to_thread(_base_prompt, spec.workflow, object_info)
+    base = await asyncio.to_thread(_base_prompt, loaded, object_info)
     jobs = expand(spec, workflow_seed(base))
     check_jobs(base, jobs)
     rates, note = await pod_rates({s.name: s.url for s in servers}, api_key)
@@ -227,18 +229,17 @@ class NodeListNeeded(BatchSetupError):
     """A UI workflow, and no node list to convert it with."""
 
 
-def _base_prompt(workflow: Path, object_info: dict[str, Any] | None) -> dict[str, Any]:
+def _base_prompt(loaded: Workflow, object_info: dict[str, Any] | None) -> dict[str, Any]:
     """The workflow as an API prompt, converted with the given node list.
 
     Without one, only a workflow that is already an API prompt (or an image carrying one) can
     run: guessing the node list would silently drop a custom node's inputs.
     """
-    loaded = load_workflow(workflow)
     if loaded.api is not None:
         return loaded.api
     if object_info is None:
         raise NodeListNeeded(
-            f"{workflow.name} is in the editor's format and converting it needs the server's node list: "
+            f"{loaded.source or loaded.name} is in the editor's format and converting it needs the server's node list: "
             "add a ComfyUI server that answers (--server URL), or give --object-info FILE "
             "(a saved copy of http://<server>/object_info)")
     return to_api(loaded, object_info).prompt
