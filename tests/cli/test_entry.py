@@ -1,9 +1,12 @@
 """The ``pistachio`` entry point as a process."""
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from pistachio_tui.cli import exit_codes, main
 
@@ -70,3 +73,38 @@ def test_a_terminal_that_does_not_answer_the_image_probe_shows_no_traceback():
     assert os.waitstatus_to_exitcode(status) == 0, out
     assert b"app would run" in out
     assert b"Traceback" not in out and b"Failed to get cell size" not in out, out
+
+
+DEAD = "http://127.0.0.1:9"
+
+
+@pytest.mark.parametrize("argv", [
+    ["status", "--server", ":99999", "--json"],
+    ["workflow", "inspect", "missing.json", "--json"],
+    ["workflow", "inspect", "WF", "--server", DEAD, "--json"],
+    ["fix", "missing.json", "--server", DEAD, "--json"],
+    ["models", "list", "--server", DEAD, "--json"],
+    ["train", "best", "missing-run", "--json"],
+    ["batch", "missing.json", "--server", DEAD, "--json"],
+    ["batch", "WF", "--server", DEAD, "-o", "OUT", "--json"],
+], ids=lambda argv: " ".join(argv[:2]))
+def test_a_failing_json_command_prints_a_json_error_object(argv, tmp_path, capsys, monkeypatch):
+    """With ``--json`` a script reads stdout; these printed nothing there when they failed (only
+    ``pods`` and the ComfyUI commands had their own error object)."""
+    from tests.workflow.helpers import tiny_ui
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "wf.json").write_text(json.dumps(tiny_ui()))
+    argv = ["wf.json" if a == "WF" else str(tmp_path / "out") if a == "OUT" else a for a in argv]
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code not in (exit_codes.OK, exit_codes.INTERNAL)
+    body = json.loads(captured.out)
+    assert body["exit_code"] == code
+    assert body["error"] and not body["error"].startswith("error:")
+    assert body["error"] in captured.err
+
+
+def test_a_json_command_that_prints_its_own_failure_gets_no_second_object(capsys):
+    assert main(["status", "--server", DEAD, "--json"]) == exit_codes.UNREACHABLE
+    assert json.loads(capsys.readouterr().out)["status"] == "unreachable"
