@@ -42,12 +42,15 @@ def check_safetensors(path: Path) -> int:
         raise SafetensorsProblem(f"{path.name} is 0 bytes (the save was cut short)")
     if size < 8:
         raise SafetensorsProblem(f"{path.name} is only {size} bytes, too short for a safetensors header")
-    with open(path, "rb") as fh:
-        (length,) = struct.unpack("<Q", fh.read(8))
-        if length > _MAX_HEADER or 8 + length > size:
-            raise SafetensorsProblem(f"{path.name} has a header length of {length} bytes, "
-                                     f"which does not fit the {size}-byte file")
-        raw = fh.read(length)
+    try:
+        with open(path, "rb") as fh:
+            (length,) = struct.unpack("<Q", fh.read(8))
+            if length > _MAX_HEADER or 8 + length > size:
+                raise SafetensorsProblem(f"{path.name} has a header length of {length} bytes, "
+                                         f"which does not fit the {size}-byte file")
+            raw = fh.read(length)
+    except OSError as exc:  # a folder at that name, no permission, a disk error
+        raise SafetensorsProblem(f"{path.name} cannot be read ({exc.strerror or exc})") from None
     try:
         header = json.loads(raw)
     except (UnicodeDecodeError, ValueError):
