@@ -91,9 +91,7 @@ def resolve_server(args: argparse.Namespace) -> tuple[str, dict[str, str]]:
         server = settings.server(wanted)
         if server is not None:
             return server.url, dict(server.headers)
-        if "://" not in wanted:
-            wanted = f"http://{wanted}"
-        return exit_codes.check_server_url(wanted.rstrip("/")), {}
+        return exit_codes.server_url(wanted), {}
     if settings.servers:
         return settings.servers[0].url, dict(settings.servers[0].headers)
     return DEFAULT_SERVER, {}

@@ -35,18 +35,18 @@ class UsageError(Exception):
 def check_server_url(url: str) -> str:
     """``url`` if it can name a ComfyUI server (http/https, a host, a port in 1..65535), else
     :class:`UsageError` saying what is wrong: ``localhost:abc`` or ``http://[::1`` must not
-    reach the HTTP library, which answers with exceptions of its own."""
-    from urllib.parse import urlsplit
-
-    from pistachio_tui.redact import safe_url
+    reach the HTTP library, which answers with exceptions of its own. The same rules as a
+    server added in the app or the settings file (``config.check_server_url``)."""
+    from pistachio_tui.config import InvalidServerURL
+    from pistachio_tui.config import check_server_url as check
 
     try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise UsageError(f"{safe_url(url)} is not a server URL ({exc}); e.g. http://127.0.0.1:8188") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"{safe_url(url)} is not a server URL; e.g. http://127.0.0.1:8188")
-    if port == 0:
-        raise UsageError(f"{safe_url(url)}: port 0 is not a server port")
-    return url
+        return check(url)
+    except InvalidServerURL as exc:
+        raise UsageError(str(exc)) from None
+
+
+def server_url(wanted: str) -> str:
+    """A ``--server`` value that is not a configured name, as a checked URL (``host:port`` → http)."""
+    wanted = wanted.strip()
+    return check_server_url(wanted if "://" in wanted else f"http://{wanted}")

@@ -50,8 +50,8 @@ def _servers(args: argparse.Namespace) -> list[ServerConfig]:
     for wanted in args.server:
         server = settings.server(wanted)
         if server is None:
-            url = wanted if "://" in wanted else f"http://{wanted}"
-            server = ServerConfig(name=url.rstrip("/"), url=url.rstrip("/"))
+            url = exit_codes.server_url(wanted)
+            server = ServerConfig(name=url, url=url)
         chosen.append(server)
     return chosen
 

@@ -531,10 +531,10 @@ async def run_tournament_cmd(args: argparse.Namespace) -> int:
     if state.run_dir is None:
         _say(f"error: {args.run} has no run folder with saves")
         return exit_codes.USAGE
+    servers = [ServerConfig(f"server{i + 1}", exit_codes.server_url(url)) for i, url in enumerate(args.server)]
     try:
         contenders = args.checkpoint or pick_contenders(state, args.around)
         prompts = tournament_prompts(find_trigger(state.run_dir), args.prompt)
-        servers = [ServerConfig(f"server{i + 1}", url) for i, url in enumerate(args.server)]
         _say(f"rendering {len(prompts)} prompts × {', '.join(contenders)} on {len(servers)} server(s)")
         result = await run_tournament(state.run_dir, contenders, prompts, workflow=args.workflow, servers=servers,
                                       loras_dir=comfy.expanduser() / "models" / "loras",
