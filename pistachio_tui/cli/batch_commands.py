@@ -113,6 +113,9 @@ async def run_batch(args: argparse.Namespace) -> int:
     from pistachio_tui.fleet.spec import BatchSpecError
     from pistachio_tui.workflow.errors import WorkflowError
 
+    if args.max_ahead < 1:
+        print(f"batch: --max-ahead must be at least 1, not {args.max_ahead}", file=sys.stderr)
+        return exit_codes.USAGE
     try:
         with open(args.file, "rb"):
             pass

@@ -78,7 +78,13 @@ def check_jobs(base: dict[str, Any], jobs: list[Job]) -> None:
     if len(seeds) > 1 and not any(p.kind == "seed" for p in find_params(base)):
         raise WorkflowError("this workflow has no seed to vary; vary it with --prompts or --grid instead",
                             path="seed", expected="a sampler with a seed input")
-    job_prompt(base, jobs[0])
+    # Every grid point once: a value only the third point holds must fail here, not mid-run.
+    built: set[str] = set()
+    for job in jobs:
+        point = json.dumps(job.params, sort_keys=True, default=str)
+        if point not in built:
+            built.add(point)
+            job_prompt(base, job)
 
 
 def batches_dir() -> Path:

@@ -38,7 +38,7 @@ class ComfyTarget:
         except PromptRejected as exc:
             # Every target would reject it the same way only if they are alike;
             # a model missing here may exist elsewhere, so another target may try.
-            raise TargetFailed(f"rejected: {exc.message}") from None
+            raise TargetFailed(f"rejected: {exc.message}", refused=True) from None
         except ComfyError as exc:
             raise TargetFailed(exc.message) from None
         prompt_id = submitted.prompt_id
