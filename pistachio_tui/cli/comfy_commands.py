@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("file", type=Path, help="prompt file (API format JSON)")
     run.add_argument("--server", help=server_help)
     run.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    run.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds (the prompt stays queued)")
+    run.add_argument("--timeout", type=exit_codes.positive_number, metavar="S", help="give up after S seconds (the prompt stays queued)")
     run.set_defaults(func=run_command)
 
 

@@ -28,6 +28,31 @@ def input_error(path: object) -> int:
     return REJECTED if readable else NO_INPUT
 
 
+def positive_number(text: str) -> float:
+    """An argparse ``type``: a finite number above 0 (seconds, minutes, dollars). ``nan``,
+    ``inf`` and ``-1`` parse as floats, and then wait forever, spin, or reach an API."""
+    return _number(text, minimum_excluded=True)
+
+
+def non_negative_number(text: str) -> float:
+    """An argparse ``type``: a finite number, 0 or more."""
+    return _number(text, minimum_excluded=False)
+
+
+def _number(text: str, *, minimum_excluded: bool) -> float:
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or (minimum_excluded and value == 0):
+        wanted = "a number above 0" if minimum_excluded else "a number, 0 or more"
+        raise argparse.ArgumentTypeError(f"give {wanted}, not {text!r}")
+    return value
+
+
 class UsageError(Exception):
     """The command line is wrong; ``main`` prints the message and exits with :data:`USAGE`."""
 

@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fix.add_argument("--json", action="store_true", help="print JSON lines on stdout")
     fix.add_argument("--no-queue", action="store_true", help="stop once nothing is missing; do not submit")
     fix.add_argument("--no-hf", action="store_true", help="do not search Hugging Face for models")
-    fix.add_argument("--restart-timeout", type=float, default=10.0, metavar="MIN",
+    fix.add_argument("--restart-timeout", type=exit_codes.positive_number, default=10.0, metavar="MIN",
                      help="minutes to wait for the server after a restart (default: 10)")
     fix.set_defaults(func=fix_command)
 

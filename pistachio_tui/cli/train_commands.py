@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     watch = actions.add_parser("watch", help="epoch, step, loss, ETA, checkpoints and errors of a run")
     _run_args(watch)
     watch.add_argument("--follow", action="store_true", help="keep printing as the run goes on (Ctrl-C stops)")
-    watch.add_argument("--interval", type=float, default=2.0, help="seconds between polls with --follow")
+    watch.add_argument("--interval", type=exit_codes.positive_number, default=2.0, help="seconds between polls with --follow")
     watch.set_defaults(func=run_watch)
 
     best = actions.add_parser("best", help="the save (epochN/ or stepN/) with the lowest eval loss, and where "
@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _run_args(best)
     best.add_argument("--patience", type=int, default=3, metavar="K",
                       help="evals without improvement that mean converged (default 3)")
-    best.add_argument("--tolerance", type=float, default=0.0,
+    best.add_argument("--tolerance", type=exit_codes.non_negative_number, default=0.0,
                       help="relative change that still counts as flat (e.g. 0.01 = 1%%)")
     best.set_defaults(func=run_best)
 

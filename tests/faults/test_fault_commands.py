@@ -152,3 +152,26 @@ def test_command_fuzz_only_the_projects_own_errors_escape(tmp_path, capsys):
         if path.is_file() and path.stat().st_size:
             assert b'"class_type"' not in path.read_bytes() or b"KSampler" in path.read_bytes()
     assert os.path.exists(tmp_path)
+
+
+SECONDS_FLAGS = [
+    (["run", "wf.json", "--timeout"], True), (["restart", "--timeout"], True), (["fix", "wf.json", "--restart-timeout"], True),
+    (["pods", "start", "p1", "--bid"], True), (["pods", "guard", "--interval"], True),
+    (["pods", "guard", "--idle-minutes"], False), (["pods", "guard", "--countdown"], False),
+    (["train", "watch", "run", "--interval"], True), (["train", "best", "run", "--tolerance"], False),
+    (["demo", "--step-delay"], False),
+]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e999", "-1", "0", "abc"])
+@pytest.mark.parametrize(("argv", "positive"), SECONDS_FLAGS, ids=lambda a: " ".join(a) if isinstance(a, list) else "")
+def test_numbers_that_make_no_sense_are_refused_by_the_parser(argv, positive, value, capsys):
+    """``run --timeout nan`` said "Gave up after nan s; the prompt None stays on the server";
+    ``pods start --bid nan`` would send NaN to RunPod, ``--interval 0`` polls in a busy loop."""
+    if value == "0" and not positive:
+        return  # 0 is a fine countdown, tolerance or simulated step
+    *command, flag = argv
+    assert _main([*command, f"{flag}={value}"]) == 2
+    err = capsys.readouterr().err
+    assert "give a number" in err and repr(value) in err
+    _no_traceback(err)
