@@ -243,11 +243,9 @@ async def test_an_interrupt_naming_another_prompt_stops_nothing(target: Target):
         await wait_for(lambda: running.current_node not in (None, "1"), "the blurs to be under way")
         assert (await http.post("/interrupt", json={"prompt_id": str(uuid.uuid4())})).status_code == 200
         assert (await http.post("/interrupt", content="[]")).status_code == 500
-        await asyncio.sleep(0.5)
-        assert not running.finished
-        assert (await http.post("/interrupt", json={"prompt_id": running.prompt_id})).status_code == 200
         await finished(session, running.prompt_id)
-    assert running.status == "interrupted"
+    # Neither stopped it: it ran to the end.
+    assert running.status == "success" and running.interrupted is None
 
 
 # -- prompts of other clients ------------------------------------------------------
