@@ -464,6 +464,9 @@ class PromptTracker:
             state.current_node = state.current_title = None
 
     def _trim(self) -> None:
+        # Called on every track and finish: under the cap (always, but for a long session) no scan at all.
+        if len(self._prompts) <= self._max_finished:
+            return
         finished = [pid for pid, t in self._prompts.items() if t.state.finished]
         for prompt_id in finished[: max(0, len(finished) - self._max_finished)]:
             del self._prompts[prompt_id]
