@@ -60,6 +60,10 @@ def check_safetensors(path: Path) -> int:
     data_size = size - 8 - length
     for name, info in header.items():
         if name == "__metadata__":
+            # The reference loader reads it as a map of strings and refuses the file otherwise.
+            if not (isinstance(info, dict) and all(isinstance(v, str) for v in info.values())):
+                raise SafetensorsProblem(f"{path.name} has __metadata__ that is not an object of strings "
+                                         "(corrupt header)")
             continue
         offsets = info.get("data_offsets") if isinstance(info, dict) else None
         if not (isinstance(offsets, list) and len(offsets) == 2

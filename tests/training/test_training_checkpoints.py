@@ -28,6 +28,8 @@ def _header(text: bytes) -> bytes:
     (struct.pack("<Q", 2) + b"[]", "not a JSON object"),
     (_header(b'{"w": {"dtype": "U8", "shape": [4], "data_offsets": ["0", "4"]}}'), "no integer data_offsets"),
     (_header(b'{"w": {"dtype": "U8", "shape": [4], "data_offsets": [NaN, 1e999]}}'), "no integer data_offsets"),
+    (_header(b'{"__metadata__": [1, 2]}'), "__metadata__ that is not an object of strings"),
+    (_header(b'{"__metadata__": {"format": 1}}'), "__metadata__ that is not an object of strings"),
 ])
 def test_broken_files_are_refused(tmp_path, content, message):
     path = tmp_path / "bad.safetensors"
