@@ -23,9 +23,11 @@ from pistachio_tui.config import ConfigError
 from pistachio_tui.fleet.build import BatchSetupError, NoReachableTarget, batches_dir, prepare_batch, quick_sweep
 from pistachio_tui.fleet.resume import load_resume_folder, write_resume_file
 from pistachio_tui.fleet.spec import BatchSpec, BatchSpecError, load_batch_file
+from pistachio_tui.remedies import needs_of
 from pistachio_tui.ui.base import ViewScreen
 from pistachio_tui.ui.batch.view import COMMANDS, BatchView
 from pistachio_tui.ui.format import esc
+from pistachio_tui.ui.remedies import ui_remedy
 from pistachio_tui.ui.state import OpenWorkflow
 from pistachio_tui.workflow.errors import WorkflowError
 from pistachio_tui.workflow.seeds import SEED_MODES
@@ -185,7 +187,9 @@ class BatchScreen(ViewScreen):
             self._error(f"{exc}. Start ComfyUI there, or add a server on Servers (1).")
             return
         except (BatchSpecError, BatchSetupError, ConfigError, OSError) as exc:
-            self._error(f"{exc}. Fix it and load again.")
+            need = needs_of(exc)
+            remedy = ui_remedy(need, self.papp.settings.path) if need is not None else "fix it"
+            self._error(f"{exc}. To go on, {remedy} and load again.")
             return
         except WorkflowError as exc:
             self._error(f"The workflow cannot make these jobs: {exc}")
