@@ -63,7 +63,7 @@ async def test_stops_and_starts_a_pod(fake):
     async with app.run_test(size=(120, 40)) as pilot:
         pods = await loaded(pilot)
         await select(pilot, pods, "comfy-4090")
-        await pilot.press("x")
+        await pilot.press("x", "y")
         await until(pilot, lambda: fake.pod("abc123xyz")["desiredStatus"] == "EXITED", "the stop")
         await until(pilot, lambda: pods.selected().status == "stopped", "the refresh after the stop")
         assert pods.selected().name == "comfy-4090"
