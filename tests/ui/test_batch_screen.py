@@ -188,3 +188,35 @@ async def test_the_sweep_runs_the_values_typed_on_workflows(two_sims, tmp_path, 
     (folder,) = (data_dir / "batches").iterdir()
     prompt = json.loads((folder / "workflow.json").read_text())
     assert [node["inputs"]["steps"] for node in prompt.values() if "steps" in node["inputs"]] == [3]
+
+
+async def test_slash_filters_the_jobs_sorts_and_escape_clears(sim, tmp_path):
+    from pistachio_tui.ui.widgets.filter_table import FilterInput, FilterTable
+
+    shutil.copy(SIM_WORKFLOW, tmp_path / "wf.json")
+    (tmp_path / "six.toml").write_text('workflow = "wf.json"\ncount = 6\nseed_mode = "increment"\n'
+                                       'start_seed = 100\noutput = "out"\n')
+    app = make_app(tmp_path, ("studio", sim.url))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await load_by_keyboard(pilot, "six.toml")
+        view = app.screen.view
+        jobs = app.screen.query_one("#batch-jobs", FilterTable)
+        await until(pilot, lambda: jobs.row_count == 6)
+        assert app.focused is jobs
+        await pilot.press("slash", *"seed 103")
+        assert isinstance(app.focused, FilterInput)
+        await until(pilot, lambda: jobs.row_count == 1)
+        await pilot.press("escape")
+        assert jobs.row_count == 6 and not app.screen.query(FilterInput)
+        await pilot.press("greater_than_sign", "equals_sign")
+        assert [str(jobs.get_cell_at((i, 0))) for i in range(6)] == ["6", "5", "4", "3", "2", "1"]
+        # A filter kept while the batch runs: each job joins the list as it finishes.
+        await pilot.press("slash", *"done", "enter")
+        assert jobs.row_count == 0 and app.focused is jobs
+        await pilot.press("s")
+        await until(pilot, lambda: view.result is not None)
+        assert jobs.row_count == 6
+        await pilot.press("escape")
+        assert jobs.filter_text == ""
+        await pilot.press("escape", "1")
+        assert app.current_mode == "servers", "Esc with no filter leaves the keys to the screen"

@@ -16,7 +16,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Input, Label, Select, Static
+from textual.widgets import Input, Label, Select, Static
 
 from pistachio_tui.comfy.session import SessionUpdate
 from pistachio_tui.config import ConfigError
@@ -29,6 +29,7 @@ from pistachio_tui.ui.batch.view import COMMANDS, BatchView
 from pistachio_tui.ui.format import esc
 from pistachio_tui.ui.remedies import ui_remedy
 from pistachio_tui.ui.state import OpenWorkflow
+from pistachio_tui.ui.widgets.filter_table import FilterTable
 from pistachio_tui.workflow.errors import WorkflowError
 from pistachio_tui.workflow.seeds import SEED_MODES
 
@@ -114,7 +115,7 @@ class BatchScreen(ViewScreen):
         self.query_one("#sweep-count", Input).focus()
 
     def action_back_to_jobs(self) -> None:
-        self.query_one("#batch-jobs", DataTable).focus()
+        self.query_one("#batch-jobs", FilterTable).focus()
 
     @on(Input.Submitted, "#batch-file")
     def _file_entered(self, event: Input.Submitted) -> None:
