@@ -220,3 +220,37 @@ async def test_slash_filters_the_jobs_sorts_and_escape_clears(sim, tmp_path):
         assert jobs.filter_text == ""
         await pilot.press("escape", "1")
         assert app.current_mode == "servers", "Esc with no filter leaves the keys to the screen"
+
+
+async def test_a_long_output_folder_fits_the_summary_at_80_columns_keeping_its_name(sim, tmp_path):
+    shutil.copy(SIM_WORKFLOW, tmp_path / "wf.json")
+    deep = "/".join(["projects", "client-work-2026", "campaign-autumn", "renders-for-review", "batches"])
+    (tmp_path / "b.toml").write_text(f'workflow = "wf.json"\ncount = 2\noutput = "{deep}/final-sweep-v3"\n')
+    app = make_app(tmp_path, ("studio", sim.url))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await load_by_keyboard(pilot, "b.toml")
+        view = app.screen.view
+        await until(pilot, lambda: len(view.jobs) == 2)
+        summary = app.screen.query_one("#batch-summary")
+        lines = str(summary.render()).splitlines()
+        assert len(lines) == 2, lines
+        output = lines[1]
+        assert output.startswith("Output projects/") and output.endswith("/final-sweep-v3"), output
+        assert "…" in output and len(output) <= summary.content_region.width, "one line, cut in the middle"
+        await pilot.press("s")
+        await until(pilot, lambda: view.result is not None)
+        assert str(summary.render()).splitlines()[1] == output
+
+
+def test_short_path_is_relative_or_under_home_and_keeps_the_name(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from pistachio_tui.ui.format import short_path
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    assert short_path(tmp_path / "work" / "out" / "sweep") == "out/sweep"
+    assert short_path(tmp_path / "home" / "renders") == "~/renders"
+    assert short_path(Path("/srv/a/b/c/d/e/f/batch-1"), 20) == "/srv/a/b/c/…/batch-1"
+    assert short_path(Path("/srv/a/a-very-long-folder-name"), 12) == "…folder-name"

@@ -160,6 +160,8 @@ def test_queue_with_a_running_prompt_and_history(snap_compare, tmp_path, sim_thr
         # The memory strip is full width and flat: as many equal samples as it has cells.
         session.vram_used.extend([session.vram_used[-1]] * 100)
         await pilot.press("3")
+        history = app.screen.query_one("#history")
+        await until(pilot, lambda: all("▀" in str(history.get_row_at(i)[-1]) for i in range(2)))
         app.clear_notifications()
         await pilot.pause(0.3)
 

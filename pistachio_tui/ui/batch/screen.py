@@ -26,7 +26,7 @@ from pistachio_tui.fleet.spec import BatchSpec, BatchSpecError, load_batch_file
 from pistachio_tui.remedies import needs_of
 from pistachio_tui.ui.base import ViewScreen
 from pistachio_tui.ui.batch.view import COMMANDS, BatchView
-from pistachio_tui.ui.format import esc
+from pistachio_tui.ui.format import esc, short_path
 from pistachio_tui.ui.remedies import ui_remedy
 from pistachio_tui.ui.state import OpenWorkflow
 from pistachio_tui.ui.widgets.filter_table import FilterTable
@@ -89,7 +89,7 @@ class BatchScreen(ViewScreen):
         servers = ", ".join(self.papp.manager.sessions) or "none yet (add them on Servers, 1)"
         self._hint(f"o batch file, or output folder to resume · w sweep the open workflow · s start\n"
                    f"Targets: servers {servers} + endpoints the file lists\n"
-                   f"Output: the file's 'output', else {batches_dir()}/<name>")
+                   f"Output: the file's 'output', else {short_path(batches_dir())}/<name>")
 
     def _hint(self, text: str, level: str = "info") -> None:
         hint = self.query_one("#batch-hint", Static)

@@ -31,6 +31,7 @@ from pistachio_tui.fleet.dispatch import BatchEvent, BatchResult, BatchRunner
 from pistachio_tui.fleet.journal import BatchFolderError, Journal
 from pistachio_tui.fleet.spec import Job
 from pistachio_tui.format import duration, money
+from pistachio_tui.ui.format import short_path
 from pistachio_tui.ui.widgets.filter_table import FilterTable
 from pistachio_tui.ui.widgets.status_line import StatusLine
 
@@ -180,7 +181,7 @@ class BatchView(Vertical):
     async def _run(self, runner: BatchRunner) -> None:
         self._started_at = self._clock()
         self._done_this_run = 0
-        self.status.show(f"Running {len(runner.jobs)} jobs → {runner.out_dir}")
+        self.status.show(f"Running {len(runner.jobs)} jobs → {short_path(runner.out_dir)}")
         ticker = self.set_interval(self.TICK, self._redraw)
         try:
             result = await runner.run()
@@ -297,9 +298,15 @@ class BatchView(Vertical):
         priced = [t.cost for t in self.targets.values() if t.cost is not None]
         if priced:
             line.append(f"   cost so far {money(sum(priced), 4)}", style="bold")
+        summary = self.query_one("#batch-summary", Static)
         if self.out_dir is not None:
-            line.append(f"\nOutput {self.out_dir}", style="dim")
-        self.query_one("#batch-summary", Static).update(line)
+            # One line at any width: the folder's own name is what a person looks for.
+            room = summary.content_region.width - len("Output ")
+            line.append(f"\nOutput {short_path(self.out_dir, room if room > 10 else None)}", style="dim")
+        summary.update(line)
+
+    def on_resize(self) -> None:
+        self._draw_summary()
 
     def _draw_targets(self) -> None:
         table = self.query_one("#batch-targets", DataTable)
