@@ -196,3 +196,25 @@ def test_batch_running(snap_compare, tmp_path, sim_thread):
         await pilot.pause(0.1)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+async def test_the_demo_pods_table_fits_80_columns(tmp_path, monkeypatch):
+    """Every column of the demo's pods, the ComfyUI one last, without scrolling sideways."""
+    from pistachio_tui.ui.pods.view import PodsView, table_gpu_name
+
+    assert table_gpu_name("NVIDIA A100 80GB PCIe") == "A100 80GB" and table_gpu_name("NVIDIA H100 NVL") == "H100"
+    runpod = simulated_runpod(DEAD_URL)
+    await runpod.start()
+    try:
+        for name, value in runpod_environ(runpod).items():
+            monkeypatch.setenv(name, value)
+        app = make_app(tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("7")
+            view = app.screen.query_one(PodsView)
+            await until(pilot, lambda: view.state is not None and len(view.comfy_ok) == 2)
+            await pilot.pause(0.2)
+            table = view.query_one("#pods-table")
+            assert table.virtual_size.width <= table.size.width, (table.virtual_size, table.size)
+    finally:
+        await runpod.stop()

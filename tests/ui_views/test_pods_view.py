@@ -53,7 +53,7 @@ async def test_lists_pods_with_account_and_never_shows_the_key(fake):
         assert "502" in pods.comfy_ok["def456uvw"]
         text = screen_text(app)
         assert "Balance $25.00" in text and "$3.68/h" in text
-        assert "trainer-h100" in text and "H100 80GB HBM3" in text and "stopped" in text
+        assert "trainer-h100" in text and "H100 80GB" in text and "stopped" in text
         assert fake.api_key not in text
         assert fake.api_key[-4:] not in text
 

@@ -87,9 +87,12 @@ class BatchScreen(ViewScreen):
 
     def _how_to_load(self) -> None:
         servers = ", ".join(self.papp.manager.sessions) or "none yet (add them on Servers, 1)"
+        # The folder is cut to the line: a demo's or a pod's data folder is long, and the hint has three lines.
+        room = self.query_one("#batch-hint").content_region.width - len("Output:  /<name>, or the file's 'output'")
+        folder = short_path(batches_dir(), room if room > 10 else None)
         self._hint(f"o batch file, or output folder to resume · w sweep the open workflow · s start\n"
                    f"Targets: servers {servers} + endpoints the file lists\n"
-                   f"Output: the file's 'output', else {short_path(batches_dir())}/<name>")
+                   f"Output: {folder}/<name>, or the file's 'output'")
 
     def _hint(self, text: str, level: str = "info") -> None:
         hint = self.query_one("#batch-hint", Static)

@@ -306,7 +306,8 @@ class BatchView(Vertical):
         summary.update(line)
 
     def on_resize(self) -> None:
-        self._draw_summary()
+        if self.out_dir is not None:
+            self._draw_summary()
 
     def _draw_targets(self) -> None:
         table = self.query_one("#batch-targets", DataTable)

@@ -69,6 +69,18 @@ def is_preset_gpu(gpu: GpuType) -> bool:
     return any(part in name and (memory is None or gpu.memory_in_gb == memory) for part, memory in PRESET_GPUS)
 
 
+#: The board's form factor or memory kind ends a RunPod GPU name; the table leaves it to the detail line.
+_FORM_FACTORS = ("PCIe", "SXM", "SXM4", "SXM5", "HBM3", "HBM3e", "NVL")
+
+
+def table_gpu_name(name: str) -> str:
+    """``"NVIDIA A100 80GB PCIe"`` → ``"A100 80GB"``: the pods table must fit 80 columns."""
+    words = short_gpu_name(name).split()
+    while len(words) > 1 and words[-1] in _FORM_FACTORS:
+        words.pop()
+    return " ".join(words)
+
+
 def _percent_pair(row: PodSummary) -> str:
     if row.gpu_util_percent is None and row.gpu_memory_percent is None:
         return "—"
@@ -180,7 +192,7 @@ class PodsView(Vertical):
         yield Static("Connecting to RunPod…", id="pods-account")
         yield Static("", id="pods-nokey")
         table = FilterTable(id="pods-table", zebra_stripes=True)
-        table.set_columns("Name", "GPU", "Status", "Up", "$/h", "Spent~", "Use%", "Comfy")
+        table.set_columns("Name", "GPU", "Status", "Up", "$/h", "Spent", "Use%", "Comfy")
         yield table
         prices: DataTable[object] = DataTable(id="pods-prices", cursor_type="row")
         prices.add_columns("★", "GPU", "VRAM", "On-demand", "Spot", "Clouds")
@@ -281,7 +293,7 @@ class PodsView(Vertical):
         self._show_detail()
 
     def _cells(self, row: PodSummary, idle: IdleInfo | None) -> list[object]:
-        gpu = short_gpu_name(row.gpu) or "—"
+        gpu = table_gpu_name(row.gpu) or "—"
         if row.gpu_count > 1:
             gpu = f"{row.gpu_count}× {gpu}"
         probe = self.comfy_ok.get(row.id)
@@ -331,6 +343,9 @@ class PodsView(Vertical):
         text = Text()
         text.append(row.name or row.id, style="bold")
         text.append(f" ({row.id})" + (" — this pod" if row.is_this_pod else ""), style="dim")
+        if row.gpu:
+            count = f"{row.gpu_count}× " if row.gpu_count > 1 else ""
+            text.append(f"  {count}{short_gpu_name(row.gpu)}", style="dim")
         text.append(f"\nComfyUI {row.comfy_url}")
         probe = self.comfy_ok.get(row.id)
         if isinstance(probe, str):
