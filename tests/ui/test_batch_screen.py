@@ -238,6 +238,7 @@ async def test_a_long_output_folder_fits_the_summary_at_80_columns_keeping_its_n
         assert output.startswith("Output projects/") and output.endswith("/final-sweep-v3"), output
         assert "…" in output and len(output) <= summary.content_region.width, "one line, cut in the middle"
         await pilot.press("s")
+        await until(pilot, lambda: "Running 2 jobs → final-sweep-v3" in str(view.status.render()))
         await until(pilot, lambda: view.result is not None)
         assert str(summary.render()).splitlines()[1] == output
 

@@ -181,7 +181,8 @@ class BatchView(Vertical):
     async def _run(self, runner: BatchRunner) -> None:
         self._started_at = self._clock()
         self._done_this_run = 0
-        self.status.show(f"Running {len(runner.jobs)} jobs → {short_path(runner.out_dir)}")
+        # The summary shows the whole output folder; one status line has room for its name only.
+        self.status.show(f"Running {len(runner.jobs)} jobs → {runner.out_dir.name}")
         ticker = self.set_interval(self.TICK, self._redraw)
         try:
             result = await runner.run()
