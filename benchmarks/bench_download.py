@@ -14,7 +14,8 @@ rest within a second on its own), so that row measures one stream.
 
 Pistachio's download writes ``.part``, checks the size, sha256 and safetensors
 header, and renames, as it always does; curl only writes. A bare httpx
-stream loop (the library ours is built on) is a second yardstick on loopback.
+stream loop (the library that builds our requests; the bytes come over our
+own transport, ``fix.bulkhttp``) is a second yardstick on loopback.
 """
 
 from __future__ import annotations

@@ -20,6 +20,9 @@ The ``.part`` is opened without following symlinks and must be a regular file
 of the user's: a link planted at that name cannot send the bytes elsewhere.
 Credentials are attached per host on every hop of a redirect: the HF token
 only to Hugging Face over https, nothing to any other host.
+
+Requests are built by httpx; the bytes travel over ``fix.bulkhttp``, a lean
+HTTP/1.1 transport, unless the environment names a proxy.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import os
 import shutil
 import ssl
 import time
+import urllib.request
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -40,10 +44,10 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit
 
-import httpcore
 import httpx
 
 from pistachio_tui import format as fmt
+from pistachio_tui.fix.bulkhttp import BulkTransport
 from pistachio_tui.fix.content import NotAModel, check_file
 from pistachio_tui.redact import safe_url
 from pistachio_tui.safefiles import UnsafeFile, open_own_regular
@@ -55,9 +59,6 @@ CHUNK_SIZE = 1024 * 1024
 RETRIES = 3
 #: Received bytes allowed to wait for the disk before the download waits for it.
 WRITE_BATCH = 4 * 1024 * 1024
-#: Most bytes one socket read may return: httpcore's default (64 KiB) costs a pass through its
-#: parser, its timeout scope and our loop per 64 KiB, which caps one stream far below loopback speed.
-READ_SIZE = 1024 * 1024
 #: Seconds between two progress reports.
 PROGRESS_EVERY_S = 0.1
 #: Most connections for one large file when the server honours ``Range`` (files of 128 MB and more use all).
@@ -251,13 +252,31 @@ def own_size(part: Path) -> int:
     return info.st_size
 
 
+def hash_chunks(digest: hashlib._Hash, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        digest.update(chunk)
+
+
+async def write_and_hash(write: Callable[[], None], chunks: list[bytes], digest: hashlib._Hash | None) -> None:
+    """Run ``write`` (of ``chunks``) and feed ``chunks`` to ``digest``, each in a worker thread, at once.
+
+    Once the network is read without copies, the file's writes and its sha256
+    together are the slowest part of a download; both release the GIL, so two
+    threads take about the time of the slower alone.
+    """
+    if digest is None:
+        await asyncio.to_thread(write)
+    else:
+        await asyncio.gather(asyncio.to_thread(write), asyncio.to_thread(hash_chunks, digest, chunks))
+
+
 class PartWriter:
-    """Appends received bytes to the open ``.part`` file and hashes them, in a worker thread.
+    """Appends received bytes to the open ``.part`` file and hashes them, in worker threads.
 
     A write can stall for long on a network volume or under writeback pressure,
     and sha256 costs CPU for every byte: neither may run on the event loop the
     UI shares (hashlib and file writes release the GIL on large buffers, so the
-    thread runs beside the loop). One write runs at a time and takes every
+    threads run beside the loop). One batch runs at a time and takes every
     chunk received so far, without copying them on the loop, so the file keeps
     up with the network and a slow disk gets bigger batches; past
     ``WRITE_BATCH`` bytes waiting, the download waits for the disk.
@@ -289,12 +308,11 @@ class PartWriter:
     async def _drain(self) -> None:
         while self._pending:
             chunks, self._pending, self._pending_size = self._pending, [], 0
-            await asyncio.to_thread(self._write, chunks)
+            await write_and_hash(functools.partial(self._write, chunks), chunks, self._digest)
 
     def _write(self, chunks: list[bytes]) -> None:
         for chunk in chunks:
             self._fh.write(chunk)
-            self._digest.update(chunk)
 
 
 class ProgressReporter:
@@ -332,23 +350,19 @@ class ProgressReporter:
                                         self.resumed_from, self.connections))
 
 
-def read_in_large_blocks() -> None:
-    """Let httpx read up to ``READ_SIZE`` bytes at once on HTTP/1.1 connections.
-
-    httpcore has no per-client setting for this, only its class attribute. A
-    read returns what the socket holds, up to that size, without waiting for
-    more, so the ComfyUI clients sharing the process see no change but fewer
-    passes on a busy stream.
-    """
-    if httpcore.AsyncHTTP11Connection.READ_NUM_BYTES < READ_SIZE:
-        httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = READ_SIZE
-
-
 @functools.cache
 def tls_context() -> ssl.SSLContext:
     """httpx's default TLS settings, built once: loading the trust store costs tens of
     milliseconds, paid by every download that brings its own client."""
     return httpx.create_ssl_context()
+
+
+def download_client(timeout: float) -> httpx.AsyncClient:
+    """The client of one download: over ``fix.bulkhttp`` (a third of httpx's CPU per byte), or over
+    httpx's own transport when the environment names a proxy (httpx follows those only then)."""
+    proxied = any(scheme in ("http", "https", "all") for scheme in urllib.request.getproxies())
+    return httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)), verify=tls_context(),
+                             transport=None if proxied else BulkTransport(tls_context()))
 
 
 def check_free_space(folder: Path, needed: int) -> None:
@@ -483,7 +497,6 @@ async def download(
     """
     from pistachio_tui.fix import ranges
 
-    read_in_large_blocks()
     verifier = Verifier(expected_size, sha256, target.name)
     if target.is_symlink():
         raise UnsafePath(f"Refusing to write {target}: it is a symlink; remove it and retry.")
@@ -492,8 +505,7 @@ async def download(
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     owns_client = client is None
-    http = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
-                                       verify=tls_context())
+    http = client or download_client(timeout)
     job = ranges.Job(http, url, target, token, verifier, progress, max(1, connections), retries)
     try:
         attempt = 0

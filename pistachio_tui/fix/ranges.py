@@ -16,6 +16,7 @@ makes the download start again over one connection.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import os
@@ -44,6 +45,7 @@ from pistachio_tui.fix.downloads import (
     part_path,
     size_mismatch,
     status_error,
+    write_and_hash,
     write_error,
 )
 from pistachio_tui.safefiles import UnsafeFile, atomic_write, open_own_regular
@@ -57,6 +59,8 @@ SPLIT_PROBE_S = 0.2
 SPLIT_IF_LONGER_S = 1.0
 #: How often the spans' progress is saved beside the ``.part``.
 PLAN_SAVE_EVERY_S = 1.0
+#: Most buffers one ``pwritev`` takes (the system's ``IOV_MAX``).
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
 _TRANSIENT = (httpx.TimeoutException, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
 
@@ -347,7 +351,9 @@ async def _parallel(job: Job, plan: Plan, first: Answer | None) -> None:
         if progress.writes:
             await asyncio.shield(asyncio.gather(*progress.writes, return_exceptions=True))
         os.close(fd)
-        if part.exists():
+        # Only an unfinished file needs its record (a whole one is verified and renamed next):
+        # each save is an fsync.
+        if part.exists() and any(span.left for span in plan.spans):
             await asyncio.shield(asyncio.to_thread(plan.save, job.plan_path))
     job.plan_path.unlink(missing_ok=True)
     digest = None
@@ -459,7 +465,7 @@ async def _pump(job: Job, fd: int, plan: Plan, span: Span, answer: Answer, progr
         offset = span.start + span.done
         # Only bytes that follow the hashed prefix, and only once the write before them is done.
         digest = progress.prefix if progress.prefix is not None and offset == progress.prefix_end else None
-        write = asyncio.ensure_future(asyncio.to_thread(_pwrite_all, fd, batch, offset, digest))
+        write = asyncio.ensure_future(write_and_hash(functools.partial(_pwrite_all, fd, batch, offset), batch, digest))
         progress.writes.add(write)
         write.add_done_callback(progress.writes.discard)
         in_flight = (write, size, digest is not None)
@@ -492,11 +498,17 @@ async def _pump(job: Job, fd: int, plan: Plan, span: Span, answer: Answer, progr
         progress.tell()
 
 
-def _pwrite_all(fd: int, chunks: list[bytes], offset: int, digest: hashlib._Hash | None) -> None:
-    data = b"".join(chunks)
-    if digest is not None:
-        digest.update(data)
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view, offset = view[written:], offset + written
+def _pwrite_all(fd: int, chunks: list[bytes], offset: int) -> None:
+    # The chunks as they came, without joining them (a copy of every byte): one vectored write
+    # for up to IOV_MAX of them.
+    pending = [memoryview(chunk) for chunk in chunks]
+    while pending:
+        batch = pending[:_IOV_MAX]
+        written = os.pwritev(fd, batch, offset)
+        offset += written
+        while written:
+            if written >= len(pending[0]):
+                written -= len(pending.pop(0))
+            else:
+                pending[0] = pending[0][written:]
+                written = 0

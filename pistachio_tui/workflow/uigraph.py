@@ -259,8 +259,30 @@ def _parse_node(r: _Reader, raw: Any, path: str) -> Node:
         r.arr(raw_inputs, f"{path}.inputs")
     if type(raw_outputs) is not list:
         r.arr(raw_outputs, f"{path}.outputs")
-    inputs = [_parse_input(r, slot, path, i) for i, slot in enumerate(raw_inputs)]
-    outputs = [_parse_output(r, slot, path, i) for i, slot in enumerate(raw_outputs)]
+    # The usual slot shapes are read inline (a call per slot was a fifth of parsing); any
+    # other shape goes through the checks that name the bad field.
+    inputs = []
+    for i, slot in enumerate(raw_inputs):
+        if type(slot) is dict:
+            name, link, stype, widget = slot.get("name"), slot.get("link"), slot.get("type"), slot.get("widget")
+            if type(name) is str and (link is None or type(link) is int) and type(stype) is str:
+                if widget is None:
+                    inputs.append(InputSlot(name, stype, link))
+                    continue
+                widget_name = widget.get("name") if type(widget) is dict else None
+                if type(widget_name) is str:
+                    inputs.append(InputSlot(name, stype, link, widget_name))
+                    continue
+        inputs.append(_parse_input(r, slot, path, i))
+    outputs = []
+    for i, slot in enumerate(raw_outputs):
+        if type(slot) is dict:
+            name, stype, links = slot.get("name"), slot.get("type"), slot.get("links")
+            if type(name) is str and type(stype) is str and (links is None or (type(links) is list and all(
+                    type(v) is int for v in links))):
+                outputs.append(OutputSlot(name, stype, links or []))
+                continue
+        outputs.append(_parse_output(r, slot, path, i))
     values = obj.get("widgets_values")
     if values is not None and not isinstance(values, (list, dict)):
         raise r.fail(f"{path}.widgets_values", f"found {_kind(values)}", "an array or an object")

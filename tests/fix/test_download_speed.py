@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import os
 import time
 
 import pytest
@@ -43,6 +45,68 @@ async def test_a_large_file_comes_over_eight_connections(files, tmp_path, parall
     assert spans_asked(files) == sorted(["bytes=0-"] + [f"bytes={i * 1_000_000}-{(i + 1) * 1_000_000 - 1}"
                                                         for i in range(1, 8)])
     assert seen[-1].connections == 8 and seen[-1].done == len(BIG)
+
+
+async def test_spans_are_written_without_joining_chunks_and_survive_short_writes(files, tmp_path, parallel,
+                                                                                monkeypatch):
+    """Each span's chunks go to the disk as they came (one vectored write, no copy to join them);
+    a write that takes fewer bytes than given (a signal, a quota) goes on at the right offset."""
+    real = os.pwritev
+    buffers_per_write: list[int] = []
+
+    def short_pwritev(fd, buffers, offset):
+        buffers_per_write.append(len(buffers))
+        return real(fd, [buffers[0][:3000]], offset)
+
+    monkeypatch.setattr(ranges.os, "pwritev", short_pwritev)
+    target = tmp_path / "model.safetensors"
+    await download(f"{files.url}/model.safetensors", target, sha256=BIG_SHA)
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == BIG_SHA
+    assert len(buffers_per_write) > len(BIG) // 3000 and max(buffers_per_write) > 1
+
+
+async def test_a_finished_parallel_download_saves_its_record_only_before_it_starts(files, tmp_path, parallel,
+                                                                                   monkeypatch):
+    """Each save of ``.part.ranges`` is an fsync; a whole file needs none at the end."""
+    saved: list[str] = []
+    real = ranges.Plan.save
+
+    def save(plan, path):
+        saved.append(json.dumps([span.done for span in plan.spans]))
+        real(plan, path)
+
+    monkeypatch.setattr(ranges.Plan, "save", save)
+    monkeypatch.setattr(ranges, "PLAN_SAVE_EVERY_S", 60)
+    target = tmp_path / "model.safetensors"
+    await download(f"{files.url}/model.safetensors", target, sha256=BIG_SHA)
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == BIG_SHA
+    assert saved == [json.dumps([0] * 8)]
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one-connection", "ranges"])
+async def test_the_hash_runs_while_the_file_is_written(files, tmp_path, monkeypatch, split):
+    """Two threads: the sha256 of a batch and its write take the time of the slower, not of both."""
+    if split:
+        monkeypatch.setattr(ranges, "PARALLEL_MIN", 1_000_000)
+    else:
+        files.ignore_range = True
+    spans: dict[str, list[tuple[float, float]]] = {"hash": [], "write": []}
+
+    def timed(kind, real):
+        def run(*args):
+            began = time.monotonic()
+            time.sleep(0.02)  # long enough to be seen beside the other
+            real(*args)
+            spans[kind].append((began, time.monotonic()))
+        return run
+
+    monkeypatch.setattr(downloads, "hash_chunks", timed("hash", downloads.hash_chunks))
+    monkeypatch.setattr(ranges, "_pwrite_all", timed("write", ranges._pwrite_all))
+    monkeypatch.setattr(downloads.PartWriter, "_write", timed("write", downloads.PartWriter._write))
+    target = tmp_path / "model.safetensors"
+    await download(f"{files.url}/model.safetensors", target, sha256=BIG_SHA)
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == BIG_SHA
+    assert spans["hash"] and any(h0 < w1 and w0 < h1 for h0, h1 in spans["hash"] for w0, w1 in spans["write"])
 
 
 async def test_a_smaller_file_uses_fewer_connections(files, tmp_path, parallel):

@@ -124,3 +124,14 @@ def test_a_word_search_lists_the_newest_seen_first_up_to_the_limit(journal):
     journal.record([JournalEntry("s", "0", "success", finished_at=30.0)], now=30.0)
     assert [e.prompt_id for e in journal.search("fox", limit=3)] == ["0", "3", "1"]
     assert [e.prompt_id for e in journal.search(status="success", limit=2)] == ["0", "3"]
+
+
+def test_a_search_leaves_the_api_prompts_out_and_prompt_of_reads_one(journal):
+    journal.record([JournalEntry("s", "kept", "success", prompt(7)),
+                    JournalEntry("s", "seen-late", "success", {}, positive="a cat", seed=8)])
+    found = {e.prompt_id: e for e in journal.search("cat")}
+    assert found["kept"].prompt == {} and found["kept"].prompt_kept
+    assert found["kept"].seed == 7 and found["kept"].positive == "a cat in a hat"
+    assert journal.prompt_of(found["kept"]) == prompt(7)
+    assert not found["seen-late"].prompt_kept and journal.prompt_of(found["seen-late"]) == {}
+    assert journal.get("s", "kept").prompt_kept and not journal.get("s", "seen-late").prompt_kept

@@ -36,8 +36,8 @@ def test_follower_returns_every_complete_line_once(lines, cuts, max_bytes):
 
 
 @settings(max_examples=30, deadline=None)
-@given(lines=text_lines, stride=st.integers(min_value=1, max_value=9), trailing=st.booleans())
-def test_index_serves_any_window(lines, stride, trailing):
+@given(lines=text_lines, block=st.integers(min_value=1, max_value=64), trailing=st.booleans())
+def test_index_serves_any_window(lines, block, trailing):
     content = "\n".join(lines) + ("\n" if trailing and lines else "")
     expected = content.split("\n")
     if content.endswith("\n") or not content:
@@ -45,7 +45,7 @@ def test_index_serves_any_window(lines, stride, trailing):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "log"
         path.write_text(content, encoding="utf-8")
-        with LogIndex(path, stride=stride, follow=False) as index:
+        with LogIndex(path, block=block, follow=False) as index:
             assert index.wait(20)
             assert index.line_count == len(expected)
             for start in range(0, len(expected) + 1, max(1, len(expected) // 5)):

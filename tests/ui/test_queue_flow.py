@@ -123,7 +123,8 @@ async def test_node_failure_is_shown_with_title_and_traceback(sim, tmp_path):
 
 
 async def test_pending_delete_and_move_to_front(tmp_path):
-    slow = SimServer(step_delay=0.2)
+    # Slow enough that no pending prompt starts while the test works on the list, even on a busy machine.
+    slow = SimServer(step_delay=0.5)
     await slow.start()
     try:
         app = make_app(tmp_path, ("slow", slow.url))
@@ -141,9 +142,10 @@ async def test_pending_delete_and_move_to_front(tmp_path):
             await until(pilot, lambda: doomed not in {i.prompt_id for i in session.queue.pending})
             await until(pilot, lambda: pending.row_count >= 1)
             pending.move_cursor(row=pending.row_count - 1)
-            last = session.queue.pending[-1]
+            chosen = app.screen._row_key(pending)
             await pilot.pause(0.5)  # the queue is polled every 0.1 s here: the table refills meanwhile
-            assert app.screen._row_key(pending) == last.prompt_id, "the cursor stays on the chosen prompt"
+            assert app.screen._row_key(pending) == chosen, "the cursor stays on the chosen prompt"
+            last = next(item for item in session.queue.pending if item.prompt_id == chosen)
             await pilot.press("t")
             await until(pilot, lambda: session.queue.pending and session.queue.pending[0].prompt == last.prompt
                         and session.queue.pending[0].prompt_id != last.prompt_id)

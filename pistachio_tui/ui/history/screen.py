@@ -198,7 +198,7 @@ class HistoryScreen(PistachioScreen):
         ]
         if entry.error:
             lines.append(Text.assemble(("Error ", "bold red"), entry.error))
-        if not entry.prompt:
+        if not entry.prompt_kept:
             lines.append(Text("Its API prompt was not kept: it cannot be queued again from here.", style="dim"))
         text.update(Text("\n").join(lines))
 
@@ -215,7 +215,7 @@ class HistoryScreen(PistachioScreen):
         if entry is None:
             self.notify("Pick a prompt in the list first.", severity="warning")
             return
-        if not entry.prompt:
+        if not entry.prompt_kept:
             self.notify(f"{entry.prompt_id[:8]} cannot be queued again: the journal did not keep its API prompt "
                         "(Pistachio saw it only after it had left the queue).", severity="warning")
             return
@@ -225,8 +225,13 @@ class HistoryScreen(PistachioScreen):
 
     @work(group="history-requeue")
     async def _requeue(self, session: ServerSession, entry: JournalEntry) -> None:
+        journal = await self._journal()
         try:
-            state = await session.submit(entry.prompt)
+            prompt = await asyncio.to_thread(journal.prompt_of, entry) if journal is not None else entry.prompt
+            state = await session.submit(prompt)
+        except JournalError as exc:
+            self.notify(str(exc), severity="error", timeout=8)
+            return
         except ComfyError as exc:
             self.notify(exc.message, severity="error", timeout=8)
             return

@@ -225,8 +225,13 @@ class QueueScreen(PistachioScreen):
         return prompt_chars(width if width < SIDE_BY_SIDE else width * 3 // 5)
 
     def _fill_pending(self, session: ServerSession | None) -> None:
-        self.query_one("#pending", FilterTable).set_rows(
-            [pending_row(item, self._prompt_chars) for item in (session.queue.pending if session else [])])
+        pending = self.query_one("#pending", FilterTable)
+        rows = [pending_row(item, self._prompt_chars) for item in (session.queue.pending if session else [])]
+        pending.set_rows(rows)
+        # An empty pending list takes no focus, so the keys (/ above all) act on the history the user sees.
+        pending.can_focus = bool(rows) or bool(pending.filter_text)
+        if not pending.can_focus and self.focused is pending:
+            self.query_one("#history", FilterTable).focus()
 
     def _fill_history(self, session: ServerSession | None) -> None:
         entries = list(session.history.values()) if session else []

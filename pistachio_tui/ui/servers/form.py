@@ -50,7 +50,7 @@ class ServerForm(ModalScreen[ServerConfig | None]):
             yield Label("Auth header (optional)")
             yield Input(f"{header[0]}: {header[1]}" if header else "", password=bool(header),
                         placeholder="none; e.g. Authorization: Bearer …", id="header")
-            yield Static("Enter: next field, saves on the last · ctrl+s save · Esc cancel", classes="hint")
+            yield Static("Enter next field (saves on the last) · ctrl+s save · Esc cancel", classes="hint")
             yield Static("", id="form-error")
             with Horizontal(id="form-buttons"):
                 yield Button("Save", variant="primary", id="save")

@@ -107,7 +107,7 @@ def preview_markup(preview: Preview, server: str | None) -> str:
         lines.append(f"{len(needs.node_types)} node types: {types}")
         if needs.missing_nodes:
             lines.append(f"[red]Missing on {esc(server)}:[/] " + esc(", ".join(needs.missing_nodes))
-                         + "  → Fix screen (5) or `pistachio fix`")
+                         + "  → press f (or 5) to fix")
         else:
             lines.append(f"[green]All node types available on {esc(server)}[/]")
         if needs.models:
