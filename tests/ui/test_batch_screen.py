@@ -226,6 +226,7 @@ async def test_a_long_output_folder_fits_the_summary_at_80_columns_keeping_its_n
     shutil.copy(SIM_WORKFLOW, tmp_path / "wf.json")
     deep = "/".join(["projects", "client-work-2026", "campaign-autumn", "renders-for-review", "batches"])
     (tmp_path / "b.toml").write_text(f'workflow = "wf.json"\ncount = 2\noutput = "{deep}/final-sweep-v3"\n')
+    sim.knobs.step_delay = 0.05  # a second per job: long enough to read the status while it runs
     app = make_app(tmp_path, ("studio", sim.url))
     async with app.run_test(size=(80, 24)) as pilot:
         await load_by_keyboard(pilot, "b.toml")

@@ -136,9 +136,14 @@ def test_gpu_with_history(snap_compare, tmp_path):
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
 
-def test_queue_with_a_running_prompt_and_history(snap_compare, tmp_path, sim_thread, counted_prompt_ids):
+def test_queue_with_a_running_prompt_and_history(snap_compare, tmp_path, sim_thread, counted_prompt_ids,
+                                                 monkeypatch):
     """Two finished prompts, one running (held at its sampler's first step), one waiting behind it."""
+    from pistachio_tui.sim import executor
     from pistachio_tui.ui.queue.rows import WORKFLOW_KEY
+
+    # The server's clock stands still: a loaded machine must not make a prompt take "1s" instead of "0s".
+    monkeypatch.setattr(executor, "now_ms", lambda: 1_796_032_800_000)
 
     from .helpers import fresh_prompt
 

@@ -142,7 +142,9 @@ class QueueScreen(PistachioScreen):
 
     def on_mount(self) -> None:
         self.query_one("#pending", FilterTable).set_columns("#", "Workflow", "Prompt", "Seed")
-        self.query_one("#history", FilterTable).set_columns("Status", "Workflow", "Prompt", "Seed", "Time", "Out")
+        # Out is as wide as a swatch and a count from the start: it must not jump when the swatches arrive.
+        self.query_one("#history", FilterTable).set_columns("Status", "Workflow", "Prompt", "Seed", "Time", "Out",
+                                                            widths={"Out": 6})
         self.query_one("#traceback-box").display = False
         self.query_one("#outputs").display = False
         self.refresh_view(None)
