@@ -9,6 +9,7 @@ REST, so a prompt that finished while the socket was down is not missed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 from collections.abc import AsyncGenerator
@@ -24,8 +25,10 @@ from pistachio_tui.comfy.events import CLIENT_FEATURES, Connected, Disconnected,
 
 #: Largest frame accepted; previews are small, a huge frame means something is wrong.
 MAX_FRAME = 64 * 1024 * 1024
-#: The longest the stream reads frames back to back before other tasks get a turn.
+#: The longest the stream reads frames back to back before it pauses for other tasks.
 _READ_SLICE_S = 0.005
+#: How long it then pauses: long enough that its next slice is not in the loop turn the UI draws in.
+_PAUSE_S = 0.005
 
 
 #: Seconds to wait for the server's side of the websocket close handshake.
@@ -93,6 +96,10 @@ class EventStream:
             # a command past its own deadline (the default waits 10 s).
             close_timeout=CLOSE_TIMEOUT,
             max_size=MAX_FRAME,
+            # ComfyUI (aiohttp) deflates every frame when the client offers it: JPEG previews for no
+            # gain, and a flood of small progress frames packs ~10,000 into one 256 KiB read, which
+            # the library inflates and parses in one loop callback (150-200 ms under a flood).
+            compression=None,
         )
 
     async def _resync(self) -> Resynced:
@@ -119,15 +126,9 @@ class EventStream:
                     if reconnecting:
                         yield await self._resync()
                     yield first
-                    loop = asyncio.get_running_loop()
-                    share_at = loop.time() + _READ_SLICE_S
-                    async for raw in ws:
-                        yield parse_message(raw)
-                        if loop.time() > share_at:
-                            # A frame already buffered is returned without giving the loop away, so a
-                            # server sending faster than we read would starve the UI: let it run.
-                            await asyncio.sleep(0)
-                            share_at = loop.time() + _READ_SLICE_S
+                    async with contextlib.aclosing(self._shared(ws)) as events:
+                        async for event in events:
+                            yield event
                     reason = "the server closed the connection"
                 except ConnectionClosed as exc:
                     reason = f"lost the websocket to ComfyUI at {self.client.shown_url} ({self.client.scrub(str(exc))})"
@@ -150,6 +151,28 @@ class EventStream:
                 await asyncio.wait_for(self._wake.wait(), retry_in)
             except TimeoutError:
                 pass
+
+    @staticmethod
+    async def _shared(ws: ClientConnection) -> AsyncGenerator[Event, None]:
+        """The socket's events, pausing after each slice of frames read back to back.
+
+        A frame already buffered comes back from the socket without giving the loop away, so a
+        server sending faster than we read would starve the UI. A pause, not a bare yield: after
+        ``sleep(0)`` the next slice runs in the very next loop turn, stacked onto whatever the
+        UI draws in it (a stall of both); so under a backlog the stream takes about half the loop.
+        """
+        loop = asyncio.get_running_loop()
+        started = asked = loop.time()
+        async for raw in ws:
+            now = loop.time()
+            if now - asked >= _READ_SLICE_S:
+                # Waited for this frame as long as a slice: everything else had its turn meanwhile.
+                started = now
+            elif now - started >= _READ_SLICE_S:
+                await asyncio.sleep(_PAUSE_S)
+                started = loop.time()
+            yield parse_message(raw)
+            asked = loop.time()
 
     def _reason(self, exc: BaseException) -> str:
         url = self.client.shown_url

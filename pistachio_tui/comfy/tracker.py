@@ -22,7 +22,7 @@ import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pistachio_tui.comfy.events import (
     Event,
@@ -50,8 +50,9 @@ LOST = "PromptLost"
 FINAL = frozenset({"success", "error", "interrupted"})
 #: The shortest span of progress a step rate is measured over (seconds).
 RATE_WINDOW_S = 1.0
-#: Older samples than this are dropped once a newer one spans the window.
-_RATE_HISTORY_S = 5.0
+#: Samples are kept at least this far apart (the newest always): a flood of thousands of steps a
+#: second would otherwise leave thousands of samples to walk through for each step.
+_SAMPLE_SPACING_S = RATE_WINDOW_S / 20
 
 
 @dataclass
@@ -136,6 +137,15 @@ def nodes_to_execute(prompt: dict[str, Any], outputs: list[str] | None) -> set[s
     return seen
 
 
+class _Totals(NamedTuple):
+    #: Weight of the nodes to execute (not cached), and of those done.
+    weight: int
+    done_weight: int
+    #: Nodes to execute not done yet, and their sampler steps.
+    remaining: frozenset[str]
+    remaining_steps: int
+
+
 class _Tracked:
     """Book-keeping behind one ``PromptState``."""
 
@@ -145,12 +155,16 @@ class _Tracked:
         self.needed = nodes_to_execute(prompt, outputs)
         self.cached: set[str] = set()
         self.done: set[str] = set()
+        #: Sums over ``needed``, ``cached`` and ``done``, until one of them changes.
+        self._totals: _Totals | None = None
         #: Sampler steps of each node (0 for nodes without steps).
         self.steps = {node: sampler_steps(entry.get("inputs") or {}) if isinstance(entry, dict) else 0
                       for node, entry in prompt.items()}
         #: The node the rate samples belong to, and its (clock time, step) samples, oldest first.
         self.rate_node: str | None = None
         self.samples: deque[tuple[float, int]] = deque()
+        #: The newest step seen of ``rate_node``.
+        self.last_step = 0
         #: False while the POST that queues it is in flight: the server may not list it yet.
         self.confirmed = True
 
@@ -162,22 +176,35 @@ class _Tracked:
         if node not in self.done:
             self.done.add(node)
             self.state.done_nodes.append(node)
+            self._totals = None
+
+    def set_cached(self, nodes: set[str]) -> None:
+        self.cached = nodes
+        self._totals = None
+
+    def totals(self) -> _Totals:
+        # Every progress frame needs these; the sets they come from change a few times a prompt.
+        if self._totals is None:
+            todo = self.needed - self.cached
+            remaining = frozenset(todo - self.done)
+            self._totals = _Totals(sum(self.weight(n) for n in todo), sum(self.weight(n) for n in todo & self.done),
+                                   remaining, sum(self.steps.get(n, 0) for n in remaining))
+        return self._totals
 
     def weight(self, node: str) -> int:
         return max(1, self.steps.get(node, 0))
 
     def update_fraction(self) -> None:
         state = self.state
-        todo = self.needed - self.cached
-        if not todo:
+        totals = self.totals()
+        if not totals.weight:
             value = 1.0 if state.status != "queued" else 0.0
         else:
             partial = 0.0
             node = state.current_node
-            if node in todo and node not in self.done and state.max > 0:
+            if node in totals.remaining and state.max > 0:
                 partial = min(1.0, state.value / state.max) * self.weight(node)
-            done = sum(self.weight(n) for n in todo & self.done)
-            value = (done + partial) / sum(self.weight(n) for n in todo)
+            value = (totals.done_weight + partial) / totals.weight
         state.fraction = max(state.fraction, min(1.0, max(0.0, value)))
 
     def steps_left(self) -> int:
@@ -185,25 +212,32 @@ class _Tracked:
         state = self.state
         current = state.current_node
         left = max(0, state.max - state.value) if current is not None and current not in self.done else 0
-        later = self.needed - self.cached - self.done - {current}
-        return left + sum(self.steps.get(n, 0) for n in later)
+        totals = self.totals()
+        later = totals.remaining_steps - (self.steps.get(current, 0) if current in totals.remaining else 0)
+        return left + later
 
     def sample(self, node: str, value: int, now: float) -> float | None:
         """Record step ``value`` of ``node`` at ``now``; the rate over the newest window, if one spans it."""
-        if node != self.rate_node or (self.samples and value < self.samples[-1][1]):
+        if node != self.rate_node or value < self.last_step:
             # Another node, or the same one starting over: its steps need not take as long.
             self.rate_node = node
             self.samples.clear()
-        if not self.samples or value > self.samples[-1][1]:
-            self.samples.append((now, value))
-        # Keep one sample at least a window old as the base; older ones are of no use.
-        while len(self.samples) > 2 and now - self.samples[1][0] >= RATE_WINDOW_S and \
-                now - self.samples[0][0] > _RATE_HISTORY_S:
-            self.samples.popleft()
-        base = next((s for s in reversed(self.samples) if now - s[0] >= RATE_WINDOW_S), None)
-        if base is None or value <= base[1]:
+        if not self.samples or value > self.last_step:
+            if len(self.samples) >= 2 and now - self.samples[-2][0] < _SAMPLE_SPACING_S:
+                # Too close to the one before: the newest replaces it, so the base is always a step seen.
+                self.samples[-1] = (now, value)
+            else:
+                self.samples.append((now, value))
+        self.last_step = value
+        # The base is the newest sample at least a window old: time only goes on, so the ones
+        # before it will never be the base again.
+        samples = self.samples
+        while len(samples) >= 2 and now - samples[1][0] >= RATE_WINDOW_S:
+            samples.popleft()
+        base_time, base_step = samples[0]
+        if now - base_time < RATE_WINDOW_S or value <= base_step:
             return None
-        return (value - base[1]) / (now - base[0])
+        return (value - base_step) / (now - base_time)
 
 
 class PromptTracker:
@@ -290,7 +324,13 @@ class PromptTracker:
         if tracked is None or tracked.state.finished:
             # Events for a prompt that already ended are stale (e.g. buffered before a resync).
             return None
-        self._apply(tracked, event)
+        if isinstance(event, ProgressState):
+            if not self._on_progress_state(tracked, event):
+                # A sampler sends one with every step, mostly repeating what is known: no one
+                # needs to redraw for it.
+                return None
+        else:
+            self._apply(tracked, event)
         tracked.update_fraction()
         return tracked.state
 
@@ -302,7 +342,7 @@ class PromptTracker:
             self._prompts[entry.prompt_id] = tracked
         state = tracked.state
         state.status = entry.outcome
-        tracked.cached = set(entry.cached_nodes)
+        tracked.set_cached(set(entry.cached_nodes))
         state.cached_nodes = entry.cached_nodes
         state.outputs = list(entry.outputs)
         state.started_at = entry.started_at
@@ -348,21 +388,19 @@ class PromptTracker:
 
     def _apply(self, tracked: _Tracked, event: Event) -> None:
         state = tracked.state
-        if isinstance(event, ExecutionStart):
+        # What a sampler sends with every step comes first.
+        if isinstance(event, Progress):
+            if event.node is not None:
+                self._on_progress(tracked, event)
+        elif isinstance(event, ExecutionStart):
             state.status = "running"
             state.started_at = event.timestamp
         elif isinstance(event, ExecutionCached):
             state.status = "running"
-            tracked.cached.update(event.nodes)
+            tracked.set_cached(tracked.cached | set(event.nodes))
             state.cached_nodes = sorted(tracked.cached, key=_node_order)
         elif isinstance(event, Executing):
             self._on_executing(tracked, event)
-        elif isinstance(event, Progress) and event.node is not None:
-            self._on_progress(tracked, event)
-        elif isinstance(event, ProgressState):
-            for node_id, node in event.nodes.items():
-                if node.state == "finished":
-                    tracked.mark_done(node_id)
         elif isinstance(event, Executed):
             tracked.mark_done(event.node)
             state.outputs.extend(f for f in event.files if f not in state.outputs)
@@ -377,6 +415,15 @@ class PromptTracker:
             self._finish(state, "interrupted", event.timestamp)
         elif isinstance(event, PreviewImage):
             state.preview = event
+
+    @staticmethod
+    def _on_progress_state(tracked: _Tracked, event: ProgressState) -> bool:
+        """Mark the nodes it reports finished; whether any was not known to be."""
+        done = tracked.done
+        new = [node_id for node_id, node in event.nodes.items() if node.state == "finished" and node_id not in done]
+        for node_id in new:
+            tracked.mark_done(node_id)
+        return bool(new)
 
     def _on_executing(self, tracked: _Tracked, event: Executing) -> None:
         state = tracked.state
@@ -417,6 +464,9 @@ class PromptTracker:
             state.current_node = state.current_title = None
 
     def _trim(self) -> None:
+        # Called on every track and finish: under the cap (always, but for a long session) no scan at all.
+        if len(self._prompts) <= self._max_finished:
+            return
         finished = [pid for pid, t in self._prompts.items() if t.state.finished]
         for prompt_id in finished[: max(0, len(finished) - self._max_finished)]:
             del self._prompts[prompt_id]

@@ -15,6 +15,7 @@ from pistachio_tui.comfy.events import (
     ExecutionInterrupted,
     ExecutionStart,
     ExecutionSuccess,
+    NodeProgress,
     PreviewImage,
     Progress,
     ProgressState,
@@ -108,3 +109,23 @@ def test_garbage_text_is_unknown(raw):
 def test_known_type_with_wrong_shape_is_unknown():
     event = parse_message(json.dumps({"type": "progress", "data": {"value": "x"}}))
     assert event == Unknown("progress", {"value": "x"})
+
+
+def test_python_json_extensions_still_parse():
+    # ComfyUI encodes with Python's json, which writes NaN and Infinity (a custom node's float
+    # output) where strict JSON decoders refuse the whole message.
+    raw = json.dumps({"type": "executed", "data": {"prompt_id": "p", "node": "9", "display_node": "9",
+                                                   "output": {"score": [float("nan"), float("inf")]}}})
+    event = parse_message(raw)
+    assert isinstance(event, Executed)
+    assert event.output["score"][1] == float("inf")
+
+
+def test_progress_state_nodes_keep_their_fields():
+    raw = json.dumps({"type": "progress_state", "data": {"prompt_id": "p", "nodes": {
+        "7": {"value": 3, "max": 20, "state": "running", "node_id": 7, "display_node_id": "7",
+              "parent_node_id": None, "real_node_id": 7}}}})
+    [(key, node)] = parse_message(raw).nodes.items()
+    assert key == "7"
+    assert node == NodeProgress("7", 3.0, 20.0, "running", "7", None, "7")
+    assert (node.value, node.max, node.state, node.parent_node_id) == (3.0, 20.0, "running", None)

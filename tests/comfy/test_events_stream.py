@@ -108,6 +108,17 @@ async def test_first_connect_without_drop_does_not_resync(server_factory):
     assert events[2] == PreviewImage("png", b"\x89PNG")
 
 
+
+async def test_the_stream_asks_for_no_compression(server_factory):
+    # ComfyUI's aiohttp deflates every frame a client allows it to: JPEG previews for nothing, and a
+    # flood of small progress frames packs thousands into one read, all parsed in one loop callback.
+    server = await server_factory([[trace_messages("cached")[0]]])
+    async with ComfyClient(server.url) as client:
+        stream = EventStream(client, backoff=FAST)
+        await collect_until(stream, lambda e: isinstance(e, Status))
+    [headers] = server.ws_headers
+    assert "permessage-deflate" not in headers.get("Sec-WebSocket-Extensions", "")
+
 async def test_unreachable_server_backs_off_and_close_ends_the_wait():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -197,3 +208,33 @@ async def test_a_backlog_of_frames_does_not_starve_other_tasks(server_factory):
         other.cancel()
     # 2000 events at 0.2 ms each is 0.4 s of reading: the UI must get a turn every few ms of it.
     assert turns >= 20
+
+
+async def test_a_backlog_is_read_in_slices_with_pauses_between(server_factory, monkeypatch):
+    """After a slice of frames read back to back the stream pauses, not just yields: after a bare
+    ``sleep(0)`` its next slice ran in the same loop turn as the UI's next frame, one long stall."""
+    import time
+
+    import pistachio_tui.comfy.stream as stream_module
+
+    frames = [trace_messages("cached")[0]] + [
+        json.dumps({"type": "progress", "data": {"value": i, "max": 500, "prompt_id": "p", "node": "2"}})
+        for i in range(1, 501)]
+    server = await server_factory([frames])
+    pauses: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def recording_sleep(delay: float, *args):
+        pauses.append(delay)
+        return await real_sleep(delay, *args)
+
+    monkeypatch.setattr(stream_module.asyncio, "sleep", recording_sleep)
+    async with ComfyClient(server.url) as client:
+        stream = EventStream(client, backoff=FAST)
+        async for event in stream:
+            time.sleep(0.0002)  # a consumer doing real work per event
+            if isinstance(event, Progress) and event.value == 500:
+                await stream.close()
+    # 500 events at 0.2 ms each is 0.1 s of reading: several slices, each followed by a real pause.
+    assert len(pauses) >= 3
+    assert min(pauses) >= 0.001

@@ -96,3 +96,40 @@ def test_fraction_weighs_nodes_by_their_steps():
     state = tracker.feed(Progress("p", "2", 15, 30))
     # Weights: 1 (latent) + 30 + 10 + 1 (save); the latent node and half the first sampler are done.
     assert state.fraction == pytest.approx((1 + 15) / (1 + 30 + 10 + 1))
+
+
+def test_a_flood_of_steps_keeps_few_samples_and_the_right_rate():
+    tracker, clock = started()
+    flood = 10_000  # steps a second for 3 s: each step used to walk every sample of the last second
+    for step in range(1, 3 * flood + 1):
+        clock.now += 1 / flood
+        state = tracker.feed(Progress("p", "2", step, 10**9))
+    assert state.it_per_s == pytest.approx(flood, rel=0.01)
+    kept = len(tracker._prompts["p"].samples)  # noqa: SLF001 - the bound is the point of the test
+    assert kept <= 20 + 2
+
+
+def test_a_burst_after_a_stall_is_a_base_of_its_own():
+    tracker, clock = started()
+    for step in range(1, 13):
+        clock.now += 0.1
+        tracker.feed(Progress("p", "2", step, 30))
+    clock.now += 3.0
+    for step in range(13, 23):  # ten buffered steps arrive at once
+        tracker.feed(Progress("p", "2", step, 30))
+    clock.now += 1.0
+    state = tracker.feed(Progress("p", "2", 23, 30))
+    # Measured from the burst's last step, not its first: one step in the last second.
+    assert state.it_per_s == pytest.approx(1.0)
+
+
+def test_a_progress_state_that_repeats_what_is_known_changes_nothing():
+    from pistachio_tui.comfy.events import NodeProgress, ProgressState
+
+    tracker, clock = started()
+    latent = NodeProgress("1", 1.0, 1.0, "finished")
+    sampler = NodeProgress("2", 3.0, 30.0, "running")
+    # Node 1 is already done (node 2 started after it): a sampler's per-step report tells nothing new.
+    assert tracker.feed(ProgressState("p", {"1": latent, "2": sampler})) is None
+    state = tracker.feed(ProgressState("p", {"1": latent, "2": sampler._replace(value=30.0, state="finished")}))
+    assert state is not None and state.done_nodes == ["1", "2"]
