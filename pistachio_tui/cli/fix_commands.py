@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from pistachio_tui.cli import exit_codes
+from pistachio_tui.cli.remedies import CLI_REMEDIES
 from pistachio_tui.format import size
 from pistachio_tui.redact import safe_url, scrub_data, scrub_urls
 
@@ -138,6 +139,7 @@ def _summary(outcome: FixOutcome) -> dict[str, Any]:
         "accepted": outcome.accepted,
         "prompt_id": outcome.prompt_id,
         "remaining": outcome.remaining,
+        "needs": [need.value for need in outcome.needs],
         "commands": outcome.commands,
         "import_failures": [asdict(f) for f in outcome.import_failures],
         "renamed": outcome.renamed,
@@ -155,6 +157,8 @@ def _print_outcome(outcome: FixOutcome, out: TextIO) -> None:
         out.write("\nStill to do:\n")
         for line in outcome.remaining:
             out.write(f"  - {scrub_urls(line)}\n")
+        for need in outcome.needs:
+            out.write(f"  - or {CLI_REMEDIES[need]}\n")
     if outcome.commands:
         out.write("\nCommands (run them on the server):\n")
         for command in dict.fromkeys(outcome.commands):

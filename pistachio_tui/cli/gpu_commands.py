@@ -111,7 +111,7 @@ def _as_json(snap: HubSnapshot, servers: list[ServerConfig]) -> dict[str, Any]:
 
 
 def _line(source: GpuSource) -> str:
-    parts = [f"VRAM {gib(source.memory_used)}/{gib(source.memory_total)}"]
+    parts = [f"{source.memory_name} {gib(source.memory_used)}/{gib(source.memory_total)}"]
     if source.memory_fraction is not None:
         parts[0] += f" ({source.memory_fraction:.0%})"
     if source.torch_used is not None:

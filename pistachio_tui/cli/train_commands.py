@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from pistachio_tui.cli import exit_codes
+from pistachio_tui.cli.remedies import cli_remedy
 from pistachio_tui.format import duration, money
 
 _GPUS = ("3090", "4090", "5090", "a6000", "a40", "l40s", "a100", "h100", "h200")
@@ -473,6 +474,7 @@ def _prepare_json(run, price: float | None) -> dict[str, Any]:
 
 
 def _launch(args: argparse.Namespace, plan_for) -> int:
+    from pistachio_tui.remedies import needs_of
     from pistachio_tui.training.errors import TrainingError
     from pistachio_tui.training.launch import start
     from pistachio_tui.training.presets import GPUS, detect_gpu
@@ -483,7 +485,7 @@ def _launch(args: argparse.Namespace, plan_for) -> int:
     try:
         plan = plan_for(card, num_gpus, args.diffusion_pipe)
     except TrainingError as exc:
-        _say(f"error: {exc}")
+        _say(f"error: {exc}{cli_remedy(needs_of(exc))}")
         return exit_codes.USAGE
     _say(f"command: {plan.shell_command}")
     _say(f"console log: {plan.log_path}" + ("" if plan.run_dir else " (linked into the run folder as train.log "

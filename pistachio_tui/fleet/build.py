@@ -30,6 +30,7 @@ from pistachio_tui.fleet.dispatch import BatchEvent, BatchRunner
 from pistachio_tui.fleet.serverless import RUNPOD_SERVERLESS_URL, ServerlessTarget
 from pistachio_tui.fleet.spec import BatchSpec, BatchSpecError, Job, expand, workflow_seed
 from pistachio_tui.fleet.targets import Target
+from pistachio_tui.remedies import Need
 from pistachio_tui.workflow.convert import to_api
 from pistachio_tui.workflow.edit import apply_seed_mode, find_params, set_param
 from pistachio_tui.workflow.errors import WorkflowError
@@ -76,7 +77,7 @@ def check_jobs(base: dict[str, Any], jobs: list[Job]) -> None:
                                     expected="a finite number")
     seeds = {job.seed for job in jobs}
     if len(seeds) > 1 and not any(p.kind == "seed" for p in find_params(base)):
-        raise WorkflowError("this workflow has no seed to vary; vary it with --prompts or --grid instead",
+        raise WorkflowError("this workflow has no seed to vary; vary its prompt text or a parameter grid instead",
                             path="seed", expected="a sampler with a seed input")
     # Every grid point once: a value only the third point holds must fail here, not mid-run.
     built: set[str] = set()
@@ -234,6 +235,8 @@ async def _first_object_info(servers: list[ServerConfig]) -> tuple[dict[str, Any
 class NodeListNeeded(BatchSetupError):
     """A UI workflow, and no node list to convert it with."""
 
+    needs = Need.NODE_LIST
+
 
 def _base_prompt(loaded: Workflow, object_info: dict[str, Any] | None) -> dict[str, Any]:
     """The workflow as an API prompt, converted with the given node list.
@@ -245,7 +248,6 @@ def _base_prompt(loaded: Workflow, object_info: dict[str, Any] | None) -> dict[s
         return loaded.api
     if object_info is None:
         raise NodeListNeeded(
-            f"{loaded.source or loaded.name} is in the editor's format and converting it needs the server's node list: "
-            "add a ComfyUI server that answers (--server URL), or give --object-info FILE "
-            "(a saved copy of http://<server>/object_info)")
+            f"{loaded.source or loaded.name} is in the editor's format and converting it needs the node list "
+            "of a ComfyUI server that answers (its /object_info)")
     return to_api(loaded, object_info).prompt

@@ -26,6 +26,10 @@ def cell_text(cell: Any) -> str:
     return cell.plain if isinstance(cell, Text) else str(cell)
 
 
+def _as_text(cell: Any) -> Text:
+    return cell if isinstance(cell, Text) else Text(str(cell))
+
+
 def sort_key(cell: Any) -> tuple[int, float, str]:
     """Numbers (``12``, ``3.5G``, ``1m02s``) before words, numerically; dashes last."""
     text = cell_text(cell).strip()
@@ -78,6 +82,7 @@ class FilterTable(DataTable):
     def __init__(self, *, id: str | None = None, classes: str | None = None, zebra_stripes: bool = False) -> None:
         super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=zebra_stripes)
         self._all: list[Row] = []
+        self._positions: dict[str, int] = {}
         self._filter = ""
         #: Column index sorted on (None: the order rows were given in) and its direction.
         self.sort_column: int | None = None
@@ -86,14 +91,31 @@ class FilterTable(DataTable):
 
     # -- the rows ----------------------------------------------------------------
 
-    def set_columns(self, *labels: str) -> None:
+    def set_columns(self, *labels: str, widths: dict[str, int] | None = None) -> None:
+        """Columns by label; ``widths`` fixes some (label → cells), so changing values do not make them jump."""
         self._labels = list(labels)
-        self.add_columns(*labels)
+        for label in labels:
+            self.add_column(label, width=(widths or {}).get(label))
 
     def set_rows(self, rows: Sequence[Row]) -> None:
         """All rows (key, cells); those shown depend on the filter and sort."""
         self._all = list(rows)
+        self._positions = {key: index for index, (key, _) in enumerate(self._all)}
         self._show()
+
+    def update_row(self, key: str, cells: Sequence[Any]) -> None:
+        """Change one row given earlier. Unfiltered and unsorted, it is redrawn in place (a batch of
+        thousands of jobs changes one row per event); otherwise the table is refilled, as the row
+        may now match the filter or belong elsewhere in the order."""
+        position = self._positions.get(key)
+        if position is None:
+            return
+        self._all[position] = (key, cells)
+        if self._filter.strip() or self.sort_column is not None or key not in self.rows:
+            self._show()
+            return
+        for column, cell in zip(self.columns, cells):
+            self.update_cell(key, column, _as_text(cell), update_width=True)
 
     @property
     def shown_keys(self) -> list[str]:
@@ -122,7 +144,7 @@ class FilterTable(DataTable):
         self.clear()
         rows = self._visible()
         for key, cells in rows:
-            self.add_row(*(c if isinstance(c, Text) else Text(str(c)) for c in cells), key=key)
+            self.add_row(*(_as_text(c) for c in cells), key=key)
         keys = [key for key, _ in rows]
         if selected in keys:
             self.move_cursor(row=keys.index(selected))
