@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from pistachio_tui.comfy.prompt_names import prompt_name
 from pistachio_tui.comfy.session import ServerSession, SessionUpdate, UpdateKind
 from pistachio_tui.journal import Journal, JournalEntry, JournalError, from_history, from_state
 
@@ -51,12 +52,13 @@ class JournalRecorder:
                 for item in items:
                     if written.get(item.prompt_id) != status:
                         written[item.prompt_id] = status
-                        entries.append(JournalEntry(server, item.prompt_id, status, item.prompt, queued_at=now))
+                        entries.append(JournalEntry(server, item.prompt_id, status, item.prompt, queued_at=now,
+                                                    workflow=prompt_name(item.prompt, item.extra_data)))
         elif update.kind == UpdateKind.HISTORY:
             for entry in session.history.values():
                 if written.get(entry.prompt_id) != entry.outcome:
                     written[entry.prompt_id] = entry.outcome
-                    entries.append(from_history(server, entry))
+                    entries.append(from_history(server, entry, prompt_name(entry.prompt, entry.extra_data)))
         elif update.kind == UpdateKind.FINISHED and update.prompt is not None and update.prompt.lost:
             written[update.prompt.prompt_id] = "lost"
             entries.append(from_state(server, update.prompt))

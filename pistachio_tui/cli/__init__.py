@@ -12,12 +12,14 @@ import argparse
 import asyncio
 import importlib
 import inspect
+import json
 import os
 import pkgutil
 import sys
 import time
 import traceback
 from pathlib import Path
+from typing import TextIO
 
 from pistachio_tui import __version__
 from pistachio_tui.cli import exit_codes
@@ -47,7 +49,22 @@ def main(argv: list[str] | None = None) -> int:
         # No subcommand: open the full-screen app, like k9s or lazygit do.
         from pistachio_tui.cli.app import open_app
 
-        return open_app(args)
+        func = open_app
+    watch = _JsonWatch() if getattr(args, "json", False) else None
+    try:
+        code = _run(args, func)
+    finally:
+        if watch is not None:
+            watch.close()
+    if watch is not None and code != exit_codes.OK and not watch.wrote_stdout:
+        # With --json, stdout always holds JSON: a script reads the failure there too.
+        message = watch.last_error.removeprefix("error: ") or f"exit code {code}"
+        print(json.dumps({"error": message, "exit_code": code}))
+    return code
+
+
+def _run(args: argparse.Namespace, func) -> int:
+    """Run one command; every way it can end becomes an exit code and at most one line on stderr."""
     try:
         result = func(args)
         # Commands are plain or ``async def`` functions: an awaitable result is their coroutine.
@@ -69,6 +86,53 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         return _unexpected(args, exc)
     return exit_codes.OK if result is None else int(result)
+
+
+class _Watched:
+    """A text stream passed through, remembering whether anything was written and its tail."""
+
+    TAIL = 4096
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.wrote = False
+        self._tail = ""
+
+    def write(self, text: str) -> int:
+        if text:
+            self.wrote = True
+            self._tail = (self._tail + text)[-self.TAIL:]
+        return self._stream.write(text)
+
+    @property
+    def last_line(self) -> str:
+        """The last non-blank line; a progress line rewritten with "\\r" counts as its last state."""
+        lines = [line.strip() for line in self._tail.replace("\r", "\n").splitlines()]
+        return next((line for line in reversed(lines) if line), "")
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+class _JsonWatch:
+    """While a ``--json`` command runs: whether it printed anything on stdout, and the last
+    line it said on stderr (the error, when it failed)."""
+
+    def __init__(self) -> None:
+        self._stdout, self._stderr = sys.stdout, sys.stderr
+        self._out, self._err = _Watched(sys.stdout), _Watched(sys.stderr)
+        sys.stdout, sys.stderr = self._out, self._err
+
+    @property
+    def wrote_stdout(self) -> bool:
+        return self._out.wrote
+
+    @property
+    def last_error(self) -> str:
+        return self._err.last_line
+
+    def close(self) -> None:
+        sys.stdout, sys.stderr = self._stdout, self._stderr
 
 
 #: The debug log is cut back to this size before a new entry is added.

@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 from pistachio_tui.cli import exit_codes
+from pistachio_tui.cli.remedies import cli_remedy
 from pistachio_tui.format import money
+from pistachio_tui.remedies import needs_of
 from pistachio_tui.workflow.seeds import SEED_MODES
 
 
@@ -113,6 +115,15 @@ async def run_batch(args: argparse.Namespace) -> int:
     from pistachio_tui.fleet.spec import BatchSpecError
     from pistachio_tui.workflow.errors import WorkflowError
 
+    if args.max_ahead < 1:
+        print(f"batch: --max-ahead must be at least 1, not {args.max_ahead}", file=sys.stderr)
+        return exit_codes.USAGE
+    try:
+        with open(args.file, "rb"):
+            pass
+    except OSError as exc:
+        print(f"batch: {args.file}: cannot read the file ({exc.strerror or exc})", file=sys.stderr)
+        return exit_codes.NO_INPUT
     try:
         spec = _spec(args)
         servers = _servers(args)
@@ -125,7 +136,7 @@ async def run_batch(args: argparse.Namespace) -> int:
         print(f"batch: {exc}", file=sys.stderr)
         return exit_codes.UNREACHABLE
     except (BatchSpecError, BatchSetupError, ConfigError) as exc:
-        print(f"batch: {exc}", file=sys.stderr)
+        print(f"batch: {exc}{cli_remedy(needs_of(exc))}", file=sys.stderr)
         return exit_codes.USAGE
     except WorkflowError as exc:
         print(f"batch: {exc}", file=sys.stderr)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from dataclasses import asdict
@@ -53,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("file", type=Path, help="prompt file (API format JSON)")
     run.add_argument("--server", help=server_help)
     run.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    run.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds (the prompt stays queued)")
+    run.add_argument("--timeout", type=exit_codes.positive_number, metavar="S", help="give up after S seconds (the prompt stays queued)")
     run.set_defaults(func=run_command)
 
 
@@ -92,9 +91,7 @@ def resolve_server(args: argparse.Namespace) -> tuple[str, dict[str, str]]:
         server = settings.server(wanted)
         if server is not None:
             return server.url, dict(server.headers)
-        if "://" not in wanted:
-            wanted = f"http://{wanted}"
-        return exit_codes.check_server_url(wanted.rstrip("/")), {}
+        return exit_codes.server_url(wanted), {}
     if settings.servers:
         return settings.servers[0].url, dict(settings.servers[0].headers)
     return DEFAULT_SERVER, {}
@@ -173,16 +170,18 @@ async def status_command(args: argparse.Namespace) -> int:
 
 def _print_status(url: str, stats: Any, queue: Any) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
+    # Every string the server sent is escaped: a version such as "0.8.0[/x]" is text, not markup.
     console = Console(file=sys.stdout, highlight=False)
-    python = stats.python_version.split(" ", 1)[0]
-    console.print(f"[bold]ComfyUI {stats.comfyui_version}[/] at {url}")
-    console.print(f"Python {python}, torch {stats.pytorch_version}, {stats.os}")
+    python = escape(stats.python_version.split(" ", 1)[0])
+    console.print(f"[bold]ComfyUI {escape(stats.comfyui_version)}[/] at {escape(url)}")
+    console.print(f"Python {python}, torch {escape(stats.pytorch_version)}, {escape(stats.os)}")
     console.print(f"RAM {gib(stats.ram_free)} free of {gib(stats.ram_total)}")
     table = Table("#", "device", "type", "VRAM free", "VRAM total", "torch free", "torch total")
     for device in stats.devices:
-        table.add_row("" if device.index is None else str(device.index), device.name, device.type,
+        table.add_row("" if device.index is None else str(device.index), escape(device.name), escape(device.type),
                       gib(device.vram_free), gib(device.vram_total),
                       gib(device.torch_vram_free), gib(device.torch_vram_total))
     console.print(table)
@@ -252,10 +251,6 @@ class _Lost(Exception):
     """The server no longer knows the prompt (it restarted while we were away)."""
 
 
-def _readable_file(path: Path) -> bool:
-    return path.is_file() and os.access(path, os.R_OK)
-
-
 async def run_command(args: argparse.Namespace) -> int:
     """``pistachio run``."""
     import asyncio
@@ -267,13 +262,11 @@ async def run_command(args: argparse.Namespace) -> int:
     try:
         workflow = load_run_file(args.file)
     except WorkflowError as exc:
-        # A file that is not there is the caller's mistake, not the server's refusal: scripts
-        # branching on "rejected" must not retry a typo'd path against another server.
-        unreadable = not _readable_file(Path(args.file))
+        code = exit_codes.input_error(args.file)
         if args.json:
-            _emit_json({"status": "unreadable" if unreadable else "rejected", "error": str(exc)})
+            _emit_json({"status": "unreadable" if code == exit_codes.NO_INPUT else "rejected", "error": str(exc)})
         print(exc, file=sys.stderr)
-        return exit_codes.NO_INPUT if unreadable else exit_codes.REJECTED
+        return code
     resolved = settings_or_usage(args)
     if isinstance(resolved, int):
         return resolved

@@ -26,6 +26,8 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pistachio_tui.cli import exit_codes
+
 if TYPE_CHECKING:
     from pistachio_tui.config import Settings
     from pistachio_tui.sim.runpod import FakeRunPod
@@ -53,7 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="open the app on an embedded simulated ComfyUI server",
         description="Open Pistachio on a simulated ComfyUI server (no GPU, no network needed).",
     )
-    parser.add_argument("--step-delay", type=float, default=0.3, help="seconds per simulated sampler step")
+    parser.add_argument("--step-delay", type=exit_codes.non_negative_number, default=0.3,
+                        help="seconds per simulated sampler step")
     parser.add_argument("--dashboard", action="store_true", help="open the compact dashboard instead")
     parser.add_argument("--no-autorun", action="store_true", help="do not keep a demo prompt running")
     parser.set_defaults(func=run_demo)

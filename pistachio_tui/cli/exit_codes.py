@@ -17,6 +17,42 @@ INTERNAL = 70
 INTERRUPTED = 130
 
 
+def input_error(path: object) -> int:
+    """The exit code for an input file that could not be used: :data:`NO_INPUT` when it is not a
+    file this process can read (missing, a folder, no permission), :data:`REJECTED` when it was
+    read and is not a workflow. Scripts branching on "rejected" must not retry a typo'd path."""
+    import os
+    from pathlib import Path
+
+    readable = isinstance(path, (str, Path)) and Path(path).is_file() and os.access(path, os.R_OK)
+    return REJECTED if readable else NO_INPUT
+
+
+def positive_number(text: str) -> float:
+    """An argparse ``type``: a finite number above 0 (seconds, minutes, dollars). ``nan``,
+    ``inf`` and ``-1`` parse as floats, and then wait forever, spin, or reach an API."""
+    return _number(text, minimum_excluded=True)
+
+
+def non_negative_number(text: str) -> float:
+    """An argparse ``type``: a finite number, 0 or more."""
+    return _number(text, minimum_excluded=False)
+
+
+def _number(text: str, *, minimum_excluded: bool) -> float:
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or (minimum_excluded and value == 0):
+        wanted = "a number above 0" if minimum_excluded else "a number, 0 or more"
+        raise argparse.ArgumentTypeError(f"give {wanted}, not {text!r}")
+    return value
+
+
 class UsageError(Exception):
     """The command line is wrong; ``main`` prints the message and exits with :data:`USAGE`."""
 
@@ -24,18 +60,18 @@ class UsageError(Exception):
 def check_server_url(url: str) -> str:
     """``url`` if it can name a ComfyUI server (http/https, a host, a port in 1..65535), else
     :class:`UsageError` saying what is wrong: ``localhost:abc`` or ``http://[::1`` must not
-    reach the HTTP library, which answers with exceptions of its own."""
-    from urllib.parse import urlsplit
-
-    from pistachio_tui.redact import safe_url
+    reach the HTTP library, which answers with exceptions of its own. The same rules as a
+    server added in the app or the settings file (``config.check_server_url``)."""
+    from pistachio_tui.config import InvalidServerURL
+    from pistachio_tui.config import check_server_url as check
 
     try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise UsageError(f"{safe_url(url)} is not a server URL ({exc}); e.g. http://127.0.0.1:8188") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"{safe_url(url)} is not a server URL; e.g. http://127.0.0.1:8188")
-    if port == 0:
-        raise UsageError(f"{safe_url(url)}: port 0 is not a server port")
-    return url
+        return check(url)
+    except InvalidServerURL as exc:
+        raise UsageError(str(exc)) from None
+
+
+def server_url(wanted: str) -> str:
+    """A ``--server`` value that is not a configured name, as a checked URL (``host:port`` → http)."""
+    wanted = wanted.strip()
+    return check_server_url(wanted if "://" in wanted else f"http://{wanted}")

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from pistachio_tui.cli import exit_codes
+from pistachio_tui.cli.remedies import CLI_REMEDIES
 from pistachio_tui.format import size
 from pistachio_tui.redact import safe_url, scrub_data, scrub_urls
 
@@ -55,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fix.add_argument("--json", action="store_true", help="print JSON lines on stdout")
     fix.add_argument("--no-queue", action="store_true", help="stop once nothing is missing; do not submit")
     fix.add_argument("--no-hf", action="store_true", help="do not search Hugging Face for models")
-    fix.add_argument("--restart-timeout", type=float, default=10.0, metavar="MIN",
+    fix.add_argument("--restart-timeout", type=exit_codes.positive_number, default=10.0, metavar="MIN",
                      help="minutes to wait for the server after a restart (default: 10)")
     fix.set_defaults(func=fix_command)
 
@@ -138,6 +139,7 @@ def _summary(outcome: FixOutcome) -> dict[str, Any]:
         "accepted": outcome.accepted,
         "prompt_id": outcome.prompt_id,
         "remaining": outcome.remaining,
+        "needs": [need.value for need in outcome.needs],
         "commands": outcome.commands,
         "import_failures": [asdict(f) for f in outcome.import_failures],
         "renamed": outcome.renamed,
@@ -155,6 +157,8 @@ def _print_outcome(outcome: FixOutcome, out: TextIO) -> None:
         out.write("\nStill to do:\n")
         for line in outcome.remaining:
             out.write(f"  - {scrub_urls(line)}\n")
+        for need in outcome.needs:
+            out.write(f"  - or {CLI_REMEDIES[need]}\n")
     if outcome.commands:
         out.write("\nCommands (run them on the server):\n")
         for command in dict.fromkeys(outcome.commands):
@@ -179,9 +183,10 @@ async def fix_command(args: argparse.Namespace) -> int:
         return exit_codes.USAGE
     try:
         workflow = load_workflow(args.workflow)
-    except (WorkflowError, OSError) as exc:
-        print(f"Cannot use {args.workflow}: {exc}", file=sys.stderr)
-        return exit_codes.REJECTED
+    except WorkflowError as exc:
+        # The error names the file already ("wf.json: $: cannot read the file (…)").
+        print(f"fix: {exc}", file=sys.stderr)
+        return exit_codes.input_error(args.workflow)
     comfy_dir = args.comfy_dir or settings.comfy_dir
     if comfy_dir is not None and not comfy_dir.is_dir():
         print(f"--comfy-dir {comfy_dir} is not a folder; give the ComfyUI folder (the one holding models/).",

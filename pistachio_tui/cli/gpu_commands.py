@@ -50,8 +50,8 @@ def _servers(args: argparse.Namespace) -> list[ServerConfig]:
     for wanted in args.server:
         server = settings.server(wanted)
         if server is None:
-            url = wanted if "://" in wanted else f"http://{wanted}"
-            server = ServerConfig(name=url.rstrip("/"), url=url.rstrip("/"))
+            url = exit_codes.server_url(wanted)
+            server = ServerConfig(name=url, url=url)
         chosen.append(server)
     return chosen
 
@@ -111,7 +111,7 @@ def _as_json(snap: HubSnapshot, servers: list[ServerConfig]) -> dict[str, Any]:
 
 
 def _line(source: GpuSource) -> str:
-    parts = [f"VRAM {gib(source.memory_used)}/{gib(source.memory_total)}"]
+    parts = [f"{source.memory_name} {gib(source.memory_used)}/{gib(source.memory_total)}"]
     if source.memory_fraction is not None:
         parts[0] += f" ({source.memory_fraction:.0%})"
     if source.torch_used is not None:

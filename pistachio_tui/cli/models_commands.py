@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pistachio_tui.cli import exit_codes
+from pistachio_tui.cli.remedies import cli_remedy
 from pistachio_tui.format import size, transfer
 
 #: Seconds between two progress lines in a log (a terminal line is redrawn more often).
@@ -192,6 +193,7 @@ async def _download_by_manager(args: argparse.Namespace, url: str, name: str) ->
     from pistachio_tui.comfy.errors import ComfyError, ServerUnreachable
     from pistachio_tui.fix.manager import ManagerClient, ManagerError
     from pistachio_tui.fix.models_search import FOLDER_MANAGER_TYPES
+    from pistachio_tui.remedies import needs_of
 
     server_url, headers = resolve_server(args)
     pure = PurePosixPath(name)
@@ -212,7 +214,7 @@ async def _download_by_manager(args: argparse.Namespace, url: str, name: str) ->
             print(exc.message, file=sys.stderr)
             return exit_codes.UNREACHABLE
         except (ManagerError, ComfyError) as exc:
-            print(exc.message, file=sys.stderr)
+            print(f"{exc.message}{cli_remedy(needs_of(exc))}", file=sys.stderr)
             return exit_codes.FAILED
         if result.ok is False:
             print(f"The Manager could not download it: {await manager.explain(result)}", file=sys.stderr)

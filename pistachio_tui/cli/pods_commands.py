@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     start = actions.add_parser("start", help="start (resume) a stopped pod")
     start.add_argument("pod_id", metavar="ID")
     start.add_argument("--gpus", type=int, help="GPUs to attach (default: the pod's own count)")
-    start.add_argument("--bid", type=float, metavar="USD",
+    start.add_argument("--bid", type=exit_codes.positive_number, metavar="USD",
                        help="spot pods: bid per GPU in $/h (default: RunPod's lowest bid to resume)")
     start.set_defaults(func=run_start)
 
@@ -77,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     create.add_argument("--yes", action="store_true", help="do not ask before creating (it bills from now on)")
     create.add_argument("--add-server", action="store_true",
                         help="wait for its ComfyUI to answer and add it to the servers list")
-    create.add_argument("--wait", type=float, default=20.0, metavar="MINUTES", help="how long --add-server waits")
+    create.add_argument("--wait", type=exit_codes.positive_number, default=20.0, metavar="MINUTES", help="how long --add-server waits")
     create.set_defaults(func=run_create)
 
     logs = actions.add_parser("logs", help="a pod's last log lines: why ComfyUI is not up yet")
@@ -95,13 +95,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Polls RunPod and stops pods that stay idle (busiest GPU, container CPU and the ComfyUI "
                     "queue all quiet) for --idle-minutes, after a --countdown. Logs each decision. Run it on "
                     "the pod itself with --self (RunPod sets RUNPOD_POD_ID), or anywhere with --pod.")
-    guard.add_argument("--idle-minutes", type=float, default=30.0, help="idle time before a pod is flagged")
-    guard.add_argument("--countdown", type=float, default=300.0, metavar="SECONDS",
+    guard.add_argument("--idle-minutes", type=exit_codes.non_negative_number, default=30.0, help="idle time before a pod is flagged")
+    guard.add_argument("--countdown", type=exit_codes.non_negative_number, default=300.0, metavar="SECONDS",
                        help="time between the flag and the stop (Ctrl-C to cancel)")
     which = guard.add_mutually_exclusive_group()
     which.add_argument("--pod", action="append", metavar="ID", help="guard this pod (repeatable; default: all)")
     which.add_argument("--self", dest="this_pod", action="store_true", help="guard the pod this runs on")
-    guard.add_argument("--interval", type=float, default=30.0, metavar="SECONDS", help="time between polls")
+    guard.add_argument("--interval", type=exit_codes.positive_number, default=30.0, metavar="SECONDS", help="time between polls")
     guard.add_argument("--once", action="store_true", help="poll once and exit (for cron and tests)")
     guard.add_argument("--json", action="store_true", help="log decisions as JSON lines")
     guard.set_defaults(func=run_guard)

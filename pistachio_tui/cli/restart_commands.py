@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Restart ComfyUI through ComfyUI-Manager, wait until the server answers again, "
                     "and print how long it took.")
     restart.add_argument("--server", help="server URL or configured name (default: the first configured server)")
-    restart.add_argument("--timeout", type=float, default=10.0, metavar="MIN",
+    restart.add_argument("--timeout", type=exit_codes.positive_number, default=10.0, metavar="MIN",
                          help="minutes to wait for the server to come back (default: 10)")
     restart.add_argument("--json", action="store_true", help="print one JSON object")
     restart.set_defaults(func=restart_command)

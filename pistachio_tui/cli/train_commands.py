@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from pistachio_tui.cli import exit_codes
+from pistachio_tui.cli.remedies import cli_remedy
 from pistachio_tui.format import duration, money
 
 _GPUS = ("3090", "4090", "5090", "a6000", "a40", "l40s", "a100", "h100", "h200")
@@ -47,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     watch = actions.add_parser("watch", help="epoch, step, loss, ETA, checkpoints and errors of a run")
     _run_args(watch)
     watch.add_argument("--follow", action="store_true", help="keep printing as the run goes on (Ctrl-C stops)")
-    watch.add_argument("--interval", type=float, default=2.0, help="seconds between polls with --follow")
+    watch.add_argument("--interval", type=exit_codes.positive_number, default=2.0, help="seconds between polls with --follow")
     watch.set_defaults(func=run_watch)
 
     best = actions.add_parser("best", help="the save (epochN/ or stepN/) with the lowest eval loss, and where "
@@ -55,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _run_args(best)
     best.add_argument("--patience", type=int, default=3, metavar="K",
                       help="evals without improvement that mean converged (default 3)")
-    best.add_argument("--tolerance", type=float, default=0.0,
+    best.add_argument("--tolerance", type=exit_codes.non_negative_number, default=0.0,
                       help="relative change that still counts as flat (e.g. 0.01 = 1%%)")
     best.set_defaults(func=run_best)
 
@@ -473,6 +474,7 @@ def _prepare_json(run, price: float | None) -> dict[str, Any]:
 
 
 def _launch(args: argparse.Namespace, plan_for) -> int:
+    from pistachio_tui.remedies import needs_of
     from pistachio_tui.training.errors import TrainingError
     from pistachio_tui.training.launch import start
     from pistachio_tui.training.presets import GPUS, detect_gpu
@@ -483,7 +485,7 @@ def _launch(args: argparse.Namespace, plan_for) -> int:
     try:
         plan = plan_for(card, num_gpus, args.diffusion_pipe)
     except TrainingError as exc:
-        _say(f"error: {exc}")
+        _say(f"error: {exc}{cli_remedy(needs_of(exc))}")
         return exit_codes.USAGE
     _say(f"command: {plan.shell_command}")
     _say(f"console log: {plan.log_path}" + ("" if plan.run_dir else " (linked into the run folder as train.log "
@@ -531,10 +533,10 @@ async def run_tournament_cmd(args: argparse.Namespace) -> int:
     if state.run_dir is None:
         _say(f"error: {args.run} has no run folder with saves")
         return exit_codes.USAGE
+    servers = [ServerConfig(f"server{i + 1}", exit_codes.server_url(url)) for i, url in enumerate(args.server)]
     try:
         contenders = args.checkpoint or pick_contenders(state, args.around)
         prompts = tournament_prompts(find_trigger(state.run_dir), args.prompt)
-        servers = [ServerConfig(f"server{i + 1}", url) for i, url in enumerate(args.server)]
         _say(f"rendering {len(prompts)} prompts × {', '.join(contenders)} on {len(servers)} server(s)")
         result = await run_tournament(state.run_dir, contenders, prompts, workflow=args.workflow, servers=servers,
                                       loras_dir=comfy.expanduser() / "models" / "loras",

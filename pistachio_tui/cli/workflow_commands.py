@@ -119,7 +119,7 @@ async def inspect_command(args: argparse.Namespace) -> int:
         workflows = load_workflows(args.file)
     except WorkflowError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return exit_codes.REJECTED
+        return exit_codes.input_error(args.file)
     reports = []
     try:
         file_info = read_object_info_file(args.object_info) if args.object_info is not None else None
@@ -206,6 +206,21 @@ def _print_inspection(report: dict[str, Any]) -> None:
 async def convert_command(args: argparse.Namespace) -> int:
     from pistachio_tui.workflow.load import WorkflowError, load_workflows
 
+    results: list[dict[str, Any]] = []
+    loaded: list[tuple[Path, Workflow]] = []
+    unusable: int | None = None  # the exit code for inputs that are no workflow, the worst first
+    for path in args.files:
+        try:
+            loaded.extend((path, workflow) for workflow in load_workflows(path))
+        except WorkflowError as exc:
+            results.append({"file": str(path), "ok": False, "error": str(exc)})
+            print(f"error: {exc}", file=sys.stderr)
+            unusable = max(unusable or 0, exit_codes.input_error(path))
+    if not loaded and unusable is not None:
+        # Nothing to convert: the server is not asked, and the exit code is the files'.
+        if args.json:
+            print(json.dumps({"results": results}, indent=2, ensure_ascii=False))
+        return unusable
     try:
         if args.object_info is not None:
             object_info = read_object_info_file(args.object_info)
@@ -214,16 +229,6 @@ async def convert_command(args: argparse.Namespace) -> int:
     except _SourceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code
-
-    results: list[dict[str, Any]] = []
-    loaded: list[tuple[Path, Workflow]] = []
-    for path in args.files:
-        try:
-            loaded.extend((path, workflow) for workflow in load_workflows(path))
-        except WorkflowError as exc:
-            results.append({"file": str(path), "ok": False, "error": str(exc)})
-            print(f"error: {exc}", file=sys.stderr)
-    unreadable = bool(results)
     out: Path = args.output
     several = len(args.files) > 1 or len(loaded) > 1
     if several and out.exists() and not out.is_dir():
@@ -245,8 +250,8 @@ async def convert_command(args: argparse.Namespace) -> int:
         failed = failed or not entry["ok"]
     if args.json:
         print(json.dumps({"results": results}, indent=2, ensure_ascii=False))
-    if unreadable:
-        return exit_codes.REJECTED
+    if unusable is not None:
+        return unusable
     return exit_codes.FAILED if failed else exit_codes.OK
 
 

@@ -209,7 +209,7 @@ class ComfyClient:
         try:
             return SystemStats.from_wire(body)
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-            # OverflowError: a size of Infinity (what Python's json writes for inf) has no int.
+            # ValueError: a size of Infinity or NaN (Python's json writes both) is no byte count.
             raise self._shape_error("/system_stats answer", exc) from None
 
     async def object_info(self, refresh: bool = False) -> dict[str, dict[str, Any]]:

@@ -15,6 +15,17 @@ from typing import Any
 _MISSING_NODE = re.compile(r"node (?P<name>.+?) does not exist")
 #: Newer servers say ``missing_node_type`` and put the class in ``extra_info.class_type``.
 MISSING_NODE_TYPE = "missing_node_type"
+#: No memory a server reports is this large (8 EiB); a bigger figure is a broken answer.
+_MAX_BYTES = 2**63
+
+
+def _bytes(data: dict[str, Any], key: str) -> int:
+    """A byte count from ``/system_stats``; ValueError (the client's BadResponse) for Infinity,
+    NaN, a negative or an absurd figure, which would otherwise be drawn as garbage."""
+    value = data.get(key) or 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < _MAX_BYTES:
+        raise ValueError(f"{key} = {value!r} is not a size in bytes")
+    return int(value)
 
 
 @dataclass
@@ -35,10 +46,10 @@ class Device:
             name=str(data.get("name", "")),
             type=str(data.get("type", "")),
             index=data.get("index"),
-            vram_total=int(data.get("vram_total") or 0),
-            vram_free=int(data.get("vram_free") or 0),
-            torch_vram_total=int(data.get("torch_vram_total") or 0),
-            torch_vram_free=int(data.get("torch_vram_free") or 0),
+            vram_total=_bytes(data, "vram_total"),
+            vram_free=_bytes(data, "vram_free"),
+            torch_vram_total=_bytes(data, "torch_vram_total"),
+            torch_vram_free=_bytes(data, "torch_vram_free"),
         )
 
 
@@ -64,8 +75,8 @@ class SystemStats:
             comfyui_version=str(system.get("comfyui_version", "unknown")),
             python_version=str(system.get("python_version", "")),
             pytorch_version=str(system.get("pytorch_version", "")),
-            ram_total=int(system.get("ram_total") or 0),
-            ram_free=int(system.get("ram_free") or 0),
+            ram_total=_bytes(system, "ram_total"),
+            ram_free=_bytes(system, "ram_free"),
             argv=list(system.get("argv") or []),
             devices=[Device.from_wire(d) for d in body.get("devices", [])],
             raw=body,

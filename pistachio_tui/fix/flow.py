@@ -59,6 +59,7 @@ from pistachio_tui.fix.restart import restart_server
 from pistachio_tui.fix.server_folders import comfy_dir_problem, model_folders
 from pistachio_tui.format import transfer
 from pistachio_tui.redact import HIDDEN, scrub_data, scrub_mapping, scrub_urls
+from pistachio_tui.remedies import Need
 from pistachio_tui.safefiles import atomic_write
 from pistachio_tui.workflow.convert import to_api
 from pistachio_tui.workflow.deps import (
@@ -155,6 +156,12 @@ class FixOutcome:
     saved: Path | None = None
     #: Workflow value → the server's name for the same file.
     renamed: dict[str, str] = field(default_factory=dict)
+    #: What the person could give so a run does more (each front end says how: a flag, a setting).
+    needs: list[Need] = field(default_factory=list)
+
+    def need(self, need: Need | None) -> None:
+        if need is not None and need not in self.needs:
+            self.needs.append(need)
 
 
 Chooser = Callable[[ModelNeed, list[ModelCandidate]], Awaitable[ModelCandidate | None]]
@@ -597,9 +604,9 @@ class FixFlow:
 
     def _unknown_model(self, need: ModelNeed, folder: str | None) -> None:
         where = f"models/{folder}/" if folder else "the matching models/<folder>/"
-        hint = "" if self.options.yes else " or run again with --yes to take the best exact match"
-        self.outcome.remaining.append(
-            f"No source chosen for model {need.name!r}: download it into {where}{hint}.")
+        if not self.options.yes:
+            self.outcome.need(Need.MODEL_CHOICE)
+        self.outcome.remaining.append(f"No source chosen for model {need.name!r}: download it into {where}.")
         self.emit("models", need.name, "failed", f"no source for {need.name}")
 
     async def _fetch(self, need: ModelNeed, choice: ModelCandidate, folder: str) -> None:
@@ -607,6 +614,7 @@ class FixFlow:
         if self.options.comfy_dir is not None:
             problem = await self._comfy_dir_problem(self.options.comfy_dir, folder)
             if problem is not None:
+                self.outcome.need(Need.COMFY_DIR)
                 self.outcome.remaining.append(problem)
                 self.emit("download", need.name, "failed", problem)
                 return
@@ -615,8 +623,9 @@ class FixFlow:
         manager = await self._detect_manager()
         if manager is None:
             self.outcome.commands.append(f"curl -L -o {shlex.quote('models/' + relative)} {shlex.quote(choice.url)}")
-            self.outcome.remaining.append(
-                f"Download {need.name} into models/{folder}/ on the server (no Manager and no --comfy-dir).")
+            self.outcome.need(Need.COMFY_DIR)
+            self.outcome.remaining.append(f"Download {need.name} into models/{folder}/ on the server (it has no "
+                                          "Manager, and its ComfyUI folder is not known here).")
             self.emit("download", need.name, "failed", "no way to place the file on the server")
             return
         subdir = str(PurePosixPath(relative).parent)
@@ -629,6 +638,7 @@ class FixFlow:
                                         poll_interval=self.options.poll_interval))[ui_id]
         except ManagerError as exc:
             message: str | None = exc.message
+            self.outcome.need(exc.needs)
         else:
             message = await manager.explain(result) if result.ok is False else None
         if message is not None:

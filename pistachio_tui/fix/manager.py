@@ -41,6 +41,7 @@ from pistachio_tui.comfy.events import Connected, Event, Unknown
 from pistachio_tui.comfy.stream import EventStream
 from pistachio_tui.fix.importfail import ImportFailure, ServerPaths, log_text, parse_import_failures, server_paths
 from pistachio_tui.fix.nodedb import NodePack
+from pistachio_tui.remedies import Need
 
 #: Where the Manager's security policy is explained (its README section).
 SECURITY_DOC = "https://github.com/ltdrdata/ComfyUI-Manager#security-policy"
@@ -49,7 +50,15 @@ _NETWORK_MODE = re.compile(r"\[ComfyUI-Manager\] network_mode: (\w+)")
 
 
 class ManagerError(ComfyError):
-    """The Manager refused or failed a request; the message says what to do."""
+    """The Manager refused or failed a request; the message says what to do.
+
+    ``needs`` names what the person could give so the step works without the Manager
+    (each front end words it: a flag, a setting).
+    """
+
+    def __init__(self, message: str, needs: Need | None = None) -> None:
+        super().__init__(message)
+        self.needs = needs
 
 
 class ManagerForbidden(ManagerError):
@@ -346,11 +355,12 @@ class ManagerClient:
                 "restarting need security_level = normal (or weak) in the Manager's config.ini; on 4.x, a server "
                 f"listening beyond localhost also needs network_mode = personal_cloud.{mode_note} Stop ComfyUI, "
                 f"edit config.ini, start it again — or do it by hand. ({SECURITY_DOC})")
-        hint = ""
         if dialect is not None and not dialect.prefix and path.endswith("/install_model") and status == 400:
-            hint = (" The 3.x Manager only downloads files listed in its own model list: give --comfy-dir "
-                    "(the server's ComfyUI folder) to download it directly.")
-        return ManagerError(f"{who} refused {method} {path} ({status}): {said or 'no details'}.{hint}")
+            return ManagerError(
+                f"{who} refused {method} {path} ({status}): {said or 'no details'}. The 3.x Manager only "
+                "downloads files listed in its own model list; with the server's ComfyUI folder, Pistachio "
+                "downloads the file there itself.", needs=Need.COMFY_DIR)
+        return ManagerError(f"{who} refused {method} {path} ({status}): {said or 'no details'}.")
 
     async def _send(self, method: str, path: str, body: dict[str, Any] | None) -> tuple[int, str]:
         kwargs: dict[str, Any] = {"json": body if body is not None else {}} if method == "POST" else {}

@@ -53,9 +53,8 @@ def comfy_dir_problem(comfy_dir: Path, folder: str, folders: dict[str, list[str]
     if any(_same(target, Path(p)) for p in paths):
         return None
     local = [p for p in paths if Path(p).is_dir()]
-    hint = (f" It reads {local[0]} on this machine: give --comfy-dir {Path(local[0]).parent.parent}."
+    hint = (f" It reads {local[0]} on this machine: its ComfyUI folder is {Path(local[0]).parent.parent}."
             if local and Path(local[0]).parent.name == "models" else
-            " Give the --comfy-dir of that server's ComfyUI folder, or let its Manager download the file"
-            " (leave --comfy-dir out).")
+            " Use that server's own ComfyUI folder, or none (then its Manager downloads the file).")
     return (f"ComfyUI at {server} reads {folder} from {', '.join(paths)}, not from {target}: a file saved "
             f"there would stay invisible to it.{hint}")

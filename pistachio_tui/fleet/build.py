@@ -30,10 +30,11 @@ from pistachio_tui.fleet.dispatch import BatchEvent, BatchRunner
 from pistachio_tui.fleet.serverless import RUNPOD_SERVERLESS_URL, ServerlessTarget
 from pistachio_tui.fleet.spec import BatchSpec, BatchSpecError, Job, expand, workflow_seed
 from pistachio_tui.fleet.targets import Target
+from pistachio_tui.remedies import Need
 from pistachio_tui.workflow.convert import to_api
 from pistachio_tui.workflow.edit import apply_seed_mode, find_params, set_param
 from pistachio_tui.workflow.errors import WorkflowError
-from pistachio_tui.workflow.load import load_workflow
+from pistachio_tui.workflow.load import Workflow, load_workflow
 from pistachio_tui.workflow.seeds import SEED_MAX
 
 #: Jobs queued at once on each ComfyUI server unless told otherwise.
@@ -76,9 +77,15 @@ def check_jobs(base: dict[str, Any], jobs: list[Job]) -> None:
                                     expected="a finite number")
     seeds = {job.seed for job in jobs}
     if len(seeds) > 1 and not any(p.kind == "seed" for p in find_params(base)):
-        raise WorkflowError("this workflow has no seed to vary; vary it with --prompts or --grid instead",
+        raise WorkflowError("this workflow has no seed to vary; vary its prompt text or a parameter grid instead",
                             path="seed", expected="a sampler with a seed input")
-    job_prompt(base, jobs[0])
+    # Every grid point once: a value only the third point holds must fail here, not mid-run.
+    built: set[str] = set()
+    for job in jobs:
+        point = json.dumps(job.params, sort_keys=True, default=str)
+        if point not in built:
+            built.add(point)
+            job_prompt(base, job)
 
 
 def batches_dir() -> Path:
@@ -190,12 +197,14 @@ async def prepare_batch(spec: BatchSpec, servers: list[ServerConfig], *, out_dir
     api_key = get_secret("RUNPOD_API_KEY")
     if spec.endpoints and not api_key:
         raise BatchSetupError("serverless endpoints need RUNPOD_API_KEY (env var, or secrets.toml in the config dir)")
+    # The file first: a broken workflow is the caller's to fix, whichever servers answer.
+    loaded = await asyncio.to_thread(load_workflow, spec.workflow)
     answered, unreachable = await _first_object_info(servers)
     object_info = answered if answered is not None else object_info
     if answered is None and not spec.endpoints:
         reasons = "; ".join(f"{name}: {why}" for name, why in unreachable.items())
         raise NoReachableTarget(f"no server answers — {reasons}")
-    base = await asyncio.to_thread(_base_prompt, spec.workflow, object_info)
+    base = await asyncio.to_thread(_base_prompt, loaded, object_info)
     jobs = expand(spec, workflow_seed(base))
     check_jobs(base, jobs)
     rates, note = await pod_rates({s.name: s.url for s in servers}, api_key)
@@ -226,19 +235,19 @@ async def _first_object_info(servers: list[ServerConfig]) -> tuple[dict[str, Any
 class NodeListNeeded(BatchSetupError):
     """A UI workflow, and no node list to convert it with."""
 
+    needs = Need.NODE_LIST
 
-def _base_prompt(workflow: Path, object_info: dict[str, Any] | None) -> dict[str, Any]:
+
+def _base_prompt(loaded: Workflow, object_info: dict[str, Any] | None) -> dict[str, Any]:
     """The workflow as an API prompt, converted with the given node list.
 
     Without one, only a workflow that is already an API prompt (or an image carrying one) can
     run: guessing the node list would silently drop a custom node's inputs.
     """
-    loaded = load_workflow(workflow)
     if loaded.api is not None:
         return loaded.api
     if object_info is None:
         raise NodeListNeeded(
-            f"{workflow.name} is in the editor's format and converting it needs the server's node list: "
-            "add a ComfyUI server that answers (--server URL), or give --object-info FILE "
-            "(a saved copy of http://<server>/object_info)")
+            f"{loaded.source or loaded.name} is in the editor's format and converting it needs the node list "
+            "of a ComfyUI server that answers (its /object_info)")
     return to_api(loaded, object_info).prompt

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from typing import Any
 
 from pistachio_tui.comfy.client import ComfyClient
@@ -33,17 +34,19 @@ class ComfyTarget:
         return f"missing nodes: {', '.join(missing)}" if missing else None
 
     async def run(self, prompt: dict[str, Any]) -> list[Output]:
-        try:
-            submitted = await self.client.submit(prompt)
-        except PromptRejected as exc:
-            # Every target would reject it the same way only if they are alike;
-            # a model missing here may exist elsewhere, so another target may try.
-            raise TargetFailed(f"rejected: {exc.message}") from None
-        except ComfyError as exc:
-            raise TargetFailed(exc.message) from None
-        prompt_id = submitted.prompt_id
+        # The id is chosen here (ComfyUI takes one) and known before the POST: a cancel that
+        # arrives while it is under way still takes this prompt off the server.
+        prompt_id = str(uuid.uuid4())
         self._submitted.add(prompt_id)
         try:
+            try:
+                await self.client.submit(prompt, prompt_id=prompt_id)
+            except PromptRejected as exc:
+                # Every target would reject it the same way only if they are alike;
+                # a model missing here may exist elsewhere, so another target may try.
+                raise TargetFailed(f"rejected: {exc.message}", refused=True) from None
+            except ComfyError as exc:
+                raise TargetFailed(exc.message) from None
             entry = await self._wait(prompt_id)
             if entry.status != "success":
                 raise TargetFailed(f"execution {entry.status}: {entry.error or 'no details'}", retry=False)
@@ -90,12 +93,16 @@ class ComfyTarget:
         return None
 
     async def cancel(self) -> None:
+        """Take this batch's prompts off the server, and only those: a bare ``POST /interrupt``
+        stops whatever runs, another client's prompt too, so each is named (ComfyUI then
+        stops it only if it is the one running); newer servers cancel a job atomically."""
         ids = list(self._submitted)
-        if not ids:
-            return
         try:
-            await self.client.delete(ids)
-            await self.client.interrupt()
+            left = [prompt_id for prompt_id in ids if not await self.client.cancel_job(prompt_id)]
+            if left:
+                await self.client.delete(left)
+                for prompt_id in left:
+                    await self.client.interrupt(prompt_id)
         except ComfyError:
             pass  # a target that is gone has nothing left to cancel
 

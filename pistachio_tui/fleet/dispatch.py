@@ -326,17 +326,21 @@ class BatchRunner:
 
     def _on_failure(self, target: Target, pending: _Pending, exc: TargetFailed) -> None:
         stats = self.stats[target.name]
-        stats.failures += 1
         pending.tried.add(target.name)
+        if not exc.refused:
+            stats.failures += 1
         # A failure counts against the job only once per target: a dying
-        # target failing the same job twice says nothing about the job.
-        if not exc.retry or len(pending.tried) >= self.max_attempts:
+        # target failing the same job twice says nothing about the job. A job every
+        # live target refused has nowhere left to go (one bad grid value must not take
+        # a healthy server, and every other job with it, out of the batch).
+        if (not exc.retry or len(pending.tried) >= self.max_attempts
+                or (exc.refused and not self._live - pending.tried)):
             self._fail(pending, target.name, str(exc))
         else:
             self._record_failure(pending, target.name, str(exc))
             self._emit("retry", pending.job.id, target.name, str(exc))
             self._queue.put_nowait(pending)
-        if exc.retry and stats.failures >= TARGET_DOWN_AFTER:
+        if exc.retry and not exc.refused and stats.failures >= TARGET_DOWN_AFTER:
             stats.down = str(exc)
             self._live.discard(target.name)
             self._emit("target_down", target=target.name, message=str(exc))

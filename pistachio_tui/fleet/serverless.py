@@ -19,6 +19,7 @@ import asyncio
 import base64
 import binascii
 import json
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -75,7 +76,9 @@ class Meter:
 
 
 def _ms(value: Any) -> float:
-    return value / 1000 if isinstance(value, (int, float)) and value > 0 else 0.0
+    """Seconds from RunPod's milliseconds; Infinity or NaN (a broken answer) counts as nothing
+    rather than making the batch's cost "$inf"."""
+    return value / 1000 if isinstance(value, (int, float)) and math.isfinite(value) and value > 0 else 0.0
 
 
 class ServerlessTarget:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import random
 import re
 import tomllib
@@ -22,6 +23,8 @@ from pistachio_tui.workflow.seeds import SEED_MAX, SEED_MODES
 
 _CHOICE = re.compile(r"\{([^{}]*\|[^{}]*)\}")
 _WILDCARD_FILE = re.compile(r"__([\w./-]+?)__")
+#: The most jobs one batch makes (its job ids number them in five digits).
+MAX_JOBS = 100_000
 
 
 class BatchSpecError(ValueError):
@@ -144,6 +147,11 @@ def expand(spec: BatchSpec, base_seed: int | None = None) -> list[Job]:
     that ComfyUI would serve from its cache.
     """
     grid_names = sorted(spec.grid)
+    total = max(len(spec.prompts), 1) * math.prod(len(spec.grid[n]) for n in grid_names) * spec.count
+    if total > MAX_JOBS:
+        # Counted before any job is made: --count 100000000 took minutes and gigabytes.
+        raise BatchSpecError(f"this batch would make {total:,} jobs; one batch runs at most {MAX_JOBS:,} "
+                             "(job ids count to 99999) — split it into several")
     grid_points = [dict(zip(grid_names, combo)) for combo in itertools.product(*(spec.grid[n] for n in grid_names))]
     prompts: list[str | None] = list(spec.prompts) or [None]
     wildcards = Wildcards(spec.wildcard_dir)
@@ -175,8 +183,8 @@ def _seed_for(spec: BatchSpec, repeat: int, rng: random.Random, base_seed: int |
 def parse_grid_flag(flag: str) -> tuple[str, list[Any]]:
     """``cfg=4,5.5,7`` → ``("cfg", [4, 5.5, 7])``; numbers become numbers."""
     name, sep, values = flag.partition("=")
-    if not sep or not name.strip() or not values.strip():
-        raise BatchSpecError(f"--grid takes NAME=V1,V2,..., not {flag!r}")
+    if not sep or not name.strip() or not all(v.strip() for v in values.split(",")):
+        raise BatchSpecError(f"--grid takes NAME=V1,V2,... (no empty value), not {flag!r}")
     return name.strip(), [_number_or_text(v.strip()) for v in values.split(",")]
 
 

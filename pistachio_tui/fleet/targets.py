@@ -12,11 +12,17 @@ from typing import Any, Protocol
 
 
 class TargetFailed(Exception):
-    """The target did not deliver the job; ``retry`` says whether another may."""
+    """The target did not deliver the job; ``retry`` says whether another may.
 
-    def __init__(self, message: str, *, retry: bool = True) -> None:
+    ``refused`` marks a target that works but will not take this job (ComfyUI's validation
+    refused the prompt): it says nothing about the target's health, so it never takes the
+    target out of the batch, and the job fails once every live target has refused it.
+    """
+
+    def __init__(self, message: str, *, retry: bool = True, refused: bool = False) -> None:
         super().__init__(message)
         self.retry = retry
+        self.refused = refused
 
 
 @dataclass

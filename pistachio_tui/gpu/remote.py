@@ -66,7 +66,8 @@ class ServerSampler:
             source = self.devices.get(index)
             if source is None:
                 source = self.devices[index] = GpuSource(
-                    f"server:{self.name}:{index}", "server", f"{self.name} · {device.name}", shape=self._shape)
+                    f"server:{self.name}:{index}", "server", f"{self.name} · {device.name}",
+                    device_type=device.type, shape=self._shape)
             source.record(
                 t,
                 memory_used=device.vram_total - device.vram_free,

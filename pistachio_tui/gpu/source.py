@@ -59,6 +59,8 @@ class GpuSource:
     key: str
     kind: str
     label: str
+    #: The torch device type a ComfyUI server reports ("cuda", "cpu", "mps"…); "" for a local GPU.
+    device_type: str = ""
     shape: SeriesShape = field(default_factory=SeriesShape, repr=False)
     up: bool = True
     reason: str | None = None
@@ -87,6 +89,11 @@ class GpuSource:
         if self.memory_used is not None and self.memory_total:
             return self.memory_used / self.memory_total
         return self.memory_percent / 100 if self.memory_percent is not None else None
+
+    @property
+    def memory_name(self) -> str:
+        """What the device's memory is called: a CPU device's memory is the machine's RAM."""
+        return "RAM" if self.device_type == "cpu" else "VRAM"
 
     @property
     def level(self) -> Level:
@@ -127,7 +134,7 @@ class GpuSource:
     def to_dict(self) -> dict[str, Any]:
         """Current figures as plain JSON-ready data (no series)."""
         return {
-            "key": self.key, "kind": self.kind, "label": self.label, "up": self.up, "reason": self.reason,
+            "key": self.key, "kind": self.kind, "label": self.label, "device_type": self.device_type, "up": self.up, "reason": self.reason,
             "memory_used": self.memory_used, "memory_total": self.memory_total,
             "memory_fraction": self.memory_fraction, "level": self.level.value,
             "torch_used": self.torch_used, "torch_total": self.torch_total,

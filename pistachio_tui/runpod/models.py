@@ -29,12 +29,20 @@ def _list(value: Any, what: str) -> list[Any]:
     return value
 
 
+#: No price, balance, size or uptime RunPod reports comes near this; a larger figure is a broken answer.
+_MAX_FIGURE = 1e15
+
+
 def _num(raw: dict[str, Any], key: str) -> float | None:
     value = raw.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise BadResponse(f"RunPod sent a non-numeric {key!r}")
+    # NaN, Infinity (Python's json reads both) or 1e300 would print as "$nan/h" or
+    # 300 digits, and end in OverflowError wherever a count is made of them.
+    if not abs(value) <= _MAX_FIGURE:
+        raise BadResponse(f"RunPod sent {key!r} = {value!r}, which is not a usable number")
     return float(value)
 
 

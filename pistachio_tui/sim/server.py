@@ -6,8 +6,9 @@ GPU (see ``executor``), validates them with the real rules (see
 ``validate``) and, with ``manager=True`` (or a Manager version such as
 ``"V3.39"``), emulates ComfyUI-Manager's queue API (see ``manager``). Every
 route is also served under ``/api``, as the real server does; ``/api/jobs``
-only there (see ``jobs``). Its origin check, log subscription and
-``/view?preview=`` follow 0.8.0's ``server.py`` and ``api_server/routes/internal``.
+only there (see ``jobs``). Its origin check, log subscription, ``/view?preview=``
+and ``POST /interrupt`` (a ``prompt_id`` stops only that prompt, if it runs)
+follow 0.8.0's ``server.py`` and ``api_server/routes/internal``.
 ``newer=True`` answers as servers after 0.8.0 do where they differ: the
 ``missing_node_type`` validation error and ``POST /api/jobs/{id}/cancel``.
 """
@@ -654,11 +655,25 @@ class SimServer:
         return web.Response(status=200)
 
     async def _interrupt(self, request: web.Request) -> web.Response:
-        data = await self._json_or_empty(request)
+        # server.py's post_interrupt: a body that is not JSON is a global interrupt; JSON that
+        # is not an object fails on .get() (500); a prompt_id stops that prompt only if it runs.
+        try:
+            data = await request.json()
+        except json.JSONDecodeError:
+            data = {}
+        except UnicodeDecodeError:
+            return web.Response(status=500, text=_SERVER_TROUBLE)
+        if not isinstance(data, dict):
+            return web.Response(status=500, text=_SERVER_TROUBLE)
         prompt_id = data.get("prompt_id")
-        running = self.queue.running
-        if not prompt_id or (running is not None and running.prompt_id == prompt_id):
+        if not prompt_id:
+            self.log.write("Global interrupt (no prompt_id specified)\n")
             self.executor.interrupt()
+        elif self.queue.running is not None and self.queue.running.prompt_id == prompt_id:
+            self.log.write(f"Interrupting prompt {prompt_id}\n")
+            self.executor.interrupt()
+        else:
+            self.log.write(f"Prompt {prompt_id} is not currently running, skipping interrupt\n")
         return web.Response(status=200)
 
     async def _free(self, request: web.Request) -> web.Response:

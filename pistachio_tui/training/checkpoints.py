@@ -42,12 +42,15 @@ def check_safetensors(path: Path) -> int:
         raise SafetensorsProblem(f"{path.name} is 0 bytes (the save was cut short)")
     if size < 8:
         raise SafetensorsProblem(f"{path.name} is only {size} bytes, too short for a safetensors header")
-    with open(path, "rb") as fh:
-        (length,) = struct.unpack("<Q", fh.read(8))
-        if length > _MAX_HEADER or 8 + length > size:
-            raise SafetensorsProblem(f"{path.name} has a header length of {length} bytes, "
-                                     f"which does not fit the {size}-byte file")
-        raw = fh.read(length)
+    try:
+        with open(path, "rb") as fh:
+            (length,) = struct.unpack("<Q", fh.read(8))
+            if length > _MAX_HEADER or 8 + length > size:
+                raise SafetensorsProblem(f"{path.name} has a header length of {length} bytes, "
+                                         f"which does not fit the {size}-byte file")
+            raw = fh.read(length)
+    except OSError as exc:  # a folder at that name, no permission, a disk error
+        raise SafetensorsProblem(f"{path.name} cannot be read ({exc.strerror or exc})") from None
     try:
         header = json.loads(raw)
     except (UnicodeDecodeError, ValueError):
@@ -57,6 +60,10 @@ def check_safetensors(path: Path) -> int:
     data_size = size - 8 - length
     for name, info in header.items():
         if name == "__metadata__":
+            # The reference loader reads it as a map of strings and refuses the file otherwise.
+            if not (isinstance(info, dict) and all(isinstance(v, str) for v in info.values())):
+                raise SafetensorsProblem(f"{path.name} has __metadata__ that is not an object of strings "
+                                         "(corrupt header)")
             continue
         offsets = info.get("data_offsets") if isinstance(info, dict) else None
         if not (isinstance(offsets, list) and len(offsets) == 2

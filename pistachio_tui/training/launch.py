@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pistachio_tui.config import env_override
+from pistachio_tui.remedies import Need
 from pistachio_tui.training.errors import TrainingError
 from pistachio_tui.training.presets import GpuPreset
 from pistachio_tui.training.runs import read_main_toml, runs_in
@@ -44,7 +45,11 @@ _CANDIDATE_DIRS = ("~/diffusion-pipe", "/workspace/diffusion-pipe", "/diffusion-
 
 
 class LaunchProblem(TrainingError):
-    """The run cannot be started as asked; the message says what to fix."""
+    """The run cannot be started as asked; the message says what to fix, ``needs`` what to give."""
+
+    def __init__(self, message: str, needs: Need | None = None) -> None:
+        super().__init__(message)
+        self.needs = needs
 
 
 @dataclass(frozen=True)
@@ -75,9 +80,9 @@ def find_diffusion_pipe(explicit: Path | None = None) -> Path:
     for folder in options:
         if folder is not None and (folder / "train.py").is_file():
             return folder.resolve()
-    raise LaunchProblem("no diffusion-pipe checkout found (a folder with train.py) — pass --diffusion-pipe DIR "
-                        "or set DIFFUSION_PIPE_DIR; get it with: git clone --recurse-submodules "
-                        "https://github.com/tdrussell/diffusion-pipe")
+    raise LaunchProblem("no diffusion-pipe checkout found (a folder with train.py) in the usual places; get it "
+                        "with: git clone --recurse-submodules https://github.com/tdrussell/diffusion-pipe",
+                        needs=Need.DIFFUSION_PIPE)
 
 
 def _env(gpu: GpuPreset | None) -> dict[str, str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.text import Text
 
 from pistachio_tui import format as core_format
@@ -25,6 +27,22 @@ def esc(value: object) -> str:
 def plain(value: object) -> Text:
     """A table cell, tree label or option that shows ``value`` as is (a ``str`` there is markup)."""
     return value if isinstance(value, Text) else Text(str(value))
+
+
+def short_path(path: Path, limit: int | None = None) -> str:
+    """``path`` as a person reads it: relative to the working folder when inside it, ``~`` for home;
+    longer than ``limit``, it is cut in the middle so its start and its own name stay whole."""
+    text = str(path)
+    for base, shown in ((Path.cwd(), ""), (Path.home(), "~")):
+        if path.is_absolute() and path.is_relative_to(base) and path != base:
+            text = str(Path(shown) / path.relative_to(base)) if shown else str(path.relative_to(base))
+            break
+    if limit is None or len(text) <= limit:
+        return text
+    tail = "/" + path.name
+    if len(tail) + 2 > limit:
+        return "…" + text[-(limit - 1):]
+    return text[: limit - len(tail) - 1] + "…" + tail
 
 
 def gib(n_bytes: int | float | None) -> str:

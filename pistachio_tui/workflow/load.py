@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pistachio_tui.workflow.errors import WorkflowError
 from pistachio_tui.workflow.imagemeta import is_png, is_webp, png_text, webp_text
-from pistachio_tui.workflow.uigraph import UIWorkflow, parse_ui
+from pistachio_tui.workflow.uigraph import UIWorkflow, json_kind, parse_ui
 
 __all__ = [
     "ModelRef", "Workflow", "WorkflowError", "load_workflow", "load_workflows",
@@ -74,13 +74,6 @@ class Workflow:
         self._graph = None
 
 
-_KIND_NAMES: dict[type, str] = {dict: "an object", list: "an array", str: "a string"}
-
-
-def _kind(value: Any) -> str:
-    return _KIND_NAMES.get(type(value), type(value).__name__)
-
-
 def is_api_prompt(data: Any) -> bool:
     """Whether ``data`` looks like an API prompt (every value a node with ``class_type``)."""
     return (
@@ -92,19 +85,19 @@ def is_api_prompt(data: Any) -> bool:
 def validate_api(prompt: Any, file: str | None = None) -> dict[str, Any]:
     """Check an API prompt's shape; return it unchanged or raise :class:`WorkflowError`."""
     if not isinstance(prompt, dict):
-        raise WorkflowError(f"found {_kind(prompt)}", file=file, path="$", expected="an object of nodes")
+        raise WorkflowError(f"found {json_kind(prompt)}", file=file, path="$", expected="an object of nodes")
     for node_id, node in prompt.items():
         path = f"$[{json.dumps(node_id)}]"
         if not isinstance(node, dict):
-            raise WorkflowError(f"found {_kind(node)}", file=file, path=path, expected="a node object")
+            raise WorkflowError(f"found {json_kind(node)}", file=file, path=path, expected="a node object")
         if not isinstance(node.get("class_type"), str):
             raise WorkflowError("missing or non-string class_type", file=file, path=f"{path}.class_type", expected="a node class name")
         if "_meta" in node and not isinstance(node["_meta"], dict):
-            raise WorkflowError(f"found {_kind(node['_meta'])}", file=file, path=f"{path}._meta",
+            raise WorkflowError(f"found {json_kind(node['_meta'])}", file=file, path=f"{path}._meta",
                                 expected="an object such as {\"title\": …}")
         inputs = node.get("inputs", {})
         if not isinstance(inputs, dict):
-            raise WorkflowError(f"found {_kind(inputs)}", file=file, path=f"{path}.inputs", expected="an object")
+            raise WorkflowError(f"found {json_kind(inputs)}", file=file, path=f"{path}.inputs", expected="an object")
         for name, value in inputs.items():
             if isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and not isinstance(value[1], int):
                 raise WorkflowError(
@@ -170,7 +163,7 @@ def parse_workflow(data: Any, name: str, source: str | None = None, embedded_pro
                 path=f"$[{json.dumps(bad)}]", expected="a node object with class_type",
             )
         raise WorkflowError("empty object", file=source, path="$", expected="a UI workflow or an API prompt")
-    raise WorkflowError(f"found {_kind(data)}", file=source, path="$", expected="a UI workflow or an API prompt object")
+    raise WorkflowError(f"found {json_kind(data)}", file=source, path="$", expected="a UI workflow or an API prompt object")
 
 
 class _NotFinite(ValueError):

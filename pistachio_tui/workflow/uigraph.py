@@ -108,21 +108,21 @@ class _Reader:
 
     def obj(self, value: Any, path: str) -> dict[str, Any]:
         if not isinstance(value, dict):
-            raise self.fail(path, f"found {_kind(value)}", "an object")
+            raise self.fail(path, f"found {json_kind(value)}", "an object")
         return value
 
     def arr(self, value: Any, path: str) -> list[Any]:
         if not isinstance(value, list):
-            raise self.fail(path, f"found {_kind(value)}", "an array")
+            raise self.fail(path, f"found {json_kind(value)}", "an array")
         return value
 
     def int_(self, value: Any, path: str) -> int:
         if isinstance(value, float) and not math.isfinite(value):
-            raise self.fail(path, f"found {_kind(value)}", "an integer")
+            raise self.fail(path, f"found {json_kind(value)}", "an integer")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
             if isinstance(value, str) and value.lstrip("-").isdigit():
                 return int(value)
-            raise self.fail(path, f"found {_kind(value)}", "an integer")
+            raise self.fail(path, f"found {json_kind(value)}", "an integer")
         return int(value)
 
     def opt_int(self, value: Any, path: str) -> int | None:
@@ -132,16 +132,17 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, (int, str)) or value == "":
             if isinstance(value, float) and math.isfinite(value) and value == int(value):
                 return str(int(value))
-            raise self.fail(path, f"found {_kind(value)}", "a node id (integer or string)")
+            raise self.fail(path, f"found {json_kind(value)}", "a node id (integer or string)")
         return str(value)
 
     def str_(self, value: Any, path: str) -> str:
         if not isinstance(value, str):
-            raise self.fail(path, f"found {_kind(value)}", "a string")
+            raise self.fail(path, f"found {json_kind(value)}", "a string")
         return value
 
 
-def _kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """How an error names a JSON value it did not expect ("null", "the number 5", "an array")."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -285,7 +286,7 @@ def _parse_node(r: _Reader, raw: Any, path: str) -> Node:
         outputs.append(_parse_output(r, slot, path, i))
     values = obj.get("widgets_values")
     if values is not None and not isinstance(values, (list, dict)):
-        raise r.fail(f"{path}.widgets_values", f"found {_kind(values)}", "an array or an object")
+        raise r.fail(f"{path}.widgets_values", f"found {json_kind(values)}", "an array or an object")
     props = obj.get("properties")
     props = props if isinstance(props, dict) else {}
     return Node(ident, ntype, mode, title, inputs, outputs, values, props, path, obj)

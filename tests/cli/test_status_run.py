@@ -310,6 +310,20 @@ async def test_status_on_the_simulator(sim, capsys):
     assert json.loads(capsys.readouterr().out)["comfyui_version"] == "0.8.0"
 
 
+async def test_status_prints_markup_in_a_servers_answer_as_text(sim, capsys, monkeypatch):
+    """A version "0.8.0[/x]" or a device "cpu[/b]" is the server's text: ``status`` printed it
+    through rich markup, which raised MarkupError (exit 70, "a bug in Pistachio")."""
+    from pistachio_tui.sim import catalog
+
+    stats = catalog.recorded_system_stats()
+    stats["system"]["comfyui_version"] = "0.8.0[/x]"
+    stats["devices"][0]["name"] = "cpu[/b] [red]"
+    monkeypatch.setattr(catalog, "recorded_system_stats", lambda: json.loads(json.dumps(stats)))
+    assert await cli("status", "--server", sim.url) == exit_codes.OK
+    out = capsys.readouterr().out
+    assert "ComfyUI 0.8.0[/x] at" in out and "cpu[/b] [red]" in out
+
+
 @pytest.fixture
 async def slow_sim():
     from pistachio_tui.sim.server import SimServer

@@ -234,6 +234,20 @@ async def test_interrupt_stops_only_the_running_prompt(target: Target):
     assert waiting.status == "success"
 
 
+async def test_an_interrupt_naming_another_prompt_stops_nothing(target: Target):
+    """What a batch's cancel relies on: ``{"prompt_id": X}`` stops X only if X runs (a bare
+    interrupt stops whatever runs, another client's prompt too); JSON that is not an object
+    is a 500, as 0.8.0's handler calls ``.get`` on it."""
+    async with followed(target) as session, httpx.AsyncClient(base_url=target.url, timeout=10) as http:
+        running = await session.submit(slow_prompt())
+        await wait_for(lambda: running.current_node not in (None, "1"), "the blurs to be under way")
+        assert (await http.post("/interrupt", json={"prompt_id": str(uuid.uuid4())})).status_code == 200
+        assert (await http.post("/interrupt", content="[]")).status_code == 500
+        await finished(session, running.prompt_id)
+    # Neither stopped it: it ran to the end.
+    assert running.status == "success" and running.interrupted is None
+
+
 # -- prompts of other clients ------------------------------------------------------
 
 

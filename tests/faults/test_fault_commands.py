@@ -42,15 +42,22 @@ def _no_traceback(text):
     assert not any(marker in text for marker in TRACEBACK_MARKERS[:2]), text
 
 
-@pytest.mark.parametrize("server", [":99999", "localhost:abc", "http://[::1", "ftp://x", "http://127.0.0.1:0"])
-@pytest.mark.parametrize("command", [["status"], ["workflow", "inspect", "WF"], ["batch", "WF"]])
-def test_server_typos_are_usage_errors(command, server, tmp_path, capsys):
+@pytest.mark.parametrize(("server", "says"), [
+    (":99999", "not a valid URL (Port out of range"), ("localhost:abc", "not a valid URL (Port could not be cast"),
+    ("http://[::1", "not a valid URL (Invalid IPv6 URL)"), ("ftp://x", "must start with http:// or https://"),
+    ("http://127.0.0.1:0", "port 0"), (" ", "names no host"), ("http://h:8188/?x=1", "without ?… or #…"),
+], ids=[":99999", "localhost:abc", "[::1", "ftp", "port0", "blank", "query"])
+@pytest.mark.parametrize("command", [["status"], ["workflow", "inspect", "WF"], ["batch", "WF"], ["gpu"], ["queue"],
+                                     ["models", "list"], ["restart"], ["fix", "WF"]], ids=lambda c: c[-1])
+def test_server_typos_are_usage_errors(command, server, says, tmp_path, capsys):
+    """``gpu --server localhost:abc`` ended in httpx's InvalidURL (exit 70); a blank server
+    was looked up in DNS. Every command refuses a typo the way the app's server form does."""
     wf = tmp_path / "wf.json"
     wf.write_text(json.dumps(tiny_ui()))
     argv = [str(wf) if part == "WF" else part for part in command] + ["--server", server]
     assert _main(argv) == exit_codes.USAGE
     err = capsys.readouterr().err
-    assert "not a server URL" in err or "port 0" in err
+    assert says in err and err.count("\n") == 1, err
     _no_traceback(err)
 
 
@@ -145,3 +152,26 @@ def test_command_fuzz_only_the_projects_own_errors_escape(tmp_path, capsys):
         if path.is_file() and path.stat().st_size:
             assert b'"class_type"' not in path.read_bytes() or b"KSampler" in path.read_bytes()
     assert os.path.exists(tmp_path)
+
+
+SECONDS_FLAGS = [
+    (["run", "wf.json", "--timeout"], True), (["restart", "--timeout"], True), (["fix", "wf.json", "--restart-timeout"], True),
+    (["pods", "start", "p1", "--bid"], True), (["pods", "guard", "--interval"], True),
+    (["pods", "guard", "--idle-minutes"], False), (["pods", "guard", "--countdown"], False),
+    (["train", "watch", "run", "--interval"], True), (["train", "best", "run", "--tolerance"], False),
+    (["demo", "--step-delay"], False),
+]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e999", "-1", "0", "abc"])
+@pytest.mark.parametrize(("argv", "positive"), SECONDS_FLAGS, ids=lambda a: " ".join(a) if isinstance(a, list) else "")
+def test_numbers_that_make_no_sense_are_refused_by_the_parser(argv, positive, value, capsys):
+    """``run --timeout nan`` said "Gave up after nan s; the prompt None stays on the server";
+    ``pods start --bid nan`` would send NaN to RunPod, ``--interval 0`` polls in a busy loop."""
+    if value == "0" and not positive:
+        return  # 0 is a fine countdown, tolerance or simulated step
+    *command, flag = argv
+    assert _main([*command, f"{flag}={value}"]) == 2
+    err = capsys.readouterr().err
+    assert "give a number" in err and repr(value) in err
+    _no_traceback(err)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import struct
 import tracemalloc
 import zipfile
@@ -69,6 +70,19 @@ def test_non_finite_numbers_are_refused_at_load(text):
         load_workflow(text.encode())
 
 
-def test_meta_that_is_not_an_object_is_refused():
-    with pytest.raises(WorkflowError, match=r"_meta"):
-        load_workflow(json.dumps({"1": {"class_type": "KSampler", "inputs": {}, "_meta": "x"}}).encode())
+@pytest.mark.parametrize(("meta", "found"), [("x", "the string 'x'"), (["x"], "an array"), (None, "null"),
+                                             (5, "the number 5")])
+def test_meta_that_is_not_an_object_is_refused(meta, found, tmp_path, capsys):
+    """``_meta`` was read with ``.get("title")`` wherever a node's title is shown (an
+    AttributeError traceback); now the loader refuses it, naming what it found (not "NoneType")."""
+    from pistachio_tui.cli import exit_codes, main
+
+    text = json.dumps({"1": {"class_type": "KSampler", "inputs": {}, "_meta": meta}})
+    with pytest.raises(WorkflowError, match=rf'\$\["1"\]\._meta: found {re.escape(found)} \(expected an object'):
+        load_workflow(text.encode())
+    path = tmp_path / "meta.json"
+    path.write_text(text)
+    for argv in (["workflow", "inspect", str(path)], ["run", str(path), "--server", "http://127.0.0.1:9"]):
+        assert main(argv) == exit_codes.REJECTED
+        err = capsys.readouterr().err
+        assert "._meta: found" in err and "Traceback" not in err

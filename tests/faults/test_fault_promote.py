@@ -52,3 +52,34 @@ def test_a_full_disk_is_a_clear_refusal_and_leaves_nothing(setup, monkeypatch):
     with pytest.raises(PromoteRefused, match="disk holding .* is full"):
         promote(run_dir, 17, comfy)
     assert list(target.parent.iterdir()) == []
+
+
+def test_a_write_the_system_refuses_mid_file_is_one_line_from_the_command(setup):
+    """Not a patched copy: the real ``pistachio train promote`` in a process whose files may not
+    grow past 10 KiB (RLIMIT_FSIZE, a disk that fills up without needing root), copying a
+    100 KB LoRA. One line, exit 2, no traceback, nothing left in models/loras."""
+    import json
+    import os
+    import resource
+    import struct
+    import subprocess
+    import sys
+
+    run_dir, comfy, target = setup
+    size = 100_000
+    header = json.dumps({"w": {"dtype": "U8", "shape": [size], "data_offsets": [0, size]}}).encode()
+    (run_dir / "epoch17" / "adapter_model.safetensors").write_bytes(
+        struct.pack("<Q", len(header)) + header + bytes(size))
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (10 * 1024, 10 * 1024))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pistachio_tui", "train", "promote", str(run_dir), "--epoch", "17",
+         "--comfy", str(comfy)],
+        capture_output=True, text=True, timeout=60, preexec_fn=small_files,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "File too large" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert list(target.parent.iterdir()) == []

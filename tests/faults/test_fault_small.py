@@ -54,3 +54,33 @@ async def test_ctrl_c_on_a_batch_says_interrupted_and_exits_130(sim, tmp_path, c
     captured = capsys.readouterr()
     assert code == exit_codes.INTERRUPTED
     assert "interrupted" in captured.out and "every target left" not in captured.out + captured.err
+
+
+COMMANDS = {
+    "inspect": ["workflow", "inspect", "F"],
+    "convert": ["workflow", "convert", "F", "--server", "http://127.0.0.1:9", "-o", "OUT"],
+    "run": ["run", "F", "--server", "http://127.0.0.1:9"],
+    "batch": ["batch", "F", "--server", "http://127.0.0.1:9", "-o", "OUT"],
+    "fix": ["fix", "F", "--server", "http://127.0.0.1:9"],
+}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize(("kind", "code"), [("missing", exit_codes.NO_INPUT), ("folder", exit_codes.NO_INPUT),
+                                            ("broken", exit_codes.REJECTED)])
+def test_an_unusable_input_is_named_once_with_one_exit_code_per_kind(command, kind, code, tmp_path, capsys):
+    """Every command that reads a workflow says the same thing about a file it cannot use:
+    the file's name once (``fix`` said "Cannot use f: f: $: …"), exit 66 for a file that is
+    not there or not a file (``inspect``, ``convert`` and ``fix`` said 2, ``batch`` said 64 with a
+    hint about batch files), exit 2 for a file that is no workflow."""
+    path = tmp_path / "wf-input.json"
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "broken":
+        path.write_text('{"nodes": ')
+    argv = [str(path) if part == "F" else str(tmp_path / "out") if part == "OUT" else part
+            for part in COMMANDS[command]]
+    assert main(argv) == code
+    err = capsys.readouterr().err
+    assert err.count("wf-input.json") == 1, err
+    assert "Traceback" not in err and "relative to it" not in err

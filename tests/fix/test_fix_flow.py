@@ -9,6 +9,7 @@ import pytest
 from pistachio_tui.comfy.client import ComfyClient
 from pistachio_tui.fix.flow import FixFlow, FixOptions
 from pistachio_tui.fix.models_search import ModelCandidate
+from pistachio_tui.remedies import Need
 from pistachio_tui.sim.server import SimServer
 from pistachio_tui.workflow.load import load_workflow
 from tests.fix.file_server import FileServer, fake_model
@@ -157,7 +158,7 @@ async def test_without_yes_nothing_is_downloaded(tmp_path, files):
     finally:
         await sim.stop()
     assert not outcome.accepted and not files.requests
-    assert any("--yes" in r for r in outcome.remaining)
+    assert outcome.needs == [Need.MODEL_CHOICE] and not any("--" in r for r in outcome.remaining)
 
 
 async def test_pack_the_manager_cannot_resolve_gets_manual_commands(tmp_path):

@@ -1,5 +1,6 @@
 """``pistachio batch`` end to end against simulated servers."""
 
+import asyncio
 import json
 import shutil
 from pathlib import Path
@@ -118,4 +119,36 @@ async def test_non_finite_grid_values_are_refused_before_any_job(two_sims, tmp_p
                               "-o", str(tmp_path / flag)])
         assert code == exit_codes.REJECTED, flag
         assert "not a number a server can take" in capsys.readouterr().err
+    assert await history_sizes(two_sims[:1]) == [0]
+
+
+async def test_a_grid_value_the_server_refuses_fails_its_jobs_only(two_sims, tmp_path, capsys):
+    """steps=100000 is beyond KSampler's max: its jobs fail with the server's reason, the
+    steps=3 jobs run, and the server is not declared gone (it was, after three refusals,
+    stranding every other job with "every target left", exit 3)."""
+    out = tmp_path / "out"
+    code = await run_cli(["batch", str(SIM_WORKFLOW), "--server", two_sims[0].url, "--grid", "steps=100000,3",
+                          "--count", "2", "-o", str(out), "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == exit_codes.FAILED
+    assert summary["done"] == 2 and len(summary["failed"]) == 2 and summary["stranded"] == []
+    assert all("bigger than max" in why for why in summary["failed"].values())
+    assert summary["targets"][two_sims[0].url]["down"] is None
+
+
+async def test_batch_flags_that_make_no_batch_are_usage_errors(two_sims, tmp_path, capsys):
+    for flags, says in ((["--max-ahead", "0"], "--max-ahead must be at least 1"),
+                        (["--grid", "steps=3,,4"], "no empty value"),
+                        (["--count", "100000000"], "would make 100,000,000 jobs")):
+        code = await asyncio.wait_for(run_cli(["batch", str(SIM_WORKFLOW), "--server", two_sims[0].url, *flags,
+                                               "-o", str(tmp_path / "out")]), 20)
+        assert code == exit_codes.USAGE, flags
+        assert says in capsys.readouterr().err
+    assert await history_sizes(two_sims[:1]) == [0]
+
+
+async def test_a_bad_value_at_any_grid_point_is_refused_before_any_job(two_sims, tmp_path, capsys):
+    code = await run_cli(["batch", str(SIM_WORKFLOW), "--server", two_sims[0].url, "--grid", "cfg=4,5,abc",
+                          "-o", str(tmp_path / "out")])
+    assert code == exit_codes.REJECTED and "cfg must be a number, got 'abc'" in capsys.readouterr().err
     assert await history_sizes(two_sims[:1]) == [0]

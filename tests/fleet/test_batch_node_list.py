@@ -9,6 +9,7 @@ import pytest
 from pistachio_tui.cli import exit_codes
 from pistachio_tui.fleet.build import NodeListNeeded, prepare_batch
 from pistachio_tui.fleet.spec import BatchSpec, EndpointSpec
+from pistachio_tui.remedies import Need
 from pistachio_tui.sim.catalog import recorded_object_info
 from tests.fleet.test_batch_cli import SIM_WORKFLOW, run_cli
 
@@ -31,8 +32,9 @@ def ui_workflow_with_a_custom_node(tmp_path):
 
 async def test_a_ui_workflow_with_no_node_list_is_refused_with_both_ways_out(tmp_path):
     spec = BatchSpec(workflow=ui_workflow_with_a_custom_node(tmp_path), endpoints=[EndpointSpec("ep")])
-    with pytest.raises(NodeListNeeded, match=r"--server URL.*--object-info FILE"):
+    with pytest.raises(NodeListNeeded, match="node list of a ComfyUI server") as info:
         await prepare_batch(spec, [])
+    assert info.value.needs is Need.NODE_LIST and "--" not in str(info.value), "each front end says how"
 
 
 async def test_a_given_node_list_converts_and_keeps_the_custom_node(tmp_path):
@@ -48,7 +50,8 @@ async def test_a_given_node_list_converts_and_keeps_the_custom_node(tmp_path):
 async def test_cli_says_how_to_give_the_node_list(tmp_path, capsys):
     wf = ui_workflow_with_a_custom_node(tmp_path)
     code = await run_cli(["batch", str(wf), "--endpoint", "ep1", "-o", str(tmp_path / "o")])
-    assert code == exit_codes.USAGE and "--object-info" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == exit_codes.USAGE and "--server URL" in err and "--object-info FILE" in err
     broken = tmp_path / "oi.json"
     broken.write_text("[1, 2]")
     code = await run_cli(["batch", str(wf), "--endpoint", "ep1", "--object-info", str(broken), "-o", str(tmp_path / "o")])

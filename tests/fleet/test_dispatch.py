@@ -316,3 +316,37 @@ async def test_a_symlink_planted_at_the_journal_is_not_followed(tmp_path):
     result = await _run_bounded(BatchRunner(jobs(1), [FakeTarget("a")], out, build))
     assert elsewhere.read_text() == "precious\n"
     assert not result.records and "symlink" in next(iter(result.failed.values()))
+
+
+class RefusingTarget(FakeTarget):
+    """A healthy server whose validation refuses some seeds (a grid value beyond an input's
+    max, a model only another server has), as ComfyTarget reports a rejected prompt."""
+
+    def __init__(self, name, refuses, **kwargs):
+        super().__init__(name, **kwargs)
+        self.refuses = refuses
+        self.refused = []
+
+    async def run(self, prompt):
+        if prompt["seed"] in self.refuses:
+            self.refused.append(prompt["job"])
+            raise TargetFailed("rejected: Value 100000 bigger than max of 10000", refused=True)
+        return await super().run(prompt)
+
+
+async def test_refused_jobs_fail_without_taking_a_healthy_server_down(tmp_path):
+    """One bad grid value made every one of its jobs a failure of the only server: three of
+    them took it "down", the good jobs were stranded and the batch said "unreachable"."""
+    target = RefusingTarget("a", refuses=set(range(1, 31)))
+    result = await asyncio.wait_for(BatchRunner(jobs(60), [target], tmp_path, build).run(), 30)
+    assert result.targets["a"].down is None
+    assert len(result.records) == 30 and not result.stranded
+    assert len(result.failed) == 30 and all("rejected" in why for why in result.failed.values())
+    assert sorted(target.refused) == sorted(result.failed)  # each refused once, not retried on it
+
+
+async def test_a_job_one_server_refuses_runs_on_another(tmp_path):
+    picky, broad = RefusingTarget("picky", refuses=set(range(1, 61))), FakeTarget("broad")
+    result = await asyncio.wait_for(BatchRunner(jobs(20), [picky, broad], tmp_path, build).run(), 30)
+    assert result.ok and len(result.records) == 20
+    assert result.targets["picky"].down is None and not picky.ran

@@ -1,5 +1,6 @@
 import asyncio
 import base64
+import json
 import time
 
 import httpx
@@ -334,6 +335,26 @@ async def test_completed_with_images_and_upload_errors_keeps_the_images():
         await target.aclose()
     assert [(o.name, o.data) for o in outputs] == [("b.png", b"B")]
     assert (target.meter.execution_s, target.meter.delay_s) == (1.5, 0.2)
+
+
+@respx.mock
+async def test_non_finite_times_and_worker_counts_count_as_nothing():
+    """``executionTime: Infinity`` made the batch's cost "$inf"."""
+    base = "http://rp.test/v2/ep"
+    health = {"workers": {"idle": float("inf"), "running": float("nan")}}
+    respx.get(f"{base}/health").mock(return_value=httpx.Response(200, text=json.dumps(health)))
+    respx.post(f"{base}/run").mock(return_value=httpx.Response(200, json={"id": "j1"}))
+    respx.get(f"{base}/status/j1").mock(return_value=httpx.Response(200, text=json.dumps({
+        "status": "COMPLETED", "executionTime": float("inf"), "delayTime": float("nan"), "output": {"images": [
+            {"filename": "b.png", "type": "base64", "data": base64.b64encode(b"B").decode()}]}})))
+    target = ServerlessTarget("ep", "k", base_url="http://rp.test", poll_interval=0)
+    try:
+        assert await target.check(set()) is None
+        await target.run({})
+    finally:
+        await target.aclose()
+    assert (target.meter.execution_s, target.meter.delay_s) == (0.0, 0.0)
+    assert target.slots >= 1
 
 
 # -- the endpoint's own settings ----------------------------------------------------------------

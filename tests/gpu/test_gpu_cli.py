@@ -34,7 +34,7 @@ async def test_human_output_without_driver_uses_the_configured_servers(sim, caps
     args = build_parser().parse_args(["gpu"])
     assert await run_gpu(args, reader=no_driver()) == exit_codes.OK
     out = capsys.readouterr().out
-    assert NO_DRIVER in out and "Server sim" in out and "VRAM" in out and "RAM" in out
+    assert NO_DRIVER in out and "Server sim" in out and "sim · cpu: RAM " in out and "VRAM" not in out
 
 
 async def test_unreachable_server_exits_unreachable_with_the_reason(capsys) -> None:

@@ -90,3 +90,50 @@ async def test_the_app_journals_what_its_servers_run(sim, tmp_path):
     with Journal(journal_path()) as journal:
         [entry] = journal.search(seed=4242)
         assert entry.prompt_id == state.prompt_id and entry.status == "success"
+
+
+def test_a_prompt_from_another_client_is_named_by_its_save_prefix_or_checkpoint():
+    """The web UI's prompt (recorded) carries its graph but no file name: its Save prefix names it."""
+    from pistachio_tui.comfy.prompt_names import WORKFLOW_KEY, prompt_name
+    from pistachio_tui.comfy.types import HistoryEntry
+    from tests.conftest import load_fixture
+
+    [(prompt_id, data)] = load_fixture("success.history").items()
+    entry = HistoryEntry.from_wire(prompt_id, data)
+    assert "workflow" in entry.extra_data["extra_pnginfo"] and WORKFLOW_KEY not in entry.extra_data
+    assert prompt_name(entry.prompt, entry.extra_data) == "probe"
+    ours = {"9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "%date:yyyy-MM-dd%/portraits/alice"}},
+            "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "SDXL\\juggernaut_v9.safetensors"}}}
+    assert prompt_name(ours, {WORKFLOW_KEY: "alice.json"}) == "alice.json"
+    assert prompt_name(ours) == "portraits/alice"
+    ours["9"]["inputs"]["filename_prefix"] = "ComfyUI"
+    assert prompt_name(ours) == "juggernaut_v9", "the default prefix names nothing: the checkpoint does"
+    assert prompt_name({"1": {"class_type": "EmptyImage", "inputs": {}}}) is None
+
+
+async def test_the_journal_names_prompts_from_here_and_from_other_clients(sim, tmp_path):
+    from pistachio_tui.comfy.client import ComfyClient
+    from pistachio_tui.comfy.prompt_names import WORKFLOW_KEY
+
+    journal = Journal(tmp_path / "j.sqlite3")
+    recorder = JournalRecorder(journal)
+    session = ServerSession(ServerConfig("sim", sim.url), health_interval=0.1, backoff=FAST)
+    session.subscribe(recorder.on_update)
+    session.start()
+    try:
+        await wait_for(lambda: session.state == CONNECTED)
+        ours = await session.submit(fresh_prompt(sim, 501), {WORKFLOW_KEY: "orchard.json"})
+        theirs = fresh_prompt(sim, 502)
+        async with ComfyClient(sim.url) as web_ui:
+            queued = await web_ui.submit(theirs, {"extra_pnginfo": {"workflow": {"nodes": [], "links": []}}})
+
+        def named(prompt_id: str) -> str | None:
+            entry = journal.get(sim.url, prompt_id)
+            return entry.workflow if entry is not None and entry.status == "success" else None
+
+        await wait_for(lambda: named(ours.prompt_id) is not None and named(queued.prompt_id) is not None)
+        assert named(ours.prompt_id) == "orchard.json"
+        assert named(queued.prompt_id) == "pistachio", "the web UI's prompt: its SaveImage prefix"
+    finally:
+        await session.stop()
+        await recorder.close()

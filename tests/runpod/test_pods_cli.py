@@ -299,3 +299,27 @@ async def test_pods_logs_reads_the_backfill_of_the_live_stream(runpod_env, capsy
     assert out == ["2026-06-01T12:02:00Z container Starting server",
                    "2026-06-01T12:02:01Z container To see the GUI go to: x"]
     assert await run("logs", "nope") == exit_codes.REJECTED
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("rest", [True, False], ids=["rest", "graphql"])
+@pytest.mark.parametrize(("argv", "spoil"), [
+    (["list"], lambda fake: fake.pods.append(make_pod("p9", "nan", cost_per_hr=NAN))),
+    (["list"], lambda fake: fake.pods.append(make_pod("p9", "inf", uptime=INF))),
+    (["--json", "list"], lambda fake: fake.pods.append(make_pod("p9", "gpu", gpu_util=NAN))),
+    (["list"], lambda fake: setattr(fake, "balance", -1e300)),
+    (["gpus"], lambda fake: fake.gpu_types[0].update(memoryInGb=INF)),
+    (["guard", "--once"], lambda fake: fake.pods.append(make_pod("p9", "inf", uptime=INF))),
+], ids=["cost-nan", "uptime-inf", "util-nan-json", "balance-1e300", "gpu-memory-inf", "guard"])
+async def test_non_finite_runpod_fields_are_a_message_not_a_traceback(runpod_env, argv, spoil, rest, capsys):
+    """RunPod fields holding NaN or Infinity (Python's json reads both) ended in OverflowError
+    (exit 70) or printed "$nan/h"; now the answer is refused, naming the field."""
+    runpod_env.rest_available = rest
+    spoil(runpod_env)
+    code = await run(*argv)
+    out, err = capsys.readouterr()
+    assert code == exit_codes.FAILED, err
+    assert "which is not a usable number" in err and "Traceback" not in err
+    assert "nan" not in out.lower() and "inf" not in out.lower().replace("info", "")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import struct
+
+import pytest
 
 from pistachio_tui.sim.executor import execution_order
 from tests.conftest import load_fixture
@@ -326,3 +329,35 @@ async def test_a_prompt_without_client_id_broadcasts_only_progress_and_interrupt
         binaries = ws.binaries()
     assert kinds == {"status", "progress", "progress_state"}
     assert binaries and struct.unpack(">I", binaries[0][:4]) == (1,)
+
+
+@pytest.mark.parametrize(("body", "status", "stops", "logged"), [
+    ({"prompt_id": "someone-elses"}, 200, False, "is not currently running, skipping interrupt"),
+    ({"prompt_id": ""}, 200, True, "Global interrupt (no prompt_id specified)"),
+    (b"not json", 200, True, "Global interrupt"),
+    ([], 500, False, None),
+    (None, 500, False, None),
+], ids=["other-prompt", "empty-id", "not-json", "array", "null"])
+async def test_interrupt_answers_as_server_py_does(sim, session, http, body, status, stops, logged):
+    """0.8.0's post_interrupt: a prompt_id stops that prompt only if it runs; no prompt_id (or
+    a body that is not JSON) stops whatever runs; JSON that is not an object fails on
+    ``.get`` with a 500. Batches rely on the first: cancelling one job must not stop
+    another client's prompt."""
+    sim.knobs.step_delay = 0.01
+    prompt, _ = recorded_prompt("interrupted")
+    async with WsRecorder(session, sim.url, CLIENT) as ws:
+        prompt_id = await submit(http, prompt)
+        await wait_until(lambda: "progress" in ws.types(), "sampling to start")
+        if isinstance(body, bytes):
+            answer = await http.post("/interrupt", content=body)
+        else:
+            answer = await http.post("/interrupt", content=json.dumps(body))
+        assert answer.status_code == status
+        if not stops:
+            await asyncio.sleep(0.1)
+            assert sim.queue.running is not None and sim.queue.running.prompt_id == prompt_id
+            await http.post("/interrupt", json={"prompt_id": prompt_id})
+        messages = await ws.wait_for_end(prompt_id)
+    assert messages[-3]["type"] == "execution_interrupted"
+    if logged:
+        assert any(logged in entry["m"] for entry in sim.log.entries)

@@ -15,12 +15,21 @@ def test_valid_file_passes(tmp_path):
     assert check_safetensors(path) == path.stat().st_size
 
 
+def _header(text: bytes) -> bytes:
+    """A safetensors file with this header and four bytes of data."""
+    return struct.pack("<Q", len(text)) + text + bytes(4)
+
+
 @pytest.mark.parametrize("content, message", [
     (b"", "0 bytes"),
     (b"abc", "too short"),
     (struct.pack("<Q", 10_000) + b"{}", "does not fit"),
     (struct.pack("<Q", 4) + b"nope", "not JSON"),
     (struct.pack("<Q", 2) + b"[]", "not a JSON object"),
+    (_header(b'{"w": {"dtype": "U8", "shape": [4], "data_offsets": ["0", "4"]}}'), "no integer data_offsets"),
+    (_header(b'{"w": {"dtype": "U8", "shape": [4], "data_offsets": [NaN, 1e999]}}'), "no integer data_offsets"),
+    (_header(b'{"__metadata__": [1, 2]}'), "__metadata__ that is not an object of strings"),
+    (_header(b'{"__metadata__": {"format": 1}}'), "__metadata__ that is not an object of strings"),
 ])
 def test_broken_files_are_refused(tmp_path, content, message):
     path = tmp_path / "bad.safetensors"
@@ -34,6 +43,13 @@ def test_truncated_tensor_data_is_refused(tmp_path):
     path.write_bytes(path.read_bytes()[:-10])
     with pytest.raises(SafetensorsProblem, match="truncated"):
         check_safetensors(path)
+
+
+def test_a_folder_at_the_file_name_is_a_problem_not_a_traceback(tmp_path):
+    """``open`` of a folder raised IsADirectoryError through ``train best`` and ``train promote``."""
+    (tmp_path / "adapter_model.safetensors").mkdir()
+    with pytest.raises(SafetensorsProblem, match=r"cannot be read \(Is a directory\)"):
+        check_safetensors(tmp_path / "adapter_model.safetensors")
 
 
 def test_missing_file(tmp_path):

@@ -188,3 +188,71 @@ async def test_the_sweep_runs_the_values_typed_on_workflows(two_sims, tmp_path, 
     (folder,) = (data_dir / "batches").iterdir()
     prompt = json.loads((folder / "workflow.json").read_text())
     assert [node["inputs"]["steps"] for node in prompt.values() if "steps" in node["inputs"]] == [3]
+
+
+async def test_slash_filters_the_jobs_sorts_and_escape_clears(sim, tmp_path):
+    from pistachio_tui.ui.widgets.filter_table import FilterInput, FilterTable
+
+    shutil.copy(SIM_WORKFLOW, tmp_path / "wf.json")
+    (tmp_path / "six.toml").write_text('workflow = "wf.json"\ncount = 6\nseed_mode = "increment"\n'
+                                       'start_seed = 100\noutput = "out"\n')
+    app = make_app(tmp_path, ("studio", sim.url))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await load_by_keyboard(pilot, "six.toml")
+        view = app.screen.view
+        jobs = app.screen.query_one("#batch-jobs", FilterTable)
+        await until(pilot, lambda: jobs.row_count == 6)
+        assert app.focused is jobs
+        await pilot.press("slash", *"seed 103")
+        assert isinstance(app.focused, FilterInput)
+        await until(pilot, lambda: jobs.row_count == 1)
+        await pilot.press("escape")
+        assert jobs.row_count == 6 and not app.screen.query(FilterInput)
+        await pilot.press("greater_than_sign", "equals_sign")
+        assert [str(jobs.get_cell_at((i, 0))) for i in range(6)] == ["6", "5", "4", "3", "2", "1"]
+        # A filter kept while the batch runs: each job joins the list as it finishes.
+        await pilot.press("slash", *"done", "enter")
+        assert jobs.row_count == 0 and app.focused is jobs
+        await pilot.press("s")
+        await until(pilot, lambda: view.result is not None)
+        assert jobs.row_count == 6
+        await pilot.press("escape")
+        assert jobs.filter_text == ""
+        await pilot.press("escape", "1")
+        assert app.current_mode == "servers", "Esc with no filter leaves the keys to the screen"
+
+
+async def test_a_long_output_folder_fits_the_summary_at_80_columns_keeping_its_name(sim, tmp_path):
+    shutil.copy(SIM_WORKFLOW, tmp_path / "wf.json")
+    deep = "/".join(["projects", "client-work-2026", "campaign-autumn", "renders-for-review", "batches"])
+    (tmp_path / "b.toml").write_text(f'workflow = "wf.json"\ncount = 2\noutput = "{deep}/final-sweep-v3"\n')
+    sim.knobs.step_delay = 0.05  # a second per job: long enough to read the status while it runs
+    app = make_app(tmp_path, ("studio", sim.url))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await load_by_keyboard(pilot, "b.toml")
+        view = app.screen.view
+        await until(pilot, lambda: len(view.jobs) == 2)
+        summary = app.screen.query_one("#batch-summary")
+        lines = str(summary.render()).splitlines()
+        assert len(lines) == 2, lines
+        output = lines[1]
+        assert output.startswith("Output projects/") and output.endswith("/final-sweep-v3"), output
+        assert "…" in output and len(output) <= summary.content_region.width, "one line, cut in the middle"
+        await pilot.press("s")
+        await until(pilot, lambda: "Running 2 jobs → final-sweep-v3" in str(view.status.render()))
+        await until(pilot, lambda: view.result is not None)
+        assert str(summary.render()).splitlines()[1] == output
+
+
+def test_short_path_is_relative_or_under_home_and_keeps_the_name(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from pistachio_tui.ui.format import short_path
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    assert short_path(tmp_path / "work" / "out" / "sweep") == "out/sweep"
+    assert short_path(tmp_path / "home" / "renders") == "~/renders"
+    assert short_path(Path("/srv/a/b/c/d/e/f/batch-1"), 20) == "/srv/a/b/c/…/batch-1"
+    assert short_path(Path("/srv/a/a-very-long-folder-name"), 12) == "…folder-name"

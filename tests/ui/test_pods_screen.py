@@ -65,3 +65,55 @@ async def test_pods_screen_and_dashboard_share_one_monitor(fake_runpod, tmp_path
         assert view.monitor is monitor and view.client is monitor.client, "one client, one idle guard"
         assert not monitor.client._http.is_closed
     assert monitor.client._http.is_closed, "the app closes the shared client when it quits"
+
+
+async def test_slash_filters_the_pods_sorts_and_escape_clears(fake_runpod, tmp_path):
+    from pistachio_tui.ui.widgets.filter_table import FilterInput, FilterTable
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.press("7")
+        table = app.screen.query_one("#pods-table", FilterTable)
+        await until(pilot, lambda: table.row_count == 3)
+        table.focus()
+        await pilot.press("slash", *"a40")
+        assert isinstance(app.focused, FilterInput)
+        await until(pilot, lambda: table.shown_keys == ["ghi789rst"])
+        await pilot.press("enter")
+        assert app.focused is table and table.row_count == 1, "Enter keeps the filter"
+        assert app.screen.query_one("#pods-view").selected().name == "old-a40", "actions act on the row shown"
+        await pilot.press("escape")
+        assert table.row_count == 3 and not app.screen.query(FilterInput)
+        await pilot.press("greater_than_sign", "greater_than_sign", "greater_than_sign", "greater_than_sign",
+                          "greater_than_sign")
+        assert table.sort_column == 4 and "$/h" in str(table.border_subtitle)
+        assert table.shown_keys == ["ghi789rst", "abc123xyz", "def456uvw"], "cheapest first"
+        await pilot.press("equals_sign")
+        assert table.shown_keys == ["def456uvw", "abc123xyz", "ghi789rst"]
+        await pilot.press("escape", "1")
+        assert app.current_mode == "servers", "Esc with no filter leaves the keys to the screen"
+
+
+async def test_stop_asks_first_and_no_keeps_the_pod_running(fake_runpod, tmp_path):
+    from pistachio_tui.ui.dialogs import YesNo
+    from pistachio_tui.ui.widgets.filter_table import FilterTable
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("7")
+        table = app.screen.query_one("#pods-table", FilterTable)
+        await until(pilot, lambda: table.row_count == 3)
+        table.focus()
+        table.move_cursor(row=table.shown_keys.index("abc123xyz"))
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, YesNo))
+        question = " ".join(str(w.render()) for w in app.screen.query("Label, Static"))
+        assert "comfy-4090" in question and "$0.69/h" in question, "what stops, and what it costs meanwhile"
+        await pilot.press("n")
+        await pilot.pause(0.3)
+        assert fake_runpod.pod("abc123xyz")["desiredStatus"] == "RUNNING"
+        assert "podStop" not in fake_runpod.operations()
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, YesNo))
+        await pilot.press("y")
+        await until(pilot, lambda: fake_runpod.pod("abc123xyz")["desiredStatus"] == "EXITED")

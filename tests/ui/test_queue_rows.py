@@ -96,3 +96,26 @@ async def test_slash_filters_sorts_and_escape_clears(sim, tmp_path):
         assert "Seed" in str(history.border_subtitle)
         await pilot.press("escape", "1")
         assert app.current_mode == "servers", "Esc with no filter leaves the keys to the screen"
+
+
+async def test_rows_carry_a_colour_swatch_of_their_first_image(sim, tmp_path):
+    """The newest prompts' first images are fetched small and shown as a few coloured cells on the row."""
+    from rich.text import Text
+
+    app = make_app(tmp_path, ("sim", sim.url))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.manager.active.state == CONNECTED)
+        history = await queue_two(pilot, sim, tmp_path, fail_second=True)
+        session = app.manager.active
+        ok = next(k for k, e in session.history.items() if e.outcome == "success")
+        failed = next(k for k, e in session.history.items() if e.outcome == "error")
+
+        def out_cell(key: str) -> Text:
+            return history.get_row(key)[-1]
+
+        await until(pilot, lambda: "▀" in out_cell(ok).plain)
+        swatch = out_cell(ok)
+        assert swatch.plain == "▀▀▀ 1", "three cells of colour, then the count"
+        styles = {span.style.bgcolor for span in swatch.spans if span.style.bgcolor is not None}
+        assert styles, "the cells are painted with the image's colours"
+        assert out_cell(failed).plain == "0", "no image, no swatch"

@@ -53,7 +53,7 @@ async def test_lists_pods_with_account_and_never_shows_the_key(fake):
         assert "502" in pods.comfy_ok["def456uvw"]
         text = screen_text(app)
         assert "Balance $25.00" in text and "$3.68/h" in text
-        assert "trainer-h100" in text and "H100 80GB HBM3" in text and "stopped" in text
+        assert "trainer-h100" in text and "H100 80GB" in text and "stopped" in text
         assert fake.api_key not in text
         assert fake.api_key[-4:] not in text
 
@@ -63,7 +63,7 @@ async def test_stops_and_starts_a_pod(fake):
     async with app.run_test(size=(120, 40)) as pilot:
         pods = await loaded(pilot)
         await select(pilot, pods, "comfy-4090")
-        await pilot.press("x")
+        await pilot.press("x", "y")
         await until(pilot, lambda: fake.pod("abc123xyz")["desiredStatus"] == "EXITED", "the stop")
         await until(pilot, lambda: pods.selected().status == "stopped", "the refresh after the stop")
         assert pods.selected().name == "comfy-4090"

@@ -16,17 +16,20 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Input, Label, Select, Static
+from textual.widgets import Input, Label, Select, Static
 
 from pistachio_tui.comfy.session import SessionUpdate
 from pistachio_tui.config import ConfigError
 from pistachio_tui.fleet.build import BatchSetupError, NoReachableTarget, batches_dir, prepare_batch, quick_sweep
 from pistachio_tui.fleet.resume import load_resume_folder, write_resume_file
 from pistachio_tui.fleet.spec import BatchSpec, BatchSpecError, load_batch_file
+from pistachio_tui.remedies import needs_of
 from pistachio_tui.ui.base import ViewScreen
 from pistachio_tui.ui.batch.view import COMMANDS, BatchView
-from pistachio_tui.ui.format import esc
+from pistachio_tui.ui.format import esc, short_path
+from pistachio_tui.ui.remedies import ui_remedy
 from pistachio_tui.ui.state import OpenWorkflow
+from pistachio_tui.ui.widgets.filter_table import FilterTable
 from pistachio_tui.workflow.errors import WorkflowError
 from pistachio_tui.workflow.seeds import SEED_MODES
 
@@ -84,9 +87,12 @@ class BatchScreen(ViewScreen):
 
     def _how_to_load(self) -> None:
         servers = ", ".join(self.papp.manager.sessions) or "none yet (add them on Servers, 1)"
+        # The folder is cut to the line: a demo's or a pod's data folder is long, and the hint has three lines.
+        room = self.query_one("#batch-hint").content_region.width - len("Output:  /<name>, or the file's 'output'")
+        folder = short_path(batches_dir(), room if room > 10 else None)
         self._hint(f"o batch file, or output folder to resume · w sweep the open workflow · s start\n"
                    f"Targets: servers {servers} + endpoints the file lists\n"
-                   f"Output: the file's 'output', else {batches_dir()}/<name>")
+                   f"Output: {folder}/<name>, or the file's 'output'")
 
     def _hint(self, text: str, level: str = "info") -> None:
         hint = self.query_one("#batch-hint", Static)
@@ -112,7 +118,7 @@ class BatchScreen(ViewScreen):
         self.query_one("#sweep-count", Input).focus()
 
     def action_back_to_jobs(self) -> None:
-        self.query_one("#batch-jobs", DataTable).focus()
+        self.query_one("#batch-jobs", FilterTable).focus()
 
     @on(Input.Submitted, "#batch-file")
     def _file_entered(self, event: Input.Submitted) -> None:
@@ -185,7 +191,9 @@ class BatchScreen(ViewScreen):
             self._error(f"{exc}. Start ComfyUI there, or add a server on Servers (1).")
             return
         except (BatchSpecError, BatchSetupError, ConfigError, OSError) as exc:
-            self._error(f"{exc}. Fix it and load again.")
+            need = needs_of(exc)
+            remedy = ui_remedy(need, self.papp.settings.path) if need is not None else "fix it"
+            self._error(f"{exc}. To go on, {remedy} and load again.")
             return
         except WorkflowError as exc:
             self._error(f"The workflow cannot make these jobs: {exc}")

@@ -31,6 +31,8 @@ from pistachio_tui.fleet.dispatch import BatchEvent, BatchResult, BatchRunner
 from pistachio_tui.fleet.journal import BatchFolderError, Journal
 from pistachio_tui.fleet.spec import Job
 from pistachio_tui.format import duration, money
+from pistachio_tui.ui.format import short_path
+from pistachio_tui.ui.widgets.filter_table import FilterTable
 from pistachio_tui.ui.widgets.status_line import StatusLine
 
 COMMANDS: list[tuple[str, str, str]] = [
@@ -119,12 +121,8 @@ class BatchView(Vertical):
         targets: DataTable[object] = DataTable(id="batch-targets", cursor_type="none")
         targets.add_columns("Target", "State", "Done", "Running", "Jobs/min", "Cost")
         yield targets
-        jobs: DataTable[object] = DataTable(id="batch-jobs", cursor_type="row", zebra_stripes=True)
-        jobs.add_column("#", key="index")
-        jobs.add_column("State", key="state", width=max(map(len, JOB_STATES)))
-        jobs.add_column("Target", key="target")
-        jobs.add_column("Job", key="label")
-        jobs.add_column("Note", key="note")
+        jobs = FilterTable(id="batch-jobs", zebra_stripes=True)
+        jobs.set_columns("#", "State", "Target", "Job", "Note", widths={"State": max(map(len, JOB_STATES))})
         yield jobs
         yield StatusLine("", id="batch-status")
 
@@ -183,7 +181,8 @@ class BatchView(Vertical):
     async def _run(self, runner: BatchRunner) -> None:
         self._started_at = self._clock()
         self._done_this_run = 0
-        self.status.show(f"Running {len(runner.jobs)} jobs → {runner.out_dir}")
+        # The summary shows the whole output folder; one status line has room for its name only.
+        self.status.show(f"Running {len(runner.jobs)} jobs → {runner.out_dir.name}")
         ticker = self.set_interval(self.TICK, self._redraw)
         try:
             result = await runner.run()
@@ -222,10 +221,8 @@ class BatchView(Vertical):
                 row.state, row.target, row.note = "done", record.target, "earlier run"
             self.jobs[job.id] = row
         self.targets = {name: TargetRow(name) for name in targets}
-        table = self.query_one("#batch-jobs", DataTable)
-        table.clear()
-        for row in self.jobs.values():
-            table.add_row(*self._job_cells(row), key=row.job.id)
+        self.query_one("#batch-jobs", FilterTable).set_rows(
+            [(row.job.id, self._job_cells(row)) for row in self.jobs.values()])
         self._redraw()
 
     def _redraw(self) -> None:
@@ -265,9 +262,7 @@ class BatchView(Vertical):
         if row is None:
             return
         row.state, row.target, row.note = state, target, note
-        table = self.query_one("#batch-jobs", DataTable)
-        for column, value in zip(("index", "state", "target", "label", "note"), self._job_cells(row)):
-            table.update_cell(job_id, column, value, update_width=True)
+        self.query_one("#batch-jobs", FilterTable).update_row(job_id, self._job_cells(row))
 
     @staticmethod
     def _job_cells(row: JobRow) -> list[object]:
@@ -304,9 +299,16 @@ class BatchView(Vertical):
         priced = [t.cost for t in self.targets.values() if t.cost is not None]
         if priced:
             line.append(f"   cost so far {money(sum(priced), 4)}", style="bold")
+        summary = self.query_one("#batch-summary", Static)
         if self.out_dir is not None:
-            line.append(f"\nOutput {self.out_dir}", style="dim")
-        self.query_one("#batch-summary", Static).update(line)
+            # One line at any width: the folder's own name is what a person looks for.
+            room = summary.content_region.width - len("Output ")
+            line.append(f"\nOutput {short_path(self.out_dir, room if room > 10 else None)}", style="dim")
+        summary.update(line)
+
+    def on_resize(self) -> None:
+        if self.out_dir is not None:
+            self._draw_summary()
 
     def _draw_targets(self) -> None:
         table = self.query_one("#batch-targets", DataTable)

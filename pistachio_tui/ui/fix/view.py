@@ -30,6 +30,7 @@ from pistachio_tui.config import ConfigError, Settings, get_secret, state_dir
 from pistachio_tui.fix.flow import FixEvent, FixFlow, FixOptions, FixOutcome
 from pistachio_tui.fix.models_search import ModelCandidate
 from pistachio_tui.format import size
+from pistachio_tui.ui.remedies import ui_remedy
 from pistachio_tui.ui.widgets.status_line import StatusLine
 from pistachio_tui.workflow.deps import ModelNeed
 from pistachio_tui.workflow.load import Workflow
@@ -313,6 +314,8 @@ class FixView(Vertical):
             return
         for line in outcome.remaining:
             self._log(f"to do: {line}")
+        for need in outcome.needs:
+            self._log(f"or: {ui_remedy(need, self.settings.path)}")
         for command in outcome.commands:
             self._log(f"$ {command}")
         extra = " — c copies the commands" if outcome.commands else ""

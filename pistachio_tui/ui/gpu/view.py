@@ -35,8 +35,9 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("GPU: reset peaks", "Forget the peak VRAM marks of every device", "reset_peaks"),
 ]
 
-METRIC_NAMES = {"vram": "VRAM", "util": "utilisation", "temperature": "temperature", "power": "power"}
-DEVICE_COLUMNS = ("Device", "VRAM", "Use", "Util", "Temp", "Power", "Peak")
+METRIC_NAMES = {"vram": "memory", "util": "utilisation", "temperature": "temperature", "power": "power"}
+#: "Memory": a GPU's is its VRAM, a CPU server's is its RAM (the graph title says which).
+DEVICE_COLUMNS = ("Device", "Memory", "Use", "Util", "Temp", "Power", "Peak")
 _LEVEL_STYLE = {Level.OK: "green", Level.WARN: "bold yellow", Level.CRITICAL: "bold red"}
 #: What a ComfyUI server cannot tell (its /system_stats has memory only).
 NOT_FROM_SERVER = "not reported by ComfyUI's /system_stats"
@@ -99,7 +100,7 @@ def graphs_for(source: GpuSource) -> dict[str, GraphData]:
 def graph_titles(source: GpuSource) -> dict[str, str]:
     fraction = source.memory_fraction
     return {
-        "vram": f"VRAM {'' if fraction is None else f'{fraction:.0%} '}"
+        "vram": f"{source.memory_name} {'' if fraction is None else f'{fraction:.0%} '}"
                 f"({gib(source.memory_used)} of {gib(source.memory_total)})",
         "util": f"Utilisation {_figure(source.util_percent, '%')}",
         "temperature": f"Temperature {_figure(source.temperature_c, '°C')}",

@@ -30,7 +30,7 @@ from pistachio_tui.ui.history.query import QueryError, parse_query
 RESULT_LIMIT = 200
 #: The table's prompt column is cut to this many characters, so the seed still fits at 80 columns (the detail
 #: shows the whole text; server and workflow, also in the detail, come last).
-PROMPT_WIDTH = 30
+PROMPT_WIDTH = 26
 #: After a prompt finishes, the recorder writes it in a thread: search again a little later.
 RESEARCH_DELAY_S = 0.5
 

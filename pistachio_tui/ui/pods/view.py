@@ -35,8 +35,9 @@ from pistachio_tui.runpod.pods import (
     probe_comfy,
     short_gpu_name,
 )
-from pistachio_tui.ui.dialogs import TextModal, TypeToConfirm
+from pistachio_tui.ui.dialogs import TextModal, TypeToConfirm, YesNo
 from pistachio_tui.ui.format import esc
+from pistachio_tui.ui.widgets.filter_table import FilterTable
 from pistachio_tui.ui.widgets.status_line import StatusLine
 
 #: GPUs the training presets are written for: highlighted in the price table.
@@ -66,6 +67,18 @@ def is_preset_gpu(gpu: GpuType) -> bool:
     """True for the GPUs the training presets target (H200, A100 80GB, RTX 4090)."""
     name = gpu.display_name
     return any(part in name and (memory is None or gpu.memory_in_gb == memory) for part, memory in PRESET_GPUS)
+
+
+#: The board's form factor or memory kind ends a RunPod GPU name; the table leaves it to the detail line.
+_FORM_FACTORS = ("PCIe", "SXM", "SXM4", "SXM5", "HBM3", "HBM3e", "NVL")
+
+
+def table_gpu_name(name: str) -> str:
+    """``"NVIDIA A100 80GB PCIe"`` → ``"A100 80GB"``: the pods table must fit 80 columns."""
+    words = short_gpu_name(name).split()
+    while len(words) > 1 and words[-1] in _FORM_FACTORS:
+        words.pop()
+    return " ".join(words)
 
 
 def _percent_pair(row: PodSummary) -> str:
@@ -178,8 +191,8 @@ class PodsView(Vertical):
     def compose(self) -> ComposeResult:
         yield Static("Connecting to RunPod…", id="pods-account")
         yield Static("", id="pods-nokey")
-        table: DataTable[object] = DataTable(id="pods-table", cursor_type="row", zebra_stripes=True)
-        table.add_columns("Name", "GPU", "Status", "Up", "$/h", "Spent~", "Use%", "Comfy")
+        table = FilterTable(id="pods-table", zebra_stripes=True)
+        table.set_columns("Name", "GPU", "Status", "Up", "$/h", "Spent", "Use%", "Comfy")
         yield table
         prices: DataTable[object] = DataTable(id="pods-prices", cursor_type="row")
         prices.add_columns("★", "GPU", "VRAM", "On-demand", "Spot", "Clouds")
@@ -275,17 +288,12 @@ class PodsView(Vertical):
     def _show_state(self, state: PodsState) -> None:
         self.state = state
         self.query_one("#pods-account", Static).update(account_line(state))
-        table = self.query_one("#pods-table", DataTable)
-        selected = self.selected_id()
-        table.clear()
-        for row in state.rows:
-            table.add_row(*self._cells(row, state.idle.get(row.id)), key=row.id)
-        if selected is not None and selected in {r.id for r in state.rows}:
-            table.move_cursor(row=table.get_row_index(selected))
+        self.query_one("#pods-table", FilterTable).set_rows(
+            [(row.id, self._cells(row, state.idle.get(row.id))) for row in state.rows])
         self._show_detail()
 
     def _cells(self, row: PodSummary, idle: IdleInfo | None) -> list[object]:
-        gpu = short_gpu_name(row.gpu) or "—"
+        gpu = table_gpu_name(row.gpu) or "—"
         if row.gpu_count > 1:
             gpu = f"{row.gpu_count}× {gpu}"
         probe = self.comfy_ok.get(row.id)
@@ -308,11 +316,8 @@ class PodsView(Vertical):
     # -- selection ---------------------------------------------------------------
 
     def selected_id(self) -> str | None:
-        """The id of the pod under the cursor, None when the table is empty."""
-        table = self.query_one("#pods-table", DataTable)
-        if table.row_count == 0:
-            return None
-        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        """The id of the pod under the cursor, None when no pod is shown."""
+        return self.query_one("#pods-table", FilterTable).selected_key
 
     def selected(self) -> PodSummary | None:
         """The row under the cursor."""
@@ -329,11 +334,18 @@ class PodsView(Vertical):
         row = self.selected()
         detail = self.query_one("#pods-detail", Static)
         if row is None:
-            detail.update("No pods in this account." if self.state is not None else "")
+            if self.state is None:
+                detail.update("")
+            else:
+                detail.update("No pod matches the filter (Esc clears it)." if self.state.rows
+                              else "No pods in this account.")
             return
         text = Text()
         text.append(row.name or row.id, style="bold")
         text.append(f" ({row.id})" + (" — this pod" if row.is_this_pod else ""), style="dim")
+        if row.gpu:
+            count = f"{row.gpu_count}× " if row.gpu_count > 1 else ""
+            text.append(f"  {count}{short_gpu_name(row.gpu)}", style="dim")
         text.append(f"\nComfyUI {row.comfy_url}")
         probe = self.comfy_ok.get(row.id)
         if isinstance(probe, str):
@@ -372,7 +384,18 @@ class PodsView(Vertical):
         if row.desired_status != "RUNNING":
             self.status.show(f"{row.name} is not running", "warning")
             return
-        self._mutate(self.client, row, "stop")
+        label = row.name or row.id
+        explanation = (f"{label} ({row.id}) stops running its GPU at {money(row.cost_per_hr)}/h. Its volume "
+                       "is kept (storage is still billed); whatever is only on its container disk is lost. "
+                       "s starts it again, if a GPU is free on its machine then.")
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._mutate(self.client, row, "stop")
+            else:
+                self.status.show(f"{label} keeps running")
+
+        self.app.push_screen(YesNo(esc(f"Stop {label}?"), esc(explanation)), confirmed)
 
     def action_terminate_pod(self) -> None:
         row = self._need_selection()
@@ -467,7 +490,7 @@ class PodsView(Vertical):
             if not self._prices_loaded and self.client is not None:
                 self._load_prices(self.client)
         else:
-            self.query_one("#pods-table", DataTable).focus()
+            self.query_one("#pods-table", FilterTable).focus()
 
     @work(exclusive=True, group="pods-prices", exit_on_error=False)
     async def _load_prices(self, client: RunPodClient) -> None:

@@ -5,12 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pistachio_tui.comfy.prompt_names import WORKFLOW_KEY, prompt_name
 from pistachio_tui.workflow.edit import find_params
 
-#: Key in a prompt's ``extra_data`` naming the workflow it came from. ComfyUI keeps
-#: unknown ``extra_data`` keys with the queued prompt and returns them in /queue and
-#: /history, without writing them into the images (``extra_pnginfo`` would be).
-WORKFLOW_KEY = "pistachio_workflow"
+__all__ = ["WORKFLOW_KEY", "PromptSummary", "summarize"]
 
 
 @dataclass(frozen=True)
@@ -26,5 +24,4 @@ def summarize(prompt: dict[str, Any], extra_data: dict[str, Any]) -> PromptSumma
     positive = next((str(p.value) for p in params if p.kind == "prompt" and p.role == "positive"),
                     next((str(p.value) for p in params if p.kind == "prompt"), ""))
     seed = next((str(p.value) for p in params if p.kind == "seed"), "—")
-    name = extra_data.get(WORKFLOW_KEY)
-    return PromptSummary(str(name) if name else "—", " ".join(positive.split()) or "—", seed)
+    return PromptSummary(prompt_name(prompt, extra_data) or "—", " ".join(positive.split()) or "—", seed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -23,10 +24,14 @@ from pistachio_tui.ui.gpu.graph import FixedSparkline
 from pistachio_tui.ui.queue.rows import PromptSummary, summarize
 from pistachio_tui.ui.widgets.filter_table import FilterTable
 from pistachio_tui.ui.widgets.output_preview import OutputPreview
+from pistachio_tui.ui.widgets.swatch import swatch as image_swatch
 
 #: ComfyUI's /view re-encodes an image for a thumbnail: webp at quality 50, as its web UI asks.
 THUMBNAIL = "webp;50"
 THUMBNAILS_KEPT = 32
+#: The newest history rows whose first image is fetched (small) for a swatch on the row.
+SWATCHES_PREFETCHED = 8
+SWATCHES_KEPT = 500
 #: Cells longer than this end in "…" (the detail pane shows them whole); the prompt gets what is left.
 WORKFLOW_CHARS = 16
 PROMPT_CHARS = (16, 60)
@@ -54,10 +59,13 @@ def pending_row(item: QueueItem, chars: int) -> tuple[str, tuple]:
     return item.prompt_id, (str(item.number), *summary_cells(summarize(item.prompt, item.extra_data), chars))
 
 
-def history_row(entry: HistoryEntry, chars: int) -> tuple[str, tuple]:
+def history_row(entry: HistoryEntry, chars: int, swatch: Text | None = None) -> tuple[str, tuple]:
+    """A history row; ``swatch`` (a few cells of the first image's colours) goes before the output count."""
     summary = summarize(entry.prompt, entry.extra_data)
+    count = str(len(entry.outputs))
+    outputs = Text.assemble(swatch, " ", count) if swatch is not None else count
     return entry.prompt_id, (status_text(entry.outcome), *summary_cells(summary, chars), duration(entry.duration),
-                             str(len(entry.outputs)))
+                             outputs)
 
 
 def first_image(entry: HistoryEntry) -> OutputFile | None:
@@ -106,6 +114,8 @@ class QueueScreen(PistachioScreen):
         super().__init__()
         #: Thumbnails fetched, newest last: moving the cursor back and forth asks the server once.
         self._thumbnails: dict[tuple[str, str, str], bytes] = {}
+        #: Row swatches by the same key; None for an image that could not be fetched or read.
+        self._swatches: dict[tuple[str, str, str], Text | None] = {}
         self._detail_for: str | None = None
 
     def compose_body(self) -> ComposeResult:
@@ -132,7 +142,9 @@ class QueueScreen(PistachioScreen):
 
     def on_mount(self) -> None:
         self.query_one("#pending", FilterTable).set_columns("#", "Workflow", "Prompt", "Seed")
-        self.query_one("#history", FilterTable).set_columns("Status", "Workflow", "Prompt", "Seed", "Time", "Out")
+        # Out is as wide as a swatch and a count from the start: it must not jump when the swatches arrive.
+        self.query_one("#history", FilterTable).set_columns("Status", "Workflow", "Prompt", "Seed", "Time", "Out",
+                                                            widths={"Out": 6})
         self.query_one("#traceback-box").display = False
         self.query_one("#outputs").display = False
         self.refresh_view(None)
@@ -224,8 +236,54 @@ class QueueScreen(PistachioScreen):
             self.query_one("#history", FilterTable).focus()
 
     def _fill_history(self, session: ServerSession | None) -> None:
-        self.query_one("#history", FilterTable).set_rows(
-            [history_row(entry, self._prompt_chars) for entry in (session.history.values() if session else [])])
+        entries = list(session.history.values()) if session else []
+        rows = []
+        for entry in entries:
+            image = first_image(entry)
+            swatch = self._swatches.get(self._image_key(session, image)) if session and image else None
+            rows.append(history_row(entry, self._prompt_chars, swatch))
+        self.query_one("#history", FilterTable).set_rows(rows)
+        if session is not None and self._swatches_missing(session, entries):
+            self._fetch_swatches(session, entries[:SWATCHES_PREFETCHED])
+
+    @staticmethod
+    def _image_key(session: ServerSession, output: OutputFile) -> tuple[str, str, str]:
+        return session.name, output.subfolder, output.filename
+
+    def _swatches_missing(self, session: ServerSession, entries: list[HistoryEntry]) -> bool:
+        images = (first_image(entry) for entry in entries[:SWATCHES_PREFETCHED])
+        return any(image is not None and self._image_key(session, image) not in self._swatches for image in images)
+
+    @work(exclusive=True, group="swatches", exit_on_error=False)
+    async def _fetch_swatches(self, session: ServerSession, entries: list[HistoryEntry]) -> None:
+        """Fetch the newest prompts' first images small, one at a time, and put their swatches on the rows."""
+        for entry in entries:
+            image = first_image(entry)
+            if image is not None and self._image_key(session, image) not in self._swatches:
+                try:
+                    await self._thumbnail(session, image)
+                except ComfyError:
+                    continue  # that row simply has no swatch; the server is asked again on the next start
+        self._fill_history(session)
+
+    async def _thumbnail(self, session: ServerSession, output: OutputFile) -> bytes:
+        """The small copy of ``output`` (fetched once), its swatch kept; raises ``ComfyError``."""
+        key = self._image_key(session, output)
+        data = self._thumbnails.get(key)
+        if data is None:
+            try:
+                data = await session.client.view(output.filename, output.subfolder, output.type, THUMBNAIL)
+            except ComfyError:
+                self._swatches[key] = None
+                raise
+            self._thumbnails[key] = data
+            while len(self._thumbnails) > THUMBNAILS_KEPT:
+                del self._thumbnails[next(iter(self._thumbnails))]
+        if key not in self._swatches:
+            self._swatches[key] = await asyncio.to_thread(image_swatch, data)
+            while len(self._swatches) > SWATCHES_KEPT:
+                del self._swatches[next(iter(self._swatches))]
+        return data
 
     # -- layout: side by side when wide; when narrow, Enter shows the detail in the lists' place --
 
@@ -319,17 +377,11 @@ class QueueScreen(PistachioScreen):
     @work(exclusive=True, group="preview")
     async def _show_thumbnail(self, session: ServerSession, output: OutputFile) -> None:
         """The first image of the picked prompt, small (the server re-encodes it)."""
-        key = (session.name, output.subfolder, output.filename)
-        data = self._thumbnails.get(key)
-        if data is None:
-            try:
-                data = await session.client.view(output.filename, output.subfolder, output.type, THUMBNAIL)
-            except ComfyError as exc:
-                self.query_one(OutputPreview).show(output.filename, b"", f"No thumbnail: {exc.message}")
-                return
-            self._thumbnails[key] = data
-            while len(self._thumbnails) > THUMBNAILS_KEPT:
-                del self._thumbnails[next(iter(self._thumbnails))]
+        try:
+            data = await self._thumbnail(session, output)
+        except ComfyError as exc:
+            self.query_one(OutputPreview).show(output.filename, b"", f"No thumbnail: {exc.message}")
+            return
         self.query_one(OutputPreview).show(output.filename, data, f"{output.filename} (thumbnail; v shows it whole)")
 
     @work(exclusive=True, group="preview")

@@ -24,6 +24,7 @@ from textual_plotext import PlotextPlot
 
 from pistachio_tui.config import Settings
 from pistachio_tui.format import duration
+from pistachio_tui.remedies import needs_of
 from pistachio_tui.training.converge import Convergence
 from pistachio_tui.training.dataset import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from pistachio_tui.training.errors import PromoteRefused, TrainingError
@@ -37,6 +38,7 @@ from pistachio_tui.training.tournament import TournamentResult, pick_contenders,
 from pistachio_tui.training.watch import RunState, RunWatcher
 from pistachio_tui.ui.dialogs import TextModal, YesNo
 from pistachio_tui.ui.format import esc
+from pistachio_tui.ui.remedies import ui_remedy
 from pistachio_tui.ui.training.captions import CaptionsScreen
 from pistachio_tui.ui.widgets.loglines import LogLines
 from pistachio_tui.ui.widgets.output_preview import OutputPreview
@@ -372,7 +374,8 @@ class TrainingView(Vertical):
         try:
             plan = self._launch_plan()
         except TrainingError as exc:
-            self.status.show(exc.message, "error")
+            need = needs_of(exc)
+            self.status.show(exc.message + (f" — {ui_remedy(need, self.settings.path)}" if need else ""), "error")
             return
         verb = "Resume" if plan.run_dir else "Start"
 
