@@ -60,6 +60,7 @@ def _by_class(table: dict[tuple[str, str], str]) -> dict[str, dict[str, str]]:
 
 #: The same table by node class, so each prompt node looks its class up once.
 _LOADER_INPUTS = _by_class(LOADER_FOLDERS)
+_NO_LOADER: dict[str, str] = {}
 #: Values some loaders offer that are built in, not files.
 _BUILTIN_VALUES = frozenset({"pixel_space", "taesd", "taesdxl", "taesd3", "taef1", "None", "none", ""})
 MODEL_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".onnx", ".pt2", ".pkl", ".yaml")
@@ -195,12 +196,13 @@ class _Analyser:
             class_type = node.get("class_type")
             if not isinstance(class_type, str):
                 continue
-            loader = _LOADER_INPUTS.get(class_type, {})
+            loader = _LOADER_INPUTS.get(class_type, _NO_LOADER)
             for input_name, value in (node.get("inputs") or {}).items():
                 if not isinstance(value, str) or value in _BUILTIN_VALUES:
                     continue
                 folder = loader.get(input_name)
-                if folder is None and not looks_like_model_file(value):
+                # looks_like_model_file inline: this loop meets every string input of every node.
+                if folder is None and not value[-_LONGEST_EXTENSION:].lower().endswith(MODEL_EXTENSIONS):
                     continue
                 options = self.options(class_type, input_name)
                 if folder is None:
@@ -267,12 +269,10 @@ def pack_refs(graph: UIWorkflow) -> dict[str, PackRef]:
         if node.type in packs or node.type in graph.subgraphs:
             continue
         props = node.properties
-        if "cnr_id" not in props and "aux_id" not in props:
-            continue
-        ref = PackRef(_checked(_pack_id, props.get("cnr_id")), _checked(_aux_id, props.get("aux_id")),
-                      _checked(_version, props.get("ver")))
-        if ref.cnr_id or ref.aux_id:
-            packs[node.type] = ref
+        cnr_id = _checked(_pack_id, props.get("cnr_id"))
+        aux_id = _checked(_aux_id, props.get("aux_id"))
+        if cnr_id or aux_id:  # only then is the (frozen, so slower to build) PackRef made
+            packs[node.type] = PackRef(cnr_id, aux_id, _checked(_version, props.get("ver")))
     return packs
 
 

@@ -132,8 +132,11 @@ def model_refs_of(ui: dict[str, Any]) -> list[ModelRef]:
         graphs += [g for g in definitions["subgraphs"] if isinstance(g, dict)]
     for graph in graphs:
         for node in graph.get("nodes") or []:
-            if isinstance(node, dict) and isinstance(node.get("properties"), dict):
-                for entry in _model_entries(node["properties"].get("models")):
+            # Few nodes carry a ``models`` list: the rest are passed over without a call each.
+            props = node.get("properties") if isinstance(node, dict) else None
+            models = props.get("models") if isinstance(props, dict) else None
+            if models:
+                for entry in _model_entries(models):
                     add(entry, str(node.get("id")))
     for entry in _model_entries(ui.get("models")):
         add(entry, None)
