@@ -24,7 +24,7 @@ from pistachio_tui.workflow.frontend_titles import frontend_title
 from pistachio_tui.workflow.gcpause import without_cyclic_gc
 from pistachio_tui.workflow.groupnodes import expand_group_nodes
 from pistachio_tui.workflow.load import Workflow, load_workflow
-from pistachio_tui.workflow.node_widgets import WidgetSpec, prompt_value, widget_values
+from pistachio_tui.workflow.node_widgets import TYPED_VALUE_WIDGETS, WidgetSpec, prompt_value, widget_values
 from pistachio_tui.workflow.textreplace import SAVE_NODE_TYPES, apply_text_replacements
 from pistachio_tui.workflow.uigraph import (
     MODE_BYPASS,
@@ -128,9 +128,10 @@ class _Converter:
     def expand(self, graph: Graph, path: tuple[str, ...], host: _Exec | None, depth: int = 0) -> None:
         if depth > 32:
             raise WorkflowError("subgraphs nest more than 32 levels deep (a subgraph contains itself?)", path=graph.path)
+        subgraphs = self.wf.subgraphs
         for node in graph.nodes.values():
             exec_id = ":".join((*path, node.id)) if path else node.id
-            subgraph = self.is_subgraph(node)
+            subgraph = node.type in subgraphs
             virtual = subgraph or (node.type in VIRTUAL_NODE_TYPES and self.node_def(node) is None)
             plain = not virtual and node.mode not in (MODE_NEVER, MODE_BYPASS)
             dto = _Exec(exec_id, node, graph, path, host, subgraph, virtual, plain)
@@ -148,9 +149,9 @@ class _Converter:
         cached = self._widget_cache.get(key)
         if cached is not None:
             return cached
-        definition = self.node_def(node)
+        definition = self.object_info.get(node.type)  # node_def, inline: called for every node
         result: list[tuple[WidgetSpec, Any]] = []
-        if definition is not None:
+        if isinstance(definition, dict):
             result = widget_values(node.type, definition, node.widgets_values)
         elif not self.is_virtual(node):
             values = node.widgets_values
@@ -380,7 +381,9 @@ class _Converter:
                 value = process_dynamic_prompt(value, self.rng)
             elif widget.name == "filename_prefix" and dto.node.type in SAVE_NODE_TYPES and isinstance(value, str):
                 value = self.replace_text(value)
-            inputs[widget.name] = prompt_value(widget, value)
+            # Most values go in as they are; prompt_value decides for the few it may wrap.
+            inputs[widget.name] = (prompt_value(widget, value) if widget.type in TYPED_VALUE_WIDGETS
+                                   or isinstance(value, list) else value)
         for i, inp in enumerate(dto.node.inputs):
             if inp.link is None:
                 continue

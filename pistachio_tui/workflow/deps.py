@@ -76,6 +76,7 @@ _NAME_HINTS = (
 #: Legacy folder names the server maps onto current ones.
 FOLDER_ALIASES = {"clip": "text_encoders", "unet": "diffusion_models", "t2i_adapter": "controlnet"}
 _DRIVE = re.compile(r"^[A-Za-z]:")
+_SEPARATORS = re.compile(r"[\\/]")
 
 
 @dataclass
@@ -132,7 +133,7 @@ def is_unsafe_name(name: str) -> bool:
     """Absolute paths, drive letters and ``..`` components: never write these under models/."""
     if not name or name.startswith(("/", "\\", "~")) or _DRIVE.match(name) or "\x00" in name:
         return True
-    return any(part == ".." for part in re.split(r"[\\/]", name))
+    return any(part == ".." for part in _SEPARATORS.split(name))
 
 
 _LONGEST_EXTENSION = max(map(len, MODEL_EXTENSIONS))

@@ -175,6 +175,10 @@ def _plain_id(value: Any) -> str | None:
     return value if kind is str and value else None
 
 
+#: The element types of a list of link ids in the usual shape (``bool`` is not an id).
+_ONLY_INT = frozenset({int})
+
+
 def _parse_link(r: _Reader, raw: Any, graph_path: str, index: int) -> Link:
     # Files hold thousands of links in the usual shape; only an unusual one pays for the
     # checks that name the bad field.
@@ -245,7 +249,8 @@ def _parse_output(r: _Reader, slot: Any, node_path: str, index: int) -> OutputSl
 
 def _parse_node(r: _Reader, raw: Any, path: str) -> Node:
     obj = raw if type(raw) is dict else r.obj(raw, path)
-    ident = _plain_id(obj.get("id")) or r.node_id(obj.get("id"), f"{path}.id")
+    ident = obj.get("id")
+    ident = str(ident) if type(ident) is int else ident if type(ident) is str and ident else r.node_id(ident, f"{path}.id")
     ntype = obj.get("type")
     if type(ntype) is not str:
         ntype = r.str_(ntype, f"{path}.type")
@@ -262,8 +267,9 @@ def _parse_node(r: _Reader, raw: Any, path: str) -> Node:
         r.arr(raw_outputs, f"{path}.outputs")
     # The usual slot shapes are read inline (a call per slot was a fifth of parsing); any
     # other shape goes through the checks that name the bad field.
-    inputs = []
-    for i, slot in enumerate(raw_inputs):
+    # The index of a slot, needed only to name a bad one, is how many were read before it.
+    inputs: list[InputSlot] = []
+    for slot in raw_inputs:
         if type(slot) is dict:
             name, link, stype, widget = slot.get("name"), slot.get("link"), slot.get("type"), slot.get("widget")
             if type(name) is str and (link is None or type(link) is int) and type(stype) is str:
@@ -274,16 +280,16 @@ def _parse_node(r: _Reader, raw: Any, path: str) -> Node:
                 if type(widget_name) is str:
                     inputs.append(InputSlot(name, stype, link, widget_name))
                     continue
-        inputs.append(_parse_input(r, slot, path, i))
-    outputs = []
-    for i, slot in enumerate(raw_outputs):
+        inputs.append(_parse_input(r, slot, path, len(inputs)))
+    outputs: list[OutputSlot] = []
+    for slot in raw_outputs:
         if type(slot) is dict:
             name, stype, links = slot.get("name"), slot.get("type"), slot.get("links")
-            if type(name) is str and type(stype) is str and (links is None or (type(links) is list and all(
-                    type(v) is int for v in links))):
+            if type(name) is str and type(stype) is str and (links is None or (type(links) is list and {
+                    *map(type, links)} <= _ONLY_INT)):
                 outputs.append(OutputSlot(name, stype, links or []))
                 continue
-        outputs.append(_parse_output(r, slot, path, i))
+        outputs.append(_parse_output(r, slot, path, len(outputs)))
     values = obj.get("widgets_values")
     if values is not None and not isinstance(values, (list, dict)):
         raise r.fail(f"{path}.widgets_values", f"found {json_kind(values)}", "an array or an object")
@@ -317,6 +323,14 @@ def _parse_graph(r: _Reader, obj: dict[str, Any], path: str) -> Graph:
             # The editor's own shape, [id, origin, slot, target, slot, type] with integer node ids:
             # by far the most links, so they skip even the general fast path.
             ident, origin, oslot, target, tslot, ltype = raw
+            if (type(ident) is int and type(origin) is int and type(oslot) is int and type(target) is int
+                    and type(tslot) is int and type(ltype) is str):
+                links[ident] = Link(ident, str(origin), oslot, str(target), tslot, ltype)
+                continue
+        elif type(raw) is dict:
+            # Subgraph definitions keep links as objects, most of a file's links in newer templates.
+            ident, origin, oslot = raw.get("id"), raw.get("origin_id"), raw.get("origin_slot")
+            target, tslot, ltype = raw.get("target_id"), raw.get("target_slot"), raw.get("type")
             if (type(ident) is int and type(origin) is int and type(oslot) is int and type(target) is int
                     and type(tslot) is int and type(ltype) is str):
                 links[ident] = Link(ident, str(origin), oslot, str(target), tslot, ltype)
