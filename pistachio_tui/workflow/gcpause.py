@@ -1,6 +1,6 @@
-"""Pause the cyclic garbage collector while a workflow is parsed or converted.
+"""Pause the cyclic garbage collector while a workflow is read, parsed or converted.
 
-Parsing and converting a workflow allocates tens of thousands of small objects
+Decoding, parsing and converting a workflow allocates tens of thousands of small objects
 that reference counting frees as soon as the work is done; none of them form
 cycles. Meanwhile every few hundred allocations wake the cyclic collector, and
 its full passes walk the whole long-lived heap — in the app that includes the

@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from pistachio_tui.workflow.errors import WorkflowError
+from pistachio_tui.workflow.gcpause import without_cyclic_gc
 from pistachio_tui.workflow.imagemeta import is_png, is_webp, png_text, webp_text
 from pistachio_tui.workflow.uigraph import UIWorkflow, json_kind, parse_ui
 
@@ -275,6 +276,7 @@ def _from_zip(data: bytes, source: str | None) -> list[Workflow]:
     return found
 
 
+@without_cyclic_gc
 def load_workflows(source: Path | str | bytes, name: str | None = None) -> list[Workflow]:
     """Every workflow in ``source`` (several only for zip archives)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
