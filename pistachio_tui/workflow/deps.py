@@ -199,11 +199,14 @@ class _Analyser:
                 continue
             loader = _LOADER_INPUTS.get(class_type, _NO_LOADER)
             for input_name, value in (node.get("inputs") or {}).items():
-                if not isinstance(value, str) or value in _BUILTIN_VALUES:
+                if not isinstance(value, str):
                     continue
                 folder = loader.get(input_name)
-                # looks_like_model_file inline: this loop meets every string input of every node.
+                # looks_like_model_file inline, and before the set lookup, which would hash every
+                # prompt text whole: this loop meets every string input of every node.
                 if folder is None and not value[-_LONGEST_EXTENSION:].lower().endswith(MODEL_EXTENSIONS):
+                    continue
+                if value in _BUILTIN_VALUES:
                     continue
                 options = self.options(class_type, input_name)
                 if folder is None:
@@ -270,6 +273,8 @@ def pack_refs(graph: UIWorkflow) -> dict[str, PackRef]:
         if node.type in packs or node.type in graph.subgraphs:
             continue
         props = node.properties
+        if "cnr_id" not in props and "aux_id" not in props:
+            continue
         cnr_id = _checked(_pack_id, props.get("cnr_id"))
         aux_id = _checked(_aux_id, props.get("aux_id"))
         if cnr_id or aux_id:  # only then is the (frozen, so slower to build) PackRef made
