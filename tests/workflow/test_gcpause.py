@@ -32,3 +32,24 @@ def test_a_collector_someone_switched_off_stays_off(restore_gc):
     gc.disable()
     parse_ui(tiny_ui())
     assert not gc.isenabled()
+
+
+def test_loading_a_file_pauses_the_collector_and_restores_it_even_when_the_json_is_broken(restore_gc, monkeypatch):
+    import json
+
+    from pistachio_tui.workflow import load
+
+    seen: list[bool] = []
+    real = load._json
+
+    def spy(text, source, where="$"):
+        seen.append(gc.isenabled())
+        return real(text, source, where)
+
+    monkeypatch.setattr(load, "_json", spy)
+    gc.enable()
+    load.load_workflow(json.dumps(tiny_ui()).encode())
+    with pytest.raises(load.WorkflowError):
+        load.load_workflow(b"{not json")
+    assert seen == [False, False]
+    assert gc.isenabled()
