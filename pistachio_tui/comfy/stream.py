@@ -9,7 +9,6 @@ REST, so a prompt that finished while the socket was down is not missed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 from collections.abc import AsyncGenerator
@@ -126,9 +125,24 @@ class EventStream:
                     if reconnecting:
                         yield await self._resync()
                     yield first
-                    async with contextlib.aclosing(self._shared(ws)) as events:
-                        async for event in events:
-                            yield event
+                    # Read here, not through a generator of its own: every frame would pass two of them.
+                    # A frame already buffered comes back without giving the loop away, so a server
+                    # sending faster than we read would starve the UI: after a slice of frames read
+                    # back to back comes a pause, not a bare yield (after ``sleep(0)`` the next slice
+                    # runs in the very next loop turn, stacked onto whatever the UI draws in it), so
+                    # under a backlog the stream takes about half the loop.
+                    clock = asyncio.get_running_loop().time
+                    started = asked = clock()
+                    async for raw in ws:
+                        now = clock()
+                        if now - asked >= _READ_SLICE_S:
+                            # Waited for this frame as long as a slice: everything else had its turn.
+                            started = now
+                        elif now - started >= _READ_SLICE_S:
+                            await asyncio.sleep(_PAUSE_S)
+                            started = clock()
+                        yield parse_message(raw)
+                        asked = clock()
                     reason = "the server closed the connection"
                 except ConnectionClosed as exc:
                     reason = f"lost the websocket to ComfyUI at {self.client.shown_url} ({self.client.scrub(str(exc))})"
@@ -151,28 +165,6 @@ class EventStream:
                 await asyncio.wait_for(self._wake.wait(), retry_in)
             except TimeoutError:
                 pass
-
-    @staticmethod
-    async def _shared(ws: ClientConnection) -> AsyncGenerator[Event, None]:
-        """The socket's events, pausing after each slice of frames read back to back.
-
-        A frame already buffered comes back from the socket without giving the loop away, so a
-        server sending faster than we read would starve the UI. A pause, not a bare yield: after
-        ``sleep(0)`` the next slice runs in the very next loop turn, stacked onto whatever the
-        UI draws in it (a stall of both); so under a backlog the stream takes about half the loop.
-        """
-        loop = asyncio.get_running_loop()
-        started = asked = loop.time()
-        async for raw in ws:
-            now = loop.time()
-            if now - asked >= _READ_SLICE_S:
-                # Waited for this frame as long as a slice: everything else had its turn meanwhile.
-                started = now
-            elif now - started >= _READ_SLICE_S:
-                await asyncio.sleep(_PAUSE_S)
-                started = loop.time()
-            yield parse_message(raw)
-            asked = loop.time()
 
     def _reason(self, exc: BaseException) -> str:
         url = self.client.shown_url

@@ -43,7 +43,7 @@ class PistachioScreen(Screen):
         yield StatusHeader()
         yield NavBar(self.MODE)
         yield from self.compose_body()
-        yield Footer()
+        yield Footer(compact=True)
 
     def compose_body(self) -> ComposeResult:
         yield from ()

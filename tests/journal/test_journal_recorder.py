@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 from pistachio_tui.comfy.session import CONNECTED, ServerSession
 from pistachio_tui.comfy.stream import Backoff
@@ -21,38 +23,37 @@ async def wait_for(predicate, timeout: float = 10.0) -> None:
     await asyncio.wait_for(poll(), timeout)
 
 
-async def test_a_finished_prompt_is_journaled_with_its_prompt_and_outputs(sim, tmp_path):
-    journal = Journal(tmp_path / "j.sqlite3")
-    recorder = JournalRecorder(journal)
+@contextlib.asynccontextmanager
+async def journaled(sim, recorder: JournalRecorder) -> AsyncIterator[ServerSession]:
+    """A session on the simulator feeding ``recorder``, connected; both closed after."""
     session = ServerSession(ServerConfig("sim", sim.url), health_interval=0.1, backoff=FAST)
     session.subscribe(recorder.on_update)
     session.start()
     try:
         await wait_for(lambda: session.state == CONNECTED)
+        yield session
+    finally:
+        await session.stop()
+        await recorder.close()
+
+
+async def test_a_finished_prompt_is_journaled_with_its_prompt_and_outputs(sim, tmp_path):
+    journal = Journal(tmp_path / "j.sqlite3")
+    recorder = JournalRecorder(journal)
+    async with journaled(sim, recorder) as session:
         prompt = fresh_prompt(sim, 1234)
         state = await session.submit(prompt)
         await wait_for(lambda: (e := journal.get(sim.url, state.prompt_id)) is not None and e.status == "success")
         entry = journal.get(sim.url, state.prompt_id)
         assert entry.prompt == prompt and entry.seed == 1234 and entry.outputs
         assert await recorder.kept_prompt(session, state.prompt_id) == prompt
-    finally:
-        await session.stop()
-        await recorder.close()
 
 
 async def test_history_outlives_the_server(sim, tmp_path):
     path = tmp_path / "j.sqlite3"
-    recorder = JournalRecorder(Journal(path))
-    session = ServerSession(ServerConfig("sim", sim.url), health_interval=0.1, backoff=FAST)
-    session.subscribe(recorder.on_update)
-    session.start()
-    try:
-        await wait_for(lambda: session.state == CONNECTED)
+    async with journaled(sim, JournalRecorder(Journal(path))) as session:
         state = await session.submit(fresh_prompt(sim, 77))
         await wait_for(lambda: state.prompt_id in session.history)
-    finally:
-        await session.stop()
-        await recorder.close()
     await sim.kill()
     with Journal(path) as reopened:
         [entry] = reopened.search(seed=77)
@@ -64,18 +65,12 @@ async def test_a_disk_that_fails_is_said_once(sim, tmp_path):
     said: list[str] = []
     recorder = JournalRecorder(journal, on_error=said.append)
     journal.close()
-    session = ServerSession(ServerConfig("sim", sim.url), health_interval=0.1, backoff=FAST)
-    session.subscribe(recorder.on_update)
-    session.start()
-    try:
-        await wait_for(lambda: session.state == CONNECTED)
+    async with journaled(sim, recorder) as session:
         state = await session.submit(fresh_prompt(sim, 5))
         await wait_for(lambda: state.prompt_id in session.history)
         await wait_for(lambda: said)
         await asyncio.sleep(0.2)
         assert len(said) == 1 and "journal" in said[0]
-    finally:
-        await session.stop()
 
 
 async def test_the_app_journals_what_its_servers_run(sim, tmp_path):
@@ -116,12 +111,7 @@ async def test_the_journal_names_prompts_from_here_and_from_other_clients(sim, t
     from pistachio_tui.comfy.prompt_names import WORKFLOW_KEY
 
     journal = Journal(tmp_path / "j.sqlite3")
-    recorder = JournalRecorder(journal)
-    session = ServerSession(ServerConfig("sim", sim.url), health_interval=0.1, backoff=FAST)
-    session.subscribe(recorder.on_update)
-    session.start()
-    try:
-        await wait_for(lambda: session.state == CONNECTED)
+    async with journaled(sim, JournalRecorder(journal)) as session:
         ours = await session.submit(fresh_prompt(sim, 501), {WORKFLOW_KEY: "orchard.json"})
         theirs = fresh_prompt(sim, 502)
         async with ComfyClient(sim.url) as web_ui:
@@ -134,6 +124,3 @@ async def test_the_journal_names_prompts_from_here_and_from_other_clients(sim, t
         await wait_for(lambda: named(ours.prompt_id) is not None and named(queued.prompt_id) is not None)
         assert named(ours.prompt_id) == "orchard.json"
         assert named(queued.prompt_id) == "pistachio", "the web UI's prompt: its SaveImage prefix"
-    finally:
-        await session.stop()
-        await recorder.close()

@@ -62,7 +62,7 @@ class DashboardScreen(PistachioScreen):
         with Horizontal(id="dash-bottom"):
             yield Static("[b]Training[/b]\nno run followed yet", id="dash-training")
             yield Static("[b]Pods[/b]\nno RunPod key (see 7 Pods)", id="dash-pods")
-        yield Footer()
+        yield Footer(compact=True)
 
     def refresh_view(self, update: SessionUpdate | None) -> None:
         self.query_one("#dash-servers", Static).update(servers_table(self.papp))
