@@ -301,6 +301,13 @@ def _parse_node(r: _Reader, raw: Any, path: str) -> Node:
 def _parse_io(r: _Reader, raw: Any, path: str) -> list[SubgraphSlot]:
     slots = []
     for i, item in enumerate(r.arr(raw or [], path)):
+        if type(item) is dict:
+            # The usual shape skips the per-id checks (and their paths) below.
+            raw_ids, name, stype = item.get("linkIds") or [], item.get("name"), item.get("type")
+            if type(raw_ids) is list and {*map(type, raw_ids)} <= _ONLY_INT:
+                slots.append(SubgraphSlot(name if isinstance(name, str) else "",
+                                          stype if type(stype) is str else _slot_type(stype), list(raw_ids)))
+                continue
         spath = f"{path}[{i}]"
         s = r.obj(item, spath)
         ids = [r.int_(v, f"{spath}.linkIds[{j}]") for j, v in enumerate(r.arr(s.get("linkIds") or [], f"{spath}.linkIds"))]
