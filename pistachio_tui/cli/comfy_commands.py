@@ -179,7 +179,9 @@ def _print_status(url: str, stats: Any, queue: Any) -> None:
     console.print(f"[bold]ComfyUI {escape(stats.comfyui_version)}[/] at {escape(url)}")
     console.print(f"Python {python}, torch {escape(stats.pytorch_version)}, {escape(stats.os)}")
     console.print(f"RAM {gib(stats.ram_free)} free of {gib(stats.ram_total)}")
-    table = Table("#", "device", "type", "VRAM free", "VRAM total", "torch free", "torch total")
+    # ComfyUI on CPU reports its device as type "cpu" with the machine's RAM in the VRAM fields.
+    memory = "RAM" if stats.devices and all(d.type == "cpu" for d in stats.devices) else "VRAM"
+    table = Table("#", "device", "type", f"{memory} free", f"{memory} total", "torch free", "torch total")
     for device in stats.devices:
         table.add_row("" if device.index is None else str(device.index), escape(device.name), escape(device.type),
                       gib(device.vram_free), gib(device.vram_total),

@@ -67,6 +67,7 @@ async def test_status_table(trace_server, capsys):
     assert "ComfyUI 0.8.0" in out and server.url in out
     assert "torch 2.14.1+cu130" in out
     assert "cpu" in out and "22.0G" in out
+    assert "RAM free" in out and "VRAM" not in out, "a CPU server's memory is RAM"
     assert "Queue: 0 running, 0 pending" in out
 
 
