@@ -117,3 +117,13 @@ async def test_stop_asks_first_and_no_keeps_the_pod_running(fake_runpod, tmp_pat
         await until(pilot, lambda: isinstance(app.screen, YesNo))
         await pilot.press("y")
         await until(pilot, lambda: fake_runpod.pod("abc123xyz")["desiredStatus"] == "EXITED")
+
+
+async def test_a_rejected_key_replaces_connecting_with_what_happened(fake_runpod, tmp_path, monkeypatch):
+    monkeypatch.setenv("RUNPOD_API_KEY", "not-the-key")
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("7")
+        account = app.screen.query_one("#pods-account")
+        await until(pilot, lambda: "Connecting" not in str(account.render()))
+        assert "RunPod" in str(account.render())

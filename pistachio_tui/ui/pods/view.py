@@ -254,6 +254,9 @@ class PodsView(Vertical):
             state = await monitor.refresh()
         except RunPodError as exc:
             self.status.show(exc.message, "error")
+            if self.state is None:
+                # Nothing has been shown yet: "Connecting…" would stay above the error for good.
+                self.query_one("#pods-account", Static).update("RunPod: no answer yet (see below)")
             return
         self._show_state(state)
         self._report_guard(state)
