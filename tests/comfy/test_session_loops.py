@@ -8,15 +8,9 @@ from pistachio_tui.comfy.session import DOWN, ServerSession
 from pistachio_tui.comfy.stream import Backoff
 from pistachio_tui.config import ServerConfig
 from pistachio_tui.failures import unexpected_reason
+from tests.polling import wait_for
 
 FAST = Backoff(initial=0.05, cap=0.1, jitter=0)
-
-
-async def wait_for(predicate, timeout: float = 10.0) -> None:
-    async def poll() -> None:
-        while not predicate():
-            await asyncio.sleep(0.02)
-    await asyncio.wait_for(poll(), timeout)
 
 
 async def test_a_port_typo_reads_down_with_the_error_not_connecting_forever():

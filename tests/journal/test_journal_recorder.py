@@ -11,16 +11,10 @@ from pistachio_tui.comfy.stream import Backoff
 from pistachio_tui.config import ServerConfig
 from pistachio_tui.journal import Journal
 from pistachio_tui.journal_recorder import JournalRecorder
+from tests.polling import wait_for
 from tests.ui.helpers import fresh_prompt
 
 FAST = Backoff(initial=0.05, cap=0.1, jitter=0)
-
-
-async def wait_for(predicate, timeout: float = 10.0) -> None:
-    async def poll() -> None:
-        while not predicate():
-            await asyncio.sleep(0.02)
-    await asyncio.wait_for(poll(), timeout)
 
 
 @contextlib.asynccontextmanager

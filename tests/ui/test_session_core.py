@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 
 from pistachio_tui.comfy.session import CONNECTED, DOWN, ServerSession, SessionManager, UpdateKind
@@ -10,17 +9,11 @@ from pistachio_tui.comfy.stream import Backoff
 from pistachio_tui.config import ServerConfig
 from pistachio_tui.sim.catalog import seed_workflows
 from pistachio_tui.workflow.convert import load_prompt_for_run
+from tests.polling import wait_for
 
 from .helpers import fresh_prompt
 
 FAST = Backoff(initial=0.05, cap=0.1, jitter=0)
-
-
-async def wait_for(predicate, timeout: float = 10.0) -> None:
-    async def poll() -> None:
-        while not predicate():
-            await asyncio.sleep(0.02)
-    await asyncio.wait_for(poll(), timeout)
 
 
 def sim_prompt(sim) -> dict:
