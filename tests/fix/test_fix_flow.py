@@ -42,6 +42,22 @@ def _options(tmp_path, **kw):
     return FixOptions(**base)
 
 
+async def _fix(tmp_path, workflow, *, manager: bool | str = True, security_level: str | None = None, chooser=None,
+               **options):
+    """One fix on a fresh simulator: the outcome, and every event the flow emitted."""
+    sim = await _sim(tmp_path, manager=manager)
+    if security_level is not None:
+        sim.manager.security_level = security_level
+    events: list = []
+    try:
+        async with ComfyClient(sim.url) as client:
+            outcome = await FixFlow(client, workflow, _options(tmp_path, **options), emit=events.append,
+                                    chooser=chooser).run()
+    finally:
+        await sim.stop()
+    return outcome, events
+
+
 BROKEN = {
     "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
     "2": {"class_type": "BrokenPackNode", "inputs": {"image": ["1", 0]}},
@@ -76,12 +92,7 @@ async def test_two_packs_three_models_to_accepted(tmp_path, files, version):
 
 
 async def test_import_failure_reported_with_pip_command(tmp_path):
-    sim = await _sim(tmp_path)
-    try:
-        async with ComfyClient(sim.url) as client:
-            outcome = await FixFlow(client, _api_workflow(BROKEN), _options(tmp_path, yes=True)).run()
-    finally:
-        await sim.stop()
+    outcome, events = await _fix(tmp_path, _api_workflow(BROKEN), yes=True)
     assert not outcome.accepted
     [failure] = outcome.import_failures
     assert failure.pack == "ComfyUI-BrokenPack" and failure.missing_module == "definitely_missing_dependency_xyz"
@@ -89,13 +100,7 @@ async def test_import_failure_reported_with_pip_command(tmp_path):
 
 
 async def test_without_manager_gives_manual_commands(tmp_path):
-    sim = await _sim(tmp_path, manager=False)
-    events = []
-    try:
-        async with ComfyClient(sim.url) as client:
-            outcome = await FixFlow(client, _api_workflow(USDU), _options(tmp_path), emit=events.append).run()
-    finally:
-        await sim.stop()
+    outcome, events = await _fix(tmp_path, _api_workflow(USDU), manager=False)
     assert not outcome.accepted
     clone, requirements = outcome.commands[:2]
     assert clone.startswith("git clone https://github.com/ssitu/ComfyUI_UltimateSDUpscale ")
@@ -108,12 +113,7 @@ async def test_without_manager_gives_manual_commands(tmp_path):
 async def test_unknown_node_class_is_actionable(tmp_path):
     prompt = {"1": {"class_type": "NoPackProvidesThis_9000", "inputs": {}},
               "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}}}
-    sim = await _sim(tmp_path)
-    try:
-        async with ComfyClient(sim.url) as client:
-            outcome = await FixFlow(client, _api_workflow(prompt), _options(tmp_path)).run()
-    finally:
-        await sim.stop()
+    outcome, events = await _fix(tmp_path, _api_workflow(prompt))
     assert not outcome.accepted
     assert any("No known pack provides node 'NoPackProvidesThis_9000'" in r for r in outcome.remaining)
 
@@ -125,38 +125,23 @@ async def test_unknown_model_is_actionable(tmp_path):
         "8": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["4", 2]}},
         "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "x", "images": ["8", 0]}},
     }
-    sim = await _sim(tmp_path)
-    try:
-        async with ComfyClient(sim.url) as client:
-            outcome = await FixFlow(client, _api_workflow(prompt), _options(tmp_path, yes=True)).run()
-    finally:
-        await sim.stop()
+    outcome, events = await _fix(tmp_path, _api_workflow(prompt), yes=True)
     assert not outcome.accepted
     assert any("nowhere_to_be_found.safetensors" in r and "models/checkpoints/" in r for r in outcome.remaining)
 
 
 async def test_model_through_manager_when_no_local_folder(tmp_path, files):
-    sim = await _sim(tmp_path)
     workflow = load_workflow(json.dumps(
         fix_workflow(files.url, CHECKPOINT_ONLY_NODES, MODELS[:1])).encode(), "ckpt.json")
-    try:
-        async with ComfyClient(sim.url) as client:
-            outcome = await FixFlow(client, workflow, _options(tmp_path, yes=True)).run()
-    finally:
-        await sim.stop()
+    outcome, events = await _fix(tmp_path, workflow, yes=True)
     assert outcome.accepted, outcome.remaining
     assert (tmp_path / "models" / "checkpoints" / "fixflow_ckpt.safetensors").is_file()
 
 
 async def test_without_yes_nothing_is_downloaded(tmp_path, files):
-    sim = await _sim(tmp_path)
     workflow = load_workflow(json.dumps(
         fix_workflow(files.url, CHECKPOINT_ONLY_NODES, MODELS[:1])).encode(), "ckpt.json")
-    try:
-        async with ComfyClient(sim.url) as client:
-            outcome = await FixFlow(client, workflow, _options(tmp_path, comfy_dir=tmp_path)).run()
-    finally:
-        await sim.stop()
+    outcome, events = await _fix(tmp_path, workflow, comfy_dir=tmp_path)
     assert not outcome.accepted and not files.requests
     assert outcome.needs == [Need.MODEL_CHOICE] and not any("--" in r for r in outcome.remaining)
 
@@ -164,13 +149,7 @@ async def test_without_yes_nothing_is_downloaded(tmp_path, files):
 async def test_pack_the_manager_cannot_resolve_gets_manual_commands(tmp_path):
     prompt = {"1": {"class_type": "IPAdapterModelLoader", "inputs": {}},
               "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}}}
-    sim = await _sim(tmp_path)
-    events = []
-    try:
-        async with ComfyClient(sim.url) as client:
-            outcome = await FixFlow(client, _api_workflow(prompt), _options(tmp_path), emit=events.append).run()
-    finally:
-        await sim.stop()
+    outcome, events = await _fix(tmp_path, _api_workflow(prompt))
     assert not outcome.accepted
     failures = [e.message for e in events if e.step == "install" and e.state == "failed"]
     assert any("Cannot resolve install target" in m for m in failures)
@@ -201,14 +180,7 @@ async def test_chooser_decides_and_choice_is_remembered(tmp_path, files):
 
 
 async def test_a_forbidding_3x_manager_is_asked_once_and_explained(tmp_path):
-    sim = await _sim(tmp_path, manager="V3.39.2")
-    sim.manager.security_level = "strong"
-    events = []
-    try:
-        async with ComfyClient(sim.url) as client:
-            outcome = await FixFlow(client, _api_workflow(USDU), _options(tmp_path), emit=events.append).run()
-    finally:
-        await sim.stop()
+    outcome, events = await _fix(tmp_path, _api_workflow(USDU), manager="V3.39.2", security_level="strong")
     refusals = [e.message for e in events if e.step == "install" and e.state == "failed" and "refused" in e.message]
     assert len(refusals) == 1 and "security_level" in refusals[0] and "POST /manager/queue/install (403)" in refusals[0]
     assert any(c.startswith("git clone https://github.com/ssitu/ComfyUI_UltimateSDUpscale ") for c in outcome.commands)
@@ -244,14 +216,7 @@ async def test_a_good_branch_does_not_end_the_fix_before_the_other_is_fixed(tmp_
 
 
 async def test_a_4x_manager_refusing_by_policy_is_asked_once(tmp_path):
-    sim = await _sim(tmp_path, manager="V4.0.4")
-    sim.manager.security_level = "strong"
-    events = []
-    try:
-        async with ComfyClient(sim.url) as client:
-            outcome = await FixFlow(client, _api_workflow(USDU), _options(tmp_path), emit=events.append).run()
-    finally:
-        await sim.stop()
+    outcome, events = await _fix(tmp_path, _api_workflow(USDU), manager="V4.0.4", security_level="strong")
     queued = [e.message for e in events if e.step == "install" and e.state == "start"]
     assert queued == ["Queueing comfyui_ultimatesdupscale@latest"]
     assert any("security_level = normal" in e.message for e in events if e.state == "failed")
