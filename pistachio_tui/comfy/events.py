@@ -2,6 +2,10 @@
 
 ``parse_message`` turns one frame (JSON text or a binary preview) into an event;
 :mod:`pistachio_tui.comfy.stream` reads them off a socket that survives disconnects.
+
+Events are values: nothing changes one after it is made. They are slotted, not frozen,
+dataclasses because one is built for every frame, and a frozen one takes three times as
+long to build (each field goes through ``object.__setattr__``).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import json
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Union
+from typing import Any, Union
 
 import orjson
 
@@ -35,7 +39,7 @@ def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Status:
     """Queue size changed; the first one after connecting carries the session id."""
 
@@ -43,7 +47,7 @@ class Status:
     sid: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ExecutionStart:
     """The server started a prompt (``timestamp`` in epoch seconds)."""
 
@@ -51,7 +55,7 @@ class ExecutionStart:
     timestamp: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ExecutionCached:
     """Nodes of the prompt that will not run because their result is cached."""
 
@@ -60,7 +64,7 @@ class ExecutionCached:
     timestamp: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Executing:
     """A node started; ``node`` None marks the end of the prompt."""
 
@@ -69,7 +73,7 @@ class Executing:
     display_node: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Progress:
     """Step ``value`` of ``max`` of a node (a sampler's steps)."""
 
@@ -79,12 +83,9 @@ class Progress:
     max: int
 
 
-class NodeProgress(NamedTuple):
-    """One node's entry in ``progress_state``; ``state`` is "pending", "running" or "finished".
-
-    A named tuple, not a frozen dataclass: a flood brings several with every frame, and a frozen
-    dataclass takes four times as long to build.
-    """
+@dataclass(slots=True)
+class NodeProgress:
+    """One node's entry in ``progress_state``; ``state`` is "pending", "running" or "finished"."""
 
     node_id: str
     value: float
@@ -95,15 +96,35 @@ class NodeProgress(NamedTuple):
     real_node_id: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ProgressState:
-    """Progress of every node the server has touched so far in a prompt."""
+    """Progress of every node the server has touched so far in a prompt.
+
+    A sampler sends one with every step, each naming every node so far, and the tracker needs
+    only which ones finished: ``entries`` keeps each node's object as the server sent it, and
+    ``nodes`` reads them into ``NodeProgress`` when asked.
+    """
 
     prompt_id: str
-    nodes: dict[str, NodeProgress]
+    entries: dict[str, dict[str, Any]]
+
+    @property
+    def nodes(self) -> dict[str, NodeProgress]:
+        """Each node's progress by node id; an entry with a value of the wrong type is left out."""
+        nodes = {}
+        for node_id, entry in self.entries.items():
+            try:
+                nodes[node_id] = _node_progress(node_id, entry)
+            except (TypeError, ValueError, OverflowError):
+                continue
+        return nodes
+
+    def finished_nodes(self) -> list[str]:
+        """The ids of the nodes it reports finished."""
+        return [node_id for node_id, entry in self.entries.items() if entry.get("state") == "finished"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Executed:
     """A node finished and produced UI output (images, text...)."""
 
@@ -118,7 +139,7 @@ class Executed:
         return parse_outputs(self.node, self.output)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ExecutionSuccess:
     """The prompt finished without error."""
 
@@ -126,7 +147,7 @@ class ExecutionSuccess:
     timestamp: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ExecutionError:
     """A node raised; ``exception_message`` is what the node said."""
 
@@ -157,7 +178,7 @@ class ExecutionError:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ExecutionInterrupted:
     """The prompt was interrupted while ``node_id`` ran."""
 
@@ -179,7 +200,7 @@ class ExecutionInterrupted:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class PreviewImage:
     """A live preview frame; ``image_type`` is "jpeg" or "png".
 
@@ -194,21 +215,21 @@ class PreviewImage:
     display_node_id: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class LogLines:
     """New console output of the server (after ``subscribe_logs``)."""
 
     entries: list[LogEntry]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FeatureFlags:
     """The server's answer to our feature flags (what it supports)."""
 
     flags: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Unknown:
     """A message this version does not understand (custom nodes, Manager ``cm-*`` events)."""
 
@@ -216,14 +237,14 @@ class Unknown:
     data: Any
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Connected:
     """The websocket is open; ``sid`` is the session id the server chose."""
 
     sid: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Disconnected:
     """The websocket dropped (or could not open); the next attempt is in ``retry_in`` seconds."""
 
@@ -231,7 +252,7 @@ class Disconnected:
     retry_in: float
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Resynced:
     """After a reconnect: the queue now, and the newest finished prompts by id."""
 
@@ -246,8 +267,25 @@ Event = Union[
 ]
 
 
+def _entries(nodes: Any) -> dict[str, dict[str, Any]]:
+    # JSON object keys are always strings; the values must be objects for anyone to read them.
+    # Their types are checked in C (no generator): a sampler sends these with every step.
+    if type(nodes) is not dict or not _OBJECT.issuperset(map(type, nodes.values())):
+        raise TypeError("progress_state nodes are not objects")
+    return nodes
+
+
+_OBJECT = frozenset({dict})
+
+
+def _progress(d: dict[str, Any]) -> Progress:
+    # Without helper calls: a sampler sends one with every step.
+    prompt_id, node = d.get("prompt_id"), d.get("node")
+    return Progress(None if prompt_id is None else str(prompt_id), None if node is None else str(node),
+                    int(d["value"]), int(d["max"]))
+
+
 def _node_progress(node_id: str, data: dict[str, Any]) -> NodeProgress:
-    # Positional and without helper calls: a flood brings several of these with every frame.
     get = data.get
     display, parent, real = get("display_node_id"), get("parent_node_id"), get("real_node_id")
     return NodeProgress(str(get("node_id", node_id)), float(get("value", 0)), float(get("max", 1)),
@@ -261,11 +299,8 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], Event]] = {
     "execution_cached": lambda d: ExecutionCached(str(d["prompt_id"]), [str(n) for n in d["nodes"]], _seconds(d)),
     "executing": lambda d: Executing(_opt_str(d.get("prompt_id")), _opt_str(d.get("node")),
                                      _opt_str(d.get("display_node"))),
-    "progress": lambda d: Progress(_opt_str(d.get("prompt_id")), _opt_str(d.get("node")),
-                                   int(d["value"]), int(d["max"])),
-    "progress_state": lambda d: ProgressState(
-        # JSON object keys are always strings.
-        str(d["prompt_id"]), {k: _node_progress(k, v) for k, v in d["nodes"].items()}),
+    "progress": _progress,
+    "progress_state": lambda d: ProgressState(str(d["prompt_id"]), _entries(d["nodes"])),
     "executed": lambda d: Executed(str(d["prompt_id"]), str(d["node"]), _opt_str(d.get("display_node")),
                                    dict(d.get("output") or {})),
     "execution_success": lambda d: ExecutionSuccess(str(d["prompt_id"]), _seconds(d)),
@@ -278,10 +313,14 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], Event]] = {
 
 def parse_message(raw: str | bytes) -> Event:
     """One websocket frame as an event; anything unexpected becomes ``Unknown``."""
-    if isinstance(raw, (bytes, bytearray, memoryview)):
+    if not isinstance(raw, str):
         return _parse_binary(bytes(raw))
     try:
-        message = _loads(raw)
+        try:
+            message = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            # ComfyUI encodes with Python's json, which writes NaN and Infinity; strict JSON refuses them.
+            message = json.loads(raw)
         kind, data = message["type"], message.get("data")
     except (ValueError, TypeError, KeyError):
         return Unknown("invalid", raw)
@@ -293,14 +332,6 @@ def parse_message(raw: str | bytes) -> Event:
     # OverflowError: int() of an Infinity, which Python's own json.dumps writes for float('inf').
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
         return Unknown(str(kind), data)
-
-
-def _loads(raw: str | bytes) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        # ComfyUI encodes with Python's json, which writes NaN and Infinity; strict JSON refuses them.
-        return json.loads(raw)
 
 
 def _parse_binary(frame: bytes) -> Event:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidStatus
 
 from pistachio_tui.comfy.client import ComfyClient
 from pistachio_tui.comfy.errors import ComfyError
@@ -125,15 +125,18 @@ class EventStream:
                     if reconnecting:
                         yield await self._resync()
                     yield first
-                    # Read here, not through a generator of its own: every frame would pass two of them.
+                    # Read here with ``recv``, not through a generator of our own nor the socket's
+                    # (``async for``): every frame would pass two or three of them.
                     # A frame already buffered comes back without giving the loop away, so a server
                     # sending faster than we read would starve the UI: after a slice of frames read
                     # back to back comes a pause, not a bare yield (after ``sleep(0)`` the next slice
                     # runs in the very next loop turn, stacked onto whatever the UI draws in it), so
                     # under a backlog the stream takes about half the loop.
                     clock = asyncio.get_running_loop().time
+                    recv = ws.recv
                     started = asked = clock()
-                    async for raw in ws:
+                    while True:
+                        raw = await recv()
                         now = clock()
                         if now - asked >= _READ_SLICE_S:
                             # Waited for this frame as long as a slice: everything else had its turn.
@@ -143,6 +146,7 @@ class EventStream:
                             started = clock()
                         yield parse_message(raw)
                         asked = clock()
+                except ConnectionClosedOK:
                     reason = "the server closed the connection"
                 except ConnectionClosed as exc:
                     reason = f"lost the websocket to ComfyUI at {self.client.shown_url} ({self.client.scrub(str(exc))})"

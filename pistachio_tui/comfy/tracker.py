@@ -160,6 +160,8 @@ class _Tracked:
         #: Sampler steps of each node (0 for nodes without steps).
         self.steps = {node: sampler_steps(entry.get("inputs") or {}) if isinstance(entry, dict) else 0
                       for node, entry in prompt.items()}
+        #: What each node weighs in the overall progress: its sampler steps, 1 without any.
+        self.weights = {node: max(1, steps) for node, steps in self.steps.items()}
         #: The node the rate samples belong to, and its (clock time, step) samples, oldest first.
         self.rate_node: str | None = None
         self.samples: deque[tuple[float, int]] = deque()
@@ -185,14 +187,12 @@ class _Tracked:
     def totals(self) -> _Totals:
         # Every progress frame needs these; the sets they come from change a few times a prompt.
         if self._totals is None:
+            weights = self.weights
             todo = self.needed - self.cached
             remaining = frozenset(todo - self.done)
-            self._totals = _Totals(sum(self.weight(n) for n in todo), sum(self.weight(n) for n in todo & self.done),
-                                   remaining, sum(self.steps.get(n, 0) for n in remaining))
+            self._totals = _Totals(sum(weights[n] for n in todo), sum(weights[n] for n in todo & self.done),
+                                   remaining, sum(self.steps[n] for n in remaining))
         return self._totals
-
-    def weight(self, node: str) -> int:
-        return max(1, self.steps.get(node, 0))
 
     def update_fraction(self) -> None:
         state = self.state
@@ -200,12 +200,13 @@ class _Tracked:
         if not totals.weight:
             value = 1.0 if state.status != "queued" else 0.0
         else:
-            partial = 0.0
+            value = totals.done_weight
             node = state.current_node
-            if node in totals.remaining and state.max > 0:
-                partial = min(1.0, state.value / state.max) * self.weight(node)
-            value = (totals.done_weight + partial) / totals.weight
-        state.fraction = max(state.fraction, min(1.0, max(0.0, value)))
+            if state.max > 0 and node in totals.remaining:
+                value += min(1.0, state.value / state.max) * self.weights[node]
+            value /= totals.weight
+        if value > state.fraction:
+            state.fraction = min(1.0, value)
 
     def steps_left(self) -> int:
         """Sampler steps still to run: the rest of the current node's, then every later sampler's."""
@@ -252,6 +253,14 @@ class PromptTracker:
         self._clock = clock
         self._max_finished = max_finished
         self._prompts: OrderedDict[str, _Tracked] = OrderedDict()
+        #: What each kind of event does to its prompt's state, and whether it changed anything.
+        #: Looked up by type, not asked of each in turn: a flood brings several events a step.
+        self._handlers: dict[type, Callable[[_Tracked, Any], bool]] = {
+            Progress: self._on_progress, ProgressState: self._on_progress_state, Executing: self._on_executing,
+            ExecutionStart: self._on_start, ExecutionCached: self._on_cached, Executed: self._on_executed,
+            ExecutionSuccess: self._on_success, ExecutionError: self._on_error,
+            ExecutionInterrupted: self._on_interrupted, PreviewImage: self._on_preview,
+        }
 
     def track(self, prompt_id: str, prompt: dict[str, Any], outputs_to_execute: list[str] | None = None
               ) -> PromptState:
@@ -316,21 +325,18 @@ class PromptTracker:
 
     def feed(self, event: Event) -> PromptState | None:
         """Apply one event; returns the state it changed, if any."""
-        if isinstance(event, Resynced):
-            self._resync(event)
+        handler = self._handlers.get(type(event))
+        if handler is None:
+            if isinstance(event, Resynced):
+                self._resync(event)
             return None
-        prompt_id = getattr(event, "prompt_id", None)
-        tracked = self._prompts.get(prompt_id) if prompt_id else None
-        if tracked is None or tracked.state.finished:
+        # Every event with a handler has a ``prompt_id`` (None on some servers' frames, found nowhere).
+        tracked = self._prompts.get(event.prompt_id)  # type: ignore[union-attr, arg-type]
+        if tracked is None or tracked.state.status in FINAL:
             # Events for a prompt that already ended are stale (e.g. buffered before a resync).
             return None
-        if isinstance(event, ProgressState):
-            if not self._on_progress_state(tracked, event):
-                # A sampler sends one with every step, mostly repeating what is known: no one
-                # needs to redraw for it.
-                return None
-        else:
-            self._apply(tracked, event)
+        if not handler(tracked, event):
+            return None
         tracked.update_fraction()
         return tracked.state
 
@@ -386,52 +392,65 @@ class PromptTracker:
         self._finish(state, "error", time.time())
         self._trim()
 
-    def _apply(self, tracked: _Tracked, event: Event) -> None:
+    @staticmethod
+    def _on_start(tracked: _Tracked, event: ExecutionStart) -> bool:
         state = tracked.state
-        # What a sampler sends with every step comes first.
-        if isinstance(event, Progress):
-            if event.node is not None:
-                self._on_progress(tracked, event)
-        elif isinstance(event, ExecutionStart):
-            state.status = "running"
-            state.started_at = event.timestamp
-        elif isinstance(event, ExecutionCached):
-            state.status = "running"
-            tracked.set_cached(tracked.cached | set(event.nodes))
-            state.cached_nodes = sorted(tracked.cached, key=_node_order)
-        elif isinstance(event, Executing):
-            self._on_executing(tracked, event)
-        elif isinstance(event, Executed):
-            tracked.mark_done(event.node)
-            state.outputs.extend(f for f in event.files if f not in state.outputs)
-        elif isinstance(event, ExecutionSuccess):
-            self._finish(state, "success", event.timestamp)
-            state.fraction = 1.0
-        elif isinstance(event, ExecutionError):
-            state.error = event
-            self._finish(state, "error", event.timestamp)
-        elif isinstance(event, ExecutionInterrupted):
-            state.interrupted = event
-            self._finish(state, "interrupted", event.timestamp)
-        elif isinstance(event, PreviewImage):
-            state.preview = event
+        state.status = "running"
+        state.started_at = event.timestamp
+        return True
+
+    @staticmethod
+    def _on_cached(tracked: _Tracked, event: ExecutionCached) -> bool:
+        tracked.state.status = "running"
+        tracked.set_cached(tracked.cached | set(event.nodes))
+        tracked.state.cached_nodes = sorted(tracked.cached, key=_node_order)
+        return True
+
+    @staticmethod
+    def _on_executed(tracked: _Tracked, event: Executed) -> bool:
+        outputs = tracked.state.outputs
+        tracked.mark_done(event.node)
+        outputs.extend(f for f in event.files if f not in outputs)
+        return True
+
+    def _on_success(self, tracked: _Tracked, event: ExecutionSuccess) -> bool:
+        self._finish(tracked.state, "success", event.timestamp)
+        tracked.state.fraction = 1.0
+        return True
+
+    def _on_error(self, tracked: _Tracked, event: ExecutionError) -> bool:
+        tracked.state.error = event
+        self._finish(tracked.state, "error", event.timestamp)
+        return True
+
+    def _on_interrupted(self, tracked: _Tracked, event: ExecutionInterrupted) -> bool:
+        tracked.state.interrupted = event
+        self._finish(tracked.state, "interrupted", event.timestamp)
+        return True
+
+    @staticmethod
+    def _on_preview(tracked: _Tracked, event: PreviewImage) -> bool:
+        tracked.state.preview = event
+        return True
 
     @staticmethod
     def _on_progress_state(tracked: _Tracked, event: ProgressState) -> bool:
         """Mark the nodes it reports finished; whether any was not known to be."""
         done = tracked.done
-        new = [node_id for node_id, node in event.nodes.items() if node.state == "finished" and node_id not in done]
+        new = [node_id for node_id in event.finished_nodes() if node_id not in done]
         for node_id in new:
             tracked.mark_done(node_id)
+        # A sampler sends one with every step, mostly repeating what is known: no one needs to
+        # redraw for it.
         return bool(new)
 
-    def _on_executing(self, tracked: _Tracked, event: Executing) -> None:
+    def _on_executing(self, tracked: _Tracked, event: Executing) -> bool:
         state = tracked.state
         if event.node is None:
             # The end-of-prompt marker; servers that skip execution_success end here.
             self._finish(state, "success", None)
             state.fraction = 1.0
-            return
+            return True
         state.status = "running"
         if state.current_node is not None and state.current_node != event.node:
             tracked.mark_done(state.current_node)
@@ -440,20 +459,24 @@ class PromptTracker:
         state.value = state.max = 0
         # A rate belongs to one node's steps; the next node's steps may be much slower or faster.
         state.it_per_s = state.eta_s = None
+        return True
 
-    def _on_progress(self, tracked: _Tracked, event: Progress) -> None:
+    def _on_progress(self, tracked: _Tracked, event: Progress) -> bool:
+        node, value = event.node, event.value
+        if node is None:
+            return False
         state = tracked.state
-        node = str(event.node)
         if state.current_node != node:
             state.current_node = node
             state.current_title = tracked.title(node)
-        state.value, state.max = event.value, event.max
+        state.value, state.max = value, event.max
         if node != tracked.rate_node:
             state.it_per_s = None
-        rate = tracked.sample(node, event.value, self._clock())
+        rate = tracked.sample(node, value, self._clock())
         if rate is not None:
             state.it_per_s = rate
         state.eta_s = tracked.steps_left() / state.it_per_s if state.it_per_s else None
+        return True
 
     @staticmethod
     def _finish(state: PromptState, status: str, timestamp: float | None) -> None:

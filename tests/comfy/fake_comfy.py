@@ -14,16 +14,20 @@ class ScriptedComfy:
 
     ``/queue`` and ``/history`` answer ``queue`` and ``history``; ``history``
     switches to ``history_after_drop`` once a socket has been dropped, which
-    is how a prompt "finishes while the client is disconnected".
+    is how a prompt "finishes while the client is disconnected". With
+    ``close_last`` the last script ends in a close frame (1001, going away), as
+    ComfyUI's aiohttp sends its sockets when the server shuts down.
     """
 
     def __init__(self, scripts: list[list[str | bytes]], *, queue: dict[str, Any] | None = None,
-                 history_after_drop: dict[str, Any] | None = None, require_header: str | None = None) -> None:
+                 history_after_drop: dict[str, Any] | None = None, require_header: str | None = None,
+                 close_last: bool = False) -> None:
         self.scripts = scripts
         self.queue = queue or {"queue_running": [], "queue_pending": []}
         self.history: dict[str, Any] = {}
         self.history_after_drop = history_after_drop or {}
         self.require_header = require_header
+        self.close_last = close_last
         self.connections = 0
         self.ws_headers: list[dict[str, str]] = []
         self._runner: web.AppRunner | None = None
@@ -65,6 +69,11 @@ class ScriptedComfy:
             # Drop without a close frame, like a crashed server or a dead proxy.
             self.history = self.history_after_drop
             request.transport.close()
+            return ws
+        if self.close_last:
+            # After the client's feature flags, or its send of them would meet the close.
+            await ws.receive()
+            await ws.close(code=1001)
             return ws
         async for _ in ws:
             pass

@@ -129,3 +129,18 @@ def test_progress_state_nodes_keep_their_fields():
     assert key == "7"
     assert node == NodeProgress("7", 3.0, 20.0, "running", "7", None, "7")
     assert (node.value, node.max, node.state, node.parent_node_id) == (3.0, 20.0, "running", None)
+
+
+def test_progress_state_with_nodes_that_are_not_objects_is_unknown():
+    data = {"prompt_id": "p", "nodes": {"7": "running"}}
+    assert parse_message(json.dumps({"type": "progress_state", "data": data})) == Unknown("progress_state", data)
+
+
+def test_progress_state_leaves_out_a_node_it_cannot_read_and_keeps_the_rest():
+    raw = json.dumps({"type": "progress_state", "data": {"prompt_id": "p", "nodes": {
+        "1": {"value": "x", "max": 1, "state": "finished"}, "2": {"value": 1, "max": 2, "state": "running"}}}})
+    event = parse_message(raw)
+    assert isinstance(event, ProgressState)
+    assert list(event.nodes) == ["2"]
+    # Which nodes finished is read from the state alone.
+    assert event.finished_nodes() == ["1"]

@@ -109,6 +109,15 @@ async def test_first_connect_without_drop_does_not_resync(server_factory):
 
 
 
+async def test_a_server_that_closes_the_socket_is_said_to_have_closed_it(server_factory):
+    server = await server_factory([[trace_messages("cached")[0]]], close_last=True)
+    async with ComfyClient(server.url) as client:
+        stream = EventStream(client, backoff=FAST)
+        events = await collect_until(stream, lambda e: isinstance(e, Disconnected))
+    assert [type(e) for e in events] == [Connected, Status, Disconnected]
+    assert events[-1].reason == "the server closed the connection"
+
+
 async def test_the_stream_asks_for_no_compression(server_factory):
     # ComfyUI's aiohttp deflates every frame a client allows it to: JPEG previews for nothing, and a
     # flood of small progress frames packs thousands into one read, all parsed in one loop callback.

@@ -124,12 +124,12 @@ def test_a_burst_after_a_stall_is_a_base_of_its_own():
 
 
 def test_a_progress_state_that_repeats_what_is_known_changes_nothing():
-    from pistachio_tui.comfy.events import NodeProgress, ProgressState
+    from pistachio_tui.comfy.events import ProgressState
 
     tracker, clock = started()
-    latent = NodeProgress("1", 1.0, 1.0, "finished")
-    sampler = NodeProgress("2", 3.0, 30.0, "running")
+    latent = {"node_id": "1", "value": 1.0, "max": 1.0, "state": "finished"}
+    sampler = {"node_id": "2", "value": 3.0, "max": 30.0, "state": "running"}
     # Node 1 is already done (node 2 started after it): a sampler's per-step report tells nothing new.
     assert tracker.feed(ProgressState("p", {"1": latent, "2": sampler})) is None
-    state = tracker.feed(ProgressState("p", {"1": latent, "2": sampler._replace(value=30.0, state="finished")}))
+    state = tracker.feed(ProgressState("p", {"1": latent, "2": {**sampler, "value": 30.0, "state": "finished"}}))
     assert state is not None and state.done_nodes == ["1", "2"]
