@@ -267,15 +267,16 @@ Event = Union[
 ]
 
 
-def _entries(nodes: Any) -> dict[str, dict[str, Any]]:
+_OBJECT = frozenset({dict})
+
+
+def _progress_state(d: dict[str, Any]) -> ProgressState:
     # JSON object keys are always strings; the values must be objects for anyone to read them.
     # Their types are checked in C (no generator): a sampler sends these with every step.
+    nodes = d["nodes"]
     if type(nodes) is not dict or not _OBJECT.issuperset(map(type, nodes.values())):
         raise TypeError("progress_state nodes are not objects")
-    return nodes
-
-
-_OBJECT = frozenset({dict})
+    return ProgressState(str(d["prompt_id"]), nodes)
 
 
 def _progress(d: dict[str, Any]) -> Progress:
@@ -300,7 +301,7 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], Event]] = {
     "executing": lambda d: Executing(_opt_str(d.get("prompt_id")), _opt_str(d.get("node")),
                                      _opt_str(d.get("display_node"))),
     "progress": _progress,
-    "progress_state": lambda d: ProgressState(str(d["prompt_id"]), _entries(d["nodes"])),
+    "progress_state": _progress_state,
     "executed": lambda d: Executed(str(d["prompt_id"]), str(d["node"]), _opt_str(d.get("display_node")),
                                    dict(d.get("output") or {})),
     "execution_success": lambda d: ExecutionSuccess(str(d["prompt_id"]), _seconds(d)),

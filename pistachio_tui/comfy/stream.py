@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
@@ -24,10 +25,30 @@ from pistachio_tui.comfy.events import CLIENT_FEATURES, Connected, Disconnected,
 
 #: Largest frame accepted; previews are small, a huge frame means something is wrong.
 MAX_FRAME = 64 * 1024 * 1024
-#: The longest the stream reads frames back to back before it pauses for other tasks.
+#: The longest the stream reads frames back to back before it gives the loop away.
 _READ_SLICE_S = 0.005
-#: How long it then pauses: long enough that its next slice is not in the loop turn the UI draws in.
-_PAUSE_S = 0.005
+#: The longest it then gives the loop away for, when other tasks keep it busy.
+_GIVE_WAY_S = 0.005
+#: A loop turn that comes back sooner than this ran nothing but the stream: an idle loop.
+_IDLE_TURN_S = 30e-6
+
+
+async def _give_way() -> None:
+    """Let other tasks run until a loop turn finds nothing else to do, or ``_GIVE_WAY_S`` passed.
+
+    One turn (``sleep(0)``) is not enough: the UI's work spans several turns (a key press, its
+    action, the redraw), and each would wait a whole slice behind the stream. A fixed pause
+    (``sleep(0.005)``) is enough, but leaves the loop idle when nothing else wants it; a backlog
+    is read at half speed, and every pause costs a wake-up from idle.
+    """
+    clock = time.monotonic
+    deadline = clock() + _GIVE_WAY_S
+    while True:
+        before = clock()
+        await asyncio.sleep(0)
+        after = clock()
+        if after - before < _IDLE_TURN_S or after >= deadline:
+            return
 
 
 #: Seconds to wait for the server's side of the websocket close handshake.
@@ -129,10 +150,9 @@ class EventStream:
                     # (``async for``): every frame would pass two or three of them.
                     # A frame already buffered comes back without giving the loop away, so a server
                     # sending faster than we read would starve the UI: after a slice of frames read
-                    # back to back comes a pause, not a bare yield (after ``sleep(0)`` the next slice
-                    # runs in the very next loop turn, stacked onto whatever the UI draws in it), so
-                    # under a backlog the stream takes about half the loop.
-                    clock = asyncio.get_running_loop().time
+                    # back to back the stream gives way to whatever else wants the loop.
+                    # The loop's own clock is a Python method around this one, read twice a frame.
+                    clock = time.monotonic
                     recv = ws.recv
                     started = asked = clock()
                     while True:
@@ -142,7 +162,7 @@ class EventStream:
                             # Waited for this frame as long as a slice: everything else had its turn.
                             started = now
                         elif now - started >= _READ_SLICE_S:
-                            await asyncio.sleep(_PAUSE_S)
+                            await _give_way()
                             started = clock()
                         yield parse_message(raw)
                         asked = clock()

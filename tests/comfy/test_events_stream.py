@@ -219,31 +219,82 @@ async def test_a_backlog_of_frames_does_not_starve_other_tasks(server_factory):
     assert turns >= 20
 
 
-async def test_a_backlog_is_read_in_slices_with_pauses_between(server_factory, monkeypatch):
-    """After a slice of frames read back to back the stream pauses, not just yields: after a bare
-    ``sleep(0)`` its next slice ran in the same loop turn as the UI's next frame, one long stall."""
+async def test_work_another_task_spreads_over_several_loop_turns_is_not_cut_by_a_slice_at_each(server_factory):
+    """The UI's work spans several turns of the loop (a key press, its action, the redraw). After a slice
+    the stream gives way until the loop is idle: a bare ``sleep(0)`` let one step through per slice."""
+    import time
+
+    steps, hops = 2000, 10
+    frames = [trace_messages("cached")[0]] + [
+        json.dumps({"type": "progress", "data": {"value": i, "max": steps, "prompt_id": "p", "node": "2"}})
+        for i in range(1, steps + 1)]
+    server = await server_factory([frames])
+    read = 0
+    # Events the stream read while each chain ran: one slice's worth at most, not one per hop.
+    read_during: list[int] = []
+
+    async def chains() -> None:
+        while True:
+            await asyncio.sleep(0.02)
+            first = read
+            for _ in range(hops):
+                time.sleep(0.0001)
+                await asyncio.sleep(0)
+            read_during.append(read - first)
+
+    async with ComfyClient(server.url) as client:
+        stream = EventStream(client, backoff=FAST)
+        other = None
+        async for event in stream:
+            other = other or asyncio.create_task(chains())
+            time.sleep(0.0002)  # a consumer doing real work per event
+            read += 1
+            if isinstance(event, Progress) and event.value == steps:
+                await stream.close()
+        other.cancel()
+    # A slice is 5 ms, 25 events at 0.2 ms each; cut at each hop, a chain would see about 250.
+    assert len(read_during) >= 5
+    assert max(read_during) <= 60, read_during
+
+
+async def test_giving_way_on_an_idle_loop_takes_one_turn(monkeypatch):
+    import pistachio_tui.comfy.stream as stream_module
+
+    turns = 0
+    real_sleep = asyncio.sleep
+
+    async def counting_sleep(delay: float, *args):
+        nonlocal turns
+        turns += 1
+        return await real_sleep(delay, *args)
+
+    monkeypatch.setattr(stream_module.asyncio, "sleep", counting_sleep)
+    results = []
+    for _ in range(20):
+        turns = 0
+        await stream_module._give_way()
+        results.append(turns)
+    # A turn that takes longer than an idle one (the machine busy elsewhere) costs one more.
+    assert sorted(results)[len(results) // 2] == 1, results
+
+
+async def test_giving_way_lasts_while_another_task_keeps_the_loop_busy(monkeypatch):
     import time
 
     import pistachio_tui.comfy.stream as stream_module
 
-    frames = [trace_messages("cached")[0]] + [
-        json.dumps({"type": "progress", "data": {"value": i, "max": 500, "prompt_id": "p", "node": "2"}})
-        for i in range(1, 501)]
-    server = await server_factory([frames])
-    pauses: list[float] = []
-    real_sleep = asyncio.sleep
+    # Out of the way: on a busy machine one preempted turn can outlast the real one.
+    monkeypatch.setattr(stream_module, "_GIVE_WAY_S", 10.0)
+    hops_done = 0
 
-    async def recording_sleep(delay: float, *args):
-        pauses.append(delay)
-        return await real_sleep(delay, *args)
+    async def chain() -> None:
+        nonlocal hops_done
+        for _ in range(10):
+            time.sleep(0.0001)
+            hops_done += 1
+            await asyncio.sleep(0)
 
-    monkeypatch.setattr(stream_module.asyncio, "sleep", recording_sleep)
-    async with ComfyClient(server.url) as client:
-        stream = EventStream(client, backoff=FAST)
-        async for event in stream:
-            time.sleep(0.0002)  # a consumer doing real work per event
-            if isinstance(event, Progress) and event.value == 500:
-                await stream.close()
-    # 500 events at 0.2 ms each is 0.1 s of reading: several slices, each followed by a real pause.
-    assert len(pauses) >= 3
-    assert min(pauses) >= 0.001
+    task = asyncio.create_task(chain())
+    await stream_module._give_way()
+    assert hops_done == 10
+    await task
