@@ -15,8 +15,9 @@ class ScriptedComfy:
     ``/queue`` and ``/history`` answer ``queue`` and ``history``; ``history``
     switches to ``history_after_drop`` once a socket has been dropped, which
     is how a prompt "finishes while the client is disconnected". With
-    ``close_last`` the last script ends in a close frame (1001, going away), as
-    ComfyUI's aiohttp sends its sockets when the server shuts down.
+    ``close_last`` the last script ends in a normal close frame (1001, going
+    away), as a proxy in front of ComfyUI may send; ComfyUI 0.8.0 itself,
+    stopped with SIGTERM, drops its sockets without one (the scripts' drop).
     """
 
     def __init__(self, scripts: list[list[str | bytes]], *, queue: dict[str, Any] | None = None,
