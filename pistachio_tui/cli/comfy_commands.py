@@ -17,7 +17,8 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict
+import uuid
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -274,11 +275,11 @@ async def run_command(args: argparse.Namespace) -> int:
         return resolved
     url, headers = resolved
     progress = ProgressLine(sys.stderr)
-    submitted: list[str] = []
+    queueing = _Queueing()
     async with ComfyClient(url, headers=headers) as client:
         try:
             prompt, extra = await prompt_to_run(client, workflow)
-            state = await asyncio.wait_for(_queue_and_follow(client, prompt, extra, progress, submitted),
+            state = await asyncio.wait_for(_queue_and_follow(client, prompt, extra, progress, queueing),
                                            args.timeout)
         except PromptRejected as exc:
             progress.end()
@@ -294,11 +295,9 @@ async def run_command(args: argparse.Namespace) -> int:
             return fail(exc, args.json, url)
         except (TimeoutError, _Lost) as exc:
             progress.end()
-            prompt_id = submitted[0] if submitted else None
-            message = (f"Gave up after {args.timeout:g} s; the prompt {prompt_id} stays on the server"
-                       if isinstance(exc, TimeoutError) else str(exc))
+            message = queueing.gave_up(args.timeout) if isinstance(exc, TimeoutError) else str(exc)
             if args.json:
-                _emit_json({"server": url, "prompt_id": prompt_id, "status": "timeout" if isinstance(
+                _emit_json({"server": url, "prompt_id": queueing.prompt_id, "status": "timeout" if isinstance(
                     exc, TimeoutError) else "lost", "error": message})
             print(message, file=sys.stderr)
             return exit_codes.FAILED
@@ -307,8 +306,27 @@ async def run_command(args: argparse.Namespace) -> int:
     return exit_codes.OK if state.status == "success" else exit_codes.FAILED
 
 
+@dataclass
+class _Queueing:
+    """How far ``pistachio run`` got with queueing its prompt, for when it gives up."""
+
+    #: Chosen before the submit is sent (ComfyUI takes the client's id), so a submit cut off by
+    #: the timeout still names the prompt the server may have queued.
+    prompt_id: str | None = None
+    #: The server answered the submit: the prompt is queued.
+    queued: bool = False
+
+    def gave_up(self, timeout: float) -> str:
+        if self.prompt_id is None:
+            return f"Gave up after {timeout:g} s, before the prompt was sent; nothing was queued"
+        if not self.queued:
+            return (f"Gave up after {timeout:g} s while the server took the prompt; it may have queued it "
+                    f"as {self.prompt_id} (look for that id in its queue)")
+        return f"Gave up after {timeout:g} s; the prompt {self.prompt_id} stays on the server"
+
+
 async def _queue_and_follow(client: ComfyClient, prompt: dict[str, Any], extra_data: dict[str, Any],
-                            progress: ProgressLine, submitted: list[str]) -> PromptState:
+                            progress: ProgressLine, queueing: _Queueing) -> PromptState:
     """Connect the websocket, queue ``prompt``, and fold events until it ends."""
     from pistachio_tui.comfy.errors import ServerUnreachable
     from pistachio_tui.comfy.events import Disconnected
@@ -323,8 +341,9 @@ async def _queue_and_follow(client: ComfyClient, prompt: dict[str, Any], extra_d
         if isinstance(first, Disconnected):
             await client.system_stats()  # raises the precise REST error if there is one
             raise ServerUnreachable(first.reason)
-        result = await client.submit(prompt, extra_data)
-        submitted.append(result.prompt_id)
+        queueing.prompt_id = str(uuid.uuid4())
+        result = await client.submit(prompt, extra_data, prompt_id=queueing.prompt_id)
+        queueing.queued = True
         tracker = PromptTracker()
         state = tracker.track(result.prompt_id, prompt, await _outputs_to_execute(client, result.prompt_id))
         progress.show(state)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import socket
 
 import pytest
+from aiohttp import web
 
 from pistachio_tui.cli import build_parser, exit_codes
 from pistachio_tui.cli.comfy_commands import (
@@ -109,7 +111,8 @@ async def test_run_success_json(trace_server, tmp_path, capsys):
     captured = capsys.readouterr()
     data = json.loads(captured.out)
     assert data["status"] == "success"
-    assert data["prompt_id"] == "09bcf2fc-d848-487a-9010-c6524bb0244f"
+    # The id the run chose and sent, which ComfyUI takes as the prompt's.
+    assert data["prompt_id"] == server.submitted[0]["prompt_id"]
     assert data["duration_s"] == pytest.approx(1.008)
     assert [o["filename"] for o in data["outputs"]] == ["probe_00002_.png"]
     assert data["error"] is None
@@ -123,7 +126,7 @@ async def test_run_success_human(trace_server, tmp_path, capsys):
     path = prompt_file(tmp_path, {"prompt": recorded_prompt("cached")})
     assert await cli("run", str(path), "--server", server.url) == exit_codes.OK
     out = capsys.readouterr().out
-    assert out.startswith("success: prompt 0a383701-2ba5-46bd-9635-87c55bd206e4")
+    assert out.startswith(f"success: prompt {server.submitted[0]['prompt_id']}")
     assert "node 3 images: output/probe_00002_.png" in out
 
 
@@ -132,7 +135,7 @@ async def test_run_execution_error(trace_server, tmp_path, capsys):
     path = prompt_file(tmp_path, recorded_prompt("exec_error"))
     assert await cli("run", str(path), "--server", server.url) == exit_codes.FAILED
     out = capsys.readouterr().out
-    assert "error: prompt 80d07428-f430-42f6-a977-e0790b880ca8" in out
+    assert f"error: prompt {server.submitted[0]['prompt_id']}" in out
     assert "node 4 (Boom) raised RuntimeError: probe failure: boom" in out
 
 
@@ -180,11 +183,49 @@ async def test_run_unreachable(tmp_path, capsys):
 
 async def test_run_timeout_leaves_the_prompt_queued(trace_server, tmp_path, capsys, monkeypatch):
     server = await trace_server("success")
-    monkeypatch.setattr(TraceServer, "_replay", lambda self, ws: _never())
+    monkeypatch.setattr(TraceServer, "_replay", lambda *_: _never())
     path = prompt_file(tmp_path, recorded_prompt("success"))
-    assert await cli("run", str(path), "--server", server.url, "--timeout", "0.3", "--json") == exit_codes.FAILED
+    # Long enough for the socket and the submit on a busy machine; the events never come.
+    assert await cli("run", str(path), "--server", server.url, "--timeout", "1.5", "--json") == exit_codes.FAILED
     data = json.loads(capsys.readouterr().out)
-    assert data["status"] == "timeout" and data["prompt_id"] == "09bcf2fc-d848-487a-9010-c6524bb0244f"
+    assert data["status"] == "timeout" and data["prompt_id"] == server.submitted[0]["prompt_id"]
+    assert data["error"] == f"Gave up after 1.5 s; the prompt {data['prompt_id']} stays on the server"
+
+
+async def test_run_timeout_during_the_submit_names_the_prompt_it_may_have_queued(trace_server, tmp_path, capsys,
+                                                                                monkeypatch):
+    release = asyncio.Event()
+
+    async def slow_submit(self, request):
+        self.submitted.append(await request.json())
+        await release.wait()
+        return web.json_response({})
+
+    monkeypatch.setattr(TraceServer, "_prompt", slow_submit)
+    server = await trace_server("success")
+    path = prompt_file(tmp_path, recorded_prompt("success"))
+    try:
+        assert await cli("run", str(path), "--server", server.url, "--timeout", "2", "--json") == exit_codes.FAILED
+    finally:
+        release.set()
+    data = json.loads(capsys.readouterr().out)
+    [sent] = server.submitted
+    assert data["status"] == "timeout" and data["prompt_id"] == sent["prompt_id"]
+    assert data["error"] == (f"Gave up after 2 s while the server took the prompt; it may have queued it as "
+                             f"{sent['prompt_id']} (look for that id in its queue)")
+
+
+async def test_run_timeout_before_the_submit_says_nothing_was_queued(tmp_path, capsys):
+    # A server that takes the connection and never answers: the websocket never opens.
+    silent = await asyncio.start_server(lambda reader, writer: None, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    path = prompt_file(tmp_path, recorded_prompt("success"))
+    try:
+        code = await cli("run", str(path), "--server", f"http://127.0.0.1:{port}", "--timeout", "0.5")
+    finally:
+        silent.close()
+    assert code == exit_codes.FAILED
+    assert "Gave up after 0.5 s, before the prompt was sent; nothing was queued" in capsys.readouterr().err
 
 
 async def _never() -> None:

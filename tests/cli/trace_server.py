@@ -16,7 +16,9 @@ class TraceServer:
     """Replays ``<scenario>.post_prompt`` and ``<scenario>.ws_trace`` (or a ``validation_*`` 400).
 
     The websocket gets the recorded messages after the submit, without the
-    recorded pauses; REST answers come from the recorded GET responses.
+    recorded pauses; REST answers come from the recorded GET responses. A
+    ``prompt_id`` in the submit becomes the prompt's id in the answer and in
+    the replayed messages, as ComfyUI 0.8.0's ``server.py`` takes it.
     """
 
     def __init__(self, scenario: str) -> None:
@@ -65,10 +67,13 @@ class TraceServer:
         if self.scenario.startswith("validation_"):
             record = load_fixture(self.scenario)
             return web.json_response(record["body"], status=record["status"])
-        task = asyncio.create_task(self._replay(self.sockets[body["client_id"]]))
+        answer = load_fixture(f"{self.scenario}.post_prompt")["body"]
+        recorded = answer["prompt_id"]
+        answer["prompt_id"] = str(body.get("prompt_id", recorded))
+        task = asyncio.create_task(self._replay(self.sockets[body["client_id"]], recorded, answer["prompt_id"]))
         self._tasks.add(task)
-        return web.json_response(load_fixture(f"{self.scenario}.post_prompt")["body"])
+        return web.json_response(answer)
 
-    async def _replay(self, ws: web.WebSocketResponse) -> None:
+    async def _replay(self, ws: web.WebSocketResponse, recorded: str, prompt_id: str) -> None:
         for record in load_fixture(f"{self.scenario}.ws_trace")[1:]:
-            await ws.send_str(json.dumps(record["msg"]))
+            await ws.send_str(json.dumps(record["msg"]).replace(recorded, prompt_id))
