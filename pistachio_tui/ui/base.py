@@ -9,10 +9,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Input
+from textual.widgets import Input
 
 from pistachio_tui.comfy.session import ServerSession, SessionUpdate
 from pistachio_tui.ui.messages import SessionChanged
+from pistachio_tui.ui.widgets.fitted_footer import FittedFooter
 from pistachio_tui.ui.widgets.nav_bar import NavBar
 from pistachio_tui.ui.widgets.status_header import StatusHeader
 
@@ -43,7 +44,7 @@ class PistachioScreen(Screen):
         yield StatusHeader()
         yield NavBar(self.MODE)
         yield from self.compose_body()
-        yield Footer(compact=True)
+        yield FittedFooter()
 
     def compose_body(self) -> ComposeResult:
         yield from ()

@@ -10,7 +10,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, ProgressBar, Static
+from textual.widgets import ProgressBar, Static
 
 from pistachio_tui.comfy.session import ServerSession, SessionUpdate, UpdateKind
 from pistachio_tui.config import ConfigError
@@ -18,6 +18,7 @@ from pistachio_tui.runpod.errors import RunPodError
 from pistachio_tui.ui.base import PistachioScreen
 from pistachio_tui.ui.format import esc, gib, state_text
 from pistachio_tui.ui.gpu.graph import GraphData, HistoryGraph
+from pistachio_tui.ui.widgets.fitted_footer import FittedFooter
 from pistachio_tui.ui.widgets.status_header import StatusHeader
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class DashboardScreen(PistachioScreen):
         with Horizontal(id="dash-bottom"):
             yield Static("[b]Training[/b]\nno run followed yet", id="dash-training")
             yield Static("[b]Pods[/b]\nno RunPod key (see 7 Pods)", id="dash-pods")
-        yield Footer(compact=True)
+        yield FittedFooter()
 
     def refresh_view(self, update: SessionUpdate | None) -> None:
         self.query_one("#dash-servers", Static).update(servers_table(self.papp))
