@@ -110,7 +110,7 @@ async def test_search_by_words_and_seed_finds_the_right_rows(tmp_path):
         assert "[castle] on a hill" in detail and "[Pony] x.safetensors" in detail
         assert "out of memory while decoding" in detail
         table = screen.query_one("#history-results", DataTable)
-        assert str(table.get_cell_at((0, 2))) == "[castle] on a hill, golde…", "cut to fit, brackets kept"
+        assert str(table.get_cell_at((0, 3))) == "[castle] on a hill, golde…", "cut to fit, brackets kept"
 
 
 async def test_requeue_without_a_kept_prompt_or_a_server_is_explained(tmp_path):

@@ -28,9 +28,11 @@ from pistachio_tui.ui.history.query import QueryError, parse_query
 
 #: Rows one search shows: enough to scroll through, few enough to draw at once.
 RESULT_LIMIT = 200
-#: The table's prompt column is cut to this many characters, so the seed still fits at 80 columns (the detail
-#: shows the whole text; server and workflow, also in the detail, come last).
+#: The table's prompt and workflow columns are cut to these many characters, so that at 80 columns a row
+#: shows when, how it went, what ran, how long and its outputs (the detail shows the whole text; the seed
+#: and the server, also in the detail, come last).
 PROMPT_WIDTH = 26
+WORKFLOW_WIDTH = 16
 #: After a prompt finishes, the recorder writes it in a thread: search again a little later.
 RESEARCH_DELAY_S = 0.5
 
@@ -81,8 +83,10 @@ class HistoryScreen(PistachioScreen):
             yield Static("Select a prompt.", id="history-detail-text")
 
     def on_mount(self) -> None:
+        # What ran, when and how it went first: at 80 columns the seed and the server (both in the
+        # detail below) are the ones off to the right.
         self.query_one("#history-results", DataTable).add_columns(
-            "Time", "Status", "Prompt", "Seed", "Took", "Out", "Server", "Workflow")
+            "Time", "Status", "Workflow", "Prompt", "Took", "Out", "Seed", "Server")
         self.search()
 
     def on_screen_resume(self) -> None:
@@ -150,9 +154,9 @@ class HistoryScreen(PistachioScreen):
         table.clear()
         for key, entry in self.entries.items():
             table.add_row(
-                clock(_when(entry)), status_text(entry.status), Text(one_line(entry.positive, PROMPT_WIDTH)),
-                "—" if entry.seed is None else str(entry.seed), duration(entry.duration), str(len(entry.outputs)),
-                Text(names.get(entry.server, entry.server)), Text(one_line(entry.workflow, 24) or "—"), key=key)
+                clock(_when(entry)), status_text(entry.status), Text(one_line(entry.workflow, WORKFLOW_WIDTH) or "—"),
+                Text(one_line(entry.positive, PROMPT_WIDTH)), duration(entry.duration), str(len(entry.outputs)),
+                "—" if entry.seed is None else str(entry.seed), Text(names.get(entry.server, entry.server)), key=key)
         keys = list(self.entries)
         if selected in keys:
             table.move_cursor(row=keys.index(selected))
