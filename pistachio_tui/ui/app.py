@@ -44,6 +44,9 @@ S = TypeVar("S", bound=PistachioScreen)
 #: (and a busy loop never idles long enough for Textual to repaint at all).
 PROGRESS_PER_SECOND = 20
 
+#: How long a toast stays, by severity.
+TOAST_SECONDS: dict[str, float] = {"information": 3.0, "warning": 6.0, "error": 10.0}
+
 #: Work quitting would cut short, by worker group, and what the person is told before confirming
 #: (lines short enough for the dialog at 80 columns).
 LONG_WORK = {
@@ -233,7 +236,13 @@ class PistachioApp(App):
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = False) -> None:
-        """A toast whose text is never markup: it quotes servers and files (``[Pony] x.safetensors``)."""
+        """A toast whose text is never markup: it quotes servers and files (``[Pony] x.safetensors``).
+
+        News goes in 3 s, so at 80×24 a few in a row do not hide the table for long; a warning
+        stays 6 s and an error 10 s, long enough to read what to do.
+        """
+        if timeout is None:
+            timeout = TOAST_SECONDS[severity]
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def deliver_screenshot(self, filename: str | None = None, path: str | None = None,

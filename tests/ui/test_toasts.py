@@ -60,3 +60,19 @@ async def test_a_prompt_the_server_forgot_is_toasted_as_lost(tmp_path):
             assert "is lost" in message and "queue it again" in message
     finally:
         await slow.stop()
+
+
+def test_news_goes_quickly_and_errors_stay_long_enough_to_read(tmp_path, monkeypatch):
+    from textual.app import App
+
+    from pistachio_tui.ui.app import TOAST_SECONDS
+
+    shown: dict[str, float] = {}
+    monkeypatch.setattr(App, "notify", lambda self, message, *, timeout, **_: shown.__setitem__(message, timeout))
+    app = make_app(tmp_path)
+    app.notify("saved", title="Screenshot")
+    app.notify("the server refused", severity="error")
+    app.notify("told to stay", timeout=30)
+    assert shown == {"saved": TOAST_SECONDS["information"], "the server refused": TOAST_SECONDS["error"],
+                     "told to stay": 30}
+    assert TOAST_SECONDS["information"] < TOAST_SECONDS["warning"] < TOAST_SECONDS["error"]
