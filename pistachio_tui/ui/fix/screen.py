@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 
@@ -11,14 +14,26 @@ from pistachio_tui.ui.fix.view import COMMANDS, FixView
 from pistachio_tui.ui.widgets.coming_panel import ComingPanel
 from pistachio_tui.workflow.load import Workflow
 
-HOW = """\
-[b]Nodes[/b]    find the node pack for each missing class and install it through ComfyUI-Manager
-[b]Restart[/b]  restart the server and wait for it to come back
-[b]Models[/b]   find the exact file and folder for each missing model, download with progress
-[b]Verify[/b]   validate again until the server accepts the workflow
+#: The four steps, each with what it does.
+STEPS = [
+    ("Nodes", "find the node pack for each missing class and install it through ComfyUI-Manager"),
+    ("Restart", "restart the server and wait for it to come back"),
+    ("Models", "find the exact file and folder for each missing model, download with progress"),
+    ("Verify", "validate again until the server accepts the workflow"),
+]
 
-Open a workflow on the Workflows screen (2) and press [b]f[/b] to fix it on the active server.
-Headless: [b]pistachio fix <workflow>[/b]."""
+
+def how() -> Group:
+    """What the screen does, before a workflow is handed over: the steps in two columns, so a
+    description that wraps at 80 columns stays under its own column."""
+    steps = Table.grid(padding=(0, 2))
+    steps.add_column(style="bold", no_wrap=True)
+    steps.add_column()
+    for name, what in STEPS:
+        steps.add_row(name, what)
+    return Group(steps, "", Text.from_markup(
+        "Open a workflow on the Workflows screen (2) and press [b]f[/b] to fix it on the active server.\n"
+        "Headless: [b]pistachio fix <workflow>[/b]."))
 
 
 class FixScreen(ViewScreen):
@@ -32,7 +47,7 @@ class FixScreen(ViewScreen):
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="fix-body"):
-            yield ComingPanel("Fix a workflow", HOW)
+            yield ComingPanel("Fix a workflow", how())
 
     def make_view(self) -> None:
         return None  # mounted by :meth:`fix` once a workflow is handed over
