@@ -33,7 +33,8 @@ class HelpScreen(ModalScreen[None]):
     HelpScreen { align: center middle; }
     HelpScreen > Vertical { width: 72; max-width: 100%; height: 90%; border: thick $primary;
                             background: $surface; padding: 0 1; }
-    HelpScreen VerticalScroll { height: 1fr; }
+    /* A track of its own colour: on the surface's, the thumb alone read as a stray mark in the text. */
+    HelpScreen VerticalScroll { height: 1fr; scrollbar-size-vertical: 1; scrollbar-background: $panel; }
     """
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
 
@@ -48,7 +49,7 @@ class HelpScreen(ModalScreen[None]):
         ordered = sorted(self.screens, key=lambda screen: not isinstance(below, screen))
         sections = [self._section(screen) for screen in ordered]
         everywhere = binding_lines("Everywhere", self._declared(App) + self._declared(type(self.app)))
-        tables = binding_lines("Tables (Servers, Queue)", self._declared(FilterTable))
+        tables = binding_lines("Tables (Servers, Queue, Pods, Batch)", self._declared(FilterTable))
         at = 1 if ordered and isinstance(below, ordered[0]) else 0
         sections[at:at] = [everywhere, tables]
         lines = ["Pistachio — keys ([b]Esc[/b] closes; [b]ctrl+p[/b] searches every action)"]
