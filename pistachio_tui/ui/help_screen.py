@@ -33,8 +33,7 @@ class HelpScreen(ModalScreen[None]):
     HelpScreen { align: center middle; }
     HelpScreen > Vertical { width: 72; max-width: 100%; height: 90%; border: thick $primary;
                             background: $surface; padding: 0 1; }
-    /* A track of its own colour: on the surface's, the thumb alone read as a stray mark in the text. */
-    HelpScreen VerticalScroll { height: 1fr; scrollbar-size-vertical: 1; scrollbar-background: $panel; }
+    HelpScreen VerticalScroll { height: 1fr; }
     """
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
 
