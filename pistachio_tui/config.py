@@ -224,6 +224,19 @@ def _toml_error_place(message: str, text: str) -> str:
             "opened earlier is never closed")
 
 
+def comfy_folder(typed: str) -> Path:
+    """The ComfyUI folder a person typed (``~`` expanded): it must be a folder that holds ``models/``.
+
+    Raises ``ConfigError`` saying which it is not.
+    """
+    path = Path(typed).expanduser().absolute()
+    if not path.is_dir():
+        raise ConfigError(f"{path} is not a folder on this machine.")
+    if not (path / "models").is_dir():
+        raise ConfigError(f"{path} has no models folder: give the folder ComfyUI runs from (the one with main.py).")
+    return path
+
+
 def _expect(value: Any, kind: type | tuple[type, ...], path: Path, key: str, *, secret: bool = False) -> Any:
     kinds = kind if isinstance(kind, tuple) else (kind,)
     # bool is an int subclass: `gpu_interval = true` must not pass as a number.

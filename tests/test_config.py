@@ -268,3 +268,18 @@ def test_data_dir_set_to_restores_the_previous_value(tmp_path, monkeypatch):
     with data_dir_set_to(tmp_path / "scratch"):
         assert data_dir() == tmp_path / "scratch"
     assert "PISTACHIO_DATA_DIR" not in os.environ
+
+
+def test_a_comfy_folder_must_be_a_folder_with_models(tmp_path, monkeypatch):
+    from pistachio_tui.config import comfy_folder
+
+    with pytest.raises(ConfigError, match="is not a folder on this machine"):
+        comfy_folder(str(tmp_path / "nowhere"))
+    (tmp_path / "ComfyUI").mkdir()
+    with pytest.raises(ConfigError, match="has no models folder: give the folder ComfyUI runs from"):
+        comfy_folder(str(tmp_path / "ComfyUI"))
+    (tmp_path / "ComfyUI" / "models").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert comfy_folder("~/ComfyUI") == tmp_path / "ComfyUI"
+    monkeypatch.chdir(tmp_path)
+    assert comfy_folder("ComfyUI") == tmp_path / "ComfyUI"

@@ -20,7 +20,15 @@ from textual.theme import Theme
 from textual.timer import Timer
 
 from pistachio_tui.comfy.session import FINISHED, HEALTH, PROGRESS, ServerSession, SessionManager, SessionUpdate
-from pistachio_tui.config import ConfigError, ServerConfig, Settings, data_dir, journal_path, save_settings
+from pistachio_tui.config import (
+    ConfigError,
+    ServerConfig,
+    Settings,
+    comfy_folder,
+    data_dir,
+    journal_path,
+    save_settings,
+)
 from pistachio_tui.ui.base import PistachioScreen
 from pistachio_tui.ui.format import duration
 from pistachio_tui.ui.messages import SessionChanged
@@ -347,6 +355,27 @@ class PistachioApp(App):
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(tuple(screen_class(mode) for mode in SCREEN_CLASSES)))
+
+    def action_set_comfy_dir(self, problem: str = "", typed: str | None = None) -> None:
+        """Ask for the ComfyUI folder on this machine (models are downloaded into it) and save it."""
+        from pistachio_tui.ui.dialogs import AskScreen
+
+        current = typed if typed is not None else str(self.settings.comfy_dir or "")
+        question = "The server's ComfyUI folder on this machine (models are downloaded into its models folder):"
+        self.push_screen(AskScreen(f"{problem}\n{question}" if problem else question, current),
+                         self._set_comfy_dir)
+
+    def _set_comfy_dir(self, typed: str | None) -> None:
+        if typed is None:
+            return
+        try:
+            folder = comfy_folder(typed)
+        except ConfigError as exc:
+            self.action_set_comfy_dir(str(exc), typed)
+            return
+        self.settings.comfy_dir = folder
+        if self.save():
+            self.notify(f"ComfyUI folder: {folder} (saved in the settings)")
 
     def action_interrupt(self) -> None:
         session = self.manager.active

@@ -49,6 +49,8 @@ class PistachioCommands(Provider):
              "g on Workflows"),
             ("Open a workflow by path", partial(app.on_screen, WorkflowsScreen, WorkflowsScreen.action_open_path),
              "o on Workflows"),
+            ("Set the ComfyUI folder", app.action_set_comfy_dir,
+             "on this machine: where Fix downloads models and Training promotes LoRAs"),
             ("Help: all keys", app.action_help, "?"),
         ]
         found += self._view_commands()

@@ -10,13 +10,16 @@ from pathlib import Path
 
 from pistachio_tui.remedies import Need
 
+#: How the TUI sets the ComfyUI folder: the palette command, there on every screen.
+SET_COMFY_DIR = 'ctrl+p, "Set the ComfyUI folder"'
+
 
 def ui_remedy(need: Need, settings_path: Path | None) -> str:
     """What to do in the TUI (or its settings file, ``settings_path``) to provide ``need``."""
     where = f"the settings file {settings_path}" if settings_path is not None else "the settings file"
     return {
-        Need.COMFY_DIR: f"set comfy_dir = \"…\" (the server's ComfyUI folder on this machine) in {where}, "
-                        "restart Pistachio, then press s to fix again",
+        Need.COMFY_DIR: f"set the server's ComfyUI folder on this machine ({SET_COMFY_DIR}; it is kept as "
+                        f"comfy_dir in {where}), then press s to fix again",
         Need.MODEL_CHOICE: "press s to fix again and pick a source for each model when asked",
         Need.NODE_LIST: "add a ComfyUI server that answers on Servers (1)",
         Need.DIFFUSION_PIPE: "set DIFFUSION_PIPE_DIR to the diffusion-pipe folder before starting Pistachio",

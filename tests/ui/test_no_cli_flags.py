@@ -50,5 +50,5 @@ async def test_a_server_without_manager_asks_for_the_comfy_dir_setting_not_a_fla
         await files.stop()
     assert view.outcome.needs == [Need.COMFY_DIR]
     assert "--" not in log, log
-    assert f"set comfy_dir = \"…\" (the server's ComfyUI folder on this machine) in the settings file {settings.path}" \
-        in log
+    assert ('set the server\'s ComfyUI folder on this machine (ctrl+p, "Set the ComfyUI folder"; it is kept as '
+            f"comfy_dir in the settings file {settings.path}), then press s to fix again") in log

@@ -55,3 +55,15 @@ async def test_palette_offers_the_hosted_views_actions(tmp_path):
         await pilot.press("6")
         await run_palette(pilot, "Training: open run folder")
         assert app.focused is not None and app.focused.id == "train-path"
+
+
+async def test_the_palette_command_the_remedies_name_opens_the_comfy_folder_question(tmp_path):
+    from pistachio_tui.ui.dialogs import AskScreen
+    from pistachio_tui.ui.remedies import SET_COMFY_DIR
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        # The remedy says: ctrl+p, "<the command>".
+        await run_palette(pilot, SET_COMFY_DIR.split('"')[1])
+        assert isinstance(app.screen, AskScreen)
+        assert "ComfyUI folder on this machine" in app.screen.question

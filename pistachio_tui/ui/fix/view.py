@@ -190,6 +190,8 @@ class FixView(Vertical):
             self.status.show("The fix is already running", "warning")
             return
         if self._own_options:
+            # The ComfyUI folder may have been set since the view opened (the remedy for its absence).
+            self.options.comfy_dir = self.settings.comfy_dir
             try:
                 self.options.hf_token = get_secret("HF_TOKEN")
             except ConfigError as exc:

@@ -38,7 +38,7 @@ from pistachio_tui.training.tournament import TournamentResult, pick_contenders,
 from pistachio_tui.training.watch import RunState, RunWatcher
 from pistachio_tui.ui.dialogs import TextModal, YesNo
 from pistachio_tui.ui.format import esc
-from pistachio_tui.ui.remedies import ui_remedy
+from pistachio_tui.ui.remedies import SET_COMFY_DIR, ui_remedy
 from pistachio_tui.ui.training.captions import CaptionsScreen
 from pistachio_tui.ui.widgets.loglines import LogLines
 from pistachio_tui.ui.widgets.output_preview import OutputPreview
@@ -305,7 +305,7 @@ class TrainingView(Vertical):
             self.status.show("Open a run with saved checkpoints first", "warning")
             return
         if comfy is None:
-            self.status.show("No local ComfyUI folder: set comfy_dir in the settings file", "error")
+            self.status.show(f"No local ComfyUI folder to promote into: set it ({SET_COMFY_DIR})", "error")
             return
         target = comfy / "models" / "loras" / lora_name(run_title(run_dir), checkpoint, find_trigger(run_dir))
         if not target.exists():
@@ -420,8 +420,8 @@ class TrainingView(Vertical):
             self.status.show("Open a run with saves first", "warning")
             return
         if comfy is None or not servers:
-            self.status.show("A tournament needs servers and the servers' ComfyUI folder (comfy_dir) in the "
-                             "settings", "error")
+            self.status.show(f"A tournament needs a server and the servers' ComfyUI folder ({SET_COMFY_DIR})",
+                             "error")
             return
         try:
             contenders = pick_contenders(self.state)
