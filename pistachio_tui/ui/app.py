@@ -30,7 +30,7 @@ from pistachio_tui.config import (
     save_settings,
 )
 from pistachio_tui.ui.base import PistachioScreen
-from pistachio_tui.ui.format import duration
+from pistachio_tui.ui.format import duration, esc
 from pistachio_tui.ui.messages import SessionChanged
 from pistachio_tui.ui.themes import discover_themes
 from pistachio_tui.ui.widgets.nav_bar import SCREENS
@@ -362,7 +362,8 @@ class PistachioApp(App):
 
         current = typed if typed is not None else str(self.settings.comfy_dir or "")
         question = "The server's ComfyUI folder on this machine (models are downloaded into its models folder):"
-        self.push_screen(AskScreen(f"{problem}\n{question}" if problem else question, current),
+        # The question is markup; the problem quotes the typed path, which may hold brackets.
+        self.push_screen(AskScreen(f"[b]{esc(problem)}[/b]\n{question}" if problem else question, current),
                          self._set_comfy_dir)
 
     def _set_comfy_dir(self, typed: str | None) -> None:

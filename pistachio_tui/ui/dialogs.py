@@ -58,6 +58,8 @@ class AskScreen(Dialog[str | None]):
     AskScreen { align: center middle; }
     AskScreen > Vertical { width: 70; max-width: 100%; height: auto; border: thick $primary;
                            background: $surface; padding: 1 2; }
+    /* A question longer than the box wraps instead of being cut. */
+    AskScreen Label { width: 1fr; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 

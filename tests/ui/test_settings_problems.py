@@ -27,20 +27,20 @@ async def test_the_comfy_folder_is_set_from_the_app_asked_again_when_wrong_and_s
 
     path = tmp_path / "settings.toml"
     path.write_text('# my servers\ntheme = "pistachio"\n')
-    comfy = tmp_path / "ComfyUI"
+    comfy = tmp_path / "[Pony] ComfyUI"
     (comfy / "models").mkdir(parents=True)
     app = PistachioApp(load_settings(path))
     async with app.run_test(size=(80, 24)) as pilot:
         app.action_set_comfy_dir()
         await pilot.pause()
         assert isinstance(app.screen, AskScreen)
-        app.screen.query_one(Input).value = str(tmp_path)
+        app.screen.query_one(Input).value = str(comfy.parent / "[b]odd")
         await pilot.press("enter")
         await pilot.pause()
         # Asked again, saying why, with what was typed kept for correcting.
         assert isinstance(app.screen, AskScreen)
-        assert "has no models folder" in str(app.screen.query_one(Label).render())
-        assert app.screen.query_one(Input).value == str(tmp_path)
+        assert f"{tmp_path}/[b]odd is not a folder" in str(app.screen.query_one(Label).render())
+        assert app.screen.query_one(Input).value == str(comfy.parent / "[b]odd")
         app.screen.query_one(Input).value = str(comfy)
         await pilot.press("enter")
         await pilot.pause()
