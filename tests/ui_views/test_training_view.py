@@ -9,6 +9,7 @@ import pytest
 from pistachio_tui.config import Settings
 from pistachio_tui.training.synth import write_run
 from pistachio_tui.ui.dialogs import TextModal, YesNo
+from pistachio_tui.ui.remedies import SET_COMFY_DIR
 from pistachio_tui.ui.training.view import TrainingView
 from pistachio_tui.ui.widgets.loglines import LogLines
 from tests.ui_views.harness import ViewApp, screen_text, until
@@ -80,7 +81,7 @@ async def test_promote_without_comfy_dir_says_what_to_set(run_and_comfy):
     async with app.run_test(size=(80, 24)) as pilot:
         view = await watched(pilot)
         await pilot.press("p")
-        assert "comfy_dir" in str(view.status.render())
+        assert f"No local ComfyUI folder to promote into: set it ({SET_COMFY_DIR})" in str(view.status.render())
 
 
 async def test_log_search_config_and_launch_command(run_and_comfy):
