@@ -73,9 +73,8 @@ class FittedFooter(Footer):
         yield from palette
 
     def _grouped(self) -> bool:
-        return self._bindings_ready and any(
-            binding.group is not None for _, binding, _, _ in self.screen.active_bindings.values())
+        return any(binding.group is not None for _, binding, _, _ in self.screen.active_bindings.values())
 
     def on_resize(self, event: events.Resize) -> None:
-        if event.size.width != self._composed_width and self._bindings_ready:
+        if event.size.width != self._composed_width:
             self.call_after_refresh(self.recompose)
