@@ -91,6 +91,8 @@ class Settings:
     workflow_dirs: list[Path] = field(default_factory=list)
     #: The ComfyUI folder when ComfyUI runs on this machine (models are written there).
     comfy_dir: Path | None = None
+    #: The diffusion-pipe checkout, for the app (before ``$DIFFUSION_PIPE_DIR`` and the usual places).
+    diffusion_pipe_dir: Path | None = None
     gpu_interval: float = 1.0
     idle_minutes: float = 30.0
     auto_stop_idle: bool = False
@@ -224,14 +226,40 @@ def _toml_error_place(message: str, text: str) -> str:
             "opened earlier is never closed")
 
 
+#: The settings that name a folder on this machine.
+FOLDER_KEYS = ("comfy_dir", "diffusion_pipe_dir")
+
+
+def _optional_folder(data: dict[str, Any], path: Path, key: str) -> Path | None:
+    value = data.get(key)
+    return Path(_expect(value, str, path, key)).expanduser() if value else None
+
+
+def _typed_folder(typed: str) -> Path:
+    path = Path(typed).expanduser().absolute()
+    if not path.is_dir():
+        raise ConfigError(f"{path} is not a folder on this machine.")
+    return path
+
+
+def diffusion_pipe_folder(typed: str) -> Path:
+    """The diffusion-pipe checkout a person typed (``~`` expanded): a folder with ``train.py``.
+
+    Raises ``ConfigError`` saying what it is not.
+    """
+    path = _typed_folder(typed)
+    if not (path / "train.py").is_file():
+        raise ConfigError(f"{path} has no train.py: give the diffusion-pipe checkout (git clone "
+                          "--recurse-submodules https://github.com/tdrussell/diffusion-pipe).")
+    return path
+
+
 def comfy_folder(typed: str) -> Path:
     """The ComfyUI folder a person typed (``~`` expanded): it must be a folder that holds ``models/``.
 
     Raises ``ConfigError`` saying which it is not.
     """
-    path = Path(typed).expanduser().absolute()
-    if not path.is_dir():
-        raise ConfigError(f"{path} is not a folder on this machine.")
+    path = _typed_folder(typed)
     if not (path / "models").is_dir():
         raise ConfigError(f"{path} has no models folder: give the folder ComfyUI runs from (the one with main.py).")
     return path
@@ -336,7 +364,6 @@ def load_settings(path: Path | None = None) -> Settings:
         return Settings(path=path)
     text, data = _read_toml_text(path)
     number = (int, float)
-    comfy_dir = data.get("comfy_dir")
     problems: list[str] = []
     return Settings(
         servers=_parse_servers(data.get("servers", []), path, text, problems),
@@ -345,7 +372,8 @@ def load_settings(path: Path | None = None) -> Settings:
             Path(_expect(p, str, path, "workflow_dirs")).expanduser()
             for p in _expect(data.get("workflow_dirs", []), list, path, "workflow_dirs")
         ],
-        comfy_dir=Path(_expect(comfy_dir, str, path, "comfy_dir")).expanduser() if comfy_dir else None,
+        comfy_dir=_optional_folder(data, path, "comfy_dir"),
+        diffusion_pipe_dir=_optional_folder(data, path, "diffusion_pipe_dir"),
         gpu_interval=_in_range(_expect(data.get("gpu_interval", 1.0), number, path, "gpu_interval"),
                                path, "gpu_interval", GPU_INTERVAL_RANGE, "seconds"),
         idle_minutes=_in_range(_expect(data.get("idle_minutes", 30.0), number, path, "idle_minutes"),
@@ -449,10 +477,12 @@ def save_settings(settings: Settings) -> None:
         _set(doc, "journal_keep_days", settings.journal_keep_days)
     elif "journal_keep_days" in doc:
         del doc["journal_keep_days"]
-    if settings.comfy_dir is not None:
-        _set(doc, "comfy_dir", str(settings.comfy_dir))
-    elif "comfy_dir" in doc:
-        del doc["comfy_dir"]
+    for key in FOLDER_KEYS:
+        folder = getattr(settings, key)
+        if folder is not None:
+            _set(doc, key, str(folder))
+        elif key in doc:
+            del doc[key]
     _sync_servers(doc, settings.servers)
     text = tomlkit.dumps(doc)
     # Never write what the next start could not load.

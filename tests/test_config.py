@@ -283,3 +283,27 @@ def test_a_comfy_folder_must_be_a_folder_with_models(tmp_path, monkeypatch):
     assert comfy_folder("~/ComfyUI") == tmp_path / "ComfyUI"
     monkeypatch.chdir(tmp_path)
     assert comfy_folder("ComfyUI") == tmp_path / "ComfyUI"
+
+
+def test_a_diffusion_pipe_folder_must_hold_train_py(tmp_path):
+    from pistachio_tui.config import diffusion_pipe_folder
+
+    with pytest.raises(ConfigError, match="is not a folder on this machine"):
+        diffusion_pipe_folder(str(tmp_path / "nowhere"))
+    with pytest.raises(ConfigError, match="has no train.py: give the diffusion-pipe checkout"):
+        diffusion_pipe_folder(str(tmp_path))
+    (tmp_path / "train.py").write_text("")
+    assert diffusion_pipe_folder(str(tmp_path)) == tmp_path
+
+
+def test_the_folder_settings_round_trip_and_go_when_unset(tmp_path):
+    path = tmp_path / "settings.toml"
+    path.write_text("# mine\n")
+    settings = load_settings(path)
+    settings.comfy_dir, settings.diffusion_pipe_dir = tmp_path / "ComfyUI", tmp_path / "diffusion-pipe"
+    save_settings(settings)
+    loaded = load_settings(path)
+    assert (loaded.comfy_dir, loaded.diffusion_pipe_dir) == (tmp_path / "ComfyUI", tmp_path / "diffusion-pipe")
+    loaded.diffusion_pipe_dir = None
+    save_settings(loaded)
+    assert "diffusion_pipe_dir" not in path.read_text() and path.read_text().startswith("# mine\n")

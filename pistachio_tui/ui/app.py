@@ -7,6 +7,7 @@ import gc
 import importlib
 import inspect
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -26,6 +27,7 @@ from pistachio_tui.config import (
     Settings,
     comfy_folder,
     data_dir,
+    diffusion_pipe_folder,
     journal_path,
     save_settings,
 )
@@ -51,6 +53,14 @@ S = TypeVar("S", bound=PistachioScreen)
 #: A server can send thousands of progress events a second; more redraws than this only cost CPU
 #: (and a busy loop never idles long enough for Textual to repaint at all).
 PROGRESS_PER_SECOND = 20
+
+#: The folder settings the app asks for: the question, the check of a typed path, the name in messages.
+FOLDERS: dict[str, tuple[str, Callable[[str], Path], str]] = {
+    "comfy_dir": ("The server's ComfyUI folder on this machine (models are downloaded into its models folder):",
+                  comfy_folder, "ComfyUI folder"),
+    "diffusion_pipe_dir": ("The diffusion-pipe checkout on this machine (the folder with train.py):",
+                           diffusion_pipe_folder, "diffusion-pipe folder"),
+}
 
 #: How long a toast stays, by severity.
 TOAST_SECONDS: dict[str, float] = {"information": 3.0, "warning": 6.0, "error": 10.0}
@@ -356,27 +366,28 @@ class PistachioApp(App):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(tuple(screen_class(mode) for mode in SCREEN_CLASSES)))
 
-    def action_set_comfy_dir(self, problem: str = "", typed: str | None = None) -> None:
-        """Ask for the ComfyUI folder on this machine (models are downloaded into it) and save it."""
+    def action_set_folder(self, key: str, problem: str = "", typed: str | None = None) -> None:
+        """Ask for the folder the setting ``key`` names (one of ``FOLDERS``), check it and save it."""
         from pistachio_tui.ui.dialogs import AskScreen
 
-        current = typed if typed is not None else str(self.settings.comfy_dir or "")
-        question = "The server's ComfyUI folder on this machine (models are downloaded into its models folder):"
+        question, _, _ = FOLDERS[key]
+        current = typed if typed is not None else str(getattr(self.settings, key) or "")
         # The question is markup; the problem quotes the typed path, which may hold brackets.
         self.push_screen(AskScreen(f"[b]{esc(problem)}[/b]\n{question}" if problem else question, current),
-                         self._set_comfy_dir)
+                         partial(self._set_folder, key))
 
-    def _set_comfy_dir(self, typed: str | None) -> None:
+    def _set_folder(self, key: str, typed: str | None) -> None:
         if typed is None:
             return
+        _, check, name = FOLDERS[key]
         try:
-            folder = comfy_folder(typed)
+            folder = check(typed)
         except ConfigError as exc:
-            self.action_set_comfy_dir(str(exc), typed)
+            self.action_set_folder(key, str(exc), typed)
             return
-        self.settings.comfy_dir = folder
+        setattr(self.settings, key, folder)
         if self.save():
-            self.notify(f"ComfyUI folder: {folder} (saved in the settings)")
+            self.notify(f"{name}: {folder} (saved in the settings)")
 
     def action_interrupt(self) -> None:
         session = self.manager.active

@@ -49,8 +49,10 @@ class PistachioCommands(Provider):
              "g on Workflows"),
             ("Open a workflow by path", partial(app.on_screen, WorkflowsScreen, WorkflowsScreen.action_open_path),
              "o on Workflows"),
-            ("Set the ComfyUI folder", app.action_set_comfy_dir,
+            ("Set the ComfyUI folder", partial(app.action_set_folder, "comfy_dir"),
              "on this machine: where Fix downloads models and Training promotes LoRAs"),
+            ("Set the diffusion-pipe folder", partial(app.action_set_folder, "diffusion_pipe_dir"),
+             "the checkout Training starts and resumes runs with"),
             ("Help: all keys", app.action_help, "?"),
         ]
         found += self._view_commands()

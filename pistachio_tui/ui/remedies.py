@@ -10,8 +10,9 @@ from pathlib import Path
 
 from pistachio_tui.remedies import Need
 
-#: How the TUI sets the ComfyUI folder: the palette command, there on every screen.
+#: How the TUI sets the ComfyUI and diffusion-pipe folders: palette commands, there on every screen.
 SET_COMFY_DIR = 'ctrl+p, "Set the ComfyUI folder"'
+SET_DIFFUSION_PIPE_DIR = 'ctrl+p, "Set the diffusion-pipe folder"'
 
 
 def ui_remedy(need: Need, settings_path: Path | None) -> str:
@@ -22,5 +23,6 @@ def ui_remedy(need: Need, settings_path: Path | None) -> str:
                         f"comfy_dir in {where}), then press s to fix again",
         Need.MODEL_CHOICE: "press s to fix again and pick a source for each model when asked",
         Need.NODE_LIST: "add a ComfyUI server that answers on Servers (1)",
-        Need.DIFFUSION_PIPE: "set DIFFUSION_PIPE_DIR to the diffusion-pipe folder before starting Pistachio",
+        Need.DIFFUSION_PIPE: f"set the diffusion-pipe folder ({SET_DIFFUSION_PIPE_DIR}; it is kept as "
+                             f"diffusion_pipe_dir in {where}), then press R again",
     }[need]

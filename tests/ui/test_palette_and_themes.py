@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pistachio_tui.config import config_dir, load_settings
 from pistachio_tui.ui.themes import bundled_themes_dir, discover_themes
 
@@ -57,13 +59,15 @@ async def test_palette_offers_the_hosted_views_actions(tmp_path):
         assert app.focused is not None and app.focused.id == "train-path"
 
 
-async def test_the_palette_command_the_remedies_name_opens_the_comfy_folder_question(tmp_path):
+@pytest.mark.parametrize(("remedy", "asked"), [("SET_COMFY_DIR", "ComfyUI folder on this machine"),
+                                              ("SET_DIFFUSION_PIPE_DIR", "the folder with train.py")])
+async def test_the_palette_commands_the_remedies_name_ask_for_their_folder(tmp_path, remedy, asked):
+    from pistachio_tui.ui import remedies
     from pistachio_tui.ui.dialogs import AskScreen
-    from pistachio_tui.ui.remedies import SET_COMFY_DIR
 
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         # The remedy says: ctrl+p, "<the command>".
-        await run_palette(pilot, SET_COMFY_DIR.split('"')[1])
+        await run_palette(pilot, getattr(remedies, remedy).split('"')[1])
         assert isinstance(app.screen, AskScreen)
-        assert "ComfyUI folder on this machine" in app.screen.question
+        assert asked in app.screen.question

@@ -31,7 +31,7 @@ async def test_the_comfy_folder_is_set_from_the_app_asked_again_when_wrong_and_s
     (comfy / "models").mkdir(parents=True)
     app = PistachioApp(load_settings(path))
     async with app.run_test(size=(80, 24)) as pilot:
-        app.action_set_comfy_dir()
+        app.action_set_folder("comfy_dir")
         await pilot.pause()
         assert isinstance(app.screen, AskScreen)
         app.screen.query_one(Input).value = str(comfy.parent / "[b]odd")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
+from textual.widgets import Static
 
 from pistachio_tui.config import Settings
 from pistachio_tui.training.synth import write_run
@@ -255,3 +257,25 @@ async def test_caption_review_screen_edits_in_place(tmp_path):
         await until(pilot, lambda: "duplicate" not in screen_text(app), "the duplicate flag to clear")
         await pilot.press("escape")
         assert not isinstance(app.screen, CaptionsScreen)
+
+
+async def test_start_uses_the_diffusion_pipe_folder_set_in_the_app(tmp_path, monkeypatch):
+    # Brackets and a space: the command is shown as written, not read as markup.
+    dp = tmp_path / "[wan] tools" / "dp"
+    dp.mkdir(parents=True)
+    (dp / "train.py").write_text("")
+    monkeypatch.delenv("DIFFUSION_PIPE_DIR", raising=False)
+    prepared = tmp_path / "alice_lora"
+    prepared.mkdir()
+    (prepared / "4090_wan14b.toml").write_text(f'output_dir = "{prepared / "runs"}"\nepochs = 3\n'
+                                               '[model]\ntype = "wan"\n')
+    app = ViewApp(lambda: TrainingView(Settings(diffusion_pipe_dir=dp), run=prepared, poll_interval=0.05,
+                                       gpu="4090"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        view = app.query_one(TrainingView)
+        await until(pilot, lambda: view.watcher is not None, "the prepare folder to open")
+        await pilot.press("R")
+        assert isinstance(app.screen, YesNo)
+        shown = str(app.screen.query_one(".dialog-text", Static).render())
+        assert shown.startswith(f"cd {shlex.quote(str(dp))} && ")
+        await pilot.press("n")

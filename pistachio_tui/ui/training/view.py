@@ -362,13 +362,13 @@ class TrainingView(Vertical):
         card, count = gpu if gpu else (None, 1)
         run_dir = self.watcher.paths.run_dir if self.watcher else None
         if run_dir is not None and (run_dir / "latest").is_file():
-            return plan_resume(run_dir, gpu=card, num_gpus=count)
+            return plan_resume(run_dir, gpu=card, num_gpus=count, diffusion_pipe=self.settings.diffusion_pipe_dir)
         folder = Path(self.query_one("#train-path", Input).value.strip() or ".").expanduser()
         configs = [c for c in sorted(folder.glob("*.toml")) if read_main_toml(c) is not None] if folder.is_dir() else []
         if not configs:
             raise LaunchProblem("open a prepare folder (with its main TOML) to start, or a run with a resume "
                                 "state (global_stepN) to resume")
-        return plan_launch(configs[0], gpu=card, num_gpus=count)
+        return plan_launch(configs[0], gpu=card, num_gpus=count, diffusion_pipe=self.settings.diffusion_pipe_dir)
 
     def action_launch(self) -> None:
         try:
@@ -390,7 +390,7 @@ class TrainingView(Vertical):
             self.status.show(f"{verb}ed in the background (pid {pid}); console: {plan.log_path}", "ok")
             self.open_path(plan.run_dir or plan.config.parent)
 
-        self.app.push_screen(YesNo(f"{verb} training?", f"{plan.shell_command}\n\nconsole → {plan.log_path}"),
+        self.app.push_screen(YesNo(f"{verb} training?", esc(f"{plan.shell_command}\n\nconsole → {plan.log_path}")),
                              answer)
 
     def action_captions(self) -> None:
