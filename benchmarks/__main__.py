@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -55,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     figures: list[Figure] = []
     failed = []
     for script in scripts:
+        # What the script before wrote (a 1 GiB log, 200 MB downloads) is flushed first: the kernel's
+        # writeback would otherwise take CPU from this script's figures.
+        os.sync()
         print(f"running {script.stem} ...", end="", file=sys.stderr, flush=True)
         cmd = [sys.executable, "-m", f"benchmarks.{script.stem}", "--json"] + (["--quick"] if args.quick else [])
         start = time.perf_counter()

@@ -29,7 +29,7 @@ from pathlib import Path
 from benchmarks.common import Figure, bench_main, serve_forever
 
 TRACE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "comfyui-0.8.0"
-RUNS = 5
+RUNS = 9
 
 
 @dataclass

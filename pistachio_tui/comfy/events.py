@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -119,9 +119,11 @@ class ProgressState:
                 continue
         return nodes
 
-    def finished_nodes(self) -> list[str]:
-        """The ids of the nodes it reports finished."""
-        return [node_id for node_id, entry in self.entries.items() if entry.get("state") == "finished"]
+    def finished_nodes(self, known: Collection[str] = ()) -> list[str]:
+        """The ids of the nodes it reports finished, but for those in ``known``."""
+        # ``known`` first: a sampler's every step names the nodes finished long ago again.
+        return [node_id for node_id, entry in self.entries.items()
+                if node_id not in known and entry.get("state") == "finished"]
 
 
 @dataclass(slots=True)

@@ -196,7 +196,8 @@ class _Tracked:
 
     def update_fraction(self) -> None:
         state = self.state
-        totals = self.totals()
+        # Read straight when cached (a _Totals, a 4-tuple, is never falsy): this runs for every step.
+        totals = self._totals or self.totals()
         if not totals.weight:
             value = 1.0 if state.status != "queued" else 0.0
         else:
@@ -213,7 +214,7 @@ class _Tracked:
         state = self.state
         current = state.current_node
         left = max(0, state.max - state.value) if current is not None and current not in self.done else 0
-        totals = self.totals()
+        totals = self._totals or self.totals()
         later = totals.remaining_steps - (self.steps.get(current, 0) if current in totals.remaining else 0)
         return left + later
 
@@ -436,8 +437,7 @@ class PromptTracker:
     @staticmethod
     def _on_progress_state(tracked: _Tracked, event: ProgressState) -> bool:
         """Mark the nodes it reports finished; whether any was not known to be."""
-        done = tracked.done
-        new = [node_id for node_id in event.finished_nodes() if node_id not in done]
+        new = event.finished_nodes(tracked.done)
         for node_id in new:
             tracked.mark_done(node_id)
         # A sampler sends one with every step, mostly repeating what is known: no one needs to
