@@ -6,13 +6,17 @@ import asyncio
 import json
 import socket
 import struct
+import time
+from collections.abc import Awaitable, Callable
 
 import pytest
 
+import pistachio_tui.comfy.stream as stream_module
 from pistachio_tui.comfy.client import ComfyClient
 from pistachio_tui.comfy.events import (
     Connected,
     Disconnected,
+    Event,
     PreviewImage,
     Progress,
     Resynced,
@@ -189,15 +193,30 @@ def test_backoff_grows_caps_and_jitters():
     assert Backoff(jitter=0).delay(100) == 10
 
 
+STEPS = 2000
+
+
+async def read_a_backlog_slowly(server_factory, beside: Callable[[], Awaitable[None]], read: list[Event]) -> None:
+    """Serve ``STEPS`` progress frames at once and read them into ``read``, 0.2 ms of work per
+    event, while ``beside`` runs as another task."""
+    frames = [trace_messages("cached")[0]] + [
+        json.dumps({"type": "progress", "data": {"value": i, "max": STEPS, "prompt_id": "p", "node": "2"}})
+        for i in range(1, STEPS + 1)]
+    server = await server_factory([frames])
+    async with ComfyClient(server.url) as client:
+        stream = EventStream(client, backoff=FAST)
+        other = None
+        async for event in stream:
+            other = other or asyncio.create_task(beside())
+            time.sleep(0.0002)  # a consumer doing real work per event
+            read.append(event)
+            if isinstance(event, Progress) and event.value == STEPS:
+                await stream.close()
+        other.cancel()
+
+
 async def test_a_backlog_of_frames_does_not_starve_other_tasks(server_factory):
     """Buffered frames come back from recv() without a suspension; the stream must still share the loop."""
-    import time
-
-    steps = 2000
-    frames = [trace_messages("cached")[0]] + [
-        json.dumps({"type": "progress", "data": {"value": i, "max": steps, "prompt_id": "p", "node": "2"}})
-        for i in range(1, steps + 1)]
-    server = await server_factory([frames])
     turns = 0
 
     async def other_task() -> None:
@@ -206,15 +225,7 @@ async def test_a_backlog_of_frames_does_not_starve_other_tasks(server_factory):
             await asyncio.sleep(0)
             turns += 1
 
-    async with ComfyClient(server.url) as client:
-        stream = EventStream(client, backoff=FAST)
-        other = None
-        async for event in stream:
-            other = other or asyncio.create_task(other_task())
-            time.sleep(0.0002)  # a consumer doing real work per event
-            if isinstance(event, Progress) and event.value == steps:
-                await stream.close()
-        other.cancel()
+    await read_a_backlog_slowly(server_factory, other_task, [])
     # 2000 events at 0.2 ms each is 0.4 s of reading: the UI must get a turn every few ms of it.
     assert turns >= 20
 
@@ -222,44 +233,27 @@ async def test_a_backlog_of_frames_does_not_starve_other_tasks(server_factory):
 async def test_work_another_task_spreads_over_several_loop_turns_is_not_cut_by_a_slice_at_each(server_factory):
     """The UI's work spans several turns of the loop (a key press, its action, the redraw). After a slice
     the stream gives way until the loop is idle: a bare ``sleep(0)`` let one step through per slice."""
-    import time
-
-    steps, hops = 2000, 10
-    frames = [trace_messages("cached")[0]] + [
-        json.dumps({"type": "progress", "data": {"value": i, "max": steps, "prompt_id": "p", "node": "2"}})
-        for i in range(1, steps + 1)]
-    server = await server_factory([frames])
-    read = 0
+    hops = 10
+    read: list[Event] = []
     # Events the stream read while each chain ran: one slice's worth at most, not one per hop.
     read_during: list[int] = []
 
     async def chains() -> None:
         while True:
             await asyncio.sleep(0.02)
-            first = read
+            first = len(read)
             for _ in range(hops):
                 time.sleep(0.0001)
                 await asyncio.sleep(0)
-            read_during.append(read - first)
+            read_during.append(len(read) - first)
 
-    async with ComfyClient(server.url) as client:
-        stream = EventStream(client, backoff=FAST)
-        other = None
-        async for event in stream:
-            other = other or asyncio.create_task(chains())
-            time.sleep(0.0002)  # a consumer doing real work per event
-            read += 1
-            if isinstance(event, Progress) and event.value == steps:
-                await stream.close()
-        other.cancel()
+    await read_a_backlog_slowly(server_factory, chains, read)
     # A slice is 5 ms, 25 events at 0.2 ms each; cut at each hop, a chain would see about 250.
     assert len(read_during) >= 5
     assert max(read_during) <= 60, read_during
 
 
 async def test_giving_way_on_an_idle_loop_takes_one_turn(monkeypatch):
-    import pistachio_tui.comfy.stream as stream_module
-
     turns = 0
     real_sleep = asyncio.sleep
 
@@ -279,10 +273,6 @@ async def test_giving_way_on_an_idle_loop_takes_one_turn(monkeypatch):
 
 
 async def test_giving_way_lasts_while_another_task_keeps_the_loop_busy(monkeypatch):
-    import time
-
-    import pistachio_tui.comfy.stream as stream_module
-
     # Out of the way: on a busy machine one preempted turn can outlast the real one.
     monkeypatch.setattr(stream_module, "_GIVE_WAY_S", 10.0)
     hops_done = 0

@@ -54,15 +54,21 @@ def test_no_rate_until_a_full_window_of_progress():
     assert state.eta_s == pytest.approx((18 + 10) / 10)
 
 
-def test_a_burst_of_buffered_frames_does_not_make_a_huge_rate():
-    tracker, clock = started()
+def steps_then_a_burst(tracker, clock):
+    """Twelve steps at 10 it/s; then a proxy that held ten steps (1 s of work) delivers them at
+    once after a 3 s stall. The state after the burst's last step."""
     for step in range(1, 13):
         clock.now += 0.1
         tracker.feed(Progress("p", "2", step, 30))
-    # A proxy held 10 steps (1 s of work) and delivers them at once after a 3 s stall.
     clock.now += 3.0
     for step in range(13, 23):
         state = tracker.feed(Progress("p", "2", step, 30))
+    return state
+
+
+def test_a_burst_of_buffered_frames_does_not_make_a_huge_rate():
+    tracker, clock = started()
+    state = steps_then_a_burst(tracker, clock)
     assert state.it_per_s < 10
     assert state.it_per_s > 1
 
@@ -111,12 +117,7 @@ def test_a_flood_of_steps_keeps_few_samples_and_the_right_rate():
 
 def test_a_burst_after_a_stall_is_a_base_of_its_own():
     tracker, clock = started()
-    for step in range(1, 13):
-        clock.now += 0.1
-        tracker.feed(Progress("p", "2", step, 30))
-    clock.now += 3.0
-    for step in range(13, 23):  # ten buffered steps arrive at once
-        tracker.feed(Progress("p", "2", step, 30))
+    steps_then_a_burst(tracker, clock)
     clock.now += 1.0
     state = tracker.feed(Progress("p", "2", 23, 30))
     # Measured from the burst's last step, not its first: one step in the last second.

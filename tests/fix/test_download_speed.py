@@ -33,6 +33,15 @@ def parallel(monkeypatch):
     monkeypatch.setattr(ranges, "SPLIT_IF_LONGER_S", 0)
 
 
+@pytest.fixture(params=["one-connection", "ranges"])
+def either_way(request, files, monkeypatch):
+    """The big file comes over one connection (the server ignores ``Range``), or over several."""
+    if request.param == "ranges":
+        monkeypatch.setattr(ranges, "PARALLEL_MIN", 1_000_000)
+    else:
+        files.ignore_range = True
+
+
 def spans_asked(files) -> list[str]:
     return sorted(r.get("Range", "") for r in files.requests)
 
@@ -83,13 +92,8 @@ async def test_a_finished_parallel_download_saves_its_record_only_before_it_star
     assert saved == [json.dumps([0] * 8)]
 
 
-@pytest.mark.parametrize("split", [False, True], ids=["one-connection", "ranges"])
-async def test_the_hash_runs_while_the_file_is_written(files, tmp_path, monkeypatch, split):
+async def test_the_hash_runs_while_the_file_is_written(files, tmp_path, monkeypatch, either_way):
     """Two threads: the sha256 of a batch and its write take the time of the slower, not of both."""
-    if split:
-        monkeypatch.setattr(ranges, "PARALLEL_MIN", 1_000_000)
-    else:
-        files.ignore_range = True
     spans: dict[str, list[tuple[float, float]]] = {"hash": [], "write": []}
 
     def timed(kind, real):
@@ -114,12 +118,7 @@ async def test_a_smaller_file_uses_fewer_connections(files, tmp_path, parallel):
     assert len(files.requests) == 4
 
 
-@pytest.mark.parametrize("split", [False, True], ids=["one-connection", "ranges"])
-async def test_progress_is_told_a_few_times_a_second_and_at_the_end(files, tmp_path, monkeypatch, split):
-    if split:
-        monkeypatch.setattr(ranges, "PARALLEL_MIN", 1_000_000)
-    else:
-        files.ignore_range = True
+async def test_progress_is_told_a_few_times_a_second_and_at_the_end(files, tmp_path, either_way):
     seen = []
     began = time.monotonic()
     await download(f"{files.url}/model.safetensors", tmp_path / "model.safetensors", progress=seen.append)

@@ -67,15 +67,23 @@ async def test_pods_screen_and_dashboard_share_one_monitor(fake_runpod, tmp_path
     assert monitor.client._http.is_closed, "the app closes the shared client when it quits"
 
 
+async def focused_pods_table(pilot):
+    """Go to Pods, wait for the fake account's three pods, focus their table."""
+    from pistachio_tui.ui.widgets.filter_table import FilterTable
+
+    await pilot.press("7")
+    table = pilot.app.screen.query_one("#pods-table", FilterTable)
+    await until(pilot, lambda: table.row_count == 3)
+    table.focus()
+    return table
+
+
 async def test_slash_filters_the_pods_sorts_and_escape_clears(fake_runpod, tmp_path):
-    from pistachio_tui.ui.widgets.filter_table import FilterInput, FilterTable
+    from pistachio_tui.ui.widgets.filter_table import FilterInput
 
     app = make_app(tmp_path)
     async with app.run_test(size=(120, 30)) as pilot:
-        await pilot.press("7")
-        table = app.screen.query_one("#pods-table", FilterTable)
-        await until(pilot, lambda: table.row_count == 3)
-        table.focus()
+        table = await focused_pods_table(pilot)
         await pilot.press("slash", *"a40")
         assert isinstance(app.focused, FilterInput)
         await until(pilot, lambda: table.shown_keys == ["ghi789rst"])
@@ -96,14 +104,10 @@ async def test_slash_filters_the_pods_sorts_and_escape_clears(fake_runpod, tmp_p
 
 async def test_stop_asks_first_and_no_keeps_the_pod_running(fake_runpod, tmp_path):
     from pistachio_tui.ui.dialogs import YesNo
-    from pistachio_tui.ui.widgets.filter_table import FilterTable
 
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("7")
-        table = app.screen.query_one("#pods-table", FilterTable)
-        await until(pilot, lambda: table.row_count == 3)
-        table.focus()
+        table = await focused_pods_table(pilot)
         table.move_cursor(row=table.shown_keys.index("abc123xyz"))
         await pilot.press("x")
         await until(pilot, lambda: isinstance(app.screen, YesNo))

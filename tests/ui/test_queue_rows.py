@@ -38,6 +38,12 @@ async def queue_two(pilot, sim, tmp_path, *, fail_second: bool):
     return history
 
 
+def ok_and_failed(session) -> tuple[str, str]:
+    """The ids of the prompt that succeeded and of the one that failed (``queue_two(fail_second=True)``)."""
+    outcomes = {e.outcome: k for k, e in session.history.items()}
+    return outcomes["success"], outcomes["error"]
+
+
 async def test_rows_name_the_workflow_prompt_and_seed_and_show_a_thumbnail(sim, tmp_path):
     app = make_app(tmp_path, ("sim", sim.url))
     async with app.run_test(size=(140, 40)) as pilot:
@@ -61,8 +67,7 @@ async def test_a_prompt_without_outputs_shows_no_previous_image(sim, tmp_path):
         await until(pilot, lambda: app.manager.active.state == CONNECTED)
         history = await queue_two(pilot, sim, tmp_path, fail_second=True)
         session = app.manager.active
-        ok = next(k for k, e in session.history.items() if e.outcome == "success")
-        failed = next(k for k, e in session.history.items() if e.outcome == "error")
+        ok, failed = ok_and_failed(session)
         history.focus()
         history.move_cursor(row=history.shown_keys.index(ok))
         await pilot.press("v")
@@ -107,8 +112,7 @@ async def test_rows_carry_a_colour_swatch_of_their_first_image(sim, tmp_path):
         await until(pilot, lambda: app.manager.active.state == CONNECTED)
         history = await queue_two(pilot, sim, tmp_path, fail_second=True)
         session = app.manager.active
-        ok = next(k for k, e in session.history.items() if e.outcome == "success")
-        failed = next(k for k, e in session.history.items() if e.outcome == "error")
+        ok, failed = ok_and_failed(session)
 
         def out_cell(key: str) -> Text:
             return history.get_row(key)[-1]
