@@ -242,15 +242,28 @@ def _typed_folder(typed: str) -> Path:
     return path
 
 
+#: How to get diffusion-pipe, for the messages that find none.
+DIFFUSION_PIPE_CLONE = "git clone --recurse-submodules https://github.com/tdrussell/diffusion-pipe"
+
+
+def is_diffusion_pipe_checkout(folder: Path) -> bool:
+    """Whether ``folder`` is a diffusion-pipe checkout: it holds the trainer, ``train.py``."""
+    return (folder / "train.py").is_file()
+
+
+def is_comfy_folder(folder: Path) -> bool:
+    """Whether ``folder`` looks like the folder ComfyUI runs from: it holds ``models/``."""
+    return (folder / "models").is_dir()
+
+
 def diffusion_pipe_folder(typed: str) -> Path:
     """The diffusion-pipe checkout a person typed (``~`` expanded): a folder with ``train.py``.
 
     Raises ``ConfigError`` saying what it is not.
     """
     path = _typed_folder(typed)
-    if not (path / "train.py").is_file():
-        raise ConfigError(f"{path} has no train.py: give the diffusion-pipe checkout (git clone "
-                          "--recurse-submodules https://github.com/tdrussell/diffusion-pipe).")
+    if not is_diffusion_pipe_checkout(path):
+        raise ConfigError(f"{path} has no train.py: give the diffusion-pipe checkout ({DIFFUSION_PIPE_CLONE}).")
     return path
 
 
@@ -260,7 +273,7 @@ def comfy_folder(typed: str) -> Path:
     Raises ``ConfigError`` saying which it is not.
     """
     path = _typed_folder(typed)
-    if not (path / "models").is_dir():
+    if not is_comfy_folder(path):
         raise ConfigError(f"{path} has no models folder: give the folder ComfyUI runs from (the one with main.py).")
     return path
 

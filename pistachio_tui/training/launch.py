@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pistachio_tui.config import env_override
+from pistachio_tui.config import DIFFUSION_PIPE_CLONE, env_override, is_diffusion_pipe_checkout
 from pistachio_tui.remedies import Need
 from pistachio_tui.training.errors import TrainingError
 from pistachio_tui.training.presets import GpuPreset
@@ -78,11 +78,10 @@ def find_diffusion_pipe(explicit: Path | None = None) -> Path:
         options.append(Path(override))
     options += [Path(p).expanduser() for p in _CANDIDATE_DIRS]
     for folder in options:
-        if folder is not None and (folder / "train.py").is_file():
+        if folder is not None and is_diffusion_pipe_checkout(folder):
             return folder.resolve()
     raise LaunchProblem("no diffusion-pipe checkout found (a folder with train.py) in the usual places; get it "
-                        "with: git clone --recurse-submodules https://github.com/tdrussell/diffusion-pipe",
-                        needs=Need.DIFFUSION_PIPE)
+                        f"with: {DIFFUSION_PIPE_CLONE}", needs=Need.DIFFUSION_PIPE)
 
 
 def _env(gpu: GpuPreset | None) -> dict[str, str]:

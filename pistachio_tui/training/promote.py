@@ -23,6 +23,7 @@ from pathlib import Path
 import toml
 
 from pistachio_tui import format as fmt
+from pistachio_tui.config import is_comfy_folder
 from pistachio_tui.safefiles import temp_beside
 from pistachio_tui.training.checkpoints import ADAPTER_FILE, SafetensorsProblem, check_safetensors
 from pistachio_tui.training.dataset import PREP_METADATA
@@ -100,7 +101,7 @@ def promote(run_dir: Path, checkpoint: str | int, comfy_dir: Path, *, name: str 
         saved = sorted(p.name for p in run_dir.iterdir() if p.is_dir() and _CHECKPOINT.fullmatch(p.name))
         raise CheckpointUnusable(f"Cannot promote {folder} of {run_dir.name}: {exc}. Pick another save"
                                  + (f" ({', '.join(saved[-6:])})" if saved else "") + ".") from None
-    if not (comfy_dir / "models").is_dir():
+    if not is_comfy_folder(comfy_dir):
         raise PromoteRefused(f"{comfy_dir} does not look like a ComfyUI folder (no models/ inside) — "
                              "give the folder that contains main.py and models/")
     loras = comfy_dir / "models" / "loras"
